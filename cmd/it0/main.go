@@ -1,0 +1,79 @@
+// Command it0 is the IT0 binary: the server, its CLI clients and its operator tools.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "it0:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError marks a command-line mistake; it exits 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitWithCode carries a specific exit status (for example `audit verify` on a broken chain).
+type exitWithCode struct {
+	code int
+	err  error
+}
+
+func (e exitWithCode) Error() string { return e.err.Error() }
+func (e exitWithCode) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	switch e := err.(type) {
+	case usageError:
+		return 2
+	case exitWithCode:
+		return e.code
+	}
+	return 1
+}
+
+const usage = `usage: it0 <command> [flags]
+
+commands:
+  serve          run the IT0 server (all modules on embedded defaults)
+  migrate        apply database migrations and exit
+  audit verify   check the audit log's hash chain
+  guard check    classify a shell command (L0-L3)
+  hook pre-tool-use   Claude Code PreToolUse hook
+  version        print the version`
+
+// run is the whole program; tests call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{usage}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "it0", version)
+		return nil
+	case "guard":
+		return runGuard(ctx, rest, stdout, stderr)
+	case "hook":
+		return runHook(ctx, rest, getenv, stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q\n%s", cmd, usage)}
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
