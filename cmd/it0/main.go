@@ -49,7 +49,8 @@ const usage = `usage: it0 <command> [flags]
 commands:
   serve          run the IT0 server (all modules on embedded defaults)
   migrate        apply database migrations and exit
-  audit verify   check the audit log's hash chain
+  audit verify   check the audit log's hash chain (exit 3 and the first bad row when broken)
+  audit export   write a tenant's audit log as JSON Lines
   guard check    classify a shell command (L0-L3)
   hook pre-tool-use   Claude Code PreToolUse hook
   version        print the version`
@@ -64,6 +65,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "it0", version)
 		return nil
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, getenv, stdout, stderr)
 	case "guard":
 		return runGuard(ctx, rest, stdout, stderr)
 	case "hook":

@@ -194,7 +194,7 @@ func withActorID(a audit.Actor, typ, id string) audit.Actor {
 func rateLimited(wait time.Duration) error {
 	secs := int(wait.Seconds()) + 1
 	return &errs.Error{Code: errs.RateLimited, Message: "too many login attempts",
-		Hint: fmt.Sprintf("try again in %d seconds", secs)}
+		Hint: fmt.Sprintf("try again in %d seconds", secs), RetryAfter: time.Duration(secs) * time.Second}
 }
 
 // Authenticate resolves a bearer credential (a JWT or an API key) to a principal, and refuses it when the

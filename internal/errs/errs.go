@@ -5,6 +5,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an application error. Callers branch on it with errors.As or CodeOf.
@@ -30,6 +31,8 @@ type Error struct {
 	Message string
 	Hint    string
 	Field   string // the request field at fault, when there is one
+	// RetryAfter, for RateLimited, says when to try again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -1,0 +1,155 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/httpapi"
+	"github.com/it0/it0/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Module names.
+const (
+	Store = "store"
+	Audit = "audit"
+	Auth  = "auth"
+	API   = "api"
+	All   = "all"
+)
+
+// App is one IT0 process: the modules its target runs and what they built.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	stderr   io.Writer
+	mgr      *Manager
+	registry *prometheus.Registry
+
+	Store *store.DB
+	Audit *audit.Log
+	Auth  *auth.Service
+	API   *httpapi.Server
+
+	listener net.Listener
+	// Addr is the address the API listens on, once started.
+	Addr string
+	// Version is reported by /healthz and the OpenAPI document.
+	Version string
+}
+
+// New builds the module graph for cfg. Nothing starts until Run.
+func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
+	a := &App{cfg: cfg, log: log, stderr: stderr, mgr: NewManager(), registry: prometheus.NewRegistry()}
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.mgr.Register(Store, a.initStore)
+	a.mgr.Register(Audit, a.initAudit, Store)
+	a.mgr.Register(Auth, a.initAuth, Store, Audit)
+	a.mgr.Register(API, a.initAPI, Auth, Audit)
+	a.mgr.Register(All, nil, API)
+	return a
+}
+
+// ListTargets writes every module with its dependencies.
+func (a *App) ListTargets(w io.Writer) {
+	for _, n := range a.mgr.Names() {
+		fmt.Fprintf(w, "%s\n", n)
+		for _, d := range a.mgr.Deps(n) {
+			fmt.Fprintf(w, "  ↳ %s\n", d)
+		}
+	}
+}
+
+// Start starts the target's modules and returns a func that stops them.
+func (a *App) Start(ctx context.Context) (func(context.Context) error, error) {
+	return a.mgr.Start(ctx, strings.Split(a.cfg.Target, ","))
+}
+
+// Run starts the modules and serves until ctx ends, then shuts down gracefully.
+func (a *App) Run(ctx context.Context) error {
+	stop, err := a.Start(ctx)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	a.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	return stop(sctx)
+}
+
+func (a *App) initStore(ctx context.Context) (func(context.Context) error, error) {
+	db, err := store.Open(ctx, store.Config{DataDir: a.cfg.DataDir, DatabaseURL: a.cfg.DatabaseURL, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.MigrateAll(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.Store = db
+	return func(context.Context) error { return db.Close() }, nil
+}
+
+func (a *App) initAudit(context.Context) (func(context.Context) error, error) {
+	l, err := audit.New(a.Store, []byte(a.cfg.AuditKey), nil)
+	if err != nil {
+		return nil, err
+	}
+	a.Audit = l
+	return nil, nil
+}
+
+func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error) {
+	svc, err := auth.New(auth.Config{JWTSecret: []byte(a.cfg.JWTSecret), TokenTTL: a.cfg.TokenTTL}, a.Store, a.Audit)
+	if err != nil {
+		return nil, err
+	}
+	a.Auth = svc
+	res, err := svc.Bootstrap(ctx, a.cfg.BootstrapEmail, a.cfg.BootstrapPass)
+	if err != nil {
+		return nil, err
+	}
+	if res.Created {
+		a.log.Info("created default tenant and admin", slog.String("tenant_id", res.Tenant.ID), slog.String("email", res.Admin.Email))
+		if res.GeneratedPassword != "" {
+			// Printed once, to the terminal only, never to the log: the log may be shipped elsewhere.
+			fmt.Fprintf(a.stderr, "\n  IT0 admin created: %s\n  password (shown once): %s\n  set IT0_BOOTSTRAP_ADMIN_PASSWORD to choose it yourself\n\n",
+				res.Admin.Email, res.GeneratedPassword)
+		}
+	}
+	return nil, nil
+}
+
+func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Registry: a.registry, Logger: a.log,
+		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Ready: map[string]httpapi.Pinger{"database": a.Store}})
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	a.listener = ln
+	a.Addr = ln.Addr().String()
+	srv := &http.Server{Handler: a.API.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	a.log.Info("listening", slog.String("addr", a.Addr), slog.String("storage", string(a.Store.Dialect())))
+	return func(ctx context.Context) error {
+		err := srv.Shutdown(ctx)
+		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		return err
+	}, nil
+}

@@ -1,0 +1,142 @@
+// Package app wires IT0's modules into one process: configuration, the module graph, and -target.
+package app
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Config is the whole server's configuration. Flags beat IT0_* environment variables beat defaults.
+type Config struct {
+	Addr           string
+	DataDir        string
+	DatabaseURL    string
+	Target         string
+	LogLevel       string
+	LogFormat      string
+	TokenTTL       time.Duration
+	PublicURL      string
+	TrustProxy     bool
+	BootstrapEmail string
+	BootstrapPass  string
+
+	// Secrets. In embedded mode (SQLite, no IT0_DATABASE_URL) any that are unset are generated once and kept
+	// in <data-dir>/secrets.json (mode 0600), so `it0 serve` works with zero configuration; with PostgreSQL
+	// they must be set, because replicas must share them.
+	JWTSecret      string
+	AuditKey       string
+	VaultMasterKey string
+	VaultPrevKeys  string
+}
+
+// RegisterFlags declares every flag on fs with defaults taken from getenv.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
+	env := func(name, def string) string { return cmp.Or(getenv(name), def) }
+	fs.StringVar(&c.Addr, "addr", env("IT0_ADDR", "127.0.0.1:8000"), "listen address (IT0_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", env("IT0_DATA_DIR", "./it0-data"), "directory for embedded SQLite data (IT0_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", getenv("IT0_DATABASE_URL"), "PostgreSQL URL; empty = embedded SQLite (IT0_DATABASE_URL)")
+	fs.StringVar(&c.Target, "target", env("IT0_TARGET", "all"), "comma-separated modules to run (IT0_TARGET); see -list-targets")
+	fs.StringVar(&c.LogLevel, "log-level", env("IT0_LOG_LEVEL", "info"), "debug, info, warn or error (IT0_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", env("IT0_LOG_FORMAT", "json"), "json or text (IT0_LOG_FORMAT)")
+	ttl, _ := time.ParseDuration(env("IT0_TOKEN_TTL", "1h"))
+	fs.DurationVar(&c.TokenTTL, "token-ttl", ttl, "access token lifetime (IT0_TOKEN_TTL)")
+	fs.StringVar(&c.PublicURL, "public-url", getenv("IT0_PUBLIC_URL"), "URL clients and providers reach IT0 at (IT0_PUBLIC_URL)")
+	tp, _ := strconv.ParseBool(getenv("IT0_TRUST_PROXY"))
+	fs.BoolVar(&c.TrustProxy, "trust-proxy", tp, "take the client address from X-Forwarded-For (IT0_TRUST_PROXY)")
+	c.BootstrapEmail = getenv("IT0_BOOTSTRAP_ADMIN_EMAIL")
+	c.BootstrapPass = getenv("IT0_BOOTSTRAP_ADMIN_PASSWORD")
+	c.JWTSecret = getenv("IT0_JWT_SECRET")
+	c.AuditKey = getenv("IT0_AUDIT_KEY")
+	c.VaultMasterKey = getenv("IT0_VAULT_MASTER_KEY")
+	c.VaultPrevKeys = getenv("IT0_VAULT_PREVIOUS_KEYS")
+}
+
+// Validate reports every configuration problem at once, each naming the setting and what it accepts.
+func (c *Config) Validate() error {
+	var list []error
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		list = append(list, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		list = append(list, fmt.Errorf("log-format %q: want json or text", c.LogFormat))
+	}
+	if c.TokenTTL < time.Minute || c.TokenTTL > 30*24*time.Hour {
+		list = append(list, fmt.Errorf("token-ttl %s: want 1m to 720h", c.TokenTTL))
+	}
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		list = append(list, errors.New("data-dir: must not be empty when no database-url is set"))
+	}
+	if c.DatabaseURL != "" {
+		for name, v := range map[string]string{"IT0_JWT_SECRET": c.JWTSecret, "IT0_AUDIT_KEY": c.AuditKey,
+			"IT0_VAULT_MASTER_KEY": c.VaultMasterKey} {
+			if v == "" {
+				list = append(list, fmt.Errorf("%s is required with IT0_DATABASE_URL (replicas must share it); generate one with: openssl rand -base64 32", name))
+			}
+		}
+	}
+	for name, v := range map[string]string{"IT0_JWT_SECRET": c.JWTSecret, "IT0_AUDIT_KEY": c.AuditKey} {
+		if v != "" && len(v) < 32 {
+			list = append(list, fmt.Errorf("%s must be at least 32 characters", name))
+		}
+	}
+	return errors.Join(list...)
+}
+
+// generatedSecrets is the embedded-mode secrets file.
+type generatedSecrets struct {
+	JWTSecret      string `json:"jwt_secret"`
+	AuditKey       string `json:"audit_key"`
+	VaultMasterKey string `json:"vault_master_key"`
+}
+
+// FillSecrets loads or creates <data-dir>/secrets.json for any secret that is unset, in embedded mode only.
+// It reports whether it generated new ones.
+func (c *Config) FillSecrets() (generated bool, err error) {
+	if c.DatabaseURL != "" || (c.JWTSecret != "" && c.AuditKey != "" && c.VaultMasterKey != "") {
+		return false, nil
+	}
+	path := filepath.Join(c.DataDir, "secrets.json")
+	var s generatedSecrets
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &s); err != nil {
+			return false, fmt.Errorf("read %s: %w", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		s = generatedSecrets{JWTSecret: randomKey(), AuditKey: randomKey(), VaultMasterKey: randomKey()}
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return false, err
+		}
+		b, _ := json.MarshalIndent(s, "", "  ")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return false, fmt.Errorf("write %s: %w", path, err)
+		}
+		generated = true
+	default:
+		return false, err
+	}
+	c.JWTSecret = cmp.Or(c.JWTSecret, s.JWTSecret)
+	c.AuditKey = cmp.Or(c.AuditKey, s.AuditKey)
+	c.VaultMasterKey = cmp.Or(c.VaultMasterKey, s.VaultMasterKey)
+	return generated, nil
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}

@@ -1,0 +1,65 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/it0/it0/internal/errs"
+)
+
+// statusOf is the one map from application error codes to HTTP statuses.
+var statusOf = map[errs.Code]int{
+	errs.Invalid:       http.StatusBadRequest,
+	errs.NotFound:      http.StatusNotFound,
+	errs.Conflict:      http.StatusConflict,
+	errs.Unauthorized:  http.StatusUnauthorized,
+	errs.Forbidden:     http.StatusForbidden,
+	errs.QuotaExceeded: http.StatusForbidden,
+	errs.RateLimited:   http.StatusTooManyRequests,
+	errs.TooLarge:      http.StatusRequestEntityTooLarge,
+	errs.Unavailable:   http.StatusServiceUnavailable,
+	errs.Internal:      http.StatusInternalServerError,
+}
+
+// errorBody is the JSON error shape of every endpoint.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
+	Field   string `json:"field,omitempty"`
+}
+
+// writeError answers with err's status and body. Errors that are not application errors are logged and
+// shown only as "internal error": their text may carry details (SQL, paths) a client must not see.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *errs.Error
+	if !errors.As(err, &e) {
+		s.log.ErrorContext(r.Context(), "request failed", slog.String("error", err.Error()),
+			slog.String("request_id", requestID(r.Context())))
+		e = &errs.Error{Code: errs.Internal, Message: "internal error",
+			Hint: "the server logged the cause under request id " + requestID(r.Context())}
+	}
+	status := statusOf[e.Code]
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
+	}
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: string(e.Code), Message: e.Message, Hint: e.Hint, Field: e.Field}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}

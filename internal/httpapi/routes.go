@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/it0/it0/internal/auth"
+)
+
+// route is one endpoint: what it answers, who may call it, and what it takes and returns (for OpenAPI).
+type route struct {
+	method, path string
+	summary      string
+	public       bool            // no credentials needed
+	perm         auth.Permission // needed on top of authentication; "" = any signed-in user
+	handler      func(http.ResponseWriter, *http.Request) error
+	req, resp    any // example values of the request and response bodies; nil for none
+	status       int // success status; default 200
+}
+
+// apiRoutes is the whole REST surface. Routes of a module that is not running here are left out.
+func (s *Server) apiRoutes() []route {
+	var rs []route
+	if s.Auth != nil {
+		rs = append(rs,
+			route{method: "POST", path: "/api/v1/auth/login", summary: "Sign in with email and password", public: true,
+				handler: s.login, req: loginRequest{}, resp: auth.Token{}},
+			route{method: "GET", path: "/api/v1/auth/me", summary: "The signed-in user, role and tenant",
+				handler: s.me, resp: meResponse{}},
+			route{method: "GET", path: "/api/v1/auth/tenant", summary: "The caller's tenant, plan and quotas",
+				handler: s.ownTenant, resp: auth.Tenant{}},
+			route{method: "POST", path: "/api/v1/auth/api-keys", summary: "Create an API key (shown once)", perm: auth.PermManageAPIKeys,
+				handler: s.createAPIKey, req: createAPIKeyRequest{}, resp: createAPIKeyResponse{}, status: http.StatusCreated},
+			route{method: "GET", path: "/api/v1/auth/api-keys", summary: "List API keys", perm: auth.PermManageAPIKeys,
+				handler: s.listAPIKeys, resp: listResponse[auth.APIKey]{}},
+			route{method: "DELETE", path: "/api/v1/auth/api-keys/{id}", summary: "Revoke an API key", perm: auth.PermManageAPIKeys,
+				handler: s.revokeAPIKey, status: http.StatusNoContent},
+			route{method: "POST", path: "/api/v1/auth/users", summary: "Create a user in the caller's tenant", perm: auth.PermManageUsers,
+				handler: s.createUser, req: createUserRequest{}, resp: auth.User{}, status: http.StatusCreated},
+			route{method: "GET", path: "/api/v1/auth/users", summary: "List the tenant's users", perm: auth.PermManageUsers,
+				handler: s.listUsers, resp: listResponse[auth.User]{}},
+			route{method: "GET", path: "/api/v1/auth/users/{id}", summary: "Get a user", perm: auth.PermManageUsers,
+				handler: s.getUser, resp: auth.User{}},
+			route{method: "PATCH", path: "/api/v1/auth/users/{id}", summary: "Change a user's role", perm: auth.PermManageUsers,
+				handler: s.updateUser, req: updateUserRequest{}, resp: auth.User{}},
+			route{method: "POST", path: "/api/v1/auth/tenants", summary: "Provision a tenant with its first admin", perm: auth.PermManageTenants,
+				handler: s.createTenant, req: createTenantRequest{}, resp: createTenantResponse{}, status: http.StatusCreated},
+			route{method: "GET", path: "/api/v1/auth/tenants", summary: "List tenants", perm: auth.PermManageTenants,
+				handler: s.listTenants, resp: listResponse[auth.Tenant]{}},
+			route{method: "GET", path: "/api/v1/auth/tenants/{id}", summary: "Get a tenant", perm: auth.PermManageTenants,
+				handler: s.getTenant, resp: auth.Tenant{}},
+			route{method: "POST", path: "/api/v1/auth/tenants/{id}/suspend", summary: "Suspend a tenant (403 on everything)", perm: auth.PermManageTenants,
+				handler: s.setTenantStatus(auth.TenantSuspended), resp: auth.Tenant{}},
+			route{method: "POST", path: "/api/v1/auth/tenants/{id}/resume", summary: "Resume a suspended tenant", perm: auth.PermManageTenants,
+				handler: s.setTenantStatus(auth.TenantActive), resp: auth.Tenant{}},
+			route{method: "DELETE", path: "/api/v1/auth/tenants/{id}", summary: "Delete a tenant and all its data (?confirm=<slug>)", perm: auth.PermManageTenants,
+				handler: s.deleteTenant, status: http.StatusNoContent},
+		)
+	}
+	if s.Audit != nil {
+		rs = append(rs,
+			route{method: "GET", path: "/api/v1/audit/logs", summary: "Query the audit log (filters, cursor pagination)", perm: auth.PermViewAudit,
+				handler: s.auditLogs, resp: auditLogsResponse{}},
+			route{method: "GET", path: "/api/v1/audit/verify", summary: "Verify the audit hash chain", perm: auth.PermViewAudit,
+				handler: s.auditVerify, resp: verifyResponse{}},
+			route{method: "GET", path: "/api/v1/audit/export", summary: "Export the audit log as JSON Lines", perm: auth.PermViewAudit,
+				handler: s.auditExport},
+		)
+	}
+	return rs
+}
+
+// listResponse is the envelope of every list endpoint.
+type listResponse[T any] struct {
+	Items []T `json:"items"`
+}
+
+func list[T any](items []T) listResponse[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return listResponse[T]{Items: items}
+}

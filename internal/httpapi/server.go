@@ -1,0 +1,251 @@
+// Package httpapi is IT0's REST and WebSocket transport: routing, authentication, RBAC, errors, metrics and
+// the OpenAPI document. routes.go lists the whole API surface.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/tenant"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Pinger is what readiness checks: each dependency that must answer before the server is ready.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the services the API exposes. A nil service leaves its routes out (its module is not running
+// in this process).
+type Deps struct {
+	Auth     *auth.Service
+	Audit    *audit.Log
+	Ready    map[string]Pinger // name → check, reported by /readyz
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	Version  string
+	// TrustProxy makes X-Forwarded-For the client address (behind a gateway such as Kong).
+	TrustProxy bool
+}
+
+// Server is the HTTP API.
+type Server struct {
+	Deps
+	log     *slog.Logger
+	mux     *http.ServeMux
+	routes  []route
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{Deps: d, log: d.Logger.With(slog.String("component", "http")), mux: http.NewServeMux()}
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "it0_http_requests_total",
+		Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "it0_http_request_duration_seconds",
+		Help: "HTTP request latency by route and method.", Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}},
+		[]string{"route", "method"})
+	d.Registry.MustRegister(s.reqs, s.latency)
+	s.routes = s.apiRoutes()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": d.Version})
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.OpenAPI())
+	})
+	return s
+}
+
+// Handler is the root handler: request ids, panic recovery and metrics around the mux.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDPattern.MatchString(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		r = r.WithContext(ctx)
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(ctx, "panic in handler", slog.Any("panic", p), slog.String("request_id", id))
+				if !rec.wrote {
+					s.writeError(rec, r, errs.New(errs.Internal, "internal error"))
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			elapsed := time.Since(start)
+			s.reqs.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+			s.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			level := slog.LevelDebug
+			if rec.status >= 500 {
+				level = slog.LevelError
+			}
+			s.log.Log(ctx, level, "request", slog.String("request_id", id), slog.String("method", r.Method),
+				slog.String("route", route), slog.Int("status", rec.status), slog.Int64("duration_us", elapsed.Microseconds()))
+		}()
+		s.mux.ServeHTTP(rec, r)
+	})
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+
+type requestIDKey struct{}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the real writer (deadlines, hijacking for WebSockets).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// wrap turns a route into a handler: authentication, tenant selection, permission check, error mapping.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		actor := audit.Actor{Type: audit.ActorSystem, IP: s.clientIP(r), RequestID: requestID(ctx)}
+		if !rt.public {
+			p, err := s.authenticate(r)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			tid := p.TenantID
+			if h := r.Header.Get("X-Tenant-Id"); h != "" && h != p.TenantID {
+				if !p.PlatformAdmin {
+					s.writeError(w, r, errs.New(errs.Forbidden, "X-Tenant-Id is honoured only for platform admins"))
+					return
+				}
+				t, err := s.Auth.Tenant(ctx, h)
+				if err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+				if t.Status != auth.TenantActive {
+					s.writeError(w, r, auth.ErrTenantSuspended)
+					return
+				}
+				tid = h
+			}
+			if rt.perm != "" && !p.Can(rt.perm) {
+				s.writeError(w, r, errs.New(errs.Forbidden, "your role (%s) lacks permission %s", p.Role, rt.perm))
+				return
+			}
+			actor.Type, actor.ID = audit.ActorUser, p.UserID
+			if p.APIKeyID != "" {
+				actor.Type, actor.ID = audit.ActorAPIKey, p.APIKeyID
+			}
+			ctx = tenant.WithID(auth.WithPrincipal(ctx, p), tid)
+		}
+		ctx = audit.WithActor(ctx, actor)
+		if err := rt.handler(w, r.WithContext(ctx)); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+var errNoCredentials = errs.New(errs.Unauthorized, "authentication required").
+	WithHint("send Authorization: Bearer <token>; get a token from POST /api/v1/auth/login")
+
+func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		// Browsers cannot set headers on a WebSocket upgrade; those routes accept ?token=.
+		tok = r.URL.Query().Get("token")
+		if tok == "" || !strings.HasPrefix(r.URL.Path, "/ws/") {
+			return auth.Principal{}, errNoCredentials
+		}
+	}
+	return s.Auth.Authenticate(r.Context(), strings.TrimSpace(tok))
+}
+
+func (s *Server) clientIP(r *http.Request) string {
+	if s.TrustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			return strings.TrimSpace(strings.Split(xff, ",")[0])
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status, checks := http.StatusOK, map[string]string{}
+	for name, p := range s.Ready {
+		if err := p.Ping(ctx); err != nil {
+			status, checks[name] = http.StatusServiceUnavailable, "error: "+err.Error()
+			continue
+		}
+		checks[name] = "ok"
+	}
+	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": checks})
+}
