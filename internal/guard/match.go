@@ -1,0 +1,227 @@
+package guard
+
+import (
+	"path"
+	"strings"
+)
+
+// globMatch reports whether s matches pat, where '*' matches any run of
+// characters (including '/'), '?' matches one character and '\' makes the
+// next character literal. Rule authors write "/etc/*" to mean "under /etc".
+func globMatch(pat, s string) bool {
+	var px, sx, nextPx, nextSx int
+	star := false
+	for px < len(pat) || sx < len(s) {
+		if px < len(pat) {
+			c := pat[px]
+			switch c {
+			case '*':
+				star, nextPx, nextSx = true, px, sx+1
+				px++
+				continue
+			case '?':
+				if sx < len(s) {
+					px++
+					sx++
+					continue
+				}
+			case '\\':
+				if px+1 < len(pat) && sx < len(s) && s[sx] == pat[px+1] {
+					px += 2
+					sx++
+					continue
+				}
+			default:
+				if sx < len(s) && s[sx] == c {
+					px++
+					sx++
+					continue
+				}
+			}
+		}
+		if star && nextSx <= len(s) {
+			px, sx = nextPx, nextSx
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func anyGlob(pats []string, s string) bool {
+	for _, p := range pats {
+		if globMatch(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanPath normalises a path-like operand so "//", "/./etc/../" and "/etc/"
+// cannot dodge a rule. Other words are returned unchanged.
+func cleanPath(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '/', '~', '.', '$':
+		return path.Clean(s)
+	}
+	return s
+}
+
+// parsed is an argument list split into flags and operands.
+type parsed struct {
+	flags    []string
+	operands []string
+	opIdx    []int // index of each operand in the input
+}
+
+func isFlag(v string) bool { return len(v) > 1 && v[0] == '-' }
+
+// takesValue reports whether flag word v consumes the next argument.
+func (c *command) takesValue(v string) bool {
+	if c.valueFlags[v] {
+		return true
+	}
+	if strings.HasPrefix(v, "--") || strings.Contains(v, "=") {
+		return false
+	}
+	// Combined short flags: "-xzf file" takes a value when its last letter does.
+	if len(v) > 2 && v[1] != '-' {
+		return c.valueFlags["-"+v[len(v)-1:]]
+	}
+	return false
+}
+
+// parse splits args (without the program name) GNU-style: flags may appear
+// anywhere until "--".
+func (c *command) parse(args []word) parsed {
+	var p parsed
+	dd := false
+	for i := 0; i < len(args); i++ {
+		v := args[i].val
+		if !dd && v == "--" {
+			dd = true
+			continue
+		}
+		if !dd && isFlag(v) {
+			p.flags = append(p.flags, v)
+			if c.takesValue(v) {
+				i++
+			}
+			continue
+		}
+		p.operands = append(p.operands, v)
+		p.opIdx = append(p.opIdx, i)
+	}
+	return p
+}
+
+func hasFlag(flags []string, f string) bool {
+	short := len(f) == 2 && f[0] == '-' && f[1] != '-'
+	for _, w := range flags {
+		if w == f || strings.HasPrefix(w, f+"=") {
+			return true
+		}
+		if short && len(w) > 2 && w[1] != '-' && strings.IndexByte(w[1:], f[1]) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *rule) match(p parsed, args []word, joined string) bool {
+	if len(r.sub) > 0 {
+		ok := false
+		for _, s := range r.sub {
+			if len(p.operands) < len(s) {
+				continue
+			}
+			ok = true
+			for i, w := range s {
+				if !globMatch(w, strings.ToLower(p.operands[i])) {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(r.flags) > 0 {
+		ok := false
+		for _, f := range r.flags {
+			if hasFlag(p.flags, f) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(r.args) > 0 {
+		ok := false
+		for _, a := range args {
+			if anyGlob(r.args, a.val) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(r.operands) > 0 {
+		ok := false
+		for _, o := range p.operands {
+			if anyGlob(r.operands, cleanPath(o)) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(r.last) > 0 {
+		if len(p.operands) == 0 || !anyGlob(r.last, cleanPath(p.operands[len(p.operands)-1])) {
+			return false
+		}
+	}
+	if r.noOperands && len(p.operands) > 0 {
+		return false
+	}
+	if r.re != nil && !r.re.MatchString(joined) {
+		return false
+	}
+	return true
+}
+
+// evaluate applies every layer of rules: in the shipped layer the highest
+// matching rule wins, or the command's default when none matches; tenant
+// layers and the tenant floor can only raise the result.
+func (c *command) evaluate(p parsed, args []word, joined string) []outcome {
+	var out []outcome
+	for li, layer := range c.layers {
+		matched := false
+		for i := range layer {
+			if layer[i].match(p, args, joined) {
+				out = append(out, layer[i].outcome)
+				matched = true
+			}
+		}
+		if li == 0 && !matched {
+			out = append(out, c.def)
+		}
+	}
+	if c.floor.Rule != "" {
+		out = append(out, c.floor)
+	}
+	return out
+}
