@@ -1,0 +1,156 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/store"
+	"github.com/it0/it0/internal/store/storetest"
+)
+
+// testBundle is a running API on one backend, with the bootstrap admin signed in.
+type testBundle struct {
+	t         testing.TB
+	srv       *Server
+	http      *httptest.Server
+	db        *store.DB
+	auth      *auth.Service
+	audit     *audit.Log
+	now       *time.Time
+	adminTok  string // bootstrap admin: default tenant admin and platform admin
+	defaultID string
+}
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+// fastArgon keeps argon2id real but cheap, so tests that sign in often stay quick.
+var fastArgon = auth.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}
+
+func setup(t testing.TB, open func(testing.TB) *store.DB) *testBundle {
+	t.Helper()
+	db := open(t)
+	now := time.Now().UTC()
+	b := &testBundle{t: t, db: db, now: &now}
+	clock := func() time.Time { return *b.now }
+	log, err := audit.New(db, testSecret, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.New(auth.Config{JWTSecret: testSecret, Argon2: fastArgon, Now: clock}, db, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Bootstrap(context.Background(), "root@example.com", "root-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.defaultID = res.Tenant.ID
+	b.auth, b.audit = svc, log
+	b.srv = New(Deps{Auth: svc, Audit: log, Ready: map[string]Pinger{"database": db}, Version: "test"})
+	b.http = httptest.NewServer(b.srv.Handler())
+	t.Cleanup(b.http.Close)
+	b.adminTok = b.login("root@example.com", "root-password")
+	return b
+}
+
+// response is a decoded reply.
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (r response) errCode() string {
+	e, _ := r.body["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+// do sends body (a string is sent as is, anything else as JSON) with token as the bearer.
+func (r response) errMessage() string {
+	e, _ := r.body["error"].(map[string]any)
+	s, _ := e["message"].(string)
+	return s
+}
+
+func (b *testBundle) do(method, path, token string, body any, headers ...string) response {
+	b.t.Helper()
+	var rd io.Reader
+	switch v := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(v)
+	case []byte:
+		rd = bytes.NewReader(v)
+	default:
+		j, _ := json.Marshal(v)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, b.http.URL+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := b.http.Client().Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	json.Unmarshal(raw, &r.body)
+	return r
+}
+
+func (b *testBundle) login(email, password string) string {
+	b.t.Helper()
+	r := b.do("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": password})
+	if r.status != 200 {
+		b.t.Fatalf("login %s: %d %s", email, r.status, r.raw)
+	}
+	return r.body["access_token"].(string)
+}
+
+// newTenant provisions a tenant through the API and returns its id and its admin's token.
+func (b *testBundle) newTenant(slug string) (id, token string) {
+	b.t.Helper()
+	r := b.do("POST", "/api/v1/auth/tenants", b.adminTok, map[string]string{"name": slug, "slug": slug,
+		"admin_email": "admin@" + slug + ".example", "admin_password": "password-" + slug})
+	if r.status != 201 {
+		b.t.Fatalf("create tenant: %d %s", r.status, r.raw)
+	}
+	return r.body["id"].(string), b.login("admin@"+slug+".example", "password-"+slug)
+}
+
+// newUser creates a user with role in the tenant of adminTok and returns its id and token.
+func (b *testBundle) newUser(adminTok, email string, role auth.Role) (id, token string) {
+	b.t.Helper()
+	r := b.do("POST", "/api/v1/auth/users", adminTok, map[string]string{"email": email, "password": "password-123", "role": string(role)})
+	if r.status != 201 {
+		b.t.Fatalf("create user: %d %s", r.status, r.raw)
+	}
+	return r.body["id"].(string), b.login(email, "password-123")
+}
+
+func forEachBackend(t *testing.T, fn func(t *testing.T, open func(testing.TB) *store.DB)) {
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, be.Open)
+		})
+	}
+}
+
+func auditFilterAll() audit.Filter { return audit.Filter{Limit: 1000} }
