@@ -122,6 +122,9 @@ type state struct {
 	matches []Match
 	hosts   []string
 	parses  int
+	// funcs names the functions the code being walked defines; calling one
+	// is not running an unknown program (its body is classified anyway).
+	funcs []string
 }
 
 func (s *state) add(cmd string, o outcome) {
@@ -177,6 +180,15 @@ func (s *state) shell(code string, depth int) {
 		s.add(code, o)
 		return
 	}
+	saved := s.funcs
+	defer func() { s.funcs = saved }()
+	s.funcs = nil
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if fd, ok := n.(*syntax.FuncDecl); ok && fd.Name != nil {
+			s.funcs = append(s.funcs, fd.Name.Value)
+		}
+		return true
+	})
 	syntax.Walk(f, func(n syntax.Node) bool {
 		switch x := n.(type) {
 		case *syntax.Stmt:
@@ -382,6 +394,19 @@ func join(ws []word) string {
 	return b.String()
 }
 
+// rawJoin joins word values with spaces, the way ssh, watch and eval
+// concatenate their arguments before a shell parses them.
+func rawJoin(ws []word) string {
+	var b strings.Builder
+	for i, w := range ws {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w.val)
+	}
+	return b.String()
+}
+
 func syntaxQuote(s string) string {
 	if q, err := syntax.Quote(s, syntax.LangBash); err == nil {
 		return q
@@ -485,6 +510,15 @@ func (s *state) argv(a []word, in *input, depth int) {
 			o = s.r.defaults.RemoteCode
 		}
 		s.add(text, o)
+		// $(echo rm) -rf /: when the name's output is knowable, judge the
+		// command it makes too.
+		if fields, ok := substOutput(a[0].node); ok && len(fields) > 0 {
+			inner := make([]word, 0, len(fields)+len(a)-1)
+			for _, f := range fields {
+				inner = append(inner, word{val: f, lit: true})
+			}
+			s.argv(append(inner, a[1:]...), in, depth)
+		}
 		return
 	}
 	name := a[0].val
@@ -493,6 +527,10 @@ func (s *state) argv(a []word, in *input, depth int) {
 	}
 	cmd := s.r.commands[name]
 	if cmd == nil {
+		if slices.Contains(s.funcs, name) {
+			s.add(text, outcome{Level: L0, Rule: "function", Reason: "calls a function defined in this command (its body is judged)"})
+			return
+		}
 		s.add(text, s.r.defaults.Unknown)
 		return
 	}
@@ -524,7 +562,8 @@ func (s *state) argv(a []word, in *input, depth int) {
 		return
 	}
 	p := cmd.parse(rest)
-	for _, o := range cmd.evaluate(p, rest, join(rest)) {
+	outs, _, _ := cmd.evaluate(p, rest)
+	for _, o := range outs {
 		s.add(text, o)
 	}
 	s.hostsOf(cmd, p)
@@ -642,14 +681,21 @@ scan:
 		// Rules see the wrapper's own options plus a placeholder for the command.
 		p.operands = append(slices.Clip(p.operands), inner[0].val)
 	}
-	for _, o := range cmd.evaluate(p, rest[:i], join(rest[:i])) {
+	outs, matched, noexec := cmd.evaluate(p, rest[:i])
+	for _, o := range outs {
 		s.add(text, o)
 	}
 	s.hostsOf(cmd, p)
+	if noexec {
+		return
+	}
 	if cmd.code != nil && s.code(cmd, rest, cmd.parse(rest[:i]), text, in, depth) {
 		return
 	}
 	if len(inner) == 0 {
+		if matched {
+			return // a rule about the wrapper's own options decided
+		}
 		if e.style == "shell" && in != nil && (in.known || in.remote) {
 			s.codeText("shell", in.code, in.lit, in.remote, text, cmd, depth)
 			return
@@ -659,7 +705,7 @@ scan:
 	}
 	switch e.style {
 	case "shell":
-		s.codeText("shell", join(inner), allLit(inner), false, text, cmd, depth)
+		s.codeText("shell", rawJoin(inner), allLit(inner), false, text, cmd, depth)
 	case "xargs":
 		arg := word{val: "$XARGS"}
 		s.argv(append(slices.Clip(inner), arg), nil, depth)
@@ -720,7 +766,8 @@ func (s *state) find(cmd *command, rest []word, text string, in *input, depth in
 		main = append(main, rest[i])
 	}
 	p := parsed{flags: flags, operands: roots}
-	for _, o := range cmd.evaluate(p, main, join(main)) {
+	outs, _, _ := cmd.evaluate(p, main)
+	for _, o := range outs {
 		s.add(text, o)
 	}
 	if len(roots) == 0 {
@@ -779,32 +826,32 @@ func (s *state) code(cmd *command, rest []word, p parsed, text string, in *input
 			i++
 		}
 	}
-	if cs.join && len(p.operands) > 0 {
-		var ws []word
-		for _, k := range p.opIdx {
-			ws = append(ws, rest[k])
-		}
-		s.codeText(cs.lang, join(ws), allLit(ws), false, text, cmd, depth)
-		if strings.Contains(join(ws), "$(") && s.downloadsAny(ws) {
+	if cs.join && len(rest) > 0 {
+		if s.downloadsAny(rest) {
 			s.add(text, s.r.defaults.RemoteCode)
 		}
+		s.codeText(cs.lang, rawJoin(rest), allLit(rest), false, text, cmd, depth)
 		return true
+	}
+	if in != nil && in.remote {
+		s.add(text, s.r.defaults.RemoteCode)
+		return true
+	}
+	stdinMode := false
+	for _, f := range cs.stdinFlags {
+		stdinMode = stdinMode || hasFlag(p.flags, f)
 	}
 	if cs.operand >= 0 && len(p.operands) > cs.operand {
 		s.codeWord(cs.lang, rest[p.opIdx[cs.operand]], text, cmd, depth)
 		return true
 	}
-	if cs.script != nil && len(p.operands) > 0 && p.operands[0] != "-" {
+	if cs.script != nil && !stdinMode && len(p.operands) > 0 && p.operands[0] != "-" {
 		w := rest[p.opIdx[0]]
 		if s.downloads(w.node) {
 			s.add(text, s.r.defaults.RemoteCode)
 		} else {
 			s.add(text, *cs.script)
 		}
-		return true
-	}
-	if in != nil && in.remote {
-		s.add(text, s.r.defaults.RemoteCode)
 		return true
 	}
 	if in != nil && in.known {
@@ -995,6 +1042,33 @@ func literalSource(st *syntax.Stmt) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// substOutput returns the words a command substitution used as a command
+// name expands to, when its output is a knowable literal: $(echo rm) is
+// split into fields, "$(echo rm)" is one field.
+func substOutput(w *syntax.Word) ([]string, bool) {
+	if w == nil || len(w.Parts) != 1 {
+		return nil, false
+	}
+	split := true
+	part := w.Parts[0]
+	if dq, ok := part.(*syntax.DblQuoted); ok && len(dq.Parts) == 1 {
+		part, split = dq.Parts[0], false
+	}
+	cs, ok := part.(*syntax.CmdSubst)
+	if !ok || len(cs.Stmts) != 1 {
+		return nil, false
+	}
+	out, ok := literalSource(cs.Stmts[0])
+	if !ok {
+		return nil, false
+	}
+	out = strings.TrimRight(out, "\n")
+	if split {
+		return strings.Fields(out), true
+	}
+	return []string{out}, true
 }
 
 func stringsOf(ws []word) []string {

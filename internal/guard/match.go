@@ -206,22 +206,29 @@ func (r *rule) match(p parsed, args []word, joined string) bool {
 // evaluate applies every layer of rules: in the shipped layer the highest
 // matching rule wins, or the command's default when none matches; tenant
 // layers and the tenant floor can only raise the result.
-func (c *command) evaluate(p parsed, args []word, joined string) []outcome {
-	var out []outcome
+//
+// It also reports whether a shipped rule matched and whether a matching
+// rule says the wrapper does not run its operands (command -v).
+func (c *command) evaluate(p parsed, args []word) (out []outcome, matched, noexec bool) {
+	joined := rawJoin(args)
 	for li, layer := range c.layers {
-		matched := false
+		m := false
 		for i := range layer {
 			if layer[i].match(p, args, joined) {
 				out = append(out, layer[i].outcome)
-				matched = true
+				m = true
+				noexec = noexec || layer[i].noexec
 			}
 		}
-		if li == 0 && !matched {
-			out = append(out, c.def)
+		if li == 0 {
+			matched = m
+			if !m {
+				out = append(out, c.def)
+			}
 		}
 	}
 	if c.floor.Rule != "" {
 		out = append(out, c.floor)
 	}
-	return out
+	return out, matched, noexec
 }

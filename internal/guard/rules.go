@@ -86,6 +86,7 @@ type codeSpec struct {
 	script  *outcome
 	stdin   *outcome
 	level   outcome // level of readable opaque code
+	stdinFlags []string
 }
 
 type rule struct {
@@ -97,6 +98,7 @@ type rule struct {
 	last       []string
 	re         *regexp.Regexp
 	noOperands bool
+	noexec     bool
 }
 
 // --- the file format ---------------------------------------------------------
@@ -164,6 +166,8 @@ type rawCode struct {
 	Script  *rawLR   `yaml:"script"`
 	Stdin   *rawLR   `yaml:"stdin"`
 	Level   *rawLR   `yaml:"level"`
+	// StdinFlags make the program read code from stdin even with operands (bash -s).
+	StdinFlags []string `yaml:"stdin_flags"`
 }
 
 type rawRule struct {
@@ -177,6 +181,7 @@ type rawRule struct {
 	Last       []string `yaml:"last"`
 	Regex      string   `yaml:"regex"`
 	NoOperands bool     `yaml:"no_operands"`
+	NoExec     bool     `yaml:"noexec"`
 }
 
 // --- loading -----------------------------------------------------------------
@@ -487,7 +492,7 @@ func (b *builder) compileCommand(p string, c rawCommand) {
 		cmd.exec = e
 	}
 	if c.Code != nil {
-		cs := &codeSpec{lang: c.Code.Lang, flags: map[string]bool{}, operand: -1, join: c.Code.Join}
+		cs := &codeSpec{lang: c.Code.Lang, flags: map[string]bool{}, operand: -1, join: c.Code.Join, stdinFlags: c.Code.StdinFlags}
 		switch cs.lang {
 		case "shell", "sql", "opaque":
 		default:
@@ -574,7 +579,7 @@ func (b *builder) rules(p, id string, in []rawRule) []rule {
 				rid = "tenant:" + rid
 			}
 		}
-		r := rule{outcome: b.lr(rp, rawLR{rr.Level, rr.Reason}, rid), noOperands: rr.NoOperands}
+		r := rule{outcome: b.lr(rp, rawLR{rr.Level, rr.Reason}, rid), noOperands: rr.NoOperands, noexec: rr.NoExec}
 		for _, s := range rr.Sub {
 			r.sub = append(r.sub, strings.Fields(strings.ToLower(s)))
 		}
