@@ -369,6 +369,7 @@ func startProcess(dir string, k, count int, opts Options, base Server) (*process
 		// connection lines are what tests assert on.
 		cmd := exec.Command(SSHDPath, "-D", "-e", "-f", cfgPath)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
+		// If the test binary dies without cleanup, sshd goes with it.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 		if err := cmd.Start(); err != nil {
 			logFile.Close()
@@ -488,6 +489,8 @@ AllowAgentForwarding no
 PermitTunnel no
 Subsystem sftp internal-sftp
 LogLevel %[5]s
+# bash sources ~/.bashrc for ssh commands unless SHLVL says it is nested;
+# the baseline (fanout-baseline.sh) does the same, so comparisons are fair.
 SetEnv SHLVL=1
 `, dir, yesNo(opts.Password), users, yesNo(opts.AllowTCPForwarding), opts.LogLevel)
 	for _, l := range opts.ExtraConfig {

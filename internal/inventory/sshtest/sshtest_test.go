@@ -1,7 +1,6 @@
 package sshtest_test
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -63,12 +62,4 @@ func TestStart(t *testing.T) {
 			}
 		}
 	})
-}
-
-func ExampleStart() {
-	// In a test:
-	//   srv := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.2", AllowTCPForwarding: true})
-	//   res, err := executor.Run(ctx, ssh.Target{Hops: []ssh.Hop{srv.Hop()}}, ssh.Command{Cmd: "uptime"})
-	fmt.Println("see TestStart")
-	// Output: see TestStart
 }
