@@ -21,6 +21,9 @@ const (
 	maxDepth = 8
 	// maxParses bounds the total number of nested parses per Classify call.
 	maxParses = 64
+	// maxCommands bounds the simple commands judged per Classify call
+	// (find -exec substitutes each root, so nesting multiplies work).
+	maxCommands = 4096
 	// maxText bounds the command text stored in a Match.
 	maxText = 200
 )
@@ -122,6 +125,7 @@ type state struct {
 	matches []Match
 	hosts   []string
 	parses  int
+	argvs   int
 	// funcs names the functions the code being walked defines; calling one
 	// is not running an unknown program (its body is classified anyway).
 	funcs []string
@@ -504,6 +508,11 @@ func (s *state) call(ce *syntax.CallExpr, st *syntax.Stmt, depth int, pipeIn *in
 // argv classifies one command given as a word list.
 func (s *state) argv(a []word, in *input, depth int) {
 	text := join(a)
+	s.argvs++
+	if s.argvs > maxCommands {
+		s.add(text, s.r.defaults.TooDeep)
+		return
+	}
 	if !a[0].lit {
 		o := s.r.defaults.Dynamic
 		if s.downloads(a[0].node) {
@@ -676,6 +685,7 @@ scan:
 			break scan
 		}
 	}
+	i = min(i, len(rest)) // a value flag at the end steps past it
 	p := parsed{flags: flags, operands: skipped}
 	if len(inner) > 0 {
 		// Rules see the wrapper's own options plus a placeholder for the command.

@@ -79,13 +79,13 @@ type execSpec struct {
 }
 
 type codeSpec struct {
-	lang    string // shell, sql, opaque
-	flags   map[string]bool
-	operand int // -1: none
-	join    bool
-	script  *outcome
-	stdin   *outcome
-	level   outcome // level of readable opaque code
+	lang       string // shell, sql, opaque
+	flags      map[string]bool
+	operand    int // -1: none
+	join       bool
+	script     *outcome
+	stdin      *outcome
+	level      outcome // level of readable opaque code
 	stdinFlags []string
 }
 
