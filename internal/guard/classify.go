@@ -187,12 +187,14 @@ func (s *state) shell(code string, depth int) {
 	saved := s.funcs
 	defer func() { s.funcs = saved }()
 	s.funcs = nil
-	syntax.Walk(f, func(n syntax.Node) bool {
-		if fd, ok := n.(*syntax.FuncDecl); ok && fd.Name != nil {
-			s.funcs = append(s.funcs, fd.Name.Value)
-		}
-		return true
-	})
+	if strings.Contains(code, "(") || strings.Contains(code, "function") {
+		syntax.Walk(f, func(n syntax.Node) bool {
+			if fd, ok := n.(*syntax.FuncDecl); ok && fd.Name != nil {
+				s.funcs = append(s.funcs, fd.Name.Value)
+			}
+			return true
+		})
+	}
 	syntax.Walk(f, func(n syntax.Node) bool {
 		switch x := n.(type) {
 		case *syntax.Stmt:
@@ -977,6 +979,12 @@ func (s *state) pipe(x *syntax.BinaryCmd, depth int) {
 	ce, ok := x.Y.Cmd.(*syntax.CallExpr)
 	if !ok || len(ce.Args) == 0 {
 		return
+	}
+	// Only interpreters and wrappers (which may run one) read code on stdin.
+	if name := ce.Args[0].Lit(); name != "" {
+		if cmd := s.r.commands[path.Base(name)]; cmd == nil || (cmd.code == nil && cmd.exec == nil && !cmd.children) {
+			return
+		}
 	}
 	in := &input{}
 	if s.downloads(x.X) {

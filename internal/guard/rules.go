@@ -214,7 +214,12 @@ func LoadRules(data []byte) (*Rules, error) {
 func decode(data []byte) (*rawFile, func(string) int, error) {
 	var raw rawFile
 	if err := yaml.UnmarshalWithOptions(data, &raw, yaml.DisallowUnknownField()); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrInvalidRules, yaml.FormatError(err, false, false))
+		msg := yaml.FormatError(err, false, false)
+		// goccy writes "[line:col] message"; say "line N" like our own errors.
+		if m := yamlPos.FindStringSubmatch(msg); m != nil {
+			msg = fmt.Sprintf("line %s (column %s): %s", m[1], m[2], strings.TrimSpace(msg[len(m[0]):]))
+		}
+		return nil, nil, fmt.Errorf("%w: %s", ErrInvalidRules, msg)
 	}
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil {
@@ -222,6 +227,8 @@ func decode(data []byte) (*rawFile, func(string) int, error) {
 	}
 	return &raw, func(p string) int { return lineOf(file, p) }, nil
 }
+
+var yamlPos = regexp.MustCompile(`^\[(\d+):(\d+)\]`)
 
 func lineOf(f *ast.File, p string) int {
 	for p != "$" && p != "" {
@@ -248,7 +255,11 @@ type builder struct {
 }
 
 func (b *builder) fail(path, format string, args ...any) {
-	b.errs = append(b.errs, fmt.Errorf("line %d (%s): %s", b.lines(path), path, fmt.Sprintf(format, args...)))
+	where := path
+	if line := b.lines(path); line > 0 {
+		where = fmt.Sprintf("line %d (%s)", line, path)
+	}
+	b.errs = append(b.errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
 }
 
 func (b *builder) err() error {
@@ -594,7 +605,7 @@ func (b *builder) rules(p, id string, in []rawRule) []rule {
 			}
 			r.re = re
 		}
-		if len(r.sub)+len(r.flags)+len(r.args)+len(r.operands)+len(r.last) == 0 && r.re == nil && !r.noOperands {
+		if len(r.sub)+len(r.flags)+len(r.args)+len(r.operands)+len(r.last) == 0 && rr.Regex == "" && !r.noOperands {
 			b.fail(rp, "a rule needs at least one condition (sub, flags, args, operands, last, regex, no_operands)")
 		}
 		out = append(out, r)
