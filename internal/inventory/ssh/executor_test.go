@@ -289,6 +289,34 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	// Ensure an idle pooled connection is closed after PoolIdleTimeout
+	// (keepalives do not keep it open) and the next command redials.
+	t.Run("PoolIdleEviction", func(t *testing.T) {
+		t.Parallel()
+		srv := sshtest.Start(t, sshtest.Options{})
+		e := newExecutor(t, ssh.Config{PoolIdleTimeout: 300 * time.Millisecond, KeepAlive: 50 * time.Millisecond})
+		mustRun(t, e, target(srv.Hop()), "true")
+		if err := srv.WaitLog(ctxTimeout(t), "Connection closed by", 1); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, e, target(srv.Hop()), "true")
+		if n := srv.CountLog("Accepted publickey"); n != 2 {
+			t.Fatalf("%d logins, want 2", n)
+		}
+	})
+
+	// Ensure PoolIdleTimeout < 0 disables pooling.
+	t.Run("PoolDisabled", func(t *testing.T) {
+		t.Parallel()
+		srv := sshtest.Start(t, sshtest.Options{})
+		e := newExecutor(t, ssh.Config{PoolIdleTimeout: -1})
+		mustRun(t, e, target(srv.Hop()), "true")
+		mustRun(t, e, target(srv.Hop()), "true")
+		if err := srv.WaitLog(ctxTimeout(t), "Connection closed by", 2); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	// Ensure a pooled connection killed on the server side is replaced and
 	// the command still runs.
 	t.Run("PoolDeadConnection", func(t *testing.T) {
