@@ -49,6 +49,19 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	// Ensure the wrapper keeps shell syntax intact (here-documents,
+	// multi-line scripts, quotes) and gives the command an empty stdin, so a
+	// command reading stdin does not hang.
+	t.Run("ShellSyntax", func(t *testing.T) {
+		t.Parallel()
+		srv := sshtest.Start(t, sshtest.Options{})
+		e := newExecutor(t, ssh.Config{})
+		res := mustRun(t, e, target(srv.Hop()), "cat <<EOF\nx $((1+1))\nEOF\nif true; then\n  echo 'a  b'\nfi\ncat; echo \"stdin done\"")
+		if res.Stdout != "x 2\na  b\nstdin done\n" || res.ExitCode != 0 {
+			t.Fatalf("result %s", fmtResult(res))
+		}
+	})
+
 	// Ensure password auth works for a non-root user whose login shell is
 	// sh, and that the command runs as that user.
 	t.Run("PasswordAuth", func(t *testing.T) {
