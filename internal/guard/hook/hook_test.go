@@ -31,7 +31,9 @@ func event(tool string, input map[string]any) string {
 	return string(b)
 }
 
-func bash(cmd string) string { return event("Bash", map[string]any{"command": cmd, "description": "x"}) }
+func bash(cmd string) string {
+	return event("Bash", map[string]any{"command": cmd, "description": "x"})
+}
 
 type bundle struct {
 	cfg      hook.Config
