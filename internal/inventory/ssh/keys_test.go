@@ -21,7 +21,7 @@ func TestInspectPrivateKey(t *testing.T) {
 	t.Parallel()
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestInspectPrivateKey(t *testing.T) {
 	}{
 		{name: "Ed25519", pem: marshal(edKey, ""), wantType: "ssh-ed25519", wantBits: 256},
 		{name: "ECDSA", pem: marshal(ecKey, ""), wantType: "ecdsa-sha2-nistp256", wantBits: 256},
-		{name: "RSA", pem: marshal(rsaKey, ""), wantType: "ssh-rsa", wantBits: 2048},
+		{name: "RSA", pem: marshal(rsaKey, ""), wantType: "ssh-rsa", wantBits: 1024},
 		{name: "Encrypted", pem: marshal(edKey, "s3cret"), passphrase: "s3cret", wantType: "ssh-ed25519", wantBits: 256, wantEnc: true},
 		{name: "ErrNoPassphrase", pem: marshal(edKey, "s3cret"), wantErr: true},
 		{name: "ErrWrongPassphrase", pem: marshal(edKey, "s3cret"), passphrase: "nope", wantErr: true},
