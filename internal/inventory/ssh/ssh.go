@@ -252,6 +252,7 @@ type HopError struct {
 	Err      error
 }
 
+// Error names the hop, the stage and the cause.
 func (e *HopError) Error() string {
 	name := e.Name
 	if name == "" {
@@ -304,10 +305,11 @@ type Config struct {
 	MaxSessionsPerConn int
 	// OnHostKeyLearned is called after a successful login to a server with
 	// PolicyTOFU and no stored key, with the key in authorized_keys format.
-	// The caller stores it.
+	// The caller stores it. It runs on the dialling goroutine: keep it short.
 	OnHostKeyLearned func(serverID, key string)
 	// OnHostKeyMismatch is called when a server presents a key other than
-	// its stored one; the connection is refused. The caller audits it.
+	// its stored one; the connection is refused. The caller audits it. It
+	// runs during the key exchange: keep it short.
 	OnHostKeyMismatch func(serverID, want, got string)
 	// Logger receives debug logs of connections. Default: discard.
 	Logger *slog.Logger
