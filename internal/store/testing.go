@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/it0/it0/internal/audit"
 )
 
 // ExecTenantForTest runs a raw statement in the tenant in ctx, with the database's own protections on.
@@ -55,4 +58,44 @@ func (db *DB) TamperAuditForTest(ctx context.Context, stmts ...string) error {
 		}
 		return nil
 	})
+}
+
+// AuditBulkLoadForBench writes a valid chain of n synthetic entries in large transactions. Benchmarks use
+// it to build a big chain quickly; the entries are exactly what AuditAppend would have written.
+func (db *DB) AuditBulkLoadForBench(ctx context.Context, key []byte, n int) error {
+	s, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	var prev []byte = []byte{}
+	base := db.Now().Truncate(time.Microsecond)
+	const batch = 10000
+	for start := 0; start < n; start += batch {
+		err := s.inTx(ctx, func(tx scopeTx) error {
+			stmt, err := tx.tx.PrepareContext(ctx, s.q(`INSERT INTO ~audit_logs (seq, tenant_id, action_type, actor_type, actor_id,
+				resource_type, resource_id, description, detail, ip_address, request_id, created_at, prev_hash, hash)
+				VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`))
+			if err != nil {
+				return err
+			}
+			defer stmt.Close()
+			for i := start; i < min(start+batch, n); i++ {
+				e := &audit.Entry{Seq: int64(i + 1), TenantID: s.tenantID, ActionType: "command.executed", ActorType: "agent",
+					ActorID: "session-1", ResourceType: "server", ResourceID: "web-1", Description: "df -h",
+					Detail: []byte(`{"exit_code":0}`), IPAddress: "127.0.0.1", RequestID: "req", CreatedAt: base.Add(time.Duration(i) * time.Millisecond),
+					PrevHash: prev}
+				e.Hash = audit.Sum(key, prev, e)
+				if _, err := stmt.ExecContext(ctx, e.Seq, e.TenantID, e.ActionType, e.ActorType, e.ActorID, e.ResourceType,
+					e.ResourceID, e.Description, string(e.Detail), e.IPAddress, e.RequestID, e.CreatedAt, e.PrevHash, e.Hash); err != nil {
+					return err
+				}
+				prev = e.Hash
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
