@@ -181,7 +181,9 @@ func TestAuditVerifyCLI(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	serr := &syncWriter{}
-	go func() { done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, nil, io.Discard, serr) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, nil, io.Discard, serr)
+	}()
 	// The bootstrap writes audit entries; wait for the server to be up, then stop it.
 	deadline := time.After(30 * time.Second)
 	for !strings.Contains(serr.String(), `"msg":"listening"`) {

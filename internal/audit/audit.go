@@ -72,7 +72,9 @@ type Actor struct {
 type actorKey struct{}
 
 // WithActor returns ctx carrying a.
-func WithActor(ctx context.Context, a Actor) context.Context { return context.WithValue(ctx, actorKey{}, a) }
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
 
 // ActorFrom returns the actor in ctx, or the system actor.
 func ActorFrom(ctx context.Context) Actor {

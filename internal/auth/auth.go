@@ -104,17 +104,17 @@ type Permission string
 
 // Permissions of the original design's matrix, plus the ones the API needs.
 const (
-	PermViewDashboard  Permission = "view_dashboard"  // read servers, sessions, alerts, tasks
+	PermViewDashboard  Permission = "view_dashboard"   // read servers, sessions, alerts, tasks
 	PermStartTask      Permission = "start_inspection" // start agent tasks and inspections
-	PermApproveL1      Permission = "approve_l1"      // confirm L1 commands
-	PermApprove        Permission = "approve"         // approve L2 commands
-	PermManageServers  Permission = "manage_servers"  // inventory and credentials
-	PermSwitchEngine   Permission = "switch_engine"   // change the tenant's agent engine
-	PermManageUsers    Permission = "manage_users"    // users and their roles
-	PermViewAudit      Permission = "view_audit"      // read and verify the audit log
-	PermManageAPIKeys  Permission = "manage_api_keys" // create and revoke one's own API keys
-	PermManageTenants  Permission = "manage_tenants"  // platform admins only
-	PermManageSettings Permission = "manage_settings" // tenant settings, policies, rules
+	PermApproveL1      Permission = "approve_l1"       // confirm L1 commands
+	PermApprove        Permission = "approve"          // approve L2 commands
+	PermManageServers  Permission = "manage_servers"   // inventory and credentials
+	PermSwitchEngine   Permission = "switch_engine"    // change the tenant's agent engine
+	PermManageUsers    Permission = "manage_users"     // users and their roles
+	PermViewAudit      Permission = "view_audit"       // read and verify the audit log
+	PermManageAPIKeys  Permission = "manage_api_keys"  // create and revoke one's own API keys
+	PermManageTenants  Permission = "manage_tenants"   // platform admins only
+	PermManageSettings Permission = "manage_settings"  // tenant settings, policies, rules
 )
 
 // matrix lists the roles granted each permission. PermManageTenants is granted by the platform-admin flag.

@@ -20,24 +20,24 @@ import (
 
 // Store is what auth needs from storage. Methods that act inside a tenant read it from ctx.
 type Store interface {
-	TenantCreate(ctx context.Context, t *Tenant) error                   // also provisions its schema or file
-	TenantGet(ctx context.Context, id string) (*Tenant, error)           // errs.NotFound
-	TenantList(ctx context.Context) ([]Tenant, error)                    // not deleted
-	TenantUpdate(ctx context.Context, t *Tenant) error                   // errs.NotFound
-	TenantDrop(ctx context.Context, id string) error                     // removes its data for good
-	UserCreate(ctx context.Context, u *User) error                       // errs.QuotaExceeded, errs.Conflict
-	UserGet(ctx context.Context, id string) (*User, error)               // errs.NotFound
-	UserList(ctx context.Context) ([]User, error)                        //
-	UserUpdate(ctx context.Context, u *User) error                       // errs.NotFound
-	UserByEmail(ctx context.Context, email string) (*User, error)        // across tenants; errs.NotFound
-	UserTouchLogin(ctx context.Context, id string, at time.Time) error   //
-	UserCount(ctx context.Context) (int, error)                          // across tenants
-	APIKeyCreate(ctx context.Context, k *APIKey) error                   //
-	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)      // across tenants; errs.NotFound
-	APIKeyList(ctx context.Context, userID string) ([]APIKey, error)     //
-	APIKeyGet(ctx context.Context, id string) (*APIKey, error)           // errs.NotFound
-	APIKeyRevoke(ctx context.Context, id string, at time.Time) error     // errs.NotFound, errs.Conflict
-	APIKeyTouch(ctx context.Context, id string, at time.Time) error      //
+	TenantCreate(ctx context.Context, t *Tenant) error                 // also provisions its schema or file
+	TenantGet(ctx context.Context, id string) (*Tenant, error)         // errs.NotFound
+	TenantList(ctx context.Context) ([]Tenant, error)                  // not deleted
+	TenantUpdate(ctx context.Context, t *Tenant) error                 // errs.NotFound
+	TenantDrop(ctx context.Context, id string) error                   // removes its data for good
+	UserCreate(ctx context.Context, u *User) error                     // errs.QuotaExceeded, errs.Conflict
+	UserGet(ctx context.Context, id string) (*User, error)             // errs.NotFound
+	UserList(ctx context.Context) ([]User, error)                      //
+	UserUpdate(ctx context.Context, u *User) error                     // errs.NotFound
+	UserByEmail(ctx context.Context, email string) (*User, error)      // across tenants; errs.NotFound
+	UserTouchLogin(ctx context.Context, id string, at time.Time) error //
+	UserCount(ctx context.Context) (int, error)                        // across tenants
+	APIKeyCreate(ctx context.Context, k *APIKey) error                 //
+	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)    // across tenants; errs.NotFound
+	APIKeyList(ctx context.Context, userID string) ([]APIKey, error)   //
+	APIKeyGet(ctx context.Context, id string) (*APIKey, error)         // errs.NotFound
+	APIKeyRevoke(ctx context.Context, id string, at time.Time) error   // errs.NotFound, errs.Conflict
+	APIKeyTouch(ctx context.Context, id string, at time.Time) error    //
 }
 
 // AuditLog records what auth does.
@@ -350,7 +350,10 @@ func (s *Service) ProvisionTenant(ctx context.Context, p ProvisionParams) (*Tena
 	}
 	now := s.cfg.Now()
 	q := DefaultQuotas(p.Plan)
-	for _, o := range []struct{ dst *int; v int }{{&q.MaxServers, p.Quotas.MaxServers}, {&q.MaxSkills, p.Quotas.MaxSkills},
+	for _, o := range []struct {
+		dst *int
+		v   int
+	}{{&q.MaxServers, p.Quotas.MaxServers}, {&q.MaxSkills, p.Quotas.MaxSkills},
 		{&q.MaxUsers, p.Quotas.MaxUsers}, {&q.MaxSessionsPerDay, p.Quotas.MaxSessionsPerDay}} {
 		if o.v > 0 {
 			*o.dst = o.v
@@ -490,7 +493,9 @@ func (s *Service) CreateUser(ctx context.Context, p CreateUserParams) (*User, er
 }
 
 // User returns user id of the tenant in ctx.
-func (s *Service) User(ctx context.Context, id string) (*User, error) { return s.store.UserGet(ctx, id) }
+func (s *Service) User(ctx context.Context, id string) (*User, error) {
+	return s.store.UserGet(ctx, id)
+}
 
 // Users lists the users of the tenant in ctx.
 func (s *Service) Users(ctx context.Context) ([]User, error) { return s.store.UserList(ctx) }

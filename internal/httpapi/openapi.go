@@ -39,7 +39,7 @@ func (s *Server) OpenAPI() map[string]any {
 		}
 		op["responses"] = map[string]any{
 			itoa(status): resp,
-			"default": map[string]any{"description": "Error", "content": map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(errorBody{}))}}},
+			"default":    map[string]any{"description": "Error", "content": map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(errorBody{}))}}},
 		}
 		if paths[rt.path] == nil {
 			paths[rt.path] = map[string]any{}
