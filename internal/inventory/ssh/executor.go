@@ -256,7 +256,7 @@ type collector struct {
 }
 
 func (c *collector) collect(r io.Reader, stream string, limit int, onLine func(stream, line string)) {
-	chunk := make([]byte, 32<<10)
+	chunk := make([]byte, 8<<10) // one SSH packet is at most 32 KiB; most output is far less
 	lineStart := 0 // start in buf of the current partial line
 	for {
 		n, err := r.Read(chunk)
