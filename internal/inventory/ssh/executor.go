@@ -257,7 +257,7 @@ type collector struct {
 
 func (c *collector) collect(r io.Reader, stream string, limit int, onLine func(stream, line string)) {
 	chunk := make([]byte, 8<<10) // one SSH packet is at most 32 KiB; most output is far less
-	lineStart := 0 // start in buf of the current partial line
+	lineStart := 0               // start in buf of the current partial line
 	for {
 		n, err := r.Read(chunk)
 		if n > 0 && !c.truncated {

@@ -299,10 +299,3 @@ func (p *pool) closeAll() {
 		}
 	}
 }
-
-// size returns the number of pooled connections (for tests).
-func (p *pool) size() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
-}
