@@ -464,8 +464,17 @@ func (s *state) stdinOf(st *syntax.Stmt) *input {
 
 // downloads reports whether node runs a download command anywhere inside.
 func (s *state) downloads(node syntax.Node) bool {
-	if node == nil {
+	switch n := node.(type) {
+	case nil:
 		return false
+	case *syntax.Word:
+		if n == nil { // synthetic words (xargs input) have no node
+			return false
+		}
+	case *syntax.Stmt:
+		if n == nil {
+			return false
+		}
 	}
 	found := false
 	syntax.Walk(node, func(n syntax.Node) bool {

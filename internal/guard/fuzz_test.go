@@ -68,7 +68,7 @@ func FuzzClassify(f *testing.F) {
 	}
 	// Inputs fuzzing once broke: a value flag at the end of a wrapper's
 	// options (index out of range), and bytes the printer rewrites.
-	for _, s := range []string{"nice -\x0e\x0e\x0ea", "sudo -u", "timeout -s", "exec -\v", "timeout \f0", "ssh web1 '-N\n'", `"rm"#`} {
+	for _, s := range []string{"nice -\x0e\x0e\x0ea", "sudo -u", "timeout -s", "exec -\v", "timeout \f0", "ssh web1 '-N\n'", `"rm"#`, "xargs xargs", "xargs sudo"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
