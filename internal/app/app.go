@@ -13,6 +13,10 @@ import (
 
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/guard"
+	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/vault"
 	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,11 +25,14 @@ import (
 
 // Module names.
 const (
-	Store = "store"
-	Audit = "audit"
-	Auth  = "auth"
-	API   = "api"
-	All   = "all"
+	Store     = "store"
+	Audit     = "audit"
+	Auth      = "auth"
+	Vault     = "vault"
+	Guard     = "guard"
+	Inventory = "inventory"
+	API       = "api"
+	All       = "all"
 )
 
 // App is one IT0 process: the modules its target runs and what they built.
@@ -38,8 +45,12 @@ type App struct {
 
 	Store *store.DB
 	Audit *audit.Log
-	Auth  *auth.Service
-	API   *httpapi.Server
+	Auth      *auth.Service
+	Vault     *vault.Vault
+	Guard     *guard.Classifier
+	Inventory *inventory.Service
+	SSH       *ssh.Executor
+	API       *httpapi.Server
 
 	listener net.Listener
 	// Addr is the address the API listens on, once started.
@@ -55,7 +66,10 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Store, a.initStore)
 	a.mgr.Register(Audit, a.initAudit, Store)
 	a.mgr.Register(Auth, a.initAuth, Store, Audit)
-	a.mgr.Register(API, a.initAPI, Auth, Audit)
+	a.mgr.Register(Vault, a.initVault, Store)
+	a.mgr.Register(Guard, a.initGuard)
+	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
+	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory)
 	a.mgr.Register(All, nil, API)
 	return a
 }
@@ -131,8 +145,66 @@ func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error)
 	return nil, nil
 }
 
+func (a *App) initVault(ctx context.Context) (func(context.Context) error, error) {
+	cfg, err := vaultConfig(a.cfg.VaultMasterKey, a.cfg.VaultPrevKeys)
+	if err != nil {
+		return nil, err
+	}
+	v, err := vault.New(cfg, a.Store)
+	if err != nil {
+		return nil, err
+	}
+	// Fail closed at start: a wrong master key must stop the server, not surface on the first SSH command.
+	if err := v.Verify(ctx); err != nil {
+		return nil, fmt.Errorf("vault: %w (is IT0_VAULT_MASTER_KEY the key the credentials were sealed with?)", err)
+	}
+	a.Vault = v
+	return nil, nil
+}
+
+// vaultConfig parses the master key and the comma-separated previous keys.
+func vaultConfig(current, previous string) (vault.Config, error) {
+	mk, err := vault.ParseMasterKey(current)
+	if err != nil {
+		return vault.Config{}, fmt.Errorf("IT0_VAULT_MASTER_KEY: %w", err)
+	}
+	cfg := vault.Config{MasterKey: mk}
+	for i, p := range strings.Split(previous, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		k, err := vault.ParseMasterKey(p)
+		if err != nil {
+			return vault.Config{}, fmt.Errorf("IT0_VAULT_PREVIOUS_KEYS entry %d: %w", i+1, err)
+		}
+		cfg.PreviousMasterKeys = append(cfg.PreviousMasterKeys, k)
+	}
+	return cfg, nil
+}
+
+func (a *App) initGuard(context.Context) (func(context.Context) error, error) {
+	c, err := guard.Default()
+	if err != nil {
+		return nil, fmt.Errorf("load risk patterns: %w", err)
+	}
+	a.Guard = c
+	return nil, nil
+}
+
+func (a *App) initInventory(context.Context) (func(context.Context) error, error) {
+	var inv *inventory.Service
+	// The executor's host key callbacks go to the inventory, which is built with the executor: the
+	// closures break the cycle.
+	a.SSH = ssh.New(ssh.Config{Logger: a.log,
+		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
+		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
+	inv = inventory.New(inventory.Config{Logger: a.log}, a.Store, a.Vault, a.Audit, a.Auth, a.Guard, a.SSH)
+	a.Inventory = inv
+	return func(context.Context) error { return a.SSH.Close() }, nil
+}
+
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Ready: map[string]httpapi.Pinger{"database": a.Store}})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {

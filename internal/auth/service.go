@@ -633,3 +633,16 @@ func (s *Service) Bootstrap(ctx context.Context, email, password string) (Bootst
 	res.Created, res.Tenant, res.Admin = true, t, u
 	return res, nil
 }
+
+// MaxServers returns the max_servers quota of the tenant in ctx (inventory enforces it).
+func (s *Service) MaxServers(ctx context.Context) (int, error) {
+	tid, err := tenant.ID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	t, err := s.Tenant(ctx, tid)
+	if err != nil {
+		return 0, err
+	}
+	return t.MaxServers, nil
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/inventory"
 )
 
 // route is one endpoint: what it answers, who may call it, and what it takes and returns (for OpenAPI).
@@ -64,6 +65,48 @@ func (s *Server) apiRoutes() []route {
 				handler: s.auditVerify, resp: verifyResponse{}},
 			route{method: "GET", path: "/api/v1/audit/export", summary: "Export the audit log as JSON Lines", perm: auth.PermViewAudit,
 				handler: s.auditExport},
+		)
+	}
+	if s.Inventory != nil {
+		const inv = "/api/v1/inventory"
+		view, manage, run := auth.PermViewDashboard, auth.PermManageServers, auth.PermStartTask
+		rs = append(rs,
+			route{method: "POST", path: inv + "/servers", summary: "Add a server", perm: manage,
+				handler: s.createServer, req: serverFields{}, resp: inventory.Server{}, status: http.StatusCreated},
+			route{method: "GET", path: inv + "/servers", summary: "List servers (?environment=&role=&cluster_id=&tag=a,b)", perm: view,
+				handler: s.listServers, resp: listResponse[inventory.Server]{}},
+			route{method: "GET", path: inv + "/servers/{id}", summary: "Get a server", perm: view,
+				handler: s.getServer, resp: inventory.Server{}},
+			route{method: "PATCH", path: inv + "/servers/{id}", summary: "Change a server (fields sent are replaced)", perm: manage,
+				handler: s.updateServer, req: serverFields{}, resp: inventory.Server{}},
+			route{method: "DELETE", path: inv + "/servers/{id}", summary: "Remove a server (409 while it is a jump host)", perm: manage,
+				handler: s.deleteServer, status: http.StatusNoContent},
+			route{method: "POST", path: inv + "/servers/{id}/check", summary: "Check reachability through the jump chain, hop by hop", perm: run,
+				handler: s.checkServer, resp: checkResponse{}},
+			route{method: "POST", path: inv + "/servers/import", summary: "Import servers from YAML, JSON or ssh_config", perm: manage,
+				handler: s.importServers, req: importRequest{}, resp: inventory.ImportResult{}},
+			route{method: "POST", path: inv + "/clusters", summary: "Add a cluster (kubeconfig sealed)", perm: manage,
+				handler: s.createCluster, req: clusterRequest{}, resp: inventory.Cluster{}, status: http.StatusCreated},
+			route{method: "GET", path: inv + "/clusters", summary: "List clusters", perm: view,
+				handler: s.listClusters, resp: listResponse[inventory.Cluster]{}},
+			route{method: "GET", path: inv + "/clusters/{id}", summary: "Get a cluster", perm: view,
+				handler: s.getCluster, resp: inventory.Cluster{}},
+			route{method: "PATCH", path: inv + "/clusters/{id}", summary: "Change a cluster", perm: manage,
+				handler: s.updateCluster, req: clusterRequest{}, resp: inventory.Cluster{}},
+			route{method: "DELETE", path: inv + "/clusters/{id}", summary: "Remove a cluster (409 while servers are in it)", perm: manage,
+				handler: s.deleteCluster, status: http.StatusNoContent},
+			route{method: "POST", path: inv + "/credentials", summary: "Add a credential (the secret is write-only)", perm: manage,
+				handler: s.createCredential, req: credentialRequest{}, resp: inventory.Credential{}, status: http.StatusCreated},
+			route{method: "GET", path: inv + "/credentials", summary: "List credentials (never their values)", perm: manage,
+				handler: s.listCredentials, resp: listResponse[inventory.Credential]{}},
+			route{method: "GET", path: inv + "/credentials/{id}", summary: "Get a credential (never its value)", perm: manage,
+				handler: s.getCredential, resp: inventory.Credential{}},
+			route{method: "DELETE", path: inv + "/credentials/{id}", summary: "Remove a credential (409 while servers use it)", perm: manage,
+				handler: s.deleteCredential, status: http.StatusNoContent},
+			route{method: "POST", path: inv + "/exec", summary: "Run a guarded command on servers (JSON, or NDJSON with Accept: application/x-ndjson)", perm: run,
+				handler: s.exec, req: execRequest{}, resp: execResponse{}},
+			route{method: "GET", path: inv + "/command-records", summary: "Recent commands (?server_id=&limit=)", perm: view,
+				handler: s.commandRecords, resp: listResponse[inventory.CommandRecord]{}},
 		)
 	}
 	return rs

@@ -17,6 +17,7 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,7 +32,8 @@ type Pinger interface {
 // in this process).
 type Deps struct {
 	Auth     *auth.Service
-	Audit    *audit.Log
+	Audit     *audit.Log
+	Inventory *inventory.Service
 	Ready    map[string]Pinger // name → check, reported by /readyz
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
