@@ -14,11 +14,11 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/guard"
+	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
-	"github.com/it0/it0/internal/vault"
-	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/store"
+	"github.com/it0/it0/internal/vault"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -43,8 +43,8 @@ type App struct {
 	mgr      *Manager
 	registry *prometheus.Registry
 
-	Store *store.DB
-	Audit *audit.Log
+	Store     *store.DB
+	Audit     *audit.Log
 	Auth      *auth.Service
 	Vault     *vault.Vault
 	Guard     *guard.Classifier

@@ -31,13 +31,13 @@ type Pinger interface {
 // Deps are the services the API exposes. A nil service leaves its routes out (its module is not running
 // in this process).
 type Deps struct {
-	Auth     *auth.Service
+	Auth      *auth.Service
 	Audit     *audit.Log
 	Inventory *inventory.Service
-	Ready    map[string]Pinger // name → check, reported by /readyz
-	Registry *prometheus.Registry
-	Logger   *slog.Logger
-	Version  string
+	Ready     map[string]Pinger // name → check, reported by /readyz
+	Registry  *prometheus.Registry
+	Logger    *slog.Logger
+	Version   string
 	// TrustProxy makes X-Forwarded-For the client address (behind a gateway such as Kong).
 	TrustProxy bool
 }

@@ -156,12 +156,12 @@ type Store interface {
 	ServerUpdate(ctx context.Context, s *Server) error // errs.NotFound, errs.Conflict (name)
 	ServerDelete(ctx context.Context, id string) error // errs.NotFound, errs.Conflict (a jump host in use)
 	ServerSetHostKey(ctx context.Context, id, key, fingerprint string) error
-	ClusterCreate(ctx context.Context, c *Cluster) error       // errs.Conflict (name)
+	ClusterCreate(ctx context.Context, c *Cluster) error         // errs.Conflict (name)
 	ClusterGet(ctx context.Context, id string) (*Cluster, error) // errs.NotFound
 	ClusterList(ctx context.Context) ([]Cluster, error)
 	ClusterUpdate(ctx context.Context, c *Cluster) error
-	ClusterDelete(ctx context.Context, id string) error             // errs.Conflict (servers in it)
-	CredentialCreate(ctx context.Context, c *Credential) error       // errs.Conflict (name)
+	ClusterDelete(ctx context.Context, id string) error                // errs.Conflict (servers in it)
+	CredentialCreate(ctx context.Context, c *Credential) error         // errs.Conflict (name)
 	CredentialGet(ctx context.Context, id string) (*Credential, error) // errs.NotFound
 	CredentialList(ctx context.Context) ([]Credential, error)
 	CredentialDelete(ctx context.Context, id string) error // errs.Conflict (servers use it)

@@ -212,7 +212,9 @@ func (s *Service) normaliseHostKey(srv *Server) error {
 }
 
 // Server returns server id.
-func (s *Service) Server(ctx context.Context, id string) (*Server, error) { return s.store.ServerGet(ctx, id) }
+func (s *Service) Server(ctx context.Context, id string) (*Server, error) {
+	return s.store.ServerGet(ctx, id)
+}
 
 // Servers returns the servers sel chooses, or all servers when sel is empty.
 func (s *Service) Servers(ctx context.Context, sel Selector) ([]Server, error) {
@@ -323,7 +325,9 @@ func validKubeconfig(k string) error {
 }
 
 // Cluster returns cluster id.
-func (s *Service) Cluster(ctx context.Context, id string) (*Cluster, error) { return s.store.ClusterGet(ctx, id) }
+func (s *Service) Cluster(ctx context.Context, id string) (*Cluster, error) {
+	return s.store.ClusterGet(ctx, id)
+}
 
 // Clusters lists clusters.
 func (s *Service) Clusters(ctx context.Context) ([]Cluster, error) { return s.store.ClusterList(ctx) }
@@ -458,7 +462,9 @@ func (s *Service) Credential(ctx context.Context, id string) (*Credential, error
 }
 
 // Credentials lists credentials (never their values).
-func (s *Service) Credentials(ctx context.Context) ([]Credential, error) { return s.store.CredentialList(ctx) }
+func (s *Service) Credentials(ctx context.Context) ([]Credential, error) {
+	return s.store.CredentialList(ctx)
+}
 
 // DeleteCredential removes credential id unless servers use it.
 func (s *Service) DeleteCredential(ctx context.Context, id string) error {
