@@ -96,7 +96,16 @@ func TestCrossTenant(t *testing.T) {
 		aUser, _ := b.newUser(aTok, "secret-user@tenant-a.example", auth.RoleOperator)
 		kr := b.do("POST", "/api/v1/auth/api-keys", aTok, map[string]string{"name": "a-key"})
 		aKey, aKeyID := kr.body["key"].(string), kr.body["id"].(string)
-		ids := map[string]string{"/api/v1/auth/users/": aUser, "/api/v1/auth/api-keys/": aKeyID, "/api/v1/auth/tenants/": aID}
+		aCred := b.do("POST", "/api/v1/inventory/credentials", aTok, map[string]string{"name": "a-cred", "type": "ssh_key", "secret": newKeyPEM(t)})
+		aCluster := b.do("POST", "/api/v1/inventory/clusters", aTok, map[string]string{"name": "a-cluster"})
+		aServer := b.do("POST", "/api/v1/inventory/servers", aTok, map[string]any{"name": "a-server", "host": "127.0.0.1",
+			"credential_id": aCred.body["id"], "cluster_id": aCluster.body["id"], "host_key_policy": "tofu"})
+		if aServer.status != 201 {
+			t.Fatalf("tenant a server: %d %s", aServer.status, aServer.raw)
+		}
+		aCredID, aClusterID, aServerID := aCred.body["id"].(string), aCluster.body["id"].(string), aServer.body["id"].(string)
+		ids := map[string]string{"/api/v1/auth/users/": aUser, "/api/v1/auth/api-keys/": aKeyID, "/api/v1/auth/tenants/": aID,
+			"/api/v1/inventory/servers/": aServerID, "/api/v1/inventory/clusters/": aClusterID, "/api/v1/inventory/credentials/": aCredID}
 		for _, rt := range b.srv.routes {
 			if !strings.Contains(rt.path, "{id}") {
 				continue
@@ -112,7 +121,11 @@ func TestCrossTenant(t *testing.T) {
 				continue
 			}
 			path := strings.Replace(rt.path, "{id}", id, 1)
-			r := b.do(rt.method, path, bTok, map[string]string{"role": "viewer"})
+			var body any = map[string]string{}
+			if strings.Contains(path, "/users/") {
+				body = map[string]string{"role": "viewer"}
+			}
+			r := b.do(rt.method, path, bTok, body)
 			if r.status != 404 && r.status != 403 {
 				t.Errorf("%s %s with tenant b's token: %d %s", rt.method, path, r.status, r.raw)
 			}
@@ -120,12 +133,25 @@ func TestCrossTenant(t *testing.T) {
 				t.Errorf("%s %s leaks tenant a's data: %s", rt.method, path, r.raw)
 			}
 		}
+		// Ensure tenant b can neither run on tenant a's server nor use its credential, cluster or server as a jump host.
+		if r := b.do("POST", "/api/v1/inventory/exec", bTok, map[string]any{"server_ids": []string{aServerID}, "command": "uptime"}); r.status != 404 {
+			t.Errorf("exec on tenant a's server: %d %s", r.status, r.raw)
+		}
+		for field, id := range map[string]string{"credential_id": aCredID, "cluster_id": aClusterID, "jump_server_id": aServerID} {
+			r := b.do("POST", "/api/v1/inventory/servers", bTok, map[string]any{"name": "b-" + field, "host": "127.0.0.1", field: id})
+			if r.status != 400 || !strings.Contains(r.errMessage(), "does not exist") {
+				t.Errorf("tenant b server with tenant a's %s: %d %s", field, r.status, r.raw)
+			}
+		}
 		// Ensure X-Tenant-Id is refused for a non-platform admin, and lists show only one's own tenant.
 		if r := b.do("GET", "/api/v1/auth/users", bTok, nil, "X-Tenant-Id", aID); r.status != 403 {
 			t.Errorf("X-Tenant-Id by tenant admin: %d", r.status)
 		}
-		for _, path := range []string{"/api/v1/auth/users", "/api/v1/auth/api-keys", "/api/v1/audit/logs?limit=1000", "/api/v1/audit/export", "/api/v1/auth/tenant"} {
-			if r := b.do("GET", path, bTok, nil); strings.Contains(r.raw, "tenant-a") || strings.Contains(r.raw, aUser) || strings.Contains(r.raw, aKeyID) {
+		for _, path := range []string{"/api/v1/auth/users", "/api/v1/auth/api-keys", "/api/v1/audit/logs?limit=1000", "/api/v1/audit/export",
+			"/api/v1/auth/tenant", "/api/v1/inventory/servers", "/api/v1/inventory/credentials", "/api/v1/inventory/clusters",
+			"/api/v1/inventory/command-records"} {
+			if r := b.do("GET", path, bTok, nil); strings.Contains(r.raw, "tenant-a") || strings.Contains(r.raw, aUser) ||
+				strings.Contains(r.raw, aKeyID) || strings.Contains(r.raw, aServerID) || strings.Contains(r.raw, "a-cred") {
 				t.Errorf("%s shows tenant a's data to tenant b: %s", path, r.raw)
 			}
 		}

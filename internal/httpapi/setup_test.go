@@ -11,10 +11,22 @@ import (
 	"testing"
 	"time"
 
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"log/slog"
+	"sync"
+
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/guard"
+	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
+	"github.com/it0/it0/internal/vault"
+	"github.com/it0/it0/internal/vault/vaulttest"
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // testBundle is a running API on one backend, with the bootstrap admin signed in.
@@ -26,6 +38,8 @@ type testBundle struct {
 	auth      *auth.Service
 	audit     *audit.Log
 	now       *time.Time
+	logs      *lockedBuffer
+	ssh       *ssh.Executor
 	adminTok  string // bootstrap admin: default tenant admin and platform admin
 	defaultID string
 }
@@ -55,7 +69,23 @@ func setup(t testing.TB, open func(testing.TB) *store.DB) *testBundle {
 	}
 	b.defaultID = res.Tenant.ID
 	b.auth, b.audit = svc, log
-	b.srv = New(Deps{Auth: svc, Audit: log, Ready: map[string]Pinger{"database": db}, Version: "test"})
+	b.logs = &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	v, err := vault.New(vault.Config{MasterKey: vaulttest.MasterKey(t)}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := guard.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv *inventory.Service
+	b.ssh = ssh.New(ssh.Config{Logger: logger,
+		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
+		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
+	t.Cleanup(func() { b.ssh.Close() })
+	inv = inventory.New(inventory.Config{Logger: logger, Now: clock}, db, v, log, svc, g, b.ssh)
+	b.srv = New(Deps{Auth: svc, Audit: log, Inventory: inv, Ready: map[string]Pinger{"database": db}, Version: "test", Logger: logger})
 	b.http = httptest.NewServer(b.srv.Handler())
 	t.Cleanup(b.http.Close)
 	b.adminTok = b.login("root@example.com", "root-password")
@@ -154,3 +184,48 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, open func(testing.TB) *s
 }
 
 func auditFilterAll() audit.Filter { return audit.Filter{Limit: 1000} }
+
+// lockedBuffer collects logs written from many goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newKeyPEM returns a fresh unencrypted ed25519 private key in OpenSSH PEM form.
+func newKeyPEM(t testing.TB) string {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := gossh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(blk))
+}
+
+type storeDB = store.DB
+
+// openSQLiteIn opens a SQLite store in dir (so a test can read the files afterwards).
+func openSQLiteIn(tb testing.TB, dir string) *store.DB {
+	tb.Helper()
+	db, err := store.Open(context.Background(), store.Config{DataDir: dir})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
