@@ -1,0 +1,167 @@
+// Package agent is IT0's brain: engines behind one interface, sessions, tasks, tools, skills and system
+// prompts. Engines live in subpackages (claudecode, anthropic, openai); this package declares what they
+// implement and what they are given.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// EventType names an event in a session's stream. Every engine emits the same types.
+type EventType string
+
+// Event types.
+const (
+	EventThinking         EventType = "thinking"          // Text: the model's reasoning, as it streams
+	EventText             EventType = "text"              // Text: answer text, as it streams
+	EventToolUse          EventType = "tool_use"          // Tool, ToolUseID, Input
+	EventToolResult       EventType = "tool_result"       // Tool, ToolUseID, Output, IsError
+	EventApprovalRequired EventType = "approval_required" // Command, RiskLevel, ApprovalID
+	EventCompleted        EventType = "completed"         // Summary, TokensUsed, CostUSD
+	EventError            EventType = "error"             // Code, Message
+)
+
+// Event is one item of a session's stream: the same JSON shape for every engine. Seq and SessionID are
+// set by the session store when the event is persisted.
+type Event struct {
+	Seq        int64           `json:"seq"`
+	SessionID  string          `json:"session_id"`
+	Type       EventType       `json:"type"`
+	Text       string          `json:"text,omitempty"`
+	Tool       string          `json:"tool,omitempty"`
+	ToolUseID  string          `json:"tool_use_id,omitempty"`
+	Input      json.RawMessage `json:"input,omitempty"`
+	Output     string          `json:"output,omitempty"`
+	IsError    bool            `json:"is_error,omitempty"`
+	Command    string          `json:"command,omitempty"`
+	RiskLevel  *int            `json:"risk_level,omitempty"`
+	ApprovalID string          `json:"approval_id,omitempty"`
+	Summary    string          `json:"summary,omitempty"`
+	TokensUsed int             `json:"tokens_used,omitempty"`
+	CostUSD    float64         `json:"cost_usd,omitempty"`
+	Code       string          `json:"code,omitempty"`
+	Message    string          `json:"message,omitempty"`
+	Time       time.Time       `json:"time"`
+}
+
+// Error codes of error events.
+const (
+	CodeMaxTurns    = "max_turns"     // the turn limit was reached
+	CodeBudget      = "budget"        // the cost budget was reached
+	CodeEngine      = "engine_error"  // the engine (process or API) failed
+	CodeTruncated   = "truncated"     // the engine's stream ended without a result
+	CodeCancelled   = "cancelled"     // the session was cancelled
+	CodeUnavailable = "unavailable"   // the engine is not configured or not reachable
+	CodeBadResponse = "bad_response"  // the engine sent something that does not parse
+)
+
+// Tool describes one tool the model may call. InputSchema is a JSON Schema object.
+type Tool struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	InputSchema json.RawMessage `json:"input_schema"`
+}
+
+// ToolResult is what a tool call returned, as the model will see it.
+type ToolResult struct {
+	Output  string
+	IsError bool
+}
+
+// ApprovalRequired is returned by Toolbox.Call when the call needs a human decision first. The engine
+// emits an approval_required event and pauses: Run returns with Outcome.Paused set.
+type ApprovalRequired struct {
+	ApprovalID string
+	Command    string
+	RiskLevel  int
+	Reason     string
+}
+
+func (e *ApprovalRequired) Error() string {
+	return fmt.Sprintf("approval %s required for L%d command %q", e.ApprovalID, e.RiskLevel, e.Command)
+}
+
+// Toolbox is the set of tools a task may use. Call runs one tool; it returns *ApprovalRequired (via
+// errors.As) when a human must decide first, and other errors only for failures that should end the run
+// (tool-level failures are ToolResult{IsError: true}).
+type Toolbox interface {
+	Tools() []Tool
+	Call(ctx context.Context, name string, input json.RawMessage) (ToolResult, error)
+}
+
+// PendingResult answers a tool call that was left open when a run paused for approval: the engine
+// appends it to the conversation before it continues.
+type PendingResult struct {
+	ToolUseID string
+	Tool      string
+	Result    ToolResult
+}
+
+// Task is one run of an engine: a first prompt, or a continuation of a session.
+type Task struct {
+	SessionID    string
+	Prompt       string // the user's message (may be empty when only PendingResults continue a run)
+	SystemPrompt string
+	AllowedTools []string // tool names; empty = every tool in Tools
+	MaxTurns     int      // 0 = engine default
+	MaxBudgetUSD float64  // 0 = no budget
+	Tools        Toolbox
+	// State is what the engine returned in Outcome.State after the session's previous run: its transcript
+	// (API engines) or its own session id (Claude Code). Nil on a session's first run.
+	State json.RawMessage
+	// PendingResults answer the tool calls the previous run paused on.
+	PendingResults []PendingResult
+	// WorkDir is the tenant's workspace (Claude Code runs there, with its .claude/ settings and skills).
+	WorkDir string
+	// Env holds extra environment for engines that run processes (IT0_URL, IT0_TOKEN, IT0_SESSION_ID).
+	Env []string
+}
+
+// Outcome is how a run ended.
+type Outcome struct {
+	// State is to be passed back in Task.State to continue the session.
+	State json.RawMessage
+	// Paused is set when the run stopped on a tool call awaiting approval.
+	Paused bool
+	// Summary, TokensUsed and CostUSD repeat the completed event's fields.
+	Summary    string
+	TokensUsed int
+	CostUSD    float64
+}
+
+// Engine runs tasks. Run streams events through emit (never concurrently) until the task completes,
+// fails, pauses for approval or ctx ends, and emits exactly one final event: completed, error, or
+// approval_required (paused). It returns an error only when it could not run at all.
+type Engine interface {
+	Name() string
+	Run(ctx context.Context, t Task, emit func(Event)) (Outcome, error)
+	// Health reports whether the engine can run now; the error says what to configure.
+	Health(ctx context.Context) error
+}
+
+// Engine names.
+const (
+	EngineClaudeCode = "claude_code_cli"
+	EngineClaudeAPI  = "claude_api"
+	EngineOpenAI     = "openai_compatible"
+)
+
+// ErrUnavailable wraps an engine's Health error: the engine is not configured or cannot be reached.
+var ErrUnavailable = errors.New("engine unavailable")
+
+// Allowed reports whether tool name may be used under allowed (empty allows every tool).
+func Allowed(allowed []string, name string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	for _, a := range allowed {
+		if a == name {
+			return true
+		}
+	}
+	return false
+}
