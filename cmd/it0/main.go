@@ -53,6 +53,7 @@ commands:
   audit export   write a tenant's audit log as JSON Lines
   guard check    classify a shell command (L0-L3)
   hook pre-tool-use   Claude Code PreToolUse hook
+  mcp            MCP server exposing IT0's tools (stdio; --http ADDR for streamable HTTP)
   version        print the version`
 
 // run is the whole program; tests call it directly.
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, getenv, stdout, stderr)
+	case "mcp":
+		return runMCP(ctx, rest, getenv, stdin, stdout, stderr)
 	case "guard":
 		return runGuard(ctx, rest, stdout, stderr)
 	case "hook":
