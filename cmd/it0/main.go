@@ -51,6 +51,10 @@ commands:
   migrate        apply database migrations and exit
   audit verify   check the audit log's hash chain (exit 3 and the first bad row when broken)
   audit export   write a tenant's audit log as JSON Lines
+  exec           run a guarded command on servers: it0 exec --env prod -- df -h
+  servers import import servers from YAML, JSON or an OpenSSH ssh_config
+  vault keygen   print a new master key
+  vault rotate   re-seal every data key under IT0_VAULT_MASTER_KEY
   guard check    classify a shell command (L0-L3)
   hook pre-tool-use   Claude Code PreToolUse hook
   mcp            MCP server exposing IT0's tools (stdio; --http ADDR for streamable HTTP)
@@ -72,6 +76,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, getenv, stdout, stderr)
+	case "exec":
+		return runExec(ctx, rest, getenv, stdout, stderr)
+	case "servers":
+		return runServers(ctx, rest, getenv, stdout, stderr)
+	case "vault":
+		return runVault(ctx, rest, getenv, stdout, stderr)
 	case "mcp":
 		return runMCP(ctx, rest, getenv, stdin, stdout, stderr)
 	case "guard":

@@ -146,7 +146,7 @@ func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error)
 }
 
 func (a *App) initVault(ctx context.Context) (func(context.Context) error, error) {
-	cfg, err := vaultConfig(a.cfg.VaultMasterKey, a.cfg.VaultPrevKeys)
+	cfg, err := VaultConfig(a.cfg.VaultMasterKey, a.cfg.VaultPrevKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -162,8 +162,8 @@ func (a *App) initVault(ctx context.Context) (func(context.Context) error, error
 	return nil, nil
 }
 
-// vaultConfig parses the master key and the comma-separated previous keys.
-func vaultConfig(current, previous string) (vault.Config, error) {
+// VaultConfig parses the master key and the comma-separated previous keys.
+func VaultConfig(current, previous string) (vault.Config, error) {
 	mk, err := vault.ParseMasterKey(current)
 	if err != nil {
 		return vault.Config{}, fmt.Errorf("IT0_VAULT_MASTER_KEY: %w", err)

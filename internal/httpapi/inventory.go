@@ -361,6 +361,8 @@ type importRequest struct {
 	CredentialID string `json:"credential_id,omitempty"` // for hosts that name no credential
 	Environment  string `json:"environment,omitempty"`
 	DryRun       bool   `json:"dry_run,omitempty"`
+	// Identities maps ssh_config IdentityFile paths to credentials the CLI uploaded for them.
+	Identities map[string]string `json:"identities,omitempty"`
 }
 
 func (s *Server) importServers(w http.ResponseWriter, r *http.Request) error {
@@ -369,7 +371,7 @@ func (s *Server) importServers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res, err := s.Inventory.Import(r.Context(), inventory.ImportRequest{Format: req.Format, Content: req.Content,
-		CredentialID: req.CredentialID, Environment: req.Environment, DryRun: req.DryRun})
+		CredentialID: req.CredentialID, Environment: req.Environment, DryRun: req.DryRun, Identities: req.Identities})
 	if err != nil {
 		return err
 	}
