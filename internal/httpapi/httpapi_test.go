@@ -317,7 +317,7 @@ func TestQuotaAndTenantLifecycle(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
 		b := setup(t, open)
 		r := b.do("POST", "/api/v1/auth/tenants", b.adminTok, map[string]any{"name": "Small", "slug": "small",
-			"admin_email": "admin@small.example", "admin_password": "password-small", "max_users": 2})
+			"admin_email": "admin@small.example", "admin_password": "password-small", "max_users": 2, "max_servers": 1})
 		if r.status != 201 || r.body["max_users"] != float64(2) {
 			t.Fatalf("create: %d %s", r.status, r.raw)
 		}
@@ -327,6 +327,13 @@ func TestQuotaAndTenantLifecycle(t *testing.T) {
 		r = b.do("POST", "/api/v1/auth/users", tok, map[string]string{"email": "three@small.example", "password": "password-3", "role": "viewer"})
 		if r.status != 403 || r.errCode() != "quota_exceeded" || !strings.Contains(r.raw, "max_users") {
 			t.Errorf("over quota: %d %s", r.status, r.raw)
+		}
+		if r = b.do("POST", "/api/v1/inventory/servers", tok, map[string]any{"name": "one", "host": "10.0.0.1"}); r.status != 201 {
+			t.Fatalf("first server: %d %s", r.status, r.raw)
+		}
+		r = b.do("POST", "/api/v1/inventory/servers", tok, map[string]any{"name": "two", "host": "10.0.0.2"})
+		if r.status != 403 || r.errCode() != "quota_exceeded" || !strings.Contains(r.errMessage(), "max_servers") {
+			t.Errorf("server over quota: %d %s", r.status, r.raw)
 		}
 		// Ensure bad tenant drafts name each bad field.
 		r = b.do("POST", "/api/v1/auth/tenants", b.adminTok, map[string]any{"name": "", "slug": "Bad Slug", "plan": "gold",

@@ -57,8 +57,8 @@ func ParseImport(format, content string) ([]ImportEntry, error) {
 				list = wrapped.Servers
 			}
 		} else {
-			if err = yaml.Unmarshal([]byte(content), &list); err != nil {
-				err = yaml.Unmarshal([]byte(content), &wrapped)
+			if err = unmarshalYAML(content, &list); err != nil {
+				err = unmarshalYAML(content, &wrapped)
 				list = wrapped.Servers
 			}
 		}
@@ -68,6 +68,17 @@ func ParseImport(format, content string) ([]ImportEntry, error) {
 		return list, nil
 	}
 	return nil, errs.Invalidf("format", "format %q is not one of yaml, json, ssh_config", format)
+}
+
+// unmarshalYAML decodes untrusted YAML. The decoder panics on some malformed input (found by
+// FuzzParseImport), so a panic becomes an error here.
+func unmarshalYAML(content string, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("malformed YAML")
+		}
+	}()
+	return yaml.Unmarshal([]byte(content), v)
 }
 
 func firstLine(s string) string {
