@@ -50,13 +50,13 @@ type Event struct {
 
 // Error codes of error events.
 const (
-	CodeMaxTurns    = "max_turns"     // the turn limit was reached
-	CodeBudget      = "budget"        // the cost budget was reached
-	CodeEngine      = "engine_error"  // the engine (process or API) failed
-	CodeTruncated   = "truncated"     // the engine's stream ended without a result
-	CodeCancelled   = "cancelled"     // the session was cancelled
-	CodeUnavailable = "unavailable"   // the engine is not configured or not reachable
-	CodeBadResponse = "bad_response"  // the engine sent something that does not parse
+	CodeMaxTurns    = "max_turns"    // the turn limit was reached
+	CodeBudget      = "budget"       // the cost budget was reached
+	CodeEngine      = "engine_error" // the engine (process or API) failed
+	CodeTruncated   = "truncated"    // the engine's stream ended without a result
+	CodeCancelled   = "cancelled"    // the session was cancelled
+	CodeUnavailable = "unavailable"  // the engine is not configured or not reachable
+	CodeBadResponse = "bad_response" // the engine sent something that does not parse
 )
 
 // Tool describes one tool the model may call. InputSchema is a JSON Schema object.
