@@ -1,10 +1,15 @@
-// Package opsconfig embeds the defaults IT0 ships: risk patterns, and later
-// system prompt templates and runbooks.
+// Package opsconfig embeds the defaults IT0 ships: risk patterns, system prompt templates and, later,
+// runbooks.
 package opsconfig
 
-import _ "embed"
+import "embed"
 
 // RiskPatterns is risk-patterns.yaml, the guard's shipped rules.
 //
 //go:embed risk-patterns.yaml
 var RiskPatterns []byte
+
+// SystemPrompts holds system-prompts/<locale>.tmpl, the agent's system prompt templates (text/template).
+//
+//go:embed system-prompts/*.tmpl
+var SystemPrompts embed.FS

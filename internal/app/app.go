@@ -8,9 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/claudecode"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/guard"
@@ -18,6 +22,7 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/store"
+	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,6 +36,7 @@ const (
 	Vault     = "vault"
 	Guard     = "guard"
 	Inventory = "inventory"
+	Agent     = "agent"
 	API       = "api"
 	All       = "all"
 )
@@ -50,6 +56,7 @@ type App struct {
 	Guard     *guard.Classifier
 	Inventory *inventory.Service
 	SSH       *ssh.Executor
+	Agent     *agent.Service
 	API       *httpapi.Server
 
 	listener net.Listener
@@ -69,7 +76,8 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Vault, a.initVault, Store)
 	a.mgr.Register(Guard, a.initGuard)
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
-	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory)
+	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard)
+	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent)
 	a.mgr.Register(All, nil, API)
 	return a
 }
@@ -203,8 +211,55 @@ func (a *App) initInventory(context.Context) (func(context.Context) error, error
 	return func(context.Context) error { return a.SSH.Close() }, nil
 }
 
+func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error) {
+	prompts, err := agent.NewPromptBuilder(agent.PromptSources{Fleet: a.Inventory, Tenants: a.Auth})
+	if err != nil {
+		return nil, err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the it0 binary: %w", err)
+	}
+	engines := []agent.Engine{claudecode.New(claudecode.Config{Path: a.cfg.ClaudePath, Model: a.cfg.ClaudeModel, Logger: a.log})}
+	a.Agent = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin)},
+		a.Store, engines, a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0), prompts)
+	// Runs that were going when the process stopped cannot continue: say so in each session.
+	tenants, err := a.Auth.Tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tenants {
+		if n, err := a.Agent.InterruptedRuns(tenant.WithID(ctx, t.ID)); err != nil {
+			return nil, fmt.Errorf("mark interrupted sessions of %s: %w", t.Slug, err)
+		} else if n > 0 {
+			a.log.Warn("marked interrupted sessions failed", slog.String("tenant_id", t.ID), slog.Int("sessions", n))
+		}
+	}
+	return func(context.Context) error { a.Agent.Close(); return nil }, nil
+}
+
+// workspace prepares a Claude Code session's directory under <data-dir>/workspaces/<tenant>, with the
+// PreToolUse hook and the MCP server pointing back at this process, and a token for the session's user.
+func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Session) (string, []string, error) {
+	return func(ctx context.Context, sess *agent.Session) (string, []string, error) {
+		dir := filepath.Join(a.cfg.DataDir, "workspaces", sess.TenantID)
+		if err := claudecode.PrepareWorkspace(dir, claudecode.Workspace{HookCommand: bin + " hook pre-tool-use", MCPCommand: bin}); err != nil {
+			return "", nil, err
+		}
+		tok, err := a.Auth.IssueToken(ctx, sess.UserID, 2*time.Hour)
+		if err != nil {
+			return "", nil, err
+		}
+		url := a.cfg.PublicURL
+		if url == "" {
+			url = "http://" + a.Addr
+		}
+		return dir, []string{"IT0_URL=" + url, "IT0_TOKEN=" + tok, "IT0_SESSION_ID=" + sess.ID}, nil
+	}
+}
+
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Ready: map[string]httpapi.Pinger{"database": a.Store}})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {

@@ -29,6 +29,16 @@ type Config struct {
 	BootstrapEmail string
 	BootstrapPass  string
 
+	// Agent engines.
+	DefaultEngine    string
+	ClaudePath       string
+	ClaudeModel      string
+	AnthropicKey     string
+	AnthropicBaseURL string
+	OpenAIBaseURL    string
+	OpenAIKey        string
+	OpenAIModel      string
+
 	// Secrets. In embedded mode (SQLite, no IT0_DATABASE_URL) any that are unset are generated once and kept
 	// in <data-dir>/secrets.json (mode 0600), so `it0 serve` works with zero configuration; with PostgreSQL
 	// they must be set, because replicas must share them.
@@ -52,6 +62,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.PublicURL, "public-url", getenv("IT0_PUBLIC_URL"), "URL clients and providers reach IT0 at (IT0_PUBLIC_URL)")
 	tp, _ := strconv.ParseBool(getenv("IT0_TRUST_PROXY"))
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", tp, "take the client address from X-Forwarded-For (IT0_TRUST_PROXY)")
+	fs.StringVar(&c.DefaultEngine, "engine", env("IT0_DEFAULT_ENGINE", "claude_api"), "engine for tenants that chose none: claude_code_cli, claude_api or openai_compatible (IT0_DEFAULT_ENGINE)")
+	c.ClaudePath = env("IT0_CLAUDE_PATH", "claude")
+	c.ClaudeModel = getenv("IT0_CLAUDE_MODEL")
+	c.AnthropicKey = getenv("IT0_ANTHROPIC_API_KEY")
+	c.AnthropicBaseURL = getenv("IT0_ANTHROPIC_BASE_URL")
+	c.OpenAIBaseURL = getenv("IT0_OPENAI_BASE_URL")
+	c.OpenAIKey = getenv("IT0_OPENAI_API_KEY")
+	c.OpenAIModel = getenv("IT0_OPENAI_MODEL")
 	c.BootstrapEmail = getenv("IT0_BOOTSTRAP_ADMIN_EMAIL")
 	c.BootstrapPass = getenv("IT0_BOOTSTRAP_ADMIN_PASSWORD")
 	c.JWTSecret = getenv("IT0_JWT_SECRET")
@@ -75,6 +93,11 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenTTL < time.Minute || c.TokenTTL > 30*24*time.Hour {
 		list = append(list, fmt.Errorf("token-ttl %s: want 1m to 720h", c.TokenTTL))
+	}
+	switch c.DefaultEngine {
+	case "claude_code_cli", "claude_api", "openai_compatible":
+	default:
+		list = append(list, fmt.Errorf("engine %q: want claude_code_cli, claude_api or openai_compatible", c.DefaultEngine))
 	}
 	if c.DatabaseURL == "" && c.DataDir == "" {
 		list = append(list, errors.New("data-dir: must not be empty when no database-url is set"))

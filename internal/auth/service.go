@@ -646,3 +646,13 @@ func (s *Service) MaxServers(ctx context.Context) (int, error) {
 	}
 	return t.MaxServers, nil
 }
+
+// IssueToken signs an access token for user userID of the tenant in ctx, valid for ttl. The agent gives
+// one to each engine process (hook, MCP server) so they act with exactly that user's rights.
+func (s *Service) IssueToken(ctx context.Context, userID string, ttl time.Duration) (string, error) {
+	u, err := s.store.UserGet(ctx, userID)
+	if err != nil {
+		return "", err
+	}
+	return signJWT(s.cfg.JWTSecret, u, s.cfg.Now(), ttl)
+}

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/guard/hook"
 	"github.com/it0/it0/internal/inventory"
 )
 
@@ -107,6 +109,44 @@ func (s *Server) apiRoutes() []route {
 				handler: s.exec, req: execRequest{}, resp: execResponse{}},
 			route{method: "GET", path: inv + "/command-records", summary: "Recent commands (?server_id=&limit=)", perm: view,
 				handler: s.commandRecords, resp: listResponse[inventory.CommandRecord]{}},
+		)
+	}
+	if s.Agent != nil {
+		const ag = "/api/v1/agent"
+		view, run := auth.PermViewDashboard, auth.PermStartTask
+		rs = append(rs,
+			route{method: "POST", path: ag + "/tasks", summary: "Start an agent task (opens a session)", perm: run,
+				handler: s.startTask, req: startTaskRequest{}, resp: startTaskResponse{}, status: http.StatusCreated},
+			route{method: "GET", path: ag + "/sessions", summary: "List sessions (?status=&limit=)", perm: view,
+				handler: s.listSessions, resp: listResponse[agent.Session]{}},
+			route{method: "GET", path: ag + "/sessions/{id}", summary: "Get a session", perm: view,
+				handler: s.getSession, resp: agent.Session{}},
+			route{method: "GET", path: ag + "/sessions/{id}/events", summary: "A session's events after a sequence number (?after=SEQ)", perm: view,
+				handler: s.sessionEvents, resp: eventsResponse{}},
+			route{method: "POST", path: ag + "/sessions/{id}/messages", summary: "Continue a session with a message", perm: run,
+				handler: s.sendMessage, req: messageRequest{}, status: http.StatusAccepted},
+			route{method: "POST", path: ag + "/sessions/{id}/cancel", summary: "Cancel a session", perm: run,
+				handler: s.cancelSession, resp: agent.Session{}},
+			route{method: "GET", path: ag + "/engines", summary: "Engines with health, and the tenant's active one", perm: view,
+				handler: s.listEngines, resp: listResponse[agent.EngineInfo]{}},
+			route{method: "POST", path: ag + "/engine", summary: "Switch the tenant's engine", perm: auth.PermSwitchEngine,
+				handler: s.setEngine, req: setEngineRequest{}, resp: listResponse[agent.EngineInfo]{}},
+			route{method: "GET", path: ag + "/approvals", summary: "Approvals (?status=pending&session_id=)", perm: view,
+				handler: s.listApprovals, resp: listResponse[agent.Approval]{}},
+			route{method: "GET", path: ag + "/approvals/{id}", summary: "Get an approval", perm: view,
+				handler: s.getApproval, resp: agent.Approval{}},
+			route{method: "POST", path: ag + "/approvals/{id}/approve", summary: "Approve (L2 needs an admin; operators may confirm L1)", perm: auth.PermApproveL1,
+				handler: s.decide(true), req: decideRequest{}, resp: agent.Approval{}},
+			route{method: "POST", path: ag + "/approvals/{id}/reject", summary: "Reject an approval", perm: auth.PermApproveL1,
+				handler: s.decide(false), req: decideRequest{}, resp: agent.Approval{}},
+			route{method: "POST", path: ag + "/hook/pre-tool-use", summary: "Claude Code PreToolUse hook decisions (used by it0 hook)", perm: run,
+				handler: s.hookPreToolUse, req: hook.Request{}, resp: hook.Response{}},
+			route{method: "GET", path: ag + "/tools", summary: "The agent's tools (used by it0 mcp)", perm: run,
+				handler: s.listTools, resp: toolsResponse{}},
+			route{method: "POST", path: ag + "/tools/{name}", summary: "Call a tool in a session (header X-IT0-Session-Id)", perm: run,
+				handler: s.callTool, req: toolCallRequest{}, resp: toolCallResponse{}},
+			route{method: "GET", path: "/ws/agent", summary: "WebSocket: a session's events (?session=ID&after=SEQ&token=…)", perm: view,
+				handler: s.agentSocket},
 		)
 	}
 	return rs

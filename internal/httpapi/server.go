@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
@@ -34,6 +35,9 @@ type Deps struct {
 	Auth      *auth.Service
 	Audit     *audit.Log
 	Inventory *inventory.Service
+	Agent     *agent.Service
+	// WSOrigins are the browser origins allowed to open WebSockets (host patterns); same-origin always is.
+	WSOrigins []string
 	Ready     map[string]Pinger // name → check, reported by /readyz
 	Registry  *prometheus.Registry
 	Logger    *slog.Logger

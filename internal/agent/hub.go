@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"encoding/json"
+	"sync"
+)
+
+// Hub fans a session's events out to live subscribers (WebSocket clients). Each event is marshalled once
+// and handed to every subscriber's buffered channel; a subscriber that falls behind by a whole buffer is
+// dropped (its channel closed) rather than slowing the session, and reconnects with ?after=SEQ to replay
+// from the store.
+type Hub struct {
+	mu   sync.RWMutex
+	subs map[string]map[*Subscription]struct{} // session id → subscribers
+	buf  int
+}
+
+// Subscription receives one session's events as JSON.
+type Subscription struct {
+	C         chan []byte
+	sessionID string
+	closeOnce sync.Once
+}
+
+// NewHub returns a hub whose subscribers buffer up to buf events.
+func NewHub(buf int) *Hub {
+	if buf <= 0 {
+		buf = 1024
+	}
+	return &Hub{subs: map[string]map[*Subscription]struct{}{}, buf: buf}
+}
+
+// Subscribe registers a subscriber to sessionID's events.
+func (h *Hub) Subscribe(sessionID string) *Subscription {
+	s := &Subscription{C: make(chan []byte, h.buf), sessionID: sessionID}
+	h.mu.Lock()
+	if h.subs[sessionID] == nil {
+		h.subs[sessionID] = map[*Subscription]struct{}{}
+	}
+	h.subs[sessionID][s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+// Unsubscribe removes s and closes its channel.
+func (h *Hub) Unsubscribe(s *Subscription) {
+	h.mu.Lock()
+	if m := h.subs[s.sessionID]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(h.subs, s.sessionID)
+		}
+	}
+	h.mu.Unlock()
+	s.closeOnce.Do(func() { close(s.C) })
+}
+
+// Publish sends e to e.SessionID's subscribers without blocking.
+func (h *Hub) Publish(e Event) {
+	h.mu.RLock()
+	subs := h.subs[e.SessionID]
+	if len(subs) == 0 {
+		h.mu.RUnlock()
+		return
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		h.mu.RUnlock()
+		return
+	}
+	var slow []*Subscription
+	for s := range subs {
+		select {
+		case s.C <- b:
+		default:
+			slow = append(slow, s)
+		}
+	}
+	h.mu.RUnlock()
+	for _, s := range slow {
+		h.Unsubscribe(s)
+	}
+}
+
+// Subscribers counts the live subscribers of sessionID.
+func (h *Hub) Subscribers(sessionID string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[sessionID])
+}

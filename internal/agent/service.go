@@ -1,0 +1,757 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/guard"
+	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/tenant"
+)
+
+// Fleet is what the agent needs from the inventory: run guarded commands and look servers up.
+type Fleet interface {
+	Exec(ctx context.Context, req inventory.ExecRequest, onResult func(inventory.ExecResult)) (inventory.Summary, error)
+	Servers(ctx context.Context, sel inventory.Selector) ([]inventory.Server, error)
+	Clusters(ctx context.Context) ([]inventory.Cluster, error)
+}
+
+// Tenants tells the agent about the tenant in ctx and issues tokens for engine processes.
+type Tenants interface {
+	Tenant(ctx context.Context, id string) (*auth.Tenant, error)
+	IssueToken(ctx context.Context, userID string, ttl time.Duration) (string, error)
+}
+
+// AuditLog records what the agent does.
+type AuditLog interface {
+	Record(ctx context.Context, r audit.Record) (*audit.Entry, error)
+}
+
+// Classifier is the command guard.
+type Classifier interface {
+	Classify(command string) guard.Verdict
+}
+
+// Config tunes the agent service.
+type Config struct {
+	DefaultEngine string        // used when the tenant has not chosen one; default claude_api
+	MaxTurns      int           // default 30
+	L1Timeout     time.Duration // how long an L1 confirmation stays open; default 5 min
+	L2Timeout     time.Duration // how long an L2 approval stays open; default 30 min
+	// ConcurrentSessions bounds running sessions per tenant by plan.
+	ConcurrentSessions map[auth.Plan]int
+	// Workspace prepares a Claude Code session's working directory and environment (settings with the
+	// PreToolUse hook, the MCP config, the tenant's skills). Nil disables the Claude Code engine.
+	Workspace func(ctx context.Context, sess *Session) (dir string, env []string, err error)
+	Now       func() time.Time
+	Logger *slog.Logger
+}
+
+// Service runs agent sessions.
+type Service struct {
+	cfg     Config
+	store   Store
+	engines map[string]Engine
+	fleet   Fleet
+	tenants Tenants
+	audit   AuditLog
+	guard   Classifier
+	hub     *Hub
+	prompts *PromptBuilder
+	log     *slog.Logger
+
+	// ctx outlives requests: a session keeps running after the request that started it returns.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc // session id → cancel of its current run
+}
+
+// New returns a Service; Close stops every running session.
+func New(cfg Config, store Store, engines []Engine, fleet Fleet, tenants Tenants, log AuditLog, g Classifier, hub *Hub, prompts *PromptBuilder) *Service {
+	if cfg.DefaultEngine == "" {
+		cfg.DefaultEngine = EngineClaudeAPI
+	}
+	if cfg.MaxTurns <= 0 {
+		cfg.MaxTurns = 30
+	}
+	if cfg.L1Timeout <= 0 {
+		cfg.L1Timeout = 5 * time.Minute
+	}
+	if cfg.L2Timeout <= 0 {
+		cfg.L2Timeout = 30 * time.Minute
+	}
+	if cfg.ConcurrentSessions == nil {
+		cfg.ConcurrentSessions = map[auth.Plan]int{auth.PlanFree: 2, auth.PlanPro: 10, auth.PlanEnterprise: 50}
+	}
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return time.Now().UTC() }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := map[string]Engine{}
+	for _, e := range engines {
+		m[e.Name()] = e
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, store: store, engines: m, fleet: fleet, tenants: tenants, audit: log, guard: g, hub: hub,
+		prompts: prompts, log: cfg.Logger.With(slog.String("component", "agent")), ctx: ctx, cancel: cancel,
+		running: map[string]context.CancelFunc{}}
+}
+
+// Close cancels running sessions and waits for them to record how they ended.
+func (s *Service) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Hub is where live events are published.
+func (s *Service) Hub() *Hub { return s.hub }
+
+func (s *Service) now() time.Time { return s.cfg.Now().Truncate(time.Microsecond) }
+
+// EngineInfo describes an engine for GET /engines.
+type EngineInfo struct {
+	Name    string `json:"name"`
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
+	Active  bool   `json:"active"`
+	Allowed bool   `json:"allowed"`
+}
+
+// Engines lists every engine with its health, and which one the tenant in ctx uses.
+func (s *Service) Engines(ctx context.Context) ([]EngineInfo, error) {
+	active, t, err := s.activeEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []EngineInfo
+	for _, name := range []string{EngineClaudeCode, EngineClaudeAPI, EngineOpenAI} {
+		info := EngineInfo{Name: name, Active: name == active, Allowed: contains(t.AllowedEngines, name)}
+		e, ok := s.engines[name]
+		switch {
+		case !ok:
+			info.Error = "not built into this process"
+		default:
+			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := e.Health(hctx); err != nil {
+				info.Error = err.Error()
+			} else {
+				info.Healthy = true
+			}
+			cancel()
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+const engineSetting = "active_engine"
+
+func (s *Service) activeEngine(ctx context.Context) (string, *auth.Tenant, error) {
+	tid, err := tenant.ID(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	t, err := s.tenants.Tenant(ctx, tid)
+	if err != nil {
+		return "", nil, err
+	}
+	name, err := s.store.SettingGet(ctx, engineSetting)
+	if err != nil {
+		return "", nil, err
+	}
+	if name == "" {
+		name = s.cfg.DefaultEngine
+	}
+	return name, t, nil
+}
+
+// SetEngine switches the tenant's engine at run time (new sessions use it).
+func (s *Service) SetEngine(ctx context.Context, name string) error {
+	old, t, err := s.activeEngine(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := s.engines[name]; !ok && name != EngineClaudeCode && name != EngineClaudeAPI && name != EngineOpenAI {
+		return errs.Invalidf("engine", "engine %q is not one of %s, %s, %s", name, EngineClaudeCode, EngineClaudeAPI, EngineOpenAI)
+	}
+	if !contains(t.AllowedEngines, name) {
+		return errs.New(errs.Forbidden, "engine %s is not allowed for this tenant (allowed: %s)", name, strings.Join(t.AllowedEngines, ", "))
+	}
+	if err := s.store.SettingSet(ctx, engineSetting, name); err != nil {
+		return err
+	}
+	_, err = s.audit.Record(ctx, audit.Record{Action: "agent.engine_switched", ResourceType: "tenant", ResourceID: t.ID,
+		Description: fmt.Sprintf("engine %s → %s", old, name), Detail: map[string]string{"before": old, "after": name}})
+	return err
+}
+
+// engine returns a usable engine by name, or an error naming what to configure.
+func (s *Service) engine(ctx context.Context, name string) (Engine, error) {
+	e, ok := s.engines[name]
+	if !ok {
+		return nil, errs.New(errs.Unavailable, "engine %s is not available in this process", name)
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := e.Health(hctx); err != nil {
+		return nil, (&errs.Error{Code: errs.Unavailable, Message: "engine " + name + " is unavailable: " + err.Error()}).
+			WithHint("configure it (see .env.example) or switch engines with POST /api/v1/agent/engine")
+	}
+	return e, nil
+}
+
+// StartParams describe a new task.
+type StartParams struct {
+	Prompt       string
+	Engine       string
+	Skill        string
+	SkillArgs    string
+	ServerIDs    []string
+	MaxTurns     int
+	MaxBudgetUSD float64
+}
+
+// Validate checks p.
+func (p *StartParams) Validate() error {
+	var list []error
+	if strings.TrimSpace(p.Prompt) == "" && p.Skill == "" {
+		list = append(list, errs.Invalidf("prompt", "prompt is required (or a skill to run)"))
+	}
+	if len(p.Prompt) > 100_000 {
+		list = append(list, errs.Invalidf("prompt", "prompt is longer than 100,000 bytes"))
+	}
+	if p.MaxTurns < 0 || p.MaxTurns > 200 {
+		list = append(list, errs.Invalidf("max_turns", "max_turns must be from 1 to 200"))
+	}
+	if p.MaxBudgetUSD < 0 || p.MaxBudgetUSD > 1000 {
+		list = append(list, errs.Invalidf("max_budget_usd", "max_budget_usd must be from 0 to 1000"))
+	}
+	return errs.Join(list...)
+}
+
+// StartTask opens a session and starts its first run in the background.
+func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *TaskRecord, error) {
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
+	}
+	name, t, err := s.activeEngine(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.Engine != "" {
+		name = p.Engine
+	}
+	if !contains(t.AllowedEngines, name) {
+		return nil, nil, errs.New(errs.Forbidden, "engine %s is not allowed for this tenant", name)
+	}
+	if _, err := s.engine(ctx, name); err != nil {
+		return nil, nil, err
+	}
+	if len(p.ServerIDs) > 0 {
+		found, err := s.fleet.Servers(ctx, inventory.Selector{ServerIDs: p.ServerIDs})
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(found) != len(p.ServerIDs) {
+			return nil, nil, errs.Invalidf("server_ids", "%d of the server ids do not exist", len(p.ServerIDs)-len(found))
+		}
+	}
+	now := s.now()
+	day := now.Truncate(24 * time.Hour)
+	if n, err := s.store.SessionCountSince(ctx, day); err != nil {
+		return nil, nil, err
+	} else if n >= t.MaxSessionsPerDay {
+		return nil, nil, errs.New(errs.QuotaExceeded, "quota max_sessions_per_day reached (%d of %d)", n, t.MaxSessionsPerDay).
+			WithHint("wait until tomorrow (UTC) or move the tenant to a larger plan")
+	}
+	if n, err := s.store.SessionCountActive(ctx); err != nil {
+		return nil, nil, err
+	} else if limit := s.cfg.ConcurrentSessions[t.Plan]; limit > 0 && n >= limit {
+		return nil, nil, &errs.Error{Code: errs.RateLimited, Message: fmt.Sprintf("%d sessions are running; the %s plan allows %d at once", n, t.Plan, limit),
+			Hint: "wait for one to finish or cancel one", RetryAfter: 10 * time.Second}
+	}
+	p2, _ := auth.PrincipalFrom(ctx)
+	maxTurns := p.MaxTurns
+	if maxTurns == 0 {
+		maxTurns = s.cfg.MaxTurns
+	}
+	title := strings.TrimSpace(p.Prompt)
+	if len(title) > 80 {
+		title = clipRunes(title, 80)
+	}
+	sess := &Session{ID: uuid.NewString(), UserID: p2.UserID, Engine: name, Status: StatusRunning, Title: title, Skill: p.Skill,
+		ServerIDs: p.ServerIDs, MaxTurns: maxTurns, MaxBudgetUSD: p.MaxBudgetUSD, CreatedAt: now, UpdatedAt: now}
+	if sess.ServerIDs == nil {
+		sess.ServerIDs = []string{}
+	}
+	if err := s.store.SessionCreate(ctx, sess); err != nil {
+		return nil, nil, err
+	}
+	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: p.Prompt, Status: StatusRunning, CreatedAt: now}
+	if err := s.store.TaskCreate(ctx, task); err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.audit.Record(ctx, audit.Record{Action: "agent.task_started", ResourceType: "session", ResourceID: sess.ID,
+		Description: "task started on " + name + ": " + clipRunes(title, 200), Detail: map[string]any{"engine": name, "task_id": task.ID, "skill": p.Skill}}); err != nil {
+		return nil, nil, err
+	}
+	s.launch(ctx, sess, task, p.Prompt, nil)
+	return sess, task, nil
+}
+
+func clipRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+// SendMessage continues a session with a new message from the admin.
+func (s *Service) SendMessage(ctx context.Context, sessionID, text string) (*TaskRecord, error) {
+	if strings.TrimSpace(text) == "" || len(text) > 100_000 {
+		return nil, errs.Invalidf("message", "message is required (at most 100,000 bytes)")
+	}
+	sess, err := s.store.SessionGet(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	switch sess.Status {
+	case StatusRunning:
+		return nil, errs.New(errs.Conflict, "the session is still running").WithHint("wait for it to finish, or cancel it")
+	case StatusAwaitingApproval:
+		return nil, errs.New(errs.Conflict, "the session is waiting for an approval").WithHint("approve or reject it first")
+	case StatusCancelled:
+		return nil, errs.New(errs.Conflict, "the session was cancelled").WithHint("start a new task")
+	}
+	sess.Status, sess.Error, sess.UpdatedAt = StatusRunning, "", s.now()
+	if err := s.store.SessionUpdate(ctx, sess); err != nil {
+		return nil, err
+	}
+	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: text, Status: StatusRunning, CreatedAt: s.now()}
+	if err := s.store.TaskCreate(ctx, task); err != nil {
+		return nil, err
+	}
+	s.launch(ctx, sess, task, text, nil)
+	return task, nil
+}
+
+// Cancel stops a session's run; a paused session is cancelled at once.
+func (s *Service) Cancel(ctx context.Context, sessionID string) (*Session, error) {
+	sess, err := s.store.SessionGet(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if sess.Ended() {
+		return nil, errs.New(errs.Conflict, "the session already ended (%s)", sess.Status)
+	}
+	s.mu.Lock()
+	cancel, running := s.running[sessionID]
+	s.mu.Unlock()
+	if running {
+		cancel()
+		s.waitStopped(sessionID)
+	}
+	// Whether it was paused, idle, or its run just stopped: it ends here.
+	sess, err = s.store.SessionGet(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if sess.Status != StatusCancelled {
+		sess.Status, sess.UpdatedAt = StatusCancelled, s.now()
+		if err := s.store.SessionUpdate(ctx, sess); err != nil {
+			return nil, err
+		}
+		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeCancelled, Message: "cancelled by the user"})
+	}
+	_, err = s.audit.Record(ctx, audit.Record{Action: "agent.session_cancelled", ResourceType: "session", ResourceID: sessionID,
+		Description: "session cancelled"})
+	return sess, err
+}
+
+func (s *Service) waitStopped(sessionID string) {
+	for range 500 {
+		s.mu.Lock()
+		_, running := s.running[sessionID]
+		s.mu.Unlock()
+		if !running {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// emit persists e as the next event of its session and publishes it. A persistence failure is logged:
+// the run goes on, and the client still sees the live event.
+func (s *Service) emit(ctx context.Context, sessionID string, e Event) Event {
+	e.SessionID = sessionID
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	if err := s.store.EventAppend(context.WithoutCancel(ctx), &e); err != nil {
+		s.log.ErrorContext(ctx, "store event", slog.String("session_id", sessionID), slog.String("error", err.Error()))
+	}
+	s.hub.Publish(e)
+	return e
+}
+
+// launch starts a run of sess in the background. The run's context descends from the service, not from
+// the request, so it survives the request and is cancelled by Cancel or Close.
+func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, prompt string, pending []PendingResult) {
+	tid, _ := tenant.ID(ctx)
+	runCtx, cancel := context.WithCancel(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid))
+	if p, ok := auth.PrincipalFrom(ctx); ok {
+		runCtx = auth.WithPrincipal(runCtx, p)
+	}
+	s.mu.Lock()
+	s.running[sess.ID] = cancel
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.running, sess.ID)
+			s.mu.Unlock()
+			cancel()
+		}()
+		s.run(runCtx, sess, task, prompt, pending)
+	}()
+}
+
+// run drives one engine run to its end and records the outcome.
+func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prompt string, pending []PendingResult) {
+	status, errMsg := StatusFailed, ""
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "engine panic", slog.Any("panic", p), slog.String("session_id", sess.ID))
+			s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "internal error in the engine"})
+			status, errMsg = StatusFailed, "internal error in the engine"
+		}
+		s.finish(ctx, sess.ID, task.ID, status, errMsg, nil)
+	}()
+	eng, err := s.engine(ctx, sess.Engine)
+	if err != nil {
+		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeUnavailable, Message: err.Error()})
+		errMsg = err.Error()
+		return
+	}
+	system, err := s.prompts.Build(ctx, sess)
+	if err != nil {
+		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "build system prompt: " + err.Error()})
+		errMsg = err.Error()
+		return
+	}
+	t := Task{SessionID: sess.ID, Prompt: prompt, SystemPrompt: system, MaxTurns: sess.MaxTurns, MaxBudgetUSD: sess.MaxBudgetUSD,
+		Tools: &sessionTools{svc: s, sessionID: sess.ID}, State: sess.State, PendingResults: pending}
+	if eng.Name() == EngineClaudeCode {
+		if s.cfg.Workspace == nil {
+			err = errs.New(errs.Unavailable, "no workspace configured for Claude Code")
+		} else {
+			t.WorkDir, t.Env, err = s.cfg.Workspace(ctx, sess)
+		}
+		if err != nil {
+			s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "prepare workspace: " + err.Error()})
+			errMsg = err.Error()
+			return
+		}
+	}
+	var last Event
+	out, err := eng.Run(ctx, t, func(e Event) {
+		if e.Type == EventApprovalRequired && e.ApprovalID != "" && e.ToolUseID != "" {
+			if err := s.store.ApprovalSetToolUse(ctx, e.ApprovalID, e.ToolUseID); err != nil {
+				s.log.ErrorContext(ctx, "link approval to tool call", slog.String("error", err.Error()))
+			}
+		}
+		last = s.emit(ctx, sess.ID, e)
+	})
+	switch {
+	case err != nil:
+		msg := err.Error()
+		if last.Type != EventError {
+			s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: msg})
+		}
+		errMsg = msg
+	case ctx.Err() != nil:
+		status, errMsg = StatusCancelled, "cancelled"
+	case out.Paused:
+		status = StatusAwaitingApproval
+	case last.Type == EventError:
+		errMsg = last.Message
+	default:
+		status = StatusCompleted
+	}
+	s.finishOutcome(ctx, sess.ID, out)
+}
+
+// finishOutcome stores what a run returned (its state, tokens, summary).
+func (s *Service) finishOutcome(ctx context.Context, sessionID string, out Outcome) {
+	sctx := context.WithoutCancel(ctx)
+	sess, err := s.store.SessionGet(sctx, sessionID)
+	if err != nil {
+		return
+	}
+	if out.State != nil {
+		sess.State = out.State
+	}
+	sess.TokensUsed += out.TokensUsed
+	sess.CostUSD += out.CostUSD
+	if out.Summary != "" {
+		sess.Summary = out.Summary
+	}
+	sess.UpdatedAt = s.now()
+	if err := s.store.SessionUpdate(sctx, sess); err != nil {
+		s.log.ErrorContext(ctx, "store session outcome", slog.String("error", err.Error()))
+	}
+}
+
+// finish records the session's and the task's final status.
+func (s *Service) finish(ctx context.Context, sessionID, taskID, status, errMsg string, _ error) {
+	sctx := context.WithoutCancel(ctx)
+	sess, err := s.store.SessionGet(sctx, sessionID)
+	if err != nil {
+		s.log.ErrorContext(ctx, "finish session", slog.String("error", err.Error()))
+		return
+	}
+	if sess.Status == StatusCancelled {
+		status = StatusCancelled
+	}
+	sess.Status, sess.Error, sess.UpdatedAt = status, errMsg, s.now()
+	if err := s.store.SessionUpdate(sctx, sess); err != nil {
+		s.log.ErrorContext(ctx, "finish session", slog.String("error", err.Error()))
+	}
+	if err := s.store.TaskFinish(sctx, taskID, status, s.now()); err != nil {
+		s.log.ErrorContext(ctx, "finish task", slog.String("error", err.Error()))
+	}
+	if status != StatusAwaitingApproval {
+		s.audit.Record(sctx, audit.Record{Action: "agent.task_" + status, ResourceType: "session", ResourceID: sessionID,
+			Description: "task " + status, Detail: map[string]any{"task_id": taskID, "error": errMsg, "tokens_used": sess.TokensUsed, "cost_usd": sess.CostUSD}})
+	}
+}
+
+// Session returns session id.
+func (s *Service) Session(ctx context.Context, id string) (*Session, error) { return s.store.SessionGet(ctx, id) }
+
+// Sessions lists recent sessions.
+func (s *Service) Sessions(ctx context.Context, status string, limit int) ([]Session, error) {
+	return s.store.SessionList(ctx, status, limit)
+}
+
+// Events returns a session's events after seq (for replay).
+func (s *Service) Events(ctx context.Context, sessionID string, after int64, limit int) ([]Event, error) {
+	if _, err := s.store.SessionGet(ctx, sessionID); err != nil {
+		return nil, err
+	}
+	return s.store.EventList(ctx, sessionID, after, limit)
+}
+
+// Approvals lists approvals.
+func (s *Service) Approvals(ctx context.Context, sessionID, status string, limit int) ([]Approval, error) {
+	return s.store.ApprovalList(ctx, sessionID, status, limit)
+}
+
+// Approval returns approval id.
+func (s *Service) Approval(ctx context.Context, id string) (*Approval, error) { return s.store.ApprovalGet(ctx, id) }
+
+// openApproval records a pending approval for command in a session, or returns the one already pending for
+// the same command, so a retrying model does not flood the admins.
+func (s *Service) openApproval(ctx context.Context, sessionID, tool, command string, input json.RawMessage, v guard.Verdict) (*Approval, error) {
+	pending, err := s.store.ApprovalList(ctx, sessionID, ApprovalPending, 50)
+	if err != nil {
+		return nil, err
+	}
+	for i := range pending {
+		if pending[i].Command == command && pending[i].Tool == tool {
+			return &pending[i], nil
+		}
+	}
+	ttl := s.cfg.L2Timeout
+	if v.Level == guard.L1 {
+		ttl = s.cfg.L1Timeout
+	}
+	now := s.now()
+	a := &Approval{ID: uuid.NewString(), SessionID: sessionID, Command: command, RiskLevel: int(v.Level), Reason: v.Reason, Tool: tool,
+		ToolInput: input, Status: ApprovalPending, RequestedBy: "agent:" + sessionID, ExpiresAt: now.Add(ttl), CreatedAt: now}
+	if err := s.store.ApprovalCreate(ctx, a); err != nil {
+		return nil, err
+	}
+	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval.requested", ResourceType: "approval", ResourceID: a.ID,
+		Description: fmt.Sprintf("L%d approval requested: %s", a.RiskLevel, clipRunes(command, 200)),
+		Detail: map[string]any{"session_id": sessionID, "command": command, "risk_level": a.RiskLevel, "reason": v.Reason}}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// useGrant consumes an approved, unused grant for exactly command in the session. It reports whether one
+// was found (and is now used).
+func (s *Service) useGrant(ctx context.Context, sessionID, command string) (bool, error) {
+	approved, err := s.store.ApprovalList(ctx, sessionID, ApprovalApproved, 50)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range approved {
+		if a.Command != command || a.UsedAt != nil {
+			continue
+		}
+		switch err := s.store.ApprovalUse(ctx, a.ID, s.now()); {
+		case err == nil:
+			return true, nil
+		case errs.Is(err, errs.Conflict):
+			continue // used by a concurrent caller
+		default:
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// Decide approves or rejects approval id and resumes the session that waits on it. L2 needs the approve
+// permission (admins); L1 may be confirmed by operators.
+func (s *Service) Decide(ctx context.Context, id string, approve bool, reason string) (*Approval, error) {
+	a, err := s.store.ApprovalGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p, _ := auth.PrincipalFrom(ctx)
+	if a.RiskLevel >= int(guard.L2) && !p.Can(auth.PermApprove) {
+		return nil, errs.New(errs.Forbidden, "an L%d command needs an admin's approval", a.RiskLevel)
+	}
+	if !p.Can(auth.PermApproveL1) {
+		return nil, errs.New(errs.Forbidden, "your role (%s) cannot decide approvals", p.Role)
+	}
+	by := p.UserID
+	if by == "" {
+		by = audit.ActorFrom(ctx).ID
+	}
+	if err := a.Decide(approve, by, reason, s.now()); err != nil {
+		return nil, err
+	}
+	if err := s.store.ApprovalDecide(ctx, a); err != nil {
+		return nil, err
+	}
+	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval." + a.Status, ResourceType: "approval", ResourceID: a.ID,
+		Description: fmt.Sprintf("%s L%d: %s", a.Status, a.RiskLevel, clipRunes(a.Command, 200)),
+		Detail: map[string]any{"session_id": a.SessionID, "reason": reason, "command": a.Command}}); err != nil {
+		return nil, err
+	}
+	return a, s.resumeAfter(ctx, a)
+}
+
+// resumeAfter continues the session an approval paused, once no other approval of it is still pending.
+func (s *Service) resumeAfter(ctx context.Context, a *Approval) error {
+	sess, err := s.store.SessionGet(ctx, a.SessionID)
+	if err != nil || sess.Status != StatusAwaitingApproval {
+		return err
+	}
+	pending, err := s.store.ApprovalList(ctx, sess.ID, ApprovalPending, 10)
+	if err != nil || len(pending) > 0 {
+		return err
+	}
+	sess.Status, sess.UpdatedAt = StatusRunning, s.now()
+	if err := s.store.SessionUpdate(ctx, sess); err != nil {
+		return err
+	}
+	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: "(resume after approval " + a.ID + ")", Status: StatusRunning, CreatedAt: s.now()}
+	if err := s.store.TaskCreate(ctx, task); err != nil {
+		return err
+	}
+	// Every approval decided since the pause and not yet answered answers one open tool call.
+	decided, err := s.store.ApprovalList(ctx, sess.ID, "", 50)
+	if err != nil {
+		return err
+	}
+	var results []PendingResult
+	var notes []string
+	for i := len(decided) - 1; i >= 0; i-- { // oldest first
+		d := &decided[i]
+		if d.Status == ApprovalPending || d.UsedAt != nil {
+			continue
+		}
+		if sess.Engine == EngineClaudeCode {
+			// Claude Code re-runs the command itself; the hook then finds and uses the grant.
+			notes = append(notes, claudeResumeNote(d))
+			if d.Status != ApprovalApproved {
+				s.store.ApprovalUse(ctx, d.ID, s.now())
+			}
+			continue
+		}
+		if d.ToolUseID == "" {
+			continue
+		}
+		results = append(results, PendingResult{ToolUseID: d.ToolUseID, Tool: d.Tool, Result: s.resultFor(ctx, sess, d)})
+	}
+	s.launch(ctx, sess, task, strings.Join(notes, "\n"), results)
+	return nil
+}
+
+func claudeResumeNote(a *Approval) string {
+	if a.Status == ApprovalApproved {
+		return fmt.Sprintf("Approval %s was granted: run exactly this command again now, once: %s", a.ID, a.Command)
+	}
+	return fmt.Sprintf("Approval %s was %s (%s): do not run %q; tell the admin what you would do instead.", a.ID, a.Status, a.DecisionReason, a.Command)
+}
+
+// resultFor runs an approved command exactly once (marking the grant used first, so a crash between the
+// two can never run it twice) or explains a rejection, as the tool result the model will read.
+func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) ToolResult {
+	if err := s.store.ApprovalUse(ctx, a.ID, s.now()); err != nil {
+		return ToolResult{IsError: true, Output: "the approval could not be used: " + err.Error()}
+	}
+	if a.Status != ApprovalApproved {
+		return ToolResult{IsError: true, Output: fmt.Sprintf("The command was not approved (%s by a human: %q). Do not run it; propose a safer alternative or stop.",
+			a.Status, a.DecisionReason)}
+	}
+	var in runCommandInput
+	if err := json.Unmarshal(a.ToolInput, &in); err != nil {
+		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
+	}
+	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
+}
+
+// InterruptedRuns marks sessions that were running when the process stopped as failed, with an error
+// event, so no client waits forever. Paused sessions keep waiting: their state is in the database.
+func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
+	list, err := s.store.SessionList(ctx, StatusRunning, 1000)
+	if err != nil {
+		return 0, err
+	}
+	for i := range list {
+		sess := &list[i]
+		s.mu.Lock()
+		_, live := s.running[sess.ID]
+		s.mu.Unlock()
+		if live {
+			continue
+		}
+		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "the run was interrupted by a restart of IT0; send a message to continue"})
+		sess.Status, sess.Error, sess.UpdatedAt = StatusFailed, "interrupted by restart", s.now()
+		if err := s.store.SessionUpdate(ctx, sess); err != nil {
+			return i, err
+		}
+	}
+	return len(list), nil
+}

@@ -1,0 +1,356 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/guard"
+	"github.com/it0/it0/internal/inventory"
+)
+
+// Tool names shared by every engine (and exposed to Claude Code through `it0 mcp`).
+const (
+	ToolRunCommand     = "run_command"
+	ToolReadFile       = "read_file"
+	ToolListServers    = "list_servers"
+	ToolDescribeServer = "describe_server"
+	ToolListClusters   = "list_clusters"
+)
+
+func schema(s string) json.RawMessage { return json.RawMessage(s) }
+
+// toolSpecs are the tools every session gets.
+var toolSpecs = []Tool{
+	{Name: ToolRunCommand, Description: "Run a shell command on one or more managed servers over SSH. Every command is risk-classified: " +
+		"read-only (L0) runs at once; L1/L2 pause for a human approval; L3 (destructive) is always refused. " +
+		"Choose servers by name (server), names (servers) or a selector.",
+		InputSchema: schema(`{"type":"object","properties":{"server":{"type":"string","description":"server name or id"},` +
+			`"servers":{"type":"array","items":{"type":"string"},"description":"several server names or ids"},` +
+			`"selector":{"type":"object","properties":{"environment":{"type":"string","enum":["dev","staging","prod"]},"role":{"type":"string"},"tags":{"type":"array","items":{"type":"string"}},"all":{"type":"boolean"}}},` +
+			`"command":{"type":"string"},"timeout_seconds":{"type":"integer","minimum":1,"maximum":3600}},"required":["command"]}`)},
+	{Name: ToolReadFile, Description: "Read a file on a managed server (at most max_bytes, default 65536).",
+		InputSchema: schema(`{"type":"object","properties":{"server":{"type":"string"},"path":{"type":"string","description":"absolute path"},` +
+			`"max_bytes":{"type":"integer","minimum":1,"maximum":1048576}},"required":["server","path"]}`)},
+	{Name: ToolListServers, Description: "List managed servers (name, host, environment, role, tags, jump host). Never shows credentials.",
+		InputSchema: schema(`{"type":"object","properties":{"environment":{"type":"string"},"role":{"type":"string"},"tag":{"type":"string"}}}`)},
+	{Name: ToolDescribeServer, Description: "Describe one managed server: its fields and its jump chain.",
+		InputSchema: schema(`{"type":"object","properties":{"server":{"type":"string"}},"required":["server"]}`)},
+	{Name: ToolListClusters, Description: "List clusters (bare metal, Kubernetes, Docker Swarm).",
+		InputSchema: schema(`{"type":"object","properties":{}}`)},
+}
+
+// ToolSpecs lists the tools of a session.
+func (s *Service) ToolSpecs() []Tool { return append([]Tool(nil), toolSpecs...) }
+
+// sessionTools is a session's Toolbox.
+type sessionTools struct {
+	svc       *Service
+	sessionID string
+}
+
+func (t *sessionTools) Tools() []Tool { return t.svc.ToolSpecs() }
+
+func (t *sessionTools) Call(ctx context.Context, name string, input json.RawMessage) (ToolResult, error) {
+	return t.svc.CallTool(ctx, t.sessionID, name, input)
+}
+
+type runCommandInput struct {
+	Server         string              `json:"server"`
+	Servers        []string            `json:"servers"`
+	Selector       *inventory.Selector `json:"selector"`
+	Command        string              `json:"command"`
+	TimeoutSeconds int                 `json:"timeout_seconds"`
+}
+
+type readFileInput struct {
+	Server   string `json:"server"`
+	Path     string `json:"path"`
+	MaxBytes int    `json:"max_bytes"`
+}
+
+type listServersInput struct {
+	Environment string `json:"environment"`
+	Role        string `json:"role"`
+	Tag         string `json:"tag"`
+}
+
+func toolError(format string, args ...any) ToolResult {
+	return ToolResult{IsError: true, Output: fmt.Sprintf(format, args...)}
+}
+
+// CallTool runs tool name for a session. Tool failures come back as ToolResult{IsError: true} for the
+// model to read; *ApprovalRequired when a human must decide; other errors end the run.
+func (s *Service) CallTool(ctx context.Context, sessionID, name string, input json.RawMessage) (ToolResult, error) {
+	if len(input) == 0 {
+		input = json.RawMessage("{}")
+	}
+	switch name {
+	case ToolRunCommand:
+		var in runCommandInput
+		if err := json.Unmarshal(input, &in); err != nil {
+			return toolError("bad input for run_command: %v", err), nil
+		}
+		return s.runCommand(ctx, sessionID, name, in, input)
+	case ToolReadFile:
+		var in readFileInput
+		if err := json.Unmarshal(input, &in); err != nil {
+			return toolError("bad input for read_file: %v", err), nil
+		}
+		if !path.IsAbs(in.Path) || strings.ContainsAny(in.Path, "\x00\n") || len(in.Path) > 4096 {
+			return toolError("path must be an absolute path"), nil
+		}
+		if in.MaxBytes <= 0 || in.MaxBytes > 1<<20 {
+			in.MaxBytes = 64 << 10
+		}
+		cmd := fmt.Sprintf("head -c %d -- %s", in.MaxBytes, shellQuote(in.Path))
+		rc := runCommandInput{Server: in.Server, Command: cmd, TimeoutSeconds: 30}
+		raw, _ := json.Marshal(rc)
+		return s.runCommand(ctx, sessionID, ToolRunCommand, rc, raw)
+	case ToolListServers:
+		var in listServersInput
+		if err := json.Unmarshal(input, &in); err != nil {
+			return toolError("bad input for list_servers: %v", err), nil
+		}
+		sel := inventory.Selector{Environment: in.Environment, Role: in.Role}
+		if in.Tag != "" {
+			sel.Tags = []string{in.Tag}
+		}
+		list, err := s.fleet.Servers(ctx, sel)
+		if err != nil {
+			return ToolResult{}, err
+		}
+		return jsonResult(serverViews(list)), nil
+	case ToolDescribeServer:
+		var in struct {
+			Server string `json:"server"`
+		}
+		if err := json.Unmarshal(input, &in); err != nil {
+			return toolError("bad input for describe_server: %v", err), nil
+		}
+		all, err := s.fleet.Servers(ctx, inventory.Selector{})
+		if err != nil {
+			return ToolResult{}, err
+		}
+		srv := findServer(all, in.Server)
+		if srv == nil {
+			return toolError("no server named %q; call list_servers", in.Server), nil
+		}
+		v := serverViews([]inventory.Server{*srv})[0]
+		var chain []string
+		for cur, seen := srv.JumpServerID, 0; cur != "" && seen < 10; seen++ {
+			j := findServer(all, cur)
+			if j == nil {
+				break
+			}
+			chain = append([]string{j.Name}, chain...)
+			cur = j.JumpServerID
+		}
+		return jsonResult(map[string]any{"server": v, "jump_chain": chain, "host_key_fingerprint": srv.HostKeyFingerprint}), nil
+	case ToolListClusters:
+		cs, err := s.fleet.Clusters(ctx)
+		if err != nil {
+			return ToolResult{}, err
+		}
+		return jsonResult(cs), nil
+	}
+	return toolError("unknown tool %q; the tools are run_command, read_file, list_servers, describe_server, list_clusters", name), nil
+}
+
+// serverView is what the model may see of a server.
+type serverView struct {
+	Name        string   `json:"name"`
+	Host        string   `json:"host"`
+	Environment string   `json:"environment"`
+	Role        string   `json:"role"`
+	Tags        []string `json:"tags"`
+	Status      string   `json:"status"`
+	JumpVia     string   `json:"jump_server_id,omitempty"`
+	Description string   `json:"description,omitempty"`
+}
+
+func serverViews(list []inventory.Server) []serverView {
+	out := make([]serverView, len(list))
+	for i, s := range list {
+		out[i] = serverView{Name: s.Name, Host: s.Host, Environment: s.Environment, Role: s.Role, Tags: s.Tags, Status: s.Status,
+			JumpVia: s.JumpServerID, Description: s.Description}
+	}
+	return out
+}
+
+func findServer(all []inventory.Server, nameOrID string) *inventory.Server {
+	for i := range all {
+		if all[i].Name == nameOrID || all[i].ID == nameOrID {
+			return &all[i]
+		}
+	}
+	return nil
+}
+
+func jsonResult(v any) ToolResult {
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return toolError("encode result: %v", err)
+	}
+	return ToolResult{Output: string(b)}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// selection turns a run_command input into a selector over existing servers.
+func (s *Service) selection(ctx context.Context, in runCommandInput) (inventory.Selector, error) {
+	names := in.Servers
+	if in.Server != "" {
+		names = append(names, in.Server)
+	}
+	if len(names) == 0 {
+		if in.Selector == nil || in.Selector.Empty() {
+			return inventory.Selector{}, errors.New("choose servers: server, servers or selector")
+		}
+		return *in.Selector, nil
+	}
+	all, err := s.fleet.Servers(ctx, inventory.Selector{})
+	if err != nil {
+		return inventory.Selector{}, err
+	}
+	var ids []string
+	for _, n := range names {
+		srv := findServer(all, n)
+		if srv == nil {
+			return inventory.Selector{}, fmt.Errorf("no server named %q; call list_servers", n)
+		}
+		ids = append(ids, srv.ID)
+	}
+	return inventory.Selector{ServerIDs: ids}, nil
+}
+
+// runCommand guards and runs a command. L1/L2 use an unused grant for exactly this command in this
+// session if there is one (Claude Code re-running an approved command through `it0 mcp`), else open an
+// approval.
+func (s *Service) runCommand(ctx context.Context, sessionID, tool string, in runCommandInput, raw json.RawMessage) (ToolResult, error) {
+	if strings.TrimSpace(in.Command) == "" {
+		return toolError("command is required"), nil
+	}
+	if _, err := s.selection(ctx, in); err != nil {
+		return toolError("%v", err), nil
+	}
+	v := s.guard.Classify(in.Command)
+	switch {
+	case v.Level >= guard.L3:
+		return toolError("BLOCKED (L3, never allowed): %s. Do not try to work around this; explain to the admin what you wanted to do.", v.Reason), nil
+	case v.Level == guard.L0:
+		return s.execTool(ctx, sessionID, in, guard.L0), nil
+	}
+	granted, err := s.useGrant(ctx, sessionID, in.Command)
+	if err != nil {
+		return ToolResult{}, err
+	}
+	if granted {
+		return s.execTool(ctx, sessionID, in, v.Level), nil
+	}
+	a, err := s.openApproval(ctx, sessionID, tool, in.Command, raw, v)
+	if err != nil {
+		return ToolResult{}, err
+	}
+	return ToolResult{}, &ApprovalRequired{ApprovalID: a.ID, Command: in.Command, RiskLevel: a.RiskLevel, Reason: v.Reason}
+}
+
+// execTool runs an already-judged command on the selection and formats the per-server results.
+func (s *Service) execTool(ctx context.Context, sessionID string, in runCommandInput, allow guard.Level) ToolResult {
+	sel, err := s.selection(ctx, in)
+	if err != nil {
+		return toolError("%v", err)
+	}
+	timeout := time.Duration(in.TimeoutSeconds) * time.Second
+	var b strings.Builder
+	sum, err := s.fleet.Exec(ctx, inventory.ExecRequest{Selector: sel, Command: in.Command, Timeout: timeout, SessionID: sessionID,
+		AllowLevel: allow, MaxOutputBytes: 64 << 10}, func(r inventory.ExecResult) {
+		exit := "-"
+		if r.ExitCode != nil {
+			exit = fmt.Sprint(*r.ExitCode)
+		}
+		fmt.Fprintf(&b, "== %s: %s (exit %s, %dms)\n", r.Server, r.Status, exit, r.DurationMS)
+		for _, part := range []string{r.Stdout, r.Stderr, r.Error, r.Reason} {
+			if part != "" {
+				b.WriteString(clipBytes(part, 16<<10))
+				if !strings.HasSuffix(part, "\n") {
+					b.WriteByte('\n')
+				}
+			}
+		}
+	})
+	if err != nil {
+		var ae *errs.Error
+		if errors.As(err, &ae) {
+			return toolError("%s", ae.Message)
+		}
+		return toolError("run failed: %v", err)
+	}
+	return ToolResult{Output: b.String(), IsError: sum.OK != sum.Total}
+}
+
+func clipBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "\n…(truncated)\n"
+}
+
+// HookDecision answers Claude Code's PreToolUse hook for a session: allow L0 (with every named host in
+// the inventory), deny L3, and for L1/L2 allow once with an unused grant for exactly this command or deny
+// naming the approval it opened. The level is classified again here: the hook's claim is not trusted.
+func (s *Service) HookDecision(ctx context.Context, sessionID, tool, command string, hosts []string) (decision, reason, approvalID string, err error) {
+	sess, err := s.store.SessionGet(ctx, sessionID)
+	if err != nil {
+		return "", "", "", err
+	}
+	if sess.Ended() {
+		return "deny", "the session has ended", "", nil
+	}
+	v := s.guard.Classify(command)
+	if strings.HasPrefix(command, "Write ") || strings.HasPrefix(command, "Edit ") || strings.HasPrefix(command, "MultiEdit ") {
+		// File writes arrive as "<Tool> <path> sha256=…": the hook judged the path; they always need a human.
+		v = guard.Verdict{Level: guard.L2, Reason: "file write by the agent"}
+	}
+	if len(hosts) > 0 {
+		all, err := s.fleet.Servers(ctx, inventory.Selector{})
+		if err != nil {
+			return "", "", "", err
+		}
+		for _, h := range hosts {
+			known := false
+			for _, srv := range all {
+				if srv.Name == h || srv.Host == h {
+					known = true
+				}
+			}
+			if !known {
+				return "deny", fmt.Sprintf("host %q is not in this tenant's inventory; only managed servers may be reached", h), "", nil
+			}
+		}
+	}
+	switch {
+	case v.Level >= guard.L3:
+		return "deny", "BLOCKED (L3, never allowed): " + v.Reason, "", nil
+	case v.Level == guard.L0:
+		return "allow", "read-only (L0)", "", nil
+	}
+	granted, err := s.useGrant(ctx, sessionID, command)
+	if err != nil {
+		return "", "", "", err
+	}
+	if granted {
+		return "allow", "approved by a human (single use)", "", nil
+	}
+	raw, _ := json.Marshal(map[string]string{"command": command})
+	a, err := s.openApproval(ctx, sessionID, tool, command, raw, v)
+	if err != nil {
+		return "", "", "", err
+	}
+	return "deny", FormatApprovalMarker(a.ID, a.RiskLevel, "a human must approve this command first; the session pauses until then"), a.ID, nil
+}

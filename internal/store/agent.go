@@ -1,0 +1,324 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/errs"
+)
+
+var _ agent.Store = (*DB)(nil)
+
+const sessionCols = `id, tenant_id, user_id, engine, status, title, skill, server_ids, max_turns, max_budget_usd, tokens_used,
+	cost_usd, summary, error, state, last_seq, created_at, updated_at`
+
+func scanSession(row interface{ Scan(...any) error }) (*agent.Session, error) {
+	var s agent.Session
+	var ids, state string
+	if err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.Engine, &s.Status, &s.Title, &s.Skill, &ids, &s.MaxTurns, &s.MaxBudgetUSD,
+		&s.TokensUsed, &s.CostUSD, &s.Summary, &s.Error, &state, &s.LastSeq, &s.CreatedAt, &s.UpdatedAt); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(ids), &s.ServerIDs); err != nil {
+		return nil, fmt.Errorf("session %s server_ids: %w", s.ID, err)
+	}
+	if state != "" {
+		s.State = json.RawMessage(state)
+	}
+	return &s, nil
+}
+
+// SessionCreate inserts s.
+func (db *DB) SessionCreate(ctx context.Context, s *agent.Session) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	s.TenantID = sc.tenantID
+	ids, _ := json.Marshal(s.ServerIDs)
+	_, err = sc.exec(ctx, `INSERT INTO ~agent_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		s.ID, s.TenantID, s.UserID, s.Engine, s.Status, s.Title, s.Skill, string(ids), s.MaxTurns, s.MaxBudgetUSD, s.TokensUsed,
+		s.CostUSD, s.Summary, s.Error, string(s.State), s.LastSeq, s.CreatedAt, s.UpdatedAt)
+	return err
+}
+
+// SessionGet returns session id.
+func (db *DB) SessionGet(ctx context.Context, id string) (*agent.Session, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := scanSession(sc.queryRow(ctx, `SELECT `+sessionCols+` FROM ~agent_sessions WHERE id = ? AND tenant_id = ?`, id, sc.tenantID))
+	return s, notFound(err, "session")
+}
+
+// SessionList returns recent sessions, optionally with one status.
+func (db *DB) SessionList(ctx context.Context, status string, limit int) ([]agent.Session, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sc.query(ctx, `SELECT `+sessionCols+` FROM ~agent_sessions WHERE tenant_id = ? AND (? = '' OR status = ?)
+		ORDER BY created_at DESC, id LIMIT ?`, sc.tenantID, status, status, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []agent.Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *s)
+	}
+	return out, rows.Err()
+}
+
+// SessionUpdate saves s's mutable fields.
+func (db *DB) SessionUpdate(ctx context.Context, s *agent.Session) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	ids, _ := json.Marshal(s.ServerIDs)
+	res, err := sc.exec(ctx, `UPDATE ~agent_sessions SET engine=?, status=?, title=?, skill=?, server_ids=?, tokens_used=?, cost_usd=?,
+		summary=?, error=?, state=?, updated_at=? WHERE id=? AND tenant_id=?`, s.Engine, s.Status, s.Title, s.Skill, string(ids),
+		s.TokensUsed, s.CostUSD, s.Summary, s.Error, string(s.State), s.UpdatedAt, s.ID, sc.tenantID)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res, "session")
+}
+
+// SessionCountSince counts sessions created at or after since (the daily quota).
+func (db *DB) SessionCountSince(ctx context.Context, since time.Time) (int, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	err = sc.queryRow(ctx, `SELECT COUNT(*) FROM ~agent_sessions WHERE tenant_id = ? AND created_at >= ?`, sc.tenantID, since).Scan(&n)
+	return n, err
+}
+
+// SessionCountActive counts sessions running now (the concurrency limit).
+func (db *DB) SessionCountActive(ctx context.Context) (int, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	err = sc.queryRow(ctx, `SELECT COUNT(*) FROM ~agent_sessions WHERE tenant_id = ? AND status = 'running'`, sc.tenantID).Scan(&n)
+	return n, err
+}
+
+// TaskCreate inserts t.
+func (db *DB) TaskCreate(ctx context.Context, t *agent.TaskRecord) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	t.TenantID = sc.tenantID
+	_, err = sc.exec(ctx, `INSERT INTO ~agent_tasks (id, tenant_id, session_id, prompt, status, created_at) VALUES (?,?,?,?,?,?)`,
+		t.ID, t.TenantID, t.SessionID, t.Prompt, t.Status, t.CreatedAt)
+	return err
+}
+
+// TaskFinish records how task id ended.
+func (db *DB) TaskFinish(ctx context.Context, id, status string, at time.Time) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = sc.exec(ctx, `UPDATE ~agent_tasks SET status = ?, finished_at = ? WHERE id = ? AND tenant_id = ?`, status, at, id, sc.tenantID)
+	return err
+}
+
+// EventAppend stores e as the next event of its session, assigning e.Seq in the same transaction that
+// advances the session's last_seq, so sequence numbers are gap-free and never reused.
+func (db *DB) EventAppend(ctx context.Context, e *agent.Event) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		var seq int64
+		if err := tx.queryRow(ctx, `UPDATE ~agent_sessions SET last_seq = last_seq + 1 WHERE id = ? AND tenant_id = ? RETURNING last_seq`,
+			e.SessionID, sc.tenantID).Scan(&seq); err != nil {
+			return notFound(err, "session")
+		}
+		e.Seq = seq
+		payload, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, `INSERT INTO ~agent_events (session_id, seq, tenant_id, type, payload, created_at) VALUES (?,?,?,?,?,?)`,
+			e.SessionID, seq, sc.tenantID, string(e.Type), string(payload), e.Time)
+		return err
+	})
+}
+
+// EventList returns events of a session after afterSeq, in order.
+func (db *DB) EventList(ctx context.Context, sessionID string, afterSeq int64, limit int) ([]agent.Event, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sc.query(ctx, `SELECT payload FROM ~agent_events WHERE session_id = ? AND tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		sessionID, sc.tenantID, afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []agent.Event
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, err
+		}
+		var e agent.Event
+		if err := json.Unmarshal([]byte(p), &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+const approvalCols = `id, tenant_id, session_id, command, risk_level, reason, tool, tool_use_id, tool_input, status, requested_by,
+	decided_by, decision_reason, decided_at, used_at, expires_at, created_at`
+
+func scanApproval(row interface{ Scan(...any) error }) (*agent.Approval, error) {
+	var a agent.Approval
+	var input string
+	if err := row.Scan(&a.ID, &a.TenantID, &a.SessionID, &a.Command, &a.RiskLevel, &a.Reason, &a.Tool, &a.ToolUseID, &input, &a.Status,
+		&a.RequestedBy, &a.DecidedBy, &a.DecisionReason, &a.DecidedAt, &a.UsedAt, &a.ExpiresAt, &a.CreatedAt); err != nil {
+		return nil, err
+	}
+	if input != "" {
+		a.ToolInput = json.RawMessage(input)
+	}
+	return &a, nil
+}
+
+// ApprovalCreate inserts a.
+func (db *DB) ApprovalCreate(ctx context.Context, a *agent.Approval) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	a.TenantID = sc.tenantID
+	_, err = sc.exec(ctx, `INSERT INTO ~approval_requests (`+approvalCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		a.ID, a.TenantID, a.SessionID, a.Command, a.RiskLevel, a.Reason, a.Tool, a.ToolUseID, string(a.ToolInput), a.Status,
+		a.RequestedBy, a.DecidedBy, a.DecisionReason, a.DecidedAt, a.UsedAt, a.ExpiresAt, a.CreatedAt)
+	return err
+}
+
+// ApprovalGet returns approval id.
+func (db *DB) ApprovalGet(ctx context.Context, id string) (*agent.Approval, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := scanApproval(sc.queryRow(ctx, `SELECT `+approvalCols+` FROM ~approval_requests WHERE id = ? AND tenant_id = ?`, id, sc.tenantID))
+	return a, notFound(err, "approval")
+}
+
+// ApprovalList returns approvals, newest first, optionally of one session and one status.
+func (db *DB) ApprovalList(ctx context.Context, sessionID, status string, limit int) ([]agent.Approval, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sc.query(ctx, `SELECT `+approvalCols+` FROM ~approval_requests WHERE tenant_id = ? AND (? = '' OR session_id = ?)
+		AND (? = '' OR status = ?) ORDER BY created_at DESC, id LIMIT ?`, sc.tenantID, sessionID, sessionID, status, status, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []agent.Approval
+	for rows.Next() {
+		a, err := scanApproval(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *a)
+	}
+	return out, rows.Err()
+}
+
+// ApprovalDecide stores a's decision if the row is still pending.
+func (db *DB) ApprovalDecide(ctx context.Context, a *agent.Approval) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := sc.exec(ctx, `UPDATE ~approval_requests SET status = ?, decided_by = ?, decision_reason = ?, decided_at = ?
+		WHERE id = ? AND tenant_id = ? AND status = 'pending'`, a.Status, a.DecidedBy, a.DecisionReason, a.DecidedAt, a.ID, sc.tenantID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errs.New(errs.Conflict, "approval %s was already decided", a.ID)
+	}
+	return nil
+}
+
+// ApprovalUse marks decided approval id used (a grant consumed, or a decision handed to the engine), once.
+func (db *DB) ApprovalUse(ctx context.Context, id string, at time.Time) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := sc.exec(ctx, `UPDATE ~approval_requests SET used_at = ? WHERE id = ? AND tenant_id = ? AND status <> 'pending' AND used_at IS NULL`,
+		at, id, sc.tenantID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errs.New(errs.Conflict, "approval %s is pending or already used", id)
+	}
+	return nil
+}
+
+// ApprovalSetToolUse records the engine tool call approval id answers.
+func (db *DB) ApprovalSetToolUse(ctx context.Context, id, toolUseID string) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := sc.exec(ctx, `UPDATE ~approval_requests SET tool_use_id = ? WHERE id = ? AND tenant_id = ?`, toolUseID, id, sc.tenantID)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res, "approval")
+}
+
+// SettingGet returns a tenant setting, or "".
+func (db *DB) SettingGet(ctx context.Context, key string) (string, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return "", err
+	}
+	var v string
+	err = sc.queryRow(ctx, `SELECT value FROM ~agent_settings WHERE key = ? AND tenant_id = ?`, key, sc.tenantID).Scan(&v)
+	if isNoRows(err) {
+		return "", nil
+	}
+	return v, err
+}
+
+// SettingSet stores a tenant setting.
+func (db *DB) SettingSet(ctx context.Context, key, value string) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = sc.exec(ctx, `INSERT INTO ~agent_settings (key, tenant_id, value, updated_at) VALUES (?,?,?,?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, sc.tenantID, value, db.Now())
+	return err
+}
