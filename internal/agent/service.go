@@ -53,7 +53,7 @@ type Config struct {
 	// PreToolUse hook, the MCP config, the tenant's skills). Nil disables the Claude Code engine.
 	Workspace func(ctx context.Context, sess *Session) (dir string, env []string, err error)
 	Now       func() time.Time
-	Logger *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Service runs agent sessions.
@@ -553,7 +553,9 @@ func (s *Service) finish(ctx context.Context, sessionID, taskID, status, errMsg 
 }
 
 // Session returns session id.
-func (s *Service) Session(ctx context.Context, id string) (*Session, error) { return s.store.SessionGet(ctx, id) }
+func (s *Service) Session(ctx context.Context, id string) (*Session, error) {
+	return s.store.SessionGet(ctx, id)
+}
 
 // Sessions lists recent sessions.
 func (s *Service) Sessions(ctx context.Context, status string, limit int) ([]Session, error) {
@@ -574,7 +576,9 @@ func (s *Service) Approvals(ctx context.Context, sessionID, status string, limit
 }
 
 // Approval returns approval id.
-func (s *Service) Approval(ctx context.Context, id string) (*Approval, error) { return s.store.ApprovalGet(ctx, id) }
+func (s *Service) Approval(ctx context.Context, id string) (*Approval, error) {
+	return s.store.ApprovalGet(ctx, id)
+}
 
 // openApproval records a pending approval for command in a session, or returns the one already pending for
 // the same command, so a retrying model does not flood the admins.
@@ -600,7 +604,7 @@ func (s *Service) openApproval(ctx context.Context, sessionID, tool, command str
 	}
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval.requested", ResourceType: "approval", ResourceID: a.ID,
 		Description: fmt.Sprintf("L%d approval requested: %s", a.RiskLevel, clipRunes(command, 200)),
-		Detail: map[string]any{"session_id": sessionID, "command": command, "risk_level": a.RiskLevel, "reason": v.Reason}}); err != nil {
+		Detail:      map[string]any{"session_id": sessionID, "command": command, "risk_level": a.RiskLevel, "reason": v.Reason}}); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -655,7 +659,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 	}
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval." + a.Status, ResourceType: "approval", ResourceID: a.ID,
 		Description: fmt.Sprintf("%s L%d: %s", a.Status, a.RiskLevel, clipRunes(a.Command, 200)),
-		Detail: map[string]any{"session_id": a.SessionID, "reason": reason, "command": a.Command}}); err != nil {
+		Detail:      map[string]any{"session_id": a.SessionID, "reason": reason, "command": a.Command}}); err != nil {
 		return nil, err
 	}
 	return a, s.resumeAfter(ctx, a)
