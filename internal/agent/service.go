@@ -74,8 +74,18 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	running map[string]context.CancelFunc // session id → cancel of its current run
+	// mu guards running and resumeWanted. A session has at most one run at a time: running holds it (or a
+	// claim while a resume is being prepared), and a decision that arrives during a run is remembered in
+	// resumeWanted and acted on when the run ends.
+	mu           sync.Mutex
+	running      map[string]*runHandle // session id → its current run
+	resumeWanted map[string]bool
+}
+
+// runHandle is one live run of a session.
+type runHandle struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the run has recorded its end
 }
 
 // New returns a Service; Close stops every running session.
@@ -108,7 +118,7 @@ func New(cfg Config, store Store, engines []Engine, fleet Fleet, tenants Tenants
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{cfg: cfg, store: store, engines: m, fleet: fleet, tenants: tenants, audit: log, guard: g, hub: hub,
 		prompts: prompts, log: cfg.Logger.With(slog.String("component", "agent")), ctx: ctx, cancel: cancel,
-		running: map[string]context.CancelFunc{}}
+		running: map[string]*runHandle{}, resumeWanted: map[string]bool{}}
 }
 
 // Close cancels running sessions and waits for them to record how they ended.
@@ -335,6 +345,10 @@ func (s *Service) SendMessage(ctx context.Context, sessionID, text string) (*Tas
 	if strings.TrimSpace(text) == "" || len(text) > 100_000 {
 		return nil, errs.Invalidf("message", "message is required (at most 100,000 bytes)")
 	}
+	// The previous run may have emitted its last event and still be recording its end.
+	if h := s.live(sessionID); h != nil {
+		s.waitStopped(h)
+	}
 	sess, err := s.store.SessionGet(ctx, sessionID)
 	if err != nil {
 		return nil, err
@@ -368,12 +382,9 @@ func (s *Service) Cancel(ctx context.Context, sessionID string) (*Session, error
 	if sess.Ended() {
 		return nil, errs.New(errs.Conflict, "the session already ended (%s)", sess.Status)
 	}
-	s.mu.Lock()
-	cancel, running := s.running[sessionID]
-	s.mu.Unlock()
-	if running {
-		cancel()
-		s.waitStopped(sessionID)
+	if h := s.live(sessionID); h != nil {
+		h.cancel()
+		s.waitStopped(h)
 	}
 	// Whether it was paused, idle, or its run just stopped: it ends here.
 	sess, err = s.store.SessionGet(ctx, sessionID)
@@ -392,15 +403,22 @@ func (s *Service) Cancel(ctx context.Context, sessionID string) (*Session, error
 	return sess, err
 }
 
-func (s *Service) waitStopped(sessionID string) {
-	for range 500 {
-		s.mu.Lock()
-		_, running := s.running[sessionID]
-		s.mu.Unlock()
-		if !running {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+func (s *Service) live(sessionID string) *runHandle {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[sessionID]
+}
+
+// waitStopped waits (boundedly) for run h to record its end.
+func (s *Service) waitStopped(h *runHandle) bool {
+	if h.done == nil {
+		return false
+	}
+	select {
+	case <-h.done:
+		return true
+	case <-time.After(30 * time.Second):
+		return false
 	}
 }
 
@@ -426,19 +444,28 @@ func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, p
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		runCtx = auth.WithPrincipal(runCtx, p)
 	}
+	h := &runHandle{cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
-	s.running[sess.ID] = cancel
+	s.running[sess.ID] = h
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.running, sess.ID)
-			s.mu.Unlock()
-			cancel()
-		}()
 		s.run(runCtx, sess, task, prompt, pending)
+		cancel()
+		s.mu.Lock()
+		if s.running[sess.ID] == h {
+			delete(s.running, sess.ID)
+		}
+		close(h.done)
+		want := s.resumeWanted[sess.ID]
+		delete(s.resumeWanted, sess.ID)
+		s.mu.Unlock()
+		if want && s.ctx.Err() == nil {
+			if err := s.resume(runCtx, sess.ID); err != nil {
+				s.log.Error("resume after approval", slog.String("session_id", sess.ID), slog.String("error", err.Error()))
+			}
+		}
 	}()
 }
 
@@ -481,10 +508,13 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 	}
 	var last Event
 	out, err := eng.Run(ctx, t, func(e Event) {
-		if e.Type == EventApprovalRequired && e.ApprovalID != "" && e.ToolUseID != "" {
-			if err := s.store.ApprovalSetToolUse(ctx, e.ApprovalID, e.ToolUseID); err != nil {
-				s.log.ErrorContext(ctx, "link approval to tool call", slog.String("error", err.Error()))
-			}
+		switch e.Type {
+		case EventApprovalRequired:
+			s.pausing(ctx, sess.ID, e)
+		case EventCompleted:
+			s.settle(ctx, sess.ID, StatusCompleted, "")
+		case EventError:
+			s.settle(ctx, sess.ID, StatusFailed, e.Message)
 		}
 		last = s.emit(ctx, sess.ID, e)
 	})
@@ -505,6 +535,38 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 		status = StatusCompleted
 	}
 	s.finishOutcome(ctx, sess.ID, out)
+}
+
+// settle records a run's end status before its final event is published, so a client that reacts to the
+// event reads the matching status. finish confirms it when the run returns.
+func (s *Service) settle(ctx context.Context, sessionID, status, msg string) {
+	sctx := context.WithoutCancel(ctx)
+	sess, err := s.store.SessionGet(sctx, sessionID)
+	if err == nil && sess.Status == StatusRunning {
+		sess.Status, sess.Error, sess.UpdatedAt = status, msg, s.now()
+		err = s.store.SessionUpdate(sctx, sess)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "settle session", slog.String("error", err.Error()))
+	}
+}
+
+// pausing records, before the approval_required event is published, that the session now waits, and
+// which engine tool call the approval answers. A client that reacts to the event sees the new status.
+func (s *Service) pausing(ctx context.Context, sessionID string, e Event) {
+	if e.ApprovalID != "" && e.ToolUseID != "" {
+		if err := s.store.ApprovalSetToolUse(ctx, e.ApprovalID, e.ToolUseID); err != nil {
+			s.log.ErrorContext(ctx, "link approval to tool call", slog.String("error", err.Error()))
+		}
+	}
+	sess, err := s.store.SessionGet(ctx, sessionID)
+	if err == nil && sess.Status == StatusRunning {
+		sess.Status, sess.UpdatedAt = StatusAwaitingApproval, s.now()
+		err = s.store.SessionUpdate(ctx, sess)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "mark session paused", slog.String("error", err.Error()))
+	}
 }
 
 // finishOutcome stores what a run returned (its state, tokens, summary).
@@ -665,9 +727,38 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 	return a, s.resumeAfter(ctx, a)
 }
 
-// resumeAfter continues the session an approval paused, once no other approval of it is still pending.
+// resumeAfter continues the session an approval paused, once no other approval of it is still pending. If
+// the session's run has not returned yet, the run resumes it when it does.
 func (s *Service) resumeAfter(ctx context.Context, a *Approval) error {
-	sess, err := s.store.SessionGet(ctx, a.SessionID)
+	s.mu.Lock()
+	if _, live := s.running[a.SessionID]; live {
+		s.resumeWanted[a.SessionID] = true
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	return s.resume(ctx, a.SessionID)
+}
+
+// resume starts the run that answers a paused session's decided approvals. It claims the session in
+// running first, so two deciders (or a decider and the ending run) cannot both resume it.
+func (s *Service) resume(ctx context.Context, sessionID string) error {
+	s.mu.Lock()
+	if _, live := s.running[sessionID]; live {
+		s.mu.Unlock()
+		return nil
+	}
+	s.running[sessionID] = &runHandle{cancel: func() {}} // the claim; launch replaces it
+	s.mu.Unlock()
+	launched := false
+	defer func() {
+		if !launched {
+			s.mu.Lock()
+			delete(s.running, sessionID)
+			s.mu.Unlock()
+		}
+	}()
+	sess, err := s.store.SessionGet(ctx, sessionID)
 	if err != nil || sess.Status != StatusAwaitingApproval {
 		return err
 	}
@@ -679,7 +770,7 @@ func (s *Service) resumeAfter(ctx context.Context, a *Approval) error {
 	if err := s.store.SessionUpdate(ctx, sess); err != nil {
 		return err
 	}
-	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: "(resume after approval " + a.ID + ")", Status: StatusRunning, CreatedAt: s.now()}
+	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: "(resumed after approval)", Status: StatusRunning, CreatedAt: s.now()}
 	if err := s.store.TaskCreate(ctx, task); err != nil {
 		return err
 	}
@@ -708,6 +799,7 @@ func (s *Service) resumeAfter(ctx context.Context, a *Approval) error {
 		}
 		results = append(results, PendingResult{ToolUseID: d.ToolUseID, Tool: d.Tool, Result: s.resultFor(ctx, sess, d)})
 	}
+	launched = true
 	s.launch(ctx, sess, task, strings.Join(notes, "\n"), results)
 	return nil
 }

@@ -40,10 +40,9 @@ type Session struct {
 	UpdatedAt    time.Time       `json:"updated_at"`
 }
 
-// Ended reports whether the session can no longer run.
-func (s *Session) Ended() bool {
-	return s.Status == StatusCompleted || s.Status == StatusFailed || s.Status == StatusCancelled
-}
+// Ended reports whether the session can no longer run. Completed and failed sessions end a run, but a
+// new message continues them; only a cancelled session is closed for good.
+func (s *Session) Ended() bool { return s.Status == StatusCancelled }
 
 // TaskRecord is one run of a session: its first prompt or a later message.
 type TaskRecord struct {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/guard"
@@ -39,6 +40,9 @@ type testBundle struct {
 	audit     *audit.Log
 	now       *time.Time
 	logs      *lockedBuffer
+	inv       *inventory.Service
+	guard     *guard.Classifier
+	logger    *slog.Logger
 	ssh       *ssh.Executor
 	adminTok  string // bootstrap admin: default tenant admin and platform admin
 	defaultID string
@@ -50,6 +54,12 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 var fastArgon = auth.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}
 
 func setup(t testing.TB, open func(testing.TB) *store.DB) *testBundle {
+	t.Helper()
+	return setupWith(t, open)
+}
+
+// setupWith is setup with agent engines (none: every engine is unavailable).
+func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.Engine) *testBundle {
 	t.Helper()
 	db := open(t)
 	now := time.Now().UTC()
@@ -85,11 +95,18 @@ func setup(t testing.TB, open func(testing.TB) *store.DB) *testBundle {
 		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
 	t.Cleanup(func() { b.ssh.Close() })
 	inv = inventory.New(inventory.Config{Logger: logger, Now: clock}, db, v, log, svc, g, b.ssh)
-	b.srv = New(Deps{Auth: svc, Audit: log, Inventory: inv, Ready: map[string]Pinger{"database": db}, Version: "test", Logger: logger})
-	b.http = httptest.NewServer(b.srv.Handler())
-	t.Cleanup(b.http.Close)
+	b.inv, b.guard, b.logger = inv, g, logger
+	b.serve(newAgentService(t, b, engines...))
 	b.adminTok = b.login("root@example.com", "root-password")
 	return b
+}
+
+// serve (re)starts the HTTP API over b's services with agent service ag.
+func (b *testBundle) serve(ag *agent.Service) {
+	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ready: map[string]Pinger{"database": b.db},
+		Version: "test", Logger: b.logger})
+	b.http = httptest.NewServer(b.srv.Handler())
+	b.t.Cleanup(b.http.Close)
 }
 
 // response is a decoded reply.
@@ -228,4 +245,16 @@ func openSQLiteIn(tb testing.TB, dir string) *store.DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// newAgentService builds the agent service on b's store and services; closed when the test ends.
+func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agent.Service {
+	t.Helper()
+	prompts, err := agent.NewPromptBuilder(agent.PromptSources{Fleet: b.inv, Tenants: b.auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := agent.New(agent.Config{Logger: b.logger}, b.db, engines, b.inv, b.auth, b.audit, b.guard, agent.NewHub(0), prompts)
+	t.Cleanup(svc.Close)
+	return svc
 }
