@@ -26,10 +26,12 @@ const FileName = "SKILL.md"
 
 // Limits from the Agent Skills specification, plus a size cap of our own.
 const (
-	MaxNameLen          = 64      // runes in name
-	MaxDescriptionLen   = 1024    // runes in description
-	MaxCompatibilityLen = 500     // runes in compatibility
-	MaxSize             = 1 << 20 // bytes in a SKILL.md; the spec advises well under 500 lines
+	MaxNameLen          = 64       // runes in name
+	MaxDescriptionLen   = 1024     // runes in description
+	MaxCompatibilityLen = 500      // runes in compatibility
+	MaxSize             = 1 << 20  // bytes in a SKILL.md; the spec advises well under 500 lines
+	MaxFrontmatter      = 64 << 10 // bytes between the "---" lines
+	maxFlowDepth        = 64       // nesting of [ and { in the frontmatter
 )
 
 // Sentinel errors. Parse and Validate wrap them in *Error, so test with errors.Is.
@@ -127,6 +129,14 @@ func Parse(dir string, data []byte) (s *Skill, err error) {
 	fm, body, fmLine, err := split(data)
 	if err != nil {
 		return nil, err
+	}
+	if len(fm) > MaxFrontmatter {
+		return nil, &Error{Field: "frontmatter", Line: 1, Msg: fmt.Sprintf("is larger than %d bytes", MaxFrontmatter), Err: ErrTooLarge}
+	}
+	if flowDepth(fm) > maxFlowDepth {
+		// goccy/go-yaml takes time quadratic in the nesting of flow collections ("[[[[…" of 100 KB
+		// took 37s), so deep nesting, which no SKILL.md needs, is refused before parsing.
+		return nil, &Error{Field: "frontmatter", Line: 1, Msg: fmt.Sprintf("nests [ or { deeper than %d", maxFlowDepth), Err: ErrInvalid}
 	}
 	// The YAML library must not take the process down on hostile input; a panic there is a parse error.
 	defer func() {
@@ -372,6 +382,22 @@ func split(data []byte) (fm []byte, body string, fmLine int, err error) {
 		}
 		off = len(rest) - len(next)
 	}
+}
+
+// flowDepth is the deepest nesting of [ and { in b, counting brackets inside quotes too: an
+// overestimate is harmless at the limit we use.
+func flowDepth(b []byte) int {
+	depth, peak := 0, 0
+	for _, c := range b {
+		switch c {
+		case '[', '{':
+			depth++
+			peak = max(peak, depth)
+		case ']', '}':
+			depth = max(depth-1, 0)
+		}
+	}
+	return peak
 }
 
 // cutLine returns the first line of b without its "\n" (and "\r"), the rest after the "\n", and whether

@@ -193,6 +193,8 @@ func TestParseErrors(t *testing.T) {
 		{"ArgumentName", "a", "---\nname: a\ndescription: d\narguments: [\"1st\"]\n---\n", "arguments", 4, ErrInvalid, "argument names"},
 		{"HooksList", "a", "---\nname: a\ndescription: d\nhooks: [a]\n---\n", "hooks", 4, ErrInvalid, "mapping"},
 		{"Alias", "a", "---\nname: &n a\ndescription: *n\n---\n", "frontmatter", 2, ErrInvalid, "aliases"},
+		{"DeepNesting", "a", "---\nname: a\ndescription: d\nx: " + strings.Repeat("[", 65) + strings.Repeat("]", 65) + "\n---\n", "frontmatter", 1, ErrInvalid, "deeper than 64"},
+		{"FrontmatterTooLarge", "a", "---\nname: a\ndescription: " + strings.Repeat("d", MaxFrontmatter) + "\n---\n", "frontmatter", 1, ErrTooLarge, "larger than"},
 		{"TooLarge", "a", "---\nname: a\ndescription: d\n---\n" + strings.Repeat("x", MaxSize), "", 0, ErrTooLarge, ""},
 	}
 	for _, tc := range tests {
