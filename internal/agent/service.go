@@ -462,7 +462,8 @@ func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, p
 		delete(s.resumeWanted, sess.ID)
 		s.mu.Unlock()
 		if want && s.ctx.Err() == nil {
-			if err := s.resume(runCtx, sess.ID); err != nil {
+			// runCtx is cancelled by now; keep its tenant and actor, not its cancellation.
+			if err := s.resume(context.WithoutCancel(runCtx), sess.ID); err != nil {
 				s.log.Error("resume after approval", slog.String("session_id", sess.ID), slog.String("error", err.Error()))
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -90,7 +91,8 @@ func TestContract(t *testing.T) {
 func TestCrossTenant(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
-		b := setup(t, open)
+		b := setupWith(t, open, &scriptEngine{name: agent.EngineClaudeAPI, steps: []scriptStep{
+			{agent.ToolRunCommand, `{"server":"a-server","command":"systemctl restart nginx"}`}}})
 		aID, aTok := b.newTenant("tenant-a")
 		_, bTok := b.newTenant("tenant-b")
 		aUser, _ := b.newUser(aTok, "secret-user@tenant-a.example", auth.RoleOperator)
@@ -104,8 +106,24 @@ func TestCrossTenant(t *testing.T) {
 			t.Fatalf("tenant a server: %d %s", aServer.status, aServer.raw)
 		}
 		aCredID, aClusterID, aServerID := aCred.body["id"].(string), aCluster.body["id"].(string), aServer.body["id"].(string)
+		aSession := b.do("POST", "/api/v1/agent/tasks", aTok, map[string]string{"prompt": "restart nginx on a-server"}).body["session_id"].(string)
+		waitApproval := b.srv.Agent.Hub().Subscribe(aSession)
+		var aApproval string
+		for aApproval == "" {
+			if list, _ := b.srv.Agent.Approvals(tenant.WithID(context.Background(), aID), aSession, "", 1); len(list) > 0 {
+				aApproval = list[0].ID
+				break
+			}
+			select {
+			case <-waitApproval.C:
+			case <-time.After(10 * time.Second):
+				t.Fatal("tenant a's session opened no approval")
+			}
+		}
+		b.srv.Agent.Hub().Unsubscribe(waitApproval)
 		ids := map[string]string{"/api/v1/auth/users/": aUser, "/api/v1/auth/api-keys/": aKeyID, "/api/v1/auth/tenants/": aID,
-			"/api/v1/inventory/servers/": aServerID, "/api/v1/inventory/clusters/": aClusterID, "/api/v1/inventory/credentials/": aCredID}
+			"/api/v1/inventory/servers/": aServerID, "/api/v1/inventory/clusters/": aClusterID, "/api/v1/inventory/credentials/": aCredID,
+			"/api/v1/agent/sessions/": aSession, "/api/v1/agent/approvals/": aApproval}
 		for _, rt := range b.srv.routes {
 			if !strings.Contains(rt.path, "{id}") {
 				continue
@@ -122,8 +140,11 @@ func TestCrossTenant(t *testing.T) {
 			}
 			path := strings.Replace(rt.path, "{id}", id, 1)
 			var body any = map[string]string{}
-			if strings.Contains(path, "/users/") {
+			switch {
+			case strings.Contains(path, "/users/"):
 				body = map[string]string{"role": "viewer"}
+			case strings.HasSuffix(path, "/messages"):
+				body = map[string]string{"message": "hello"}
 			}
 			r := b.do(rt.method, path, bTok, body)
 			if r.status != 404 && r.status != 403 {
@@ -132,6 +153,19 @@ func TestCrossTenant(t *testing.T) {
 			if strings.Contains(r.raw, "secret-user") || strings.Contains(r.raw, "tenant-a") {
 				t.Errorf("%s %s leaks tenant a's data: %s", rt.method, path, r.raw)
 			}
+		}
+		// Ensure tenant b cannot watch tenant a's session, nor call tools or the hook in it.
+		if r := b.do("GET", "/ws/agent?session="+aSession, bTok, nil); r.status != 404 {
+			t.Errorf("websocket on tenant a's session: %d", r.status)
+		}
+		if r := b.do("POST", "/api/v1/agent/tools/list_servers", bTok, map[string]any{"input": map[string]string{}}, "X-IT0-Session-Id", aSession); r.status != 404 {
+			t.Errorf("tool call in tenant a's session: %d %s", r.status, r.raw)
+		}
+		if r := b.do("POST", "/api/v1/agent/hook/pre-tool-use", bTok, map[string]any{"session_id": aSession, "command": "df -h"}); r.status != 404 {
+			t.Errorf("hook in tenant a's session: %d %s", r.status, r.raw)
+		}
+		if r := b.do("GET", "/api/v1/agent/approvals", bTok, nil); strings.Contains(r.raw, aApproval) {
+			t.Error("tenant b lists tenant a's approvals")
 		}
 		// Ensure tenant b can neither run on tenant a's server nor use its credential, cluster or server as a jump host.
 		if r := b.do("POST", "/api/v1/inventory/exec", bTok, map[string]any{"server_ids": []string{aServerID}, "command": "uptime"}); r.status != 404 {
