@@ -200,8 +200,9 @@ func (s *Skill) Validate(dir string) error {
 	return errors.Join(s.validate(dir, nil, 0)...)
 }
 
-// ValidName returns an error saying what is wrong unless name is a valid skill name: 1–64 characters of a-z, 0-9 and "-", with no
-// leading, trailing or doubled "-". A valid name is also a safe single path element.
+// ValidName returns an error saying what is wrong unless name is a valid skill name: 1–64 characters
+// of a-z, 0-9 and "-", with no leading, trailing or doubled "-". A valid name is also a safe single
+// path element.
 func ValidName(name string) error {
 	switch {
 	case name == "":
