@@ -508,12 +508,14 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 		}
 	}
 	var last Event
+	sawCompleted := false
 	out, err := eng.Run(ctx, t, func(e Event) {
 		switch e.Type {
 		case EventApprovalRequired:
 			s.pausing(ctx, sess.ID, e)
 		case EventCompleted:
-			s.settle(ctx, sess.ID, StatusCompleted, "")
+			s.settleCompleted(ctx, sess.ID, e)
+			sawCompleted = true
 		case EventError:
 			s.settle(ctx, sess.ID, StatusFailed, e.Message)
 		}
@@ -535,6 +537,9 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 	default:
 		status = StatusCompleted
 	}
+	if sawCompleted { // its tokens, cost and summary are recorded already
+		out.TokensUsed, out.CostUSD, out.Summary = 0, 0, ""
+	}
 	s.finishOutcome(ctx, sess.ID, out)
 }
 
@@ -545,6 +550,25 @@ func (s *Service) settle(ctx context.Context, sessionID, status, msg string) {
 	sess, err := s.store.SessionGet(sctx, sessionID)
 	if err == nil && sess.Status == StatusRunning {
 		sess.Status, sess.Error, sess.UpdatedAt = status, msg, s.now()
+		err = s.store.SessionUpdate(sctx, sess)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "settle session", slog.String("error", err.Error()))
+	}
+}
+
+// settleCompleted records a completed run, with its summary, tokens and cost, before the completed event
+// is published.
+func (s *Service) settleCompleted(ctx context.Context, sessionID string, e Event) {
+	sctx := context.WithoutCancel(ctx)
+	sess, err := s.store.SessionGet(sctx, sessionID)
+	if err == nil {
+		if sess.Status == StatusRunning {
+			sess.Status = StatusCompleted
+		}
+		sess.Summary, sess.Error, sess.UpdatedAt = e.Summary, "", s.now()
+		sess.TokensUsed += e.TokensUsed
+		sess.CostUSD += e.CostUSD
 		err = s.store.SessionUpdate(sctx, sess)
 	}
 	if err != nil {
