@@ -16,7 +16,7 @@ import (
 type PromptSources struct {
 	Fleet   Fleet
 	Tenants Tenants
-	// Skills renders the tenant's skills section for a locale ("" when there are none).
+	// Skills renders the tenant's skills section for a locale ("" when there are none); filled in by New.
 	Skills func(ctx context.Context, locale string) (string, error)
 	// StandingOrders renders the tenant's active standing orders ("" when there are none).
 	StandingOrders func(ctx context.Context, locale string) (string, error)

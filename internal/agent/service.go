@@ -52,6 +52,11 @@ type Config struct {
 	// Workspace prepares a Claude Code session's working directory and environment (settings with the
 	// PreToolUse hook, the MCP config, the tenant's skills). Nil disables the Claude Code engine.
 	Workspace func(ctx context.Context, sess *Session) (dir string, env []string, err error)
+	// StandingOrders renders the tenant's active standing orders for the system prompt; nil = none.
+	StandingOrders func(ctx context.Context, locale string) (string, error)
+	// SkillsRoot is the directory of a tenant's skills (the workspace's .claude/skills); nil keeps skills in
+	// the database only.
+	SkillsRoot func(tenantID string) string
 	Now       func() time.Time
 	Logger    *slog.Logger
 }
@@ -59,8 +64,9 @@ type Config struct {
 // Service runs agent sessions.
 type Service struct {
 	cfg     Config
-	store   Store
-	engines map[string]Engine
+	store      Store
+	skillStore SkillStore
+	engines    map[string]Engine
 	fleet   Fleet
 	tenants Tenants
 	audit   AuditLog
@@ -89,7 +95,10 @@ type runHandle struct {
 }
 
 // New returns a Service; Close stops every running session.
-func New(cfg Config, store Store, engines []Engine, fleet Fleet, tenants Tenants, log AuditLog, g Classifier, hub *Hub, prompts *PromptBuilder) *Service {
+func New(cfg Config, store interface {
+	Store
+	SkillStore
+}, engines []Engine, fleet Fleet, tenants Tenants, log AuditLog, g Classifier, hub *Hub) (*Service, error) {
 	if cfg.DefaultEngine == "" {
 		cfg.DefaultEngine = EngineClaudeAPI
 	}
@@ -115,10 +124,15 @@ func New(cfg Config, store Store, engines []Engine, fleet Fleet, tenants Tenants
 	for _, e := range engines {
 		m[e.Name()] = e
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, store: store, engines: m, fleet: fleet, tenants: tenants, audit: log, guard: g, hub: hub,
-		prompts: prompts, log: cfg.Logger.With(slog.String("component", "agent")), ctx: ctx, cancel: cancel,
-		running: map[string]*runHandle{}, resumeWanted: map[string]bool{}}
+	s := &Service{cfg: cfg, store: store, skillStore: store, engines: m, fleet: fleet, tenants: tenants, audit: log, guard: g, hub: hub,
+		log: cfg.Logger.With(slog.String("component", "agent")), running: map[string]*runHandle{}, resumeWanted: map[string]bool{}}
+	prompts, err := NewPromptBuilder(PromptSources{Fleet: fleet, Tenants: tenants, Skills: s.skillPrompt, StandingOrders: cfg.StandingOrders})
+	if err != nil {
+		return nil, err
+	}
+	s.prompts = prompts
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
 }
 
 // Close cancels running sessions and waits for them to record how they ended.
@@ -328,7 +342,14 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 		Description: "task started on " + name + ": " + clipRunes(title, 200), Detail: map[string]any{"engine": name, "task_id": task.ID, "skill": p.Skill}}); err != nil {
 		return nil, nil, err
 	}
-	s.launch(ctx, sess, task, p.Prompt, nil)
+	prompt := p.Prompt
+	if p.Skill != "" {
+		if prompt, err = s.invokeSkill(ctx, sess, p.Skill, p.SkillArgs, p.Prompt); err != nil {
+			s.settle(ctx, sess.ID, StatusFailed, err.Error())
+			return nil, nil, err
+		}
+	}
+	s.launch(ctx, sess, task, prompt, nil)
 	return sess, task, nil
 }
 

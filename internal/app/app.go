@@ -212,17 +212,17 @@ func (a *App) initInventory(context.Context) (func(context.Context) error, error
 }
 
 func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error) {
-	prompts, err := agent.NewPromptBuilder(agent.PromptSources{Fleet: a.Inventory, Tenants: a.Auth})
-	if err != nil {
-		return nil, err
-	}
 	bin, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the it0 binary: %w", err)
 	}
 	engines := []agent.Engine{claudecode.New(claudecode.Config{Path: a.cfg.ClaudePath, Model: a.cfg.ClaudeModel, Logger: a.log})}
-	a.Agent = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin)},
-		a.Store, engines, a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0), prompts)
+	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin),
+		SkillsRoot: func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
+		a.Store, engines, a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
+	if err != nil {
+		return nil, err
+	}
 	// Runs that were going when the process stopped cannot continue: say so in each session.
 	tenants, err := a.Auth.Tenants(ctx)
 	if err != nil {
@@ -238,11 +238,14 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	return func(context.Context) error { a.Agent.Close(); return nil }, nil
 }
 
+// workspaceDir is tenant tid's Claude Code workspace.
+func (a *App) workspaceDir(tid string) string { return filepath.Join(a.cfg.DataDir, "workspaces", tid) }
+
 // workspace prepares a Claude Code session's directory under <data-dir>/workspaces/<tenant>, with the
 // PreToolUse hook and the MCP server pointing back at this process, and a token for the session's user.
 func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Session) (string, []string, error) {
 	return func(ctx context.Context, sess *agent.Session) (string, []string, error) {
-		dir := filepath.Join(a.cfg.DataDir, "workspaces", sess.TenantID)
+		dir := a.workspaceDir(sess.TenantID)
 		if err := claudecode.PrepareWorkspace(dir, claudecode.Workspace{HookCommand: bin + " hook pre-tool-use", MCPCommand: bin}); err != nil {
 			return "", nil, err
 		}

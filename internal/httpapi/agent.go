@@ -327,3 +327,61 @@ func writeWS(ctx context.Context, c *websocket.Conn, e agent.Event) error {
 	defer cancel()
 	return c.Write(wctx, websocket.MessageText, b)
 }
+
+type skillRequest struct {
+	// Content is the whole SKILL.md: YAML frontmatter (name, description, …) and the Markdown body.
+	Content string `json:"content"`
+}
+
+func (s *Server) listSkills(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.Agent.Skills(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, listResponse[agent.SkillRecord]{Items: nonNil(list)})
+	return nil
+}
+
+func (s *Server) getSkill(w http.ResponseWriter, r *http.Request) error {
+	sk, err := s.Agent.Skill(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sk)
+	return nil
+}
+
+// saveSkill serves POST /skills (the name comes from the frontmatter) and PUT /skills/{name}.
+func (s *Server) saveSkill(w http.ResponseWriter, r *http.Request) error {
+	var req skillRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	rec, created, err := s.Agent.SaveSkill(r.Context(), r.PathValue("name"), req.Content)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, rec)
+	return nil
+}
+
+func (s *Server) deleteSkill(w http.ResponseWriter, r *http.Request) error {
+	if err := s.Agent.DeleteSkill(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) syncSkills(w http.ResponseWriter, r *http.Request) error {
+	res, err := s.Agent.SyncSkills(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}

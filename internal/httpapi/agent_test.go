@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 type scriptEngine struct {
 	name  string
 	steps []scriptStep
+	seen  func(agent.Task) // called with each task, when set
 }
 
 type scriptStep struct {
@@ -35,6 +38,9 @@ func (e *scriptEngine) Name() string                 { return e.name }
 func (e *scriptEngine) Health(context.Context) error { return nil }
 
 func (e *scriptEngine) Run(ctx context.Context, t agent.Task, emit func(agent.Event)) (agent.Outcome, error) {
+	if e.seen != nil {
+		e.seen(t)
+	}
 	var st struct{ Step int }
 	if t.State != nil {
 		json.Unmarshal(t.State, &st)
@@ -352,4 +358,68 @@ func TestAgentEnginesAndHook(t *testing.T) {
 func (b *testBundle) tenantOf(tok string) string {
 	r := b.do("GET", "/api/v1/auth/me", tok, nil)
 	return r.body["tenant"].(map[string]any)["id"].(string)
+}
+
+func TestSkills(t *testing.T) {
+	t.Parallel()
+	tasks := make(chan agent.Task, 4)
+	b := setupWith(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI, seen: func(t agent.Task) { tasks <- t }})
+	tid, tok := b.newTenant("skills")
+	r := b.do("GET", "/api/v1/agent/skills", tok, nil)
+	for _, name := range []string{"inspect", "deploy", "rollback", "cleanup", "diagnose", "scale", "backup-check", "security-audit"} {
+		if !strings.Contains(r.raw, `"name":"`+name+`"`) {
+			t.Errorf("shipped skill %s missing", name)
+		}
+	}
+	custom := "---\nname: nginx-check\ndescription: Check nginx on a host. Use when nginx misbehaves.\nargument-hint: \"[host]\"\n---\nCheck nginx on $0 with systemctl status nginx.\n"
+	if r = b.do("POST", "/api/v1/agent/skills", tok, map[string]string{"content": custom}); r.status != 201 || r.body["description"] == nil {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	if r = b.do("PUT", "/api/v1/agent/skills/nginx-check", tok, map[string]string{"content": strings.Replace(custom, "Check nginx on $0", "Look at nginx on $0", 1)}); r.status != 200 {
+		t.Errorf("replace: %d %s", r.status, r.raw)
+	}
+	if r = b.do("PUT", "/api/v1/agent/skills/other-name", tok, map[string]string{"content": custom}); r.status != 400 {
+		t.Errorf("name mismatch: %d %s", r.status, r.raw)
+	}
+	if r = b.do("POST", "/api/v1/agent/skills", tok, map[string]string{"content": "no frontmatter"}); r.status != 400 || !strings.Contains(r.errMessage(), "SKILL.md") {
+		t.Errorf("bad skill: %d %s", r.status, r.raw)
+	}
+	// The skill is on disk for Claude Code, and a skill dropped into the directory is imported by sync.
+	root := filepath.Join(b.skillsRoot, tid)
+	if _, err := os.Stat(filepath.Join(root, "nginx-check", "SKILL.md")); err != nil {
+		t.Errorf("skill not written to the workspace: %v", err)
+	}
+	os.MkdirAll(filepath.Join(root, "disk-report"), 0o755)
+	os.WriteFile(filepath.Join(root, "disk-report", "SKILL.md"), []byte("---\nname: disk-report\ndescription: Report disk use.\n---\nRun df -h.\n"), 0o644)
+	if r = b.do("POST", "/api/v1/agent/skills/sync", tok, nil); r.status != 200 || !strings.Contains(r.raw, `"imported":["disk-report"]`) {
+		t.Errorf("sync: %d %s", r.status, r.raw)
+	}
+	// A task naming a skill gets its rendered body; the system prompt lists the skills.
+	r = b.do("POST", "/api/v1/agent/tasks", tok, map[string]any{"prompt": "please", "skill": "nginx-check", "skill_args": "web-7"})
+	if r.status != 201 {
+		t.Fatalf("task with skill: %d %s", r.status, r.raw)
+	}
+	task := <-tasks
+	if !strings.Contains(task.Prompt, "Look at nginx on web-7") || !strings.Contains(task.SystemPrompt, "nginx-check") {
+		t.Errorf("prompt %q / system prompt lacks the skill", task.Prompt)
+	}
+	if r = b.do("POST", "/api/v1/agent/tasks", tok, map[string]any{"prompt": "x", "skill": "nope"}); r.status != 400 {
+		t.Errorf("unknown skill: %d %s", r.status, r.raw)
+	}
+	if r = b.do("DELETE", "/api/v1/agent/skills/nginx-check", tok, nil); r.status != 204 {
+		t.Errorf("delete: %d", r.status)
+	}
+	if _, err := os.Stat(filepath.Join(root, "nginx-check")); !os.IsNotExist(err) {
+		t.Errorf("deleted skill still on disk: %v", err)
+	}
+	// max_skills: the free plan allows 20; fill it up.
+	for i := 0; ; i++ {
+		r = b.do("POST", "/api/v1/agent/skills", tok, map[string]string{"content": fmt.Sprintf("---\nname: s-%d\ndescription: d\n---\nbody\n", i)})
+		if r.status != 201 {
+			break
+		}
+	}
+	if r.status != 403 || !strings.Contains(r.errMessage(), "max_skills") {
+		t.Errorf("over quota: %d %s", r.status, r.raw)
+	}
 }

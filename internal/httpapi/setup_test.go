@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"log/slog"
+	"path/filepath"
 	"sync"
 
 	"github.com/it0/it0/internal/agent"
@@ -32,20 +33,21 @@ import (
 
 // testBundle is a running API on one backend, with the bootstrap admin signed in.
 type testBundle struct {
-	t         testing.TB
-	srv       *Server
-	http      *httptest.Server
-	db        *store.DB
-	auth      *auth.Service
-	audit     *audit.Log
-	now       *time.Time
-	logs      *lockedBuffer
-	inv       *inventory.Service
-	guard     *guard.Classifier
-	logger    *slog.Logger
-	ssh       *ssh.Executor
-	adminTok  string // bootstrap admin: default tenant admin and platform admin
-	defaultID string
+	t          testing.TB
+	srv        *Server
+	http       *httptest.Server
+	db         *store.DB
+	auth       *auth.Service
+	audit      *audit.Log
+	now        *time.Time
+	logs       *lockedBuffer
+	skillsRoot string
+	inv        *inventory.Service
+	guard      *guard.Classifier
+	logger     *slog.Logger
+	ssh        *ssh.Executor
+	adminTok   string // bootstrap admin: default tenant admin and platform admin
+	defaultID  string
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -250,11 +252,15 @@ func openSQLiteIn(tb testing.TB, dir string) *store.DB {
 // newAgentService builds the agent service on b's store and services; closed when the test ends.
 func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agent.Service {
 	t.Helper()
-	prompts, err := agent.NewPromptBuilder(agent.PromptSources{Fleet: b.inv, Tenants: b.auth})
+	if b.skillsRoot == "" {
+		b.skillsRoot = t.TempDir()
+	}
+	root := b.skillsRoot
+	svc, err := agent.New(agent.Config{Logger: b.logger, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},
+		b.db, engines, b.inv, b.auth, b.audit, b.guard, agent.NewHub(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := agent.New(agent.Config{Logger: b.logger}, b.db, engines, b.inv, b.auth, b.audit, b.guard, agent.NewHub(0), prompts)
 	t.Cleanup(svc.Close)
 	return svc
 }
