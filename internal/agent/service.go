@@ -57,23 +57,23 @@ type Config struct {
 	// SkillsRoot is the directory of a tenant's skills (the workspace's .claude/skills); nil keeps skills in
 	// the database only.
 	SkillsRoot func(tenantID string) string
-	Now       func() time.Time
-	Logger    *slog.Logger
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Service runs agent sessions.
 type Service struct {
-	cfg     Config
+	cfg        Config
 	store      Store
 	skillStore SkillStore
 	engines    map[string]Engine
-	fleet   Fleet
-	tenants Tenants
-	audit   AuditLog
-	guard   Classifier
-	hub     *Hub
-	prompts *PromptBuilder
-	log     *slog.Logger
+	fleet      Fleet
+	tenants    Tenants
+	audit      AuditLog
+	guard      Classifier
+	hub        *Hub
+	prompts    *PromptBuilder
+	log        *slog.Logger
 
 	// ctx outlives requests: a session keeps running after the request that started it returns.
 	ctx    context.Context
