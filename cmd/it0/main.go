@@ -51,6 +51,7 @@ commands:
   migrate        apply database migrations and exit
   audit verify   check the audit log's hash chain (exit 3 and the first bad row when broken)
   audit export   write a tenant's audit log as JSON Lines
+  chat           talk to the agent (approvals answered inline): it0 chat "检查所有生产服务器的磁盘"
   exec           run a guarded command on servers: it0 exec --env prod -- df -h
   servers import import servers from YAML, JSON or an OpenSSH ssh_config
   vault keygen   print a new master key
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runServers(ctx, rest, getenv, stdout, stderr)
 	case "vault":
 		return runVault(ctx, rest, getenv, stdout, stderr)
+	case "chat":
+		return runChat(ctx, rest, getenv, stdin, stdout, stderr)
 	case "mcp":
 		return runMCP(ctx, rest, getenv, stdin, stdout, stderr)
 	case "guard":

@@ -15,9 +15,15 @@ type Hub struct {
 	buf  int
 }
 
-// Subscription receives one session's events as JSON.
+// Message is one published event: its sequence number and its JSON, marshalled once for every subscriber.
+type Message struct {
+	Seq  int64
+	JSON []byte
+}
+
+// Subscription receives one session's events.
 type Subscription struct {
-	C         chan []byte
+	C         chan Message
 	sessionID string
 	closeOnce sync.Once
 }
@@ -32,7 +38,7 @@ func NewHub(buf int) *Hub {
 
 // Subscribe registers a subscriber to sessionID's events.
 func (h *Hub) Subscribe(sessionID string) *Subscription {
-	s := &Subscription{C: make(chan []byte, h.buf), sessionID: sessionID}
+	s := &Subscription{C: make(chan Message, h.buf), sessionID: sessionID}
 	h.mu.Lock()
 	if h.subs[sessionID] == nil {
 		h.subs[sessionID] = map[*Subscription]struct{}{}
@@ -68,10 +74,11 @@ func (h *Hub) Publish(e Event) {
 		h.mu.RUnlock()
 		return
 	}
+	m := Message{Seq: e.Seq, JSON: b}
 	var slow []*Subscription
 	for s := range subs {
 		select {
-		case s.C <- b:
+		case s.C <- m:
 		default:
 			slow = append(slow, s)
 		}

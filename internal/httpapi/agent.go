@@ -254,6 +254,10 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request) error {
 // agentSocket streams a session's events over WebSocket: first the stored events after ?after=SEQ, then
 // live ones. It subscribes before reading the store and skips what it already sent, so nothing falls in
 // the gap between replay and live.
+//
+// Each WebSocket message holds one or more events, one JSON object per line: when events queue up (a
+// fast engine, many subscribers) they share one frame and one write, which keeps delivery latency flat;
+// a lone event is sent at once, alone.
 func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	sid := r.URL.Query().Get("session")
@@ -264,7 +268,7 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.Agent.Session(ctx, sid); err != nil {
 		return err
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.WSOrigins})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.WSOrigins, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return nil // Accept has answered the client
 	}
@@ -273,20 +277,45 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	defer s.Agent.Hub().Unsubscribe(sub)
 	ctx = c.CloseRead(ctx) // we only send; this notices the client going away
 	sent := int64(after)
+	var batch []byte
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := c.Write(wctx, websocket.MessageText, batch[:len(batch)-1]) // without the last newline
+		batch = batch[:0]
+		return err
+	}
 	for {
-		evs, err := s.Agent.Events(ctx, sid, sent, 1000)
+		evs, err := s.Agent.Events(ctx, sid, sent, 500)
 		if err != nil {
 			c.Close(websocket.StatusInternalError, "read events")
 			return nil
 		}
 		for _, e := range evs {
-			if err := writeWS(ctx, c, e); err != nil {
+			b, err := json.Marshal(e)
+			if err != nil {
 				return nil
 			}
+			batch = append(append(batch, b...), '\n')
 			sent = e.Seq
 		}
-		if len(evs) < 1000 {
+		if err := send(); err != nil {
+			return nil
+		}
+		if len(evs) < 500 {
 			break
+		}
+	}
+	add := func(m agent.Message) {
+		if m.Seq != 0 && m.Seq <= sent {
+			return // already sent from the store
+		}
+		batch = append(append(batch, m.JSON...), '\n')
+		if m.Seq != 0 {
+			sent = m.Seq
 		}
 	}
 	for {
@@ -294,40 +323,30 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 		case <-ctx.Done():
 			c.Close(websocket.StatusNormalClosure, "")
 			return nil
-		case b, ok := <-sub.C:
+		case m, ok := <-sub.C:
 			if !ok {
 				c.Close(websocket.StatusTryAgainLater, "too slow; reconnect with ?after="+strconv.FormatInt(sent, 10))
 				return nil
 			}
-			var head struct {
-				Seq int64 `json:"seq"`
+			add(m)
+		drain:
+			for len(batch) < 256<<10 {
+				select {
+				case m, ok := <-sub.C:
+					if !ok {
+						break drain
+					}
+					add(m)
+				default:
+					break drain
+				}
 			}
-			if json.Unmarshal(b, &head) == nil && head.Seq <= sent && head.Seq != 0 {
-				continue
-			}
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := c.Write(wctx, websocket.MessageText, b)
-			cancel()
-			if err != nil {
+			if err := send(); err != nil {
 				return nil
-			}
-			if head.Seq != 0 {
-				sent = head.Seq
 			}
 		}
 	}
 }
-
-func writeWS(ctx context.Context, c *websocket.Conn, e agent.Event) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return c.Write(wctx, websocket.MessageText, b)
-}
-
 type skillRequest struct {
 	// Content is the whole SKILL.md: YAML frontmatter (name, description, …) and the Markdown body.
 	Content string `json:"content"`

@@ -110,13 +110,15 @@ func (f *agentFixture) watch(t *testing.T, sessionID string, after int64, stop f
 		if err != nil {
 			t.Fatalf("read after %d events: %v", len(out), err)
 		}
-		var e agent.Event
-		if err := json.Unmarshal(b, &e); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
-		if stop(e) {
-			return out
+		for _, line := range strings.Split(string(b), "\n") {
+			var e agent.Event
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("bad event line %q: %v", line, err)
+			}
+			out = append(out, e)
+			if stop(e) {
+				return out
+			}
 		}
 	}
 }
