@@ -347,6 +347,7 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 }
+
 type skillRequest struct {
 	// Content is the whole SKILL.md: YAML frontmatter (name, description, …) and the Markdown body.
 	Content string `json:"content"`
