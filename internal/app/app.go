@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/anthropic"
 	"github.com/it0/it0/internal/agent/claudecode"
+	"github.com/it0/it0/internal/agent/openai"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/guard"
@@ -216,7 +218,13 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	if err != nil {
 		return nil, fmt.Errorf("find the it0 binary: %w", err)
 	}
-	engines := []agent.Engine{claudecode.New(claudecode.Config{Path: a.cfg.ClaudePath, Model: a.cfg.ClaudeModel, Logger: a.log})}
+	engines := []agent.Engine{
+		claudecode.New(claudecode.Config{Path: a.cfg.ClaudePath, Model: a.cfg.ClaudeModel, Logger: a.log}),
+		anthropic.New(anthropic.Config{APIKey: anthropic.APIKey(a.cfg.AnthropicKey), Model: a.cfg.ClaudeModel,
+			BaseURL: a.cfg.AnthropicBaseURL, Logger: a.log}),
+		openai.New(openai.Config{BaseURL: a.cfg.OpenAIBaseURL, APIKey: openai.APIKey(a.cfg.OpenAIKey), Model: a.cfg.OpenAIModel,
+			Logger: a.log}),
+	}
 	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin),
 		SkillsRoot: func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
 		a.Store, engines, a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
