@@ -425,3 +425,28 @@ func TestSkills(t *testing.T) {
 		t.Errorf("over quota: %d %s", r.status, r.raw)
 	}
 }
+
+func TestAgentSessionQuota(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
+	r := b.do("POST", "/api/v1/auth/tenants", b.adminTok, map[string]any{"name": "q", "slug": "quota", "admin_email": "a@quota.example",
+		"admin_password": "password-q", "max_sessions_per_day": 2})
+	if r.status != 201 {
+		t.Fatal(r.raw)
+	}
+	tok := b.login("a@quota.example", "password-q")
+	for i := range 2 {
+		if r = b.do("POST", "/api/v1/agent/tasks", tok, map[string]string{"prompt": "hi"}); r.status != 201 {
+			t.Fatalf("task %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	r = b.do("POST", "/api/v1/agent/tasks", tok, map[string]string{"prompt": "hi"})
+	if r.status != 403 || r.errCode() != "quota_exceeded" || !strings.Contains(r.errMessage(), "max_sessions_per_day") {
+		t.Errorf("third task: %d %s", r.status, r.raw)
+	}
+	for _, body := range []string{`{}`, `{"prompt":"x","max_turns":999}`, `{"prompt":"x","engine":"nope"}`, `{"prompt":"x","server_ids":["missing"]}`} {
+		if r := b.do("POST", "/api/v1/agent/tasks", b.adminTok, body); r.status != 400 && r.status != 403 && r.status != 503 {
+			t.Errorf("%s: %d %s", body, r.status, r.raw)
+		}
+	}
+}
