@@ -8,6 +8,11 @@
 //	#hang              block until SIGTERM, forever
 //	#spawn <pidfile>   start a child that hangs in the same process group; write "<pid> <childpid>"
 //	#huge <n>          write a valid JSON line of about n bytes
+//	#bash <command>    use the Bash tool as the real CLI does: run the PreToolUse hook of
+//	                   ./.claude/settings.json with the event on stdin, then print the tool_use and a
+//	                   tool_result carrying the hook's verdict (its deny reason, or "ran: <command>")
+//
+// With --resume in argv, FAKECLAUDE_FIXTURE_RESUME (when set) is replayed instead of FAKECLAUDE_FIXTURE.
 //
 // On SIGTERM it prints an error_during_execution result and exits 143, like the real CLI, unless
 // FAKECLAUDE_IGNORE_TERM=1. `--version` prints a version (or fails with FAKECLAUDE_VERSION_FAIL=1).
@@ -20,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +74,11 @@ func main() {
 		}
 	}()
 
-	f, err := os.Open(os.Getenv("FAKECLAUDE_FIXTURE"))
+	fixture := os.Getenv("FAKECLAUDE_FIXTURE")
+	if r := os.Getenv("FAKECLAUDE_FIXTURE_RESUME"); r != "" && slices.Contains(os.Args, "--resume") {
+		fixture = r
+	}
+	f, err := os.Open(fixture)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fakeclaude:", err)
 		os.Exit(1)
@@ -112,11 +122,77 @@ func main() {
 			if err := os.WriteFile(arg, fmt.Appendf(nil, "%d %d", os.Getpid(), child.Process.Pid), 0o600); err != nil {
 				os.Exit(1)
 			}
+		case "bash":
+			bash(arg, sessionID.Load().(string))
 		case "huge":
 			n, _ := strconv.Atoi(arg)
 			emitLine(`{"type":"assistant","session_id":"` + sessionID.Load().(string) + `","message":{"id":"msg_huge","role":"assistant","content":[{"type":"text","text":"` + strings.Repeat("x", n) + `"}]}}`)
 		}
 	}
+}
+
+var toolSeq int
+
+// bash plays one Bash tool call through the workspace's PreToolUse hook, like the CLI: the hook decides,
+// and a deny reason becomes the tool result the model reads.
+func bash(command, session string) {
+	toolSeq++
+	id := fmt.Sprintf("toolu_fake_%d", toolSeq)
+	input, _ := json.Marshal(map[string]string{"command": command})
+	emitLine(fmt.Sprintf(`{"type":"assistant","session_id":%q,"message":{"id":"msg_%d","role":"assistant","content":[{"type":"tool_use","id":%q,"name":"Bash","input":%s}]}}`,
+		session, toolSeq, id, input))
+	result, isErr := "ran: "+command, false
+	if reason, denied := runHook(session, id, input); denied {
+		result, isErr = reason, true
+	}
+	out, _ := json.Marshal(map[string]any{"type": "user", "session_id": session, "message": map[string]any{"role": "user",
+		"content": []any{map[string]any{"type": "tool_result", "tool_use_id": id, "content": result, "is_error": isErr}}}})
+	emitLine(string(out))
+}
+
+// runHook runs the PreToolUse hooks of ./.claude/settings.json and reports a deny and its reason.
+func runHook(session, toolUseID string, input json.RawMessage) (string, bool) {
+	var settings struct {
+		Hooks struct {
+			PreToolUse []struct {
+				Matcher string `json:"matcher"`
+				Hooks   []struct {
+					Command string `json:"command"`
+				} `json:"hooks"`
+			} `json:"PreToolUse"`
+		} `json:"hooks"`
+	}
+	b, err := os.ReadFile(".claude/settings.json")
+	if err != nil || json.Unmarshal(b, &settings) != nil {
+		return "no hook settings: " + fmt.Sprint(err), true
+	}
+	cwd, _ := os.Getwd()
+	event, _ := json.Marshal(map[string]any{"session_id": session, "hook_event_name": "PreToolUse", "tool_name": "Bash",
+		"tool_input": input, "tool_use_id": toolUseID, "cwd": cwd, "permission_mode": "default"})
+	for _, g := range settings.Hooks.PreToolUse {
+		if !strings.Contains(g.Matcher, "Bash") {
+			continue
+		}
+		for _, h := range g.Hooks {
+			cmd := exec.Command("sh", "-c", h.Command)
+			cmd.Stdin = strings.NewReader(string(event))
+			cmd.Env = append(os.Environ(), "CLAUDE_PROJECT_DIR="+cwd)
+			out, err := cmd.Output()
+			if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 2 {
+				return string(ee.Stderr), true
+			}
+			var o struct {
+				HookSpecificOutput struct {
+					PermissionDecision       string `json:"permissionDecision"`
+					PermissionDecisionReason string `json:"permissionDecisionReason"`
+				} `json:"hookSpecificOutput"`
+			}
+			if json.Unmarshal(out, &o) == nil && o.HookSpecificOutput.PermissionDecision == "deny" {
+				return "PreToolUse:Bash hook denied this tool: " + o.HookSpecificOutput.PermissionDecisionReason, true
+			}
+		}
+	}
+	return "", false
 }
 
 func record(path string) {
