@@ -117,6 +117,7 @@ func runHook(ctx context.Context, args []string, getenv func(string) string, std
 		ServerURL: getenv("IT0_URL"),
 		Token:     getenv("IT0_TOKEN"),
 		SessionID: getenv("IT0_SESSION_ID"),
+		AlwaysAsk: getenv("IT0_HOOK_ALWAYS_ASK") == "1",
 		Client:    &http.Client{Timeout: 20 * time.Second},
 	}
 	c, err := loadClassifier(getenv("IT0_GUARD_RULES"), "")

@@ -38,7 +38,7 @@ type AuditLog interface {
 
 // Classifier is the command guard.
 type Classifier interface {
-	Classify(command string) guard.Verdict
+	Classify(ctx context.Context, command string) guard.Verdict
 }
 
 // Config tunes the agent service.
@@ -52,6 +52,11 @@ type Config struct {
 	// Workspace prepares a Claude Code session's working directory and environment (settings with the
 	// PreToolUse hook, the MCP config, the tenant's skills). Nil disables the Claude Code engine.
 	Workspace func(ctx context.Context, sess *Session) (dir string, env []string, err error)
+	// RiskRules validates and forgets tenants' guard overrides (the risk-rules API); nil disables the API.
+	RiskRules interface {
+		Check(yaml []byte) error
+		Forget(tenantID string)
+	}
 	// StandingOrders renders the tenant's active standing orders for the system prompt; nil = none.
 	StandingOrders func(ctx context.Context, locale string) (string, error)
 	// SkillsRoot is the directory of a tenant's skills (the workspace's .claude/skills); nil keeps skills in

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/tenant"
 )
 
 // Tool names shared by every engine (and exposed to Claude Code through `it0 mcp`).
@@ -239,7 +241,7 @@ func (s *Service) runCommand(ctx context.Context, sessionID, tool string, in run
 	if _, err := s.selection(ctx, in); err != nil {
 		return toolError("%v", err), nil
 	}
-	v := s.guard.Classify(in.Command)
+	v := s.guard.Classify(ctx, in.Command)
 	switch {
 	case v.Level >= guard.L3:
 		// Through the inventory anyway, so the refusal is recorded per server and audited; it runs nowhere.
@@ -314,7 +316,7 @@ func (s *Service) HookDecision(ctx context.Context, sessionID, tool, command str
 	if sess.Ended() {
 		return "deny", "the session has ended", "", nil
 	}
-	v := s.guard.Classify(command)
+	v := s.guard.Classify(ctx, command)
 	if strings.HasPrefix(command, "Write ") || strings.HasPrefix(command, "Edit ") || strings.HasPrefix(command, "MultiEdit ") {
 		// File writes arrive as "<Tool> <path> sha256=…": the hook judged the path; they always need a human.
 		v = guard.Verdict{Level: guard.L2, Reason: "file write by the agent"}
@@ -355,4 +357,38 @@ func (s *Service) HookDecision(ctx context.Context, sessionID, tool, command str
 		return "", "", "", err
 	}
 	return "deny", FormatApprovalMarker(a.ID, a.RiskLevel, "a human must approve this command first; the session pauses until then"), a.ID, nil
+}
+
+// RiskRulesSetting is the tenant setting that holds the tenant's guard overrides (YAML).
+const RiskRulesSetting = "risk_rules"
+
+// RiskRules returns the tenant's guard overrides ("" when it has none).
+func (s *Service) RiskRules(ctx context.Context) (string, error) {
+	return s.store.SettingGet(ctx, RiskRulesSetting)
+}
+
+// SetRiskRules validates and stores the tenant's guard overrides; they may raise levels and add rules,
+// never lower a shipped level. The change is audited with the before and after text.
+func (s *Service) SetRiskRules(ctx context.Context, yaml string) error {
+	if s.cfg.RiskRules == nil {
+		return errs.New(errs.Unavailable, "risk rules cannot be changed in this process")
+	}
+	if len(yaml) > 256<<10 {
+		return errs.Invalidf("rules", "rules are larger than 256 KiB")
+	}
+	if err := s.cfg.RiskRules.Check([]byte(yaml)); err != nil {
+		return errs.Invalidf("rules", "%v", err).WithHint("tenants may raise levels and add rules; see ops-config/risk-patterns.yaml for the format")
+	}
+	old, err := s.store.SettingGet(ctx, RiskRulesSetting)
+	if err != nil {
+		return err
+	}
+	if err := s.store.SettingSet(ctx, RiskRulesSetting, yaml); err != nil {
+		return err
+	}
+	tid, _ := tenant.ID(ctx)
+	s.cfg.RiskRules.Forget(tid)
+	_, err = s.audit.Record(ctx, audit.Record{Action: "guard.rules_changed", ResourceType: "tenant", ResourceID: tid,
+		Description: "tenant risk rules changed", Detail: map[string]string{"before": old, "after": yaml}})
+	return err
 }

@@ -55,7 +55,7 @@ type App struct {
 	Audit     *audit.Log
 	Auth      *auth.Service
 	Vault     *vault.Vault
-	Guard     *guard.Classifier
+	Guard     *guard.TenantRules
 	Inventory *inventory.Service
 	SSH       *ssh.Executor
 	Agent     *agent.Service
@@ -76,7 +76,7 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Audit, a.initAudit, Store)
 	a.mgr.Register(Auth, a.initAuth, Store, Audit)
 	a.mgr.Register(Vault, a.initVault, Store)
-	a.mgr.Register(Guard, a.initGuard)
+	a.mgr.Register(Guard, a.initGuard, Store)
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
 	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard)
 	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent)
@@ -197,7 +197,10 @@ func (a *App) initGuard(context.Context) (func(context.Context) error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load risk patterns: %w", err)
 	}
-	a.Guard = c
+	a.Guard = guard.NewTenantRules(c, func(ctx context.Context) ([]byte, error) {
+		v, err := a.Store.SettingGet(ctx, agent.RiskRulesSetting)
+		return []byte(v), err
+	}, 0)
 	return nil, nil
 }
 
@@ -225,7 +228,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 		openai.New(openai.Config{BaseURL: a.cfg.OpenAIBaseURL, APIKey: openai.APIKey(a.cfg.OpenAIKey), Model: a.cfg.OpenAIModel,
 			Logger: a.log}),
 	}
-	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin),
+	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.Guard,
 		SkillsRoot: func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
 		a.Store, engines, a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
 	if err != nil {
@@ -265,7 +268,14 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 		if url == "" {
 			url = "http://" + a.Addr
 		}
-		return dir, []string{"IT0_URL=" + url, "IT0_TOKEN=" + tok, "IT0_SESSION_ID=" + sess.ID}, nil
+		env := []string{"IT0_URL=" + url, "IT0_TOKEN=" + tok, "IT0_SESSION_ID=" + sess.ID}
+		// The hook judges L0 locally with the shipped rules; a tenant's own rules live on the server.
+		if rules, err := a.Store.SettingGet(ctx, agent.RiskRulesSetting); err != nil {
+			return "", nil, err
+		} else if rules != "" {
+			env = append(env, "IT0_HOOK_ALWAYS_ASK=1")
+		}
+		return dir, env, nil
 	}
 }
 

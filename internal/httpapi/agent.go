@@ -405,3 +405,29 @@ func (s *Server) syncSkills(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }
+
+type riskRulesBody struct {
+	// Rules is the tenant's overrides in the format of ops-config/risk-patterns.yaml.
+	Rules string `json:"rules"`
+}
+
+func (s *Server) getRiskRules(w http.ResponseWriter, r *http.Request) error {
+	y, err := s.Agent.RiskRules(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, riskRulesBody{Rules: y})
+	return nil
+}
+
+func (s *Server) putRiskRules(w http.ResponseWriter, r *http.Request) error {
+	var req riskRulesBody
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.Agent.SetRiskRules(r.Context(), req.Rules); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, req)
+	return nil
+}

@@ -450,3 +450,52 @@ func TestAgentSessionQuota(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantRiskRules raises a level for one tenant through the API and checks it applies to that
+// tenant's commands only, and that lowering a shipped level is refused naming the line.
+func TestTenantRiskRules(t *testing.T) {
+	t.Parallel()
+	f := newAgentFixture(t, nil)
+	_, otherTok := f.newTenant("other")
+	raise := "commands:\n  - names: [docker]\n    rules:\n      - {sub: [ps], level: L2, reason: our policy}\n"
+	if r := f.do("PUT", "/api/v1/agent/risk-rules", f.tok, map[string]string{"rules": raise}); r.status != 200 {
+		t.Fatalf("put: %d %s", r.status, r.raw)
+	}
+	if r := f.do("GET", "/api/v1/agent/risk-rules", f.tok, nil); r.body["rules"] != raise {
+		t.Errorf("get: %s", r.raw)
+	}
+	res, _ := f.exec([]string{f.serverID(t, "web-1")}, "docker ps")
+	if res[0]["status"] != "approval_required" || res[0]["risk_level"] != float64(2) {
+		t.Errorf("raised command: %v", res)
+	}
+	// The other tenant keeps the shipped level (L0): it has no server, so ask the hook through a session.
+	if r := f.do("GET", "/api/v1/agent/risk-rules", otherTok, nil); r.body["rules"] != "" {
+		t.Errorf("other tenant sees rules: %s", r.raw)
+	}
+	r := f.do("PUT", "/api/v1/agent/risk-rules", f.tok, map[string]string{"rules": "defaults:\n  unknown_command: {level: L0, reason: lax}\n"})
+	if r.status != 400 || !strings.Contains(r.errMessage(), "line 2") {
+		t.Errorf("lowering: %d %s", r.status, r.raw)
+	}
+	if r := f.do("PUT", "/api/v1/agent/risk-rules", otherTok, map[string]string{"rules": "not: [valid"}); r.status != 400 {
+		t.Errorf("bad yaml: %d %s", r.status, r.raw)
+	}
+	if a := f.do("GET", "/api/v1/audit/logs?action_type=guard.rules_changed", f.tok, nil); !strings.Contains(a.raw, "our policy") {
+		t.Errorf("change not audited: %s", a.raw)
+	}
+	// Clearing the overrides restores the shipped level.
+	f.do("PUT", "/api/v1/agent/risk-rules", f.tok, map[string]string{"rules": ""})
+	if res, _ := f.exec([]string{f.serverID(t, "web-1")}, "docker ps"); res[0]["risk_level"] != float64(0) {
+		t.Errorf("after clearing: %v", res)
+	}
+}
+
+func (f *invFixture) serverID(t *testing.T, name string) string {
+	t.Helper()
+	for _, s := range f.do("GET", "/api/v1/inventory/servers", f.tok, nil).body["items"].([]any) {
+		if m := s.(map[string]any); m["name"] == name {
+			return m["id"].(string)
+		}
+	}
+	t.Fatalf("no server %s", name)
+	return ""
+}

@@ -157,6 +157,10 @@ func (s *Server) apiRoutes() []route {
 				handler: s.deleteSkill, status: http.StatusNoContent},
 			route{method: "POST", path: ag + "/skills/sync", summary: "Sync skills between the database and the workspace directory", perm: auth.PermManageSettings,
 				handler: s.syncSkills, resp: agent.SyncResult{}},
+			route{method: "GET", path: ag + "/risk-rules", summary: "The tenant's guard overrides (YAML)", perm: auth.PermManageSettings,
+				handler: s.getRiskRules, resp: riskRulesBody{}},
+			route{method: "PUT", path: ag + "/risk-rules", summary: "Replace the tenant's guard overrides (may raise levels, never lower them)", perm: auth.PermManageSettings,
+				handler: s.putRiskRules, req: riskRulesBody{}, resp: riskRulesBody{}},
 			route{method: "GET", path: "/ws/agent", summary: "WebSocket: a session's events (?session=ID&after=SEQ&token=…)", perm: view,
 				handler: s.agentSocket},
 		)

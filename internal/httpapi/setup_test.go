@@ -43,7 +43,7 @@ type testBundle struct {
 	logs       *lockedBuffer
 	skillsRoot string
 	inv        *inventory.Service
-	guard      *guard.Classifier
+	guard      *guard.TenantRules
 	logger     *slog.Logger
 	ssh        *ssh.Executor
 	adminTok   string // bootstrap admin: default tenant admin and platform admin
@@ -87,10 +87,14 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := guard.Default()
+	base, err := guard.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := guard.NewTenantRules(base, func(ctx context.Context) ([]byte, error) {
+		v, err := db.SettingGet(ctx, agent.RiskRulesSetting)
+		return []byte(v), err
+	}, 0)
 	var inv *inventory.Service
 	b.ssh = ssh.New(ssh.Config{Logger: logger,
 		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
@@ -256,7 +260,7 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 		b.skillsRoot = t.TempDir()
 	}
 	root := b.skillsRoot
-	svc, err := agent.New(agent.Config{Logger: b.logger, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},
+	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},
 		b.db, engines, b.inv, b.auth, b.audit, b.guard, agent.NewHub(0))
 	if err != nil {
 		t.Fatal(err)

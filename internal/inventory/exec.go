@@ -134,7 +134,7 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest, onResult func(ExecR
 	if len(req.Selector.ServerIDs) > 0 && len(servers) < len(req.Selector.ServerIDs) {
 		return Summary{}, errs.New(errs.NotFound, "%d of %d server ids do not exist", len(req.Selector.ServerIDs)-len(servers), len(req.Selector.ServerIDs))
 	}
-	v := s.guard.Classify(req.Command)
+	v := s.guard.Classify(ctx, req.Command)
 	sum := Summary{RiskLevel: int(v.Level), Verdict: &v}
 	var mu sync.Mutex
 	emit := func(srv *Server, r ExecResult) {

@@ -36,7 +36,7 @@ type Quotas interface {
 
 // Classifier is the command guard.
 type Classifier interface {
-	Classify(command string) guard.Verdict
+	Classify(ctx context.Context, command string) guard.Verdict
 }
 
 // Runner runs commands over SSH.

@@ -39,6 +39,9 @@ var ErrWrite = errors.New("write hook decision")
 // Config is what the hook needs. Classifier is required; without ServerURL,
 // Token or a session id every L1/L2 call is denied.
 type Config struct {
+	// AlwaysAsk sends L0 commands to the server too: set when the tenant has its own risk rules, which
+	// only the server applies (they may raise a shipped L0).
+	AlwaysAsk  bool
 	Classifier *guard.Classifier
 	// ServerURL is the IT0 server base URL (IT0_URL).
 	ServerURL string
@@ -214,7 +217,7 @@ func decide(ctx context.Context, in io.Reader, cfg Config) outcome {
 	switch {
 	case v.Level >= guard.L3:
 		o.decision, o.reason = "deny", fmt.Sprintf("it0 guard: %s forbidden: %s", v.Level, v.Reason)
-	case v.Level == guard.L0 && len(v.Hosts) == 0:
+	case v.Level == guard.L0 && len(v.Hosts) == 0 && !cfg.AlwaysAsk:
 		o.decision, o.reason = "allow", fmt.Sprintf("it0 guard: %s read-only: %s", v.Level, v.Reason)
 	default:
 		o.decision, o.reason = ask(ctx, cfg, ev, command, v)

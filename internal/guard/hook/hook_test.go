@@ -325,3 +325,29 @@ func TestFailClosed(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("closed") }
+
+// TestAlwaysAsk checks that with AlwaysAsk an L0 command goes to the server, whose word is final.
+func TestAlwaysAsk(t *testing.T) {
+	t.Parallel()
+	asked := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req hook.Request
+		json.NewDecoder(r.Body).Decode(&req)
+		asked <- req.Command
+		json.NewEncoder(w).Encode(hook.Response{Decision: "deny", Reason: "tenant rules: L2"})
+	}))
+	defer srv.Close()
+	c, err := guard.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	in := `{"session_id":"s","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"docker ps"},"tool_use_id":"t"}`
+	if err := hook.Run(context.Background(), strings.NewReader(in), &out, hook.Config{Classifier: c, ServerURL: srv.URL, Token: "x",
+		SessionID: "s", Client: srv.Client(), AlwaysAsk: true}); err != nil {
+		t.Fatal(err)
+	}
+	if cmd := <-asked; cmd != "docker ps" || !strings.Contains(out.String(), `"deny"`) || !strings.Contains(out.String(), "tenant rules") {
+		t.Errorf("asked %q, answered %s", cmd, out.String())
+	}
+}
