@@ -3,7 +3,9 @@ package anthropic
 import (
 	"log/slog"
 	"net/http"
-	"strings"
+
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/vault"
 )
 
 // Defaults for Config fields left zero.
@@ -15,40 +17,11 @@ const (
 	DefaultMaxRetries = 2
 )
 
-// APIKey is an Anthropic API key. It redacts itself in logs, fmt and JSON; use Reveal to send it.
-type APIKey string
+// APIKey is an API key. It is a vault.Secret: it redacts itself in logs, fmt and JSON; Reveal sends it.
+type APIKey = vault.Secret
 
-const redacted = "[REDACTED]"
-
-// Reveal returns the key itself.
-func (k APIKey) Reveal() string { return string(k) }
-
-// String redacts the key.
-func (k APIKey) String() string {
-	if k == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString redacts the key under %#v.
-func (k APIKey) GoString() string { return k.String() }
-
-// LogValue redacts the key in slog output.
-func (k APIKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
-
-// MarshalJSON redacts the key.
-func (k APIKey) MarshalJSON() ([]byte, error) { return []byte(`"` + k.String() + `"`), nil }
-
-// Price is what a model costs, in USD per million tokens. Cache writes are billed at 1.25 times the
-// input price and cache reads at a tenth of it.
-type Price struct {
-	// ModelPrefix selects the models the price applies to ("claude-opus" matches "claude-opus-5-5");
-	// the longest matching prefix wins, and "" matches every model.
-	ModelPrefix   string
-	InputPerMTok  float64
-	OutputPerMTok float64
-}
+// Price is what a model costs, in USD per million tokens (agent.Price).
+type Price = agent.Price
 
 // DefaultPrices returns list prices by model family, used when Config.Prices is empty. Unknown models
 // are priced like Sonnet.
@@ -59,17 +32,6 @@ func DefaultPrices() []Price {
 		{ModelPrefix: "claude-haiku", InputPerMTok: 1, OutputPerMTok: 5},
 		{ModelPrefix: "claude-opus", InputPerMTok: 5, OutputPerMTok: 25},
 	}
-}
-
-// priceFor returns the price of model from prices: the longest matching prefix.
-func priceFor(prices []Price, model string) Price {
-	best, found := Price{}, false
-	for _, p := range prices {
-		if strings.HasPrefix(model, p.ModelPrefix) && (!found || len(p.ModelPrefix) > len(best.ModelPrefix)) {
-			best, found = p, true
-		}
-	}
-	return best
 }
 
 // Config configures the engine.

@@ -186,7 +186,8 @@ func connectStdio(t *testing.T, s *Server, opts *mcp.ClientOptions) *mcp.ClientS
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(func() {
-		cs.Close()
+		// Close the server's stdin first, as a client process exiting would: closing the client session
+		// first can close the pipe the server is still answering on.
 		inW.Close()
 		select {
 		case err := <-done:
@@ -196,6 +197,7 @@ func connectStdio(t *testing.T, s *Server, opts *mcp.ClientOptions) *mcp.ClientS
 		case <-time.After(5 * time.Second):
 			t.Error("ServeStdio did not return after the client closed stdin")
 		}
+		cs.Close()
 		cancel()
 	})
 	return cs

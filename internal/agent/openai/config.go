@@ -3,8 +3,10 @@ package openai
 import (
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/vault"
 )
 
 // Defaults for Config fields left zero.
@@ -17,56 +19,17 @@ const (
 	DefaultMaxEventBytes = 8 << 20
 )
 
-// APIKey is an API key for an OpenAI-compatible server. It redacts itself in logs, fmt and JSON; use
-// Reveal to send it.
-type APIKey string
+// APIKey is an API key. It is a vault.Secret: it redacts itself in logs, fmt and JSON; Reveal sends it.
+type APIKey = vault.Secret
 
-const redacted = "[REDACTED]"
-
-// Reveal returns the key itself.
-func (k APIKey) Reveal() string { return string(k) }
-
-// String redacts the key.
-func (k APIKey) String() string {
-	if k == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString redacts the key under %#v.
-func (k APIKey) GoString() string { return k.String() }
-
-// LogValue redacts the key in slog output.
-func (k APIKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
-
-// MarshalJSON redacts the key.
-func (k APIKey) MarshalJSON() ([]byte, error) { return []byte(`"` + k.String() + `"`), nil }
-
-// Price is what a model costs, in USD per million tokens.
-type Price struct {
-	// ModelPrefix selects the models the price applies to; the longest matching prefix wins and ""
-	// matches every model.
-	ModelPrefix   string
-	InputPerMTok  float64
-	OutputPerMTok float64
-}
+// Price is what a model costs, in USD per million tokens (agent.Price).
+type Price = agent.Price
 
 // DefaultPrices returns the prices used when Config.Prices is empty: zero, because the usual servers
 // behind this engine (Ollama, vLLM) are self-hosted. Configure prices for paid APIs so that budgets
 // work.
 func DefaultPrices() []Price {
 	return []Price{{ModelPrefix: ""}}
-}
-
-func priceFor(prices []Price, model string) Price {
-	best, found := Price{}, false
-	for _, p := range prices {
-		if strings.HasPrefix(model, p.ModelPrefix) && (!found || len(p.ModelPrefix) > len(best.ModelPrefix)) {
-			best, found = p, true
-		}
-	}
-	return best
 }
 
 // Config configures the engine.

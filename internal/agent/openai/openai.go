@@ -132,7 +132,7 @@ func (e *Engine) Run(ctx context.Context, t agent.Task, emit func(agent.Event)) 
 			}
 		}
 	}
-	r := &run{e: e, t: t, st: st, emit: emit, price: priceFor(e.cfg.Prices, e.cfg.Model)}
+	r := &run{e: e, t: t, st: st, emit: emit, price: agent.PriceFor(e.cfg.Prices, e.cfg.Model)}
 	for _, tl := range t.Tools.Tools() {
 		if agent.Allowed(t.AllowedTools, tl.Name) {
 			r.tools = append(r.tools, tl)
