@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/inventory/sshtest"
 )
 
 // TestClaudeCodeEndToEnd runs a session on the Claude Code engine with a stand-in `claude` that behaves
 // like the CLI: its Bash calls go through the PreToolUse hook this very binary installs in the
-// workspace (`it0 hook pre-tool-use`), which asks the server. df -h is allowed, systemctl restart nginx
+// workspace (`it0 hook pre-tool-use`), which asks the server, and its IT0 tool calls make the requests
+// `it0 mcp` makes. df -h runs on a real sshd, systemctl restart nginx
 // opens an approval and pauses the session, the approval resumes it (--resume) and the grant lets the
 // command through, and rm -rf / is denied. (That a grant works once is tested on the hook endpoint.)
 func TestClaudeCodeEndToEnd(t *testing.T) {
@@ -31,8 +33,9 @@ func TestClaudeCodeEndToEnd(t *testing.T) {
 	result := func(text string) string {
 		return fmt.Sprintf(`{"type":"result","subtype":"success","is_error":false,"result":%q,"session_id":"cc-1","num_turns":2,"total_cost_usd":0.01,"usage":{"input_tokens":10,"output_tokens":5}}`, text)
 	}
-	first := strings.Join([]string{initLine, "#bash df -h", "#bash systemctl restart nginx", result("waiting for approval")}, "\n")
-	resume := strings.Join([]string{initLine, "#bash systemctl restart nginx", "#bash rm -rf /",
+	first := strings.Join([]string{initLine, `#tool run_command {"server":"web-1","command":"df -h"}`, "#bash systemctl restart nginx",
+		result("waiting for approval")}, "\n")
+	resume := strings.Join([]string{initLine, "#bash systemctl restart nginx", `#tool run_command {"server":"web-1","command":"rm -rf /"}`,
 		result("Done: nginx restarted once; rm -rf / was refused.")}, "\n")
 	os.WriteFile(filepath.Join(dir, "first.jsonl"), []byte(first+"\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, "resume.jsonl"), []byte(resume+"\n"), 0o600)
@@ -47,6 +50,10 @@ func TestClaudeCodeEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := p.api(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@it0.local", "password": "first-password"})["access_token"].(string)
+	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.14", Password: true})
+	cred := p.api(t, "POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "pw", "type": "ssh_password", "secret": target.Password.Reveal()})
+	p.api(t, "POST", "/api/v1/inventory/servers", tok, map[string]any{"name": "web-1", "host": target.Addr, "port": target.Port,
+		"ssh_user": target.PasswordUser, "credential_id": cred["id"], "host_key": target.HostKey})
 	sid := p.api(t, "POST", "/api/v1/agent/tasks", tok, map[string]string{"prompt": "restart nginx if needed"})["session_id"].(string)
 
 	events := func(after int64, until agent.EventType) []agent.Event {
@@ -76,8 +83,8 @@ func TestClaudeCodeEndToEnd(t *testing.T) {
 	if ap.Type != agent.EventApprovalRequired || ap.Command != "systemctl restart nginx" || ap.ApprovalID == "" {
 		t.Fatalf("first run: %+v", evs)
 	}
-	if !strings.Contains(evs[1].Output, "ran: df -h") || evs[1].IsError {
-		t.Errorf("df -h: %+v", evs[1])
+	if !strings.Contains(evs[1].Output, "Filesystem") || evs[1].IsError {
+		t.Errorf("df -h on web-1 through the MCP tool: %+v", evs[1])
 	}
 	if s := p.api(t, "GET", "/api/v1/agent/sessions/"+sid, tok, nil); s["status"] != "awaiting_approval" {
 		t.Fatalf("status: %v", s["status"])
@@ -90,7 +97,7 @@ func TestClaudeCodeEndToEnd(t *testing.T) {
 			results = append(results, e.Output)
 		}
 	}
-	if len(results) != 2 || results[0] != "ran: systemctl restart nginx" || !strings.Contains(results[1], "L3") {
+	if len(results) != 2 || results[0] != "ran: systemctl restart nginx" || !strings.Contains(results[1], "BLOCKED") {
 		t.Errorf("after approval the grant must let the command through and rm -rf / must be denied: %q", results)
 	}
 	last := evs[len(evs)-1]

@@ -18,11 +18,12 @@ import (
 
 // Tool names shared by every engine (and exposed to Claude Code through `it0 mcp`).
 const (
-	ToolRunCommand     = "run_command"
-	ToolReadFile       = "read_file"
-	ToolListServers    = "list_servers"
-	ToolDescribeServer = "describe_server"
-	ToolListClusters   = "list_clusters"
+	ToolRunCommand      = "run_command"
+	ToolReadFile        = "read_file"
+	ToolListServers     = "list_servers"
+	ToolDescribeServer  = "describe_server"
+	ToolListClusters    = "list_clusters"
+	ToolDescribeCluster = "describe_cluster"
 )
 
 func schema(s string) json.RawMessage { return json.RawMessage(s) }
@@ -45,6 +46,8 @@ var toolSpecs = []Tool{
 		InputSchema: schema(`{"type":"object","properties":{"server":{"type":"string"}},"required":["server"]}`)},
 	{Name: ToolListClusters, Description: "List clusters (bare metal, Kubernetes, Docker Swarm).",
 		InputSchema: schema(`{"type":"object","properties":{}}`)},
+	{Name: ToolDescribeCluster, Description: "Describe one cluster and the servers in it.",
+		InputSchema: schema(`{"type":"object","properties":{"cluster":{"type":"string","description":"cluster name or id"}},"required":["cluster"]}`)},
 }
 
 // ToolSpecs lists the tools of a session.
@@ -92,6 +95,24 @@ func (s *Service) CallTool(ctx context.Context, sessionID, name string, input js
 	if len(input) == 0 {
 		input = json.RawMessage("{}")
 	}
+	if len(input) > 256<<10 {
+		return toolError("tool input is larger than 256 KiB"), nil
+	}
+	res, err := s.callTool(ctx, sessionID, name, input)
+	// Every call is audited with its input (tool inputs never carry credentials: IT0 holds those).
+	detail := map[string]any{"session_id": sessionID, "tool": name, "input": input, "is_error": res.IsError}
+	var ar *ApprovalRequired
+	if errors.As(err, &ar) {
+		detail["approval_id"] = ar.ApprovalID
+	}
+	if _, aerr := s.audit.Record(ctx, audit.Record{Action: "agent.tool_called", ResourceType: "session", ResourceID: sessionID,
+		Description: "tool " + name, Detail: detail}); aerr != nil && err == nil {
+		return ToolResult{}, aerr
+	}
+	return res, err
+}
+
+func (s *Service) callTool(ctx context.Context, sessionID, name string, input json.RawMessage) (ToolResult, error) {
 	switch name {
 	case ToolRunCommand:
 		var in runCommandInput
@@ -160,8 +181,29 @@ func (s *Service) CallTool(ctx context.Context, sessionID, name string, input js
 			return ToolResult{}, err
 		}
 		return jsonResult(cs), nil
+	case ToolDescribeCluster:
+		var in struct {
+			Cluster string `json:"cluster"`
+		}
+		if err := json.Unmarshal(input, &in); err != nil {
+			return toolError("bad input for describe_cluster: %v", err), nil
+		}
+		cs, err := s.fleet.Clusters(ctx)
+		if err != nil {
+			return ToolResult{}, err
+		}
+		for _, c := range cs {
+			if c.Name == in.Cluster || c.ID == in.Cluster {
+				members, err := s.fleet.Servers(ctx, inventory.Selector{ClusterID: c.ID})
+				if err != nil {
+					return ToolResult{}, err
+				}
+				return jsonResult(map[string]any{"cluster": c, "servers": serverViews(members)}), nil
+			}
+		}
+		return toolError("no cluster named %q; call list_clusters", in.Cluster), nil
 	}
-	return toolError("unknown tool %q; the tools are run_command, read_file, list_servers, describe_server, list_clusters", name), nil
+	return toolError("unknown tool %q; the tools are run_command, read_file, list_servers, describe_server, list_clusters, describe_cluster", name), nil
 }
 
 // serverView is what the model may see of a server.

@@ -11,6 +11,8 @@
 //	#bash <command>    use the Bash tool as the real CLI does: run the PreToolUse hook of
 //	                   ./.claude/settings.json with the event on stdin, then print the tool_use and a
 //	                   tool_result carrying the hook's verdict (its deny reason, or "ran: <command>")
+//	#tool <name> <json> call IT0's tool <name> as the CLI does through `it0 mcp` (which proxies to
+//	                   $IT0_URL/api/v1/agent/tools/<name>), and print the tool_use and its tool_result
 //
 // With --resume in argv, FAKECLAUDE_FIXTURE_RESUME (when set) is replayed instead of FAKECLAUDE_FIXTURE.
 //
@@ -22,6 +24,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -124,6 +127,9 @@ func main() {
 			}
 		case "bash":
 			bash(arg, sessionID.Load().(string))
+		case "tool":
+			name, input, _ := strings.Cut(arg, " ")
+			mcpTool(name, input, sessionID.Load().(string))
 		case "huge":
 			n, _ := strconv.Atoi(arg)
 			emitLine(`{"type":"assistant","session_id":"` + sessionID.Load().(string) + `","message":{"id":"msg_huge","role":"assistant","content":[{"type":"text","text":"` + strings.Repeat("x", n) + `"}]}}`)
@@ -147,6 +153,33 @@ func bash(command, session string) {
 	}
 	out, _ := json.Marshal(map[string]any{"type": "user", "session_id": session, "message": map[string]any{"role": "user",
 		"content": []any{map[string]any{"type": "tool_result", "tool_use_id": id, "content": result, "is_error": isErr}}}})
+	emitLine(string(out))
+}
+
+// mcpTool plays one call of an IT0 MCP tool: the request `it0 mcp` makes for it, with the session's token.
+func mcpTool(name, input, session string) {
+	toolSeq++
+	id := fmt.Sprintf("toolu_fake_%d", toolSeq)
+	emitLine(fmt.Sprintf(`{"type":"assistant","session_id":%q,"message":{"id":"msg_%d","role":"assistant","content":[{"type":"tool_use","id":%q,"name":"mcp__it0__%s","input":%s}]}}`,
+		session, toolSeq, id, name, input))
+	body := `{"input":` + input + `}`
+	req, _ := http.NewRequest("POST", os.Getenv("IT0_URL")+"/api/v1/agent/tools/"+name, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+os.Getenv("IT0_TOKEN"))
+	req.Header.Set("X-IT0-Session-Id", os.Getenv("IT0_SESSION_ID"))
+	var res struct {
+		Output  string `json:"output"`
+		IsError bool   `json:"is_error"`
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		err = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+	}
+	if err != nil {
+		res.Output, res.IsError = "MCP error: "+err.Error(), true
+	}
+	out, _ := json.Marshal(map[string]any{"type": "user", "session_id": session, "message": map[string]any{"role": "user",
+		"content": []any{map[string]any{"type": "tool_result", "tool_use_id": id, "content": res.Output, "is_error": res.IsError}}}})
 	emitLine(string(out))
 }
 
