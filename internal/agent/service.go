@@ -261,6 +261,12 @@ type StartParams struct {
 	ServerIDs    []string
 	MaxTurns     int
 	MaxBudgetUSD float64
+	// Bounds set by runbooks and standing orders (internal callers; the task API leaves them zero).
+	MaxRiskLevel *int     // nil = 2: L1/L2 need approval
+	AllowedTools []string // empty = every tool
+	AutoApprove  bool
+	Origin       string
+	OriginID     string
 }
 
 // Validate checks p.
@@ -274,6 +280,9 @@ func (p *StartParams) Validate() error {
 	}
 	if p.MaxTurns < 0 || p.MaxTurns > 200 {
 		list = append(list, errs.Invalidf("max_turns", "max_turns must be from 1 to 200"))
+	}
+	if p.MaxRiskLevel != nil && (*p.MaxRiskLevel < 0 || *p.MaxRiskLevel > 2) {
+		list = append(list, errs.Invalidf("max_risk_level", "max_risk_level must be 0, 1 or 2 (L3 never runs)"))
 	}
 	if p.MaxBudgetUSD < 0 || p.MaxBudgetUSD > 1000 {
 		list = append(list, errs.Invalidf("max_budget_usd", "max_budget_usd must be from 0 to 1000"))
@@ -331,8 +340,13 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 	if len(title) > 80 {
 		title = clipRunes(title, 80)
 	}
+	maxRisk := int(guard.L2)
+	if p.MaxRiskLevel != nil {
+		maxRisk = *p.MaxRiskLevel
+	}
 	sess := &Session{ID: uuid.NewString(), UserID: p2.UserID, Engine: name, Status: StatusRunning, Title: title, Skill: p.Skill,
-		ServerIDs: p.ServerIDs, MaxTurns: maxTurns, MaxBudgetUSD: p.MaxBudgetUSD, CreatedAt: now, UpdatedAt: now}
+		ServerIDs: p.ServerIDs, MaxTurns: maxTurns, MaxBudgetUSD: p.MaxBudgetUSD, MaxRiskLevel: maxRisk, AllowedTools: p.AllowedTools,
+		AutoApprove: p.AutoApprove, Origin: p.Origin, OriginID: p.OriginID, CreatedAt: now, UpdatedAt: now}
 	if sess.ServerIDs == nil {
 		sess.ServerIDs = []string{}
 	}
@@ -520,6 +534,7 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 		return
 	}
 	t := Task{SessionID: sess.ID, Prompt: prompt, SystemPrompt: system, MaxTurns: sess.MaxTurns, MaxBudgetUSD: sess.MaxBudgetUSD,
+		AllowedTools: sess.AllowedTools,
 		Tools: &sessionTools{svc: s, sessionID: sess.ID}, State: sess.State, PendingResults: pending}
 	if eng.Name() == EngineClaudeCode {
 		if s.cfg.Workspace == nil {

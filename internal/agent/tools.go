@@ -98,7 +98,16 @@ func (s *Service) CallTool(ctx context.Context, sessionID, name string, input js
 	if len(input) > 256<<10 {
 		return toolError("tool input is larger than 256 KiB"), nil
 	}
-	res, err := s.callTool(ctx, sessionID, name, input)
+	var res ToolResult
+	sess, err := s.store.SessionGet(ctx, sessionID)
+	switch {
+	case err != nil:
+		return ToolResult{}, err
+	case !Allowed(sess.AllowedTools, name):
+		res = toolError("tool %s is not allowed in this task (allowed: %s)", name, strings.Join(sess.AllowedTools, ", "))
+	default:
+		res, err = s.callTool(ctx, sess, name, input)
+	}
 	// Every call is audited with its input (tool inputs never carry credentials: IT0 holds those).
 	detail := map[string]any{"session_id": sessionID, "tool": name, "input": input, "is_error": res.IsError}
 	var ar *ApprovalRequired
@@ -112,14 +121,14 @@ func (s *Service) CallTool(ctx context.Context, sessionID, name string, input js
 	return res, err
 }
 
-func (s *Service) callTool(ctx context.Context, sessionID, name string, input json.RawMessage) (ToolResult, error) {
+func (s *Service) callTool(ctx context.Context, sess *Session, name string, input json.RawMessage) (ToolResult, error) {
 	switch name {
 	case ToolRunCommand:
 		var in runCommandInput
 		if err := json.Unmarshal(input, &in); err != nil {
 			return toolError("bad input for run_command: %v", err), nil
 		}
-		return s.runCommand(ctx, sessionID, name, in, input)
+		return s.runCommand(ctx, sess, name, in, input)
 	case ToolReadFile:
 		var in readFileInput
 		if err := json.Unmarshal(input, &in); err != nil {
@@ -134,7 +143,7 @@ func (s *Service) callTool(ctx context.Context, sessionID, name string, input js
 		cmd := fmt.Sprintf("head -c %d -- %s", in.MaxBytes, shellQuote(in.Path))
 		rc := runCommandInput{Server: in.Server, Command: cmd, TimeoutSeconds: 30}
 		raw, _ := json.Marshal(rc)
-		return s.runCommand(ctx, sessionID, ToolRunCommand, rc, raw)
+		return s.runCommand(ctx, sess, ToolRunCommand, rc, raw)
 	case ToolListServers:
 		var in listServersInput
 		if err := json.Unmarshal(input, &in); err != nil {
@@ -276,7 +285,8 @@ func (s *Service) selection(ctx context.Context, in runCommandInput) (inventory.
 // runCommand guards and runs a command. L1/L2 use an unused grant for exactly this command in this
 // session if there is one (Claude Code re-running an approved command through `it0 mcp`), else open an
 // approval.
-func (s *Service) runCommand(ctx context.Context, sessionID, tool string, in runCommandInput, raw json.RawMessage) (ToolResult, error) {
+func (s *Service) runCommand(ctx context.Context, sess *Session, tool string, in runCommandInput, raw json.RawMessage) (ToolResult, error) {
+	sessionID := sess.ID
 	if strings.TrimSpace(in.Command) == "" {
 		return toolError("command is required"), nil
 	}
@@ -291,6 +301,10 @@ func (s *Service) runCommand(ctx context.Context, sessionID, tool string, in run
 		return toolError("BLOCKED (L3, never allowed): %s. Do not try to work around this; explain to the admin what you wanted to do.", v.Reason), nil
 	case v.Level == guard.L0:
 		return s.execTool(ctx, sessionID, in, guard.L0), nil
+	case int(v.Level) > sess.MaxRiskLevel:
+		s.execTool(ctx, sessionID, in, guard.L0) // recorded and audited as refused; runs nowhere
+		return toolError("REFUSED: this is an L%d command (%s) and this task may run at most L%d. Do not try another way; report what you would do and why, so a human can decide.",
+			v.Level, v.Reason, sess.MaxRiskLevel), nil
 	}
 	granted, err := s.useGrant(ctx, sessionID, in.Command)
 	if err != nil {
@@ -303,7 +317,32 @@ func (s *Service) runCommand(ctx context.Context, sessionID, tool string, in run
 	if err != nil {
 		return ToolResult{}, err
 	}
+	if sess.AutoApprove {
+		// Emergency mode: the runbook's author approved this class of command ahead of time, up to its cap.
+		if err := s.autoApprove(ctx, sess, a); err != nil {
+			return ToolResult{}, err
+		}
+		return s.execTool(ctx, sessionID, in, v.Level), nil
+	}
 	return ToolResult{}, &ApprovalRequired{ApprovalID: a.ID, Command: in.Command, RiskLevel: a.RiskLevel, Reason: v.Reason}
+}
+
+// autoApprove decides and uses approval a at once for an auto-approve session, auditing who allowed it.
+func (s *Service) autoApprove(ctx context.Context, sess *Session, a *Approval) error {
+	by := "auto:" + sess.Origin + ":" + sess.OriginID
+	if err := a.Decide(true, by, "auto-approved (emergency mode)", s.now()); err != nil {
+		return err
+	}
+	if err := s.store.ApprovalDecide(ctx, a); err != nil {
+		return err
+	}
+	if err := s.store.ApprovalUse(ctx, a.ID, s.now()); err != nil {
+		return err
+	}
+	_, err := s.audit.Record(ctx, audit.Record{Action: "approval.auto_approved", ResourceType: "approval", ResourceID: a.ID,
+		Description: fmt.Sprintf("auto-approved L%d by %s: %s", a.RiskLevel, by, clipRunes(a.Command, 200)),
+		Detail: map[string]any{"session_id": sess.ID, "command": a.Command}})
+	return err
 }
 
 // execTool runs an already-judged command on the selection and formats the per-server results.
@@ -385,6 +424,8 @@ func (s *Service) HookDecision(ctx context.Context, sessionID, tool, command str
 		return "deny", "BLOCKED (L3, never allowed): " + v.Reason, "", nil
 	case v.Level == guard.L0:
 		return "allow", "read-only (L0)", "", nil
+	case int(v.Level) > sess.MaxRiskLevel:
+		return "deny", fmt.Sprintf("REFUSED: an L%d command and this task may run at most L%d; report it for a human to decide", v.Level, sess.MaxRiskLevel), "", nil
 	}
 	granted, err := s.useGrant(ctx, sessionID, command)
 	if err != nil {

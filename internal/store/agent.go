@@ -13,14 +13,18 @@ import (
 var _ agent.Store = (*DB)(nil)
 
 const sessionCols = `id, tenant_id, user_id, engine, status, title, skill, server_ids, max_turns, max_budget_usd, tokens_used,
-	cost_usd, summary, error, state, last_seq, created_at, updated_at`
+	cost_usd, summary, error, state, last_seq, created_at, updated_at, max_risk_level, allowed_tools, auto_approve, origin, origin_id`
 
 func scanSession(row interface{ Scan(...any) error }) (*agent.Session, error) {
 	var s agent.Session
-	var ids, state string
+	var ids, state, tools string
 	if err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.Engine, &s.Status, &s.Title, &s.Skill, &ids, &s.MaxTurns, &s.MaxBudgetUSD,
-		&s.TokensUsed, &s.CostUSD, &s.Summary, &s.Error, &state, &s.LastSeq, &s.CreatedAt, &s.UpdatedAt); err != nil {
+		&s.TokensUsed, &s.CostUSD, &s.Summary, &s.Error, &state, &s.LastSeq, &s.CreatedAt, &s.UpdatedAt, &s.MaxRiskLevel, &tools,
+		&s.AutoApprove, &s.Origin, &s.OriginID); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(tools), &s.AllowedTools); err != nil {
+		return nil, fmt.Errorf("session %s allowed_tools: %w", s.ID, err)
 	}
 	if err := json.Unmarshal([]byte(ids), &s.ServerIDs); err != nil {
 		return nil, fmt.Errorf("session %s server_ids: %w", s.ID, err)
@@ -39,9 +43,17 @@ func (db *DB) SessionCreate(ctx context.Context, s *agent.Session) error {
 	}
 	s.TenantID = sc.tenantID
 	ids, _ := json.Marshal(s.ServerIDs)
-	_, err = sc.exec(ctx, `INSERT INTO ~agent_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	if s.AllowedTools == nil {
+		s.AllowedTools = []string{}
+	}
+	tools, _ := json.Marshal(s.AllowedTools)
+	if s.Origin == "" {
+		s.Origin = "manual"
+	}
+	_, err = sc.exec(ctx, `INSERT INTO ~agent_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		s.ID, s.TenantID, s.UserID, s.Engine, s.Status, s.Title, s.Skill, string(ids), s.MaxTurns, s.MaxBudgetUSD, s.TokensUsed,
-		s.CostUSD, s.Summary, s.Error, string(s.State), s.LastSeq, s.CreatedAt, s.UpdatedAt)
+		s.CostUSD, s.Summary, s.Error, string(s.State), s.LastSeq, s.CreatedAt, s.UpdatedAt, s.MaxRiskLevel, string(tools),
+		s.AutoApprove, s.Origin, s.OriginID)
 	return err
 }
 
