@@ -1,5 +1,4 @@
-// Package opsconfig embeds the defaults IT0 ships: risk patterns, system prompt templates and, later,
-// runbooks.
+// Package opsconfig embeds the defaults IT0 ships: risk patterns, system prompt templates and runbooks.
 package opsconfig
 
 import "embed"
@@ -13,3 +12,8 @@ var RiskPatterns []byte
 //
 //go:embed system-prompts/*.tmpl
 var SystemPrompts embed.FS
+
+// Runbooks holds runbooks/*.yaml, seeded into each tenant.
+//
+//go:embed runbooks/*.yaml
+var Runbooks embed.FS

@@ -23,6 +23,7 @@ import (
 	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
@@ -39,6 +40,7 @@ const (
 	Guard     = "guard"
 	Inventory = "inventory"
 	Agent     = "agent"
+	Ops       = "ops"
 	API       = "api"
 	All       = "all"
 )
@@ -59,6 +61,7 @@ type App struct {
 	Inventory *inventory.Service
 	SSH       *ssh.Executor
 	Agent     *agent.Service
+	Ops       *ops.Service
 	API       *httpapi.Server
 
 	listener net.Listener
@@ -79,7 +82,8 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Guard, a.initGuard, Store)
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
 	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard)
-	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent)
+	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent)
+	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops)
 	a.mgr.Register(All, nil, API)
 	return a
 }
@@ -249,6 +253,11 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	return func(context.Context) error { a.Agent.Close(); return nil }, nil
 }
 
+func (a *App) initOps(context.Context) (func(context.Context) error, error) {
+	a.Ops = ops.New(a.Store, a.Agent, a.Audit, nil)
+	return nil, nil
+}
+
 // workspaceDir is tenant tid's Claude Code workspace.
 func (a *App) workspaceDir(tid string) string { return filepath.Join(a.cfg.DataDir, "workspaces", tid) }
 
@@ -280,7 +289,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Ready: map[string]httpapi.Pinger{"database": a.Store}})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {

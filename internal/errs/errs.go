@@ -5,6 +5,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -59,6 +60,16 @@ func Invalidf(field, format string, args ...any) *Error {
 	return &Error{Code: Invalid, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// withField prefixes an error's message with its field when the message does not name it already, so a
+// joined message names every bad field.
+func withField(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Field != "" && !strings.Contains(e.Message, e.Field) {
+		return e.Field + ": " + err.Error()
+	}
+	return err.Error()
+}
+
 // CodeOf returns the code of the first *Error in err's chain, or Internal.
 func CodeOf(err error) Code {
 	var e *Error
@@ -86,9 +97,9 @@ func Join(list ...error) error {
 	case 1:
 		return kept[0]
 	}
-	msg := kept[0].Error()
-	for _, err := range kept[1:] {
-		msg += "; " + err.Error()
+	var msgs []string
+	for _, err := range kept {
+		msgs = append(msgs, withField(err))
 	}
-	return &Error{Code: Invalid, Message: msg}
+	return &Error{Code: Invalid, Message: strings.Join(msgs, "; ")}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/guard/hook"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/ops"
 )
 
 // route is one endpoint: what it answers, who may call it, and what it takes and returns (for OpenAPI).
@@ -163,6 +164,38 @@ func (s *Server) apiRoutes() []route {
 				handler: s.putRiskRules, req: riskRulesBody{}, resp: riskRulesBody{}},
 			route{method: "GET", path: "/ws/agent", summary: "WebSocket: a session's events (?session=ID&after=SEQ&token=…)", perm: view,
 				handler: s.agentSocket},
+		)
+	}
+	if s.Ops != nil && s.Agent != nil {
+		const op = "/api/v1/ops"
+		view, run, manage := auth.PermViewDashboard, auth.PermStartTask, auth.PermManageSettings
+		rs = append(rs,
+			route{method: "POST", path: op + "/tasks", summary: "Create an ops task (the agent starts on it)", perm: run,
+				handler: s.createOpsTask, req: createOpsTaskRequest{}, resp: ops.Task{}, status: http.StatusCreated},
+			route{method: "GET", path: op + "/tasks", summary: "List ops tasks (?status=&type=)", perm: view,
+				handler: s.listOpsTasks, resp: listResponse[ops.Task]{}},
+			route{method: "GET", path: op + "/tasks/{id}", summary: "Get an ops task", perm: view,
+				handler: s.getOpsTask, resp: ops.Task{}},
+			route{method: "POST", path: op + "/tasks/{id}/cancel", summary: "Cancel an ops task and its session", perm: run,
+				handler: s.cancelOpsTask, resp: ops.Task{}},
+			route{method: "POST", path: op + "/runbooks", summary: "Create a runbook", perm: manage,
+				handler: s.createRunbook, req: runbookFields{}, resp: ops.Runbook{}, status: http.StatusCreated},
+			route{method: "GET", path: op + "/runbooks", summary: "List runbooks (shipped ones are seeded)", perm: view,
+				handler: s.listRunbooks, resp: listResponse[ops.Runbook]{}},
+			route{method: "GET", path: op + "/runbooks/{id}", summary: "Get a runbook (by id or name)", perm: view,
+				handler: s.getRunbook, resp: ops.Runbook{}},
+			route{method: "PATCH", path: op + "/runbooks/{id}", summary: "Change a runbook (auto_approve = emergency mode)", perm: manage,
+				handler: s.updateRunbook, req: runbookFields{}, resp: ops.Runbook{}},
+			route{method: "DELETE", path: op + "/runbooks/{id}", summary: "Delete a runbook", perm: manage,
+				handler: s.deleteRunbook, status: http.StatusNoContent},
+			route{method: "POST", path: op + "/runbooks/{id}/run", summary: "Run a runbook: an ops task bounded by its tools and risk level", perm: run,
+				handler: s.runRunbook, req: runRunbookRequest{}, resp: ops.Task{}, status: http.StatusCreated},
+			route{method: "GET", path: op + "/approvals", summary: "The approval queue (?status=pending|approved|rejected|expired|all)", perm: view,
+				handler: s.listOpsApprovals, resp: listResponse[agent.Approval]{}},
+			route{method: "POST", path: op + "/approvals/{id}/approve", summary: "Approve (L2 needs an admin; operators may confirm L1)", perm: auth.PermApproveL1,
+				handler: s.decide(true), req: decideRequest{}, resp: agent.Approval{}},
+			route{method: "POST", path: op + "/approvals/{id}/reject", summary: "Reject an approval", perm: auth.PermApproveL1,
+				handler: s.decide(false), req: decideRequest{}, resp: agent.Approval{}},
 		)
 	}
 	return rs

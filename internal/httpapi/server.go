@@ -19,6 +19,7 @@ import (
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,6 +37,7 @@ type Deps struct {
 	Audit     *audit.Log
 	Inventory *inventory.Service
 	Agent     *agent.Service
+	Ops       *ops.Service
 	// WSOrigins are the browser origins allowed to open WebSockets (host patterns); same-origin always is.
 	WSOrigins []string
 	Ready     map[string]Pinger // name → check, reported by /readyz

@@ -24,6 +24,7 @@ import (
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/vault"
@@ -109,7 +110,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 
 // serve (re)starts the HTTP API over b's services with agent service ag.
 func (b *testBundle) serve(ag *agent.Service) {
-	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ready: map[string]Pinger{"database": b.db},
+	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Ready: map[string]Pinger{"database": b.db},
 		Version: "test", Logger: b.logger})
 	b.http = httptest.NewServer(b.srv.Handler())
 	b.t.Cleanup(b.http.Close)
