@@ -535,7 +535,7 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 	}
 	t := Task{SessionID: sess.ID, Prompt: prompt, SystemPrompt: system, MaxTurns: sess.MaxTurns, MaxBudgetUSD: sess.MaxBudgetUSD,
 		AllowedTools: sess.AllowedTools,
-		Tools: &sessionTools{svc: s, sessionID: sess.ID}, State: sess.State, PendingResults: pending}
+		Tools:        &sessionTools{svc: s, sessionID: sess.ID}, State: sess.State, PendingResults: pending}
 	if eng.Name() == EngineClaudeCode {
 		if s.cfg.Workspace == nil {
 			err = errs.New(errs.Unavailable, "no workspace configured for Claude Code")

@@ -20,23 +20,23 @@ const (
 
 // Session is a conversation between an admin and the agent: one engine, its state, and its event stream.
 type Session struct {
-	ID           string          `json:"id"`
-	TenantID     string          `json:"tenant_id"`
-	UserID       string          `json:"user_id"`
-	Engine       string          `json:"engine"`
-	Status       string          `json:"status"`
-	Title        string          `json:"title"`
-	Skill        string          `json:"skill,omitempty"`
-	ServerIDs    []string        `json:"server_ids"`
-	MaxTurns     int             `json:"max_turns"`
+	ID        string   `json:"id"`
+	TenantID  string   `json:"tenant_id"`
+	UserID    string   `json:"user_id"`
+	Engine    string   `json:"engine"`
+	Status    string   `json:"status"`
+	Title     string   `json:"title"`
+	Skill     string   `json:"skill,omitempty"`
+	ServerIDs []string `json:"server_ids"`
+	MaxTurns  int      `json:"max_turns"`
 	// MaxRiskLevel caps what the session may run: commands above it are refused outright (no approval).
 	// 2 for admin sessions; runbooks and standing orders set lower caps.
 	MaxRiskLevel int      `json:"max_risk_level"`
 	AllowedTools []string `json:"allowed_tools"`
 	// AutoApprove decides the session's approvals at once, up to MaxRiskLevel (a runbook in emergency mode).
-	AutoApprove bool   `json:"auto_approve"`
-	Origin      string `json:"origin"`    // manual, runbook or standing_order
-	OriginID    string `json:"origin_id"` // the runbook or standing order id
+	AutoApprove  bool            `json:"auto_approve"`
+	Origin       string          `json:"origin"`    // manual, runbook or standing_order
+	OriginID     string          `json:"origin_id"` // the runbook or standing order id
 	MaxBudgetUSD float64         `json:"max_budget_usd"`
 	TokensUsed   int             `json:"tokens_used"`
 	CostUSD      float64         `json:"cost_usd"`

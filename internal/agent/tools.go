@@ -341,7 +341,7 @@ func (s *Service) autoApprove(ctx context.Context, sess *Session, a *Approval) e
 	}
 	_, err := s.audit.Record(ctx, audit.Record{Action: "approval.auto_approved", ResourceType: "approval", ResourceID: a.ID,
 		Description: fmt.Sprintf("auto-approved L%d by %s: %s", a.RiskLevel, by, clipRunes(a.Command, 200)),
-		Detail: map[string]any{"session_id": sess.ID, "command": a.Command}})
+		Detail:      map[string]any{"session_id": sess.ID, "command": a.Command}})
 	return err
 }
 
