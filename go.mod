@@ -14,6 +14,8 @@ require (
 	mvdan.cc/sh/v3 v3.14.1
 )
 
+require github.com/robfig/cron/v3 v3.0.1 // indirect
+
 require (
 	github.com/anthropics/anthropic-sdk-go v1.84.0
 	github.com/bahlo/generic-list-go v0.2.0 // indirect
