@@ -17,3 +17,8 @@ var SystemPrompts embed.FS
 //
 //go:embed runbooks/*.yaml
 var Runbooks embed.FS
+
+// StandingOrderSchema is the JSON Schema of a standing order draft, given to the agent.
+//
+//go:embed standing-order.schema.json
+var StandingOrderSchema []byte

@@ -57,6 +57,8 @@ type Config struct {
 		Check(yaml []byte) error
 		Forget(tenantID string)
 	}
+	// PromptHint returns text to append to an admin's message (the standing-order intent hint); nil = none.
+	PromptHint func(message string) string
 	// StandingOrders renders the tenant's active standing orders for the system prompt; nil = none.
 	StandingOrders func(ctx context.Context, locale string) (string, error)
 	// SkillsRoot is the directory of a tenant's skills (the workspace's .claude/skills); nil keeps skills in
@@ -91,6 +93,25 @@ type Service struct {
 	mu           sync.Mutex
 	running      map[string]*runHandle // session id → its current run
 	resumeWanted map[string]bool
+	providers    []ToolProvider
+	endHooks     []func(ctx context.Context, sess *Session)
+}
+
+// OnRunEnd registers fn to be called after every run of a session ends (completed, failed, cancelled or
+// paused), with the session as stored. Standing orders use it to follow their executions.
+func (s *Service) OnRunEnd(fn func(ctx context.Context, sess *Session)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endHooks = append(s.endHooks, fn)
+}
+
+func (s *Service) runEnded(ctx context.Context, sess *Session) {
+	s.mu.Lock()
+	hooks := append([]func(context.Context, *Session){}, s.endHooks...)
+	s.mu.Unlock()
+	for _, fn := range hooks {
+		fn(ctx, sess)
+	}
 }
 
 // runHandle is one live run of a session.
@@ -362,6 +383,9 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 		return nil, nil, err
 	}
 	prompt := p.Prompt
+	if s.cfg.PromptHint != nil && p.Origin == "" {
+		prompt += s.cfg.PromptHint(p.Prompt)
+	}
 	if p.Skill != "" {
 		if prompt, err = s.invokeSkill(ctx, sess, p.Skill, p.SkillArgs, p.Prompt); err != nil {
 			s.settle(ctx, sess.ID, StatusFailed, err.Error())
@@ -409,6 +433,9 @@ func (s *Service) SendMessage(ctx context.Context, sessionID, text string) (*Tas
 	if err := s.store.TaskCreate(ctx, task); err != nil {
 		return nil, err
 	}
+	if s.cfg.PromptHint != nil {
+		text += s.cfg.PromptHint(text)
+	}
 	s.launch(ctx, sess, task, text, nil)
 	return task, nil
 }
@@ -437,6 +464,7 @@ func (s *Service) Cancel(ctx context.Context, sessionID string) (*Session, error
 			return nil, err
 		}
 		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeCancelled, Message: "cancelled by the user"})
+		s.runEnded(ctx, sess)
 	}
 	_, err = s.audit.Record(ctx, audit.Record{Action: "agent.session_cancelled", ResourceType: "session", ResourceID: sessionID,
 		Description: "session cancelled"})
@@ -674,6 +702,7 @@ func (s *Service) finish(ctx context.Context, sessionID, taskID, status, errMsg 
 	if err := s.store.TaskFinish(sctx, taskID, status, s.now()); err != nil {
 		s.log.ErrorContext(ctx, "finish task", slog.String("error", err.Error()))
 	}
+	s.runEnded(sctx, sess)
 	if status != StatusAwaitingApproval {
 		s.audit.Record(sctx, audit.Record{Action: "agent.task_" + status, ResourceType: "session", ResourceID: sessionID,
 			Description: "task " + status, Detail: map[string]any{"task_id": taskID, "error": errMsg, "tokens_used": sess.TokensUsed, "cost_usd": sess.CostUSD}})
@@ -886,6 +915,14 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	if a.Status != ApprovalApproved {
 		return ToolResult{IsError: true, Output: fmt.Sprintf("The command was not approved (%s by a human: %q). Do not run it; propose a safer alternative or stop.",
 			a.Status, a.DecisionReason)}
+	}
+	if a.Tool != ToolRunCommand {
+		for _, p := range s.toolProviders() {
+			if res, handled := p.Approved(ctx, sess, a); handled {
+				return res
+			}
+		}
+		return ToolResult{IsError: true, Output: "no tool can carry out approved " + a.Tool}
 	}
 	var in runCommandInput
 	if err := json.Unmarshal(a.ToolInput, &in); err != nil {

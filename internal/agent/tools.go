@@ -50,8 +50,50 @@ var toolSpecs = []Tool{
 		InputSchema: schema(`{"type":"object","properties":{"cluster":{"type":"string","description":"cluster name or id"}},"required":["cluster"]}`)},
 }
 
+// ToolProvider adds tools to every session: the ops module's standing-order tools. Its calls are guarded
+// by the provider; one that needs a human opens an approval with RequestApproval and returns
+// *ApprovalRequired, and Approved carries the call out once the approval is granted (or explains a refusal).
+type ToolProvider interface {
+	Tools() []Tool
+	// CallTool runs tool name in sess; handled is false when name is not one of the provider's tools.
+	CallTool(ctx context.Context, sess *Session, name string, input json.RawMessage) (res ToolResult, handled bool, err error)
+	// Approved acts on decided approval a of one of the provider's tools (a.Status says how it was decided).
+	Approved(ctx context.Context, sess *Session, a *Approval) (res ToolResult, handled bool)
+}
+
+// AddTools registers a tool provider; call it during wiring, before sessions run.
+func (s *Service) AddTools(p ToolProvider) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.providers = append(s.providers, p)
+}
+
+func (s *Service) toolProviders() []ToolProvider {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ToolProvider(nil), s.providers...)
+}
+
 // ToolSpecs lists the tools of a session.
-func (s *Service) ToolSpecs() []Tool { return append([]Tool(nil), toolSpecs...) }
+func (s *Service) ToolSpecs() []Tool {
+	out := append([]Tool(nil), toolSpecs...)
+	for _, p := range s.toolProviders() {
+		out = append(out, p.Tools()...)
+	}
+	return out
+}
+
+// RequestApproval opens (or finds) a pending approval for a provider's tool call. summary is what the
+// human reads and decides on; a grant is bound to it exactly, like a command.
+func (s *Service) RequestApproval(ctx context.Context, sess *Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*Approval, error) {
+	return s.openApproval(ctx, sess.ID, tool, summary, input, guard.Verdict{Level: level, Reason: reason})
+}
+
+// UseGrant consumes an approved, unused grant for exactly summary in the session (the Claude Code path,
+// where the model repeats an approved call).
+func (s *Service) UseGrant(ctx context.Context, sessionID, summary string) (bool, error) {
+	return s.useGrant(ctx, sessionID, summary)
+}
 
 // sessionTools is a session's Toolbox.
 type sessionTools struct {
@@ -212,7 +254,16 @@ func (s *Service) callTool(ctx context.Context, sess *Session, name string, inpu
 		}
 		return toolError("no cluster named %q; call list_clusters", in.Cluster), nil
 	}
-	return toolError("unknown tool %q; the tools are run_command, read_file, list_servers, describe_server, list_clusters, describe_cluster", name), nil
+	for _, p := range s.toolProviders() {
+		if res, handled, err := p.CallTool(ctx, sess, name, input); handled {
+			return res, err
+		}
+	}
+	var names []string
+	for _, t := range s.ToolSpecs() {
+		names = append(names, t.Name)
+	}
+	return toolError("unknown tool %q; the tools are %s", name, strings.Join(names, ", ")), nil
 }
 
 // serverView is what the model may see of a server.
@@ -301,6 +352,13 @@ func (s *Service) runCommand(ctx context.Context, sess *Session, tool string, in
 		return toolError("BLOCKED (L3, never allowed): %s. Do not try to work around this; explain to the admin what you wanted to do.", v.Reason), nil
 	case v.Level == guard.L0:
 		return s.execTool(ctx, sessionID, in, guard.L0), nil
+	case int(v.Level) > sess.MaxRiskLevel && sess.Origin == "standing_order":
+		// Beyond an unattended order's boundary: escalate to a human, who may approve it for this run.
+		a, err := s.openApproval(ctx, sessionID, tool, in.Command, raw, v)
+		if err != nil {
+			return ToolResult{}, err
+		}
+		return ToolResult{}, &ApprovalRequired{ApprovalID: a.ID, Command: in.Command, RiskLevel: a.RiskLevel, Reason: "beyond the standing order's boundary: " + v.Reason}
 	case int(v.Level) > sess.MaxRiskLevel:
 		s.execTool(ctx, sessionID, in, guard.L0) // recorded and audited as refused; runs nowhere
 		return toolError("REFUSED: this is an L%d command (%s) and this task may run at most L%d. Do not try another way; report what you would do and why, so a human can decide.",

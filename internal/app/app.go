@@ -23,6 +23,7 @@ import (
 	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
@@ -62,6 +63,7 @@ type App struct {
 	SSH       *ssh.Executor
 	Agent     *agent.Service
 	Ops       *ops.Service
+	Orders    *ops.Orders
 	API       *httpapi.Server
 
 	listener net.Listener
@@ -82,7 +84,7 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Guard, a.initGuard, Store)
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
 	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard)
-	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent)
+	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory)
 	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops)
 	a.mgr.Register(All, nil, API)
 	return a
@@ -233,6 +235,9 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 			Logger: a.log}),
 	}
 	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.Guard,
+		PromptHint: ops.PromptHint,
+		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
+		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
 		SkillsRoot: func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
 		a.Store, engines, a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
 	if err != nil {
@@ -255,8 +260,12 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 
 func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	a.Ops = ops.New(a.Store, a.Agent, a.Audit, nil)
+	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, nil)
+	a.Agent.AddTools(a.Orders)
+	a.Agent.OnRunEnd(a.Orders.OnSessionEnd)
 	return nil, nil
 }
+
 
 // workspaceDir is tenant tid's Claude Code workspace.
 func (a *App) workspaceDir(tid string) string { return filepath.Join(a.cfg.DataDir, "workspaces", tid) }
@@ -289,7 +298,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Ready: map[string]httpapi.Pinger{"database": a.Store}})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {

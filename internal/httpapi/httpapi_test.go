@@ -123,13 +123,20 @@ func TestCrossTenant(t *testing.T) {
 		b.srv.Agent.Hub().Unsubscribe(waitApproval)
 		aTask := b.do("POST", "/api/v1/ops/tasks", aTok, map[string]any{"type": "inspection", "title": "a-task", "description": "inspect"})
 		aRunbook := b.do("POST", "/api/v1/ops/runbooks", aTok, map[string]any{"name": "a-runbook", "prompt_template": "do it on {{.server}}"})
+		aOrder := b.do("POST", "/api/v1/ops/standing-orders", aTok, map[string]any{"name": "a-order",
+			"trigger": map[string]string{"type": "cron", "cron_expression": "0 8 * * *", "timezone": "Asia/Shanghai"},
+			"targets": map[string]any{"all_servers": true}, "agent_instructions": map[string]any{"prompt": "check disk", "max_risk_level": 0}})
+		if aOrder.status != 201 {
+			t.Fatalf("tenant a order: %s", aOrder.raw)
+		}
 		if aTask.status != 201 || aRunbook.status != 201 {
 			t.Fatalf("tenant a ops: %s %s", aTask.raw, aRunbook.raw)
 		}
 		ids := map[string]string{"/api/v1/auth/users/": aUser, "/api/v1/auth/api-keys/": aKeyID, "/api/v1/auth/tenants/": aID,
 			"/api/v1/inventory/servers/": aServerID, "/api/v1/inventory/clusters/": aClusterID, "/api/v1/inventory/credentials/": aCredID,
 			"/api/v1/agent/sessions/": aSession, "/api/v1/agent/approvals/": aApproval, "/api/v1/ops/approvals/": aApproval,
-			"/api/v1/ops/tasks/": aTask.body["id"].(string), "/api/v1/ops/runbooks/": aRunbook.body["id"].(string)}
+			"/api/v1/ops/tasks/": aTask.body["id"].(string), "/api/v1/ops/runbooks/": aRunbook.body["id"].(string),
+			"/api/v1/ops/standing-orders/": aOrder.body["id"].(string)}
 		for _, rt := range b.srv.routes {
 			if !strings.Contains(rt.path, "{id}") {
 				continue
@@ -189,10 +196,12 @@ func TestCrossTenant(t *testing.T) {
 		}
 		for _, path := range []string{"/api/v1/auth/users", "/api/v1/auth/api-keys", "/api/v1/audit/logs?limit=1000", "/api/v1/audit/export",
 			"/api/v1/auth/tenant", "/api/v1/inventory/servers", "/api/v1/inventory/credentials", "/api/v1/inventory/clusters",
-			"/api/v1/inventory/command-records", "/api/v1/ops/tasks", "/api/v1/ops/runbooks", "/api/v1/ops/approvals?status=all"} {
+			"/api/v1/inventory/command-records", "/api/v1/ops/tasks", "/api/v1/ops/runbooks", "/api/v1/ops/approvals?status=all",
+			"/api/v1/ops/standing-orders"} {
 			if r := b.do("GET", path, bTok, nil); strings.Contains(r.raw, "tenant-a") || strings.Contains(r.raw, aUser) ||
 				strings.Contains(r.raw, aKeyID) || strings.Contains(r.raw, aServerID) || strings.Contains(r.raw, "a-cred") ||
-				strings.Contains(r.raw, "a-task") || strings.Contains(r.raw, "a-runbook") || strings.Contains(r.raw, aApproval) {
+				strings.Contains(r.raw, "a-task") || strings.Contains(r.raw, "a-runbook") || strings.Contains(r.raw, aApproval) ||
+				strings.Contains(r.raw, "a-order") {
 				t.Errorf("%s shows tenant a's data to tenant b: %s", path, r.raw)
 			}
 		}

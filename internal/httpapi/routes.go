@@ -198,6 +198,30 @@ func (s *Server) apiRoutes() []route {
 				handler: s.decide(false), req: decideRequest{}, resp: agent.Approval{}},
 		)
 	}
+	if s.Orders != nil {
+		const so = "/api/v1/ops/standing-orders"
+		view, manage := auth.PermViewDashboard, auth.PermManageSettings
+		rs = append(rs,
+			route{method: "POST", path: so, summary: "Create a standing order (validated; errors name each field)", perm: manage,
+				handler: s.createOrder, req: ops.StandingOrder{}, resp: ops.StandingOrder{}, status: http.StatusCreated},
+			route{method: "GET", path: so, summary: "List standing orders (?status=active|paused|archived)", perm: view,
+				handler: s.listOrders, resp: listResponse[ops.StandingOrder]{}},
+			route{method: "GET", path: so + "/{id}", summary: "Get a standing order", perm: view,
+				handler: s.getOrder, resp: ops.StandingOrder{}},
+			route{method: "PATCH", path: so + "/{id}", summary: "Change a standing order (JSON merge patch; audited with a diff)", perm: manage,
+				handler: s.patchOrder, req: ops.StandingOrder{}, resp: ops.StandingOrder{}},
+			route{method: "POST", path: so + "/{id}/pause", summary: "Pause a standing order", perm: manage,
+				handler: s.setOrderStatus("paused"), resp: ops.StandingOrder{}},
+			route{method: "POST", path: so + "/{id}/resume", summary: "Resume a standing order", perm: manage,
+				handler: s.setOrderStatus("active"), resp: ops.StandingOrder{}},
+			route{method: "POST", path: so + "/{id}/archive", summary: "Archive a standing order", perm: manage,
+				handler: s.setOrderStatus("archived"), resp: ops.StandingOrder{}},
+			route{method: "POST", path: so + "/{id}/run", summary: "Run a standing order now (manual trigger)", perm: auth.PermStartTask,
+				handler: s.runOrder, resp: ops.Execution{}, status: http.StatusCreated},
+			route{method: "GET", path: so + "/{id}/executions", summary: "Runs of a standing order", perm: view,
+				handler: s.orderExecutions, resp: listResponse[ops.Execution]{}},
+		)
+	}
 	return rs
 }
 

@@ -38,6 +38,7 @@ type Deps struct {
 	Inventory *inventory.Service
 	Agent     *agent.Service
 	Ops       *ops.Service
+	Orders    *ops.Orders
 	// WSOrigins are the browser origins allowed to open WebSockets (host patterns); same-origin always is.
 	WSOrigins []string
 	Ready     map[string]Pinger // name → check, reported by /readyz

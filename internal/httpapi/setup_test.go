@@ -24,6 +24,7 @@ import (
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -110,7 +111,10 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 
 // serve (re)starts the HTTP API over b's services with agent service ag.
 func (b *testBundle) serve(ag *agent.Service) {
-	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Ready: map[string]Pinger{"database": b.db},
+	orders := ops.NewOrders(b.db, ag, b.inv, b.audit, jobs.CheckCron, nil)
+	ag.AddTools(orders)
+	ag.OnRunEnd(orders.OnSessionEnd)
+	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
 		Version: "test", Logger: b.logger})
 	b.http = httptest.NewServer(b.srv.Handler())
 	b.t.Cleanup(b.http.Close)
@@ -261,7 +265,7 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 		b.skillsRoot = t.TempDir()
 	}
 	root := b.skillsRoot
-	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},
+	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},
 		b.db, engines, b.inv, b.auth, b.audit, b.guard, agent.NewHub(0))
 	if err != nil {
 		t.Fatal(err)

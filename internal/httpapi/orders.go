@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+
+	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/ops"
+)
+
+func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) error {
+	var o ops.StandingOrder
+	if err := decode(w, r, &o); err != nil {
+		return err
+	}
+	o.ID, o.TenantID = "", ""
+	if err := s.Orders.Create(r.Context(), &o, ""); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, o)
+	return nil
+}
+
+func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.Orders.List(r.Context(), r.URL.Query().Get("status"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, listResponse[ops.StandingOrder]{Items: nonNil(list)})
+	return nil
+}
+
+func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
+	o, err := s.Orders.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, o)
+	return nil
+}
+
+// patchOrder applies a JSON merge patch; unknown fields are refused like everywhere else.
+func (s *Server) patchOrder(w http.ResponseWriter, r *http.Request) error {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return decodeError(err)
+	}
+	var check ops.StandingOrder
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&check); err != nil {
+		return decodeError(err)
+	}
+	o, err := s.Orders.Update(r.Context(), r.PathValue("id"), raw, "")
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, o)
+	return nil
+}
+
+func (s *Server) setOrderStatus(status string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		o, err := s.Orders.SetStatus(r.Context(), r.PathValue("id"), status)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, o)
+		return nil
+	}
+}
+
+func (s *Server) runOrder(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.Orders.Trigger(r.Context(), r.PathValue("id"), "manual", json.RawMessage(`{"by":"api"}`))
+	if err != nil {
+		return err
+	}
+	if e.Status == ops.ExecSkipped {
+		return &errs.Error{Code: errs.Conflict, Message: "a run of this order is still going; this one was recorded as skipped",
+			Hint: "see GET /api/v1/ops/standing-orders/" + e.OrderID + "/executions"}
+	}
+	writeJSON(w, http.StatusCreated, e)
+	return nil
+}
+
+func (s *Server) orderExecutions(w http.ResponseWriter, r *http.Request) error {
+	limit, err := queryInt(r, "limit", 50, 1, 500)
+	if err != nil {
+		return err
+	}
+	list, err := s.Orders.Executions(r.Context(), r.PathValue("id"), limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, listResponse[ops.Execution]{Items: nonNil(list)})
+	return nil
+}

@@ -1,0 +1,408 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/guard"
+	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/tenant"
+)
+
+// Execution statuses.
+const (
+	ExecRunning       = "running"
+	ExecCompleted     = "completed"
+	ExecFailed        = "failed"
+	ExecAwaitingHuman = "awaiting_human"
+	ExecAborted       = "aborted" // a human rejected the escalation
+	ExecSkipped       = "skipped" // the trigger fired while a run was still going
+)
+
+// Execution is one run of a standing order.
+type Execution struct {
+	ID             string          `json:"id"`
+	TenantID       string          `json:"tenant_id"`
+	OrderID        string          `json:"order_id"`
+	Status         string          `json:"status"`
+	TriggerType    string          `json:"trigger_type"`
+	TriggerContext json.RawMessage `json:"trigger_context"`
+	SessionID      string          `json:"session_id,omitempty"`
+	Summary        string          `json:"summary,omitempty"`
+	ActionsTaken   json.RawMessage `json:"actions_taken"`
+	Error          string          `json:"error,omitempty"`
+	Escalation     json.RawMessage `json:"escalation,omitempty"`
+	HumanResponse  json.RawMessage `json:"human_response,omitempty"`
+	StartedAt      time.Time       `json:"started_at"`
+	FinishedAt     *time.Time      `json:"finished_at,omitempty"`
+}
+
+// OrderStore is what standing orders need from storage.
+type OrderStore interface {
+	StandingOrderCreate(ctx context.Context, o *StandingOrder) error // assigns the SO-YYYYMMDD-NNN id
+	StandingOrderGet(ctx context.Context, id string) (*StandingOrder, error)
+	StandingOrderList(ctx context.Context, status string) ([]StandingOrder, error)
+	StandingOrderUpdate(ctx context.Context, o *StandingOrder) error
+	ExecutionCreate(ctx context.Context, e *Execution) error // errs.Conflict when a run of the order is open
+	ExecutionUpdate(ctx context.Context, e *Execution) error
+	ExecutionGet(ctx context.Context, id string) (*Execution, error)
+	ExecutionList(ctx context.Context, orderID, status string, limit int) ([]Execution, error)
+}
+
+// Fleet resolves an order's targets to servers.
+type Fleet interface {
+	Servers(ctx context.Context, sel inventory.Selector) ([]inventory.Server, error)
+}
+
+// Orders runs standing orders: their definition (API and agent tools) and their executions.
+type Orders struct {
+	store     OrderStore
+	agent     OrderAgent
+	fleet     Fleet
+	audit     AuditLog
+	checkCron func(expr, tz string) error
+	now       func() time.Time
+}
+
+// OrderAgent is what standing orders need from the agent.
+type OrderAgent interface {
+	StartTask(ctx context.Context, p agent.StartParams) (*agent.Session, *agent.TaskRecord, error)
+	Session(ctx context.Context, id string) (*agent.Session, error)
+	RequestApproval(ctx context.Context, sess *agent.Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*agent.Approval, error)
+	UseGrant(ctx context.Context, sessionID, summary string) (bool, error)
+}
+
+// NewOrders returns the standing-order service. checkCron validates a cron expression in a time zone.
+func NewOrders(store OrderStore, a OrderAgent, fleet Fleet, log AuditLog, checkCron func(expr, tz string) error, now func() time.Time) *Orders {
+	if now == nil {
+		now = func() time.Time { return time.Now().UTC() }
+	}
+	return &Orders{store: store, agent: a, fleet: fleet, audit: log, checkCron: checkCron, now: now}
+}
+
+func (s *Orders) validate(o *StandingOrder) error {
+	return o.Validate(ValidateParams{CheckCron: s.checkCron, Now: s.now()})
+}
+
+// Create validates and stores a new order (definedIn is the session it was defined in, if any).
+func (s *Orders) Create(ctx context.Context, o *StandingOrder, definedIn string) error {
+	if err := s.validate(o); err != nil {
+		return err
+	}
+	now := s.now().Truncate(time.Microsecond)
+	o.CreatedAt, o.UpdatedAt, o.DefinedInSessionID, o.LastModifiedInSessionID = now, now, definedIn, definedIn
+	o.CreatedBy = actorName(ctx)
+	if err := s.store.StandingOrderCreate(ctx, o); err != nil {
+		return err
+	}
+	_, err := s.audit.Record(ctx, audit.Record{Action: "standing_order.created", ResourceType: "standing_order", ResourceID: o.ID,
+		Description: "standing order " + o.ID + " " + o.Name, Detail: map[string]any{"order": o}})
+	return err
+}
+
+func actorName(ctx context.Context) string {
+	a := audit.ActorFrom(ctx)
+	return a.Type + ":" + a.ID
+}
+
+// Get returns order id.
+func (s *Orders) Get(ctx context.Context, id string) (*StandingOrder, error) {
+	return s.store.StandingOrderGet(ctx, id)
+}
+
+// List returns orders, optionally with one status.
+func (s *Orders) List(ctx context.Context, status string) ([]StandingOrder, error) {
+	if status != "" && !contains(OrderStatuses, status) {
+		return nil, errs.Invalidf("status", "status %q is not one of %s", status, strings.Join(OrderStatuses, ", "))
+	}
+	return s.store.StandingOrderList(ctx, status)
+}
+
+func contains(l []string, v string) bool {
+	for _, x := range l {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Update applies patch (a JSON object of the fields to change, as in the create body) to order id and
+// audits the change with a before/after diff. modifiedIn is the session that changed it, if any.
+func (s *Orders) Update(ctx context.Context, id string, patch json.RawMessage, modifiedIn string) (*StandingOrder, error) {
+	o, err := s.store.StandingOrderGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	before, _ := json.Marshal(o)
+	merged, err := mergePatch(before, patch)
+	if err != nil {
+		return nil, errs.Invalidf("body", "the change is not a JSON object: %v", err)
+	}
+	var next StandingOrder
+	if err := json.Unmarshal(merged, &next); err != nil {
+		return nil, errs.Invalidf("body", "the changed order does not fit the schema: %v", err)
+	}
+	// What identifies and dates the order is not the caller's to change.
+	next.ID, next.TenantID, next.CreatedAt, next.CreatedBy, next.DefinedInSessionID = o.ID, o.TenantID, o.CreatedAt, o.CreatedBy, o.DefinedInSessionID
+	if err := s.validate(&next); err != nil {
+		return nil, err
+	}
+	next.UpdatedAt = s.now().Truncate(time.Microsecond)
+	if modifiedIn != "" {
+		next.LastModifiedInSessionID = modifiedIn
+	}
+	if err := s.store.StandingOrderUpdate(ctx, &next); err != nil {
+		return nil, err
+	}
+	after, _ := json.Marshal(next)
+	_, err = s.audit.Record(ctx, audit.Record{Action: "standing_order.updated", ResourceType: "standing_order", ResourceID: id,
+		Description: "standing order " + id + " changed", Detail: map[string]any{"diff": diff(before, after), "session_id": modifiedIn}})
+	return &next, err
+}
+
+// mergePatch applies an RFC 7386 JSON merge patch.
+func mergePatch(doc, patch json.RawMessage) (json.RawMessage, error) {
+	var d, p map[string]any
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(patch, &p); err != nil {
+		return nil, err
+	}
+	merge(d, p)
+	return json.Marshal(d)
+}
+
+func merge(d, p map[string]any) {
+	for k, v := range p {
+		if v == nil {
+			delete(d, k)
+			continue
+		}
+		if pm, ok := v.(map[string]any); ok {
+			if dm, ok := d[k].(map[string]any); ok {
+				merge(dm, pm)
+				continue
+			}
+		}
+		d[k] = v
+	}
+}
+
+// diff lists the top-level fields that changed, with their before and after values.
+func diff(before, after json.RawMessage) map[string]any {
+	var b, a map[string]json.RawMessage
+	json.Unmarshal(before, &b)
+	json.Unmarshal(after, &a)
+	out := map[string]any{}
+	for k, v := range a {
+		if k == "updated_at" || k == "last_modified_in_session_id" {
+			continue
+		}
+		if string(b[k]) != string(v) {
+			out[k] = map[string]json.RawMessage{"before": b[k], "after": v}
+		}
+	}
+	return out
+}
+
+// SetStatus pauses, resumes or archives order id.
+func (s *Orders) SetStatus(ctx context.Context, id, status string) (*StandingOrder, error) {
+	o, err := s.store.StandingOrderGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if o.Status == "archived" && status != "archived" {
+		return nil, errs.New(errs.Conflict, "standing order %s is archived", id).WithHint("create a new order")
+	}
+	old := o.Status
+	o.Status, o.UpdatedAt = status, s.now().Truncate(time.Microsecond)
+	if err := s.store.StandingOrderUpdate(ctx, o); err != nil {
+		return nil, err
+	}
+	_, err = s.audit.Record(ctx, audit.Record{Action: "standing_order." + status, ResourceType: "standing_order", ResourceID: id,
+		Description: fmt.Sprintf("standing order %s: %s → %s", id, old, status)})
+	return o, err
+}
+
+// Executions lists runs of order id.
+func (s *Orders) Executions(ctx context.Context, id string, limit int) ([]Execution, error) {
+	if _, err := s.store.StandingOrderGet(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.store.ExecutionList(ctx, id, "", limit)
+}
+
+// Trigger starts a run of order id for trigger (cron, event, threshold or manual) with its context. A
+// trigger that fires while a run is open is recorded as skipped, not doubled. It returns the execution.
+func (s *Orders) Trigger(ctx context.Context, id, trigger string, triggerCtx json.RawMessage) (*Execution, error) {
+	o, err := s.store.StandingOrderGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().Truncate(time.Microsecond)
+	if trigger != "manual" && !o.Active(now) {
+		return nil, errs.New(errs.Conflict, "standing order %s is not active (%s)", id, o.Status)
+	}
+	e := &Execution{ID: uuid.NewString(), OrderID: o.ID, Status: ExecRunning, TriggerType: trigger, TriggerContext: triggerCtx, StartedAt: now}
+	if err := s.store.ExecutionCreate(ctx, e); errs.Is(err, errs.Conflict) {
+		e.Status, e.Error, e.FinishedAt = ExecSkipped, err.Error(), &now
+		if err := s.store.ExecutionCreate(ctx, e); err != nil {
+			return nil, err
+		}
+		_, err = s.audit.Record(ctx, audit.Record{Action: "standing_order.run_skipped", ResourceType: "standing_order", ResourceID: id,
+			Description: "trigger skipped: a run is still going", Detail: map[string]any{"execution_id": e.ID, "trigger": trigger}})
+		return e, err
+	} else if err != nil {
+		return nil, err
+	}
+	servers, err := s.targetServers(ctx, o)
+	if err == nil {
+		lvl := o.AgentInstructions.MaxRiskLevel
+		var sess *agent.Session
+		sess, _, err = s.agent.StartTask(ctx, agent.StartParams{Prompt: runPrompt(o, trigger, triggerCtx), ServerIDs: servers,
+			MaxTurns: o.AgentInstructions.MaxTurns, MaxBudgetUSD: o.AgentInstructions.MaxBudgetUSD, MaxRiskLevel: &lvl,
+			Origin: "standing_order", OriginID: e.ID})
+		if err == nil {
+			e.SessionID = sess.ID
+		}
+	}
+	if err != nil {
+		e.Status, e.Error, e.FinishedAt = ExecFailed, err.Error(), &now
+	}
+	if uerr := s.store.ExecutionUpdate(ctx, e); uerr != nil {
+		return nil, uerr
+	}
+	_, aerr := s.audit.Record(ctx, audit.Record{Action: "standing_order.run_started", ResourceType: "standing_order", ResourceID: id,
+		Description: "run " + e.Status + " (" + trigger + ")", Detail: map[string]any{"execution_id": e.ID, "session_id": e.SessionID, "error": e.Error}})
+	if aerr != nil {
+		return nil, aerr
+	}
+	return e, nil
+}
+
+// targetServers resolves an order's targets to server ids (every filter must hold).
+func (s *Orders) targetServers(ctx context.Context, o *StandingOrder) ([]string, error) {
+	t := o.Targets
+	all, err := s.fleet.Servers(ctx, inventory.Selector{})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, srv := range all {
+		if len(t.ServerIDs) > 0 && !contains(t.ServerIDs, srv.ID) && !contains(t.ServerIDs, srv.Name) {
+			continue
+		}
+		if len(t.ClusterIDs) > 0 && !contains(t.ClusterIDs, srv.ClusterID) {
+			continue
+		}
+		if t.EnvironmentFilter != "" && srv.Environment != t.EnvironmentFilter {
+			continue
+		}
+		if !(inventory.Selector{Tags: t.TagFilter, All: true}).Match(&srv) {
+			continue
+		}
+		ids = append(ids, srv.ID)
+	}
+	if len(ids) == 0 {
+		return nil, errs.New(errs.NotFound, "no server matches the targets of %s", o.ID)
+	}
+	return ids, nil
+}
+
+// runPrompt is what the agent is told on each run: the instructions, the boundary, how to escalate.
+func runPrompt(o *StandingOrder, trigger string, triggerCtx json.RawMessage) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "You are carrying out standing order %s (%s), triggered by %s", o.ID, o.Name, trigger)
+	if len(triggerCtx) > 2 {
+		fmt.Fprintf(&b, " with %s", triggerCtx)
+	}
+	fmt.Fprintf(&b, ". Nobody is watching this run.\n\nInstructions:\n%s\n\nDecision boundary: you may run at most L%d commands.",
+		o.AgentInstructions.Prompt, o.AgentInstructions.MaxRiskLevel)
+	if len(o.DecisionBoundary.AllowedActions) > 0 {
+		fmt.Fprintf(&b, " Allowed actions: %s.", strings.Join(o.DecisionBoundary.AllowedActions, "; "))
+	}
+	if len(o.DecisionBoundary.EscalateConditions) > 0 {
+		fmt.Fprintf(&b, " Escalate when: %s.", strings.Join(o.DecisionBoundary.EscalateConditions, "; "))
+	}
+	for _, r := range o.DecisionBoundary.EscalationRules {
+		fmt.Fprintf(&b, " Escalate (%s via %s) when %s.", r.Priority, r.Channel, r.Condition)
+	}
+	b.WriteString("\nWhen something is beyond this boundary, call report_escalation with what you found and what you propose, and stop; " +
+		"a human will approve, reject or instruct. Finish with a short summary of what you checked and did; say \"nothing to do\" when all was fine.")
+	return b.String()
+}
+
+// OnSessionEnd mirrors a standing-order session's outcome onto its execution. The agent calls it when a
+// run of any session ends; sessions of other origins are ignored.
+func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
+	if sess.Origin != "standing_order" {
+		return
+	}
+	e, err := s.store.ExecutionGet(ctx, sess.OriginID)
+	if err != nil {
+		return
+	}
+	now := s.now().Truncate(time.Microsecond)
+	switch sess.Status {
+	case agent.StatusAwaitingApproval:
+		e.Status = ExecAwaitingHuman
+	case agent.StatusCompleted:
+		e.Status, e.FinishedAt = ExecCompleted, &now
+		if strings.Contains(sess.Summary, "ESCALATION_REQUIRED") {
+			e.Status, e.FinishedAt = ExecAwaitingHuman, nil
+			e.Escalation, _ = json.Marshal(map[string]string{"reason": "the agent reported ESCALATION_REQUIRED", "summary": sess.Summary})
+		}
+	case agent.StatusCancelled:
+		e.Status, e.FinishedAt = ExecAborted, &now
+	case agent.StatusFailed:
+		e.Status, e.Error, e.FinishedAt = ExecFailed, sess.Error, &now
+	default:
+		return
+	}
+	e.Summary = sess.Summary
+	if err := s.store.ExecutionUpdate(ctx, e); err == nil {
+		s.audit.Record(ctx, audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
+			Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": sess.ID, "summary": sess.Summary}})
+	}
+}
+
+// tenantOf is the tenant in ctx.
+func tenantOf(ctx context.Context) string {
+	id, _ := tenant.ID(ctx)
+	return id
+}
+
+func errorsAs(err error, target **errs.Error) bool { return errors.As(err, target) }
+
+// PromptSection renders the tenant's active standing orders for the system prompt.
+func (s *Orders) PromptSection(ctx context.Context, locale string) (string, error) {
+	list, err := s.store.StandingOrderList(ctx, "active")
+	if err != nil || len(list) == 0 {
+		return "", err
+	}
+	var b strings.Builder
+	for _, o := range list {
+		fmt.Fprintf(&b, "- %s: %s\n", o.ID, o.Summary())
+	}
+	return b.String(), nil
+}
+
+// PromptHint tells the agent how to turn a message that describes a recurring duty into a standing order.
+func PromptHint(message string) string {
+	ok, cues := DetectIntent(message)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("\n\n[IT0: this message describes a recurring duty (%s). Propose a standing order with create_standing_order "+
+		"following its schema; summarise it for the admin, who confirms it. Max risk level 0 or 1.]", strings.Join(cues, ", "))
+}
