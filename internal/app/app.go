@@ -238,7 +238,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 		PromptHint: ops.PromptHint,
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
-		SkillsRoot: func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
+		SkillsRoot:     func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
 		a.Store, engines, a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
 	if err != nil {
 		return nil, err
@@ -265,7 +265,6 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	a.Agent.OnRunEnd(a.Orders.OnSessionEnd)
 	return nil, nil
 }
-
 
 // workspaceDir is tenant tid's Claude Code workspace.
 func (a *App) workspaceDir(tid string) string { return filepath.Join(a.cfg.DataDir, "workspaces", tid) }

@@ -197,4 +197,3 @@ func (db *DB) ExecutionList(ctx context.Context, orderID, status string, limit i
 	}
 	return out, rows.Err()
 }
-
