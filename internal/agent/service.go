@@ -819,6 +819,17 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 		Detail:      map[string]any{"session_id": a.SessionID, "reason": reason, "command": a.Command}}); err != nil {
 		return nil, err
 	}
+	if !approve {
+		// An unattended run whose escalation a human rejects stops there: nobody is in the loop to
+		// steer it elsewhere.
+		if sess, err := s.store.SessionGet(ctx, a.SessionID); err == nil && sess.Origin == "standing_order" {
+			if h := s.live(sess.ID); h != nil {
+				s.waitStopped(h)
+			}
+			_, err := s.Cancel(ctx, sess.ID)
+			return a, err
+		}
+	}
 	return a, s.resumeAfter(ctx, a)
 }
 

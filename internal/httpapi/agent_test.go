@@ -25,6 +25,8 @@ type scriptEngine struct {
 	name  string
 	steps []scriptStep
 	seen  func(agent.Task) // called with each task, when set
+	// byPrompt picks the script by a substring of the session's first prompt (steps otherwise).
+	byPrompt map[string][]scriptStep
 }
 
 type scriptStep struct {
@@ -41,19 +43,32 @@ func (e *scriptEngine) Run(ctx context.Context, t agent.Task, emit func(agent.Ev
 	if e.seen != nil {
 		e.seen(t)
 	}
-	var st struct{ Step int }
+	var st struct {
+		Step   int
+		Script string
+	}
 	if t.State != nil {
 		json.Unmarshal(t.State, &st)
+	} else {
+		for k := range e.byPrompt {
+			if strings.Contains(t.Prompt, k) {
+				st.Script = k
+			}
+		}
+	}
+	steps := e.steps
+	if st.Script != "" {
+		steps = e.byPrompt[st.Script]
 	}
 	for _, p := range t.PendingResults {
 		emit(agent.Event{Type: agent.EventToolResult, Tool: p.Tool, ToolUseID: p.ToolUseID, Output: p.Result.Output, IsError: p.Result.IsError})
 	}
-	for ; st.Step < len(e.steps); st.Step++ {
+	for ; st.Step < len(steps); st.Step++ {
 		if ctx.Err() != nil {
 			emit(agent.Event{Type: agent.EventError, Code: agent.CodeCancelled, Message: "cancelled"})
 			return agent.Outcome{}, nil
 		}
-		s := e.steps[st.Step]
+		s := steps[st.Step]
 		id := fmt.Sprintf("tool-%d", st.Step)
 		emit(agent.Event{Type: agent.EventToolUse, Tool: s.tool, ToolUseID: id, Input: json.RawMessage(s.input)})
 		res, err := t.Tools.Call(ctx, s.tool, json.RawMessage(s.input))
