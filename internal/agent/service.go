@@ -57,6 +57,8 @@ type Config struct {
 		Check(yaml []byte) error
 		Forget(tenantID string)
 	}
+	// Schedule enqueues durable work (approval timeouts); nil means approvals never time out.
+	Schedule func(ctx context.Context, kind string, args any, at time.Time, uniqueKey string) error
 	// PromptHint returns text to append to an admin's message (the standing-order intent hint); nil = none.
 	PromptHint func(message string) string
 	// StandingOrders renders the tenant's active standing orders for the system prompt; nil = none.
@@ -642,7 +644,9 @@ func (s *Service) settleCompleted(ctx context.Context, sessionID string, e Event
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "settle session", slog.String("error", err.Error()))
+		return
 	}
+	s.runEnded(sctx, sess) // before the event goes out, so whoever reacts to it sees the consequences
 }
 
 // pausing records, before the approval_required event is published, that the session now waits, and
@@ -660,7 +664,9 @@ func (s *Service) pausing(ctx context.Context, sessionID string, e Event) {
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "mark session paused", slog.String("error", err.Error()))
+		return
 	}
+	s.runEnded(ctx, sess)
 }
 
 // finishOutcome stores what a run returned (its state, tokens, summary).
@@ -749,9 +755,9 @@ func (s *Service) openApproval(ctx context.Context, sessionID, tool, command str
 			return &pending[i], nil
 		}
 	}
-	ttl := s.cfg.L2Timeout
-	if v.Level == guard.L1 {
-		ttl = s.cfg.L1Timeout
+	ttl, err := s.approvalTTL(ctx, v.Level)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	a := &Approval{ID: uuid.NewString(), SessionID: sessionID, Command: command, RiskLevel: int(v.Level), Reason: v.Reason, Tool: tool,
@@ -759,12 +765,106 @@ func (s *Service) openApproval(ctx context.Context, sessionID, tool, command str
 	if err := s.store.ApprovalCreate(ctx, a); err != nil {
 		return nil, err
 	}
+	if s.cfg.Schedule != nil {
+		if err := s.cfg.Schedule(ctx, JobExpireApproval, map[string]string{"approval_id": a.ID}, a.ExpiresAt, "approval:"+a.ID); err != nil {
+			return nil, fmt.Errorf("schedule approval timeout: %w", err)
+		}
+	}
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval.requested", ResourceType: "approval", ResourceID: a.ID,
 		Description: fmt.Sprintf("L%d approval requested: %s", a.RiskLevel, clipRunes(command, 200)),
 		Detail:      map[string]any{"session_id": sessionID, "command": command, "risk_level": a.RiskLevel, "reason": v.Reason}}); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// JobExpireApproval is the durable job that applies an approval's timeout.
+const JobExpireApproval = "approval.expire"
+
+// Tenant settings of approval timeouts, in seconds.
+const (
+	SettingL1Timeout = "approval_timeout_l1_seconds"
+	SettingL2Timeout = "approval_timeout_l2_seconds"
+)
+
+// approvalTTL is how long an approval of level stays open: the tenant's setting, else the default.
+func (s *Service) approvalTTL(ctx context.Context, level guard.Level) (time.Duration, error) {
+	key, def := SettingL2Timeout, s.cfg.L2Timeout
+	if level <= guard.L1 {
+		key, def = SettingL1Timeout, s.cfg.L1Timeout
+	}
+	v, err := s.store.SettingGet(ctx, key)
+	if err != nil || v == "" {
+		return def, err
+	}
+	var secs int
+	if _, err := fmt.Sscan(v, &secs); err != nil || secs <= 0 {
+		return def, nil
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+// SetApprovalTimeouts sets the tenant's L1 and L2 approval timeouts (0 keeps the current one).
+func (s *Service) SetApprovalTimeouts(ctx context.Context, l1, l2 time.Duration) error {
+	for key, d := range map[string]time.Duration{SettingL1Timeout: l1, SettingL2Timeout: l2} {
+		if d == 0 {
+			continue
+		}
+		if d < 10*time.Second || d > 7*24*time.Hour {
+			return errs.Invalidf(key, "%s must be from 10 to 604800 seconds", key)
+		}
+		if err := s.store.SettingSet(ctx, key, fmt.Sprint(int(d.Seconds()))); err != nil {
+			return err
+		}
+	}
+	_, err := s.audit.Record(ctx, audit.Record{Action: "approval.timeouts_changed", ResourceType: "tenant",
+		Description: "approval timeouts changed", Detail: map[string]any{"l1_seconds": int(l1.Seconds()), "l2_seconds": int(l2.Seconds())}})
+	return err
+}
+
+// ApprovalTimeouts returns the tenant's current L1 and L2 approval timeouts.
+func (s *Service) ApprovalTimeouts(ctx context.Context) (l1, l2 time.Duration, err error) {
+	if l1, err = s.approvalTTL(ctx, guard.L1); err != nil {
+		return 0, 0, err
+	}
+	l2, err = s.approvalTTL(ctx, guard.L2)
+	return l1, l2, err
+}
+
+// ExpireApproval applies approval id's timeout if it is still pending and due (the job's handler; safe to
+// run more than once), then lets its session go on or stop as a decision would.
+func (s *Service) ExpireApproval(ctx context.Context, id string) error {
+	a, err := s.store.ApprovalGet(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		return nil // the tenant or the approval is gone: nothing to do
+	}
+	if err != nil {
+		return err
+	}
+	if !a.Expire(s.now()) {
+		return nil
+	}
+	if err := s.store.ApprovalDecide(ctx, a); errs.Is(err, errs.Conflict) {
+		return nil // a human decided in the meantime
+	} else if err != nil {
+		return err
+	}
+	if _, err := s.audit.Record(audit.WithActor(ctx, audit.Actor{Type: audit.ActorSystem, ID: "timeout"}), audit.Record{
+		Action: "approval.timed_out", ResourceType: "approval", ResourceID: a.ID,
+		Description: fmt.Sprintf("L%d approval timed out: %s", a.RiskLevel, a.Status),
+		Detail:      map[string]any{"session_id": a.SessionID, "command": a.Command, "status": a.Status}}); err != nil {
+		return err
+	}
+	if a.Status != ApprovalApproved {
+		if sess, err := s.store.SessionGet(ctx, a.SessionID); err == nil && sess.Origin == "standing_order" {
+			_, err := s.Cancel(ctx, sess.ID)
+			if errs.Is(err, errs.Conflict) {
+				return nil
+			}
+			return err
+		}
+	}
+	return s.resumeAfter(ctx, a)
 }
 
 // useGrant consumes an approved, unused grant for exactly command in the session. It reports whether one
@@ -924,8 +1024,8 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 		return ToolResult{IsError: true, Output: "the approval could not be used: " + err.Error()}
 	}
 	if a.Status != ApprovalApproved {
-		return ToolResult{IsError: true, Output: fmt.Sprintf("The command was not approved (%s by a human: %q). Do not run it; propose a safer alternative or stop.",
-			a.Status, a.DecisionReason)}
+		return ToolResult{IsError: true, Output: fmt.Sprintf("The command was not approved (%s by %s: %q). Do not run it; propose a safer alternative or stop.",
+			a.Status, a.DecidedBy, a.DecisionReason)}
 	}
 	if a.Tool != ToolRunCommand {
 		for _, p := range s.toolProviders() {

@@ -110,6 +110,20 @@ func (a *Approval) Decide(approve bool, by, reason string, now time.Time) error 
 	return nil
 }
 
+// Expire applies the timeout of a pending approval at now: an L1 confirmation is approved (the default is
+// to proceed with a low-risk change), anything riskier is rejected. It reports whether it changed a.
+func (a *Approval) Expire(now time.Time) bool {
+	if a.Status != ApprovalPending || now.Before(a.ExpiresAt) {
+		return false
+	}
+	a.Status, a.DecidedBy, a.DecidedAt = ApprovalExpired, "system:timeout", &now
+	a.DecisionReason = "no decision before the timeout: rejected"
+	if a.RiskLevel <= 1 {
+		a.Status, a.DecisionReason = ApprovalApproved, "no decision before the timeout: auto-approved (L1)"
+	}
+	return true
+}
+
 // Store is what the agent needs from storage; every method acts on the tenant in ctx.
 type Store interface {
 	SessionCreate(ctx context.Context, s *Session) error

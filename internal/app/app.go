@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,7 +42,9 @@ const (
 	Guard     = "guard"
 	Inventory = "inventory"
 	Agent     = "agent"
+	Jobs      = "jobs"
 	Ops       = "ops"
+	Scheduler = "scheduler"
 	API       = "api"
 	All       = "all"
 )
@@ -64,6 +67,7 @@ type App struct {
 	Agent     *agent.Service
 	Ops       *ops.Service
 	Orders    *ops.Orders
+	Jobs      *jobs.Runner
 	API       *httpapi.Server
 
 	listener net.Listener
@@ -83,9 +87,11 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Vault, a.initVault, Store)
 	a.mgr.Register(Guard, a.initGuard, Store)
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
-	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard)
+	a.mgr.Register(Jobs, a.initJobs)
+	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard, Jobs)
 	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory)
-	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops)
+	a.mgr.Register(Scheduler, a.initScheduler, Jobs, Agent, Ops)
+	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler)
 	a.mgr.Register(All, nil, API)
 	return a
 }
@@ -235,7 +241,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 			Logger: a.log}),
 	}
 	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.Guard,
-		PromptHint: ops.PromptHint,
+		PromptHint: ops.PromptHint, Schedule: a.schedule,
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
 		SkillsRoot:     func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
@@ -263,6 +269,68 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, nil)
 	a.Agent.AddTools(a.Orders)
 	a.Agent.OnRunEnd(a.Orders.OnSessionEnd)
+	a.Orders.SetScheduler(jobs.NextCron, a.schedule)
+	a.Jobs.Register(agent.JobExpireApproval, inTenant(func(ctx context.Context, j *jobs.Job) error {
+		var args struct {
+			ApprovalID string `json:"approval_id"`
+		}
+		if err := json.Unmarshal(j.Args, &args); err != nil {
+			return jobs.Permanent(err)
+		}
+		return a.Agent.ExpireApproval(ctx, args.ApprovalID)
+	}))
+	a.Jobs.Register(ops.JobCron, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleCron(ctx, j.Args) }))
+	return nil, nil
+}
+
+// inTenant runs a job handler in the job's tenant, as the system.
+func inTenant(h jobs.Handler) jobs.Handler {
+	return func(ctx context.Context, j *jobs.Job) error {
+		ctx = audit.WithActor(tenant.WithID(ctx, j.TenantID), audit.Actor{Type: audit.ActorSystem, ID: "scheduler"})
+		return h(ctx, j)
+	}
+}
+
+func (a *App) initJobs(ctx context.Context) (func(context.Context) error, error) {
+	db, dialect, err := jobs.OpenDB(ctx, a.cfg.DataDir, a.cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	r, err := jobs.New(ctx, jobs.Config{DB: db, Dialect: dialect, Logger: a.log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.Jobs = r
+	return func(ctx context.Context) error { return errors.Join(r.Stop(ctx), db.Close()) }, nil
+}
+
+// schedule enqueues durable work for the tenant in ctx.
+func (a *App) schedule(ctx context.Context, kind string, args any, at time.Time, key string) error {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return err
+	}
+	tid, _ := tenant.ID(ctx)
+	_, err = a.Jobs.Enqueue(ctx, jobs.Job{Kind: kind, Args: b, RunAt: at, TenantID: tid, UniqueKey: key})
+	return err
+}
+
+// initScheduler starts the job runner once every handler is registered, after queueing each active cron
+// order's next occurrence.
+func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, error) {
+	tenants, err := a.Auth.Tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tenants {
+		if err := a.Orders.EnsureSchedules(tenant.WithID(ctx, t.ID)); err != nil {
+			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
+		}
+	}
+	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
 	return nil, nil
 }
 

@@ -321,8 +321,8 @@ func TestBadInput(t *testing.T) {
 	}
 
 	t.Run("ExpiredJWT", func(t *testing.T) {
-		*b.now = b.now.Add(2 * time.Hour)
-		defer func() { *b.now = b.now.Add(-2 * time.Hour) }()
+		b.now.Advance(2 * time.Hour)
+		defer b.now.Advance(-2 * time.Hour)
 		if r := b.do("GET", "/api/v1/auth/me", tok, nil); r.status != 401 || !strings.Contains(r.raw, "expired") {
 			t.Errorf("expired: %d %s", r.status, r.raw)
 		}

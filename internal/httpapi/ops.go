@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/ops"
@@ -194,4 +195,29 @@ func (s *Server) listOpsApprovals(w http.ResponseWriter, r *http.Request) error 
 	}
 	writeJSON(w, http.StatusOK, listResponse[agent.Approval]{Items: nonNil(list)})
 	return nil
+}
+
+type approvalTimeouts struct {
+	L1Seconds int `json:"l1_seconds"`
+	L2Seconds int `json:"l2_seconds"`
+}
+
+func (s *Server) getApprovalTimeouts(w http.ResponseWriter, r *http.Request) error {
+	l1, l2, err := s.Agent.ApprovalTimeouts(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, approvalTimeouts{L1Seconds: int(l1.Seconds()), L2Seconds: int(l2.Seconds())})
+	return nil
+}
+
+func (s *Server) putApprovalTimeouts(w http.ResponseWriter, r *http.Request) error {
+	var req approvalTimeouts
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.Agent.SetApprovalTimeouts(r.Context(), time.Duration(req.L1Seconds)*time.Second, time.Duration(req.L2Seconds)*time.Second); err != nil {
+		return err
+	}
+	return s.getApprovalTimeouts(w, r)
 }

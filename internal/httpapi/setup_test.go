@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
@@ -25,9 +26,11 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
+	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
+	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
 	"github.com/it0/it0/internal/vault/vaulttest"
 	gossh "golang.org/x/crypto/ssh"
@@ -41,8 +44,10 @@ type testBundle struct {
 	db         *store.DB
 	auth       *auth.Service
 	audit      *audit.Log
-	now        *time.Time
+	now        *jobstest.Clock // the clock every service reads
 	logs       *lockedBuffer
+	jobs       *jobs.Runner
+	agentSvc   atomic.Pointer[agent.Service]
 	skillsRoot string
 	inv        *inventory.Service
 	guard      *guard.TenantRules
@@ -66,9 +71,8 @@ func setup(t testing.TB, open func(testing.TB) *store.DB) *testBundle {
 func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.Engine) *testBundle {
 	t.Helper()
 	db := open(t)
-	now := time.Now().UTC()
-	b := &testBundle{t: t, db: db, now: &now}
-	clock := func() time.Time { return *b.now }
+	b := &testBundle{t: t, db: db, now: jobstest.NewClock(time.Now().UTC())}
+	clock := b.now.Now
 	log, err := audit.New(db, testSecret, clock)
 	if err != nil {
 		t.Fatal(err)
@@ -265,11 +269,33 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 		b.skillsRoot = t.TempDir()
 	}
 	root := b.skillsRoot
-	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},
+	if b.jobs == nil {
+		jdb := jobstest.Open(t, jobs.SQLite)
+		cfg := jdb.Config(t)
+		cfg.Now = b.now.Now
+		b.jobs = jobstest.New(t, cfg)
+		// The handler reaches whichever agent service is current (a test may "restart" it).
+		b.jobs.Register(agent.JobExpireApproval, func(ctx context.Context, j *jobs.Job) error {
+			var args struct {
+				ApprovalID string `json:"approval_id"`
+			}
+			json.Unmarshal(j.Args, &args)
+			return b.agentSvc.Load().ExpireApproval(tenant.WithID(ctx, j.TenantID), args.ApprovalID)
+		})
+	}
+	schedule := func(ctx context.Context, kind string, args any, at time.Time, key string) error {
+		raw, _ := json.Marshal(args)
+		tid, _ := tenant.ID(ctx)
+		_, err := b.jobs.Enqueue(ctx, jobs.Job{Kind: kind, Args: raw, RunAt: at, TenantID: tid, UniqueKey: key})
+		return err
+	}
+	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, Schedule: schedule,
+		Now: b.now.Now, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},
 		b.db, engines, b.inv, b.auth, b.audit, b.guard, agent.NewHub(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
+	b.agentSvc.Store(svc)
 	return svc
 }

@@ -69,7 +69,99 @@ type Orders struct {
 	fleet     Fleet
 	audit     AuditLog
 	checkCron func(expr, tz string) error
+	nextCron  func(expr, tz string, after time.Time) (time.Time, error)
+	schedule  func(ctx context.Context, kind string, args any, at time.Time, uniqueKey string) error
 	now       func() time.Time
+}
+
+// JobCron is the durable job that fires one cron occurrence of a standing order.
+const JobCron = "standing_order.cron"
+
+// SetScheduler connects the orders to durable jobs: nextCron computes occurrences, schedule enqueues a job
+// (deduplicated by uniqueKey). Without it cron triggers do not fire.
+func (s *Orders) SetScheduler(nextCron func(expr, tz string, after time.Time) (time.Time, error),
+	schedule func(ctx context.Context, kind string, args any, at time.Time, uniqueKey string) error) {
+	s.nextCron, s.schedule = nextCron, schedule
+}
+
+// cronArgs are a cron job's arguments.
+type cronArgs struct {
+	OrderID    string    `json:"order_id"`
+	Occurrence time.Time `json:"occurrence"`
+}
+
+// ensureNext schedules the next occurrence after after of a cron order, once (the job key names the
+// occurrence, so calling it again, or from a retried job, adds nothing).
+func (s *Orders) ensureNext(ctx context.Context, o *StandingOrder, after time.Time) error {
+	if s.schedule == nil || o.Trigger.Type != "cron" || o.Status != "active" {
+		return nil
+	}
+	next, err := s.nextCron(o.Trigger.CronExpression, o.Trigger.Timezone, after)
+	if err != nil {
+		return err
+	}
+	if o.ValidUntil != nil && !next.Before(*o.ValidUntil) {
+		return nil
+	}
+	return s.schedule(ctx, JobCron, cronArgs{OrderID: o.ID, Occurrence: next}, next,
+		"so-cron:"+o.ID+":"+next.UTC().Format(time.RFC3339))
+}
+
+// EnsureSchedules makes sure every active cron order of the tenant in ctx has its next occurrence queued
+// (at startup, and after a restore). Missed occurrences are not replayed here: their jobs are already
+// in the queue and run once, promptly, when the runner starts.
+func (s *Orders) EnsureSchedules(ctx context.Context) error {
+	list, err := s.store.StandingOrderList(ctx, "active")
+	if err != nil {
+		return err
+	}
+	for i := range list {
+		if err := s.ensureNext(ctx, &list[i], s.now()); err != nil {
+			return fmt.Errorf("schedule %s: %w", list[i].ID, err)
+		}
+	}
+	return nil
+}
+
+// HandleCron fires one occurrence of a cron order (the JobCron handler). It first queues the next
+// occurrence after the later of now and this one, so a run that was missed while IT0 was down runs once
+// on restart and the schedule then continues in the future (several missed occurrences run once in
+// total). An occurrence that no longer belongs to the order's schedule (it was edited, paused or
+// archived) is dropped.
+func (s *Orders) HandleCron(ctx context.Context, raw json.RawMessage) error {
+	var a cronArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return err
+	}
+	o, err := s.store.StandingOrderGet(ctx, a.OrderID)
+	if errs.Is(err, errs.NotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if o.Status != "active" || o.Trigger.Type != "cron" {
+		return nil
+	}
+	if want, err := s.nextCron(o.Trigger.CronExpression, o.Trigger.Timezone, a.Occurrence.Add(-time.Second)); err != nil || !want.Equal(a.Occurrence) {
+		return nil // the schedule changed; its new chain was queued by the change
+	}
+	after := a.Occurrence
+	if now := s.now(); now.After(after) {
+		after = now
+	}
+	if err := s.ensureNext(ctx, o, after); err != nil {
+		return err
+	}
+	if !o.Active(s.now()) {
+		return nil
+	}
+	trig, _ := json.Marshal(map[string]any{"occurrence": a.Occurrence, "timezone": o.Trigger.Timezone})
+	_, err = s.Trigger(ctx, o.ID, "cron", trig)
+	if errs.Is(err, errs.Conflict) {
+		return nil
+	}
+	return err
 }
 
 // OrderAgent is what standing orders need from the agent.
@@ -101,6 +193,9 @@ func (s *Orders) Create(ctx context.Context, o *StandingOrder, definedIn string)
 	o.CreatedAt, o.UpdatedAt, o.DefinedInSessionID, o.LastModifiedInSessionID = now, now, definedIn, definedIn
 	o.CreatedBy = actorName(ctx)
 	if err := s.store.StandingOrderCreate(ctx, o); err != nil {
+		return err
+	}
+	if err := s.ensureNext(ctx, o, s.now()); err != nil {
 		return err
 	}
 	_, err := s.audit.Record(ctx, audit.Record{Action: "standing_order.created", ResourceType: "standing_order", ResourceID: o.ID,
@@ -161,6 +256,9 @@ func (s *Orders) Update(ctx context.Context, id string, patch json.RawMessage, m
 		next.LastModifiedInSessionID = modifiedIn
 	}
 	if err := s.store.StandingOrderUpdate(ctx, &next); err != nil {
+		return nil, err
+	}
+	if err := s.ensureNext(ctx, &next, s.now()); err != nil {
 		return nil, err
 	}
 	after, _ := json.Marshal(next)
@@ -227,6 +325,9 @@ func (s *Orders) SetStatus(ctx context.Context, id, status string) (*StandingOrd
 	old := o.Status
 	o.Status, o.UpdatedAt = status, s.now().Truncate(time.Microsecond)
 	if err := s.store.StandingOrderUpdate(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := s.ensureNext(ctx, o, s.now()); err != nil {
 		return nil, err
 	}
 	_, err = s.audit.Record(ctx, audit.Record{Action: "standing_order." + status, ResourceType: "standing_order", ResourceID: id,
