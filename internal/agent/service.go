@@ -1062,6 +1062,7 @@ func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
 		if err := s.store.SessionUpdate(ctx, sess); err != nil {
 			return i, err
 		}
+		s.runEnded(ctx, sess) // a standing order's execution is marked failed with it
 	}
 	return len(list), nil
 }

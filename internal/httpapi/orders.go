@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
+	"time"
 
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/ops"
@@ -95,5 +97,52 @@ func (s *Server) orderExecutions(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, listResponse[ops.Execution]{Items: nonNil(list)})
+	return nil
+}
+
+type eventRequest struct {
+	EventType string          `json:"event_type"`
+	ServerID  string          `json:"server_id,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+}
+
+// postEvent delivers an event (from CI, a deploy tool, or monitoring) to event-triggered standing orders.
+func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) error {
+	var req eventRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	started, err := s.Orders.HandleEvent(r.Context(), req.EventType, req.ServerID, req.Data)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"executions": nonNil(started)})
+	return nil
+}
+
+type metricRequest struct {
+	ServerID   string    `json:"server_id"`
+	MetricType string    `json:"metric_type"`
+	Value      float64   `json:"value"`
+	At         time.Time `json:"at,omitempty"`
+}
+
+// postMetric feeds a metric sample to threshold-triggered standing orders.
+func (s *Server) postMetric(w http.ResponseWriter, r *http.Request) error {
+	var req metricRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.ServerID == "" || !slices.Contains(ops.MetricTypes, req.MetricType) {
+		return errs.Invalidf("metric_type", "server_id and a metric_type (one of %v) are required", ops.MetricTypes)
+	}
+	if req.At.IsZero() {
+		req.At = time.Now().UTC()
+	}
+	started, err := s.Orders.ObserveMetric(r.Context(), req.ServerID, req.MetricType, req.Value, req.At)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"executions": nonNil(started)})
 	return nil
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/inventory/sshtest"
@@ -126,5 +127,45 @@ func TestStandingOrderLifecycle(t *testing.T) {
 	}
 	if r := b.do("POST", "/api/v1/ops/standing-orders/"+id+"/resume", tok, nil); r.status != 409 {
 		t.Errorf("resume archived: %d", r.status)
+	}
+}
+
+// TestEventAndThresholdTriggers delivers an event and metric samples through the API and checks which
+// orders run.
+func TestEventAndThresholdTriggers(t *testing.T) {
+	t.Parallel()
+	f := newAgentFixture(t, nil)
+	web := f.serverID(t, "web-1")
+	order := func(name string, trigger map[string]any) string {
+		r := f.do("POST", "/api/v1/ops/standing-orders", f.tok, map[string]any{"name": name, "trigger": trigger,
+			"targets": map[string]any{"server_ids": []string{"web-1"}}, "agent_instructions": map[string]any{"prompt": "look", "max_risk_level": 0}})
+		if r.status != 201 {
+			t.Fatalf("%s: %d %s", name, r.status, r.raw)
+		}
+		return r.body["id"].(string)
+	}
+	onDeploy := order("after deploy", map[string]any{"type": "event", "event_type": "deployment_completed"})
+	onAlert := order("on alert", map[string]any{"type": "event", "event_type": "alert_fired"})
+	onDisk := order("disk watch", map[string]any{"type": "threshold",
+		"threshold_condition": map[string]any{"metric_type": "disk_usage", "operator": ">=", "value": 85, "duration_seconds": 60}})
+	runs := func(id string) int {
+		return len(f.do("GET", "/api/v1/ops/standing-orders/"+id+"/executions", f.tok, nil).body["items"].([]any))
+	}
+	if r := f.do("POST", "/api/v1/ops/events", f.tok, map[string]any{"event_type": "deployment_completed", "server_id": web}); r.status != 202 {
+		t.Fatalf("event: %d %s", r.status, r.raw)
+	}
+	if runs(onDeploy) != 1 || runs(onAlert) != 0 {
+		t.Errorf("event runs: deploy %d, alert %d", runs(onDeploy), runs(onAlert))
+	}
+	if r := f.do("POST", "/api/v1/ops/events", f.tok, map[string]any{"event_type": "sunrise"}); r.status != 400 {
+		t.Errorf("unknown event: %d", r.status)
+	}
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	for i, v := range []float64{86, 90, 97} {
+		f.do("POST", "/api/v1/ops/metrics", f.tok, map[string]any{"server_id": web, "metric_type": "disk_usage", "value": v,
+			"at": t0.Add(time.Duration(i) * 30 * time.Second)})
+	}
+	if n := runs(onDisk); n != 1 {
+		t.Errorf("disk held 60s at >=85%%: %d runs, want 1", n)
 	}
 }

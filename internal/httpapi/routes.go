@@ -222,6 +222,10 @@ func (s *Server) apiRoutes() []route {
 				handler: s.setOrderStatus("archived"), resp: ops.StandingOrder{}},
 			route{method: "POST", path: so + "/{id}/run", summary: "Run a standing order now (manual trigger)", perm: auth.PermStartTask,
 				handler: s.runOrder, resp: ops.Execution{}, status: http.StatusCreated},
+			route{method: "POST", path: "/api/v1/ops/events", summary: "Deliver an event (alert_fired, deployment_completed, …) to event-triggered orders", perm: auth.PermStartTask,
+				handler: s.postEvent, req: eventRequest{}},
+			route{method: "POST", path: "/api/v1/ops/metrics", summary: "Feed a metric sample to threshold-triggered orders", perm: auth.PermStartTask,
+				handler: s.postMetric, req: metricRequest{}},
 			route{method: "GET", path: so + "/{id}/executions", summary: "Runs of a standing order", perm: view,
 				handler: s.orderExecutions, resp: listResponse[ops.Execution]{}},
 		)

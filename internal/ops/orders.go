@@ -72,6 +72,8 @@ type Orders struct {
 	nextCron  func(expr, tz string, after time.Time) (time.Time, error)
 	schedule  func(ctx context.Context, kind string, args any, at time.Time, uniqueKey string) error
 	now       func() time.Time
+
+	thresholds *ThresholdTracker
 }
 
 // JobCron is the durable job that fires one cron occurrence of a standing order.
@@ -177,7 +179,7 @@ func NewOrders(store OrderStore, a OrderAgent, fleet Fleet, log AuditLog, checkC
 	if now == nil {
 		now = func() time.Time { return time.Now().UTC() }
 	}
-	return &Orders{store: store, agent: a, fleet: fleet, audit: log, checkCron: checkCron, now: now}
+	return &Orders{store: store, agent: a, fleet: fleet, audit: log, checkCron: checkCron, now: now, thresholds: NewThresholdTracker()}
 }
 
 func (s *Orders) validate(o *StandingOrder) error {
@@ -506,4 +508,8 @@ func PromptHint(message string) string {
 	}
 	return fmt.Sprintf("\n\n[IT0: this message describes a recurring duty (%s). Propose a standing order with create_standing_order "+
 		"following its schema; summarise it for the admin, who confirms it. Max risk level 0 or 1.]", strings.Join(cues, ", "))
+}
+
+func errInvalidEvent(t string) error {
+	return errs.Invalidf("event_type", "event_type %q is not one of %s", t, strings.Join(EventTypes, ", "))
 }
