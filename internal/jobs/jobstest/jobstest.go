@@ -3,44 +3,25 @@
 package jobstest
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/it0/it0/internal/jobs"
+	"github.com/it0/it0/internal/store/storetest"
 )
 
-// PostgresURL is the test database: IT0_TEST_DATABASE_URL, or the local trust-auth server. It follows
-// storetest.PostgresURL; jobs does not import the store, so its tests build while the store changes.
-func PostgresURL() string {
-	return cmp.Or(os.Getenv("IT0_TEST_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-}
+// PostgresURL is the test database (storetest.PostgresURL).
+func PostgresURL() string { return storetest.PostgresURL() }
 
 // RequirePostgres skips the test when PostgreSQL is unreachable, except under CI=true, where a missing
-// database is a failure (as storetest.RequirePostgres).
-func RequirePostgres(tb testing.TB) {
-	tb.Helper()
-	conn, err := sql.Open("pgx", PostgresURL())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		err = conn.PingContext(ctx)
-		cancel()
-		conn.Close()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("PostgreSQL is required under CI=true: %v", err)
-		}
-		tb.Skipf("PostgreSQL unreachable at %s: %v", PostgresURL(), err)
-	}
-}
+// database is a failure (storetest.RequirePostgres).
+func RequirePostgres(tb testing.TB) { tb.Helper(); storetest.RequirePostgres(tb) }
 
 // Backends lists every backend a jobs test should run on.
 func Backends() []jobs.Dialect { return []jobs.Dialect{jobs.SQLite, jobs.Postgres} }
