@@ -165,3 +165,36 @@ func Allowed(allowed []string, name string) bool {
 	}
 	return false
 }
+
+// CheckResume checks a task against the state its previous run left: open reports whether that run paused
+// on tool calls, awaiting lists their ids. A paused run needs a PendingResult for each; a fresh one needs
+// a prompt. engine prefixes the errors.
+func (t Task) CheckResume(engine string, open bool, awaiting []string) error {
+	switch {
+	case !open && len(t.PendingResults) > 0:
+		return fmt.Errorf("%s: pending results but no open tool calls in the session state", engine)
+	case !open && t.Prompt == "":
+		return fmt.Errorf("%s: task has no prompt", engine)
+	}
+	for _, id := range awaiting {
+		found := false
+		for _, p := range t.PendingResults {
+			found = found || p.ToolUseID == id
+		}
+		if !found {
+			return fmt.Errorf("%s: no pending result for tool call %s awaiting approval", engine, id)
+		}
+	}
+	return nil
+}
+
+// ToolsAllowed returns the task's tools that AllowedTools permits.
+func (t Task) ToolsAllowed() []Tool {
+	var out []Tool
+	for _, tl := range t.Tools.Tools() {
+		if Allowed(t.AllowedTools, tl.Name) {
+			out = append(out, tl)
+		}
+	}
+	return out
+}

@@ -93,25 +93,14 @@ func (e *Engine) Run(ctx context.Context, t agent.Task, emit func(agent.Event)) 
 	if err != nil {
 		return agent.Outcome{}, err
 	}
-	if st.Open == nil && len(t.PendingResults) > 0 {
-		return agent.Outcome{}, errors.New("anthropic: pending results but no open tool calls in the session state")
-	}
-	if st.Open == nil && t.Prompt == "" {
-		return agent.Outcome{}, errors.New("anthropic: task has no prompt")
-	}
+	var awaiting []string
 	if st.Open != nil {
-		for _, id := range st.Open.Awaiting {
-			if !slices.ContainsFunc(t.PendingResults, func(p agent.PendingResult) bool { return p.ToolUseID == id }) {
-				return agent.Outcome{}, fmt.Errorf("anthropic: no pending result for tool call %s awaiting approval", id)
-			}
-		}
+		awaiting = st.Open.Awaiting
 	}
-	r := &run{e: e, t: t, st: st, emit: emit, price: agent.PriceFor(e.cfg.Prices, e.cfg.Model)}
-	for _, tl := range t.Tools.Tools() {
-		if agent.Allowed(t.AllowedTools, tl.Name) {
-			r.tools = append(r.tools, tl)
-		}
+	if err := t.CheckResume("anthropic", st.Open != nil, awaiting); err != nil {
+		return agent.Outcome{}, err
 	}
+	r := &run{e: e, t: t, st: st, emit: emit, price: agent.PriceFor(e.cfg.Prices, e.cfg.Model), tools: t.ToolsAllowed()}
 	return r.loop(ctx), nil
 }
 

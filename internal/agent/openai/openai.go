@@ -120,24 +120,14 @@ func (e *Engine) Run(ctx context.Context, t agent.Task, emit func(agent.Event)) 
 	if err != nil {
 		return agent.Outcome{}, err
 	}
-	switch {
-	case st.Open == nil && len(t.PendingResults) > 0:
-		return agent.Outcome{}, errors.New("openai: pending results but no open tool calls in the session state")
-	case st.Open == nil && t.Prompt == "":
-		return agent.Outcome{}, errors.New("openai: task has no prompt")
-	case st.Open != nil:
-		for _, id := range st.Open.Awaiting {
-			if !slices.ContainsFunc(t.PendingResults, func(p agent.PendingResult) bool { return p.ToolUseID == id }) {
-				return agent.Outcome{}, fmt.Errorf("openai: no pending result for tool call %s awaiting approval", id)
-			}
-		}
+	var awaiting []string
+	if st.Open != nil {
+		awaiting = st.Open.Awaiting
 	}
-	r := &run{e: e, t: t, st: st, emit: emit, price: agent.PriceFor(e.cfg.Prices, e.cfg.Model)}
-	for _, tl := range t.Tools.Tools() {
-		if agent.Allowed(t.AllowedTools, tl.Name) {
-			r.tools = append(r.tools, tl)
-		}
+	if err := t.CheckResume("openai", st.Open != nil, awaiting); err != nil {
+		return agent.Outcome{}, err
 	}
+	r := &run{e: e, t: t, st: st, emit: emit, price: agent.PriceFor(e.cfg.Prices, e.cfg.Model), tools: t.ToolsAllowed()}
 	return r.loop(ctx), nil
 }
 
