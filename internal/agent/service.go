@@ -549,7 +549,7 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 			s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "internal error in the engine"})
 			status, errMsg = StatusFailed, "internal error in the engine"
 		}
-		s.finish(ctx, sess.ID, task.ID, status, errMsg, nil)
+		s.finish(ctx, sess.ID, task.ID, status, errMsg)
 	}()
 	eng, err := s.engine(ctx, sess.Engine)
 	if err != nil {
@@ -691,7 +691,7 @@ func (s *Service) finishOutcome(ctx context.Context, sessionID string, out Outco
 }
 
 // finish records the session's and the task's final status.
-func (s *Service) finish(ctx context.Context, sessionID, taskID, status, errMsg string, _ error) {
+func (s *Service) finish(ctx context.Context, sessionID, taskID, status, errMsg string) {
 	sctx := context.WithoutCancel(ctx)
 	sess, err := s.store.SessionGet(sctx, sessionID)
 	if err != nil {

@@ -268,16 +268,11 @@ func (s *Service) UpdateServer(ctx context.Context, srv *Server) error {
 
 // DeleteServer removes server id unless it is a jump host of another server.
 func (s *Service) DeleteServer(ctx context.Context, id string) error {
-	srv, err := s.store.ServerGet(ctx, id)
+	x, err := s.store.ServerGet(ctx, id)
 	if err != nil {
 		return err
 	}
-	if err := s.store.ServerDelete(ctx, id); err != nil {
-		return err
-	}
-	_, err = s.audit.Record(ctx, audit.Record{Action: "server.deleted", ResourceType: "server", ResourceID: id,
-		Description: "server " + srv.Name + " removed"})
-	return err
+	return s.deleteAudited(ctx, "server", id, x.Name, func() error { return s.store.ServerDelete(ctx, id) })
 }
 
 // CreateCluster stores c, sealing its kubeconfig when one is given.
@@ -356,16 +351,11 @@ func (s *Service) UpdateCluster(ctx context.Context, c *Cluster, kubeconfig stri
 
 // DeleteCluster removes cluster id unless servers are in it.
 func (s *Service) DeleteCluster(ctx context.Context, id string) error {
-	c, err := s.store.ClusterGet(ctx, id)
+	x, err := s.store.ClusterGet(ctx, id)
 	if err != nil {
 		return err
 	}
-	if err := s.store.ClusterDelete(ctx, id); err != nil {
-		return err
-	}
-	_, err = s.audit.Record(ctx, audit.Record{Action: "cluster.deleted", ResourceType: "cluster", ResourceID: id,
-		Description: "cluster " + c.Name + " removed"})
-	return err
+	return s.deleteAudited(ctx, "cluster", id, x.Name, func() error { return s.store.ClusterDelete(ctx, id) })
 }
 
 // CredentialInput is a credential as a client sends it: the secret is write-only.
@@ -468,15 +458,20 @@ func (s *Service) Credentials(ctx context.Context) ([]Credential, error) {
 
 // DeleteCredential removes credential id unless servers use it.
 func (s *Service) DeleteCredential(ctx context.Context, id string) error {
-	c, err := s.store.CredentialGet(ctx, id)
+	x, err := s.store.CredentialGet(ctx, id)
 	if err != nil {
 		return err
 	}
-	if err := s.store.CredentialDelete(ctx, id); err != nil {
+	return s.deleteAudited(ctx, "credential", id, x.Name, func() error { return s.store.CredentialDelete(ctx, id) })
+}
+
+// deleteAudited runs del and audits the removal of the kind named name.
+func (s *Service) deleteAudited(ctx context.Context, kind, id, name string, del func() error) error {
+	if err := del(); err != nil {
 		return err
 	}
-	_, err = s.audit.Record(ctx, audit.Record{Action: "credential.deleted", ResourceType: "credential", ResourceID: id,
-		Description: "credential " + c.Name + " removed"})
+	_, err := s.audit.Record(ctx, audit.Record{Action: kind + ".deleted", ResourceType: kind, ResourceID: id,
+		Description: kind + " " + name + " removed"})
 	return err
 }
 

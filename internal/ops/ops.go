@@ -200,7 +200,7 @@ func (s *Service) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, er
 		p.RunbookID = rb.ID
 	}
 	tid, _ := tenant.ID(ctx)
-	pr, _ := principal(ctx)
+	pr := actorName(ctx)
 	now := s.now()
 	t := &Task{ID: uuid.NewString(), TenantID: tid, Type: p.Type, Title: p.Title, Description: p.Description, Status: "running",
 		Priority: p.Priority, TargetServers: nonNil(p.ServerIDs), RunbookID: p.RunbookID, CreatedBy: pr, CreatedAt: now, UpdatedAt: now}
@@ -225,11 +225,6 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-func principal(ctx context.Context) (string, bool) {
-	a := audit.ActorFrom(ctx)
-	return a.Type + ":" + a.ID, a.ID != ""
 }
 
 // runbookParams renders a runbook into bounded agent parameters.

@@ -3,7 +3,6 @@ package ops
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -484,8 +483,6 @@ func tenantOf(ctx context.Context) string {
 	id, _ := tenant.ID(ctx)
 	return id
 }
-
-func errorsAs(err error, target **errs.Error) bool { return errors.As(err, target) }
 
 // PromptSection renders the tenant's active standing orders for the system prompt.
 func (s *Orders) PromptSection(ctx context.Context, locale string) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -225,7 +226,7 @@ func (s *Orders) Approved(ctx context.Context, sess *agent.Session, a *agent.App
 func (s *Orders) create(ctx context.Context, sess *agent.Session, o *StandingOrder) agent.ToolResult {
 	if err := s.Create(ctx, o, sess.ID); err != nil {
 		var e *errs.Error
-		if errorsAs(err, &e) {
+		if errors.As(err, &e) {
 			return toolErr("not created: %s", e.Message)
 		}
 		return toolErr("not created: %v", err)
