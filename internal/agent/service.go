@@ -47,6 +47,10 @@ type Config struct {
 	MaxTurns      int           // default 30
 	L1Timeout     time.Duration // how long an L1 confirmation stays open; default 5 min
 	L2Timeout     time.Duration // how long an L2 approval stays open; default 30 min
+	// UnattendedTimeout is how long an approval of an unattended run (a standing order's escalation) stays
+	// open before it is rejected — never auto-approved: nobody chose to go beyond the boundary. Default 1 h,
+	// long enough for the whole escalation chain.
+	UnattendedTimeout time.Duration
 	// ConcurrentSessions bounds running sessions per tenant by plan.
 	ConcurrentSessions map[auth.Plan]int
 	// Workspace prepares a Claude Code session's working directory and environment (settings with the
@@ -97,6 +101,15 @@ type Service struct {
 	resumeWanted map[string]bool
 	providers    []ToolProvider
 	endHooks     []func(ctx context.Context, sess *Session)
+	askHooks     []func(ctx context.Context, sess *Session, a *Approval)
+}
+
+// OnApprovalRequested registers fn to be called after each new approval is opened (the comm module starts
+// its escalation chain from it). fn must not block: it runs in the session's run.
+func (s *Service) OnApprovalRequested(fn func(ctx context.Context, sess *Session, a *Approval)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.askHooks = append(s.askHooks, fn)
 }
 
 // OnRunEnd registers fn to be called after every run of a session ends (completed, failed, cancelled or
@@ -135,6 +148,9 @@ func New(cfg Config, store interface {
 	}
 	if cfg.L1Timeout <= 0 {
 		cfg.L1Timeout = 5 * time.Minute
+	}
+	if cfg.UnattendedTimeout <= 0 {
+		cfg.UnattendedTimeout = time.Hour
 	}
 	if cfg.L2Timeout <= 0 {
 		cfg.L2Timeout = 30 * time.Minute
@@ -755,7 +771,14 @@ func (s *Service) openApproval(ctx context.Context, sessionID, tool, command str
 			return &pending[i], nil
 		}
 	}
+	sess, err := s.store.SessionGet(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
 	ttl, err := s.approvalTTL(ctx, v.Level)
+	if sess.Unattended() {
+		ttl, err = s.settingDuration(ctx, SettingUnattendedTimeout, s.cfg.UnattendedTimeout)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -775,6 +798,12 @@ func (s *Service) openApproval(ctx context.Context, sessionID, tool, command str
 		Detail:      map[string]any{"session_id": sessionID, "command": command, "risk_level": a.RiskLevel, "reason": v.Reason}}); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	hooks := append([]func(context.Context, *Session, *Approval){}, s.askHooks...)
+	s.mu.Unlock()
+	for _, fn := range hooks {
+		fn(ctx, sess, a)
+	}
 	return a, nil
 }
 
@@ -785,6 +814,8 @@ const JobExpireApproval = "approval.expire"
 const (
 	SettingL1Timeout = "approval_timeout_l1_seconds"
 	SettingL2Timeout = "approval_timeout_l2_seconds"
+	// SettingUnattendedTimeout bounds approvals of unattended runs (escalations), whatever their level.
+	SettingUnattendedTimeout = "approval_timeout_unattended_seconds"
 )
 
 // approvalTTL is how long an approval of level stays open: the tenant's setting, else the default.
@@ -793,6 +824,11 @@ func (s *Service) approvalTTL(ctx context.Context, level guard.Level) (time.Dura
 	if level <= guard.L1 {
 		key, def = SettingL1Timeout, s.cfg.L1Timeout
 	}
+	return s.settingDuration(ctx, key, def)
+}
+
+// settingDuration reads a tenant setting in seconds, else def.
+func (s *Service) settingDuration(ctx context.Context, key string, def time.Duration) (time.Duration, error) {
 	v, err := s.store.SettingGet(ctx, key)
 	if err != nil || v == "" {
 		return def, err
@@ -841,7 +877,11 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if !a.Expire(s.now()) {
+	sess, err := s.store.SessionGet(ctx, a.SessionID)
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		return err
+	}
+	if !a.Expire(s.now(), sess != nil && sess.Unattended()) {
 		return nil
 	}
 	if err := s.store.ApprovalDecide(ctx, a); errs.Is(err, errs.Conflict) {
@@ -856,7 +896,7 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 		return err
 	}
 	if a.Status != ApprovalApproved {
-		if sess, err := s.store.SessionGet(ctx, a.SessionID); err == nil && sess.Origin == "standing_order" {
+		if sess != nil && sess.Unattended() {
 			_, err := s.Cancel(ctx, sess.ID)
 			if errs.Is(err, errs.Conflict) {
 				return nil
@@ -922,7 +962,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 	if !approve {
 		// An unattended run whose escalation a human rejects stops there: nobody is in the loop to
 		// steer it elsewhere.
-		if sess, err := s.store.SessionGet(ctx, a.SessionID); err == nil && sess.Origin == "standing_order" {
+		if sess, err := s.store.SessionGet(ctx, a.SessionID); err == nil && sess.Unattended() {
 			if h := s.live(sess.ID); h != nil {
 				s.waitStopped(h)
 			}

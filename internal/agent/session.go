@@ -48,6 +48,13 @@ type Session struct {
 	UpdatedAt    time.Time       `json:"updated_at"`
 }
 
+// OriginStandingOrder marks the sessions of standing-order runs: nobody is watching them.
+const OriginStandingOrder = "standing_order"
+
+// Unattended reports whether nobody is watching the session (a standing order's run): its approvals are
+// escalations, and a refusal or a timeout stops it.
+func (s *Session) Unattended() bool { return s.Origin == OriginStandingOrder }
+
 // Ended reports whether the session can no longer run. Completed and failed sessions end a run, but a
 // new message continues them; only a cancelled session is closed for good.
 func (s *Session) Ended() bool { return s.Status == StatusCancelled }
@@ -111,14 +118,15 @@ func (a *Approval) Decide(approve bool, by, reason string, now time.Time) error 
 }
 
 // Expire applies the timeout of a pending approval at now: an L1 confirmation is approved (the default is
-// to proceed with a low-risk change), anything riskier is rejected. It reports whether it changed a.
-func (a *Approval) Expire(now time.Time) bool {
+// to proceed with a low-risk change), anything riskier — and anything an unattended run asked for, which is
+// beyond its boundary by definition — is rejected. It reports whether it changed a.
+func (a *Approval) Expire(now time.Time, unattended bool) bool {
 	if a.Status != ApprovalPending || now.Before(a.ExpiresAt) {
 		return false
 	}
 	a.Status, a.DecidedBy, a.DecidedAt = ApprovalExpired, "system:timeout", &now
 	a.DecisionReason = "no decision before the timeout: rejected"
-	if a.RiskLevel <= 1 {
+	if a.RiskLevel <= 1 && !unattended {
 		a.Status, a.DecisionReason = ApprovalApproved, "no decision before the timeout: auto-approved (L1)"
 	}
 	return true

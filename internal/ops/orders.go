@@ -373,7 +373,7 @@ func (s *Orders) Trigger(ctx context.Context, id, trigger string, triggerCtx jso
 		var sess *agent.Session
 		sess, _, err = s.agent.StartTask(ctx, agent.StartParams{Prompt: runPrompt(o, trigger, triggerCtx), ServerIDs: servers,
 			MaxTurns: o.AgentInstructions.MaxTurns, MaxBudgetUSD: o.AgentInstructions.MaxBudgetUSD, MaxRiskLevel: &lvl,
-			Origin: "standing_order", OriginID: e.ID})
+			Origin: agent.OriginStandingOrder, OriginID: e.ID})
 		if err == nil {
 			e.SessionID = sess.ID
 		}
@@ -447,7 +447,7 @@ func runPrompt(o *StandingOrder, trigger string, triggerCtx json.RawMessage) str
 // OnSessionEnd mirrors a standing-order session's outcome onto its execution. The agent calls it when a
 // run of any session ends; sessions of other origins are ignored.
 func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
-	if sess.Origin != "standing_order" {
+	if !sess.Unattended() {
 		return
 	}
 	e, err := s.store.ExecutionGet(ctx, sess.OriginID)

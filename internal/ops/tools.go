@@ -175,7 +175,7 @@ func (s *Orders) CallTool(ctx context.Context, sess *agent.Session, name string,
 		if in.Proposal != "" {
 			summary += " — proposal: " + in.Proposal
 		}
-		if sess.Origin == "standing_order" {
+		if sess.Unattended() {
 			s.markEscalated(ctx, sess.OriginID, input)
 		}
 		a, err := s.agent.RequestApproval(ctx, sess, ToolReportEscalation, summary, input, guard.L1, "the agent escalated: "+in.Reason)
@@ -207,7 +207,7 @@ func (s *Orders) Approved(ctx context.Context, sess *agent.Session, a *agent.App
 		}
 		return s.create(ctx, sess, o), true
 	case ToolReportEscalation:
-		if sess.Origin == "standing_order" {
+		if sess.Unattended() {
 			if e, err := s.store.ExecutionGet(ctx, sess.OriginID); err == nil {
 				e.Status = ExecRunning
 				e.HumanResponse, _ = json.Marshal(map[string]string{"decision": "approved", "by": a.DecidedBy, "instruction": a.DecisionReason})
