@@ -1,0 +1,724 @@
+package store
+
+import (
+	"context"
+		"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/monitor"
+)
+
+var (
+	_ monitor.MetricStore = (*DB)(nil)
+	_ monitor.AlertStore  = (*DB)(nil)
+)
+
+// insertBatch bounds the rows of one multi-row INSERT (6 parameters each, far below both backends'
+// placeholder limits).
+const insertBatch = 500
+
+// MetricInsert stores samples in one transaction.
+func (db *DB) MetricInsert(ctx context.Context, samples []monitor.Sample) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		for start := 0; start < len(samples); start += insertBatch {
+			chunk := samples[start:min(start+insertBatch, len(samples))]
+			var b strings.Builder
+			b.WriteString(`INSERT INTO ~metric_snapshots (tenant_id, server_id, metric_type, label, value, collected_at) VALUES `)
+			args := make([]any, 0, len(chunk)*6)
+			for i, s := range chunk {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString("(?,?,?,?,?,?)")
+				args = append(args, sc.tenantID, s.ServerID, s.Metric, s.Label, s.Value, s.At.UTC())
+			}
+			if _, err := tx.exec(ctx, b.String(), args...); err != nil {
+				return fmt.Errorf("insert samples: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// MetricPoints returns raw samples and rollups of a series in [from, to), oldest first.
+func (db *DB) MetricPoints(ctx context.Context, serverID, metric, label string, from, to time.Time) ([]monitor.RawPoint, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sc.query(ctx, `SELECT label, bucket_at, avg_value, min_value, max_value, samples FROM ~metric_rollups
+		WHERE tenant_id = ? AND server_id = ? AND metric_type = ? AND (? = '' OR label = ?) AND bucket_at >= ? AND bucket_at < ?
+		UNION ALL
+		SELECT label, collected_at, value, value, value, 1 FROM ~metric_snapshots
+		WHERE tenant_id = ? AND server_id = ? AND metric_type = ? AND (? = '' OR label = ?) AND collected_at >= ? AND collected_at < ?
+		ORDER BY 2`, sc.tenantID, serverID, metric, label, label, from.UTC(), to.UTC(),
+		sc.tenantID, serverID, metric, label, label, from.UTC(), to.UTC())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []monitor.RawPoint
+	for rows.Next() {
+		var p monitor.RawPoint
+		var at anyTime
+		if err := rows.Scan(&p.Label, &at, &p.Avg, &p.Min, &p.Max, &p.Count); err != nil {
+			return nil, err
+		}
+		p.At = at.Time
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// latestWindow bounds MetricLatest: a series silent for longer is not "latest" any more.
+const latestWindow = time.Hour
+
+// MetricLatest returns the newest sample of every series of serverID (every server when empty) seen in
+// the last hour.
+func (db *DB) MetricLatest(ctx context.Context, serverID string) ([]monitor.Sample, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sc.query(ctx, `SELECT server_id, metric_type, label, value, collected_at FROM ~metric_snapshots
+		WHERE tenant_id = ? AND (? = '' OR server_id = ?) AND collected_at >= ? ORDER BY collected_at DESC`,
+		sc.tenantID, serverID, serverID, db.Now().Add(-latestWindow).UTC())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type key struct{ server, metric, label string }
+	seen := map[key]bool{}
+	var out []monitor.Sample
+	for rows.Next() {
+		var s monitor.Sample
+		if err := rows.Scan(&s.ServerID, &s.Metric, &s.Label, &s.Value, &s.At); err != nil {
+			return nil, err
+		}
+		k := key{s.ServerID, s.Metric, s.Label}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		s.At = s.At.UTC()
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// rollupWindow is how much raw data one maintenance step folds at a time (bounded memory).
+const rollupWindow = time.Hour
+
+// MetricMaintain folds raw samples older than the raw retention into rollups, deletes expired rollups,
+// and on PostgreSQL creates the coming months' partitions and drops the emptied old ones.
+func (db *DB) MetricMaintain(ctx context.Context, p monitor.MaintainParams) (monitor.MaintainResult, error) {
+	var res monitor.MaintainResult
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return res, err
+	}
+	if p.RollupStep <= 0 {
+		return res, errs.Invalidf("rollup_step", "rollup step must be positive")
+	}
+	now := p.Now.UTC()
+	if sc.pg {
+		if res.PartitionsCreated, err = db.ensurePartitions(ctx, sc, now, p.MonthsAhead); err != nil {
+			return res, err
+		}
+	}
+	cutoff := now.Add(-p.RawRetention).Truncate(p.RollupStep)
+	for {
+		var first anyTime
+		if err := sc.queryRow(ctx, `SELECT MIN(collected_at) FROM ~metric_snapshots WHERE tenant_id = ? AND collected_at < ?`,
+			sc.tenantID, cutoff).Scan(&first); err != nil {
+			return res, fmt.Errorf("oldest sample: %w", err)
+		}
+		if !first.Valid {
+			break
+		}
+		from := first.Time.UTC().Truncate(p.RollupStep)
+		to := from.Add(rollupWindow)
+		if to.After(cutoff) {
+			to = cutoff
+		}
+		n, w, err := db.foldWindow(ctx, sc, from, to, p.RollupStep)
+		if err != nil {
+			return res, err
+		}
+		res.RolledUp += n
+		res.RollupsWritten += w
+	}
+	r, err := sc.exec(ctx, `DELETE FROM ~metric_rollups WHERE tenant_id = ? AND bucket_at < ?`, sc.tenantID, now.Add(-p.RollupRetention))
+	if err != nil {
+		return res, fmt.Errorf("expire rollups: %w", err)
+	}
+	n, _ := r.RowsAffected()
+	res.RollupsDeleted = int(n)
+	if sc.pg {
+		if res.PartitionsDropped, err = db.dropEmptyPartitions(ctx, sc, cutoff); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// foldWindow turns the raw samples in [from, to) into rollups (merged into existing buckets) and deletes
+// them, in one transaction.
+func (db *DB) foldWindow(ctx context.Context, sc scope, from, to time.Time, step time.Duration) (folded, written int, err error) {
+	err = sc.inTx(ctx, func(tx scopeTx) error {
+		rows, err := tx.query(ctx, `SELECT server_id, metric_type, label, value, collected_at FROM ~metric_snapshots
+			WHERE tenant_id = ? AND collected_at >= ? AND collected_at < ?`, sc.tenantID, from, to)
+		if err != nil {
+			return err
+		}
+		type key struct {
+			server, metric, label string
+			at                    time.Time
+		}
+		type agg struct {
+			sum, min, max float64
+			n             int
+		}
+		buckets := map[key]*agg{}
+		var order []key
+		for rows.Next() {
+			var k key
+			var v float64
+			var at time.Time
+			if err := rows.Scan(&k.server, &k.metric, &k.label, &v, &at); err != nil {
+				rows.Close()
+				return err
+			}
+			k.at = at.UTC().Truncate(step)
+			a := buckets[k]
+			if a == nil {
+				a = &agg{min: v, max: v}
+				buckets[k] = a
+				order = append(order, k)
+			}
+			a.sum += v
+			a.n++
+			a.min, a.max = min(a.min, v), max(a.max, v)
+			folded++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, k := range order {
+			a := buckets[k]
+			if _, err := tx.exec(ctx, `INSERT INTO ~metric_rollups (tenant_id, server_id, metric_type, label, bucket_at, avg_value, min_value,
+				max_value, samples) VALUES (?,?,?,?,?,?,?,?,?)
+				ON CONFLICT (server_id, metric_type, label, bucket_at) DO UPDATE SET
+				avg_value = (~metric_rollups.avg_value * ~metric_rollups.samples + excluded.avg_value * excluded.samples) / (~metric_rollups.samples + excluded.samples),
+				min_value = CASE WHEN excluded.min_value < ~metric_rollups.min_value THEN excluded.min_value ELSE ~metric_rollups.min_value END,
+				max_value = CASE WHEN excluded.max_value > ~metric_rollups.max_value THEN excluded.max_value ELSE ~metric_rollups.max_value END,
+				samples = ~metric_rollups.samples + excluded.samples`,
+				sc.tenantID, k.server, k.metric, k.label, k.at, a.sum/float64(a.n), a.min, a.max, a.n); err != nil {
+				return fmt.Errorf("write rollup: %w", err)
+			}
+			written++
+		}
+		_, err = tx.exec(ctx, `DELETE FROM ~metric_snapshots WHERE tenant_id = ? AND collected_at >= ? AND collected_at < ?`, sc.tenantID, from, to)
+		return err
+	})
+	return folded, written, err
+}
+
+// partitionName is the monthly partition holding month m.
+func partitionName(m time.Time) string { return fmt.Sprintf("metric_snapshots_y%04dm%02d", m.Year(), int(m.Month())) }
+
+// ensurePartitions creates the partitions of the current month and monthsAhead more. Rows already in the
+// default partition for such a month are moved into the new partition before it is attached (PostgreSQL
+// refuses to attach a range the default partition holds rows of).
+func (db *DB) ensurePartitions(ctx context.Context, sc scope, now time.Time, monthsAhead int) ([]string, error) {
+	existing, err := db.partitions(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	var created []string
+	for i := 0; i <= monthsAhead; i++ {
+		from := month.AddDate(0, i, 0)
+		name := partitionName(from)
+		if existing[name] {
+			continue
+		}
+		to := from.AddDate(0, 1, 0)
+		err := sc.inTx(ctx, func(tx scopeTx) error {
+			if _, err := tx.exec(ctx, `CREATE TABLE ~`+name+` (LIKE ~metric_snapshots INCLUDING DEFAULTS)`); err != nil {
+				return err
+			}
+			if _, err := tx.exec(ctx, `WITH moved AS (DELETE FROM ~metric_snapshots_default WHERE collected_at >= ? AND collected_at < ? RETURNING *)
+				INSERT INTO ~`+name+` SELECT * FROM moved`, from, to); err != nil {
+				return err
+			}
+			_, err := tx.exec(ctx, `ALTER TABLE ~metric_snapshots ATTACH PARTITION ~`+name+` FOR VALUES FROM ('`+
+				from.Format("2006-01-02")+` 00:00:00+00') TO ('`+to.Format("2006-01-02")+` 00:00:00+00')`)
+			return err
+		})
+		if err != nil {
+			return created, fmt.Errorf("create partition %s: %w", name, err)
+		}
+		created = append(created, name)
+	}
+	return created, nil
+}
+
+// partitions lists the monthly partitions of the tenant's metric_snapshots.
+func (db *DB) partitions(ctx context.Context, sc scope) (map[string]bool, error) {
+	rows, err := sc.query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = '~metric_snapshots'::regclass AND c.relname LIKE 'metric_snapshots_y%'`)
+	if err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out[n] = true
+	}
+	return out, rows.Err()
+}
+
+// MetricPartitions lists the monthly partitions of the tenant's raw samples (PostgreSQL; nil on SQLite).
+func (db *DB) MetricPartitions(ctx context.Context) ([]string, error) {
+	sc, err := db.scope(ctx)
+	if err != nil || !sc.pg {
+		return nil, err
+	}
+	m, err := db.partitions(ctx, sc)
+	var out []string
+	for n := range m {
+		out = append(out, n)
+	}
+	return out, err
+}
+
+// dropEmptyPartitions drops monthly partitions that end before cutoff: rollup has emptied them.
+func (db *DB) dropEmptyPartitions(ctx context.Context, sc scope, cutoff time.Time) ([]string, error) {
+	existing, err := db.partitions(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	var dropped []string
+	for name := range existing {
+		var y, m int
+		if _, err := fmt.Sscanf(name, "metric_snapshots_y%04dm%02d", &y, &m); err != nil {
+			continue
+		}
+		end := time.Date(y, time.Month(m), 1, 0, 0, 0, 0, time.UTC).AddDate(0, 1, 0)
+		if end.After(cutoff) {
+			continue
+		}
+		if _, err := sc.exec(ctx, `DROP TABLE ~`+name); err != nil {
+			return dropped, fmt.Errorf("drop partition %s: %w", name, err)
+		}
+		dropped = append(dropped, name)
+	}
+	return dropped, nil
+}
+
+// MetricSourceCreate inserts s; errs.Conflict when the name is taken.
+func (db *DB) MetricSourceCreate(ctx context.Context, s *monitor.Source) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	s.TenantID = sc.tenantID
+	doc, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = sc.exec(ctx, `INSERT INTO ~metric_sources (id, tenant_id, name, type, doc, created_at, updated_at) VALUES (?,?,?,?,?,?,?)`,
+		s.ID, sc.tenantID, s.Name, s.Type, string(doc), s.CreatedAt, s.UpdatedAt)
+	return uniqueConflict(err, "a metric source named "+s.Name)
+}
+
+// uniqueConflict maps a unique-constraint violation to errs.Conflict.
+func uniqueConflict(err error, what string) error {
+	if err != nil && (strings.Contains(err.Error(), "UNIQUE") || strings.Contains(err.Error(), "23505")) {
+		return errs.New(errs.Conflict, "%s already exists", what)
+	}
+	return err
+}
+
+// MetricSourceGet returns source id.
+func (db *DB) MetricSourceGet(ctx context.Context, id string) (*monitor.Source, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var doc string
+	if err := sc.queryRow(ctx, `SELECT doc FROM ~metric_sources WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
+		return nil, notFound(err, "metric source")
+	}
+	var s monitor.Source
+	return &s, json.Unmarshal([]byte(doc), &s)
+}
+
+// MetricSourceList returns every source, by name.
+func (db *DB) MetricSourceList(ctx context.Context) ([]monitor.Source, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sc.query(ctx, `SELECT doc FROM ~metric_sources WHERE tenant_id = ? ORDER BY name`, sc.tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []monitor.Source
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		var s monitor.Source
+		if err := json.Unmarshal([]byte(doc), &s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// MetricSourceUpdate saves s.
+func (db *DB) MetricSourceUpdate(ctx context.Context, s *monitor.Source) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	doc, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	res, err := sc.exec(ctx, `UPDATE ~metric_sources SET name = ?, type = ?, doc = ?, updated_at = ? WHERE id = ? AND tenant_id = ?`,
+		s.Name, s.Type, string(doc), s.UpdatedAt, s.ID, sc.tenantID)
+	if err != nil {
+		return uniqueConflict(err, "a metric source named "+s.Name)
+	}
+	return mustAffect(res, "metric source")
+}
+
+// MetricSourceDelete removes source id.
+func (db *DB) MetricSourceDelete(ctx context.Context, id string) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := sc.exec(ctx, `DELETE FROM ~metric_sources WHERE id = ? AND tenant_id = ?`, id, sc.tenantID)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res, "metric source")
+}
+
+// AlertRuleCreate inserts r; errs.Conflict when the name is taken.
+func (db *DB) AlertRuleCreate(ctx context.Context, r *monitor.Rule) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	r.TenantID = sc.tenantID
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = sc.exec(ctx, `INSERT INTO ~alert_rules (id, tenant_id, name, active, doc, created_at, updated_at) VALUES (?,?,?,?,?,?,?)`,
+		r.ID, sc.tenantID, r.Name, r.Active, string(doc), r.CreatedAt, r.UpdatedAt)
+	return uniqueConflict(err, "an alert rule named "+r.Name)
+}
+
+// AlertRuleGet returns rule id.
+func (db *DB) AlertRuleGet(ctx context.Context, id string) (*monitor.Rule, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var doc string
+	if err := sc.queryRow(ctx, `SELECT doc FROM ~alert_rules WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
+		return nil, notFound(err, "alert rule")
+	}
+	var r monitor.Rule
+	return &r, json.Unmarshal([]byte(doc), &r)
+}
+
+// AlertRuleList returns every rule, by name.
+func (db *DB) AlertRuleList(ctx context.Context) ([]monitor.Rule, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sc.query(ctx, `SELECT doc FROM ~alert_rules WHERE tenant_id = ? ORDER BY name`, sc.tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []monitor.Rule
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		var r monitor.Rule
+		if err := json.Unmarshal([]byte(doc), &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// AlertRuleUpdate saves r.
+func (db *DB) AlertRuleUpdate(ctx context.Context, r *monitor.Rule) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	res, err := sc.exec(ctx, `UPDATE ~alert_rules SET name = ?, active = ?, doc = ?, updated_at = ? WHERE id = ? AND tenant_id = ?`,
+		r.Name, r.Active, string(doc), r.UpdatedAt, r.ID, sc.tenantID)
+	if err != nil {
+		return uniqueConflict(err, "an alert rule named "+r.Name)
+	}
+	return mustAffect(res, "alert rule")
+}
+
+// AlertRuleDelete removes rule id and its evaluation states (its events stay, as history).
+func (db *DB) AlertRuleDelete(ctx context.Context, id string) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM ~alert_states WHERE rule_id = ? AND tenant_id = ?`, id, sc.tenantID); err != nil {
+			return err
+		}
+		res, err := tx.exec(ctx, `DELETE FROM ~alert_rules WHERE id = ? AND tenant_id = ?`, id, sc.tenantID)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res, "alert rule")
+	})
+}
+
+// AlertEventOpen inserts e; errs.Conflict when the rule already has an open event on the server.
+func (db *DB) AlertEventOpen(ctx context.Context, e *monitor.Event) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	e.TenantID = sc.tenantID
+	doc, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	_, err = sc.exec(ctx, `INSERT INTO ~alert_events (id, tenant_id, rule_id, server_id, status, severity, doc, fired_at, resolved_at)
+		VALUES (?,?,?,?,?,?,?,?,?)`, e.ID, sc.tenantID, e.RuleID, e.ServerID, e.Status, e.Severity, string(doc), e.FiredAt, e.ResolvedAt)
+	return uniqueConflict(err, "an open alert of this rule on this server")
+}
+
+// AlertEventGet returns event id.
+func (db *DB) AlertEventGet(ctx context.Context, id string) (*monitor.Event, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var doc string
+	if err := sc.queryRow(ctx, `SELECT doc FROM ~alert_events WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
+		return nil, notFound(err, "alert")
+	}
+	var e monitor.Event
+	return &e, json.Unmarshal([]byte(doc), &e)
+}
+
+// AlertEventList returns events matching f, newest first.
+func (db *DB) AlertEventList(ctx context.Context, f monitor.EventFilter) ([]monitor.Event, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	rows, err := sc.query(ctx, `SELECT doc FROM ~alert_events WHERE tenant_id = ? AND (? = '' OR status = ?) AND (? = '' OR severity = ?)
+		AND (? = '' OR rule_id = ?) AND (? = '' OR server_id = ?) ORDER BY fired_at DESC, id LIMIT ?`, sc.tenantID, f.Status, f.Status,
+		f.Severity, f.Severity, f.RuleID, f.RuleID, f.ServerID, f.ServerID, f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []monitor.Event
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		var e monitor.Event
+		if err := json.Unmarshal([]byte(doc), &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AlertEventUpdate saves e.
+func (db *DB) AlertEventUpdate(ctx context.Context, e *monitor.Event) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	doc, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	res, err := sc.exec(ctx, `UPDATE ~alert_events SET status = ?, doc = ?, resolved_at = ? WHERE id = ? AND tenant_id = ?`,
+		e.Status, string(doc), e.ResolvedAt, e.ID, sc.tenantID)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res, "alert")
+}
+
+// AlertEventCount counts open (firing or acknowledged) events by severity.
+func (db *DB) AlertEventCount(ctx context.Context) (map[string]int, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sc.query(ctx, `SELECT severity, COUNT(*) FROM ~alert_events WHERE tenant_id = ? AND resolved_at IS NULL GROUP BY severity`, sc.tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
+
+// AlertStateList returns every persisted evaluation state.
+func (db *DB) AlertStateList(ctx context.Context) ([]monitor.State, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sc.query(ctx, `SELECT rule_id, server_id, since, value, event_id FROM ~alert_states WHERE tenant_id = ?`, sc.tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []monitor.State
+	for rows.Next() {
+		var s monitor.State
+		if err := rows.Scan(&s.RuleID, &s.ServerID, &s.Since, &s.Value, &s.EventID); err != nil {
+			return nil, err
+		}
+		s.Since = s.Since.UTC()
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// AlertStatePut inserts or replaces a state.
+func (db *DB) AlertStatePut(ctx context.Context, s *monitor.State) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = sc.exec(ctx, `INSERT INTO ~alert_states (tenant_id, rule_id, server_id, since, value, event_id) VALUES (?,?,?,?,?,?)
+		ON CONFLICT (rule_id, server_id) DO UPDATE SET since = excluded.since, value = excluded.value, event_id = excluded.event_id`,
+		sc.tenantID, s.RuleID, s.ServerID, s.Since.UTC(), s.Value, s.EventID)
+	return err
+}
+
+// AlertStateDelete removes the state of a rule on a server (no error when there is none).
+func (db *DB) AlertStateDelete(ctx context.Context, ruleID, serverID string) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = sc.exec(ctx, `DELETE FROM ~alert_states WHERE rule_id = ? AND server_id = ? AND tenant_id = ?`, ruleID, serverID, sc.tenantID)
+	return err
+}
+
+// AgentCounts counts the tenant's agent sessions by status and its pending approvals (IT0's own metrics).
+func (db *DB) AgentCounts(ctx context.Context) (sessions map[string]int, pendingApprovals int, err error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err := sc.query(ctx, `SELECT status, COUNT(*) FROM ~agent_sessions WHERE tenant_id = ? GROUP BY status`, sc.tenantID)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	sessions = map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, 0, err
+		}
+		sessions[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	err = sc.queryRow(ctx, `SELECT COUNT(*) FROM ~approval_requests WHERE tenant_id = ? AND status = 'pending'`, sc.tenantID).Scan(&pendingApprovals)
+	return sessions, pendingApprovals, err
+}
+
+// anyTime scans a timestamp that SQLite may hand back as text: columns computed by MIN() or by a UNION
+// carry no declared type, so the driver cannot convert them itself.
+type anyTime struct {
+	Time  time.Time
+	Valid bool
+}
+
+var sqliteTimeLayouts = []string{"2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999Z07:00", time.RFC3339Nano,
+	"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"}
+
+// Scan implements sql.Scanner.
+func (t *anyTime) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		t.Valid = false
+		return nil
+	case time.Time:
+		t.Time, t.Valid = x.UTC(), true
+		return nil
+	case []byte:
+		return t.Scan(string(x))
+	case string:
+		for _, l := range sqliteTimeLayouts {
+			if p, err := time.Parse(l, x); err == nil {
+				t.Time, t.Valid = p.UTC(), true
+				return nil
+			}
+		}
+		return fmt.Errorf("cannot read %q as a time", x)
+	}
+	return fmt.Errorf("cannot read %T as a time", v)
+}
