@@ -169,7 +169,7 @@ type AlertStore interface {
 	AlertRuleCreate(ctx context.Context, r *Rule) error
 	AlertRuleGet(ctx context.Context, id string) (*Rule, error) // errs.NotFound
 	AlertRuleList(ctx context.Context) ([]Rule, error)
-	AlertRuleUpdate(ctx context.Context, r *Rule) error // errs.NotFound
+	AlertRuleUpdate(ctx context.Context, r *Rule) error   // errs.NotFound
 	AlertRuleDelete(ctx context.Context, id string) error // errs.NotFound; also drops its states
 	// AlertEventOpen inserts e unless the rule already has an open event on the server: then errs.Conflict.
 	AlertEventOpen(ctx context.Context, e *Event) error

@@ -127,7 +127,9 @@ func ruleDetail(r *Rule) map[string]any {
 }
 
 // Rule returns rule id.
-func (a *Alerts) Rule(ctx context.Context, id string) (*Rule, error) { return a.store.AlertRuleGet(ctx, id) }
+func (a *Alerts) Rule(ctx context.Context, id string) (*Rule, error) {
+	return a.store.AlertRuleGet(ctx, id)
+}
 
 // Rules lists the tenant's rules.
 func (a *Alerts) Rules(ctx context.Context) ([]Rule, error) { return a.store.AlertRuleList(ctx) }
@@ -221,7 +223,9 @@ func contains(list []string, v string) bool {
 }
 
 // Event returns alert event id.
-func (a *Alerts) Event(ctx context.Context, id string) (*Event, error) { return a.store.AlertEventGet(ctx, id) }
+func (a *Alerts) Event(ctx context.Context, id string) (*Event, error) {
+	return a.store.AlertEventGet(ctx, id)
+}
 
 // Acknowledge marks a firing alert as taken by the actor in ctx. A resolved or already acknowledged
 // alert is errs.Conflict.
@@ -251,7 +255,9 @@ func (a *Alerts) Acknowledge(ctx context.Context, id string) (*Event, error) {
 }
 
 // FiringCounts counts the tenant's open alerts by severity.
-func (a *Alerts) FiringCounts(ctx context.Context) (map[string]int, error) { return a.store.AlertEventCount(ctx) }
+func (a *Alerts) FiringCounts(ctx context.Context) (map[string]int, error) {
+	return a.store.AlertEventCount(ctx)
+}
 
 func (a *Alerts) record(ctx context.Context, action, typ, id, desc string, detail map[string]any) error {
 	_, err := a.audit.Record(ctx, audit.Record{Action: action, ResourceType: typ, ResourceID: id, Description: desc, Detail: detail})

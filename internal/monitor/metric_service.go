@@ -146,10 +146,14 @@ func (m *Metrics) checkSource(ctx context.Context, s *Source) error {
 }
 
 // Source returns source id.
-func (m *Metrics) Source(ctx context.Context, id string) (*Source, error) { return m.store.MetricSourceGet(ctx, id) }
+func (m *Metrics) Source(ctx context.Context, id string) (*Source, error) {
+	return m.store.MetricSourceGet(ctx, id)
+}
 
 // Sources lists the tenant's sources.
-func (m *Metrics) Sources(ctx context.Context) ([]Source, error) { return m.store.MetricSourceList(ctx) }
+func (m *Metrics) Sources(ctx context.Context) ([]Source, error) {
+	return m.store.MetricSourceList(ctx)
+}
 
 // UpdateSource saves a changed source.
 func (m *Metrics) UpdateSource(ctx context.Context, s *Source) error {

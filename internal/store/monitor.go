@@ -2,7 +2,7 @@ package store
 
 import (
 	"context"
-		"encoding/json"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -233,7 +233,9 @@ func (db *DB) foldWindow(ctx context.Context, sc scope, from, to time.Time, step
 }
 
 // partitionName is the monthly partition holding month m.
-func partitionName(m time.Time) string { return fmt.Sprintf("metric_snapshots_y%04dm%02d", m.Year(), int(m.Month())) }
+func partitionName(m time.Time) string {
+	return fmt.Sprintf("metric_snapshots_y%04dm%02d", m.Year(), int(m.Month()))
+}
 
 // ensurePartitions creates the partitions of the current month and monthsAhead more. Rows already in the
 // default partition for such a month are moved into the new partition before it is attached (PostgreSQL

@@ -31,7 +31,7 @@ func TestMetricRetention(t *testing.T) {
 			}
 			samples = append(samples,
 				monitor.Sample{ServerID: "s1", Metric: monitor.MetricDisk, Label: "/", Value: 50, At: old},
-				monitor.Sample{ServerID: "s1", Metric: monitor.MetricCPU, Value: 42, At: now.Add(-time.Minute)},           // recent: stays raw
+				monitor.Sample{ServerID: "s1", Metric: monitor.MetricCPU, Value: 42, At: now.Add(-time.Minute)},         // recent: stays raw
 				monitor.Sample{ServerID: "s1", Metric: monitor.MetricCPU, Value: 7, At: now.Add(-100 * 24 * time.Hour)}) // beyond rollup retention
 			if err := db.MetricInsert(ctx, samples); err != nil {
 				t.Fatal(err)

@@ -46,7 +46,9 @@ type Error struct {
 	Msg    string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("prometheus %s (HTTP %d): %s", e.Type, e.Status, e.Msg) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("prometheus %s (HTTP %d): %s", e.Type, e.Status, e.Msg)
+}
 
 // envelope is every API answer.
 type envelope struct {
