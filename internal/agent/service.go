@@ -840,9 +840,15 @@ func (s *Service) settingDuration(ctx context.Context, key string, def time.Dura
 	return time.Duration(secs) * time.Second, nil
 }
 
-// SetApprovalTimeouts sets the tenant's L1 and L2 approval timeouts (0 keeps the current one).
-func (s *Service) SetApprovalTimeouts(ctx context.Context, l1, l2 time.Duration) error {
-	for key, d := range map[string]time.Duration{SettingL1Timeout: l1, SettingL2Timeout: l2} {
+// Timeouts are how long approvals stay open: interactive L1 (then approved) and L2 (then rejected), and
+// any approval of an unattended run (then rejected).
+type Timeouts struct {
+	L1, L2, Unattended time.Duration
+}
+
+// SetApprovalTimeouts sets the tenant's approval timeouts (a zero field keeps the current one).
+func (s *Service) SetApprovalTimeouts(ctx context.Context, t Timeouts) error {
+	for key, d := range map[string]time.Duration{SettingL1Timeout: t.L1, SettingL2Timeout: t.L2, SettingUnattendedTimeout: t.Unattended} {
 		if d == 0 {
 			continue
 		}
@@ -854,17 +860,21 @@ func (s *Service) SetApprovalTimeouts(ctx context.Context, l1, l2 time.Duration)
 		}
 	}
 	_, err := s.audit.Record(ctx, audit.Record{Action: "approval.timeouts_changed", ResourceType: "tenant",
-		Description: "approval timeouts changed", Detail: map[string]any{"l1_seconds": int(l1.Seconds()), "l2_seconds": int(l2.Seconds())}})
+		Description: "approval timeouts changed", Detail: map[string]any{"l1_seconds": int(t.L1.Seconds()), "l2_seconds": int(t.L2.Seconds()),
+			"unattended_seconds": int(t.Unattended.Seconds())}})
 	return err
 }
 
-// ApprovalTimeouts returns the tenant's current L1 and L2 approval timeouts.
-func (s *Service) ApprovalTimeouts(ctx context.Context) (l1, l2 time.Duration, err error) {
-	if l1, err = s.approvalTTL(ctx, guard.L1); err != nil {
-		return 0, 0, err
+// ApprovalTimeouts returns the tenant's current approval timeouts.
+func (s *Service) ApprovalTimeouts(ctx context.Context) (t Timeouts, err error) {
+	if t.L1, err = s.approvalTTL(ctx, guard.L1); err != nil {
+		return t, err
 	}
-	l2, err = s.approvalTTL(ctx, guard.L2)
-	return l1, l2, err
+	if t.L2, err = s.approvalTTL(ctx, guard.L2); err != nil {
+		return t, err
+	}
+	t.Unattended, err = s.settingDuration(ctx, SettingUnattendedTimeout, s.cfg.UnattendedTimeout)
+	return t, err
 }
 
 // ExpireApproval applies approval id's timeout if it is still pending and due (the job's handler; safe to

@@ -249,18 +249,6 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	if err != nil {
 		return nil, err
 	}
-	// Runs that were going when the process stopped cannot continue: say so in each session.
-	tenants, err := a.Auth.Tenants(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range tenants {
-		if n, err := a.Agent.InterruptedRuns(tenant.WithID(ctx, t.ID)); err != nil {
-			return nil, fmt.Errorf("mark interrupted sessions of %s: %w", t.Slug, err)
-		} else if n > 0 {
-			a.log.Warn("marked interrupted sessions failed", slog.String("tenant_id", t.ID), slog.Int("sessions", n))
-		}
-	}
 	return func(context.Context) error { a.Agent.Close(); return nil }, nil
 }
 
@@ -280,6 +268,8 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 		return a.Agent.ExpireApproval(ctx, args.ApprovalID)
 	}))
 	a.Jobs.Register(ops.JobCron, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleCron(ctx, j.Args) }))
+	a.Jobs.Register(ops.JobDigest, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleDigest(ctx, j.Args) }))
+	a.Orders.SetReports(a.notifier(), a.tenantLocale, a.log)
 	return nil, nil
 }
 
@@ -324,8 +314,23 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 		return nil, err
 	}
 	for _, t := range tenants {
-		if err := a.Orders.EnsureSchedules(tenant.WithID(ctx, t.ID)); err != nil {
+		tctx := tenant.WithID(ctx, t.ID)
+		// Runs that were going when the process stopped cannot continue: say so in each session, once
+		// every run-end hook is wired (a standing order's execution is marked failed and reported).
+		if n, err := a.Agent.InterruptedRuns(audit.WithActor(tctx, audit.Actor{Type: audit.ActorSystem, ID: "restart"})); err != nil {
+			return nil, fmt.Errorf("mark interrupted sessions of %s: %w", t.Slug, err)
+		} else if n > 0 {
+			a.log.Warn("marked interrupted sessions failed", slog.String("tenant_id", t.ID), slog.Int("sessions", n))
+		}
+		if err := a.Orders.EnsureSchedules(tctx); err != nil {
 			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
+		}
+		if orders, err := a.Orders.List(tctx, "active"); err != nil {
+			return nil, err
+		} else if len(orders) > 0 {
+			if err := a.Orders.EnsureDigest(tctx); err != nil {
+				return nil, fmt.Errorf("daily digest of %s: %w", t.Slug, err)
+			}
 		}
 	}
 	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
@@ -385,4 +390,13 @@ func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) 
 		}
 		return err
 	}, nil
+}
+
+// tenantLocale is the language of the tenant in ctx (zh-CN unless it chose another).
+func (a *App) tenantLocale(ctx context.Context) string {
+	tid, _ := tenant.ID(ctx)
+	if t, err := a.Auth.Tenant(ctx, tid); err == nil && t.Locale != "" {
+		return t.Locale
+	}
+	return "zh-CN"
 }

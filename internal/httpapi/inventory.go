@@ -149,7 +149,7 @@ func (s *Server) commandRecords(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	recs, err := s.Inventory.CommandRecords(r.Context(), r.URL.Query().Get("server_id"), limit)
+	recs, err := s.Inventory.CommandRecords(r.Context(), r.URL.Query().Get("server_id"), r.URL.Query().Get("session_id"), limit)
 	if err != nil {
 		return err
 	}

@@ -198,16 +198,17 @@ func (s *Server) listOpsApprovals(w http.ResponseWriter, r *http.Request) error 
 }
 
 type approvalTimeouts struct {
-	L1Seconds int `json:"l1_seconds"`
-	L2Seconds int `json:"l2_seconds"`
+	L1Seconds         int `json:"l1_seconds"`
+	L2Seconds         int `json:"l2_seconds"`
+	UnattendedSeconds int `json:"unattended_seconds"` // approvals of standing-order runs (escalations); rejected at the end
 }
 
 func (s *Server) getApprovalTimeouts(w http.ResponseWriter, r *http.Request) error {
-	l1, l2, err := s.Agent.ApprovalTimeouts(r.Context())
+	t, err := s.Agent.ApprovalTimeouts(r.Context())
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, approvalTimeouts{L1Seconds: int(l1.Seconds()), L2Seconds: int(l2.Seconds())})
+	writeJSON(w, http.StatusOK, approvalTimeouts{L1Seconds: int(t.L1.Seconds()), L2Seconds: int(t.L2.Seconds()), UnattendedSeconds: int(t.Unattended.Seconds())})
 	return nil
 }
 
@@ -216,7 +217,8 @@ func (s *Server) putApprovalTimeouts(w http.ResponseWriter, r *http.Request) err
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := s.Agent.SetApprovalTimeouts(r.Context(), time.Duration(req.L1Seconds)*time.Second, time.Duration(req.L2Seconds)*time.Second); err != nil {
+	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	if err := s.Agent.SetApprovalTimeouts(r.Context(), agent.Timeouts{L1: sec(req.L1Seconds), L2: sec(req.L2Seconds), Unattended: sec(req.UnattendedSeconds)}); err != nil {
 		return err
 	}
 	return s.getApprovalTimeouts(w, r)

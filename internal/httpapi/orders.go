@@ -146,3 +146,23 @@ func (s *Server) postMetric(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusAccepted, map[string]any{"executions": nonNil(started)})
 	return nil
 }
+
+func (s *Server) getReportSettings(w http.ResponseWriter, r *http.Request) error {
+	rs, err := s.Orders.Reports(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rs)
+	return nil
+}
+
+func (s *Server) putReportSettings(w http.ResponseWriter, r *http.Request) error {
+	var req ops.ReportSettings
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.Orders.SetReportSettings(r.Context(), req); err != nil {
+		return err
+	}
+	return s.getReportSettings(w, r)
+}

@@ -108,7 +108,7 @@ func (s *Server) apiRoutes() []route {
 				handler: s.deleteCredential, status: http.StatusNoContent},
 			route{method: "POST", path: inv + "/exec", summary: "Run a guarded command on servers (JSON, or NDJSON with Accept: application/x-ndjson)", perm: run,
 				handler: s.exec, req: execRequest{}, resp: execResponse{}},
-			route{method: "GET", path: inv + "/command-records", summary: "Recent commands (?server_id=&limit=)", perm: view,
+			route{method: "GET", path: inv + "/command-records", summary: "Recent commands (?server_id=&session_id=&limit=)", perm: view,
 				handler: s.commandRecords, resp: listResponse[inventory.CommandRecord]{}},
 		)
 	}
@@ -228,6 +228,10 @@ func (s *Server) apiRoutes() []route {
 				handler: s.postMetric, req: metricRequest{}},
 			route{method: "GET", path: so + "/{id}/executions", summary: "Runs of a standing order", perm: view,
 				handler: s.orderExecutions, resp: listResponse[ops.Execution]{}},
+			route{method: "GET", path: "/api/v1/ops/report-settings", summary: "When and where the daily digest of runs goes (tenant time zone)", perm: view,
+				handler: s.getReportSettings, resp: ops.ReportSettings{}},
+			route{method: "PUT", path: "/api/v1/ops/report-settings", summary: "Set the digest's time zone, time (HH:MM) and whether it is sent", perm: manage,
+				handler: s.putReportSettings, req: ops.ReportSettings{}, resp: ops.ReportSettings{}},
 		)
 	}
 	return rs

@@ -166,7 +166,7 @@ type Store interface {
 	CredentialList(ctx context.Context) ([]Credential, error)
 	CredentialDelete(ctx context.Context, id string) error // errs.Conflict (servers use it)
 	CommandRecordCreate(ctx context.Context, r *CommandRecord) error
-	CommandRecordList(ctx context.Context, serverID string, limit int) ([]CommandRecord, error)
+	CommandRecordList(ctx context.Context, serverID, sessionID string, limit int) ([]CommandRecord, error)
 }
 
 var (

@@ -475,9 +475,9 @@ func (s *Service) deleteAudited(ctx context.Context, kind, id, name string, del 
 	return err
 }
 
-// CommandRecords lists recent commands, optionally for one server.
-func (s *Service) CommandRecords(ctx context.Context, serverID string, limit int) ([]CommandRecord, error) {
-	return s.store.CommandRecordList(ctx, serverID, limit)
+// CommandRecords lists recent commands, newest first, optionally for one server and one agent session.
+func (s *Service) CommandRecords(ctx context.Context, serverID, sessionID string, limit int) ([]CommandRecord, error) {
+	return s.store.CommandRecordList(ctx, serverID, sessionID, limit)
 }
 
 // OnHostKeyLearned stores a key accepted on first use. The SSH executor calls it with a hop id.

@@ -51,6 +51,10 @@ func (oneServer) Servers(context.Context, inventory.Selector) ([]inventory.Serve
 	return []inventory.Server{{ID: "srv-1", Name: "web-1", Environment: "prod"}}, nil
 }
 
+func (oneServer) CommandRecords(context.Context, string, string, int) ([]inventory.CommandRecord, error) {
+	return nil, nil
+}
+
 // TestCronOrder: an order "0 8 * * *" in Asia/Shanghai fires once at 08:00 local, not again after a restart
 // at 08:00:30, and a run missed during days of downtime runs once on restart (catch-up), after which the
 // schedule continues.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -54,11 +55,14 @@ type OrderStore interface {
 	ExecutionUpdate(ctx context.Context, e *Execution) error
 	ExecutionGet(ctx context.Context, id string) (*Execution, error)
 	ExecutionList(ctx context.Context, orderID, status string, limit int) ([]Execution, error)
+	SettingGet(ctx context.Context, key string) (string, error)
+	SettingSet(ctx context.Context, key, value string) error
 }
 
 // Fleet resolves an order's targets to servers.
 type Fleet interface {
 	Servers(ctx context.Context, sel inventory.Selector) ([]inventory.Server, error)
+	CommandRecords(ctx context.Context, serverID, sessionID string, limit int) ([]inventory.CommandRecord, error)
 }
 
 // Orders runs standing orders: their definition (API and agent tools) and their executions.
@@ -73,6 +77,10 @@ type Orders struct {
 	now       func() time.Time
 
 	thresholds *ThresholdTracker
+
+	notifier Notifier
+	locale   func(ctx context.Context) string
+	log      *slog.Logger
 }
 
 // JobCron is the durable job that fires one cron occurrence of a standing order.
@@ -198,6 +206,9 @@ func (s *Orders) Create(ctx context.Context, o *StandingOrder, definedIn string)
 	}
 	if err := s.ensureNext(ctx, o, s.now()); err != nil {
 		return err
+	}
+	if err := s.EnsureDigest(ctx); err != nil && s.log != nil {
+		s.log.WarnContext(ctx, "schedule the daily digest", slog.String("error", err.Error()))
 	}
 	_, err := s.audit.Record(ctx, audit.Record{Action: "standing_order.created", ResourceType: "standing_order", ResourceID: o.ID,
 		Description: "standing order " + o.ID + " " + o.Name, Detail: map[string]any{"order": o}})
@@ -472,9 +483,18 @@ func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
 		return
 	}
 	e.Summary = sess.Summary
-	if err := s.store.ExecutionUpdate(ctx, e); err == nil {
-		s.audit.Record(ctx, audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
-			Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": sess.ID, "summary": sess.Summary}})
+	actions, acted := s.actionsOf(ctx, sess.ID)
+	if actions != nil {
+		e.ActionsTaken, _ = json.Marshal(actions)
+	}
+	if err := s.store.ExecutionUpdate(ctx, e); err != nil {
+		return
+	}
+	kind := reportKind(e, acted)
+	s.audit.Record(ctx, audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
+		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": sess.ID, "summary": sess.Summary, "report": kind}})
+	if o, err := s.store.StandingOrderGet(ctx, e.OrderID); err == nil {
+		s.report(ctx, o, e, kind)
 	}
 }
 

@@ -357,14 +357,14 @@ func (db *DB) CommandRecordCreate(ctx context.Context, r *inventory.CommandRecor
 	return err
 }
 
-// CommandRecordList returns recent records, newest first, optionally for one server.
-func (db *DB) CommandRecordList(ctx context.Context, serverID string, limit int) ([]inventory.CommandRecord, error) {
+// CommandRecordList returns recent records, newest first, optionally for one server and one session.
+func (db *DB) CommandRecordList(ctx context.Context, serverID, sessionID string, limit int) ([]inventory.CommandRecord, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := sc.query(ctx, `SELECT `+commandCols+` FROM ~command_records WHERE tenant_id = ? AND (? = '' OR server_id = ?)
-		ORDER BY created_at DESC, id LIMIT ?`, sc.tenantID, serverID, serverID, limit)
+		AND (? = '' OR session_id = ?) ORDER BY created_at DESC, id LIMIT ?`, sc.tenantID, serverID, serverID, sessionID, sessionID, limit)
 	if err != nil {
 		return nil, err
 	}
