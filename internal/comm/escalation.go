@@ -1,0 +1,267 @@
+package comm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"html"
+	"log/slog"
+	"math/big"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/errs"
+)
+
+// stepArgs are a JobStep's arguments.
+type stepArgs struct {
+	ApprovalID string `json:"approval_id"`
+	Step       int    `json:"step"`
+}
+
+// stepKey is the unique job key of step i of escalation id: enqueueing it again while it waits is a no-op.
+func stepKey(id string, i int) string { return fmt.Sprintf("esc:%s:%d", id, i) }
+
+// OnApprovalRequested is the agent's hook (agent.Service.OnApprovalRequested). An approval of an
+// unattended run starts an escalation chain; an interactive approval is pushed to the session's user in
+// the app. It never blocks on a provider: every step is a durable job.
+func (s *Service) OnApprovalRequested(ctx context.Context, sess *agent.Session, a *agent.Approval) {
+	var err error
+	if sess.Unattended() {
+		_, err = s.Escalate(ctx, sess, a)
+	} else {
+		err = s.pushApproval(ctx, sess, a)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "escalation not started", slog.String("approval_id", a.ID), slog.String("error", err.Error()))
+	}
+}
+
+// Severity is an approval's severity: the report_escalation tool's "severity" when given, else critical.
+func Severity(a *agent.Approval) string {
+	var in struct {
+		Severity string `json:"severity"`
+	}
+	if len(a.ToolInput) > 0 && json.Unmarshal(a.ToolInput, &in) == nil && slices.Contains(Severities, in.Severity) {
+		return in.Severity
+	}
+	return SeverityCritical
+}
+
+// Escalate starts the chain for approval a of unattended session sess: it records the escalation and
+// enqueues one durable job per step of the tenant's policy for the approval's severity, each at its delay.
+// Calling it again for the same approval does nothing.
+func (s *Service) Escalate(ctx context.Context, sess *agent.Session, a *agent.Approval) (*Escalation, error) {
+	severity := Severity(a)
+	p, err := s.Policy(ctx, severity)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	e := &Escalation{ID: a.ID, SessionID: sess.ID, Severity: severity, Status: EscalationActive, Ref: newRef(), Summary: a.Command,
+		Report: report(sess, a), Steps: p.Steps, StartedAt: now, ExpiresAt: a.ExpiresAt}
+	for _, st := range p.Steps {
+		if slices.Contains(st.Channels, ChannelPhone) {
+			// Placeholder for the voice issue: the call's TwiML names this session.
+			e.VoiceSession = "vs_" + a.ID
+		}
+	}
+	if err := s.store.EscalationCreate(ctx, e); errs.Is(err, errs.Conflict) {
+		return s.store.EscalationGet(ctx, a.ID)
+	} else if err != nil {
+		return nil, err
+	}
+	for i, st := range e.Steps {
+		at := e.StartedAt.Add(time.Duration(st.DelaySeconds) * time.Second)
+		if err := s.cfg.Schedule(ctx, JobStep, stepArgs{ApprovalID: e.ID, Step: i}, at, stepKey(e.ID, i)); err != nil {
+			return nil, fmt.Errorf("schedule escalation step %d: %w", i, err)
+		}
+	}
+	return e, s.record(ctx, "escalation.started", "escalation", e.ID, fmt.Sprintf("%s escalation started: %s", severity, clip(a.Command, 200)),
+		map[string]any{"session_id": sess.ID, "severity": severity, "steps": len(e.Steps)})
+}
+
+func report(sess *agent.Session, a *agent.Approval) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Session: %s (%s)\n", sess.ID, sess.Title)
+	if sess.OriginID != "" {
+		fmt.Fprintf(&b, "Standing order run: %s\n", sess.OriginID)
+	}
+	fmt.Fprintf(&b, "Request (L%d, %s): %s\n", a.RiskLevel, a.Tool, a.Command)
+	if a.Reason != "" {
+		fmt.Fprintf(&b, "Reason: %s\n", a.Reason)
+	}
+	if len(a.ToolInput) > 0 {
+		fmt.Fprintf(&b, "Detail: %s\n", a.ToolInput)
+	}
+	if sess.Summary != "" {
+		fmt.Fprintf(&b, "Run so far: %s\n", sess.Summary)
+	}
+	fmt.Fprintf(&b, "Open until: %s\n", a.ExpiresAt.Format(time.RFC3339))
+	return b.String()
+}
+
+func newRef() string {
+	n, _ := rand.Int(rand.Reader, big.NewInt(900000))
+	return fmt.Sprint(100000 + n.Int64())
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// RunStep is the JobStep handler: if the approval still waits for a human, it reaches the step's audience
+// on the step's channels. Each message has an idempotency key of the escalation, step, contact and channel,
+// so a step that runs again (a retry, a restart) sends nothing twice.
+func (s *Service) RunStep(ctx context.Context, id string, step int) error {
+	e, err := s.store.EscalationGet(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		return nil
+	}
+	if err != nil || e.Status != EscalationActive || step < 0 || step >= len(e.Steps) {
+		return err
+	}
+	a, err := s.approvals.Approval(ctx, id)
+	if errs.Is(err, errs.NotFound) || (err == nil && a.Status != agent.ApprovalPending) {
+		// Decided elsewhere (the API, a timeout) or gone: the chain has nothing left to do.
+		e.Status = EscalationClosed
+		if err == nil {
+			e.Decision = a.Status
+		}
+		if ferr := s.store.EscalationFinish(ctx, e); ferr != nil && !errs.Is(ferr, errs.Conflict) {
+			return ferr
+		}
+		s.cancelSteps(ctx, e, -1)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st := e.Steps[step]
+	contacts, err := s.store.ContactList(ctx, st.Audience)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(contacts)*len(st.Channels)+1)
+	sent := 0
+	for i := range contacts {
+		c := &contacts[i]
+		if !c.Enabled {
+			continue
+		}
+		loc, err := s.locale(ctx, c)
+		if err != nil {
+			return err
+		}
+		for _, ch := range st.Channels {
+			out := s.render(e, step, c, ch, loc)
+			m := &Message{Direction: Outbound, Channel: ch, ContactID: c.ID, Address: c.Address(ch), EscalationID: e.ID, Step: step,
+				Subject: out.Subject, Body: out.Text, IdempotencyKey: fmt.Sprintf("esc:%s:%d:%s:%s", e.ID, step, c.ID, ch)}
+			sent++
+			wg.Go(func() { errc <- s.deliver(ctx, m, out) })
+		}
+	}
+	wg.Wait()
+	close(errc)
+	var list []error
+	for err := range errc {
+		if err != nil {
+			list = append(list, err)
+		}
+	}
+	if len(list) > 0 {
+		return list[0]
+	}
+	if sent == 0 {
+		s.log.WarnContext(ctx, "escalation step reached nobody", slog.String("escalation_id", e.ID), slog.Int("step", step),
+			slog.String("audience", st.Audience))
+	}
+	return nil
+}
+
+// render builds what contact c receives on channel for step of e, in locale.
+func (s *Service) render(e *Escalation, step int, c *Contact, channel, locale string) OutboundMessage {
+	sev := e.Severity
+	out := OutboundMessage{To: c.Address(channel), Language: speechLanguage(locale),
+		Subject: T(locale, "subject", strings.ToUpper(sev), clip(e.Summary, 80)),
+		Text:    T(locale, "body", sev, clip(e.Summary, 600), e.Ref, e.Ref),
+		Data:    map[string]string{"kind": "escalation", "approval_id": e.ID, "ref": e.Ref, "severity": sev}}
+	switch channel {
+	case ChannelSMS:
+		out.Text = T(locale, "body", sev, clip(e.Summary, 300), e.Ref, e.Ref)
+	case ChannelTelegram, ChannelWeCom:
+		out.Text = T(locale, "im", sev, clip(e.Summary, 1500)) + "\nRef " + e.Ref
+	case ChannelPhone:
+		out.Speech = T(locale, "speech", sev, clip(e.Summary, 300))
+		if s.cfg.PublicURL != "" {
+			out.GatherURL = s.cfg.PublicURL + "/api/v1/twilio/voice?escalation=" + e.ID
+		}
+		if e.VoiceSession != "" {
+			out.Data["voice_session"] = e.VoiceSession
+		}
+	}
+	exp := e.ExpiresAt
+	out.Actions = []Action{
+		{Label: T(locale, "approve"), Data: "y:" + e.ID, URL: s.linkURL(linkClaims{Tenant: e.TenantID, Approval: e.ID, Contact: c.ID, Decision: "y", Exp: exp.Unix()})},
+		{Label: T(locale, "reject"), Data: "n:" + e.ID, URL: s.linkURL(linkClaims{Tenant: e.TenantID, Approval: e.ID, Contact: c.ID, Decision: "n", Exp: exp.Unix()})},
+	}
+	if step < len(e.Steps) && e.Steps[step].Report {
+		out.Text += "\n\n" + T(locale, "report_title") + ":\n" + e.Report
+	}
+	if channel == ChannelEmail {
+		out.HTML = emailHTML(out, locale)
+	}
+	return out
+}
+
+func emailHTML(out OutboundMessage, locale string) string {
+	var b strings.Builder
+	b.WriteString("<!doctype html><html><body style=\"font-family:sans-serif\">")
+	fmt.Fprintf(&b, "<h2>%s</h2><pre style=\"white-space:pre-wrap\">%s</pre><p>", html.EscapeString(out.Subject), html.EscapeString(out.Text))
+	for _, a := range out.Actions {
+		if a.URL != "" {
+			fmt.Fprintf(&b, "<a href=\"%s\" style=\"margin-right:1em\">%s</a>", html.EscapeString(a.URL), html.EscapeString(a.Label))
+		}
+	}
+	b.WriteString("</p></body></html>")
+	return b.String()
+}
+
+// cancelSteps cancels the chain's waiting steps after step (all of them with -1).
+func (s *Service) cancelSteps(ctx context.Context, e *Escalation, after int) {
+	for i := after + 1; i < len(e.Steps); i++ {
+		if err := s.cfg.CancelKey(ctx, e.TenantID, stepKey(e.ID, i)); err != nil {
+			// The step would find the escalation finished and do nothing anyway.
+			s.log.WarnContext(ctx, "cancel escalation step", slog.String("escalation_id", e.ID), slog.Int("step", i), slog.String("error", err.Error()))
+		}
+	}
+}
+
+// pushApproval tells an interactive session's user in the app that an approval waits, with signed links.
+func (s *Service) pushApproval(ctx context.Context, sess *agent.Session, a *agent.Approval) error {
+	if sess.UserID == "" {
+		return nil
+	}
+	loc, err := s.locale(ctx, nil)
+	if err != nil {
+		return err
+	}
+	exp := a.ExpiresAt.Unix()
+	out := OutboundMessage{To: sess.UserID, Subject: fmt.Sprintf("L%d: %s", a.RiskLevel, clip(a.Command, 80)), Text: a.Command,
+		Data: map[string]string{"kind": "approval", "approval_id": a.ID, "session_id": sess.ID},
+		Actions: []Action{
+			{Label: T(loc, "approve"), URL: s.linkURL(linkClaims{Tenant: sess.TenantID, Approval: a.ID, User: sess.UserID, Decision: "y", Exp: exp})},
+			{Label: T(loc, "reject"), URL: s.linkURL(linkClaims{Tenant: sess.TenantID, Approval: a.ID, User: sess.UserID, Decision: "n", Exp: exp})}}}
+	m := &Message{Direction: Outbound, Channel: ChannelApp, Address: sess.UserID, Subject: out.Subject, Body: out.Text,
+		IdempotencyKey: "approval:" + a.ID}
+	return s.deliver(ctx, m, out)
+}
