@@ -14,7 +14,12 @@ require (
 	mvdan.cc/sh/v3 v3.14.1
 )
 
-require github.com/robfig/cron/v3 v3.0.1 // indirect
+require (
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
+	github.com/emersion/go-smtp v0.25.1 // indirect
+	github.com/robfig/cron/v3 v3.0.1 // indirect
+	golang.org/x/net v0.62.0 // indirect
+)
 
 require (
 	github.com/anthropics/anthropic-sdk-go v1.84.0

@@ -160,7 +160,9 @@ func (s *Checks) Create(ctx context.Context, c *Check) error {
 }
 
 // Get returns check id with its current state.
-func (s *Checks) Get(ctx context.Context, id string) (*Check, error) { return s.store.CheckGet(ctx, id) }
+func (s *Checks) Get(ctx context.Context, id string) (*Check, error) {
+	return s.store.CheckGet(ctx, id)
+}
 
 // List returns every check of the tenant.
 func (s *Checks) List(ctx context.Context) ([]Check, error) { return s.store.CheckList(ctx) }

@@ -170,9 +170,9 @@ func dialError(err error) string {
 
 // Ping methods reported in results.
 const (
-	PingICMP            = "icmp"              // raw ICMP socket (root or CAP_NET_RAW)
+	PingICMP             = "icmp"              // raw ICMP socket (root or CAP_NET_RAW)
 	PingICMPUnprivileged = "icmp-unprivileged" // Linux ping socket, allowed by net.ipv4.ping_group_range
-	PingTCPFallback     = "tcp-fallback"      // ICMP not permitted here: a TCP connect instead
+	PingTCPFallback      = "tcp-fallback"      // ICMP not permitted here: a TCP connect instead
 )
 
 // icmpNetwork finds, once, how this process may send ICMP echo: an unprivileged ping socket when
