@@ -55,7 +55,7 @@ func TestScrape(t *testing.T) {
 	}
 	want := map[string]float64{"memory_usage": 75, "load_1m": 0.42, "load_5m": 0.38, "load_15m": 0.31,
 		// used = size-free = 80 GiB of used+avail = 100 GiB… as df computes Capacity.
-		"disk_usage/": 100 * (1.07374182e+11 - 2.6843545e+10) / (1.07374182e+11 - 2.6843545e+10 + 2.1474836e+10),
+		"disk_usage/":             100 * (1.07374182e+11 - 2.6843545e+10) / (1.07374182e+11 - 2.6843545e+10 + 2.1474836e+10),
 		"disk_usage/var/lib/data": 90}
 	for k, v := range want {
 		if !near(samples[k], v) {
