@@ -120,7 +120,7 @@ func (s *Checks) validate(ctx context.Context, c *Check) error {
 		if s.inv == nil {
 			list = append(list, errs.Invalidf("server_id", "server checks need the inventory, which does not run in this process"))
 		} else if _, err := s.inv.Server(ctx, c.ServerID); errs.Is(err, errs.NotFound) {
-			list = append(list, errs.Invalidf("server_id", "server %q does not exist", c.ServerID).
+			list = append(list, errs.Invalidf("server_id", "server_id %q names no server of this tenant", c.ServerID).
 				WithHint("list servers with GET /api/v1/inventory/servers"))
 		} else if err != nil {
 			return err
