@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -79,8 +80,16 @@ func HTTPError(resp *http.Response, retryAfter time.Duration, err error) *SendEr
 	return e
 }
 
-// NetError wraps a transport failure (the request never got an answer): temporary.
-func NetError(err error) *SendError { return &SendError{Temporary: true, Err: err} }
+// NetError wraps a transport failure of op (the request never got an answer): temporary. The URL is
+// dropped from a *url.Error, since some providers put credentials in it (Telegram's bot token, WeCom's
+// robot key).
+func NetError(op string, err error) *SendError {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return &SendError{Temporary: true, Err: fmt.Errorf("%s: %w", op, err)}
+}
 
 // IsTemporary reports whether err is worth retrying, and after how long the provider asked to wait.
 func IsTemporary(err error) (bool, time.Duration) {

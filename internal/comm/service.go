@@ -179,7 +179,9 @@ func (s *Service) checkUser(ctx context.Context, userID string) error {
 }
 
 // Contact returns contact id.
-func (s *Service) Contact(ctx context.Context, id string) (*Contact, error) { return s.store.ContactGet(ctx, id) }
+func (s *Service) Contact(ctx context.Context, id string) (*Contact, error) {
+	return s.store.ContactGet(ctx, id)
+}
 
 // Contacts lists contacts, optionally of one audience.
 func (s *Service) Contacts(ctx context.Context, audience string) ([]Contact, error) {
