@@ -36,7 +36,8 @@ type checkBundle struct {
 	db     *store.DB
 	checks *monitor.Checks
 	inv    *inventory.Service
-	ctx    context.Context
+	ctx    context.Context // the tenant's
+	tid    string
 	clock  *jobstest.Clock
 
 	mu          sync.Mutex
@@ -48,7 +49,7 @@ func setupChecks(t testing.TB, tweak ...func(*monitor.ChecksConfig)) *checkBundl
 	db := storetest.OpenSQLite(t)
 	b := &checkBundle{t: t, db: db, clock: jobstest.NewClock(time.Now().UTC())}
 	ten := storetest.NewTenant(t, db, "checks")
-	b.ctx = tenant.WithID(context.Background(), ten.ID)
+	b.ctx, b.tid = tenant.WithID(context.Background(), ten.ID), ten.ID
 	log, err := audit.New(db, []byte("0123456789abcdef0123456789abcdef"), b.clock.Now)
 	if err != nil {
 		t.Fatal(err)

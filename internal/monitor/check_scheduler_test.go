@@ -1,0 +1,178 @@
+package monitor_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/store/storetest"
+	"github.com/it0/it0/internal/tenant"
+)
+
+// acceptAll serves a loopback TCP listener that accepts and closes every connection until the test ends.
+func acceptAll(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestCheckScheduler drives the scheduler second by second on a controllable clock across two tenants.
+func TestCheckScheduler(t *testing.T) {
+	t.Parallel()
+	b := setupChecks(t)
+	other := storetest.NewTenant(t, b.db, "checks-other")
+	ctxB := tenant.WithID(context.Background(), other.ID)
+	addr := acceptAll(t)
+	mk := func(ctx context.Context, name string, interval int) *monitor.Check {
+		c := &monitor.Check{Name: name, Type: monitor.CheckTCP, Target: addr, IntervalSeconds: interval, TimeoutSeconds: 2}
+		if err := b.checks.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	checks := []*monitor.Check{mk(b.ctx, "a-10", 10), mk(b.ctx, "a-30", 30), mk(b.ctx, "a-60", 60), mk(ctxB, "b-10", 10), mk(ctxB, "b-60", 60)}
+	tenants := []string{b.tid, other.ID}
+	s := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Now: b.clock.Now, Concurrency: 4,
+		Tenants: func(context.Context) ([]string, error) { return tenants, nil }}, b.checks)
+	ctx := context.Background()
+	if err := s.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 5 {
+		t.Fatalf("scheduled %d checks, want 5", s.Len())
+	}
+	start := b.clock.Now()
+	// Two minutes, one second at a time.
+	for range 120 {
+		s.RunDue(ctx, b.clock.Now())
+		b.clock.Advance(time.Second)
+	}
+	// The slots in the last second of the two minutes.
+	s.RunDue(ctx, start.Add(2*time.Minute-time.Nanosecond))
+	// Ensure each check ran exactly once per interval, never more than a second late, in its own tenant.
+	for i, c := range checks {
+		cctx := b.ctx
+		if i >= 3 {
+			cctx = ctxB
+		}
+		res, err := b.checks.Results(cctx, c.ID, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := 120 / c.IntervalSeconds; len(res) != want {
+			t.Errorf("%s ran %d times in 2 minutes, want %d", c.Name, len(res), want)
+		}
+		for j, r := range res {
+			if r.LatenessMS < 0 || r.LatenessMS >= 1000 || r.Status != monitor.CheckUp {
+				t.Errorf("%s result %d: %+v", c.Name, j, r)
+			}
+			if j > 0 && res[j-1].CheckedAt.Sub(r.CheckedAt) != time.Duration(c.IntervalSeconds)*time.Second {
+				t.Errorf("%s: runs %s apart, want %ds", c.Name, res[j-1].CheckedAt.Sub(r.CheckedAt), c.IntervalSeconds)
+			}
+		}
+		if len(res) > 0 && res[len(res)-1].CheckedAt.Sub(start) >= time.Duration(c.IntervalSeconds)*time.Second {
+			t.Errorf("%s first ran %s after start, later than one interval", c.Name, res[len(res)-1].CheckedAt.Sub(start))
+		}
+	}
+
+	// Ensure a deleted check and a disabled one leave the schedule on reload, and a new one joins it.
+	if err := b.checks.Delete(b.ctx, checks[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.checks.Update(ctxB, checks[3].ID, []byte(`{"enabled": false}`)); err != nil {
+		t.Fatal(err)
+	}
+	mk(b.ctx, "a-new", 5)
+	if err := s.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 4 {
+		t.Errorf("after changes: %d scheduled, want 4", s.Len())
+	}
+	for range 10 {
+		s.RunDue(ctx, b.clock.Now())
+		b.clock.Advance(time.Second)
+	}
+	if res, _ := b.checks.Results(ctxB, checks[3].ID, 1000); len(res) != 12 {
+		t.Errorf("disabled check ran on: %d results", len(res))
+	}
+	if s.Down() != 0 {
+		t.Errorf("%d checks down", s.Down())
+	}
+}
+
+// TestCheckSchedulerConcurrency ensures no more than Concurrency checks run at once.
+func TestCheckSchedulerConcurrency(t *testing.T) {
+	t.Parallel()
+	b := setupChecks(t)
+	var cur, peak atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := cur.Add(1)
+		defer cur.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	for i := range 6 {
+		c := &monitor.Check{Name: "slow-" + string(rune('a'+i)), Type: monitor.CheckHTTP, Target: srv.URL, IntervalSeconds: 60, TimeoutSeconds: 30}
+		if err := b.checks.Create(b.ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Now: b.clock.Now, Concurrency: 2,
+		Tenants: func(context.Context) ([]string, error) { return []string{b.tid}, nil }}, b.checks)
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A whole interval later every check is due at once.
+		s.RunDue(context.Background(), b.clock.Now().Add(time.Minute))
+	}()
+	// Let requests through one at a time, each once the workers are all busy; the peak must stay at the bound.
+	for left := 6; left > 0; left-- {
+		deadline := time.Now().Add(10 * time.Second)
+		for cur.Load() < int32(min(2, left)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d checks running, want %d", cur.Load(), min(2, left))
+			}
+			runtime.Gosched()
+		}
+		release <- struct{}{}
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunDue did not return")
+	}
+	if p := peak.Load(); p != 2 {
+		t.Errorf("peak concurrency %d, want 2", p)
+	}
+}
