@@ -25,6 +25,7 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
@@ -67,6 +68,8 @@ type App struct {
 	Agent     *agent.Service
 	Ops       *ops.Service
 	Orders    *ops.Orders
+	Metrics   *monitor.Metrics
+	Alerts    *monitor.Alerts
 	Jobs      *jobs.Runner
 	API       *httpapi.Server
 
@@ -91,7 +94,8 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard, Jobs)
 	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory)
 	a.mgr.Register(Scheduler, a.initScheduler, Jobs, Agent, Ops)
-	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler)
+	a.mgr.Register(Metrics, a.initMetrics, Store, Audit, Auth, Inventory, Agent, Ops, Jobs)
+	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler, Metrics)
 	a.mgr.Register(All, nil, API)
 	return a
 }
@@ -370,7 +374,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Monitoring: a.monitoring(), Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Ready: map[string]httpapi.Pinger{"database": a.Store}})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {

@@ -46,6 +46,9 @@ type Config struct {
 	AuditKey       string
 	VaultMasterKey string
 	VaultPrevKeys  string
+
+	// RemediationMaxRisk is the highest risk level (0–2) of a runbook an alert may start unattended.
+	RemediationMaxRisk int
 }
 
 // RegisterFlags declares every flag on fs with defaults taken from getenv.
@@ -76,6 +79,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	c.AuditKey = getenv("IT0_AUDIT_KEY")
 	c.VaultMasterKey = getenv("IT0_VAULT_MASTER_KEY")
 	c.VaultPrevKeys = getenv("IT0_VAULT_PREVIOUS_KEYS")
+	risk, _ := strconv.Atoi(env("IT0_MONITOR_REMEDIATION_MAX_RISK", "2"))
+	fs.IntVar(&c.RemediationMaxRisk, "remediation-max-risk", risk, "highest runbook risk level (0-2) an alert starts unattended (IT0_MONITOR_REMEDIATION_MAX_RISK)")
 }
 
 // Validate reports every configuration problem at once, each naming the setting and what it accepts.
@@ -114,6 +119,9 @@ func (c *Config) Validate() error {
 		if v != "" && len(v) < 32 {
 			list = append(list, fmt.Errorf("%s must be at least 32 characters", name))
 		}
+	}
+	if c.RemediationMaxRisk < 0 || c.RemediationMaxRisk > 2 {
+		list = append(list, fmt.Errorf("remediation-max-risk %d: want 0, 1 or 2 (L3 never runs)", c.RemediationMaxRisk))
 	}
 	return errors.Join(list...)
 }

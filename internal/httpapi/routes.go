@@ -234,6 +234,7 @@ func (s *Server) apiRoutes() []route {
 				handler: s.putReportSettings, req: ops.ReportSettings{}, resp: ops.ReportSettings{}},
 		)
 	}
+	rs = append(rs, s.monitoringRoutes()...)
 	return rs
 }
 

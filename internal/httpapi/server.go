@@ -39,6 +39,8 @@ type Deps struct {
 	Agent     *agent.Service
 	Ops       *ops.Service
 	Orders    *ops.Orders
+	// Monitoring is metrics and alerting (nil leaves their routes out).
+	Monitoring *MonitoringDeps
 	// WSOrigins are the browser origins allowed to open WebSockets (host patterns); same-origin always is.
 	WSOrigins []string
 	Ready     map[string]Pinger // name → check, reported by /readyz

@@ -619,3 +619,17 @@ func (r *Runner) prune(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Lag returns how late the queue is: the age of the oldest pending job that is already due (0 when
+// none is). IT0 exports it as it0_job_queue_lag_seconds.
+func (r *Runner) Lag(ctx context.Context) (time.Duration, error) {
+	now := r.now()
+	var oldest sql.NullInt64
+	if err := r.db.QueryRowContext(ctx, r.q(`SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at <= ?`), now.UnixMicro()).Scan(&oldest); err != nil {
+		return 0, fmt.Errorf("job queue lag: %w", err)
+	}
+	if !oldest.Valid {
+		return 0, nil
+	}
+	return max(now.Sub(fromMicro(oldest.Int64)), 0), nil
+}

@@ -38,6 +38,8 @@ type AlertsConfig struct {
 	OnAlert func(ctx context.Context, ev Event)
 	// Remediator starts linked runbooks; nil leaves runbooks alone.
 	Remediator Remediator
+	// CheckRunbook, when set, vets a rule's runbook_id (errs.NotFound when there is no such runbook).
+	CheckRunbook func(ctx context.Context, id string) error
 }
 
 // Alerts manages alert rules and evaluates them on metric samples.
@@ -106,9 +108,24 @@ func (a *Alerts) invalidate(ctx context.Context) {
 	}
 }
 
+// validateRule checks r and the runbook it names.
+func (a *Alerts) validateRule(ctx context.Context, r *Rule) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if r.RunbookID != "" && a.cfg.CheckRunbook != nil {
+		if err := a.cfg.CheckRunbook(ctx, r.RunbookID); errs.Is(err, errs.NotFound) {
+			return errs.Invalidf("runbook_id", "runbook %s does not exist (list them with GET /api/v1/ops/runbooks)", r.RunbookID)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CreateRule validates and stores r.
 func (a *Alerts) CreateRule(ctx context.Context, r *Rule) error {
-	if err := r.Validate(); err != nil {
+	if err := a.validateRule(ctx, r); err != nil {
 		return err
 	}
 	tid, _ := tenant.ID(ctx)
@@ -136,7 +153,7 @@ func (a *Alerts) Rules(ctx context.Context) ([]Rule, error) { return a.store.Ale
 
 // UpdateRule saves a changed rule. Deactivating a rule resolves its open alerts.
 func (a *Alerts) UpdateRule(ctx context.Context, r *Rule) error {
-	if err := r.Validate(); err != nil {
+	if err := a.validateRule(ctx, r); err != nil {
 		return err
 	}
 	r.UpdatedAt = a.now()

@@ -299,3 +299,26 @@ func (p *pool) closeAll() {
 		}
 	}
 }
+
+// Stats reports the pooled connections: open ones (dialled, still usable) and how many of those are in
+// use by a command or as a jump for another connection. IT0 exports them as it0_ssh_connections.
+func (e *Executor) Stats() (open, inUse int) {
+	p := e.pool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		select {
+		case <-c.ready:
+		default:
+			continue // dialling
+		}
+		if c.client == nil || c.dead {
+			continue
+		}
+		open++
+		if c.refs > 0 {
+			inUse++
+		}
+	}
+	return open, inUse
+}
