@@ -58,7 +58,9 @@ func New(cfg Config) *Client {
 	return &Client{cfg: cfg}
 }
 
-func (c *Client) app() bool { return c.cfg.CorpID != "" && !c.cfg.Secret.IsZero() && c.cfg.AgentID != 0 }
+func (c *Client) app() bool {
+	return c.cfg.CorpID != "" && !c.cfg.Secret.IsZero() && c.cfg.AgentID != 0
+}
 func (c *Client) robot() bool {
 	return !c.cfg.WebhookKey.IsZero() || !c.cfg.WebhookURL.IsZero()
 }
