@@ -99,6 +99,28 @@ func (c *child) call(t *testing.T, method, path, token string, body any) (int, m
 	return resp.StatusCode, m
 }
 
+// backendEnv returns env for an `it0 serve` on backend: embedded SQLite (in the data dir), or a fresh
+// PostgreSQL database of its own (so the bootstrap runs and nothing is shared with other tests) with the
+// secrets that mode requires.
+func backendEnv(t *testing.T, backend string, env ...string) []string {
+	t.Helper()
+	if backend != "postgres" {
+		return env
+	}
+	storetest.RequirePostgres(t)
+	b := make([]byte, 5)
+	rand.Read(b)
+	db := "it0restart_" + hex.EncodeToString(b)
+	admin := storetest.PostgresURL()
+	if err := exec.Command("psql", admin, "-c", "CREATE DATABASE "+db).Run(); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() { exec.Command("psql", admin, "-c", "DROP DATABASE "+db+" WITH (FORCE)").Run() })
+	return append(env, "IT0_DATABASE_URL="+strings.Replace(admin, "/test?", "/"+db+"?", 1),
+		"IT0_JWT_SECRET="+strings.Repeat("j", 32), "IT0_AUDIT_KEY="+strings.Repeat("a", 32),
+		"IT0_VAULT_MASTER_KEY="+strings.Repeat("ab", 32))
+}
+
 // TestRestartAfterKill writes through the API, kills the server with SIGKILL, restarts it, and finds
 // everything it acknowledged.
 func TestRestartAfterKill(t *testing.T) {
@@ -107,22 +129,7 @@ func TestRestartAfterKill(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			env := []string{"IT0_BOOTSTRAP_ADMIN_PASSWORD=first-password", "IT0_LOG_LEVEL=info"}
-			if backend == "postgres" {
-				storetest.RequirePostgres(t)
-				b := make([]byte, 5)
-				rand.Read(b)
-				// A fresh database of its own, so the bootstrap runs and nothing is shared with other tests.
-				db := "it0restart_" + hex.EncodeToString(b)
-				admin := storetest.PostgresURL()
-				if err := exec.Command("psql", admin, "-c", "CREATE DATABASE "+db).Run(); err != nil {
-					t.Fatalf("create database: %v", err)
-				}
-				t.Cleanup(func() { exec.Command("psql", admin, "-c", "DROP DATABASE "+db+" WITH (FORCE)").Run() })
-				env = append(env, "IT0_DATABASE_URL="+strings.Replace(admin, "/test?", "/"+db+"?", 1),
-					"IT0_JWT_SECRET="+strings.Repeat("j", 32), "IT0_AUDIT_KEY="+strings.Repeat("a", 32),
-					"IT0_VAULT_MASTER_KEY="+strings.Repeat("ab", 32))
-			}
+			env := backendEnv(t, backend, "IT0_BOOTSTRAP_ADMIN_PASSWORD=first-password", "IT0_LOG_LEVEL=info")
 			c := startServe(t, env, "--data-dir", dir)
 			_, tok := c.call(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@it0.local", "password": "first-password"})
 			token, _ := tok["access_token"].(string)
