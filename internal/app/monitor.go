@@ -10,12 +10,10 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
-	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/monitor/nodeexporter"
 	"github.com/it0/it0/internal/monitor/promapi"
-	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -29,7 +27,7 @@ const Metrics = "metrics"
 func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "monitor"))
 	a.Alerts = monitor.NewAlerts(monitor.AlertsConfig{Logger: a.log,
-		Remediator: &opsRemediator{ops: a.Ops, maxRisk: a.cfg.RemediationMaxRisk},
+		Remediator: monitor.NewRunbookRemediator(a.Ops, a.cfg.RemediationMaxRisk),
 		CheckRunbook: func(ctx context.Context, id string) error {
 			_, err := a.Ops.Runbook(ctx, id)
 			return err
@@ -80,34 +78,6 @@ func (a *App) monitoring() *httpapi.MonitoringDeps {
 		return nil
 	}
 	return &httpapi.MonitoringDeps{Metrics: a.Metrics, Alerts: a.Alerts}
-}
-
-// opsRemediator starts a rule's runbook through ops, when the runbook is enabled and its risk level is
-// within what may run unattended.
-type opsRemediator struct {
-	ops     *ops.Service
-	maxRisk int
-}
-
-func (r *opsRemediator) Remediate(ctx context.Context, runbookID string, ev *monitor.Event) (string, string, error) {
-	rb, err := r.ops.Runbook(ctx, runbookID)
-	if err != nil {
-		return "", "", fmt.Errorf("runbook %s: %w", runbookID, err)
-	}
-	if !rb.Enabled {
-		return "", "", errs.New(errs.Conflict, "runbook %s is disabled", rb.Name)
-	}
-	if rb.MaxRiskLevel > r.maxRisk {
-		return "", "", errs.New(errs.Forbidden, "runbook %s may run L%d commands; unattended remediation is limited to L%d (IT0_MONITOR_REMEDIATION_MAX_RISK)",
-			rb.Name, rb.MaxRiskLevel, r.maxRisk)
-	}
-	vars := map[string]string{"server": ev.ServerID, "server_id": ev.ServerID, "alert": ev.RuleName, "alert_id": ev.ID,
-		"metric": ev.Metric, "value": fmt.Sprintf("%g", ev.Value), "threshold": fmt.Sprintf("%g", ev.Threshold), "severity": ev.Severity, "label": ev.Label}
-	t, err := r.ops.RunRunbook(ctx, rb.ID, vars, []string{ev.ServerID})
-	if err != nil {
-		return "", "", err
-	}
-	return t.ID, t.SessionID, nil
 }
 
 // ownMetricsTimeout bounds one scrape's reads of the database.

@@ -175,12 +175,13 @@ func (s *Server) collectSource(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) queryMetrics(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	mq := monitor.MetricQuery{ServerID: q.Get("server_id"), Metric: q.Get("metric_type"), Label: q.Get("label")}
+	var bad []error
 	var err error
 	if mq.From, err = queryTime(r, "from"); err != nil {
-		return err
+		bad = append(bad, err)
 	}
 	if mq.To, err = queryTime(r, "to"); err != nil {
-		return err
+		bad = append(bad, err)
 	}
 	if mq.To.IsZero() {
 		mq.To = time.Now().UTC()
@@ -192,11 +193,16 @@ func (s *Server) queryMetrics(w http.ResponseWriter, r *http.Request) error {
 		d, err := time.ParseDuration(st)
 		if err != nil {
 			// Prometheus also takes a bare number of seconds.
-			if d, err = time.ParseDuration(st + "s"); err != nil {
-				return errs.Invalidf("step", "step must be a duration such as 60s or 5m")
-			}
+			d, err = time.ParseDuration(st + "s")
+		}
+		if err != nil {
+			bad = append(bad, errs.Invalidf("step", "step must be a duration such as 60s or 5m"))
 		}
 		mq.Step = d
+	}
+	if len(bad) > 0 {
+		// Report every bad parameter at once.
+		return errs.Join(append(bad, mq.Validate())...)
 	}
 	series, err := s.Monitoring.Metrics.Query(r.Context(), mq)
 	if err != nil {

@@ -119,7 +119,8 @@ func (b *testBundle) serve(ag *agent.Service) {
 	ag.AddTools(orders)
 	ag.OnRunEnd(orders.OnSessionEnd)
 	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
-		Version: "test", Logger: b.logger})
+		Checks: b.newChecks(),
+		Version: "test", Logger: b.logger, Monitoring: b.newMonitoring(ag, orders)})
 	b.http = httptest.NewServer(b.srv.Handler())
 	b.t.Cleanup(b.http.Close)
 }
