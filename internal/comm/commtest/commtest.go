@@ -1,0 +1,307 @@
+// Package commtest runs stand-ins for comm's providers on loopback, for tests of the modules that send:
+// a real SMTP server (github.com/emersion/go-smtp) with STARTTLS and AUTH, and one HTTP server that answers
+// Twilio's, Telegram's and WeCom's documented endpoints and records what it was sent.
+package commtest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/it0/it0/internal/comm"
+	"github.com/it0/it0/internal/comm/email"
+	"github.com/it0/it0/internal/comm/telegram"
+	"github.com/it0/it0/internal/comm/twilio"
+	"github.com/it0/it0/internal/comm/wecom"
+)
+
+// Credentials the stand-ins accept.
+const (
+	SMTPUser       = "it0"
+	SMTPPassword   = "pw-secret"
+	TwilioSID      = "AC123"
+	TwilioToken    = "twilio-auth-token"
+	TwilioNumber   = "+15005550006"
+	TelegramToken  = "123456:ABC-bot-token"
+	TelegramSecret = "hook_secret-1"
+	WeComKey       = "robot-key"
+)
+
+// Mail is one message the SMTP server accepted.
+type Mail struct {
+	From, To string
+	Data     []byte
+	TLS      bool
+}
+
+// SMTPServer is a real SMTP server on 127.0.0.1 with a self-signed certificate, STARTTLS (or implicit TLS)
+// and AUTH PLAIN as SMTPUser/SMTPPassword.
+type SMTPServer struct {
+	Host string
+	Port int
+	Pool *x509.CertPool // trusts the server's certificate
+
+	mu      sync.Mutex
+	mails   []Mail
+	rcptErr error
+}
+
+// StartSMTP starts an SMTP server, stopped when the test ends; implicit selects TLS from the first byte.
+func StartSMTP(tb testing.TB, implicit bool) *SMTPServer {
+	tb.Helper()
+	cert, pool := selfSigned(tb)
+	s := &SMTPServer{Pool: pool}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{srv: s, conn: c}, nil }))
+	srv.Domain = "127.0.0.1"
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if implicit {
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	go srv.Serve(ln)
+	tb.Cleanup(func() { srv.Close() })
+	s.Host, s.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
+	return s
+}
+
+// Config is an email.Config for this server (mode: email.TLSStartTLS or email.TLSImplicit).
+func (s *SMTPServer) Config(mode string) email.Config {
+	return email.Config{Host: s.Host, Port: s.Port, Username: SMTPUser, Password: SMTPPassword, From: "IT0 <it0@example.com>", TLS: mode,
+		TLSConfig: &tls.Config{RootCAs: s.Pool}}
+}
+
+// Mails returns the accepted messages.
+func (s *SMTPServer) Mails() []Mail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Mail(nil), s.mails...)
+}
+
+// FailRcpt makes RCPT answer err (nil to accept again).
+func (s *SMTPServer) FailRcpt(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rcptErr = err
+}
+
+type session struct {
+	srv    *SMTPServer
+	conn   *smtp.Conn
+	authed bool
+	cur    Mail
+}
+
+func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (s *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != SMTPUser || pass != SMTPPassword {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
+		}
+		s.authed = true
+		return nil
+	}), nil
+}
+func (s *session) Reset()        {}
+func (s *session) Logout() error { return nil }
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if !s.authed {
+		return &smtp.SMTPError{Code: 530, Message: "authentication required"}
+	}
+	s.cur.From = from
+	return nil
+}
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.srv.mu.Lock()
+	err := s.srv.rcptErr
+	s.srv.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.cur.To = to
+	return nil
+}
+func (s *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	_, s.cur.TLS = s.conn.TLSConnectionState()
+	s.cur.Data = b
+	s.srv.mu.Lock()
+	s.srv.mails = append(s.srv.mails, s.cur)
+	s.srv.mu.Unlock()
+	return nil
+}
+
+func selfSigned(tb testing.TB) (tls.Certificate, *x509.CertPool) {
+	tb.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(c)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// Sent is one request the provider server took.
+type Sent struct {
+	Channel string // sms, phone, telegram, wecom
+	To      string
+	Body    string // the SMS body, the call's TwiML, the IM text
+	At      time.Time
+}
+
+// Provider answers like Twilio (Messages.json, Calls.json), the Telegram Bot API (sendMessage,
+// answerCallbackQuery) and the WeCom group robot, checking their credentials, and records every send with
+// the time of its clock.
+type Provider struct {
+	URL string
+	now func() time.Time
+
+	mu    sync.Mutex
+	sent  []Sent
+	seq   int
+	wait  chan struct{} // closed and replaced on every send
+	calls map[string]int
+}
+
+// NewProvider starts the server, stopped when the test ends. now stamps each send (a fake clock, or
+// time.Now in benchmarks).
+func NewProvider(tb testing.TB, now func() time.Time) *Provider {
+	p := &Provider{now: now, wait: make(chan struct{}), calls: map[string]int{}}
+	srv := httptest.NewServer(p)
+	tb.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+func (p *Provider) record(s Sent) {
+	p.mu.Lock()
+	s.At = p.now()
+	p.sent = append(p.sent, s)
+	p.seq++
+	close(p.wait)
+	p.wait = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// Sent returns the sends so far, of channel when given.
+func (p *Provider) Sent(channel string) []Sent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Sent
+	for _, s := range p.sent {
+		if channel == "" || s.Channel == channel {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Calls counts requests to a Telegram method ("answerCallbackQuery").
+func (p *Provider) Calls(method string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[method]
+}
+
+// Changed returns a channel closed at the next send.
+func (p *Provider) Changed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.wait
+}
+
+func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	switch path := r.URL.Path; {
+	case strings.HasPrefix(path, "/2010-04-01/Accounts/"+TwilioSID+"/"):
+		if u, pw, ok := r.BasicAuth(); !ok || u != TwilioSID || pw != TwilioToken {
+			w.WriteHeader(401)
+			fmt.Fprint(w, `{"code":20003,"message":"Authenticate","status":401}`)
+			return
+		}
+		r.ParseForm()
+		if r.PostForm.Get("From") != TwilioNumber || !comm.ValidPhone(r.PostForm.Get("To")) {
+			w.WriteHeader(400)
+			fmt.Fprint(w, `{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}`)
+			return
+		}
+		if strings.HasSuffix(path, "/Messages.json") {
+			p.record(Sent{Channel: comm.ChannelSMS, To: r.PostForm.Get("To"), Body: r.PostForm.Get("Body")})
+			w.WriteHeader(201)
+			fmt.Fprint(w, `{"sid":"SM0123456789abcdef0123456789abcdef","status":"queued"}`)
+			return
+		}
+		p.record(Sent{Channel: comm.ChannelPhone, To: r.PostForm.Get("To"), Body: r.PostForm.Get("Twiml")})
+		w.WriteHeader(201)
+		fmt.Fprint(w, `{"sid":"CA0123456789abcdef0123456789abcdef","status":"queued"}`)
+	case strings.HasPrefix(path, "/bot"+TelegramToken+"/"):
+		method := strings.TrimPrefix(path, "/bot"+TelegramToken+"/")
+		var body struct {
+			ChatID int64  `json:"chat_id"`
+			Text   string `json:"text"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		p.mu.Lock()
+		p.calls[method]++
+		p.mu.Unlock()
+		if method == "sendMessage" {
+			p.record(Sent{Channel: comm.ChannelTelegram, To: fmt.Sprint(body.ChatID), Body: body.Text})
+			fmt.Fprintf(w, `{"ok":true,"result":{"message_id":77,"chat":{"id":%d,"type":"private"},"date":1767225600}}`, body.ChatID)
+			return
+		}
+		fmt.Fprint(w, `{"ok":true,"result":true}`)
+	case path == "/cgi-bin/webhook/send" && r.URL.Query().Get("key") == WeComKey:
+		var body struct {
+			Markdown struct {
+				Content string `json:"content"`
+			} `json:"markdown"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		p.record(Sent{Channel: comm.ChannelWeCom, Body: body.Markdown.Content})
+		fmt.Fprint(w, `{"errcode":0,"errmsg":"ok"}`)
+	default:
+		w.WriteHeader(404)
+		fmt.Fprint(w, `{"ok":false,"error_code":404,"description":"Not Found","errcode":404}`)
+	}
+}
+
+// Twilio is a client of this server's Twilio.
+func (p *Provider) Twilio() *twilio.Client {
+	return twilio.New(twilio.Config{AccountSID: TwilioSID, AuthToken: TwilioToken, From: TwilioNumber, BaseURL: p.URL})
+}
+
+// Telegram is a client of this server's bot.
+func (p *Provider) Telegram() *telegram.Client {
+	return telegram.New(telegram.Config{Token: TelegramToken, WebhookSecret: TelegramSecret, BaseURL: p.URL})
+}
+
+// WeCom is a client of this server's group robot.
+func (p *Provider) WeCom() *wecom.Client { return wecom.New(wecom.Config{WebhookKey: WeComKey, BaseURL: p.URL}) }
