@@ -304,4 +304,6 @@ func (p *Provider) Telegram() *telegram.Client {
 }
 
 // WeCom is a client of this server's group robot.
-func (p *Provider) WeCom() *wecom.Client { return wecom.New(wecom.Config{WebhookKey: WeComKey, BaseURL: p.URL}) }
+func (p *Provider) WeCom() *wecom.Client {
+	return wecom.New(wecom.Config{WebhookKey: WeComKey, BaseURL: p.URL})
+}
