@@ -81,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runExec(ctx, rest, getenv, stdout, stderr)
 	case "servers":
 		return runServers(ctx, rest, getenv, stdout, stderr)
+	case "checks":
+		return runChecks(ctx, rest, getenv, stdout, stderr)
 	case "vault":
 		return runVault(ctx, rest, getenv, stdout, stderr)
 	case "chat":

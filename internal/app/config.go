@@ -47,6 +47,11 @@ type Config struct {
 	VaultMasterKey string
 	VaultPrevKeys  string
 
+	// CheckConcurrency bounds the health checks running at once; CheckResultRetention is how long their
+	// results are kept.
+	CheckConcurrency     int
+	CheckResultRetention time.Duration
+
 	// RemediationMaxRisk is the highest risk level (0–2) of a runbook an alert may start unattended.
 	RemediationMaxRisk int
 }
@@ -79,6 +84,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	c.AuditKey = getenv("IT0_AUDIT_KEY")
 	c.VaultMasterKey = getenv("IT0_VAULT_MASTER_KEY")
 	c.VaultPrevKeys = getenv("IT0_VAULT_PREVIOUS_KEYS")
+	cc, _ := strconv.Atoi(env("IT0_CHECK_CONCURRENCY", "64"))
+	fs.IntVar(&c.CheckConcurrency, "check-concurrency", cc, "health checks running at once (IT0_CHECK_CONCURRENCY)")
+	keep, _ := time.ParseDuration(env("IT0_CHECK_RESULT_RETENTION", "168h"))
+	fs.DurationVar(&c.CheckResultRetention, "check-result-retention", keep, "how long health check results are kept (IT0_CHECK_RESULT_RETENTION)")
 	risk, _ := strconv.Atoi(env("IT0_MONITOR_REMEDIATION_MAX_RISK", "2"))
 	fs.IntVar(&c.RemediationMaxRisk, "remediation-max-risk", risk, "highest runbook risk level (0-2) an alert starts unattended (IT0_MONITOR_REMEDIATION_MAX_RISK)")
 }
@@ -119,6 +128,12 @@ func (c *Config) Validate() error {
 		if v != "" && len(v) < 32 {
 			list = append(list, fmt.Errorf("%s must be at least 32 characters", name))
 		}
+	}
+	if c.CheckConcurrency < 1 || c.CheckConcurrency > 10000 {
+		list = append(list, fmt.Errorf("check-concurrency %d: want 1 to 10000", c.CheckConcurrency))
+	}
+	if c.CheckResultRetention < time.Hour {
+		list = append(list, fmt.Errorf("check-result-retention %s: want at least 1h (e.g. 168h)", c.CheckResultRetention))
 	}
 	if c.RemediationMaxRisk < 0 || c.RemediationMaxRisk > 2 {
 		list = append(list, fmt.Errorf("remediation-max-risk %d: want 0, 1 or 2 (L3 never runs)", c.RemediationMaxRisk))

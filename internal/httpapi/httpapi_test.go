@@ -132,11 +132,16 @@ func TestCrossTenant(t *testing.T) {
 		if aTask.status != 201 || aRunbook.status != 201 {
 			t.Fatalf("tenant a ops: %s %s", aTask.raw, aRunbook.raw)
 		}
+		aCheck := b.do("POST", "/api/v1/monitor/checks", aTok, map[string]any{"name": "a-check", "type": "tcp", "target": "127.0.0.1:9"})
+		if aCheck.status != 201 {
+			t.Fatalf("tenant a check: %s", aCheck.raw)
+		}
 		ids := map[string]string{"/api/v1/auth/users/": aUser, "/api/v1/auth/api-keys/": aKeyID, "/api/v1/auth/tenants/": aID,
 			"/api/v1/inventory/servers/": aServerID, "/api/v1/inventory/clusters/": aClusterID, "/api/v1/inventory/credentials/": aCredID,
 			"/api/v1/agent/sessions/": aSession, "/api/v1/agent/approvals/": aApproval, "/api/v1/ops/approvals/": aApproval,
 			"/api/v1/ops/tasks/": aTask.body["id"].(string), "/api/v1/ops/runbooks/": aRunbook.body["id"].(string),
 			"/api/v1/ops/standing-orders/": aOrder.body["id"].(string)}
+		ids["/api/v1/monitor/checks/"] = aCheck.body["id"].(string)
 		for _, rt := range b.srv.routes {
 			if !strings.Contains(rt.path, "{id}") {
 				continue

@@ -235,6 +235,7 @@ func (s *Server) apiRoutes() []route {
 		)
 	}
 	rs = append(rs, s.monitoringRoutes()...)
+	rs = append(rs, s.checkRoutes()...)
 	return rs
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,8 @@ type Deps struct {
 	Orders    *ops.Orders
 	// Monitoring is metrics and alerting (nil leaves their routes out).
 	Monitoring *MonitoringDeps
+	// Checks are the health checks (nil leaves their routes out).
+	Checks *monitor.Checks
 	// WSOrigins are the browser origins allowed to open WebSockets (host patterns); same-origin always is.
 	WSOrigins []string
 	Ready     map[string]Pinger // name → check, reported by /readyz

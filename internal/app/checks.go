@@ -1,0 +1,48 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+
+	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/monitor"
+)
+
+// Checks is the module that defines and runs health checks.
+const Checks = "checks"
+
+// initChecks builds the health check service and starts its scheduler. Every transition to down is
+// published to event-triggered standing orders as check_failed.
+func (a *App) initChecks(ctx context.Context) (func(context.Context) error, error) {
+	log := a.log.With(slog.String("component", "checks"))
+	a.Checks = monitor.NewChecks(monitor.ChecksConfig{Logger: a.log, Registerer: a.registry,
+		OnTransition: func(ctx context.Context, c monitor.Check, t monitor.CheckTransition) {
+			if t.To != monitor.CheckDown {
+				return
+			}
+			data, _ := json.Marshal(map[string]any{"check_id": c.ID, "check": c.Name, "type": c.Type, "target": c.Target,
+				"from": t.From, "to": t.To, "at": t.At, "results": t.Results, "message": t.Message})
+			if _, err := a.Orders.HandleEvent(ctx, "check_failed", c.ServerID, data); err != nil {
+				log.ErrorContext(ctx, "deliver check_failed to standing orders", slog.String("check_id", c.ID), slog.String("error", err.Error()))
+			}
+		}}, a.Store, a.Inventory, a.Guard, a.Audit)
+	sched := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Logger: a.log, Registerer: a.registry,
+		Concurrency: a.cfg.CheckConcurrency, ResultRetention: a.cfg.CheckResultRetention,
+		Tenants: func(ctx context.Context) ([]string, error) {
+			list, err := a.Auth.Tenants(ctx)
+			ids := make([]string, 0, len(list))
+			for _, t := range list {
+				if t.Status == auth.TenantActive {
+					ids = append(ids, t.ID)
+				}
+			}
+			return ids, err
+		}}, a.Checks)
+	// The scheduler outlives the start-up ctx on purpose: it runs until the module stops.
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { sched.Run(lctx) })
+	return func(context.Context) error { cancel(); wg.Wait(); return nil }, nil
+}
