@@ -6,11 +6,11 @@ import "time"
 type transition uint8
 
 const (
-	stay    transition = iota // nothing changes
-	pend                      // the condition starts to hold: pending
-	fire                      // it has held for the duration: firing
-	resolve                   // a firing alert's condition stopped holding
-	clear                     // a pending condition stopped holding before the duration
+	evalStay    transition = iota // nothing changes
+	evalPend                      // the condition starts to hold: pending
+	evalFire                      // it has held for the duration: firing
+	evalResolve                   // a firing alert's condition stopped holding
+	evalClear                     // a pending condition stopped holding before the duration
 )
 
 // step is the `for:` state machine of Prometheus. st is the current state (nil: inactive); a pending
@@ -22,21 +22,21 @@ func step(c Condition, st *State, value float64, at time.Time) transition {
 	switch {
 	case holds && st == nil:
 		if c.DurationSeconds == 0 {
-			return fire
+			return evalFire
 		}
-		return pend
+		return evalPend
 	case holds && st.EventID == "":
 		if at.Sub(st.Since) >= time.Duration(c.DurationSeconds)*time.Second {
-			return fire
+			return evalFire
 		}
-		return stay
+		return evalStay
 	case holds:
-		return stay
+		return evalStay
 	case st == nil:
-		return stay
+		return evalStay
 	case st.EventID == "":
-		return clear
+		return evalClear
 	default:
-		return resolve
+		return evalResolve
 	}
 }

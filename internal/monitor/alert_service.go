@@ -58,7 +58,8 @@ type tenantAlerts struct {
 	mu       sync.Mutex
 	byMetric map[string][]*compiledRule
 	loadedAt time.Time
-	states   map[stateKey]*State // nil until loaded
+	states   map[stateKey]*State     // nil until loaded
+	worst    map[stateKey]worstValue // scratch of Evaluate, reused across passes
 }
 
 type compiledRule struct {
@@ -344,25 +345,29 @@ func (a *Alerts) Evaluate(ctx context.Context, samples []Sample) ([]Event, error
 	if err := a.load(ctx, t, now); err != nil {
 		return nil, err
 	}
-	worst := worstValues(t, samples)
+	if t.worst == nil {
+		t.worst = make(map[stateKey]worstValue, len(samples))
+	}
+	clear(t.worst)
+	worst := worstValues(t, samples, t.worst)
 	var changed []Event
 	for k, v := range worst {
 		at := v.at
 		st := t.states[k]
 		switch step(v.rule.Condition, st, v.value, at) {
-		case stay:
-		case pend:
+		case evalStay:
+		case evalPend:
 			st = &State{RuleID: k.rule, ServerID: k.server, Since: at, Value: v.value}
 			if err := a.store.AlertStatePut(ctx, st); err != nil {
 				return changed, err
 			}
 			t.states[k] = st
-		case clear:
+		case evalClear:
 			if err := a.store.AlertStateDelete(ctx, k.rule, k.server); err != nil {
 				return changed, err
 			}
 			delete(t.states, k)
-		case fire:
+		case evalFire:
 			if st == nil {
 				st = &State{RuleID: k.rule, ServerID: k.server, Since: at, Value: v.value}
 			}
@@ -372,7 +377,7 @@ func (a *Alerts) Evaluate(ctx context.Context, samples []Sample) ([]Event, error
 			}
 			t.states[k] = st
 			changed = append(changed, *ev)
-		case resolve:
+		case evalResolve:
 			ev, err := a.store.AlertEventGet(ctx, st.EventID)
 			if err != nil && !errs.Is(err, errs.NotFound) {
 				return changed, err
@@ -398,8 +403,7 @@ type worstValue struct {
 }
 
 // worstValues picks, for each rule and server in samples, the value furthest into the rule's condition.
-func worstValues(t *tenantAlerts, samples []Sample) map[stateKey]worstValue {
-	out := make(map[stateKey]worstValue, len(samples))
+func worstValues(t *tenantAlerts, samples []Sample, out map[stateKey]worstValue) map[stateKey]worstValue {
 	for i := range samples {
 		s := &samples[i]
 		for _, r := range t.byMetric[s.Metric] {

@@ -62,7 +62,7 @@ func (b *alertBundle) events() []monitor.Event {
 	return append([]monitor.Event(nil), b.published...)
 }
 
-func setupAlerts(t *testing.T, open func(testing.TB) *store.DB) (*monitor.Alerts, *alertBundle) {
+func setupAlerts(t testing.TB, open func(testing.TB) *store.DB) (*monitor.Alerts, *alertBundle) {
 	t.Helper()
 	db := open(t)
 	ten := storetest.NewTenant(t, db, "mon")
