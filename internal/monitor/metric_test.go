@@ -167,7 +167,9 @@ var openSQLite = storetest.OpenSQLite
 // scraperFunc is a NodeScraper made of a func.
 type scraperFunc func(ctx context.Context, url string) (*monitor.HostStats, error)
 
-func (f scraperFunc) Scrape(ctx context.Context, url string) (*monitor.HostStats, error) { return f(ctx, url) }
+func (f scraperFunc) Scrape(ctx context.Context, url string) (*monitor.HostStats, error) {
+	return f(ctx, url)
+}
 
 // fakeFleet is an inventory of named servers that cannot run commands.
 type fakeFleet struct{ servers []inventory.Server }
