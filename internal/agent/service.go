@@ -102,6 +102,24 @@ type Service struct {
 	providers    []ToolProvider
 	endHooks     []func(ctx context.Context, sess *Session)
 	askHooks     []func(ctx context.Context, sess *Session, a *Approval)
+	doneHooks    []func(ctx context.Context, a *Approval)
+}
+
+// OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
+// timeout (before its session resumes). fn must not block.
+func (s *Service) OnApprovalDecided(fn func(ctx context.Context, a *Approval)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.doneHooks = append(s.doneHooks, fn)
+}
+
+func (s *Service) approvalDecided(ctx context.Context, a *Approval) {
+	s.mu.Lock()
+	hooks := append([]func(context.Context, *Approval){}, s.doneHooks...)
+	s.mu.Unlock()
+	for _, fn := range hooks {
+		fn(ctx, a)
+	}
 }
 
 // OnApprovalRequested registers fn to be called after each new approval is opened (the comm module starts
@@ -905,6 +923,7 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 		Detail:      map[string]any{"session_id": a.SessionID, "command": a.Command, "status": a.Status}}); err != nil {
 		return err
 	}
+	s.approvalDecided(ctx, a)
 	if a.Status != ApprovalApproved {
 		if sess != nil && sess.Unattended() {
 			_, err := s.Cancel(ctx, sess.ID)
@@ -969,6 +988,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 		Detail:      map[string]any{"session_id": a.SessionID, "reason": reason, "command": a.Command}}); err != nil {
 		return nil, err
 	}
+	s.approvalDecided(ctx, a)
 	if !approve {
 		// An unattended run whose escalation a human rejects stops there: nobody is in the loop to
 		// steer it elsewhere.
