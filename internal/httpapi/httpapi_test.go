@@ -141,7 +141,20 @@ func TestCrossTenant(t *testing.T) {
 			"/api/v1/agent/sessions/": aSession, "/api/v1/agent/approvals/": aApproval, "/api/v1/ops/approvals/": aApproval,
 			"/api/v1/ops/tasks/": aTask.body["id"].(string), "/api/v1/ops/runbooks/": aRunbook.body["id"].(string),
 			"/api/v1/ops/standing-orders/": aOrder.body["id"].(string)}
+		aContact := b.do("POST", "/api/v1/comm/contacts", aTok, map[string]any{"name": "a-contact", "audience": "primary", "phone": "+8613800009999"})
+		ids["/api/v1/comm/contacts/"], ids["/api/v1/comm/escalations/"] = aContact.body["id"].(string), aApproval
 		ids["/api/v1/monitor/checks/"] = aCheck.body["id"].(string)
+		// Monitoring: a source, a rule, and the alert a pushed sample fires.
+		aSource := b.do("POST", "/api/v1/monitor/sources", aTok, map[string]any{"name": "a-src", "type": "ssh", "selector": map[string]any{"server_ids": []string{aServerID}}})
+		aRule := b.do("POST", "/api/v1/monitor/alert-rules", aTok, map[string]any{"name": "a-rule", "metric_type": "cpu_usage",
+			"condition": map[string]any{"operator": ">", "threshold": 1, "duration_seconds": 0}, "severity": "info"})
+		b.do("POST", "/api/v1/monitor/metrics", aTok, map[string]any{"samples": []map[string]any{{"server_id": aServerID, "metric_type": "cpu_usage", "value": 5}}})
+		aAlerts, _ := b.do("GET", "/api/v1/monitor/alerts", aTok, nil).body["items"].([]any)
+		if aSource.status != 201 || aRule.status != 201 || len(aAlerts) != 1 {
+			t.Fatalf("tenant a monitoring: %s %s %v", aSource.raw, aRule.raw, aAlerts)
+		}
+		ids["/api/v1/monitor/sources/"], ids["/api/v1/monitor/alert-rules/"] = aSource.body["id"].(string), aRule.body["id"].(string)
+		ids["/api/v1/monitor/alerts/"] = aAlerts[0].(map[string]any)["id"].(string)
 		for _, rt := range b.srv.routes {
 			if !strings.Contains(rt.path, "{id}") {
 				continue
