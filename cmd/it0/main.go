@@ -54,6 +54,8 @@ commands:
   chat           talk to the agent (approvals answered inline): it0 chat "检查所有生产服务器的磁盘"
   exec           run a guarded command on servers: it0 exec --env prod -- df -h
   servers import import servers from YAML, JSON or an OpenSSH ssh_config
+  alerts list|ack  list alerts (--status firing) or acknowledge one
+  metrics query  a server's metric over time: it0 metrics query --server ID --metric cpu_usage --step 5m
   vault keygen   print a new master key
   vault rotate   re-seal every data key under IT0_VAULT_MASTER_KEY
   guard check    classify a shell command (L0-L3)
@@ -83,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runServers(ctx, rest, getenv, stdout, stderr)
 	case "checks":
 		return runChecks(ctx, rest, getenv, stdout, stderr)
+	case "alerts", "metrics":
+		return runMonitor(ctx, cmd, rest, getenv, stdout, stderr)
 	case "vault":
 		return runVault(ctx, rest, getenv, stdout, stderr)
 	case "chat":
