@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/google/uuid"
@@ -108,7 +109,8 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 	}
 	m.CreatedAt, m.UpdatedAt = s.now(), s.now()
 	if err := s.store.MessageCreate(ctx, m); errs.Is(err, errs.Conflict) {
-		m.ID, m.IdempotencyKey = uuid.NewString(), ans.Key+":replay:"+m.ID
+		// Recorded as a new message: the first one keeps its key.
+		m.ID, m.IdempotencyKey, m.CreatedAt = uuid.NewString(), ans.Key+":replay:"+m.ID, time.Time{}
 		return nil, s.refuse(ctx, m, ErrReplayed)
 	} else if err != nil {
 		return nil, err
@@ -130,6 +132,7 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 	tid, _ := tenant.ID(ctx)
 	p := auth.Principal{UserID: u.ID, TenantID: tid, Role: u.Role, Email: u.Email}
 	dctx := audit.WithActor(auth.WithPrincipal(ctx, p), audit.Actor{Type: audit.ActorUser, ID: u.ID, IP: audit.ActorFrom(ctx).IP})
+	dctx = context.WithValue(dctx, answeringKey{}, ans.ApprovalID)
 	approve := ans.Decision != DecisionReject
 	if _, err := s.approvals.Decide(dctx, ans.ApprovalID, approve, ans.Text); err != nil {
 		switch {
@@ -258,6 +261,9 @@ func (s *Service) InboundText(ctx context.Context, channel, addr, body, key stri
 		s.log.WarnContext(ctx, "answer from an unknown sender refused", slog.String("channel", channel), slog.String("sender", mask(addr)))
 		return T("en", "unknown"), ErrUnknownSender
 	}
+	if res, err, replay := s.replayed(tcs, channel, addr, key); replay {
+		return res, err
+	}
 	r, ok := ParseReply(body)
 	for _, tc := range tcs {
 		if !ok {
@@ -280,10 +286,31 @@ func (s *Service) InboundText(ctx context.Context, channel, addr, body, key stri
 	return T(tc.locale, "no_pending"), s.refuse(tc.ctx, m, ErrNoEscalation)
 }
 
+// replayed refuses a provider's message that was already taken (a webhook the provider retried, a
+// captured request sent again): it reports whether key was used before, and the reply.
+func (s *Service) replayed(tcs []tenantContact, channel, addr, key string) (string, error, bool) {
+	if key == "" {
+		return "", nil, false
+	}
+	for _, tc := range tcs {
+		old, err := s.store.MessageByKey(tc.ctx, key)
+		if errs.Is(err, errs.NotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err, true
+		}
+		m := &Message{ID: uuid.NewString(), Direction: Inbound, Channel: channel, ContactID: tc.contact.ID, Address: addr,
+			EscalationID: old.EscalationID, Body: old.Body, IdempotencyKey: key + ":replay:" + uuid.NewString()}
+		return T(tc.locale, "late"), s.refuse(tc.ctx, m, ErrReplayed), true
+	}
+	return "", nil, false
+}
+
 func (s *Service) replyText(locale string, res *Answered, err error) (string, error) {
 	switch {
 	case err == nil:
-		return T(locale, "answered", T(locale, "decision_"+res.Decision[:1])), nil
+		return T(locale, "answered", T(locale, "decision_"+res.Decision)), nil
 	case errors.Is(err, ErrLate), errors.Is(err, ErrReplayed):
 		return T(locale, "late"), err
 	case errs.Is(err, errs.Forbidden):
@@ -306,6 +333,9 @@ func (s *Service) InboundButton(ctx context.Context, channel, addr, data, key st
 	tcs, err := s.senderTenants(ctx, channel, addr)
 	if err != nil {
 		return "", err
+	}
+	if res, err, replay := s.replayed(tcs, channel, addr, key); replay {
+		return res, err
 	}
 	for _, tc := range tcs {
 		if _, err := s.store.EscalationGet(tc.ctx, id); errs.Is(err, errs.NotFound) {

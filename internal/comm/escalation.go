@@ -41,6 +41,38 @@ func (s *Service) OnApprovalRequested(ctx context.Context, sess *agent.Session, 
 	}
 }
 
+// answeringKey marks a context in which comm itself decides an approval (Answer), so OnApprovalDecided
+// leaves the escalation to Answer.
+type answeringKey struct{}
+
+// OnApprovalDecided is the agent's hook (agent.Service.OnApprovalDecided): an approval decided outside comm
+// (the approvals API, its timeout) stops its escalation chain at once.
+func (s *Service) OnApprovalDecided(ctx context.Context, a *agent.Approval) {
+	if id, _ := ctx.Value(answeringKey{}).(string); id == a.ID {
+		return
+	}
+	e, err := s.store.EscalationGet(ctx, a.ID)
+	if errs.Is(err, errs.NotFound) || (err == nil && e.Status != EscalationActive) {
+		return
+	}
+	if err == nil {
+		now := s.now()
+		e.Status, e.Decision, e.AnsweredAt = EscalationClosed, a.Status, &now
+		if !strings.HasPrefix(a.DecidedBy, "system:") {
+			// A person decided through the approvals API.
+			e.Status, e.AnsweredBy, e.AnsweredChannel = EscalationAnswered, a.DecidedBy, ChannelAPI
+		}
+		if err = s.store.EscalationFinish(ctx, e); errs.Is(err, errs.Conflict) {
+			return
+		}
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "escalation not closed", slog.String("approval_id", a.ID), slog.String("error", err.Error()))
+		return
+	}
+	s.cancelSteps(ctx, e, -1)
+}
+
 // Severity is an approval's severity: the report_escalation tool's "severity" when given, else critical.
 func Severity(a *agent.Approval) string {
 	var in struct {
@@ -80,6 +112,11 @@ func (s *Service) Escalate(ctx context.Context, sess *agent.Session, a *agent.Ap
 		if err := s.cfg.Schedule(ctx, JobStep, stepArgs{ApprovalID: e.ID, Step: i}, at, stepKey(e.ID, i)); err != nil {
 			return nil, fmt.Errorf("schedule escalation step %d: %w", i, err)
 		}
+	}
+	// One more run a minute after the approval's deadline (its timeout has been applied by then) closes
+	// the chain if nobody answered through comm.
+	if err := s.cfg.Schedule(ctx, JobStep, stepArgs{ApprovalID: e.ID, Step: len(e.Steps)}, e.ExpiresAt.Add(time.Minute), stepKey(e.ID, len(e.Steps))); err != nil {
+		return nil, fmt.Errorf("schedule escalation close: %w", err)
 	}
 	return e, s.record(ctx, "escalation.started", "escalation", e.ID, fmt.Sprintf("%s escalation started: %s", severity, clip(a.Command, 200)),
 		map[string]any{"session_id": sess.ID, "severity": severity, "steps": len(e.Steps)})
@@ -126,7 +163,7 @@ func (s *Service) RunStep(ctx context.Context, id string, step int) error {
 	if errs.Is(err, errs.NotFound) {
 		return nil
 	}
-	if err != nil || e.Status != EscalationActive || step < 0 || step >= len(e.Steps) {
+	if err != nil || e.Status != EscalationActive || step < 0 || step > len(e.Steps) {
 		return err
 	}
 	a, err := s.approvals.Approval(ctx, id)
@@ -142,8 +179,8 @@ func (s *Service) RunStep(ctx context.Context, id string, step int) error {
 		s.cancelSteps(ctx, e, -1)
 		return nil
 	}
-	if err != nil {
-		return err
+	if err != nil || step == len(e.Steps) {
+		return err // the closing run: the approval is still pending (its timeout job has not run yet)
 	}
 	st := e.Steps[step]
 	contacts, err := s.store.ContactList(ctx, st.Audience)
@@ -238,7 +275,7 @@ func emailHTML(out OutboundMessage, locale string) string {
 
 // cancelSteps cancels the chain's waiting steps after step (all of them with -1).
 func (s *Service) cancelSteps(ctx context.Context, e *Escalation, after int) {
-	for i := after + 1; i < len(e.Steps); i++ {
+	for i := after + 1; i <= len(e.Steps); i++ {
 		if err := s.cfg.CancelKey(ctx, e.TenantID, stepKey(e.ID, i)); err != nil {
 			// The step would find the escalation finished and do nothing anyway.
 			s.log.WarnContext(ctx, "cancel escalation step", slog.String("escalation_id", e.ID), slog.Int("step", i), slog.String("error", err.Error()))

@@ -53,6 +53,13 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 	s.once.Do(func() { close(s.C) })
 }
 
+// Subscribers counts the connected clients of user userID in tenantID.
+func (h *Hub) Subscribers(tenantID, userID string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[hubKey(tenantID, userID)])
+}
+
 // AppEvent is what an in-app client receives.
 type AppEvent struct {
 	Seq     int64             `json:"seq"`

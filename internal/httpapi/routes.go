@@ -236,6 +236,7 @@ func (s *Server) apiRoutes() []route {
 	}
 	rs = append(rs, s.monitoringRoutes()...)
 	rs = append(rs, s.checkRoutes()...)
+	rs = append(rs, s.commRoutes()...)
 	return rs
 }
 

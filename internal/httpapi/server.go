@@ -17,6 +17,7 @@ import (
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/monitor"
@@ -40,6 +41,7 @@ type Deps struct {
 	Agent     *agent.Service
 	Ops       *ops.Service
 	Orders    *ops.Orders
+	Comm      *comm.Service
 	// Monitoring is metrics and alerting (nil leaves their routes out).
 	Monitoring *MonitoringDeps
 	// Checks are the health checks (nil leaves their routes out).

@@ -55,6 +55,7 @@ type testBundle struct {
 	ssh        *ssh.Executor
 	adminTok   string // bootstrap admin: default tenant admin and platform admin
 	defaultID  string
+	comm       commState // the comm service serve builds and its providers (comm_test.go)
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -119,7 +120,7 @@ func (b *testBundle) serve(ag *agent.Service) {
 	ag.AddTools(orders)
 	ag.OnRunEnd(orders.OnSessionEnd)
 	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
-		Checks: b.newChecks(),
+		Checks: b.newChecks(), Comm: b.newComm(ag),
 		Version: "test", Logger: b.logger, Monitoring: b.newMonitoring(ag, orders)})
 	b.http = httptest.NewServer(b.srv.Handler())
 	b.t.Cleanup(b.http.Close)
