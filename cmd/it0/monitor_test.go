@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
+	"os"
+	"regexp"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,6 +56,21 @@ func TestCLIAlertsAndMetrics(t *testing.T) {
 		"it0_escalations_total 0", `it0_ssh_connections{state="open"}`, "it0_job_queue_lag_seconds"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// Every series the Grafana dashboard plots exists (vectors appear once a label value is used).
+	dash, err := os.ReadFile("../../deploy/grafana/it0-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(dash) {
+		t.Fatal("the dashboard is not valid JSON")
+	}
+	unused := map[string]bool{"it0_checks_run_total": true} // no check has run in this test
+	for _, name := range regexp.MustCompile(`it0_[a-z_]+[a-z]`).FindAllString(string(dash), -1) {
+		name = strings.TrimSuffix(name, "_bucket")
+		if !unused[name] && !strings.Contains(m, "# HELP "+name+" ") {
+			t.Errorf("the dashboard plots %s, which IT0 does not export", name)
 		}
 	}
 }
