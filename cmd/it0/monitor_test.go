@@ -3,9 +3,9 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
-	"net/http"
 	"strings"
 	"testing"
 )
