@@ -254,6 +254,12 @@ func TestMonitorAlertRemediation(t *testing.T) {
 		if order.status != 201 {
 			t.Fatalf("order: %s", order.raw)
 		}
+		hot := b.do("POST", "/api/v1/ops/standing-orders", tok, map[string]any{"name": "on-hot-cpu",
+			"trigger": map[string]any{"type": "threshold", "threshold_condition": map[string]any{"metric_type": "cpu_usage", "operator": ">", "value": 90, "duration_seconds": 120}},
+			"targets": map[string]any{"all_servers": true}, "agent_instructions": map[string]any{"prompt": "cool it", "max_risk_level": 0}})
+		if hot.status != 201 {
+			t.Fatalf("threshold order: %s", hot.raw)
+		}
 		rule := b.do("POST", "/api/v1/monitor/alert-rules", tok, map[string]any{"name": "cpu high", "metric_type": "cpu_usage",
 			"condition": map[string]any{"operator": ">", "threshold": 90, "duration_seconds": 300}, "severity": "critical", "runbook_id": rb.body["id"]})
 		if rule.status != 201 || rule.body["active"] != true {
@@ -300,6 +306,10 @@ func TestMonitorAlertRemediation(t *testing.T) {
 		execs := b.do("GET", "/api/v1/ops/standing-orders/"+order.body["id"].(string)+"/executions", tok, nil)
 		if items, _ := execs.body["items"].([]any); len(items) != 1 {
 			t.Errorf("alert_fired reached %d order runs: %s", len(items), execs.raw)
+		}
+		// Every sample also fed the threshold order: it ran once, after two minutes above 90.
+		if items, _ := b.do("GET", "/api/v1/ops/standing-orders/"+hot.body["id"].(string)+"/executions", tok, nil).body["items"].([]any); len(items) != 1 {
+			t.Errorf("threshold order ran %d times", len(items))
 		}
 		// The remediation session used list_alerts and saw its alert.
 		ctx := tenant.WithID(context.Background(), tid)
