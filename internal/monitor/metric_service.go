@@ -468,30 +468,66 @@ func (m *Metrics) collectProm(ctx context.Context, s *Source) ([]Sample, error) 
 			byKey[srv.Name], byKey[srv.Host] = srv.ID, srv.ID
 		}
 	}
+	serverOf := func(r PromSample) string {
+		if s.ServerID != "" {
+			return s.ServerID
+		}
+		v := r.Labels[s.ServerLabel]
+		if host, _, err := net.SplitHostPort(v); err == nil {
+			v = host
+		}
+		return byKey[v]
+	}
 	now := m.now()
+	interval := time.Duration(s.IntervalSeconds) * time.Second
 	var out []Sample
 	var problems []error
 	for _, q := range queries {
+		if err := m.backfillProm(ctx, s, q, now, interval, serverOf); err != nil {
+			problems = append(problems, fmt.Errorf("%s backfill: %w", q.Metric, err))
+		}
 		res, err := m.prom.Query(ctx, s.URL, q.Query, now)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("%s: %w", q.Metric, err))
 			continue
 		}
 		for _, r := range res {
-			id := s.ServerID
-			if id == "" {
-				v := r.Labels[s.ServerLabel]
-				if host, _, err := net.SplitHostPort(v); err == nil {
-					v = host
-				}
-				if id = byKey[v]; id == "" {
-					continue
-				}
+			if id := serverOf(r); id != "" {
+				out = append(out, Sample{ServerID: id, Metric: q.Metric, Label: r.Labels[q.LabelFrom], Value: round2(r.Value), At: now})
 			}
-			out = append(out, Sample{ServerID: id, Metric: q.Metric, Label: r.Labels[q.LabelFrom], Value: round2(r.Value), At: now})
 		}
 	}
 	return out, errors.Join(problems...)
+}
+
+// maxBackfill bounds how far back a Prometheus source fills a gap in collection.
+const maxBackfill = 6 * time.Hour
+
+// backfillProm fills a gap left while IT0 was not collecting (down, or the source failing) from
+// Prometheus' own history with a range query at the source's interval. Backfilled samples are stored but
+// not evaluated: alerts judge the present.
+func (m *Metrics) backfillProm(ctx context.Context, s *Source, q PromQuery, now time.Time, interval time.Duration, serverOf func(PromSample) string) error {
+	if s.LastCollectedAt == nil || now.Sub(*s.LastCollectedAt) < 2*interval {
+		return nil
+	}
+	from := s.LastCollectedAt.Add(interval)
+	if now.Sub(from) > maxBackfill {
+		from = now.Add(-maxBackfill)
+	}
+	res, err := m.prom.QueryRange(ctx, s.URL, q.Query, from, now.Add(-interval), interval)
+	if err != nil {
+		return err
+	}
+	var fill []Sample
+	for _, r := range res {
+		if id := serverOf(r); id != "" {
+			fill = append(fill, Sample{ServerID: id, Metric: q.Metric, Label: r.Labels[q.LabelFrom], Value: round2(r.Value), At: r.At.UTC().Truncate(time.Microsecond)})
+		}
+	}
+	if len(fill) == 0 {
+		return nil
+	}
+	return m.store.MetricInsert(ctx, fill)
 }
 
 // Run collects due sources of every tenant each Tick and applies the retention policy hourly, until ctx

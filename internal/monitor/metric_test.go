@@ -202,3 +202,70 @@ func (f *fakeFleet) Servers(ctx context.Context, sel inventory.Selector) ([]inve
 func (f *fakeFleet) Exec(ctx context.Context, req inventory.ExecRequest, onResult func(inventory.ExecResult)) (inventory.Summary, error) {
 	return inventory.Summary{}, errors.New("the fake fleet runs no commands")
 }
+
+// promFunc is a PromQuerier made of funcs.
+type promFunc struct {
+	query      func(query string, at time.Time) []monitor.PromSample
+	queryRange func(query string, from, to time.Time, step time.Duration) []monitor.PromSample
+}
+
+func (p promFunc) Query(ctx context.Context, baseURL, query string, at time.Time) ([]monitor.PromSample, error) {
+	return p.query(query, at), nil
+}
+
+func (p promFunc) QueryRange(ctx context.Context, baseURL, query string, from, to time.Time, step time.Duration) ([]monitor.PromSample, error) {
+	return p.queryRange(query, from, to, step), nil
+}
+
+// TestPromBackfill ensures a Prometheus source fills a gap in collection from Prometheus' history with a
+// range query at its interval, and maps series to servers by the instance label's host.
+func TestPromBackfill(t *testing.T) {
+	t.Parallel()
+	_, b := setupAlerts(t, openSQLite)
+	var ranges []string
+	prom := promFunc{
+		query: func(q string, at time.Time) []monitor.PromSample {
+			return []monitor.PromSample{{Labels: map[string]string{"instance": "web-1:9100"}, Value: 1, At: at}}
+		},
+		queryRange: func(q string, from, to time.Time, step time.Duration) []monitor.PromSample {
+			ranges = append(ranges, from.Format("15:04")+"-"+to.Format("15:04")+"/"+step.String())
+			var out []monitor.PromSample
+			for at := from; !at.After(to); at = at.Add(step) {
+				out = append(out, monitor.PromSample{Labels: map[string]string{"instance": "web-1:9100"}, Value: 2, At: at})
+			}
+			return out
+		}}
+	var evaluated int
+	m := monitor.NewMetrics(monitor.MetricsConfig{Now: b.clock.Now, OnSamples: func(ctx context.Context, s []monitor.Sample) { evaluated += len(s) }},
+		b.db, fleetWith("web-1"), nil, prom, b.log)
+	src := &monitor.Source{Name: "p", Type: monitor.SourcePrometheus, URL: "http://prom:9090", IntervalSeconds: 60, Enabled: true,
+		Queries: []monitor.PromQuery{{Metric: monitor.MetricLoad1, Query: "node_load1"}}}
+	if err := m.CreateSource(b.ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	start := b.clock.Now()
+	if _, err := m.Collect(b.ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(90 * time.Second) // within two intervals: no backfill
+	if _, err := m.Collect(b.ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(10 * time.Minute) // a gap
+	if _, err := m.Collect(b.ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if len(ranges) != 1 || ranges[0] != "10:02-10:10/1m0s" {
+		t.Fatalf("range queries = %v, want one over the gap", ranges)
+	}
+	series, err := m.Query(b.ctx, monitor.MetricQuery{ServerID: "web-1", Metric: monitor.MetricLoad1, From: start, To: b.clock.Now().Add(time.Second)})
+	if err != nil || len(series) != 1 {
+		t.Fatalf("%+v %v", series, err)
+	}
+	if n := len(series[0].Points); n != 3+9 {
+		t.Errorf("points = %d, want 3 collected and 9 backfilled", n)
+	}
+	if evaluated != 3 {
+		t.Errorf("%d samples evaluated, want only the 3 collected ones", evaluated)
+	}
+}
