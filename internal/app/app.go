@@ -20,6 +20,7 @@ import (
 	"github.com/it0/it0/internal/agent/openai"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/inventory"
@@ -68,6 +69,7 @@ type App struct {
 	Agent     *agent.Service
 	Ops       *ops.Service
 	Orders    *ops.Orders
+	Comm      *comm.Service
 	Metrics   *monitor.Metrics
 	Alerts    *monitor.Alerts
 	Checks    *monitor.Checks
@@ -93,7 +95,8 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
 	a.mgr.Register(Jobs, a.initJobs)
 	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard, Jobs)
-	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory)
+	a.mgr.Register(Comm, a.initComm, Store, Audit, Auth, Agent, Jobs)
+	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory, Comm)
 	a.mgr.Register(Scheduler, a.initScheduler, Jobs, Agent, Ops)
 	a.mgr.Register(Metrics, a.initMetrics, Store, Audit, Auth, Inventory, Agent, Ops, Jobs)
 	a.mgr.Register(Checks, a.initChecks, Store, Audit, Auth, Inventory, Guard, Ops)
@@ -376,7 +379,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Monitoring: a.monitoring(), Checks: a.Checks, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Ready: map[string]httpapi.Pinger{"database": a.Store}})
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {

@@ -1,0 +1,159 @@
+package app
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/it0/it0/internal/comm"
+	"github.com/it0/it0/internal/comm/email"
+	"github.com/it0/it0/internal/comm/fcm"
+	"github.com/it0/it0/internal/comm/telegram"
+	"github.com/it0/it0/internal/comm/twilio"
+	"github.com/it0/it0/internal/comm/wecom"
+	"github.com/it0/it0/internal/jobs"
+	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/vault"
+)
+
+// Comm is the module that reaches people (contacts, channels, escalation chains) and takes their answers.
+const Comm = "comm"
+
+// CommConfig configures the providers of the comm channels, all from IT0_* environment variables. A
+// channel whose settings are missing reports itself unavailable and escalation chains skip it.
+type CommConfig struct {
+	TwilioAccountSID  string
+	TwilioAuthToken   vault.Secret
+	TwilioPhoneNumber string
+	TwilioBaseURL     string
+
+	SMTPHost     string
+	SMTPPort     string // default 587 (465 with IT0_SMTP_TLS=tls)
+	SMTPUsername string
+	SMTPPassword vault.Secret
+	SMTPFrom     string
+	SMTPTLS      string // starttls (default), tls or none
+
+	TelegramBotToken      vault.Secret
+	TelegramWebhookSecret vault.Secret
+	TelegramBaseURL       string
+
+	WeComWebhookKey vault.Secret
+	WeComWebhookURL vault.Secret
+	WeComCorpID     string
+	WeComSecret     vault.Secret
+	WeComAgentID    string
+	WeComBaseURL    string
+
+	FCMCredentialsFile string
+	FCMBaseURL         string
+	FCMTokenURL        string
+}
+
+func (c *CommConfig) load(getenv func(string) string) {
+	*c = CommConfig{
+		TwilioAccountSID: getenv("IT0_TWILIO_ACCOUNT_SID"), TwilioAuthToken: vault.Secret(getenv("IT0_TWILIO_AUTH_TOKEN")),
+		TwilioPhoneNumber: getenv("IT0_TWILIO_PHONE_NUMBER"), TwilioBaseURL: getenv("IT0_TWILIO_BASE_URL"),
+		SMTPHost: getenv("IT0_SMTP_HOST"), SMTPPort: getenv("IT0_SMTP_PORT"), SMTPUsername: getenv("IT0_SMTP_USERNAME"),
+		SMTPPassword: vault.Secret(getenv("IT0_SMTP_PASSWORD")), SMTPFrom: getenv("IT0_SMTP_FROM"), SMTPTLS: getenv("IT0_SMTP_TLS"),
+		TelegramBotToken: vault.Secret(getenv("IT0_TELEGRAM_BOT_TOKEN")), TelegramWebhookSecret: vault.Secret(getenv("IT0_TELEGRAM_WEBHOOK_SECRET")),
+		TelegramBaseURL: getenv("IT0_TELEGRAM_BASE_URL"),
+		WeComWebhookKey: vault.Secret(getenv("IT0_WECOM_WEBHOOK_KEY")), WeComWebhookURL: vault.Secret(getenv("IT0_WECOM_WEBHOOK_URL")),
+		WeComCorpID: getenv("IT0_WECOM_CORP_ID"), WeComSecret: vault.Secret(getenv("IT0_WECOM_SECRET")), WeComAgentID: getenv("IT0_WECOM_AGENT_ID"),
+		WeComBaseURL:       getenv("IT0_WECOM_BASE_URL"),
+		FCMCredentialsFile: getenv("IT0_FCM_CREDENTIALS_FILE"), FCMBaseURL: getenv("IT0_FCM_BASE_URL"), FCMTokenURL: getenv("IT0_FCM_TOKEN_URL"),
+	}
+}
+
+func (c *CommConfig) validate() []error {
+	var list []error
+	if c.SMTPPort != "" {
+		if p, err := strconv.Atoi(c.SMTPPort); err != nil || p < 1 || p > 65535 {
+			list = append(list, fmt.Errorf("IT0_SMTP_PORT %q: want a port from 1 to 65535", c.SMTPPort))
+		}
+	}
+	switch c.SMTPTLS {
+	case "", email.TLSStartTLS, email.TLSImplicit, email.TLSNone:
+	default:
+		list = append(list, fmt.Errorf("IT0_SMTP_TLS %q: want starttls, tls or none", c.SMTPTLS))
+	}
+	if c.WeComAgentID != "" {
+		if _, err := strconv.Atoi(c.WeComAgentID); err != nil {
+			list = append(list, fmt.Errorf("IT0_WECOM_AGENT_ID %q: want the application's numeric agent id", c.WeComAgentID))
+		}
+	}
+	if c.TwilioPhoneNumber != "" && !comm.ValidPhone(c.TwilioPhoneNumber) {
+		list = append(list, fmt.Errorf("IT0_TWILIO_PHONE_NUMBER %q: want E.164, e.g. +15005550006", c.TwilioPhoneNumber))
+	}
+	return list
+}
+
+// linkSecret derives the key of signed answer links from the JWT secret, so the two never share a key.
+func linkSecret(jwtSecret string) []byte {
+	m := hmac.New(sha256.New, []byte(jwtSecret))
+	m.Write([]byte("it0 comm answer links"))
+	return m.Sum(nil)
+}
+
+// initComm builds the channels and the comm service, hooks it to the agent's approvals and registers the
+// escalation jobs.
+func (a *App) initComm(ctx context.Context) (func(context.Context) error, error) {
+	c := a.cfg.Comm
+	tw := twilio.New(twilio.Config{AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioPhoneNumber, BaseURL: c.TwilioBaseURL})
+	tg := telegram.New(telegram.Config{Token: c.TelegramBotToken, WebhookSecret: c.TelegramWebhookSecret, BaseURL: c.TelegramBaseURL})
+	port, _ := strconv.Atoi(c.SMTPPort)
+	agentID, _ := strconv.Atoi(c.WeComAgentID)
+	senders := []comm.Sender{tw.SMS(), tw.Voice(), tg,
+		email.New(email.Config{Host: c.SMTPHost, Port: port, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.SMTPFrom, TLS: c.SMTPTLS}),
+		wecom.New(wecom.Config{CorpID: c.WeComCorpID, Secret: c.WeComSecret, AgentID: agentID, WebhookKey: c.WeComWebhookKey,
+			WebhookURL: c.WeComWebhookURL, BaseURL: c.WeComBaseURL}),
+		fcm.New(fcm.Config{CredentialsFile: c.FCMCredentialsFile, BaseURL: c.FCMBaseURL, TokenURL: c.FCMTokenURL}),
+	}
+	cs, err := comm.New(comm.Config{PublicURL: a.cfg.PublicURL, LinkSecret: linkSecret(a.cfg.JWTSecret), Schedule: a.schedule,
+		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log}, a.Store, a.Agent, a.Auth, a.Audit, senders...)
+	if err != nil {
+		return nil, err
+	}
+	a.Agent.OnApprovalRequested(cs.OnApprovalRequested)
+	a.Agent.OnApprovalDecided(cs.OnApprovalDecided)
+	a.Jobs.Register(comm.JobStep, inTenant(func(ctx context.Context, j *jobs.Job) error {
+		var args struct {
+			ApprovalID string `json:"approval_id"`
+			Step       int    `json:"step"`
+		}
+		if err := json.Unmarshal(j.Args, &args); err != nil {
+			return jobs.Permanent(err)
+		}
+		return cs.RunStep(ctx, args.ApprovalID, args.Step)
+	}))
+	a.Jobs.Register(comm.JobRetry, inTenant(func(ctx context.Context, j *jobs.Job) error {
+		var args struct {
+			MessageID string `json:"message_id"`
+		}
+		if err := json.Unmarshal(j.Args, &args); err != nil {
+			return jobs.Permanent(err)
+		}
+		return cs.Retry(ctx, args.MessageID)
+	}))
+	for _, ch := range cs.ChannelStatus() {
+		if ch.Available {
+			a.log.Info("comm channel ready", slog.String("channel", ch.Channel))
+		} else {
+			a.log.Info("comm channel unavailable", slog.String("channel", ch.Channel), slog.String("reason", ch.Reason))
+		}
+	}
+	if a.cfg.PublicURL == "" {
+		a.log.Warn("IT0_PUBLIC_URL is not set: messages carry no answer links and calls take no keypad answers")
+	}
+	a.Comm = cs
+	return nil, nil
+}
+
+// commNotifier delivers the ops module's notices through comm.
+type commNotifier struct{ c *comm.Service }
+
+func (n commNotifier) Notify(ctx context.Context, x ops.Notice) error { return n.c.Notify(ctx, comm.Notice(x)) }
