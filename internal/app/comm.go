@@ -156,4 +156,6 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 // commNotifier delivers the ops module's notices through comm.
 type commNotifier struct{ c *comm.Service }
 
-func (n commNotifier) Notify(ctx context.Context, x ops.Notice) error { return n.c.Notify(ctx, comm.Notice(x)) }
+func (n commNotifier) Notify(ctx context.Context, x ops.Notice) error {
+	return n.c.Notify(ctx, comm.Notice(x))
+}
