@@ -56,6 +56,8 @@ commands:
   servers import import servers from YAML, JSON or an OpenSSH ssh_config
   alerts list|ack  list alerts (--status firing) or acknowledge one
   metrics query  a server's metric over time: it0 metrics query --server ID --metric cpu_usage --step 5m
+  contacts list|add    the people IT0 reaches (phone, email, Telegram, WeCom, push)
+  escalations list     escalation chains of unattended runs and who answered
   vault keygen   print a new master key
   vault rotate   re-seal every data key under IT0_VAULT_MASTER_KEY
   guard check    classify a shell command (L0-L3)
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runChecks(ctx, rest, getenv, stdout, stderr)
 	case "alerts", "metrics":
 		return runMonitor(ctx, cmd, rest, getenv, stdout, stderr)
+	case "contacts", "escalations":
+		return runComm(ctx, cmd, rest, getenv, stdout, stderr)
 	case "vault":
 		return runVault(ctx, rest, getenv, stdout, stderr)
 	case "chat":
