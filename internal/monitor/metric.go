@@ -261,5 +261,8 @@ type MetricStore interface {
 	MetricSourceGet(ctx context.Context, id string) (*Source, error) // errs.NotFound
 	MetricSourceList(ctx context.Context) ([]Source, error)
 	MetricSourceUpdate(ctx context.Context, s *Source) error // errs.NotFound
+	// MetricSourceCollected records a collection's time and error on source id, leaving the rest as it is
+	// now (an edit made during the collection stays). errs.NotFound when the source is gone.
+	MetricSourceCollected(ctx context.Context, id string, at time.Time, lastError string) error
 	MetricSourceDelete(ctx context.Context, id string) error // errs.NotFound
 }

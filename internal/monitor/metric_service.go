@@ -374,7 +374,8 @@ func (m *Metrics) Collect(ctx context.Context, s *Source) ([]Sample, error) {
 	if err != nil {
 		s.LastError = err.Error()
 	}
-	if uerr := m.store.MetricSourceUpdate(context.WithoutCancel(ctx), s); uerr != nil && !errs.Is(uerr, errs.NotFound) {
+	// Recorded even when the caller has gone: the collection happened.
+	if uerr := m.store.MetricSourceCollected(context.WithoutCancel(ctx), s.ID, at, s.LastError); uerr != nil && !errs.Is(uerr, errs.NotFound) {
 		err = errors.Join(err, uerr)
 	}
 	return samples, err

@@ -413,6 +413,35 @@ func (db *DB) MetricSourceUpdate(ctx context.Context, s *monitor.Source) error {
 	return mustAffect(res, "metric source")
 }
 
+// MetricSourceCollected records a collection on source id without overwriting concurrent edits.
+func (db *DB) MetricSourceCollected(ctx context.Context, id string, at time.Time, lastError string) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		lock := "" // SQLite's write transactions are already serial (BEGIN IMMEDIATE)
+		if sc.pg {
+			lock = " FOR UPDATE"
+		}
+		var doc string
+		if err := tx.queryRow(ctx, `SELECT doc FROM ~metric_sources WHERE id = ? AND tenant_id = ?`+lock, id, sc.tenantID).Scan(&doc); err != nil {
+			return notFound(err, "metric source")
+		}
+		var s monitor.Source
+		if err := json.Unmarshal([]byte(doc), &s); err != nil {
+			return err
+		}
+		s.LastCollectedAt, s.LastError = &at, lastError
+		b, err := json.Marshal(&s)
+		if err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, `UPDATE ~metric_sources SET doc = ? WHERE id = ? AND tenant_id = ?`, string(b), id, sc.tenantID)
+		return err
+	})
+}
+
 // MetricSourceDelete removes source id.
 func (db *DB) MetricSourceDelete(ctx context.Context, id string) error {
 	sc, err := db.scope(ctx)
