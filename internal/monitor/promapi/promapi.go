@@ -146,15 +146,21 @@ func (c *Client) get(ctx context.Context, baseURL, path string, q url.Values) ([
 	if len(body) > maxBody {
 		return nil, fmt.Errorf("prometheus answer is over %d MiB; narrow the query", maxBody>>20)
 	}
+	return Decode(body, resp.StatusCode)
+}
+
+// Decode reads an API answer (the JSON envelope) received with HTTP status: the samples of a success,
+// *Error for an error answer, another error for anything that is not the API's JSON.
+func Decode(body []byte, status int) ([]monitor.PromSample, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, fmt.Errorf("prometheus answered HTTP %d with something that is not its API JSON: %w", resp.StatusCode, err)
+		return nil, fmt.Errorf("prometheus answered HTTP %d with something that is not its API JSON: %w", status, err)
 	}
 	if env.Status != "success" {
 		if env.ErrorType == "" {
 			env.ErrorType = "unknown"
 		}
-		return nil, &Error{Status: resp.StatusCode, Type: env.ErrorType, Msg: env.Error}
+		return nil, &Error{Status: status, Type: env.ErrorType, Msg: env.Error}
 	}
 	var d queryData
 	if err := json.Unmarshal(env.Data, &d); err != nil {

@@ -3,6 +3,7 @@ package promapi_test
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -98,4 +99,23 @@ func TestQuery(t *testing.T) {
 	if _, err := c.Query(ctx, "ftp://x", "x", at); err == nil {
 		t.Error("ftp URL accepted")
 	}
+}
+
+// FuzzDecode ensures no answer panics the decoder, and decoded samples are finite.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"instance":"a"},"value":[1764151200.5,"0.75"]}]}}`))
+	f.Add([]byte(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"],[2,"NaN"]]}]}}`))
+	f.Add([]byte(`{"status":"success","data":{"resultType":"scalar","result":[1,"+Inf"]}}`))
+	f.Add([]byte(`{"status":"error","errorType":"bad_data","error":"x"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := promapi.Decode(body, 200)
+		if err != nil {
+			return
+		}
+		for _, s := range got {
+			if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) || s.Labels == nil {
+				t.Fatalf("sample %+v", s)
+			}
+		}
+	})
 }
