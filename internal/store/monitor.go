@@ -169,12 +169,13 @@ func (db *DB) MetricMaintain(ctx context.Context, p monitor.MaintainParams) (mon
 	return res, nil
 }
 
-// foldWindow turns the raw samples in [from, to) into rollups (merged into existing buckets) and deletes
-// them, in one transaction.
+// foldWindow turns the raw samples in [from, to) into rollups (merged into existing buckets), in one
+// transaction. The samples are taken with DELETE … RETURNING, so what is folded is exactly what is removed:
+// two replicas maintaining at once cannot count a sample twice, and a late sample cannot be dropped unfolded.
 func (db *DB) foldWindow(ctx context.Context, sc scope, from, to time.Time, step time.Duration) (folded, written int, err error) {
 	err = sc.inTx(ctx, func(tx scopeTx) error {
-		rows, err := tx.query(ctx, `SELECT server_id, metric_type, label, value, collected_at FROM ~metric_snapshots
-			WHERE tenant_id = ? AND collected_at >= ? AND collected_at < ?`, sc.tenantID, from, to)
+		rows, err := tx.query(ctx, `DELETE FROM ~metric_snapshots WHERE tenant_id = ? AND collected_at >= ? AND collected_at < ?
+			RETURNING server_id, metric_type, label, value, collected_at`, sc.tenantID, from, to)
 		if err != nil {
 			return err
 		}
@@ -191,12 +192,12 @@ func (db *DB) foldWindow(ctx context.Context, sc scope, from, to time.Time, step
 		for rows.Next() {
 			var k key
 			var v float64
-			var at time.Time
+			var at anyTime
 			if err := rows.Scan(&k.server, &k.metric, &k.label, &v, &at); err != nil {
 				rows.Close()
 				return err
 			}
-			k.at = at.UTC().Truncate(step)
+			k.at = at.Time.Truncate(step)
 			a := buckets[k]
 			if a == nil {
 				a = &agg{min: v, max: v}
@@ -226,8 +227,7 @@ func (db *DB) foldWindow(ctx context.Context, sc scope, from, to time.Time, step
 			}
 			written++
 		}
-		_, err = tx.exec(ctx, `DELETE FROM ~metric_snapshots WHERE tenant_id = ? AND collected_at >= ? AND collected_at < ?`, sc.tenantID, from, to)
-		return err
+		return nil
 	})
 	return folded, written, err
 }
