@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -279,7 +280,8 @@ func (s *CheckScheduler) run(ctx context.Context, e *schedEntry, c Check, due ti
 		e.check.LastCheckedAt, e.check.LastStatus, e.check.LastMessage = c.LastCheckedAt, c.LastStatus, c.LastMessage
 	}
 	s.mu.Unlock()
-	if err != nil && ctx.Err() == nil {
+	// A check deleted during its run is not an error: the next reload drops it.
+	if err != nil && ctx.Err() == nil && !errs.Is(err, errs.NotFound) {
 		s.log.ErrorContext(ctx, "run check", slog.String("check_id", c.ID), slog.String("tenant_id", e.tenantID),
 			slog.String("error", err.Error()))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // acceptAll serves a loopback TCP listener that accepts and closes every connection until the test ends.
@@ -174,5 +175,64 @@ func TestCheckSchedulerConcurrency(t *testing.T) {
 	}
 	if p := peak.Load(); p != 2 {
 		t.Errorf("peak concurrency %d, want 2", p)
+	}
+}
+
+// TestCheckSchedulerRun runs the real-time loop: it loads the checks, reloads when one is added, runs
+// them, exports its metrics, and stops promptly when its context ends.
+func TestCheckSchedulerRun(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	b := setupChecks(t, func(cfg *monitor.ChecksConfig) { cfg.Registerer = reg; cfg.Now = nil })
+	addr := acceptAll(t)
+	b.create(&monitor.Check{Name: "first", Type: monitor.CheckTCP, Target: addr, IntervalSeconds: 5, TimeoutSeconds: 1})
+	s := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Registerer: reg,
+		Tenants: func(context.Context) ([]string, error) { return []string{b.tid}, nil }}, b.checks)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			<-time.After(time.Millisecond)
+		}
+	}
+	waitFor("the initial load", func() bool { return s.Len() == 1 })
+	// Ensure a new check reaches the running scheduler without waiting for the periodic reload.
+	second := b.create(&monitor.Check{Name: "second", Type: monitor.CheckTCP, Target: addr, IntervalSeconds: 5, TimeoutSeconds: 1})
+	waitFor("the reload after a create", func() bool { return s.Len() == 2 })
+	// Ensure it runs within its interval, and the metrics count it.
+	waitFor("a run of the new check", func() bool {
+		got, err := b.checks.Get(b.ctx, second.ID)
+		return err == nil && got.State == monitor.CheckUp
+	})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+		if mf.GetName() == "it0_checks_run_total" {
+			if l := mf.GetMetric()[0].GetLabel(); len(l) != 2 || l[0].GetValue() != "up" || l[1].GetValue() != "tcp" {
+				t.Errorf("labels: %v", l)
+			}
+		}
+	}
+	for _, n := range []string{"it0_checks_run_total", "it0_check_lateness_seconds", "it0_checks_down"} {
+		if !names[n] {
+			t.Errorf("metric %s not exported (have %v)", n, names)
+		}
+	}
+	// Ensure cancellation stops the loop promptly.
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
 	}
 }

@@ -266,10 +266,10 @@ func (s *Checks) Transitions(ctx context.Context, id string, limit int) ([]Check
 //
 // When ctx ends during the probe (shutdown) nothing is recorded and ctx's error is returned.
 func (s *Checks) Run(ctx context.Context, c *Check, due time.Time) (*CheckResult, error) {
-	start := s.now()
-	r := &CheckResult{CheckID: c.ID, CheckedAt: start}
+	raw := s.cfg.Now().UTC()
+	r := &CheckResult{CheckID: c.ID, CheckedAt: raw.Truncate(time.Microsecond)}
 	if !due.IsZero() {
-		late := max(0, start.Sub(due))
+		late := max(0, raw.Sub(due))
 		r.LatenessMS = late.Milliseconds()
 		s.metrics.lateness.Observe(late.Seconds())
 	}
