@@ -243,11 +243,6 @@ func (s *Source) Validate() error {
 	return errs.Join(list...)
 }
 
-// Due reports whether s should be collected at now.
-func (s *Source) Due(now time.Time) bool {
-	return s.Enabled && (s.LastCollectedAt == nil || !now.Before(s.LastCollectedAt.Add(time.Duration(s.IntervalSeconds)*time.Second)))
-}
-
 // MetricStore is what metrics need from storage; every method acts on the tenant in ctx.
 type MetricStore interface {
 	MetricInsert(ctx context.Context, samples []Sample) error
@@ -265,4 +260,7 @@ type MetricStore interface {
 	// now (an edit made during the collection stays). errs.NotFound when the source is gone.
 	MetricSourceCollected(ctx context.Context, id string, at time.Time, lastError string) error
 	MetricSourceDelete(ctx context.Context, id string) error // errs.NotFound
+	// MetricSourceClaim moves source id's next collection to next if it was due at now, and reports
+	// whether this caller did (so that one replica collects each round).
+	MetricSourceClaim(ctx context.Context, id string, now, next time.Time) (bool, error)
 }

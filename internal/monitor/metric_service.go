@@ -324,8 +324,9 @@ func (m *Metrics) Maintain(ctx context.Context) (MaintainResult, error) {
 		RollupRetention: m.cfg.RollupRetention, RollupStep: m.cfg.RollupStep, MonthsAhead: m.cfg.MonthsAhead})
 }
 
-// CollectDue collects every due source of the tenant in ctx and returns how many it collected. A
-// source's failure is recorded on it (last_error), not returned.
+// CollectDue collects every due source of the tenant in ctx and returns how many it collected. Each
+// source is claimed first, so with several replicas running the loop one of them collects it. A source's
+// failure is recorded on it (last_error), not returned.
 func (m *Metrics) CollectDue(ctx context.Context) (int, error) {
 	list, err := m.store.MetricSourceList(ctx)
 	if err != nil {
@@ -335,7 +336,14 @@ func (m *Metrics) CollectDue(ctx context.Context) (int, error) {
 	var wg sync.WaitGroup
 	n := 0
 	for i := range list {
-		if !list[i].Due(now) {
+		if !list[i].Enabled {
+			continue
+		}
+		won, err := m.store.MetricSourceClaim(ctx, list[i].ID, now, now.Add(time.Duration(list[i].IntervalSeconds)*time.Second))
+		if err != nil {
+			return n, err
+		}
+		if !won {
 			continue
 		}
 		n++

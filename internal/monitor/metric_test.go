@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,5 +268,47 @@ func TestPromBackfill(t *testing.T) {
 	}
 	if evaluated != 3 {
 		t.Errorf("%d samples evaluated, want only the 3 collected ones", evaluated)
+	}
+}
+
+// TestCollectOnceAcrossReplicas ensures two replicas' loops over one database collect a due source once.
+func TestCollectOnceAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			_, b := setupAlerts(t, be.Open)
+			var mu sync.Mutex
+			scrapes := 0
+			scraper := scraperFunc(func(ctx context.Context, url string) (*monitor.HostStats, error) {
+				mu.Lock()
+				scrapes++
+				mu.Unlock()
+				return &monitor.HostStats{HasLoad: true}, nil
+			})
+			replica := func() *monitor.Metrics {
+				return monitor.NewMetrics(monitor.MetricsConfig{Now: b.clock.Now}, b.db, fleetWith("srv-1"), scraper, nil, b.log)
+			}
+			r1, r2 := replica(), replica()
+			if err := r1.CreateSource(b.ctx, &monitor.Source{Name: "n", Type: monitor.SourceNodeExporter, URL: "http://node/metrics",
+				ServerID: "srv-1", IntervalSeconds: 60, Enabled: true}); err != nil {
+				t.Fatal(err)
+			}
+			for round := range 3 {
+				var wg sync.WaitGroup
+				for _, r := range []*monitor.Metrics{r1, r2} {
+					wg.Go(func() {
+						if _, err := r.CollectDue(b.ctx); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				if scrapes != round+1 {
+					t.Fatalf("round %d: %d scrapes, want %d", round, scrapes, round+1)
+				}
+				b.clock.Advance(time.Minute)
+			}
+		})
 	}
 }

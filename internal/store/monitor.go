@@ -442,6 +442,22 @@ func (db *DB) MetricSourceCollected(ctx context.Context, id string, at time.Time
 	})
 }
 
+// MetricSourceClaim takes source id's collection due at now: it moves next_due_at to next unless it is
+// still in the future, and reports whether this caller won (one replica collects each round).
+func (db *DB) MetricSourceClaim(ctx context.Context, id string, now, next time.Time) (bool, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return false, err
+	}
+	res, err := sc.exec(ctx, `UPDATE ~metric_sources SET next_due_at = ? WHERE id = ? AND tenant_id = ? AND (next_due_at IS NULL OR next_due_at <= ?)`,
+		next.UTC(), id, sc.tenantID, now.UTC())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // MetricSourceDelete removes source id.
 func (db *DB) MetricSourceDelete(ctx context.Context, id string) error {
 	sc, err := db.scope(ctx)

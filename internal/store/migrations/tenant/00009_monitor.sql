@@ -44,14 +44,16 @@ CREATE TABLE metric_rollups (
 );
 CREATE INDEX metric_rollups_time ON metric_rollups (bucket_at);
 
+-- next_due_at is the collection lease: the replica whose UPDATE moves it forward collects the source.
 CREATE TABLE metric_sources (
-    id         TEXT PRIMARY KEY,
-    tenant_id  TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    type       TEXT NOT NULL,
-    doc        TEXT NOT NULL,
-    created_at {{.TS}} NOT NULL,
-    updated_at {{.TS}} NOT NULL,
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    doc         TEXT NOT NULL,
+    next_due_at {{.TS}},
+    created_at  {{.TS}} NOT NULL,
+    updated_at  {{.TS}} NOT NULL,
     UNIQUE (tenant_id, name)
 );
 
