@@ -282,20 +282,21 @@ func (a *Alerts) record(ctx context.Context, action, typ, id, desc string, detai
 	return err
 }
 
-// load refreshes t's rules when they are stale and reads the persisted states once. Called with t.mu held.
+// load refreshes t's rules and states when they are older than RuleCacheTTL. Re-reading the states lets
+// replicas that evaluate different rounds of the same servers see each other's transitions (what one
+// misses within a TTL is absorbed: a second firing adopts the open event, a second resolve finds it
+// resolved). Called with t.mu held.
 func (a *Alerts) load(ctx context.Context, t *tenantAlerts, now time.Time) error {
-	if t.states == nil {
-		list, err := a.store.AlertStateList(ctx)
-		if err != nil {
-			return err
-		}
-		t.states = make(map[stateKey]*State, len(list))
-		for i := range list {
-			t.states[stateKey{list[i].RuleID, list[i].ServerID}] = &list[i]
-		}
-	}
-	if !t.loadedAt.IsZero() && now.Sub(t.loadedAt) < a.cfg.RuleCacheTTL && now.After(t.loadedAt.Add(-time.Second)) {
+	if t.states != nil && !t.loadedAt.IsZero() && now.Sub(t.loadedAt) < a.cfg.RuleCacheTTL && now.After(t.loadedAt.Add(-time.Second)) {
 		return nil
+	}
+	list, err := a.store.AlertStateList(ctx)
+	if err != nil {
+		return err
+	}
+	t.states = make(map[stateKey]*State, len(list))
+	for i := range list {
+		t.states[stateKey{list[i].RuleID, list[i].ServerID}] = &list[i]
 	}
 	rules, err := a.store.AlertRuleList(ctx)
 	if err != nil {

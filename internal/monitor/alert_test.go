@@ -284,3 +284,34 @@ func containsStr(s, sub string) bool {
 	}
 	return false
 }
+
+// TestAlertAcrossReplicas ensures two replicas evaluating alternate rounds of the same server keep one
+// pending-since and fire one alert.
+func TestAlertAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	a1, b := setupAlerts(t, storetest.OpenSQLite)
+	a2 := b.newAlerts()
+	if err := a1.CreateRule(b.ctx, &monitor.Rule{Name: "cpu", Metric: monitor.MetricCPU, Severity: "warning", Active: true,
+		Condition: monitor.Condition{Operator: ">", Threshold: 90, DurationSeconds: 300}}); err != nil {
+		t.Fatal(err)
+	}
+	fired := 0
+	for i := range 8 {
+		a := a1
+		if i%2 == 1 {
+			a = a2
+		}
+		for _, ev := range b.feed(t, a, "web-1", 95) {
+			if ev.Status == monitor.AlertFiring {
+				fired++
+				if i != 5 {
+					t.Errorf("fired at minute %d, want 5", i)
+				}
+			}
+		}
+		b.clock.Advance(time.Minute)
+	}
+	if fired != 1 || b.rem.count() != 0 {
+		t.Errorf("fired %d times", fired)
+	}
+}
