@@ -358,8 +358,8 @@ func (m *Metrics) CollectDue(ctx context.Context) (int, error) {
 }
 
 // Collect reads source s once, stores and hands on what it read, and records the outcome on the source.
+// Commands and alerts are audited as the actor in ctx (the collector loop acts as system "monitor").
 func (m *Metrics) Collect(ctx context.Context, s *Source) ([]Sample, error) {
-	ctx = audit.WithActor(ctx, audit.Actor{Type: audit.ActorSystem, ID: "monitor"})
 	cctx, cancel := context.WithTimeout(ctx, m.cfg.CollectTimeout)
 	defer cancel()
 	var samples []Sample
@@ -560,7 +560,7 @@ func (m *Metrics) Run(ctx context.Context) {
 		}
 		maintain := m.now().Sub(lastMaintain) >= time.Hour
 		for _, id := range tenants {
-			tctx := tenant.WithID(ctx, id)
+			tctx := audit.WithActor(tenant.WithID(ctx, id), audit.Actor{Type: audit.ActorSystem, ID: "monitor"})
 			if _, err := m.CollectDue(tctx); err != nil && ctx.Err() == nil {
 				m.log.ErrorContext(tctx, "collect due sources", slog.String("tenant_id", id), slog.String("error", err.Error()))
 			}
