@@ -13,5 +13,6 @@
 //
 // Alert evaluation state (pending since, firing event) is persisted on every transition, so a restart
 // neither forgets a condition that has been pending for four of its five minutes nor fires a second event
-// for an alert that is already firing.
+// for an alert that is already firing. Replicas share it: each round of a source is claimed by one
+// replica, states are re-read with the rules, and the database keeps one open event per rule and server.
 package monitor
