@@ -116,6 +116,10 @@ func TestMonitorCollectOverSSH(t *testing.T) {
 	if _, ok := got["network_in"]; !ok {
 		t.Errorf("no network_in: %v", got)
 	}
+	// The connection stays pooled between rounds, and the pool reports it (it0_ssh_connections).
+	if open, inUse := f.ssh.Stats(); open != 1 || inUse != 0 {
+		t.Errorf("ssh pool: %d open, %d in use; want 1 idle connection", open, inUse)
+	}
 	// The command was classified L0 and recorded like any other.
 	if a := f.do("GET", "/api/v1/audit/logs?action_type=command.executed", f.tok, nil); !strings.Contains(a.raw, "/proc/loadavg") {
 		t.Errorf("collection not audited as a command: %s", a.raw)
