@@ -347,27 +347,29 @@ func TestCheckPing(t *testing.T) {
 	})
 }
 
-// addSSHServer adds s to the inventory with a key credential and returns its id.
-func (b *checkBundle) addSSHServer(name string, s *sshtest.Server) string {
+// addSSHServer adds s to the inventory with a key credential, reached through jump when it is not empty,
+// and returns its id.
+func (b *checkBundle) addSSHServer(name string, s *sshtest.Server, jump string) string {
 	b.t.Helper()
 	cred, err := b.inv.CreateCredential(b.ctx, inventory.CredentialInput{Name: name + "-key", Type: "ssh_key", Secret: s.UserKey})
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	srv := &inventory.Server{Name: name, Host: s.Addr, Port: s.Port, SSHUser: s.User, CredentialID: cred.ID, HostKey: s.HostKey,
-		HostKeyPolicy: "pin", Environment: "prod"}
+		HostKeyPolicy: "pin", Environment: "prod", JumpServerID: jump}
 	if err := b.inv.CreateServer(b.ctx, srv); err != nil {
 		b.t.Fatal(err)
 	}
 	return srv.ID
 }
 
-// TestCheckSSH runs ssh and custom checks on a real sshd, then stops it.
+// TestCheckSSH runs ssh and custom checks on a real sshd behind a real jump host, then stops the target.
 func TestCheckSSH(t *testing.T) {
 	t.Parallel()
 	b := setupChecks(t)
-	sshd := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.20"})
-	id := b.addSSHServer("web-1", sshd)
+	bastion := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.20", AllowTCPForwarding: true})
+	sshd := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.22"})
+	id := b.addSSHServer("web-1", sshd, b.addSSHServer("bastion", bastion, ""))
 	ctx := audit.WithActor(b.ctx, audit.Actor{Type: audit.ActorSystem, ID: "monitor"})
 
 	sshCheck := b.create(&monitor.Check{Name: "ssh", Type: monitor.CheckSSH, ServerID: id, IntervalSeconds: 30, TimeoutSeconds: 10, Retries: 2})
@@ -380,7 +382,7 @@ func TestCheckSSH(t *testing.T) {
 		Command: "test -e /nonexistent-it0-file", ExpectedExitCode: 0})
 
 	st, r := b.run(sshCheck)
-	if st != up || !strings.Contains(r.Message, "session established") {
+	if st != up || !strings.Contains(r.Message, "session established with web-1 through 2 hop(s)") {
 		t.Fatalf("ssh: %s %q", st, r.Message)
 	}
 	r, err := b.checks.Run(ctx, custom, time.Time{})
@@ -404,12 +406,12 @@ func TestCheckSSH(t *testing.T) {
 		t.Errorf("rm -rf at create: %v", err)
 	}
 
-	// Stop sshd: down only after two failures.
+	// Stop the target behind the bastion: down only after two failures, naming the hop that failed.
 	if err := sshd.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	b.expect(sshCheck, up, down)
-	if got, _ := b.checks.Get(b.ctx, sshCheck.ID); !strings.Contains(got.LastMessage, "hop 0 (web-1) failed") {
+	if got, _ := b.checks.Get(b.ctx, sshCheck.ID); !strings.Contains(got.LastMessage, "hop 1 (web-1) failed") {
 		t.Errorf("message: %q", got.LastMessage)
 	}
 }
