@@ -238,6 +238,8 @@ func (c *Check) Validate() error {
 		}
 		if c.TLSExpiryDays < 0 || c.TLSExpiryDays > 3650 {
 			bad("tls_expiry_days", "tls_expiry_days must be from 0 to 3650")
+		} else if c.TLSExpiryDays > 0 && err == nil && u.Scheme != "https" {
+			bad("tls_expiry_days", "tls_expiry_days needs an https:// target")
 		}
 		if c.TLSExpiryDays > 0 && c.TLSExpiryAction == "" {
 			c.TLSExpiryAction = TLSExpiryDown

@@ -441,6 +441,7 @@ func TestCheckValidate(t *testing.T) {
 		{"SSHWithoutServer", "server_id", func(c *monitor.Check) { c.Type, c.Target = monitor.CheckSSH, "" }},
 		{"SSHUnknownServer", "server_id", func(c *monitor.Check) { c.Type, c.Target = monitor.CheckSSH, "no-such-server" }},
 		{"CustomWithoutCommand", "command", func(c *monitor.Check) { c.Type, c.Target = monitor.CheckCustom, "" }},
+		{"TLSExpiryOnPlainHTTP", "tls_expiry_days", func(c *monitor.Check) { c.Type, c.Target, c.TLSExpiryDays = monitor.CheckHTTP, "http://x", 5 }},
 		{"TLSActionBad", "tls_expiry_action", func(c *monitor.Check) {
 			c.Type, c.Target, c.TLSExpiryDays, c.TLSExpiryAction = monitor.CheckHTTP, "https://x", 5, "page"
 		}},
