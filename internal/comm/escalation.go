@@ -94,7 +94,11 @@ func (s *Service) Escalate(ctx context.Context, sess *agent.Session, a *agent.Ap
 		return nil, err
 	}
 	now := s.now()
-	e := &Escalation{ID: a.ID, SessionID: sess.ID, Severity: severity, Status: EscalationActive, Ref: newRef(), Summary: a.Command,
+	ref, err := s.freeRef(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e := &Escalation{ID: a.ID, SessionID: sess.ID, Severity: severity, Status: EscalationActive, Ref: ref, Summary: a.Command,
 		Report: report(sess, a), Steps: p.Steps, StartedAt: now, ExpiresAt: a.ExpiresAt}
 	for _, st := range p.Steps {
 		if slices.Contains(st.Channels, ChannelPhone) {
@@ -140,6 +144,18 @@ func report(sess *agent.Session, a *agent.Approval) string {
 	}
 	fmt.Fprintf(&b, "Open until: %s\n", a.ExpiresAt.Format(time.RFC3339))
 	return b.String()
+}
+
+// freeRef picks a ref no active escalation of the tenant uses, so "Y <ref>" names one chain.
+func (s *Service) freeRef(ctx context.Context) (string, error) {
+	for {
+		ref := newRef()
+		if _, err := s.store.EscalationByRef(ctx, ref); errs.Is(err, errs.NotFound) {
+			return ref, nil
+		} else if err != nil {
+			return "", err
+		}
+	}
 }
 
 func newRef() string {
@@ -273,9 +289,15 @@ func emailHTML(out OutboundMessage, locale string) string {
 	return b.String()
 }
 
-// cancelSteps cancels the chain's waiting steps after step (all of them with -1).
+// cancelSteps cancels the chain's waiting steps after step (all of them with -1). Steps already due have
+// run (or are running and will find the chain finished): only later ones are cancelled, plus the closing
+// run.
 func (s *Service) cancelSteps(ctx context.Context, e *Escalation, after int) {
+	now := s.now()
 	for i := after + 1; i <= len(e.Steps); i++ {
+		if i < len(e.Steps) && !e.StartedAt.Add(time.Duration(e.Steps[i].DelaySeconds)*time.Second).After(now) {
+			continue
+		}
 		if err := s.cfg.CancelKey(ctx, e.TenantID, stepKey(e.ID, i)); err != nil {
 			// The step would find the escalation finished and do nothing anyway.
 			s.log.WarnContext(ctx, "cancel escalation step", slog.String("escalation_id", e.ID), slog.Int("step", i), slog.String("error", err.Error()))

@@ -1,0 +1,224 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/comm"
+	"github.com/it0/it0/internal/comm/commtest"
+	"github.com/it0/it0/internal/comm/twilio"
+	"github.com/it0/it0/internal/guard"
+	"github.com/it0/it0/internal/jobs"
+	"github.com/it0/it0/internal/jobs/jobstest"
+	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/store/storetest"
+	"github.com/it0/it0/internal/tenant"
+)
+
+// BenchmarkEscalationChains runs 1,000 escalation chains at once on the real job runner (its Start loop,
+// wall clock) over SQLite: each chain has three SMS steps (1, 2 and 3 seconds after it started), reported
+// as the lateness of each send at the provider after its due time. Then every chain is answered by an
+// inbound SMS "Y <ref>" through the signed Twilio webhook, 16 at a time, reported as the time from the
+// webhook request to the session's next event (its run continuing).
+//
+//	go test -run '^$' -bench EscalationChains -benchtime 1x ./internal/httpapi/
+func BenchmarkEscalationChains(b *testing.B) {
+	const chains = 1000
+	for b.Loop() {
+		runEscalationBench(b, chains)
+	}
+}
+
+func runEscalationBench(b *testing.B, chains int) {
+	bundle := setupWith(b, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
+	r := bundle.do("POST", "/api/v1/auth/tenants", bundle.adminTok, map[string]any{"name": "bench", "slug": "bench", "plan": "enterprise",
+		"admin_email": "admin@bench.example", "admin_password": "password-bench"})
+	if r.status != 201 {
+		b.Fatalf("tenant: %d %s", r.status, r.raw)
+	}
+	tid := r.body["id"].(string)
+	tok := bundle.login("admin@bench.example", "password-bench")
+	adminID := bundle.do("GET", "/api/v1/auth/me", tok, nil).body["user"].(map[string]any)["id"].(string)
+	ctx := auth.WithPrincipal(tenant.WithID(context.Background(), tid), auth.Principal{UserID: adminID, TenantID: tid, Role: auth.RoleAdmin})
+
+	// An agent service without the bundle's hooks, a job runner on the wall clock, and comm over both.
+	ag := newAgentService(b, bundle, &scriptEngine{name: agent.EngineClaudeAPI})
+	jdb := jobstest.Open(b, jobs.SQLite)
+	jcfg := jdb.Config(b)
+	jcfg.PollInterval = 100 * time.Millisecond
+	runner := jobstest.New(b, jcfg)
+	prov := commtest.NewProvider(b, time.Now)
+	tw := prov.Twilio()
+	cs, err := comm.New(comm.Config{PublicURL: testPublicURL, LinkSecret: testSecret, Logger: bundle.logger, Twilio: tw,
+		Schedule: func(ctx context.Context, kind string, args any, at time.Time, key string) error {
+			raw, _ := json.Marshal(args)
+			tid, _ := tenant.ID(ctx)
+			_, err := runner.Enqueue(ctx, jobs.Job{Kind: kind, Args: raw, RunAt: at, TenantID: tid, UniqueKey: key})
+			return err
+		}, CancelKey: runner.CancelKey}, bundle.db, ag, bundle.auth, bundle.audit, tw.SMS())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ag.OnApprovalRequested(cs.OnApprovalRequested)
+	ag.OnApprovalDecided(cs.OnApprovalDecided)
+	runner.Register(comm.JobStep, func(ctx context.Context, j *jobs.Job) error {
+		var a struct {
+			ApprovalID string `json:"approval_id"`
+			Step       int    `json:"step"`
+		}
+		json.Unmarshal(j.Args, &a)
+		return cs.RunStep(tenant.WithID(ctx, j.TenantID), a.ApprovalID, a.Step)
+	})
+	srv := httptest.NewServer(New(Deps{Auth: bundle.auth, Audit: bundle.audit, Agent: ag, Comm: cs, Logger: bundle.logger}).Handler())
+	b.Cleanup(srv.Close)
+	if err := cs.CreateContact(ctx, &comm.Contact{Name: "on call", Audience: comm.AudiencePrimary, UserID: adminID, Phone: primaryPhone, Enabled: true}); err != nil {
+		b.Fatal(err)
+	}
+	steps := []comm.Step{{DelaySeconds: 1, Channels: []string{"sms"}, Audience: "primary"}, {DelaySeconds: 2, Channels: []string{"sms"}, Audience: "primary"},
+		{DelaySeconds: 3, Channels: []string{"sms"}, Audience: "primary"}}
+	if err := cs.SetPolicy(ctx, &comm.Policy{Severity: comm.SeverityCritical, Steps: steps}); err != nil {
+		b.Fatal(err)
+	}
+	if err := runner.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+
+	// 1,000 unattended sessions paused on an escalation, opened 32 at a time.
+	type chain struct{ session, approval string }
+	list := make([]chain, chains)
+	created := time.Now()
+	input := json.RawMessage(`{"reason":"disk 97% on web-1","severity":"critical"}`)
+	parallel(chains, 32, func(i int) {
+		now := time.Now().UTC()
+		sess := &agent.Session{ID: uuid.NewString(), UserID: adminID, Engine: agent.EngineClaudeAPI, Status: agent.StatusAwaitingApproval,
+			Title: "bench", ServerIDs: []string{}, MaxTurns: 5, Origin: agent.OriginStandingOrder, OriginID: "SO-bench", CreatedAt: now, UpdatedAt: now}
+		if err := bundle.db.SessionCreate(ctx, sess); err != nil {
+			b.Error(err)
+			return
+		}
+		a, err := ag.RequestApproval(ctx, sess, ops.ToolReportEscalation, fmt.Sprintf("ESCALATION %d: disk 97%% on web-1", i), input, guard.L1, "bench")
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		list[i] = chain{sess.ID, a.ID}
+	})
+	if b.Failed() {
+		return
+	}
+	b.Logf("created %d chains in %v", chains, time.Since(created))
+	escs, err := cs.Escalations(ctx, comm.EscalationActive, chains)
+	if err != nil || len(escs) != chains {
+		b.Fatalf("%d active escalations: %v", len(escs), err)
+	}
+	byRef := map[string]comm.Escalation{}
+	for _, e := range escs {
+		byRef[e.Ref] = e
+	}
+
+	// Wait for every step's SMS (3 per chain), then measure each send's lateness after its due time.
+	deadline := time.After(2 * time.Minute)
+	for {
+		changed := prov.Changed() // before counting, so the last send cannot slip between the two
+		if len(prov.Sent(comm.ChannelSMS)) >= 3*chains {
+			break
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			b.Fatalf("only %d of %d step messages sent", len(prov.Sent(comm.ChannelSMS)), 3*chains)
+		}
+	}
+	refRE := regexp.MustCompile(`Y (\d{6})`)
+	seen := map[string]int{}
+	var late []float64
+	for _, s := range prov.Sent(comm.ChannelSMS) {
+		m := refRE.FindStringSubmatch(s.Body)
+		if m == nil {
+			b.Fatalf("SMS without a ref: %q", s.Body)
+		}
+		e := byRef[m[1]]
+		step := seen[m[1]]
+		seen[m[1]]++
+		due := e.StartedAt.Add(time.Duration(steps[step].DelaySeconds) * time.Second)
+		late = append(late, float64(s.At.Sub(due))/float64(time.Millisecond))
+	}
+
+	// Answer every chain by SMS and time it until the session's run continues.
+	answerMS := make([]float64, chains)
+	refOf := map[string]string{}
+	for _, e := range escs {
+		refOf[e.ID] = e.Ref
+	}
+	client := srv.Client()
+	parallel(chains, 16, func(i int) {
+		c := list[i]
+		sub := ag.Hub().Subscribe(c.session)
+		defer ag.Hub().Unsubscribe(sub)
+		form := url.Values{"MessageSid": {"SM" + c.approval}, "From": {primaryPhone}, "To": {commtest.TwilioNumber}, "Body": {"Y " + refOf[c.approval]}}
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/twilio/sms", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Twilio-Signature", twilio.Signature(commtest.TwilioToken, testPublicURL+"/api/v1/twilio/sms", form))
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		resp.Body.Close()
+		select {
+		case <-sub.C:
+			answerMS[i] = float64(time.Since(start)) / float64(time.Millisecond)
+		case <-time.After(30 * time.Second):
+			b.Errorf("session %s did not continue after the answer (HTTP %d)", c.session, resp.StatusCode)
+		}
+	})
+	b.ReportMetric(percentile(late, 50), "p50-step-late-ms")
+	b.ReportMetric(percentile(late, 99), "p99-step-late-ms")
+	b.ReportMetric(slices.Max(late), "max-step-late-ms")
+	b.ReportMetric(percentile(answerMS, 50), "p50-answer-to-continue-ms")
+	b.ReportMetric(percentile(answerMS, 99), "p99-answer-to-continue-ms")
+	if n := len(prov.Sent(comm.ChannelSMS)); n != 3*chains {
+		b.Errorf("%d SMS sent, want %d (each step once)", n, 3*chains)
+	}
+}
+
+// parallel runs fn(0..n-1) on width goroutines.
+func parallel(n, width int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range width {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+func percentile(xs []float64, p float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
