@@ -497,6 +497,14 @@ func TestEscalationAnswers(t *testing.T) {
 		"credential_id": cred.body["id"], "host_key_policy": "tofu"}); r.status != 201 {
 		t.Fatalf("server: %d %s", r.status, r.raw)
 	}
+	// An interactive approval is pushed to the session's user in the app, with signed links.
+	ws := f.dialComm(t, f.tok)
+	if _, _, err := f.agentSvc.Load().StartTask(f.ctx(), agent.StartParams{Prompt: "boundary: by hand"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := readApp(t, ws); ev.Data["kind"] != "approval" || len(ev.Actions) != 2 || ev.Actions[1].URL == "" {
+		t.Errorf("interactive approval push: %+v", ev)
+	}
 	sid, id = f.escalate(t, "boundary: standing order SO-test")
 	if r := f.do("POST", "/api/v1/comm/escalations/"+id+"/answer", f.opTok, map[string]string{"decision": "approve"}); r.status != 403 {
 		t.Errorf("operator on L2: %d %s", r.status, r.raw)
@@ -559,6 +567,51 @@ func TestCommAPI(t *testing.T) {
 	}
 	if r := f.do("DELETE", "/api/v1/comm/contacts/"+id, f.tok, nil); r.status != 204 {
 		t.Errorf("delete: %d", r.status)
+	}
+}
+
+// TestCommRetry: a send refused with 429 is retried after the provider's Retry-After, a 5xx after the
+// backoff, and a retried message reaches the provider once.
+func TestCommRetry(t *testing.T) {
+	t.Parallel()
+	f := newCommFixture(t, storetest.OpenSQLite)
+	t0 := f.now.Now()
+	f.prov.FailTwilio(1, 429, "30")
+	f.prov.FailTwilio(1, 503, "")
+	notice := map[string]any{"audience": "primary", "channels": []string{"sms"}, "body": "nightly backup failed", "key": "backup-1"}
+	if r := f.do("POST", "/api/v1/comm/notices", f.tok, notice); r.status != 202 {
+		t.Fatalf("notice: %d %s", r.status, r.raw)
+	}
+	msg := func() map[string]any {
+		r := f.do("GET", "/api/v1/comm/messages?channel=sms", f.tok, nil)
+		items := r.body["items"].([]any)
+		if len(items) != 1 {
+			t.Fatalf("messages: %s", r.raw)
+		}
+		return items[0].(map[string]any)
+	}
+	if m := msg(); m["status"] != "pending" || m["attempts"] != float64(1) || !strings.Contains(m["error"].(string), "429") {
+		t.Errorf("after the 429: %v", m)
+	}
+	f.now.Set(t0.Add(29 * time.Second))
+	f.due(t)
+	if m := msg(); m["attempts"] != float64(1) {
+		t.Errorf("retried before Retry-After: %v", m)
+	}
+	f.now.Set(t0.Add(30 * time.Second))
+	f.due(t) // the 503: retried after the backoff (1 s, doubled: 2 s)
+	if m := msg(); m["status"] != "pending" || m["attempts"] != float64(2) {
+		t.Errorf("after the 503: %v", m)
+	}
+	f.now.Set(t0.Add(32 * time.Second))
+	f.due(t)
+	if m := msg(); m["status"] != "sent" || m["attempts"] != float64(3) || m["provider_id"] == "" {
+		t.Errorf("after the retries: %v", m)
+	}
+	// The same notice again (a retried report) sends nothing.
+	f.do("POST", "/api/v1/comm/notices", f.tok, notice)
+	if n := len(f.prov.Sent(comm.ChannelSMS)); n != 1 {
+		t.Errorf("%d SMS delivered, want 1", n)
 	}
 }
 

@@ -189,6 +189,23 @@ type Provider struct {
 	seq   int
 	wait  chan struct{} // closed and replaced on every send
 	calls map[string]int
+	fails []failure
+}
+
+// failure is a canned error answer for the next Twilio requests.
+type failure struct {
+	status     int
+	retryAfter string
+}
+
+// FailTwilio makes the next n Twilio requests fail with status (429 or 5xx, as Twilio answers them),
+// with Retry-After retryAfter when not empty.
+func (p *Provider) FailTwilio(n, status int, retryAfter string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for range n {
+		p.fails = append(p.fails, failure{status, retryAfter})
+	}
 }
 
 // NewProvider starts the server, stopped when the test ends. now stamps each send (a fake clock, or
@@ -245,6 +262,20 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if u, pw, ok := r.BasicAuth(); !ok || u != TwilioSID || pw != TwilioToken {
 			w.WriteHeader(401)
 			fmt.Fprint(w, `{"code":20003,"message":"Authenticate","status":401}`)
+			return
+		}
+		p.mu.Lock()
+		var fail *failure
+		if len(p.fails) > 0 {
+			fail, p.fails = &p.fails[0], p.fails[1:]
+		}
+		p.mu.Unlock()
+		if fail != nil {
+			if fail.retryAfter != "" {
+				w.Header().Set("Retry-After", fail.retryAfter)
+			}
+			w.WriteHeader(fail.status)
+			fmt.Fprintf(w, `{"code":20429,"message":"Too Many Requests","status":%d}`, fail.status)
 			return
 		}
 		r.ParseForm()
