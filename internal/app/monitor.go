@@ -18,8 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics is the module that collects server metrics and evaluates alert rules on them.
-const Metrics = "metrics"
+// Monitoring modules: Metrics collects server metrics and evaluates alert rules on them; Monitor is the
+// design's monitor target, metrics and health checks together.
+const (
+	Metrics = "metrics"
+	Monitor = "monitor"
+)
 
 // initMetrics builds metrics and alerting and starts the collector loop. Alerts are published to
 // event-triggered standing orders (alert_fired, alert_resolved); a rule's runbook is started through
