@@ -103,6 +103,8 @@ type Service struct {
 	endHooks     []func(ctx context.Context, sess *Session)
 	askHooks     []func(ctx context.Context, sess *Session, a *Approval)
 	doneHooks    []func(ctx context.Context, a *Approval)
+	skillCache   sync.Map      // sha256 of a SKILL.md's name and content → *skill.Skill
+	resumeSlots  chan struct{} // bounds sessions being resumed after timeouts at once
 }
 
 // OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
@@ -187,7 +189,8 @@ func New(cfg Config, store interface {
 		m[e.Name()] = e
 	}
 	s := &Service{cfg: cfg, store: store, skillStore: store, engines: m, fleet: fleet, tenants: tenants, audit: log, guard: g, hub: hub,
-		log: cfg.Logger.With(slog.String("component", "agent")), running: map[string]*runHandle{}, resumeWanted: map[string]bool{}}
+		log: cfg.Logger.With(slog.String("component", "agent")), running: map[string]*runHandle{}, resumeWanted: map[string]bool{},
+		resumeSlots: make(chan struct{}, 8)}
 	prompts, err := NewPromptBuilder(PromptSources{Fleet: fleet, Tenants: tenants, Skills: s.skillPrompt, StandingOrders: cfg.StandingOrders})
 	if err != nil {
 		return nil, err
@@ -933,7 +936,33 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	return s.resumeAfter(ctx, a)
+	// The decision is made and recorded; the session goes on in the background, a few at a time, so that
+	// when many approvals expire at once every decision lands on time rather than queueing behind the
+	// runs they resume. (A failed resume is logged: retrying the job would not resume it.)
+	if s.ctx.Err() != nil {
+		return nil // closing
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case s.resumeSlots <- struct{}{}:
+			defer func() { <-s.resumeSlots }()
+		case <-s.ctx.Done():
+			return
+		}
+		if err := s.resumeAfter(context.WithoutCancel(ctx), a); err != nil {
+			s.log.ErrorContext(ctx, "resume after a timeout", slog.String("session_id", a.SessionID), slog.String("error", err.Error()))
+		}
+		// Hold the slot while the run is short; a long one (a slow model) lets the next resume start.
+		if h := s.live(a.SessionID); h != nil && h.done != nil {
+			select {
+			case <-h.done:
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+	return nil
 }
 
 // useGrant consumes an approved, unused grant for exactly command in the session. It reports whether one

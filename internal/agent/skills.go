@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"time"
@@ -243,11 +244,26 @@ func (s *Service) skillPrompt(ctx context.Context, locale string) (string, error
 		if !r.Enabled {
 			continue
 		}
-		if sk, err := skill.Parse(r.Name, []byte(r.Content)); err == nil {
+		if sk := s.parsedSkill(r); sk != nil {
 			list = append(list, sk)
 		}
 	}
 	return skill.PromptSection(list, locale), nil
+}
+
+// parsedSkill parses a valid SKILL.md once per content: every system prompt lists the skills, and
+// parsing their YAML each time was a fifth of the CPU of resuming many sessions at once.
+func (s *Service) parsedSkill(r SkillRecord) *skill.Skill {
+	key := sha256.Sum256([]byte(r.Name + "\x00" + r.Content))
+	if v, ok := s.skillCache.Load(key); ok {
+		return v.(*skill.Skill)
+	}
+	sk, err := skill.Parse(r.Name, []byte(r.Content))
+	if err != nil {
+		return nil
+	}
+	s.skillCache.Store(key, sk)
+	return sk
 }
 
 // invokeSkill turns a task that names a skill into the prompt the engine gets, and records the execution.

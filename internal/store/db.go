@@ -61,6 +61,7 @@ type DB struct {
 
 	mu      sync.Mutex
 	tenants map[string]*sql.DB // sqlite only: open tenant files
+	stmts   *stmtCache         // sqlite only: prepared statements of every open file
 
 	stop chan struct{} // closes the checkpointer
 	done chan struct{}
@@ -80,7 +81,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{cfg: cfg, log: cfg.Logger, tenants: map[string]*sql.DB{}, Now: func() time.Time { return time.Now().UTC() }}
+	db := &DB{cfg: cfg, log: cfg.Logger, tenants: map[string]*sql.DB{}, stmts: newStmtCache(), Now: func() time.Time { return time.Now().UTC() }}
 	var err error
 	if cfg.DatabaseURL != "" {
 		db.dialect = Postgres
@@ -187,9 +188,11 @@ func (db *DB) Close() error {
 	defer db.mu.Unlock()
 	var list []error
 	for id, t := range db.tenants {
+		db.stmts.forget(t)
 		list = append(list, t.Close())
 		delete(db.tenants, id)
 	}
+	db.stmts.forget(db.shared)
 	list = append(list, db.shared.Close())
 	return errors.Join(list...)
 }
@@ -206,6 +209,7 @@ func (db *DB) tenantSchema(id string) string {
 // scope is where one tenant's (or the shared) tables live, plus the query rewriting for it.
 type scope struct {
 	db       *sql.DB
+	stmts    *stmtCache // nil on postgres
 	prefix   string // `"schema".` on postgres, "" on sqlite
 	pg       bool
 	tenantID string
@@ -235,15 +239,27 @@ func (s scope) q(query string) string {
 }
 
 func (s scope) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return s.db.ExecContext(ctx, s.q(query), args...)
+	q := s.q(query)
+	if st := s.stmts.get(ctx, s.db, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.db.ExecContext(ctx, q, args...)
 }
 
 func (s scope) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return s.db.QueryContext(ctx, s.q(query), args...)
+	q := s.q(query)
+	if st := s.stmts.get(ctx, s.db, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.db.QueryContext(ctx, q, args...)
 }
 
 func (s scope) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.db.QueryRowContext(ctx, s.q(query), args...)
+	q := s.q(query)
+	if st := s.stmts.get(ctx, s.db, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.db.QueryRowContext(ctx, q, args...)
 }
 
 // sharedScope is the shared schema (tenants, users, API keys, the platform audit chain).
@@ -251,7 +267,7 @@ func (db *DB) sharedScope() scope {
 	if db.dialect == Postgres {
 		return scope{db: db.shared, prefix: `"` + db.sharedSchema() + `".`, pg: true}
 	}
-	return scope{db: db.shared}
+	return scope{db: db.shared, stmts: db.stmts}
 }
 
 // scope resolves the tenant in ctx. A context without a tenant is an error; tenant.Platform selects the
@@ -276,7 +292,7 @@ func (db *DB) scope(ctx context.Context) (scope, error) {
 	if err != nil {
 		return scope{}, err
 	}
-	return scope{db: t, tenantID: id}, nil
+	return scope{db: t, stmts: db.stmts, tenantID: id}, nil
 }
 
 func (db *DB) tenantPath(id string) string {
@@ -328,15 +344,27 @@ type scopeTx struct {
 }
 
 func (t scopeTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.s.q(query), args...)
+	q := t.s.q(query)
+	if st := t.s.stmts.cached(t.s.db, q); st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
 }
 
 func (t scopeTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.s.q(query), args...)
+	q := t.s.q(query)
+	if st := t.s.stmts.cached(t.s.db, q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
 }
 
 func (t scopeTx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.s.q(query), args...)
+	q := t.s.q(query)
+	if st := t.s.stmts.cached(t.s.db, q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
 // notFound maps sql.ErrNoRows to an application not-found error naming what was looked up.
