@@ -210,7 +210,7 @@ func (db *DB) tenantSchema(id string) string {
 type scope struct {
 	db       *sql.DB
 	stmts    *stmtCache // nil on postgres
-	prefix   string // `"schema".` on postgres, "" on sqlite
+	prefix   string     // `"schema".` on postgres, "" on sqlite
 	pg       bool
 	tenantID string
 }
