@@ -44,6 +44,10 @@ type CheckSchedulerConfig struct {
 // workers. A check whose run is still going at its next slot skips that slot; a scheduler that fell behind
 // by more than an interval (a paused process) resumes at the next slot instead of running a burst.
 // Lateness (start − scheduled time) is recorded per result and in it0_check_lateness_seconds.
+//
+// Replicas sharing a database compute the same slots (the phase depends only on the tenant and id), and
+// each run first claims its slot in the database: whichever replica claims it runs the check, the others
+// skip that slot. State and results are therefore written by one replica per slot.
 type CheckScheduler struct {
 	cfg    CheckSchedulerConfig
 	checks *Checks
@@ -65,6 +69,7 @@ type schedEntry struct {
 	check    Check
 	slot     time.Time // the current slot, on the check's phase
 	due      time.Time // slot + this run's jitter
+	lastRun  time.Time // the slot this replica last ran
 	running  bool
 	removed  bool
 	index    int
@@ -236,7 +241,7 @@ func (s *CheckScheduler) dispatch(ctx context.Context, now time.Time) time.Time 
 			s.mu.Unlock()
 			return e.due
 		}
-		due, run := e.due, !e.running
+		due, slot, run := e.due, e.slot, !e.running
 		c := e.check
 		// The next slot; after a stall longer than an interval, the next one from now rather than a burst.
 		e.slot = e.slot.Add(c.Interval())
@@ -264,18 +269,40 @@ func (s *CheckScheduler) dispatch(ctx context.Context, now time.Time) time.Time 
 		s.wg.Add(1)
 		go func() {
 			defer func() { <-s.sem; s.wg.Done() }()
-			s.run(ctx, e, c, due)
+			s.run(ctx, e, c, slot, due)
 		}()
 	}
 }
 
-// run runs one check and keeps its new state in the schedule.
-func (s *CheckScheduler) run(ctx context.Context, e *schedEntry, c Check, due time.Time) {
+// run claims the slot, runs one check and keeps its new state in the schedule.
+func (s *CheckScheduler) run(ctx context.Context, e *schedEntry, c Check, slot, due time.Time) {
 	rctx := audit.WithActor(tenant.WithID(ctx, e.tenantID), audit.Actor{Type: audit.ActorSystem, ID: "monitor"})
-	_, err := s.checks.Run(rctx, &c, due)
+	claimed, err := s.checks.store.CheckClaim(rctx, c.ID, slot)
+	if err == nil && !claimed {
+		s.mu.Lock()
+		e.running = false
+		s.mu.Unlock()
+		return // another replica runs this slot
+	}
+	// Unless this replica ran the previous slot, the state in memory may be stale (another replica ran
+	// it, or this one was stalled): start from the stored state.
+	s.mu.Lock()
+	fresh := e.lastRun.Equal(slot.Add(-c.Interval()))
+	s.mu.Unlock()
+	if err == nil && !fresh {
+		var stored *Check
+		if stored, err = s.checks.store.CheckGet(rctx, c.ID); err == nil {
+			c.State, c.Streak, c.StateChangedAt = stored.State, stored.Streak, stored.StateChangedAt
+			c.LastCheckedAt, c.LastStatus, c.LastMessage = stored.LastCheckedAt, stored.LastStatus, stored.LastMessage
+		}
+	}
+	if err == nil {
+		_, err = s.checks.Run(rctx, &c, due)
+	}
 	s.mu.Lock()
 	e.running = false
 	if err == nil && !e.removed {
+		e.lastRun = slot
 		e.check.State, e.check.Streak, e.check.StateChangedAt = c.State, c.Streak, c.StateChangedAt
 		e.check.LastCheckedAt, e.check.LastStatus, e.check.LastMessage = c.LastCheckedAt, c.LastStatus, c.LastMessage
 	}

@@ -2,6 +2,7 @@ package monitor_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -234,5 +235,74 @@ func TestCheckSchedulerRun(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestCheckSchedulerReplicas runs two schedulers on one database, as two replicas would: each slot runs
+// on one of them, and the retries policy holds across them.
+func TestCheckSchedulerReplicas(t *testing.T) {
+	t.Parallel()
+	b := setupChecks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	var ids []string
+	for i := range 3 {
+		c := b.create(&monitor.Check{Name: fmt.Sprintf("db-%d", i), Type: monitor.CheckTCP, Target: ln.Addr().String(),
+			IntervalSeconds: 10, TimeoutSeconds: 2, Retries: 2})
+		ids = append(ids, c.ID)
+	}
+	tenants := func(context.Context) ([]string, error) { return []string{b.tid}, nil }
+	replica := func() *monitor.CheckScheduler {
+		checks := monitor.NewChecks(monitor.ChecksConfig{Now: b.clock.Now}, b.db, b.inv, nil, nil)
+		s := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Now: b.clock.Now, Tenants: tenants}, checks)
+		if err := s.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, c := replica(), replica()
+	step := func(seconds int) {
+		for i := range seconds {
+			// Swap which replica claims first every 10 s: consecutive slots of a check go to different replicas.
+			first, second := a, c
+			if (i/10)%2 == 1 {
+				first, second = c, a
+			}
+			now := b.clock.Now()
+			first.RunDue(context.Background(), now)
+			second.RunDue(context.Background(), now)
+			b.clock.Advance(time.Second)
+		}
+		// The slots in the last second.
+		a.RunDue(context.Background(), b.clock.Now().Add(-time.Nanosecond))
+		c.RunDue(context.Background(), b.clock.Now().Add(-time.Nanosecond))
+	}
+	step(60)
+	for _, id := range ids {
+		if res, _ := b.checks.Results(b.ctx, id, 100); len(res) != 6 {
+			t.Errorf("check %s ran %d times in a minute on two replicas, want 6", id, len(res))
+		}
+	}
+	ln.Close()
+	step(40)
+	for _, id := range ids {
+		trs, err := b.checks.Transitions(b.ctx, id, 10)
+		if err != nil || len(trs) != 2 || trs[0].To != monitor.CheckDown || trs[0].Results != 2 || trs[1].To != monitor.CheckUp {
+			t.Errorf("check %s transitions: %v %+v", id, err, trs)
+		}
+		if res, _ := b.checks.Results(b.ctx, id, 100); len(res) != 10 {
+			t.Errorf("check %s: %d results in 100 s, want 10", id, len(res))
+		}
 	}
 }

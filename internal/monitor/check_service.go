@@ -38,6 +38,9 @@ type CheckStore interface {
 	CheckResultList(ctx context.Context, checkID string, limit int) ([]CheckResult, error)
 	// CheckTransitionList returns check id's latest transitions, newest first.
 	CheckTransitionList(ctx context.Context, checkID string, limit int) ([]CheckTransition, error)
+	// CheckClaim claims a run slot of check id for the caller; false when another replica claimed it (or a
+	// later slot) first, or the check is gone.
+	CheckClaim(ctx context.Context, id string, slot time.Time) (bool, error)
 	// CheckResultPrune deletes results checked before before and returns how many.
 	CheckResultPrune(ctx context.Context, before time.Time) (int64, error)
 }

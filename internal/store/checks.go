@@ -245,6 +245,22 @@ func (db *DB) CheckTransitionList(ctx context.Context, checkID string, limit int
 	return out, rows.Err()
 }
 
+// CheckClaim claims slot of check id for this replica: true unless a replica claimed it (or a later one).
+func (db *DB) CheckClaim(ctx context.Context, id string, slot time.Time) (bool, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return false, err
+	}
+	slot = slot.UTC()
+	res, err := sc.exec(ctx, `UPDATE ~checks SET claimed_slot = ? WHERE id = ? AND tenant_id = ? AND (claimed_slot IS NULL OR claimed_slot < ?)`,
+		slot, id, sc.tenantID, slot)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // CheckResultPrune deletes the tenant's results checked before before.
 func (db *DB) CheckResultPrune(ctx context.Context, before time.Time) (int64, error) {
 	sc, err := db.scope(ctx)

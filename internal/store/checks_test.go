@@ -80,6 +80,19 @@ func TestChecks(t *testing.T) {
 			if err != nil || len(trs) != 1 || trs[0].From != monitor.CheckUnknown || trs[0].To != monitor.CheckDown || !trs[0].At.Equal(at) {
 				t.Errorf("transitions: %v %+v", err, trs)
 			}
+			// Ensure a slot is claimed once, an earlier slot never, and a later one again.
+			slot := at.Add(time.Minute)
+			for i, tc := range []struct {
+				slot time.Time
+				want bool
+			}{{slot, true}, {slot, false}, {slot.Add(-time.Minute), false}, {slot.Add(time.Minute), true}} {
+				if got, err := db.CheckClaim(ctxA, c.ID, tc.slot); err != nil || got != tc.want {
+					t.Errorf("claim %d: %v %v, want %v", i, got, err, tc.want)
+				}
+			}
+			if got, err := db.CheckClaim(ctxB, c.ID, slot.Add(time.Hour)); err != nil || got {
+				t.Errorf("tenant b claims tenant a's check: %v %v", got, err)
+			}
 			// Ensure an update keeps the state and a prune drops only old results.
 			c.Name, c.UpdatedAt = "web-2", now.Add(time.Minute)
 			c.State = monitor.CheckUp // the update must not write state

@@ -14,6 +14,8 @@ CREATE TABLE checks (
     last_checked_at  {{.TS}},
     last_status      TEXT NOT NULL DEFAULT '',
     last_message     TEXT NOT NULL DEFAULT '',
+    -- The latest slot a replica claimed: each slot of a check runs on one replica.
+    claimed_slot     {{.TS}},
     created_at       {{.TS}} NOT NULL,
     updated_at       {{.TS}} NOT NULL,
     UNIQUE (tenant_id, name)
