@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -219,25 +220,16 @@ func (a *Alerts) closeRule(ctx context.Context, ruleID, why string) error {
 
 // Events lists alert events, newest first.
 func (a *Alerts) Events(ctx context.Context, f EventFilter) ([]Event, error) {
-	if f.Status != "" && !contains(AlertStatuses, f.Status) {
+	if f.Status != "" && !slices.Contains(AlertStatuses, f.Status) {
 		return nil, errs.Invalidf("status", "status %q is not one of %s", f.Status, strings.Join(AlertStatuses, ", "))
 	}
-	if f.Severity != "" && !contains(Severities, f.Severity) {
+	if f.Severity != "" && !slices.Contains(Severities, f.Severity) {
 		return nil, errs.Invalidf("severity", "severity %q is not one of %s", f.Severity, strings.Join(Severities, ", "))
 	}
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	return a.store.AlertEventList(ctx, f)
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Event returns alert event id.

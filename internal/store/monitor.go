@@ -349,7 +349,7 @@ func (db *DB) MetricSourceCreate(ctx context.Context, s *monitor.Source) error {
 
 // uniqueConflict maps a unique-constraint violation to errs.Conflict.
 func uniqueConflict(err error, what string) error {
-	if err != nil && (strings.Contains(err.Error(), "UNIQUE") || strings.Contains(err.Error(), "23505")) {
+	if isUniqueViolation(err) {
 		return errs.New(errs.Conflict, "%s already exists", what)
 	}
 	return err
