@@ -202,13 +202,17 @@ func (s *CheckScheduler) Reload(ctx context.Context) error {
 			heap.Push(&s.queue, e)
 			continue
 		}
-		if l.c.UpdatedAt.Equal(e.check.UpdatedAt) {
-			continue
-		}
-		// A changed definition; the state the runs keep in memory is the newest.
+		// Keep whichever state is newer: the stored one when another replica ran the check since, the one
+		// in memory when a run of ours finished after the list was read.
 		st := e.check
+		if newerState(&l.c, &st) {
+			st.State, st.Streak, st.StateChangedAt = l.c.State, l.c.Streak, l.c.StateChangedAt
+			st.LastCheckedAt, st.LastStatus, st.LastMessage = l.c.LastCheckedAt, l.c.LastStatus, l.c.LastMessage
+		}
 		interval := e.check.Interval()
-		e.check = l.c
+		if !l.c.UpdatedAt.Equal(e.check.UpdatedAt) {
+			e.check = l.c
+		}
 		e.check.State, e.check.Streak, e.check.StateChangedAt = st.State, st.Streak, st.StateChangedAt
 		e.check.LastCheckedAt, e.check.LastStatus, e.check.LastMessage = st.LastCheckedAt, st.LastStatus, st.LastMessage
 		if e.check.Interval() != interval {
@@ -225,6 +229,11 @@ func (s *CheckScheduler) Reload(ctx context.Context) error {
 		}
 	}
 	return errors.Join(failed...)
+}
+
+// newerState reports whether a's state comes from a later result than b's.
+func newerState(a, b *Check) bool {
+	return a.LastCheckedAt != nil && (b.LastCheckedAt == nil || a.LastCheckedAt.After(*b.LastCheckedAt))
 }
 
 // dispatch starts every check due at now (waiting for a free worker when all are busy) and returns when the

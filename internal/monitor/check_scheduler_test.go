@@ -305,4 +305,13 @@ func TestCheckSchedulerReplicas(t *testing.T) {
 			t.Errorf("check %s: %d results in 100 s, want 10", id, len(res))
 		}
 	}
+	// Ensure a reload brings each replica's view (it0_checks_down) up to the stored state.
+	for _, r := range []*monitor.CheckScheduler{a, c} {
+		if err := r.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if r.Down() != 3 {
+			t.Errorf("replica sees %d checks down, want 3", r.Down())
+		}
+	}
 }
