@@ -38,7 +38,7 @@ func runAlerts(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return err
 		}
-		var ev monitor.Event
+		var ev monitor.AlertEvent
 		if err := c.call(ctx, "POST", "/api/v1/monitor/alerts/"+url.PathEscape(args[1])+"/acknowledge", nil, &ev); err != nil {
 			return err
 		}
@@ -83,7 +83,7 @@ func alertsList(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 	var list struct {
-		Items []monitor.Event `json:"items"`
+		Items []monitor.AlertEvent `json:"items"`
 	}
 	if err := c.call(ctx, "GET", "/api/v1/monitor/alerts?"+q.Encode(), nil, &list); err != nil {
 		return err

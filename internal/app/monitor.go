@@ -36,7 +36,7 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 			_, err := a.Ops.Runbook(ctx, id)
 			return err
 		},
-		OnAlert: func(ctx context.Context, ev monitor.Event) {
+		OnAlert: func(ctx context.Context, ev monitor.AlertEvent) {
 			kind := "alert_fired"
 			if ev.Status == monitor.AlertResolved {
 				kind = "alert_resolved"

@@ -51,10 +51,10 @@ func (s *Server) monitoringRoutes() []route {
 		{method: "DELETE", path: mon + "/alert-rules/{id}", summary: "Delete an alert rule (its open alerts are resolved)", perm: manage,
 			handler: s.deleteAlertRule, status: http.StatusNoContent},
 		{method: "GET", path: mon + "/alerts", summary: "List alerts, newest first (?status=firing|acknowledged|resolved&severity=&rule_id=&server_id=&limit=)", perm: view,
-			handler: s.listAlerts, resp: listResponse[monitor.Event]{}},
-		{method: "GET", path: mon + "/alerts/{id}", summary: "Get an alert with its remediation run", perm: view, handler: s.getAlert, resp: monitor.Event{}},
+			handler: s.listAlerts, resp: listResponse[monitor.AlertEvent]{}},
+		{method: "GET", path: mon + "/alerts/{id}", summary: "Get an alert with its remediation run", perm: view, handler: s.getAlert, resp: monitor.AlertEvent{}},
 		{method: "POST", path: mon + "/alerts/{id}/acknowledge", summary: "Acknowledge a firing alert", perm: auth.PermStartTask,
-			handler: s.acknowledgeAlert, resp: monitor.Event{}},
+			handler: s.acknowledgeAlert, resp: monitor.AlertEvent{}},
 	}
 }
 
@@ -334,7 +334,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	l, err := s.Monitoring.Alerts.Events(r.Context(), monitor.EventFilter{Status: strings.TrimSpace(q.Get("status")), Severity: q.Get("severity"),
+	l, err := s.Monitoring.Alerts.Events(r.Context(), monitor.AlertFilter{Status: strings.TrimSpace(q.Get("status")), Severity: q.Get("severity"),
 		RuleID: q.Get("rule_id"), ServerID: q.Get("server_id"), Limit: limit})
 	if err != nil {
 		return err

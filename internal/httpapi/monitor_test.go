@@ -31,7 +31,7 @@ func (b *testBundle) newMonitoring(ag *agent.Service, orders *ops.Orders) *Monit
 			_, err := opsSvc.Runbook(ctx, id)
 			return err
 		},
-		OnAlert: func(ctx context.Context, ev monitor.Event) {
+		OnAlert: func(ctx context.Context, ev monitor.AlertEvent) {
 			kind := "alert_fired"
 			if ev.Status == monitor.AlertResolved {
 				kind = "alert_resolved"

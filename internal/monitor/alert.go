@@ -113,9 +113,9 @@ func (r *Rule) targets(serverID string) bool {
 	return len(r.TargetServers) == 0 || slices.Contains(r.TargetServers, serverID)
 }
 
-// Event is an alert: one firing of a rule on one server, from fired to resolved. There is at most one
+// AlertEvent is an alert: one firing of a rule on one server, from fired to resolved. There is at most one
 // open (unresolved) event per rule and server.
-type Event struct {
+type AlertEvent struct {
 	ID        string  `json:"id"`
 	TenantID  string  `json:"tenant_id"`
 	RuleID    string  `json:"rule_id"`
@@ -145,8 +145,8 @@ type Event struct {
 	Resolution string `json:"resolution,omitempty"`
 }
 
-// EventFilter selects alert events.
-type EventFilter struct {
+// AlertFilter selects alert events.
+type AlertFilter struct {
 	Status   string // firing, acknowledged or resolved; "" for all
 	Severity string
 	RuleID   string
@@ -172,10 +172,10 @@ type AlertStore interface {
 	AlertRuleUpdate(ctx context.Context, r *Rule) error   // errs.NotFound
 	AlertRuleDelete(ctx context.Context, id string) error // errs.NotFound; also drops its states
 	// AlertEventOpen inserts e unless the rule already has an open event on the server: then errs.Conflict.
-	AlertEventOpen(ctx context.Context, e *Event) error
-	AlertEventGet(ctx context.Context, id string) (*Event, error) // errs.NotFound
-	AlertEventList(ctx context.Context, f EventFilter) ([]Event, error)
-	AlertEventUpdate(ctx context.Context, e *Event) error // errs.NotFound
+	AlertEventOpen(ctx context.Context, e *AlertEvent) error
+	AlertEventGet(ctx context.Context, id string) (*AlertEvent, error) // errs.NotFound
+	AlertEventList(ctx context.Context, f AlertFilter) ([]AlertEvent, error)
+	AlertEventUpdate(ctx context.Context, e *AlertEvent) error // errs.NotFound
 	// AlertEventCount counts open events by severity.
 	AlertEventCount(ctx context.Context) (map[string]int, error)
 	AlertStateList(ctx context.Context) ([]State, error)

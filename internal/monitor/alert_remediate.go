@@ -31,7 +31,7 @@ func NewRunbookRemediator(r RunbookRunner, maxRisk int) *RunbookRemediator {
 
 // Remediate starts runbookID on the alert's server, with the alert as template variables (server,
 // server_id, alert, alert_id, metric, value, threshold, severity, label).
-func (r *RunbookRemediator) Remediate(ctx context.Context, runbookID string, ev *Event) (string, string, error) {
+func (r *RunbookRemediator) Remediate(ctx context.Context, runbookID string, ev *AlertEvent) (string, string, error) {
 	rb, err := r.runner.Runbook(ctx, runbookID)
 	if err != nil {
 		return "", "", fmt.Errorf("runbook %s: %w", runbookID, err)

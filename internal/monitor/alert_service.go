@@ -24,7 +24,7 @@ type AuditRecorder interface {
 // started; an error says why it did not (a disabled runbook, one whose risk level is beyond what may run
 // unattended), and is recorded on the event.
 type Remediator interface {
-	Remediate(ctx context.Context, runbookID string, ev *Event) (taskID, sessionID string, err error)
+	Remediate(ctx context.Context, runbookID string, ev *AlertEvent) (taskID, sessionID string, err error)
 }
 
 // AlertsConfig configures alerting.
@@ -36,7 +36,7 @@ type AlertsConfig struct {
 	RuleCacheTTL time.Duration
 	Logger       *slog.Logger
 	// OnAlert is called after an event fires (Status firing) and after it resolves (Status resolved).
-	OnAlert func(ctx context.Context, ev Event)
+	OnAlert func(ctx context.Context, ev AlertEvent)
 	// Remediator starts linked runbooks; nil leaves runbooks alone.
 	Remediator Remediator
 	// CheckRunbook, when set, vets a rule's runbook_id (errs.NotFound when there is no such runbook).
@@ -202,7 +202,7 @@ func (a *Alerts) closeRule(ctx context.Context, ruleID, why string) error {
 		}
 	}
 	for _, status := range []string{AlertFiring, AlertAcknowledged} {
-		open, err := a.store.AlertEventList(ctx, EventFilter{RuleID: ruleID, Status: status, Limit: 100000})
+		open, err := a.store.AlertEventList(ctx, AlertFilter{RuleID: ruleID, Status: status, Limit: 100000})
 		if err != nil {
 			return err
 		}
@@ -219,7 +219,7 @@ func (a *Alerts) closeRule(ctx context.Context, ruleID, why string) error {
 }
 
 // Events lists alert events, newest first.
-func (a *Alerts) Events(ctx context.Context, f EventFilter) ([]Event, error) {
+func (a *Alerts) Events(ctx context.Context, f AlertFilter) ([]AlertEvent, error) {
 	if f.Status != "" && !slices.Contains(AlertStatuses, f.Status) {
 		return nil, errs.Invalidf("status", "status %q is not one of %s", f.Status, strings.Join(AlertStatuses, ", "))
 	}
@@ -233,13 +233,13 @@ func (a *Alerts) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 }
 
 // Event returns alert event id.
-func (a *Alerts) Event(ctx context.Context, id string) (*Event, error) {
+func (a *Alerts) Event(ctx context.Context, id string) (*AlertEvent, error) {
 	return a.store.AlertEventGet(ctx, id)
 }
 
 // Acknowledge marks a firing alert as taken by the actor in ctx. A resolved or already acknowledged
 // alert is errs.Conflict.
-func (a *Alerts) Acknowledge(ctx context.Context, id string) (*Event, error) {
+func (a *Alerts) Acknowledge(ctx context.Context, id string) (*AlertEvent, error) {
 	t, err := a.tenantState(ctx)
 	if err != nil {
 		return nil, err
@@ -324,7 +324,7 @@ type verdict struct {
 // many servers), applying the transitions: pending and cleared states are persisted, firing opens an
 // event (then OnAlert and the runbook), resolution closes it. A rule judges the worst of a server's
 // series (the fullest mount for disk_usage > 90). It returns the events that fired and resolved.
-func (a *Alerts) Evaluate(ctx context.Context, samples []Sample) ([]Event, error) {
+func (a *Alerts) Evaluate(ctx context.Context, samples []Sample) ([]AlertEvent, error) {
 	if len(samples) == 0 {
 		return nil, nil
 	}
@@ -343,7 +343,7 @@ func (a *Alerts) Evaluate(ctx context.Context, samples []Sample) ([]Event, error
 	}
 	clear(t.worst)
 	worst := worstValues(t, samples, t.worst)
-	var changed []Event
+	var changed []AlertEvent
 	for k, v := range worst {
 		at := v.at
 		st := t.states[k]
@@ -419,9 +419,9 @@ func worstValues(t *tenantAlerts, samples []Sample, out map[stateKey]worstValue)
 
 // fire opens the event of a rule on a server (adopting an open one left by a crash between the insert and
 // the state write), persists the firing state, audits, publishes and starts the runbook once.
-func (a *Alerts) fire(ctx context.Context, r *Rule, st *State, value float64, label string, at time.Time) (*Event, error) {
+func (a *Alerts) fire(ctx context.Context, r *Rule, st *State, value float64, label string, at time.Time) (*AlertEvent, error) {
 	tid, _ := tenant.ID(ctx)
-	ev := &Event{ID: uuid.NewString(), TenantID: tid, RuleID: r.ID, RuleName: r.Name, ServerID: st.ServerID, Metric: r.Metric, Label: label,
+	ev := &AlertEvent{ID: uuid.NewString(), TenantID: tid, RuleID: r.ID, RuleName: r.Name, ServerID: st.ServerID, Metric: r.Metric, Label: label,
 		Severity: r.Severity, Status: AlertFiring, Value: value, LastValue: value, Operator: r.Condition.Operator, Threshold: r.Condition.Threshold,
 		PendingSince: st.Since, FiredAt: at, RunbookID: r.RunbookID}
 	ev.Message = fmt.Sprintf("%s: %s %s %g (value %g) for %ds", r.Name, r.Metric, r.Condition.Operator, r.Condition.Threshold, value, r.Condition.DurationSeconds)
@@ -430,7 +430,7 @@ func (a *Alerts) fire(ctx context.Context, r *Rule, st *State, value float64, la
 	}
 	err := a.store.AlertEventOpen(ctx, ev)
 	if errs.Is(err, errs.Conflict) {
-		open, lerr := a.store.AlertEventList(ctx, EventFilter{RuleID: r.ID, ServerID: st.ServerID, Limit: 10})
+		open, lerr := a.store.AlertEventList(ctx, AlertFilter{RuleID: r.ID, ServerID: st.ServerID, Limit: 10})
 		if lerr != nil {
 			return nil, lerr
 		}
@@ -463,7 +463,7 @@ func (a *Alerts) fire(ctx context.Context, r *Rule, st *State, value float64, la
 
 // remediate starts the rule's runbook for ev and records the run (or why it did not start) on the event.
 // It runs once per firing: only fire calls it, right after the event was created.
-func (a *Alerts) remediate(ctx context.Context, ev *Event) {
+func (a *Alerts) remediate(ctx context.Context, ev *AlertEvent) {
 	taskID, sessID, err := a.cfg.Remediator.Remediate(ctx, ev.RunbookID, ev)
 	ev.RemediationTaskID, ev.RemediationSessID = taskID, sessID
 	action, desc := "alert.remediation_started", "runbook started for "+ev.RuleName
@@ -482,7 +482,7 @@ func (a *Alerts) remediate(ctx context.Context, ev *Event) {
 }
 
 // resolveEvent closes ev with the value that ended it; why overrides the description of how it ended.
-func (a *Alerts) resolveEvent(ctx context.Context, ev *Event, value float64, why string) error {
+func (a *Alerts) resolveEvent(ctx context.Context, ev *AlertEvent, value float64, why string) error {
 	at := a.now()
 	ev.Status, ev.ResolvedAt, ev.LastValue = AlertResolved, &at, value
 	switch {

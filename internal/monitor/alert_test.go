@@ -23,7 +23,7 @@ type fakeRemediator struct {
 	err   error
 }
 
-func (f *fakeRemediator) Remediate(ctx context.Context, runbookID string, ev *monitor.Event) (string, string, error) {
+func (f *fakeRemediator) Remediate(ctx context.Context, runbookID string, ev *monitor.AlertEvent) (string, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, runbookID+"/"+ev.ID)
@@ -46,21 +46,21 @@ type alertBundle struct {
 	log       *audit.Log
 	rem       *fakeRemediator
 	mu        sync.Mutex
-	published []monitor.Event
+	published []monitor.AlertEvent
 }
 
 func (b *alertBundle) newAlerts() *monitor.Alerts {
-	return monitor.NewAlerts(monitor.AlertsConfig{Now: b.clock.Now, Remediator: b.rem, OnAlert: func(ctx context.Context, ev monitor.Event) {
+	return monitor.NewAlerts(monitor.AlertsConfig{Now: b.clock.Now, Remediator: b.rem, OnAlert: func(ctx context.Context, ev monitor.AlertEvent) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.published = append(b.published, ev)
 	}}, b.db, b.log)
 }
 
-func (b *alertBundle) events() []monitor.Event {
+func (b *alertBundle) events() []monitor.AlertEvent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]monitor.Event(nil), b.published...)
+	return append([]monitor.AlertEvent(nil), b.published...)
 }
 
 func setupAlerts(t testing.TB, open func(testing.TB) *store.DB) (*monitor.Alerts, *alertBundle) {
@@ -77,7 +77,7 @@ func setupAlerts(t testing.TB, open func(testing.TB) *store.DB) (*monitor.Alerts
 }
 
 // feed evaluates one cpu sample of server s at the clock's time.
-func (b *alertBundle) feed(t *testing.T, a *monitor.Alerts, server string, v float64) []monitor.Event {
+func (b *alertBundle) feed(t *testing.T, a *monitor.Alerts, server string, v float64) []monitor.AlertEvent {
 	t.Helper()
 	ch, err := a.Evaluate(b.ctx, []monitor.Sample{{ServerID: server, Metric: monitor.MetricCPU, Value: v, At: b.clock.Now()}})
 	if err != nil {
@@ -106,7 +106,7 @@ func TestAlertForDuration(t *testing.T) {
 			b.feed(t, a, "web-1", 10)
 			b.clock.Advance(10 * time.Minute)
 			b.feed(t, a, "web-1", 10)
-			if ev, _ := a.Events(b.ctx, monitor.EventFilter{}); len(ev) != 0 {
+			if ev, _ := a.Events(b.ctx, monitor.AlertFilter{}); len(ev) != 0 {
 				t.Fatalf("a single sample fired: %+v", ev)
 			}
 			// Above the threshold every minute: pending for 4 minutes, firing at 5.
@@ -220,7 +220,7 @@ func TestAlertEvaluation(t *testing.T) {
 		if _, err := a.Acknowledge(ctx, ev.ID); err == nil {
 			t.Error("second acknowledge succeeded")
 		}
-		if list, _ := a.Events(b.ctx, monitor.EventFilter{Status: monitor.AlertAcknowledged}); len(list) != 1 {
+		if list, _ := a.Events(b.ctx, monitor.AlertFilter{Status: monitor.AlertAcknowledged}); len(list) != 1 {
 			t.Errorf("acknowledged filter = %+v", list)
 		}
 		b.clock.Advance(time.Minute)

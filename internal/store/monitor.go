@@ -564,7 +564,7 @@ func (db *DB) AlertRuleDelete(ctx context.Context, id string) error {
 }
 
 // AlertEventOpen inserts e; errs.Conflict when the rule already has an open event on the server.
-func (db *DB) AlertEventOpen(ctx context.Context, e *monitor.Event) error {
+func (db *DB) AlertEventOpen(ctx context.Context, e *monitor.AlertEvent) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -580,7 +580,7 @@ func (db *DB) AlertEventOpen(ctx context.Context, e *monitor.Event) error {
 }
 
 // AlertEventGet returns event id.
-func (db *DB) AlertEventGet(ctx context.Context, id string) (*monitor.Event, error) {
+func (db *DB) AlertEventGet(ctx context.Context, id string) (*monitor.AlertEvent, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -589,12 +589,12 @@ func (db *DB) AlertEventGet(ctx context.Context, id string) (*monitor.Event, err
 	if err := sc.queryRow(ctx, `SELECT doc FROM ~alert_events WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
 		return nil, notFound(err, "alert")
 	}
-	var e monitor.Event
+	var e monitor.AlertEvent
 	return &e, json.Unmarshal([]byte(doc), &e)
 }
 
 // AlertEventList returns events matching f, newest first.
-func (db *DB) AlertEventList(ctx context.Context, f monitor.EventFilter) ([]monitor.Event, error) {
+func (db *DB) AlertEventList(ctx context.Context, f monitor.AlertFilter) ([]monitor.AlertEvent, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -609,13 +609,13 @@ func (db *DB) AlertEventList(ctx context.Context, f monitor.EventFilter) ([]moni
 		return nil, err
 	}
 	defer rows.Close()
-	var out []monitor.Event
+	var out []monitor.AlertEvent
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
 			return nil, err
 		}
-		var e monitor.Event
+		var e monitor.AlertEvent
 		if err := json.Unmarshal([]byte(doc), &e); err != nil {
 			return nil, err
 		}
@@ -625,7 +625,7 @@ func (db *DB) AlertEventList(ctx context.Context, f monitor.EventFilter) ([]moni
 }
 
 // AlertEventUpdate saves e.
-func (db *DB) AlertEventUpdate(ctx context.Context, e *monitor.Event) error {
+func (db *DB) AlertEventUpdate(ctx context.Context, e *monitor.AlertEvent) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err

@@ -133,7 +133,7 @@ func TestAlertStore(t *testing.T) {
 			if err := db.AlertRuleCreate(ctx, &dup); !errs.Is(err, errs.Conflict) {
 				t.Errorf("duplicate name: %v, want conflict", err)
 			}
-			ev := &monitor.Event{ID: uuid.NewString(), RuleID: r.ID, ServerID: "s1", Status: monitor.AlertFiring, Severity: "critical", FiredAt: now}
+			ev := &monitor.AlertEvent{ID: uuid.NewString(), RuleID: r.ID, ServerID: "s1", Status: monitor.AlertFiring, Severity: "critical", FiredAt: now}
 			if err := db.AlertEventOpen(ctx, ev); err != nil {
 				t.Fatal(err)
 			}
@@ -153,7 +153,7 @@ func TestAlertStore(t *testing.T) {
 			if err != nil || counts["critical"] != 1 {
 				t.Errorf("counts = %v %v, want 1 critical open", counts, err)
 			}
-			list, err := db.AlertEventList(ctx, monitor.EventFilter{Status: monitor.AlertResolved})
+			list, err := db.AlertEventList(ctx, monitor.AlertFilter{Status: monitor.AlertResolved})
 			if err != nil || len(list) != 1 || list[0].ID != ev.ID {
 				t.Errorf("resolved list = %+v %v", list, err)
 			}
