@@ -100,6 +100,15 @@ func IsTemporary(err error) (bool, time.Duration) {
 	return false, 0
 }
 
+// NewHTTPClient is the HTTP client providers use by default: timeout per request, and enough idle
+// connections per host that an escalation step reaching many contacts at once reuses them instead of
+// opening a connection per message (net/http keeps only 2 by default).
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return &http.Client{Timeout: timeout, Transport: t}
+}
+
 // ErrUnavailable is returned by Available when a provider is not configured.
 var ErrUnavailable = errors.New("channel not configured")
 

@@ -292,14 +292,14 @@ func (db *DB) EscalationGet(ctx context.Context, id string) (*comm.Escalation, e
 	return e, notFound(err, "escalation")
 }
 
-// EscalationByRef returns the newest active escalation with ref.
+// EscalationByRef returns the active escalation with ref (refs are unique among active escalations).
 func (db *DB) EscalationByRef(ctx context.Context, ref string) (*comm.Escalation, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
 	}
 	e, err := scanEscalation(sc.queryRow(ctx, `SELECT `+escalationCols+` FROM ~escalations WHERE tenant_id = ? AND ref = ? AND status = ?
-		ORDER BY started_at DESC LIMIT 1`, sc.tenantID, ref, comm.EscalationActive))
+		LIMIT 1`, sc.tenantID, ref, comm.EscalationActive))
 	return e, notFound(err, "escalation")
 }
 

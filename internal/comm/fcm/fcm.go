@@ -75,7 +75,7 @@ func New(cfg Config) *Client {
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{Timeout: 15 * time.Second}
+		cfg.HTTP = comm.NewHTTPClient(15 * time.Second)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

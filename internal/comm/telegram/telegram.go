@@ -42,7 +42,7 @@ func New(cfg Config) *Client {
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{Timeout: 15 * time.Second}
+		cfg.HTTP = comm.NewHTTPClient(15 * time.Second)
 	}
 	return &Client{cfg: cfg}
 }

@@ -75,4 +75,4 @@ CREATE TABLE escalations (
     decision         TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX escalations_status ON escalations (status, started_at);
-CREATE INDEX escalations_ref ON escalations (ref);
+CREATE INDEX escalations_ref ON escalations (ref, status);
