@@ -25,6 +25,7 @@ import (
 	"github.com/it0/it0/internal/comm/email"
 	"github.com/it0/it0/internal/comm/twilio"
 	"github.com/it0/it0/internal/jobs"
+	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -38,7 +39,7 @@ const testPublicURL = "https://it0.example"
 // restart it) and the providers a test plugs in before serve.
 type commState struct {
 	cur        atomic.Pointer[comm.Service]
-	registered bool
+	registered *jobs.Runner // the runner comm's job kinds are registered with
 	provider   *commtest.Provider
 	smtp       *commtest.SMTPServer
 }
@@ -47,8 +48,8 @@ type commState struct {
 func (b *testBundle) newComm(ag *agent.Service) *comm.Service {
 	b.t.Helper()
 	st := &b.comm
-	if !st.registered {
-		st.registered = true
+	if st.registered != b.jobs {
+		st.registered = b.jobs
 		b.jobs.Register(comm.JobStep, func(ctx context.Context, j *jobs.Job) error {
 			var a struct {
 				ApprovalID string `json:"approval_id"`
@@ -105,6 +106,7 @@ type commFixture struct {
 	adminID  string
 	opTok    string
 	contacts map[string]string // audience → contact id
+	jdb      *jobstest.DB      // the job table, kept so that a "restarted" runner can open it again
 	prov     *commtest.Provider
 	smtp     *commtest.SMTPServer
 }
@@ -126,6 +128,8 @@ func newCommFixture(t *testing.T, open func(testing.TB) *store.DB) *commFixture 
 	f.prov = commtest.NewProvider(t, b.now.Now)
 	f.smtp = commtest.StartSMTP(t, false)
 	b.comm.provider, b.comm.smtp = f.prov, f.smtp
+	f.jdb = jobstest.Open(t, jobs.SQLite)
+	f.restartJobs(t)
 	b.serve(newAgentService(t, b, eng))
 	f.tid, f.tok = b.newTenant("comm")
 	f.adminID = b.do("GET", "/api/v1/auth/me", f.tok, nil).body["user"].(map[string]any)["id"].(string)
@@ -144,6 +148,22 @@ func newCommFixture(t *testing.T, open func(testing.TB) *store.DB) *commFixture 
 		f.contacts[aud] = r.body["id"].(string)
 	}
 	return f
+}
+
+// restartJobs replaces the bundle's job runner by a new one over the same job table, as a restarted
+// process would open it (jobs it left running go back to pending), with the handlers IT0 registers.
+func (f *commFixture) restartJobs(t *testing.T) {
+	t.Helper()
+	cfg := f.jdb.Config(t)
+	cfg.Now = f.now.Now
+	f.jobs = jobstest.New(t, cfg)
+	f.jobs.Register(agent.JobExpireApproval, func(ctx context.Context, j *jobs.Job) error {
+		var args struct {
+			ApprovalID string `json:"approval_id"`
+		}
+		json.Unmarshal(j.Args, &args)
+		return f.agentSvc.Load().ExpireApproval(tenant.WithID(ctx, j.TenantID), args.ApprovalID)
+	})
 }
 
 // ctx is the tenant's context as its admin.
@@ -275,8 +295,9 @@ func TestEscalationChainAnswered(t *testing.T) {
 			t.Fatalf("call at 2:00: %+v", calls)
 		}
 
-		// Restart at minute 3: new agent and comm services over the same database and job table.
+		// Restart at minute 3: a new job runner, agent and comm services over the same database and job table.
 		f.now.Set(t0.Add(3 * time.Minute))
+		f.restartJobs(t)
 		f.serve(newAgentService(t, f.testBundle, f.eng))
 		f.due(t)
 		// Even a step that runs again (a retried job) sends nothing twice.
