@@ -105,6 +105,7 @@ type Service struct {
 	doneHooks    []func(ctx context.Context, a *Approval)
 	skillCache   sync.Map      // sha256 of a SKILL.md's name and content → *skill.Skill
 	resumeSlots  chan struct{} // bounds sessions being resumed after timeouts at once
+	seqs         sync.Map      // session id → *eventSeq
 }
 
 // OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
@@ -529,18 +530,74 @@ func (s *Service) waitStopped(h *runHandle) bool {
 	}
 }
 
-// emit persists e as the next event of its session and publishes it. A persistence failure is logged:
-// the run goes on, and the client still sees the live event.
+// eventSeq numbers one session's events in this process.
+type eventSeq struct {
+	mu     sync.Mutex
+	last   int64
+	loaded bool // last is the stored last_seq (or what this process stored since)
+	dead   bool // forgotten: get a new one
+}
+
+// emit numbers e as the next event of its session, publishes it, then stores it before returning, so live
+// subscribers never wait on the database and the store still holds every event, in order, before the run
+// goes on. A persistence failure is logged: the run goes on, and the client has seen the live event.
 func (s *Service) emit(ctx context.Context, sessionID string, e Event) Event {
 	e.SessionID = sessionID
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
-	if err := s.store.EventAppend(context.WithoutCancel(ctx), &e); err != nil {
-		s.log.ErrorContext(ctx, "store event", slog.String("session_id", sessionID), slog.String("error", err.Error()))
+	sctx := context.WithoutCancel(ctx)
+	for {
+		v, _ := s.seqs.LoadOrStore(sessionID, &eventSeq{})
+		seq := v.(*eventSeq)
+		seq.mu.Lock()
+		if seq.dead {
+			seq.mu.Unlock()
+			continue
+		}
+		if !seq.loaded {
+			if sess, err := s.store.SessionGet(sctx, sessionID); err == nil {
+				seq.last, seq.loaded = sess.LastSeq, true
+			}
+		}
+		if seq.loaded {
+			seq.last++
+			e.Seq = seq.last
+			s.hub.Publish(e)
+		}
+		err := s.store.EventAppend(sctx, &e) // numbers e itself when the session could not be read
+		if err != nil {
+			seq.loaded = false // e.g. another process wrote to this session: read the number again
+			s.log.ErrorContext(ctx, "store event", slog.String("session_id", sessionID), slog.String("error", err.Error()))
+		} else if !seq.loaded {
+			s.hub.Publish(e)
+		}
+		seq.mu.Unlock()
+		return e
 	}
-	s.hub.Publish(e)
-	return e
+}
+
+// Settle returns once every event of the session already published is also stored (a subscriber that
+// then reads the store misses nothing published before it subscribed).
+func (s *Service) Settle(sessionID string) {
+	if v, ok := s.seqs.Load(sessionID); ok {
+		seq := v.(*eventSeq)
+		seq.mu.Lock()
+		seq.mu.Unlock() //nolint:staticcheck // waiting for the emit in flight is the point
+	}
+}
+
+// forgetSeq drops a session's event numbering once its run has ended (the next emit reads it again).
+func (s *Service) forgetSeq(sessionID string) {
+	v, ok := s.seqs.Load(sessionID)
+	if !ok {
+		return
+	}
+	seq := v.(*eventSeq)
+	seq.mu.Lock()
+	seq.dead = true
+	s.seqs.Delete(sessionID)
+	seq.mu.Unlock()
 }
 
 // launch starts a run of sess in the background. The run's context descends from the service, not from
@@ -559,6 +616,7 @@ func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, p
 	go func() {
 		defer s.wg.Done()
 		s.run(runCtx, sess, task, prompt, pending)
+		s.forgetSeq(sess.ID)
 		cancel()
 		s.mu.Lock()
 		if s.running[sess.ID] == h {

@@ -275,6 +275,9 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	defer c.CloseNow()
 	sub := s.Agent.Hub().Subscribe(sid)
 	defer s.Agent.Hub().Unsubscribe(sub)
+	// Events are published before they are stored: wait until every event published before this
+	// subscription is stored, so the replay below holds it (later ones arrive on sub).
+	s.Agent.Settle(sid)
 	ctx = c.CloseRead(ctx) // we only send; this notices the client going away
 	sent := int64(after)
 	var batch []byte

@@ -158,18 +158,24 @@ func (db *DB) EventAppend(ctx context.Context, e *agent.Event) error {
 		return err
 	}
 	return sc.inTx(ctx, func(tx scopeTx) error {
-		var seq int64
-		if err := tx.queryRow(ctx, `UPDATE ~agent_sessions SET last_seq = last_seq + 1 WHERE id = ? AND tenant_id = ? RETURNING last_seq`,
-			e.SessionID, sc.tenantID).Scan(&seq); err != nil {
+		if e.Seq > 0 { // numbered by the caller: keep last_seq at the highest number stored
+			if _, err := tx.exec(ctx, `UPDATE ~agent_sessions SET last_seq = ? WHERE id = ? AND tenant_id = ? AND last_seq < ?`,
+				e.Seq, e.SessionID, sc.tenantID, e.Seq); err != nil {
+				return err
+			}
+		} else if err := tx.queryRow(ctx, `UPDATE ~agent_sessions SET last_seq = last_seq + 1 WHERE id = ? AND tenant_id = ? RETURNING last_seq`,
+			e.SessionID, sc.tenantID).Scan(&e.Seq); err != nil {
 			return notFound(err, "session")
 		}
-		e.Seq = seq
 		payload, err := json.Marshal(e)
 		if err != nil {
 			return err
 		}
 		_, err = tx.exec(ctx, `INSERT INTO ~agent_events (session_id, seq, tenant_id, type, payload, created_at) VALUES (?,?,?,?,?,?)`,
-			e.SessionID, seq, sc.tenantID, string(e.Type), string(payload), e.Time)
+			e.SessionID, e.Seq, sc.tenantID, string(e.Type), string(payload), e.Time)
+		if isUniqueViolation(err) {
+			return errs.New(errs.Conflict, "event %d of session %s is already stored", e.Seq, e.SessionID)
+		}
 		return err
 	})
 }
