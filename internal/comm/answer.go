@@ -258,8 +258,7 @@ func (s *Service) InboundText(ctx context.Context, channel, addr, body, key stri
 		return "", err
 	}
 	if len(tcs) == 0 {
-		s.log.WarnContext(ctx, "answer from an unknown sender refused", slog.String("channel", channel), slog.String("sender", mask(addr)))
-		return T("en", "unknown"), ErrUnknownSender
+		return T("en", "unknown"), s.unknownSender(ctx, channel, addr, body)
 	}
 	if res, err, replay := s.replayed(tcs, channel, addr, key); replay {
 		return res, err
@@ -307,6 +306,18 @@ func (s *Service) replayed(tcs []tenantContact, channel, addr, key string) (stri
 	return "", nil, false
 }
 
+// unknownSender records an answer from an address that is no tenant's contact. It belongs to no tenant,
+// so it goes to the platform's audit log.
+func (s *Service) unknownSender(ctx context.Context, channel, addr, body string) error {
+	s.log.WarnContext(ctx, "answer from an unknown sender refused", slog.String("channel", channel), slog.String("sender", mask(addr)))
+	if err := s.record(tenant.WithID(ctx, tenant.Platform), "escalation.answer_refused", "message", "",
+		"answer from unknown "+channel+" sender "+mask(addr)+" refused",
+		map[string]any{"channel": channel, "sender": addr, "body": clip(body, 200), "reason": ErrUnknownSender.Error()}); err != nil {
+		return err
+	}
+	return ErrUnknownSender
+}
+
 func (s *Service) replyText(locale string, res *Answered, err error) (string, error) {
 	switch {
 	case err == nil:
@@ -346,8 +357,7 @@ func (s *Service) InboundButton(ctx context.Context, channel, addr, data, key st
 		res, err := s.Answer(tc.ctx, Answer{ApprovalID: id, Contact: tc.contact, Channel: channel, Address: addr, Decision: decision, Key: key})
 		return s.replyText(tc.locale, res, err)
 	}
-	s.log.WarnContext(ctx, "button from an unknown sender refused", slog.String("channel", channel), slog.String("sender", mask(addr)))
-	return T("en", "unknown"), ErrUnknownSender
+	return T("en", "unknown"), s.unknownSender(ctx, channel, addr, data)
 }
 
 // InboundDigits answers a phone keypad press (1 approve, 2 reject) on the call of escalation id made to

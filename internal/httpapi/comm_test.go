@@ -19,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/comm/commtest"
@@ -346,6 +347,13 @@ func TestEscalationChainAnswered(t *testing.T) {
 		// An SMS from a number that is no contact is refused (IT0 replies, Twilio does not retry).
 		if r := f.sms(t, "+4915112345678", "Y", "SM-unknown", commtest.TwilioToken); r.status != 200 || !strings.Contains(r.raw, "not a contact") {
 			t.Errorf("unknown number: %d %s", r.status, r.raw)
+		}
+		// Recorded in the platform's audit log (it belongs to no tenant).
+		entries, _ := f.audit.List(tenant.WithID(context.Background(), tenant.Platform), auditFilterAll())
+		if !slices.ContainsFunc(entries, func(e audit.Entry) bool {
+			return e.ActionType == "escalation.answer_refused" && strings.Contains(string(e.Detail), "+4915112345678")
+		}) {
+			t.Errorf("unknown sender not recorded: %+v", entries)
 		}
 		// "Y" at minute 6 approves as the contact's user, continues the run and stops the chain.
 		r = f.sms(t, primaryPhone, "Y", "SM-answer", commtest.TwilioToken)
