@@ -18,6 +18,7 @@ import (
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/vault"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Comm is the module that reaches people (contacts, channels, escalation chains) and takes their answers.
@@ -113,8 +114,14 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 			WebhookURL: c.WeComWebhookURL, BaseURL: c.WeComBaseURL}),
 		fcm.New(fcm.Config{CredentialsFile: c.FCMCredentialsFile, BaseURL: c.FCMBaseURL, TokenURL: c.FCMTokenURL}),
 	}
+	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "it0_comm_messages_total",
+		Help: "Messages by channel, direction and final status (sent, failed, skipped, received, refused)."}, []string{"channel", "direction", "status"})
+	if err := a.registry.Register(msgs); err != nil {
+		return nil, fmt.Errorf("register it0_comm_messages_total: %w", err)
+	}
 	cs, err := comm.New(comm.Config{PublicURL: a.cfg.PublicURL, LinkSecret: linkSecret(a.cfg.JWTSecret), Schedule: a.schedule,
-		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log}, a.Store, a.Agent, a.Auth, a.Audit, senders...)
+		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log,
+		OnMessage: func(ch, dir, st string) { msgs.WithLabelValues(ch, dir, st).Inc() }}, a.Store, a.Agent, a.Auth, a.Audit, senders...)
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +163,7 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 // commNotifier delivers the ops module's notices through comm.
 type commNotifier struct{ c *comm.Service }
 
+// Notify implements ops.Notifier.
 func (n commNotifier) Notify(ctx context.Context, x ops.Notice) error {
 	return n.c.Notify(ctx, comm.Notice(x))
 }

@@ -153,6 +153,7 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 	} else if err != nil && !errs.Is(err, errs.NotFound) {
 		return nil, err
 	}
+	s.counted(m)
 	if err := s.record(dctx, "escalation.answered", "escalation", ans.ApprovalID,
 		fmt.Sprintf("%s by %s via %s", ans.Decision, u.Email, ans.Channel),
 		map[string]any{"decision": ans.Decision, "channel": ans.Channel, "responder": u.ID, "text": clip(ans.Text, 500)}); err != nil {
@@ -175,6 +176,7 @@ func (s *Service) refuse(ctx context.Context, m *Message, why error) error {
 	if err != nil {
 		return err
 	}
+	s.counted(m)
 	if rerr := s.record(ctx, "escalation.answer_refused", "escalation", m.EscalationID, "answer refused via "+m.Channel+": "+why.Error(),
 		map[string]any{"channel": m.Channel, "contact_id": m.ContactID, "reason": why.Error()}); rerr != nil {
 		return rerr

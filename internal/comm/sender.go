@@ -57,6 +57,7 @@ type SendError struct {
 	Err        error
 }
 
+// Error says what the provider answered.
 func (e *SendError) Error() string {
 	if e.Status != 0 {
 		return fmt.Sprintf("HTTP %d: %v", e.Status, e.Err)
@@ -64,6 +65,7 @@ func (e *SendError) Error() string {
 	return e.Err.Error()
 }
 
+// Unwrap returns the underlying error.
 func (e *SendError) Unwrap() error { return e.Err }
 
 // HTTPError classifies a provider's non-2xx answer: 429 and 5xx are temporary, with Retry-After (seconds)

@@ -67,8 +67,10 @@ type Config struct {
 		CheckSecret(token string) bool
 		AnswerCallback(ctx context.Context, callbackID, text string) error
 	}
-	Now    func() time.Time
-	Logger *slog.Logger
+	// OnMessage, when set, is told each message's channel, direction and final status (metrics).
+	OnMessage func(channel, direction, status string)
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Service is the comm context: contacts, messages, policies, escalation chains and answers.
@@ -414,7 +416,18 @@ func (s *Service) attempt(ctx context.Context, m *Message, out OutboundMessage) 
 
 func (s *Service) save(ctx context.Context, m *Message) error {
 	m.UpdatedAt = s.now()
-	return s.store.MessageUpdate(ctx, m)
+	if err := s.store.MessageUpdate(ctx, m); err != nil {
+		return err
+	}
+	s.counted(m)
+	return nil
+}
+
+// counted reports a message that reached a final status to Config.OnMessage.
+func (s *Service) counted(m *Message) {
+	if s.cfg.OnMessage != nil && m.Status != StatusPending {
+		s.cfg.OnMessage(m.Channel, m.Direction, m.Status)
+	}
 }
 
 type retryArgs struct {

@@ -255,6 +255,7 @@ func (p *Provider) Changed() <-chan struct{} {
 	return p.wait
 }
 
+// ServeHTTP answers one provider request.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	switch path := r.URL.Path; {
