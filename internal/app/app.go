@@ -305,15 +305,9 @@ func (a *App) initJobs(ctx context.Context) (func(context.Context) error, error)
 	return func(ctx context.Context) error { return errors.Join(r.Stop(ctx), db.Close()) }, nil
 }
 
-// schedule enqueues durable work for the tenant in ctx.
+// schedule enqueues durable work for the tenant in ctx (services are wired before the runner exists).
 func (a *App) schedule(ctx context.Context, kind string, args any, at time.Time, key string) error {
-	b, err := json.Marshal(args)
-	if err != nil {
-		return err
-	}
-	tid, _ := tenant.ID(ctx)
-	_, err = a.Jobs.Enqueue(ctx, jobs.Job{Kind: kind, Args: b, RunAt: at, TenantID: tid, UniqueKey: key})
-	return err
+	return a.Jobs.Schedule(ctx, kind, args, at, key)
 }
 
 // initScheduler starts the job runner once every handler is registered, after queueing each active cron

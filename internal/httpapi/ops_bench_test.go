@@ -98,12 +98,7 @@ func BenchmarkCronOrders(b *testing.B) {
 		rec := &startRecorder{OrderAgent: tb.srv.Agent}
 		orders := ops.NewOrders(tb.db, rec, tb.inv, tb.audit, jobs.CheckCron, nil)
 		tb.srv.Agent.OnRunEnd(orders.OnSessionEnd)
-		orders.SetScheduler(jobs.NextCron, func(ctx context.Context, kind string, args any, at time.Time, key string) error {
-			raw, _ := json.Marshal(args)
-			tid, _ := tenant.ID(ctx)
-			_, err := runner.Enqueue(ctx, jobs.Job{Kind: kind, Args: raw, RunAt: at, TenantID: tid, UniqueKey: key})
-			return err
-		})
+		orders.SetScheduler(jobs.NextCron, runner.Schedule)
 		runner.Register(ops.JobCron, func(ctx context.Context, j *jobs.Job) error {
 			return orders.HandleCron(tenant.WithID(ctx, j.TenantID), j.Args)
 		})

@@ -286,10 +286,7 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 		})
 	}
 	schedule := func(ctx context.Context, kind string, args any, at time.Time, key string) error {
-		raw, _ := json.Marshal(args)
-		tid, _ := tenant.ID(ctx)
-		_, err := b.jobs.Enqueue(ctx, jobs.Job{Kind: kind, Args: raw, RunAt: at, TenantID: tid, UniqueKey: key})
-		return err
+		return b.jobs.Schedule(ctx, kind, args, at, key)
 	}
 	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, Schedule: schedule,
 		Now: b.now.Now, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},

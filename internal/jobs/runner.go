@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/tenant"
 )
 
 var _ Queue = (*Runner)(nil)
@@ -141,6 +142,18 @@ func (r *Runner) Enqueue(ctx context.Context, j Job) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("enqueue %s: unique key %q keeps changing state", j.Kind, j.UniqueKey)
+}
+
+// Schedule enqueues a job of kind for the tenant in ctx (none for a platform job) with args as JSON, due at
+// at, deduplicated by uniqueKey: what the services that schedule durable work take as their scheduler.
+func (r *Runner) Schedule(ctx context.Context, kind string, args any, at time.Time, uniqueKey string) error {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return fmt.Errorf("schedule %s: %w", kind, err)
+	}
+	tid, _ := tenant.ID(ctx)
+	_, err = r.Enqueue(ctx, Job{Kind: kind, Args: b, RunAt: at, TenantID: tid, UniqueKey: uniqueKey})
+	return err
 }
 
 // Cancel implements Queue.

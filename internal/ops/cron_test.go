@@ -76,12 +76,7 @@ func TestCronOrder(t *testing.T) {
 		cfg.Now = clock.Now
 		r := jobstest.New(t, cfg)
 		o := ops.NewOrders(db, fa, oneServer{}, log, jobs.CheckCron, clock.Now)
-		o.SetScheduler(jobs.NextCron, func(ctx context.Context, kind string, args any, at time.Time, key string) error {
-			b, _ := json.Marshal(args)
-			tid, _ := tenant.ID(ctx)
-			_, err := r.Enqueue(ctx, jobs.Job{Kind: kind, Args: b, RunAt: at, TenantID: tid, UniqueKey: key})
-			return err
-		})
+		o.SetScheduler(jobs.NextCron, r.Schedule)
 		r.Register(ops.JobCron, func(jctx context.Context, j *jobs.Job) error {
 			return o.HandleCron(tenant.WithID(jctx, j.TenantID), j.Args)
 		})

@@ -138,12 +138,7 @@ func TestDailyDigest(t *testing.T) {
 		r := jobstest.New(t, cfg)
 		o := ops.NewOrders(db, fa, oneServer{}, log, jobs.CheckCron, clock.Now)
 		o.SetReports(box, func(context.Context) string { return "zh-CN" }, nil)
-		o.SetScheduler(jobs.NextCron, func(ctx context.Context, kind string, args any, at time.Time, key string) error {
-			b, _ := json.Marshal(args)
-			tid, _ := tenant.ID(ctx)
-			_, err := r.Enqueue(ctx, jobs.Job{Kind: kind, Args: b, RunAt: at, TenantID: tid, UniqueKey: key})
-			return err
-		})
+		o.SetScheduler(jobs.NextCron, r.Schedule)
 		r.Register(ops.JobDigest, func(jctx context.Context, j *jobs.Job) error {
 			return o.HandleDigest(tenant.WithID(jctx, j.TenantID), j.Args)
 		})
