@@ -230,7 +230,7 @@ func (p *Policy) Validate() error {
 }
 
 // DefaultPolicy is the policy of severity for a tenant that has not set its own: info reaches the app;
-// warning adds SMS and IM after 5 minutes; critical runs the full ladder (app push at once, phone call at
+// warning the app, SMS and IM; critical runs the full ladder (app push at once, phone call at
 // 2 minutes, SMS and IM at 5, backup contacts at 10, the full report by email to the management group at
 // 20); fatal reaches everyone on every channel at once.
 func DefaultPolicy(severity string) Policy {
@@ -242,7 +242,7 @@ func DefaultPolicy(severity string) Policy {
 	case SeverityInfo:
 		p.Steps = []Step{{Channels: app, Audience: AudiencePrimary}}
 	case SeverityWarning:
-		p.Steps = []Step{{Channels: app, Audience: AudiencePrimary}, {DelaySeconds: 300, Channels: im, Audience: AudiencePrimary}}
+		p.Steps = []Step{{Channels: append(app, im...), Audience: AudiencePrimary}}
 	case SeverityFatal:
 		p.Steps = []Step{{Channels: all, Audience: AudiencePrimary}, {Channels: all, Audience: AudienceBackup},
 			{Channels: all, Audience: AudienceManagers, Report: true}}
