@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
+	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
@@ -472,7 +473,8 @@ type LinkInfo struct {
 	Locale   string
 }
 
-// PeekLink checks token and describes what answering it will do, without using it.
+// PeekLink checks token and describes what answering it will do, without using it: ErrBadLink for a
+// forged or expired link, ErrReplayed for a used one, ErrLate when the approval was decided.
 func (s *Service) PeekLink(ctx context.Context, token string) (*LinkInfo, error) {
 	c, err := s.parseLink(token)
 	if err != nil {
@@ -482,6 +484,14 @@ func (s *Service) PeekLink(ctx context.Context, token string) (*LinkInfo, error)
 	a, err := s.approvals.Approval(ctx, c.Approval)
 	if err != nil {
 		return nil, ErrBadLink
+	}
+	if _, err := s.store.MessageByKey(ctx, "link:"+c.Nonce); err == nil {
+		return nil, ErrReplayed
+	} else if !errs.Is(err, errs.NotFound) {
+		return nil, err
+	}
+	if a.Status != agent.ApprovalPending {
+		return nil, ErrLate
 	}
 	loc, err := s.locale(ctx, nil)
 	if err != nil {

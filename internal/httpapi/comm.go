@@ -452,9 +452,12 @@ func renderPage(w http.ResponseWriter, status int, p answerPage) {
 // confirmation (a POST) answers.
 func (s *Server) answerPage(w http.ResponseWriter, r *http.Request) error {
 	info, err := s.Comm.PeekLink(r.Context(), r.PathValue("token"))
-	if err != nil {
-		renderPage(w, http.StatusForbidden, answerPage{Title: err.Error()})
+	var e *errs.Error
+	if errors.As(err, &e) {
+		renderPage(w, statusOf[e.Code], answerPage{Title: e.Message})
 		return nil
+	} else if err != nil {
+		return err
 	}
 	verb := comm.T(info.Locale, "approve")
 	if info.Decision == comm.DecisionReject {

@@ -515,6 +515,9 @@ func TestEscalationAnswers(t *testing.T) {
 	if r := f.do("POST", "/api/v1/comm/answer/"+tok, "", "", "Content-Type", "application/x-www-form-urlencoded"); r.status != 409 {
 		t.Errorf("replayed link: %d %s", r.status, r.raw)
 	}
+	if r := f.do("GET", "/api/v1/comm/answer/"+tok, "", nil); r.status != 409 || !strings.Contains(r.raw, "already used") {
+		t.Errorf("used link's page: %d %s", r.status, r.raw)
+	}
 	expired := cs.LinkToken(f.tid, id, f.contacts["primary"], "", "y", f.now.Now().Unix())
 	if r := f.do("GET", "/api/v1/comm/answer/"+expired, "", nil); r.status != 403 {
 		t.Errorf("expired link: %d", r.status)
