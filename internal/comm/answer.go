@@ -450,7 +450,7 @@ func (s *Service) parseLink(token string) (*linkClaims, error) {
 	if !ok || len(token) > 1024 {
 		return nil, ErrBadLink
 	}
-	enc := base64.RawURLEncoding
+	enc := base64.RawURLEncoding.Strict() // one spelling per token: no variants of a used link
 	payload, err1 := enc.DecodeString(p)
 	got, err2 := enc.DecodeString(sig)
 	if err1 != nil || err2 != nil || !hmac.Equal(got, s.sign(payload)) {

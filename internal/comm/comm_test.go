@@ -1,9 +1,12 @@
 package comm_test
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/it0/it0/internal/comm"
 )
@@ -118,4 +121,28 @@ func TestLocale(t *testing.T) {
 	if !strings.Contains(comm.T("zh-CN", "approve"), "批准") || comm.T("en", "approve") != "Approve" {
 		t.Error("catalog")
 	}
+}
+
+// FuzzLinkToken feeds answer-link tokens to the link check: anything LinkToken did not sign is refused
+// before any lookup, without panicking.
+func FuzzLinkToken(f *testing.F) {
+	s, err := comm.New(comm.Config{LinkSecret: []byte("0123456789abcdef0123456789abcdef"),
+		Schedule:  func(context.Context, string, any, time.Time, string) error { return nil },
+		CancelKey: func(context.Context, string, string) error { return nil }}, nil, nil, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := s.LinkToken("t1", "a1", "c1", "", "y", time.Now().Add(time.Hour).Unix())
+	f.Add(good[:len(good)-1] + "A")
+	f.Add(strings.Replace(good, ".", "..", 1))
+	f.Add("")
+	f.Add("e30.")
+	f.Fuzz(func(t *testing.T, tok string) {
+		if tok == good {
+			return
+		}
+		if _, err := s.PeekLink(context.Background(), tok); !errors.Is(err, comm.ErrBadLink) {
+			t.Errorf("token %q: %v", tok, err)
+		}
+	})
 }
