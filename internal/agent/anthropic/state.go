@@ -2,34 +2,27 @@ package anthropic
 
 import (
 	"encoding/json"
-	"fmt"
+	"errors"
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
+
+	"github.com/it0/it0/internal/agent"
 )
 
-// State is what Outcome.State holds for this engine: the conversation so far in the Messages API's own
-// shape (so it can be read, replayed and audited), plus the tool calls of the last assistant turn that
-// are still open when a run paused for approval.
+// State is what Outcome.State holds for this engine (agent.Transcript): the conversation so far in the
+// Messages API's own shape (so it can be read, replayed and audited), plus the tool calls of the last
+// assistant turn that are still open when a run paused for approval.
 //
 //	{"messages":[{"role":"user","content":[{"type":"text","text":"check disk"}]},
 //	             {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"run_command","input":{…}}]}],
 //	 "open":{"results":[…tool_result blocks already run…],"awaiting":["toolu_1"]}}
 //
 // The system prompt and tools are not stored: each run passes them again.
-type State struct {
-	Messages []Message `json:"messages"`
-	// Open is set when the last message is an assistant turn whose tool calls are not all answered.
-	Open *OpenTurn `json:"open,omitempty"`
-}
+type State = agent.Transcript[Message, Block]
 
-// OpenTurn is the unanswered part of the last assistant turn.
-type OpenTurn struct {
-	// Results answer some of the turn's tool calls already (those run before the pause).
-	Results []Block `json:"results,omitempty"`
-	// Awaiting lists the tool_use ids that wait for a human decision; the next run must bring a
-	// PendingResult for each.
-	Awaiting []string `json:"awaiting,omitempty"`
-}
+// OpenTurn is the unanswered part of the last assistant turn: tool_result blocks already obtained, and
+// the tool_use ids awaiting a decision.
+type OpenTurn = agent.OpenTurn[Block]
 
 // Message is one turn of the conversation.
 type Message struct {
@@ -52,26 +45,38 @@ type Block struct {
 	IsError   bool            `json:"is_error,omitempty"`
 }
 
-func decodeState(raw json.RawMessage) (State, error) {
-	var st State
-	if len(raw) == 0 {
-		return st, nil
+// Calls returns the tool_use blocks of m as calls.
+func (dialect) Calls(m Message) []agent.Call {
+	var out []agent.Call
+	for _, u := range m.toolUses() {
+		out = append(out, agent.Call{ID: u.ID, Name: u.Name, Input: u.Input})
 	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, fmt.Errorf("anthropic: decode session state: %w", err)
-	}
-	if st.Open != nil && (len(st.Messages) == 0 || st.Messages[len(st.Messages)-1].Role != "assistant") {
-		return st, fmt.Errorf("anthropic: session state has open tool calls but no assistant turn")
-	}
-	return st, nil
+	return out
 }
 
-func (st State) encode() json.RawMessage {
-	b, err := json.Marshal(st)
-	if err != nil {
-		panic(err) // strings and valid raw JSON only
+// Result returns the tool_result block answering c.
+func (dialect) Result(c agent.Call, res agent.ToolResult) Block {
+	return Block{Type: "tool_result", ToolUseID: c.ID, Content: res.Output, IsError: res.IsError}
+}
+
+// ResultID returns the tool_use id b answers.
+func (dialect) ResultID(b Block) string { return b.ToolUseID }
+
+// Append adds one user message holding the results, then the prompt as a text block.
+func (dialect) Append(msgs []Message, results []Block, prompt string) []Message {
+	m := Message{Role: "user", Content: results}
+	if prompt != "" {
+		m.Content = append(m.Content, Block{Type: "text", Text: prompt})
 	}
-	return b
+	return append(msgs, m)
+}
+
+// CheckOpen requires an assistant turn last.
+func (dialect) CheckOpen(msgs []Message) error {
+	if len(msgs) == 0 || msgs[len(msgs)-1].Role != "assistant" {
+		return errors.New("session state has open tool calls but no assistant turn")
+	}
+	return nil
 }
 
 // toolUses returns the tool_use blocks of m.

@@ -138,14 +138,14 @@ type reply struct {
 func newReply() *reply { return &reply{} }
 
 // add folds one data payload into the reply and returns the text and thinking events it carries. It
-// returns a *replyError for an error object or a payload that is not JSON.
+// returns an *agent.ReplyError for an error object or a payload that is not JSON.
 func (rep *reply) add(data []byte) ([]agent.Event, error) {
 	var c chunk
 	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, &replyError{code: agent.CodeBadResponse, msg: fmt.Sprintf("a reply chunk is not JSON: %v", err)}
+		return nil, &agent.ReplyError{Code: agent.CodeBadResponse, Message: fmt.Sprintf("a reply chunk is not JSON: %v", err)}
 	}
 	if c.Error != nil {
-		return nil, &replyError{code: agent.CodeEngine, msg: c.Error.text()}
+		return nil, &agent.ReplyError{Code: agent.CodeEngine, Message: c.Error.text()}
 	}
 	if c.Usage != nil {
 		rep.usage = c.Usage

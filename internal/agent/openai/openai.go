@@ -1,8 +1,9 @@
 // Package openai runs tasks on any OpenAI-compatible Chat Completions server (Ollama, vLLM, llama.cpp,
 // DeepSeek, Qwen…) with IT0's own agent loop over `POST {base}/chat/completions` with `stream: true`.
-// It uses plain net/http and its own event-stream reader rather than an SDK: the wire format is small,
-// and "compatible" servers differ in ways an SDK for OpenAI's own API does not tolerate (missing
-// indexes or ids on tool calls, arguments sent as objects, reasoning_content, errors as plain strings).
+// The loop itself is agent.Loop; this package is its Chat Completions wire format. It uses plain
+// net/http and its own event-stream reader rather than an SDK: the wire format is small, and
+// "compatible" servers differ in ways an SDK for OpenAI's own API does not tolerate (missing indexes
+// or ids on tool calls, arguments sent as objects, reasoning_content, errors as plain strings).
 package openai
 
 import (
@@ -16,7 +17,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,8 +26,9 @@ import (
 
 // Engine is the OpenAI-compatible engine. It is safe for concurrent use.
 type Engine struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	loop *agent.Loop[Message, Message]
 }
 
 var _ agent.Engine = (*Engine)(nil)
@@ -54,7 +55,14 @@ func New(cfg Config) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, log: log.With("component", "agent.openai", "model", cfg.Model)}
+	e := &Engine{cfg: cfg, log: log.With("component", "agent.openai", "model", cfg.Model)}
+	e.loop = &agent.Loop[Message, Message]{
+		Name:     "openai",
+		Dialect:  dialect{e: e, price: agent.PriceFor(cfg.Prices, cfg.Model)},
+		MaxTurns: cfg.MaxTurns,
+		Log:      e.log,
+	}
+	return e
 }
 
 // Name returns agent.EngineOpenAI.
@@ -102,13 +110,10 @@ func (e *Engine) authorize(req *http.Request) {
 	}
 }
 
-// Run runs t's agent loop: stream a reply, run its tool calls, feed the results back as "tool"
-// messages, until finish_reason stop (completed), the turn limit, the budget, cancellation or a
-// failure. Approvals work as in the anthropic engine: Toolbox.Call returning *agent.ApprovalRequired
-// pauses the run with the assistant's calls open in State; the next run answers the paused call from
-// PendingResults and runs the calls of that message that had not run yet. Calls that can no longer run
-// get an error result so the transcript stays valid. Arguments that are not valid JSON are not run: the
-// model gets an error result saying so.
+// Run runs t's agent loop (agent.Loop): stream a reply, run its tool calls, feed the results back as
+// "tool" messages, until finish_reason stop (completed), the turn limit, the budget, cancellation, a
+// failure, or a tool call that needs approval (see agent.Loop.Run). Arguments that are not valid JSON
+// are not run: the model gets an error result saying so.
 //
 // Run returns an error without emitting only when t cannot run (bad State, no prompt, a paused call
 // without PendingResult, or the engine is not configured).
@@ -116,195 +121,49 @@ func (e *Engine) Run(ctx context.Context, t agent.Task, emit func(agent.Event)) 
 	if e.cfg.BaseURL == "" || e.cfg.Model == "" {
 		return agent.Outcome{}, fmt.Errorf("openai: %w", e.Health(ctx))
 	}
-	st, err := decodeState(t.State)
-	if err != nil {
-		return agent.Outcome{}, err
-	}
-	var awaiting []string
-	if st.Open != nil {
-		awaiting = st.Open.Awaiting
-	}
-	if err := t.CheckResume("openai", st.Open != nil, awaiting); err != nil {
-		return agent.Outcome{}, err
-	}
-	r := &run{e: e, t: t, st: st, emit: emit, price: agent.PriceFor(e.cfg.Prices, e.cfg.Model), tools: t.ToolsAllowed()}
-	return r.loop(ctx), nil
+	return e.loop.Run(ctx, t, emit)
 }
 
-// run is the state of one Run.
-type run struct {
+// dialect is the Chat Completions side of agent.Loop.
+type dialect struct {
 	e     *Engine
-	t     agent.Task
-	st    State
-	emit  func(agent.Event)
-	tools []agent.Tool
 	price Price
-
-	tokens int
-	cost   float64
 }
 
-func (r *run) send(ev agent.Event) {
-	ev.Time = time.Now().UTC()
-	r.emit(ev)
-}
+var _ agent.Dialect[Message, Message] = dialect{}
 
-// fail emits the final error event and returns the outcome, first answering open calls.
-func (r *run) fail(code, msg string) agent.Outcome {
-	if r.st.Open != nil {
-		r.closeOpen("not run: " + msg)
-	}
-	r.send(agent.Event{Type: agent.EventError, Code: code, Message: msg, TokensUsed: r.tokens, CostUSD: r.cost})
-	return agent.Outcome{State: r.st.encode(), TokensUsed: r.tokens, CostUSD: r.cost}
-}
+// invalidArgs answers a call whose arguments are not valid JSON.
+const invalidArgs = "error: the arguments are not valid JSON; call the tool again with a JSON object"
 
-func (r *run) loop(ctx context.Context) agent.Outcome {
-	if r.st.Open != nil {
-		if paused, out, done := r.resolveOpen(ctx); paused || done {
-			return out
-		}
+// Send streams one reply and turns it into the transcript's assistant message.
+func (d dialect) Send(ctx context.Context, req agent.Request[Message], emit func(agent.Event)) (agent.Reply[Message], error) {
+	var out agent.Reply[Message]
+	rep, err := d.call(ctx, req, emit, &out)
+	if err != nil {
+		return out, err
 	}
-	if r.t.Prompt != "" {
-		r.st.Messages = append(r.st.Messages, Message{Role: "user", Content: r.t.Prompt})
+	msg := Message{Role: "assistant", Content: rep.text.String()}
+	for _, c := range rep.calls {
+		tc := ToolCall{ID: c.id, Type: "function", Function: FunctionCall{Name: c.name, Arguments: c.arguments()}}
+		call := agent.Call{ID: tc.ID, Name: tc.Function.Name, Input: json.RawMessage(tc.Function.Arguments)}
+		if !json.Valid([]byte(tc.Function.Arguments)) {
+			// Stored as {}: some servers (Ollama) parse the arguments of earlier turns and reject
+			// the whole request otherwise. The model learns of its mistake from the result.
+			tc.Function.Arguments = "{}"
+			call.Input, call.Invalid = nil, invalidArgs
+		}
+		msg.ToolCalls = append(msg.ToolCalls, tc)
+		out.Calls = append(out.Calls, call)
 	}
-	maxTurns := cmp.Or(r.t.MaxTurns, r.e.cfg.MaxTurns)
-	for turn := 1; ; turn++ {
-		if ctx.Err() != nil {
-			return r.fail(agent.CodeCancelled, "the run was cancelled")
-		}
-		rep, err := r.call(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return r.fail(agent.CodeCancelled, "the run was cancelled")
-			}
-			r.e.log.WarnContext(ctx, "chat completion failed", "error", err)
-			var re *replyError
-			if errors.As(err, &re) {
-				return r.fail(re.code, re.msg)
-			}
-			return r.fail(agent.CodeEngine, err.Error())
-		}
-		msg := Message{Role: "assistant", Content: rep.text.String()}
-		var badArgs []ToolCall
-		for _, c := range rep.calls {
-			tc := ToolCall{ID: c.id, Type: "function", Function: FunctionCall{Name: c.name, Arguments: c.arguments()}}
-			if !json.Valid([]byte(tc.Function.Arguments)) {
-				// Stored as {}: some servers (Ollama) parse the arguments of earlier turns and reject
-				// the whole request otherwise. The model learns of its mistake from the result.
-				tc.Function.Arguments = "{}"
-				badArgs = append(badArgs, tc)
-			}
-			msg.ToolCalls = append(msg.ToolCalls, tc)
-		}
-		r.st.Messages = append(r.st.Messages, msg)
-		if len(msg.ToolCalls) > 0 {
-			r.st.Open = &OpenTurn{}
-			for _, tc := range badArgs {
-				r.answer(tc, agent.ToolResult{Output: "error: the arguments are not valid JSON; call the tool again with a JSON object", IsError: true})
-			}
-		}
-		if r.t.MaxBudgetUSD > 0 && r.cost >= r.t.MaxBudgetUSD {
-			return r.fail(agent.CodeBudget, fmt.Sprintf("cost %.4f USD reached the budget of %.4f USD", r.cost, r.t.MaxBudgetUSD))
-		}
-		switch {
-		case rep.finish == "length":
-			return r.fail(agent.CodeTruncated, "the reply reached the token limit (finish_reason length)")
-		case rep.finish == "content_filter":
-			return r.fail(agent.CodeEngine, "the server's content filter stopped the reply")
-		case len(msg.ToolCalls) > 0:
-			// finish_reason tool_calls, or a server that says "stop" next to tool calls.
-			if turn >= maxTurns {
-				return r.fail(agent.CodeMaxTurns, fmt.Sprintf("reached the limit of %d turns", maxTurns))
-			}
-			if paused, out, done := r.resolveOpen(ctx); paused || done {
-				return out
-			}
-		default:
-			summary := msg.Content
-			r.send(agent.Event{Type: agent.EventCompleted, Summary: summary, TokensUsed: r.tokens, CostUSD: r.cost})
-			return agent.Outcome{State: r.st.encode(), Summary: summary, TokensUsed: r.tokens, CostUSD: r.cost}
-		}
+	out.Message, out.Text = msg, msg.Content
+	switch rep.finish {
+	case "length":
+		out.Halt = &agent.ReplyError{Code: agent.CodeTruncated, Message: "the reply reached the token limit (finish_reason length)"}
+	case "content_filter":
+		out.Halt = &agent.ReplyError{Code: agent.CodeEngine, Message: "the server's content filter stopped the reply"}
 	}
+	return out, nil
 }
-
-// answer records the result of call c in the open turn and emits it.
-func (r *run) answer(c ToolCall, res agent.ToolResult) {
-	content := res.Output
-	if res.IsError && !strings.HasPrefix(content, "error") {
-		// Chat Completions has no is_error flag: say it in the content.
-		content = "error: " + content
-	}
-	r.st.Open.Results = append(r.st.Open.Results, Message{Role: "tool", ToolCallID: c.ID, Content: content})
-	r.send(agent.Event{Type: agent.EventToolResult, Tool: c.Function.Name, ToolUseID: c.ID, Output: res.Output, IsError: res.IsError})
-}
-
-// resolveOpen answers every call of the open assistant message from earlier results, the task's
-// pending results, or by running the tool, then appends the "tool" messages in call order.
-func (r *run) resolveOpen(ctx context.Context) (paused bool, out agent.Outcome, done bool) {
-	calls := r.st.Messages[len(r.st.Messages)-1].ToolCalls
-	answered := func(id string) bool {
-		return slices.ContainsFunc(r.st.Open.Results, func(m Message) bool { return m.ToolCallID == id })
-	}
-	for _, c := range calls {
-		if answered(c.ID) {
-			continue
-		}
-		if i := slices.IndexFunc(r.t.PendingResults, func(p agent.PendingResult) bool { return p.ToolUseID == c.ID }); i >= 0 {
-			r.st.Open.Awaiting = slices.DeleteFunc(r.st.Open.Awaiting, func(id string) bool { return id == c.ID })
-			r.answer(c, r.t.PendingResults[i].Result)
-			continue
-		}
-		if ctx.Err() != nil {
-			return false, r.fail(agent.CodeCancelled, "the run was cancelled"), true
-		}
-		if !slices.ContainsFunc(r.tools, func(t agent.Tool) bool { return t.Name == c.Function.Name }) {
-			r.answer(c, agent.ToolResult{Output: fmt.Sprintf("error: tool %q is not available", c.Function.Name), IsError: true})
-			continue
-		}
-		input := json.RawMessage(c.Function.Arguments)
-		if !json.Valid(input) {
-			r.answer(c, agent.ToolResult{Output: "error: the arguments are not valid JSON; call the tool again with a JSON object", IsError: true})
-			continue
-		}
-		res, err := r.t.Tools.Call(ctx, c.Function.Name, input)
-		var ar *agent.ApprovalRequired
-		switch {
-		case errors.As(err, &ar):
-			r.st.Open.Awaiting = append(r.st.Open.Awaiting, c.ID)
-			level := ar.RiskLevel
-			r.send(agent.Event{Type: agent.EventApprovalRequired, Tool: c.Function.Name, ToolUseID: c.ID, Command: ar.Command, RiskLevel: &level, ApprovalID: ar.ApprovalID})
-			return true, agent.Outcome{State: r.st.encode(), Paused: true, TokensUsed: r.tokens, CostUSD: r.cost}, false
-		case err != nil && ctx.Err() != nil:
-			return false, r.fail(agent.CodeCancelled, "the run was cancelled"), true
-		case err != nil:
-			r.e.log.WarnContext(ctx, "tool call failed", "tool", c.Function.Name, "error", err)
-			return false, r.fail(agent.CodeEngine, fmt.Sprintf("tool %s failed: %v", c.Function.Name, err)), true
-		}
-		r.answer(c, res)
-	}
-	r.closeOpen("")
-	return false, agent.Outcome{}, false
-}
-
-// closeOpen appends the open turn's results in call order; unanswered calls get reason as an error.
-func (r *run) closeOpen(reason string) {
-	for _, c := range r.st.Messages[len(r.st.Messages)-1].ToolCalls {
-		i := slices.IndexFunc(r.st.Open.Results, func(m Message) bool { return m.ToolCallID == c.ID })
-		if i >= 0 {
-			r.st.Messages = append(r.st.Messages, r.st.Open.Results[i])
-		} else {
-			r.st.Messages = append(r.st.Messages, Message{Role: "tool", ToolCallID: c.ID, Content: "error: " + reason})
-		}
-	}
-	r.st.Open = nil
-}
-
-// replyError is a failure with its own event code (truncated, bad_response, engine_error).
-type replyError struct {
-	code, msg string
-}
-
-func (e *replyError) Error() string { return e.msg }
 
 type chatRequest struct {
 	Model         string         `json:"model"`
@@ -327,19 +186,19 @@ type functionDef struct {
 	Parameters  json.RawMessage `json:"parameters"`
 }
 
-// call sends one request (with retries) and streams the reply.
-func (r *run) call(ctx context.Context) (*reply, error) {
+// call sends one request (with retries) and streams the reply, adding its usage to out.
+func (d dialect) call(ctx context.Context, in agent.Request[Message], emit func(agent.Event), out *agent.Reply[Message]) (*reply, error) {
 	req := chatRequest{
-		Model:         r.e.cfg.Model,
+		Model:         d.e.cfg.Model,
 		Stream:        true,
 		StreamOptions: map[string]any{"include_usage": true},
-		MaxTokens:     r.e.cfg.MaxTokens,
+		MaxTokens:     d.e.cfg.MaxTokens,
 	}
-	if r.t.SystemPrompt != "" {
-		req.Messages = append(req.Messages, Message{Role: "system", Content: r.t.SystemPrompt})
+	if in.System != "" {
+		req.Messages = append(req.Messages, Message{Role: "system", Content: in.System})
 	}
-	req.Messages = append(req.Messages, r.st.Messages...)
-	for _, t := range r.tools {
+	req.Messages = append(req.Messages, in.Messages...)
+	for _, t := range in.Tools {
 		params := t.InputSchema
 		if !json.Valid(params) || len(params) == 0 {
 			params = json.RawMessage(`{"type":"object","properties":{}}`)
@@ -353,29 +212,29 @@ func (r *run) call(ctx context.Context) (*reply, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	resp, err := r.e.post(ctx, body)
+	resp, err := d.e.post(ctx, body)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	rep := newReply()
-	defer func() { r.account(rep.usage) }()
+	defer func() { d.account(out, rep.usage) }()
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
 		// A server that ignored stream:true answers with one completion object.
-		data, err := io.ReadAll(io.LimitReader(resp.Body, int64(r.e.cfg.MaxEventBytes)))
+		data, err := io.ReadAll(io.LimitReader(resp.Body, int64(d.e.cfg.MaxEventBytes)))
 		if err != nil {
 			return nil, fmt.Errorf("read reply: %w", err)
 		}
-		return rep, r.whole(rep, data)
+		return rep, whole(rep, data, len(in.Messages), emit)
 	}
-	sr := newSSEReader(resp.Body, r.e.cfg.MaxEventBytes)
+	sr := newSSEReader(resp.Body, d.e.cfg.MaxEventBytes)
 	for {
 		ev, err := sr.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if errors.Is(err, errEventTooLong) {
-			return nil, &replyError{code: agent.CodeBadResponse, msg: err.Error()}
+			return nil, &agent.ReplyError{Code: agent.CodeBadResponse, Message: err.Error()}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read reply stream: %w", err)
@@ -390,18 +249,18 @@ func (r *run) call(ctx context.Context) (*reply, error) {
 			return nil, err
 		}
 		for _, e := range evs {
-			r.send(e)
+			emit(e)
 		}
 	}
 	if rep.finish == "" {
-		return nil, &replyError{code: agent.CodeTruncated, msg: "the reply stream ended without a finish_reason"}
+		return nil, &agent.ReplyError{Code: agent.CodeTruncated, Message: "the reply stream ended without a finish_reason"}
 	}
-	r.emitToolUses(rep)
+	emitToolUses(rep, len(in.Messages), emit)
 	return rep, nil
 }
 
-// whole handles a non-streamed completion body.
-func (r *run) whole(rep *reply, data []byte) error {
+// whole handles a non-streamed completion body; turn is the number of messages before it.
+func whole(rep *reply, data []byte, turn int, emit func(agent.Event)) error {
 	var c struct {
 		Choices []struct {
 			Message      delta   `json:"message"`
@@ -411,14 +270,14 @@ func (r *run) whole(rep *reply, data []byte) error {
 		Error *apiError `json:"error"`
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
-		return &replyError{code: agent.CodeBadResponse, msg: "the reply is not JSON: " + err.Error()}
+		return &agent.ReplyError{Code: agent.CodeBadResponse, Message: "the reply is not JSON: " + err.Error()}
 	}
 	if c.Error != nil {
-		return &replyError{code: agent.CodeEngine, msg: c.Error.text()}
+		return &agent.ReplyError{Code: agent.CodeEngine, Message: c.Error.text()}
 	}
 	rep.usage = c.Usage
 	if len(c.Choices) == 0 {
-		return &replyError{code: agent.CodeBadResponse, msg: "the reply has no choices"}
+		return &agent.ReplyError{Code: agent.CodeBadResponse, Message: "the reply has no choices"}
 	}
 	ch := c.Choices[0]
 	for i := range ch.Message.ToolCalls {
@@ -427,32 +286,35 @@ func (r *run) whole(rep *reply, data []byte) error {
 		}
 	}
 	for _, ev := range rep.addDelta(ch.Message) {
-		r.send(ev)
+		emit(ev)
 	}
 	rep.finish = cmp.Or(deref(ch.FinishReason), "stop")
-	r.emitToolUses(rep)
+	emitToolUses(rep, turn, emit)
 	return nil
 }
 
-func (r *run) emitToolUses(rep *reply) {
+// emitToolUses emits the reply's calls, naming those without an id after turn (the number of messages
+// before the reply) and their index.
+func emitToolUses(rep *reply, turn int, emit func(agent.Event)) {
 	for i, c := range rep.calls {
 		if c.id == "" {
-			c.id = fmt.Sprintf("call_%d_%d", len(r.st.Messages), i) // some local servers send no ids
+			c.id = fmt.Sprintf("call_%d_%d", turn, i) // some local servers send no ids
 		}
 		input := json.RawMessage(c.arguments())
 		if !json.Valid(input) {
 			input, _ = json.Marshal(c.arguments()) // shown as a string; Run refuses to call it
 		}
-		r.send(agent.Event{Type: agent.EventToolUse, Tool: c.name, ToolUseID: c.id, Input: input})
+		emit(agent.Event{Type: agent.EventToolUse, Tool: c.name, ToolUseID: c.id, Input: input})
 	}
 }
 
-func (r *run) account(u *usage) {
+// account adds a reply's usage to out's tokens and cost.
+func (d dialect) account(out *agent.Reply[Message], u *usage) {
 	if u == nil {
 		return
 	}
-	r.tokens += u.PromptTokens + u.CompletionTokens
-	r.cost += (r.price.InputPerMTok*float64(u.PromptTokens) + r.price.OutputPerMTok*float64(u.CompletionTokens)) / 1e6
+	out.Tokens += u.PromptTokens + u.CompletionTokens
+	out.CostUSD += (d.price.InputPerMTok*float64(u.PromptTokens) + d.price.OutputPerMTok*float64(u.CompletionTokens)) / 1e6
 }
 
 // post sends body, retrying 429, 5xx and network failures with backoff that honours Retry-After.
@@ -479,7 +341,7 @@ func (e *Engine) post(ctx context.Context, body []byte) (*http.Response, error) 
 		default:
 			data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
-			failure = &replyError{code: agent.CodeEngine, msg: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, errorText(data))}
+			failure = &agent.ReplyError{Code: agent.CodeEngine, Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, errorText(data))}
 			if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
 				return nil, failure
 			}
