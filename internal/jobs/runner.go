@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/sqlstmt"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -26,6 +27,7 @@ var _ Queue = (*Runner)(nil)
 type Runner struct {
 	cfg   Config
 	db    *sql.DB
+	stmts *sqlstmt.Cache // SQLite only
 	log   *slog.Logger
 	id    string        // locked_by of this runner's claims
 	lease time.Duration // how long a claim holds a job
@@ -68,6 +70,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	if cfg.Dialect == SQLite {
+		r.stmts = sqlstmt.New()
 		if _, err := r.rescue(ctx, true); err != nil {
 			return nil, err
 		}
@@ -122,7 +125,7 @@ func (r *Runner) Enqueue(ctx context.Context, j Job) (int64, error) {
 	// A conflicting job can finish between the insert and the lookup; then the insert is tried again.
 	for range 3 {
 		var id int64
-		err := r.db.QueryRowContext(ctx, insert, j.Kind, string(j.Args), j.TenantID, key, runAt.UnixMicro(), attempts, now.UnixMicro()).Scan(&id)
+		err := r.queryRow(ctx, insert, j.Kind, string(j.Args), j.TenantID, key, runAt.UnixMicro(), attempts, now.UnixMicro()).Scan(&id)
 		if err == nil {
 			if !runAt.After(now.Add(r.cfg.PollInterval)) {
 				r.nudge()
@@ -132,7 +135,7 @@ func (r *Runner) Enqueue(ctx context.Context, j Job) (int64, error) {
 		if !errors.Is(err, sql.ErrNoRows) {
 			return 0, fmt.Errorf("enqueue %s: %w", j.Kind, err)
 		}
-		err = r.db.QueryRowContext(ctx, r.q(`SELECT id FROM jobs WHERE tenant_id = ? AND unique_key = ? AND state IN ('pending', 'running')`),
+		err = r.queryRow(ctx, r.q(`SELECT id FROM jobs WHERE tenant_id = ? AND unique_key = ? AND state IN ('pending', 'running')`),
 			j.TenantID, j.UniqueKey).Scan(&id)
 		if err == nil {
 			return id, nil
@@ -156,16 +159,37 @@ func (r *Runner) Schedule(ctx context.Context, kind string, args any, at time.Ti
 	return err
 }
 
+func (r *Runner) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := r.stmts.Get(ctx, r.db, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return r.db.ExecContext(ctx, q, args...)
+}
+
+func (r *Runner) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := r.stmts.Get(ctx, r.db, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return r.db.QueryContext(ctx, q, args...)
+}
+
+func (r *Runner) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := r.stmts.Get(ctx, r.db, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return r.db.QueryRowContext(ctx, q, args...)
+}
+
 // Cancel implements Queue.
 func (r *Runner) Cancel(ctx context.Context, id int64) error {
-	res, err := r.db.ExecContext(ctx, r.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, locked_by = ''
+	res, err := r.exec(ctx, r.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, locked_by = ''
 		WHERE id = ? AND state IN ('pending', 'running')`), r.now().UnixMicro(), id)
 	if err != nil {
 		return fmt.Errorf("cancel job %d: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		var one int
-		err := r.db.QueryRowContext(ctx, r.q(`SELECT 1 FROM jobs WHERE id = ?`), id).Scan(&one)
+		err := r.queryRow(ctx, r.q(`SELECT 1 FROM jobs WHERE id = ?`), id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -180,7 +204,7 @@ func (r *Runner) Cancel(ctx context.Context, id int64) error {
 
 // CancelKey implements Queue.
 func (r *Runner) CancelKey(ctx context.Context, tenantID, uniqueKey string) error {
-	rows, err := r.db.QueryContext(ctx, r.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, locked_by = ''
+	rows, err := r.query(ctx, r.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, locked_by = ''
 		WHERE tenant_id = ? AND unique_key = ? AND state IN ('pending', 'running') RETURNING id`),
 		r.now().UnixMicro(), tenantID, uniqueKey)
 	if err != nil {
@@ -222,7 +246,7 @@ func (r *Runner) Get(ctx context.Context, id int64) (*Info, error) {
 		runAt, createdAt, finishedAt int64
 		state                        string
 	)
-	err := r.db.QueryRowContext(ctx, r.q(`SELECT id, kind, args, tenant_id, unique_key, state, run_at, attempt, max_attempts,
+	err := r.queryRow(ctx, r.q(`SELECT id, kind, args, tenant_id, unique_key, state, run_at, attempt, max_attempts,
 		last_error, created_at, finished_at FROM jobs WHERE id = ?`), id).Scan(
 		&in.ID, &in.Kind, &args, &in.TenantID, &key, &state, &runAt, &in.Attempt, &in.MaxAttempts,
 		&in.LastError, &createdAt, &finishedAt)
@@ -299,7 +323,7 @@ func (r *Runner) claim(ctx context.Context, limit int) ([]*Job, error) {
 	} else {
 		args = append(append([]any{r.id, now.Add(r.lease).UnixMicro(), now.UnixMicro()}, kindArgs...), limit)
 	}
-	rows, err := r.db.QueryContext(ctx, r.q(query), args...)
+	rows, err := r.query(ctx, r.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
 	}
@@ -340,7 +364,7 @@ func (r *Runner) rescue(ctx context.Context, everyone bool) (int64, error) {
 	if everyone {
 		cond, args = ``, []any{now}
 	}
-	res, err := r.db.ExecContext(ctx, r.q(`UPDATE jobs SET
+	res, err := r.exec(ctx, r.q(`UPDATE jobs SET
 		state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'pending' END,
 		finished_at = CASE WHEN attempt >= max_attempts THEN CAST(? AS BIGINT) ELSE 0 END,
 		last_error = 'interrupted: the worker holding the job stopped', locked_by = ''
@@ -443,7 +467,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, oc outcome, runErr error) e
 	case interrupted:
 		query, args = `UPDATE jobs SET state = 'pending', attempt = attempt - 1, last_error = ?, locked_by = ''`+mine, []any{msg}
 	}
-	if _, err := r.db.ExecContext(ctx, r.q(query), append(args, j.ID, r.id)...); err != nil {
+	if _, err := r.exec(ctx, r.q(query), append(args, j.ID, r.id)...); err != nil {
 		return fmt.Errorf("finish job %d: %w", j.ID, err)
 	}
 	return nil
@@ -618,7 +642,7 @@ func (r *Runner) nextDue(ctx context.Context) (time.Time, bool, error) {
 	}
 	filter, args := kindFilter(kinds)
 	var next sql.NullInt64
-	if err := r.db.QueryRowContext(ctx, r.q(`SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND `+filter), args...).Scan(&next); err != nil {
+	if err := r.queryRow(ctx, r.q(`SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND `+filter), args...).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due job: %w", err)
 	}
 	return fromMicro(next.Int64), next.Valid, nil
@@ -627,7 +651,7 @@ func (r *Runner) nextDue(ctx context.Context) (time.Time, bool, error) {
 // prune deletes jobs finished longer than Retention ago.
 func (r *Runner) prune(ctx context.Context) error {
 	cutoff := r.now().Add(-r.cfg.Retention).UnixMicro()
-	if _, err := r.db.ExecContext(ctx, r.q(`DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND finished_at < ?`), cutoff); err != nil {
+	if _, err := r.exec(ctx, r.q(`DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND finished_at < ?`), cutoff); err != nil {
 		return fmt.Errorf("prune jobs: %w", err)
 	}
 	return nil
@@ -638,7 +662,7 @@ func (r *Runner) prune(ctx context.Context) error {
 func (r *Runner) Lag(ctx context.Context) (time.Duration, error) {
 	now := r.now()
 	var oldest sql.NullInt64
-	if err := r.db.QueryRowContext(ctx, r.q(`SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at <= ?`), now.UnixMicro()).Scan(&oldest); err != nil {
+	if err := r.queryRow(ctx, r.q(`SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at <= ?`), now.UnixMicro()).Scan(&oldest); err != nil {
 		return 0, fmt.Errorf("job queue lag: %w", err)
 	}
 	if !oldest.Valid {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/sqlstmt"
 	"github.com/it0/it0/internal/tenant"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver (pure Go, no cgo)
@@ -61,7 +62,7 @@ type DB struct {
 
 	mu      sync.Mutex
 	tenants map[string]*sql.DB // sqlite only: open tenant files
-	stmts   *stmtCache         // sqlite only: prepared statements of every open file
+	stmts   *sqlstmt.Cache     // sqlite only: prepared statements of every open file
 
 	stop chan struct{} // closes the checkpointer
 	done chan struct{}
@@ -81,7 +82,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{cfg: cfg, log: cfg.Logger, tenants: map[string]*sql.DB{}, stmts: newStmtCache(), Now: func() time.Time { return time.Now().UTC() }}
+	db := &DB{cfg: cfg, log: cfg.Logger, tenants: map[string]*sql.DB{}, stmts: sqlstmt.New(), Now: func() time.Time { return time.Now().UTC() }}
 	var err error
 	if cfg.DatabaseURL != "" {
 		db.dialect = Postgres
@@ -188,11 +189,11 @@ func (db *DB) Close() error {
 	defer db.mu.Unlock()
 	var list []error
 	for id, t := range db.tenants {
-		db.stmts.forget(t)
+		db.stmts.Forget(t)
 		list = append(list, t.Close())
 		delete(db.tenants, id)
 	}
-	db.stmts.forget(db.shared)
+	db.stmts.Forget(db.shared)
 	list = append(list, db.shared.Close())
 	return errors.Join(list...)
 }
@@ -209,8 +210,8 @@ func (db *DB) tenantSchema(id string) string {
 // scope is where one tenant's (or the shared) tables live, plus the query rewriting for it.
 type scope struct {
 	db       *sql.DB
-	stmts    *stmtCache // nil on postgres
-	prefix   string     // `"schema".` on postgres, "" on sqlite
+	stmts    *sqlstmt.Cache // nil on postgres
+	prefix   string         // `"schema".` on postgres, "" on sqlite
 	pg       bool
 	tenantID string
 }
@@ -240,7 +241,7 @@ func (s scope) q(query string) string {
 
 func (s scope) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	q := s.q(query)
-	if st := s.stmts.get(ctx, s.db, q); st != nil {
+	if st := s.stmts.Get(ctx, s.db, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return s.db.ExecContext(ctx, q, args...)
@@ -248,7 +249,7 @@ func (s scope) exec(ctx context.Context, query string, args ...any) (sql.Result,
 
 func (s scope) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	q := s.q(query)
-	if st := s.stmts.get(ctx, s.db, q); st != nil {
+	if st := s.stmts.Get(ctx, s.db, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return s.db.QueryContext(ctx, q, args...)
@@ -256,7 +257,7 @@ func (s scope) query(ctx context.Context, query string, args ...any) (*sql.Rows,
 
 func (s scope) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	q := s.q(query)
-	if st := s.stmts.get(ctx, s.db, q); st != nil {
+	if st := s.stmts.Get(ctx, s.db, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return s.db.QueryRowContext(ctx, q, args...)
@@ -345,7 +346,7 @@ type scopeTx struct {
 
 func (t scopeTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	q := t.s.q(query)
-	if st := t.s.stmts.cached(t.s.db, q); st != nil {
+	if st := t.s.stmts.Cached(t.s.db, q); st != nil {
 		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, q, args...)
@@ -353,7 +354,7 @@ func (t scopeTx) exec(ctx context.Context, query string, args ...any) (sql.Resul
 
 func (t scopeTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	q := t.s.q(query)
-	if st := t.s.stmts.cached(t.s.db, q); st != nil {
+	if st := t.s.stmts.Cached(t.s.db, q); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
 	return t.tx.QueryContext(ctx, q, args...)
@@ -361,7 +362,7 @@ func (t scopeTx) query(ctx context.Context, query string, args ...any) (*sql.Row
 
 func (t scopeTx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	q := t.s.q(query)
-	if st := t.s.stmts.cached(t.s.db, q); st != nil {
+	if st := t.s.stmts.Cached(t.s.db, q); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, q, args...)

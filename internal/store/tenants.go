@@ -130,7 +130,7 @@ func (db *DB) TenantDrop(ctx context.Context, id string) error {
 	}
 	db.mu.Lock()
 	if t, ok := db.tenants[id]; ok {
-		db.stmts.forget(t)
+		db.stmts.Forget(t)
 		t.Close()
 		delete(db.tenants, id)
 	}
