@@ -1,7 +1,6 @@
 package openai_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,15 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agenttest"
 	"github.com/it0/it0/internal/agent/openai"
 )
 
@@ -28,206 +24,12 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 const testKey = "sk-test-0123456789"
 
-// fakeToolbox is a hand-written Toolbox whose behaviour each test sets.
-type fakeToolbox struct {
-	ToolsFunc func() []agent.Tool
-	CallFunc  func(ctx context.Context, name string, input json.RawMessage) (agent.ToolResult, error)
-}
-
-var _ agent.Toolbox = (*fakeToolbox)(nil)
-
-func (f *fakeToolbox) Tools() []agent.Tool { return f.ToolsFunc() }
-
-func (f *fakeToolbox) Call(ctx context.Context, name string, input json.RawMessage) (agent.ToolResult, error) {
-	return f.CallFunc(ctx, name, input)
-}
-
-func testTools() []agent.Tool {
-	return []agent.Tool{
-		{Name: "run_command", Description: "Run a shell command on a managed server", InputSchema: json.RawMessage(`{"type":"object","properties":{"server":{"type":"string"},"command":{"type":"string"}},"required":["server","command"],"additionalProperties":false}`)},
-		{Name: "list_servers", Description: "List servers", InputSchema: json.RawMessage(`{"type":"object","properties":{}}`)},
-	}
-}
-
-// response is one canned HTTP response of a fixture.
-type response struct {
-	status int
-	header http.Header
-	body   string
-}
-
-// loadFixture reads testdata/<name>.sse: responses in the API's wire format, each after a line
-// "### <status> [<header>: <value>]…".
-func loadFixture(t testing.TB, name string) []response {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name+".sse"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []response
-	for _, part := range strings.Split(string(data), "### ")[1:] {
-		head, body, _ := strings.Cut(part, "\n")
-		fields := strings.SplitN(head, " ", 2)
-		status, err := strconv.Atoi(fields[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := http.Header{}
-		if len(fields) > 1 {
-			k, v, _ := strings.Cut(fields[1], ": ")
-			h.Set(k, v)
-		}
-		out = append(out, response{status: status, header: h, body: body})
-	}
-	return out
-}
-
-// request is what the fake API saw.
-type request struct {
-	Path   string
-	Header http.Header
-	Body   map[string]any
-}
-
-// apiServer replays responses in order and records requests.
-type apiServer struct {
-	t         testing.TB
-	mu        sync.Mutex
-	responses []response
-	requests  []request
-	*httptest.Server
-}
-
-func newAPIServer(t testing.TB, responses []response) *apiServer {
-	s := &apiServer{t: t, responses: responses}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		s.t.Errorf("request body is not JSON: %v", err)
-	}
-	s.mu.Lock()
-	s.requests = append(s.requests, request{Path: r.URL.Path, Header: r.Header.Clone(), Body: m})
-	if len(s.responses) == 0 {
-		s.mu.Unlock()
-		s.t.Errorf("unexpected request %d", len(s.requests))
-		http.Error(w, `{"error":{"message":"no more fixtures"}}`, http.StatusBadRequest)
-		return
-	}
-	resp := s.responses[0]
-	s.responses = s.responses[1:]
-	s.mu.Unlock()
-	for k, v := range resp.header {
-		w.Header()[k] = v
-	}
-	if w.Header().Get("Content-Type") == "" && resp.status == http.StatusOK {
-		w.Header().Set("Content-Type", "text/event-stream")
-	} else if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(resp.status)
-	io.WriteString(w, resp.body)
-}
-
-func (s *apiServer) recorded() []request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]request(nil), s.requests...)
-}
-
-func (s *apiServer) left() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.responses)
-}
-
-func newEngine(s *apiServer, cfg openai.Config) *openai.Engine {
+func newEngine(s *agenttest.APIServer, cfg openai.Config) *openai.Engine {
 	cfg.APIKey = testKey
 	cfg.BaseURL = s.URL + "/v1/"
 	cfg.Model = "qwen3:8b"
 	cfg.RetryBaseDelay = time.Millisecond
 	return openai.New(cfg)
-}
-
-// collect runs t and returns its events with times cleared.
-func collect(t *testing.T, ctx context.Context, e *openai.Engine, task agent.Task) ([]agent.Event, agent.Outcome) {
-	t.Helper()
-	var evs []agent.Event
-	out, err := e.Run(ctx, task, func(ev agent.Event) {
-		if ev.Time.IsZero() {
-			t.Errorf("%s event without time", ev.Type)
-		}
-		ev.Time = time.Time{}
-		evs = append(evs, ev)
-	})
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if len(evs) == 0 {
-		t.Fatal("no events")
-	}
-	for _, ev := range evs[:len(evs)-1] {
-		if ev.Type == agent.EventCompleted || ev.Type == agent.EventError || ev.Type == agent.EventApprovalRequired {
-			t.Errorf("final-type event %s before the end", ev.Type)
-		}
-	}
-	return evs, out
-}
-
-// golden compares one run's events, outcome and request bodies with testdata/<name>.golden.
-func golden(t *testing.T, name string, evs []agent.Event, out agent.Outcome, reqs []request) {
-	t.Helper()
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	for _, r := range reqs {
-		if err := enc.Encode(map[string]any{"request": r.Body}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, ev := range evs {
-		if err := enc.Encode(ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := enc.Encode(map[string]any{"outcome": out}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if !bytes.Equal(buf.Bytes(), want) {
-		t.Errorf("differs from %s (run with -update to accept):\n--- got\n%s--- want\n%s", path, buf.Bytes(), want)
-	}
-}
-
-func okToolbox(t *testing.T) *fakeToolbox {
-	return &fakeToolbox{
-		ToolsFunc: testTools,
-		CallFunc: func(_ context.Context, name string, input json.RawMessage) (agent.ToolResult, error) {
-			var in struct{ Server, Command string }
-			if err := json.Unmarshal(input, &in); err != nil {
-				t.Errorf("tool input %s: %v", input, err)
-			}
-			return agent.ToolResult{Output: fmt.Sprintf("ran %q on %s: /dev/sda1 40G 33G 83%%", in.Command, in.Server)}, nil
-		},
-	}
-}
-
-func task(tb agent.Toolbox) agent.Task {
-	return agent.Task{SessionID: "s1", Prompt: "check disk on web-1", SystemPrompt: "You are IT0, an ops agent.", Tools: tb}
 }
 
 // TestRunGolden runs each fixture once and compares events, outcome and requests with its golden file.
@@ -260,17 +62,17 @@ func TestRunGolden(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newAPIServer(t, loadFixture(t, tc.name))
-			tk := task(okToolbox(t))
+			srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, tc.name))
+			tk := agenttest.Task(agenttest.OKToolbox(t))
 			if tc.mutate != nil {
 				tc.mutate(&tk)
 			}
-			evs, out := collect(t, t.Context(), newEngine(srv, tc.cfg), tk)
+			evs, out := agenttest.Collect(t, t.Context(), newEngine(srv, tc.cfg), tk)
 			last := evs[len(evs)-1]
 			if last.Type != tc.wantFinal || last.Code != tc.wantCode {
 				t.Errorf("final = %s/%s %q, want %s/%s", last.Type, last.Code, last.Message, tc.wantFinal, tc.wantCode)
 			}
-			reqs := srv.recorded()
+			reqs := srv.Recorded()
 			if len(reqs) != tc.wantReqs {
 				t.Errorf("%d requests, want %d", len(reqs), tc.wantReqs)
 			}
@@ -278,12 +80,12 @@ func TestRunGolden(t *testing.T) {
 				checkRequest(t, r)
 			}
 			checkPairing(t, out.State)
-			golden(t, tc.name, evs, out, reqs)
+			agenttest.Golden(t, tc.name, *update, evs, out, reqs)
 		})
 	}
 }
 
-func checkRequest(t *testing.T, r request) {
+func checkRequest(t *testing.T, r agenttest.Request) {
 	t.Helper()
 	if r.Path != "/v1/chat/completions" {
 		t.Errorf("path = %s", r.Path)
@@ -337,9 +139,9 @@ func checkPairing(t *testing.T, raw json.RawMessage) {
 // call from PendingResults, runs the message's other call, and completes.
 func TestRunApprovalPauseResume(t *testing.T) {
 	t.Parallel()
-	srv := newAPIServer(t, loadFixture(t, "approval"))
+	srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, "approval"))
 	var ran []string
-	tb := &fakeToolbox{ToolsFunc: testTools, CallFunc: func(_ context.Context, name string, input json.RawMessage) (agent.ToolResult, error) {
+	tb := &agenttest.Toolbox{ToolsFunc: agenttest.Tools, CallFunc: func(_ context.Context, name string, input json.RawMessage) (agent.ToolResult, error) {
 		var in struct{ Command string }
 		_ = json.Unmarshal(input, &in)
 		ran = append(ran, in.Command)
@@ -349,26 +151,26 @@ func TestRunApprovalPauseResume(t *testing.T) {
 		return agent.ToolResult{Output: "/dev/sda1 41%"}, nil
 	}}
 	e := newEngine(srv, openai.Config{})
-	evs, out := collect(t, t.Context(), e, task(tb))
+	evs, out := agenttest.Collect(t, t.Context(), e, agenttest.Task(tb))
 	last := evs[len(evs)-1]
 	if !out.Paused || last.Type != agent.EventApprovalRequired || last.ApprovalID != "ap_9" || *last.RiskLevel != 1 || last.ToolUseID != "call_R" {
 		t.Fatalf("paused %v, last %+v", out.Paused, last)
 	}
-	golden(t, "approval_paused", evs, out, srv.recorded())
+	agenttest.Golden(t, "approval_paused", *update, evs, out, srv.Recorded())
 
-	resume := task(tb)
+	resume := agenttest.Task(tb)
 	resume.Prompt = ""
 	resume.State = out.State
 	resume.PendingResults = []agent.PendingResult{{ToolUseID: "call_R", Tool: "run_command", Result: agent.ToolResult{Output: "rejected by admin: not during business hours", IsError: true}}}
-	evs2, out2 := collect(t, t.Context(), e, resume)
+	evs2, out2 := agenttest.Collect(t, t.Context(), e, resume)
 	if out2.Paused || evs2[len(evs2)-1].Type != agent.EventCompleted {
 		t.Fatalf("resume ended with %+v", evs2[len(evs2)-1])
 	}
 	if strings.Join(ran, "|") != "systemctl restart nginx|df -h" {
 		t.Errorf("calls = %q", ran)
 	}
-	reqs := srv.recorded()
-	golden(t, "approval_resumed", evs2, out2, reqs[1:])
+	reqs := srv.Recorded()
+	agenttest.Golden(t, "approval_resumed", *update, evs2, out2, reqs[1:])
 	checkPairing(t, out2.State)
 	msgs, _ := json.Marshal(reqs[1].Body["messages"])
 	if !strings.Contains(string(msgs), `"content":"error: rejected by admin: not during business hours","role":"tool","tool_call_id":"call_R"`) {
@@ -396,8 +198,8 @@ func TestRunResumeErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newAPIServer(t, nil)
-			tk := task(okToolbox(t))
+			srv := agenttest.NewAPIServer(t, nil)
+			tk := agenttest.Task(agenttest.OKToolbox(t))
 			tc.mutate(&tk)
 			_, err := newEngine(srv, openai.Config{}).Run(t.Context(), tk, func(ev agent.Event) { t.Errorf("emitted %+v", ev) })
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -410,10 +212,10 @@ func TestRunResumeErrors(t *testing.T) {
 // TestRunCancelDuringRetry ensures a cancel while waiting to retry ends the run promptly as cancelled.
 func TestRunCancelDuringRetry(t *testing.T) {
 	t.Parallel()
-	srv := newAPIServer(t, []response{{status: 429, header: http.Header{"Retry-After": {"30"}}, body: `{"error":{"message":"slow down"}}`}})
+	srv := agenttest.NewAPIServer(t, []agenttest.Response{{Status: 429, Header: http.Header{"Retry-After": {"30"}}, Body: `{"error":{"message":"slow down"}}`}})
 	ctx, cancel := context.WithCancel(t.Context())
 	e := openai.New(openai.Config{BaseURL: srv.URL + "/v1", Model: "qwen3:8b", HTTPClient: &http.Client{Transport: notifyTransport{cancel: cancel}}})
-	evs, _ := collect(t, ctx, e, task(okToolbox(t)))
+	evs, _ := agenttest.Collect(t, ctx, e, agenttest.Task(agenttest.OKToolbox(t)))
 	if last := evs[len(evs)-1]; last.Code != agent.CodeCancelled {
 		t.Fatalf("final = %+v", last)
 	}
@@ -431,14 +233,14 @@ func (n notifyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestRunCancelInTool ensures a cancel during a tool call ends the run as cancelled with answered calls.
 func TestRunCancelInTool(t *testing.T) {
 	t.Parallel()
-	srv := newAPIServer(t, loadFixture(t, "tool_use"))
+	srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, "tool_use"))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	tb := &fakeToolbox{ToolsFunc: testTools, CallFunc: func(ctx context.Context, _ string, _ json.RawMessage) (agent.ToolResult, error) {
+	tb := &agenttest.Toolbox{ToolsFunc: agenttest.Tools, CallFunc: func(ctx context.Context, _ string, _ json.RawMessage) (agent.ToolResult, error) {
 		cancel()
 		return agent.ToolResult{}, ctx.Err()
 	}}
-	evs, out := collect(t, ctx, newEngine(srv, openai.Config{}), task(tb))
+	evs, out := agenttest.Collect(t, ctx, newEngine(srv, openai.Config{}), agenttest.Task(tb))
 	if last := evs[len(evs)-1]; last.Code != agent.CodeCancelled {
 		t.Errorf("final = %+v", last)
 	}
@@ -509,9 +311,9 @@ func TestAPIKeyRedacted(t *testing.T) {
 	}
 	// An error event after a failed request carries no key either.
 	var logs bytes.Buffer
-	srv := newAPIServer(t, loadFixture(t, "bad_request"))
+	srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, "bad_request"))
 	e := openai.New(openai.Config{BaseURL: srv.URL + "/v1", Model: "m", APIKey: testKey, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	evs, _ := collect(t, t.Context(), e, task(okToolbox(t)))
+	evs, _ := agenttest.Collect(t, t.Context(), e, agenttest.Task(agenttest.OKToolbox(t)))
 	if ev, _ := json.Marshal(evs); strings.Contains(string(ev)+logs.String(), testKey) {
 		t.Fatal("key in events or logs")
 	}
@@ -546,7 +348,7 @@ func TestSSEReader(t *testing.T) {
 
 // FuzzSSE feeds arbitrary bytes to the event-stream reader: no panic, no event over the limit.
 func FuzzSSE(f *testing.F) {
-	seedFromFixtures(f)
+	agenttest.SeedFromFixtures(f)
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, ev := range openai.ReadSSEForTest(strings.NewReader(body), 256) {
 			if len(ev) > len(body) {
@@ -559,42 +361,9 @@ func FuzzSSE(f *testing.F) {
 // FuzzStream feeds arbitrary response bodies through the engine: no panic, exactly one final event,
 // and every event marshals.
 func FuzzStream(f *testing.F) {
-	seedFromFixtures(f)
+	agenttest.SeedFromFixtures(f)
 	f.Fuzz(func(t *testing.T, body string) {
-		e := openai.New(openai.Config{BaseURL: "http://fuzz.invalid/v1", Model: "m", MaxRetries: -1, MaxTurns: 2,
-			HTTPClient: &http.Client{Transport: bodyTransport(body)}})
-		tb := &fakeToolbox{ToolsFunc: testTools, CallFunc: func(context.Context, string, json.RawMessage) (agent.ToolResult, error) {
-			return agent.ToolResult{Output: "ok"}, nil
-		}}
-		finals := 0
-		_, err := e.Run(t.Context(), task(tb), func(ev agent.Event) {
-			if _, err := json.Marshal(ev); err != nil {
-				t.Fatalf("event does not marshal: %v", err)
-			}
-			if ev.Type == agent.EventCompleted || ev.Type == agent.EventError || ev.Type == agent.EventApprovalRequired {
-				finals++
-			}
-		})
-		if err != nil || finals != 1 {
-			t.Fatalf("err %v, %d final events", err, finals)
-		}
+		agenttest.CheckFuzzRun(t, openai.New(openai.Config{BaseURL: "http://fuzz.invalid/v1", Model: "m", MaxRetries: -1, MaxTurns: 2,
+			HTTPClient: &http.Client{Transport: agenttest.BodyTransport(body)}}))
 	})
-}
-
-func seedFromFixtures(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.sse"))
-	for _, file := range files {
-		for _, r := range loadFixture(f, strings.TrimSuffix(filepath.Base(file), ".sse")) {
-			f.Add(r.body)
-		}
-	}
-}
-
-type bodyTransport string
-
-func (b bodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	return &http.Response{
-		StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"text/event-stream"}},
-		Body: io.NopCloser(bufio.NewReader(strings.NewReader(string(b)))), Request: r,
-	}, nil
 }
