@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -267,5 +268,98 @@ func CheckFuzzRun(t *testing.T, e agent.Engine) {
 	})
 	if err != nil || finals != 1 {
 		t.Fatalf("err %v, %d final events", err, finals)
+	}
+}
+
+// GoldenCase is one row of an engine's TestRunGolden.
+type GoldenCase struct {
+	// Name names the fixture testdata/<Name>.sse and the golden file testdata/<Name>.golden.
+	Name string
+	// Mutate changes Task(OKToolbox(t)) before the run; nil for no change.
+	Mutate    func(*agent.Task)
+	WantFinal agent.EventType
+	WantCode  string
+	WantReqs  int
+}
+
+// Run serves tc's fixture, runs the task on the engine newEngine returns for that server, and checks
+// the final event, the number of requests, each request (checkRequest), the outcome's state
+// (checkState), and the golden file (rewritten with update).
+func (tc GoldenCase) Run(t *testing.T, update bool, newEngine func(*APIServer) agent.Engine,
+	checkRequest func(*testing.T, Request), checkState func(*testing.T, json.RawMessage)) {
+	t.Helper()
+	srv := NewAPIServer(t, LoadFixture(t, tc.Name))
+	tk := Task(OKToolbox(t))
+	if tc.Mutate != nil {
+		tc.Mutate(&tk)
+	}
+	evs, out := Collect(t, t.Context(), newEngine(srv), tk)
+	last := evs[len(evs)-1]
+	if last.Type != tc.WantFinal || last.Code != tc.WantCode {
+		t.Errorf("final = %s/%s %q, want %s/%s", last.Type, last.Code, last.Message, tc.WantFinal, tc.WantCode)
+	}
+	reqs := srv.Recorded()
+	if len(reqs) != tc.WantReqs {
+		t.Errorf("%d requests, want %d", len(reqs), tc.WantReqs)
+	}
+	for _, r := range reqs {
+		checkRequest(t, r)
+	}
+	checkState(t, out.State)
+	Golden(t, tc.Name, update, evs, out, reqs)
+}
+
+// CheckRefused runs task on e and fails the test unless Run returns an error containing want without
+// emitting any event.
+func CheckRefused(t *testing.T, e agent.Engine, task agent.Task, want string) {
+	t.Helper()
+	_, err := e.Run(t.Context(), task, func(ev agent.Event) { t.Errorf("emitted %+v", ev) })
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}
+
+// ApprovalToolbox returns a Toolbox that appends each run_command's command to *ran, asks for approval
+// approvalID at level for systemctl commands, and answers the others with a disk line.
+func ApprovalToolbox(ran *[]string, approvalID string, level int) *Toolbox {
+	return &Toolbox{ToolsFunc: Tools, CallFunc: func(_ context.Context, name string, input json.RawMessage) (agent.ToolResult, error) {
+		var in struct{ Command string }
+		_ = json.Unmarshal(input, &in)
+		*ran = append(*ran, in.Command)
+		if strings.HasPrefix(in.Command, "systemctl") {
+			return agent.ToolResult{}, fmt.Errorf("guard: %w", &agent.ApprovalRequired{ApprovalID: approvalID, Command: in.Command, RiskLevel: level})
+		}
+		return agent.ToolResult{Output: "/dev/sda1 41%"}, nil
+	}}
+}
+
+// Resume returns the task that continues a paused run (out) with the decisions pending.
+func Resume(tb agent.Toolbox, out agent.Outcome, pending ...agent.PendingResult) agent.Task {
+	t := Task(tb)
+	t.Prompt = ""
+	t.State = out.State
+	t.PendingResults = pending
+	return t
+}
+
+// CancelToolbox returns a Toolbox whose calls cancel the run (cancel) and fail with its error.
+func CancelToolbox(cancel context.CancelFunc) *Toolbox {
+	return &Toolbox{ToolsFunc: Tools, CallFunc: func(ctx context.Context, _ string, _ json.RawMessage) (agent.ToolResult, error) {
+		cancel()
+		<-ctx.Done()
+		return agent.ToolResult{}, ctx.Err()
+	}}
+}
+
+// CheckRedacted fails the test when secret shows in cfg or key logged with slog, formatted with fmt
+// (%v, %+v, %#v, %s) or marshalled to JSON.
+func CheckRedacted(t *testing.T, secret string, cfg, key any) {
+	t.Helper()
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "key", key, "cfg", cfg)
+	b, _ := json.Marshal(cfg)
+	out := buf.String() + fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, key) + string(b)
+	if strings.Contains(out, secret) {
+		t.Fatalf("key leaked: %s", out)
 	}
 }

@@ -1,13 +1,10 @@
 package anthropic_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -31,45 +28,21 @@ func newEngine(s *agenttest.APIServer, cfg anthropic.Config) *anthropic.Engine {
 // TestRunGolden runs each fixture once and compares events, outcome and requests with its golden file.
 func TestRunGolden(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name      string
-		mutate    func(*agent.Task)
-		wantFinal agent.EventType
-		wantCode  string
-		wantReqs  int
-	}{
-		{name: "simple", wantFinal: agent.EventCompleted, wantReqs: 1},
-		{name: "tool_use", wantFinal: agent.EventCompleted, wantReqs: 2},
-		{name: "error_mid_stream", wantFinal: agent.EventError, wantCode: agent.CodeEngine, wantReqs: 1},
-		{name: "rate_limited", wantFinal: agent.EventCompleted, wantReqs: 2},
-		{name: "overloaded", wantFinal: agent.EventError, wantCode: agent.CodeEngine, wantReqs: 3},
-		{name: "max_turns", mutate: func(t *agent.Task) { t.MaxTurns = 1 }, wantFinal: agent.EventError, wantCode: agent.CodeMaxTurns, wantReqs: 1},
-		{name: "budget", mutate: func(t *agent.Task) { t.MaxBudgetUSD = 0.5 }, wantFinal: agent.EventError, wantCode: agent.CodeBudget, wantReqs: 1},
-		{name: "truncated", wantFinal: agent.EventError, wantCode: agent.CodeTruncated, wantReqs: 1},
-		{name: "tool_not_allowed", mutate: func(t *agent.Task) { t.AllowedTools = []string{"run_command"} }, wantFinal: agent.EventCompleted, wantReqs: 2},
+	tests := []agenttest.GoldenCase{
+		{Name: "simple", WantFinal: agent.EventCompleted, WantReqs: 1},
+		{Name: "tool_use", WantFinal: agent.EventCompleted, WantReqs: 2},
+		{Name: "error_mid_stream", WantFinal: agent.EventError, WantCode: agent.CodeEngine, WantReqs: 1},
+		{Name: "rate_limited", WantFinal: agent.EventCompleted, WantReqs: 2},
+		{Name: "overloaded", WantFinal: agent.EventError, WantCode: agent.CodeEngine, WantReqs: 3},
+		{Name: "max_turns", Mutate: func(t *agent.Task) { t.MaxTurns = 1 }, WantFinal: agent.EventError, WantCode: agent.CodeMaxTurns, WantReqs: 1},
+		{Name: "budget", Mutate: func(t *agent.Task) { t.MaxBudgetUSD = 0.5 }, WantFinal: agent.EventError, WantCode: agent.CodeBudget, WantReqs: 1},
+		{Name: "truncated", WantFinal: agent.EventError, WantCode: agent.CodeTruncated, WantReqs: 1},
+		{Name: "tool_not_allowed", Mutate: func(t *agent.Task) { t.AllowedTools = []string{"run_command"} }, WantFinal: agent.EventCompleted, WantReqs: 2},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(tc.Name, func(t *testing.T) {
 			t.Parallel()
-			srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, tc.name))
-			tk := agenttest.Task(agenttest.OKToolbox(t))
-			if tc.mutate != nil {
-				tc.mutate(&tk)
-			}
-			evs, out := agenttest.Collect(t, t.Context(), newEngine(srv, anthropic.Config{}), tk)
-			last := evs[len(evs)-1]
-			if last.Type != tc.wantFinal || last.Code != tc.wantCode {
-				t.Errorf("final = %s/%s %q, want %s/%s", last.Type, last.Code, last.Message, tc.wantFinal, tc.wantCode)
-			}
-			reqs := srv.Recorded()
-			if len(reqs) != tc.wantReqs {
-				t.Errorf("%d requests, want %d", len(reqs), tc.wantReqs)
-			}
-			for _, r := range reqs {
-				checkHeaders(t, r)
-			}
-			checkPairing(t, out.State)
-			agenttest.Golden(t, tc.name, *update, evs, out, reqs)
+			tc.Run(t, *update, func(s *agenttest.APIServer) agent.Engine { return newEngine(s, anthropic.Config{}) }, checkHeaders, checkPairing)
 		})
 	}
 }
@@ -173,15 +146,7 @@ func TestRunApprovalPauseResume(t *testing.T) {
 	t.Parallel()
 	srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, "approval"))
 	var ran []string
-	tb := &agenttest.Toolbox{ToolsFunc: agenttest.Tools, CallFunc: func(_ context.Context, name string, input json.RawMessage) (agent.ToolResult, error) {
-		var in struct{ Command string }
-		_ = json.Unmarshal(input, &in)
-		ran = append(ran, in.Command)
-		if strings.HasPrefix(in.Command, "systemctl") {
-			return agent.ToolResult{}, fmt.Errorf("guard: %w", &agent.ApprovalRequired{ApprovalID: "ap_1", Command: in.Command, RiskLevel: 2})
-		}
-		return agent.ToolResult{Output: "/dev/sda1 41%"}, nil
-	}}
+	tb := agenttest.ApprovalToolbox(&ran, "ap_1", 2)
 	e := newEngine(srv, anthropic.Config{})
 	evs, out := agenttest.Collect(t, t.Context(), e, agenttest.Task(tb))
 	if !out.Paused {
@@ -196,10 +161,7 @@ func TestRunApprovalPauseResume(t *testing.T) {
 	}
 	agenttest.Golden(t, "approval_paused", *update, evs, out, srv.Recorded())
 
-	resume := agenttest.Task(tb)
-	resume.Prompt = ""
-	resume.State = out.State
-	resume.PendingResults = []agent.PendingResult{{ToolUseID: "toolu_R", Tool: "run_command", Result: agent.ToolResult{Output: "restarted"}}}
+	resume := agenttest.Resume(tb, out, agent.PendingResult{ToolUseID: "toolu_R", Tool: "run_command", Result: agent.ToolResult{Output: "restarted"}})
 	evs2, out2 := agenttest.Collect(t, t.Context(), e, resume)
 	if out2.Paused || evs2[len(evs2)-1].Type != agent.EventCompleted {
 		t.Fatalf("resume ended with %+v", evs2[len(evs2)-1])
@@ -238,13 +200,9 @@ func TestRunResumeErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := agenttest.NewAPIServer(t, nil)
 			tk := agenttest.Task(agenttest.OKToolbox(t))
 			tc.mutate(&tk)
-			_, err := newEngine(srv, anthropic.Config{}).Run(t.Context(), tk, func(ev agent.Event) { t.Errorf("emitted %+v", ev) })
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want %q", err, tc.want)
-			}
+			agenttest.CheckRefused(t, newEngine(agenttest.NewAPIServer(t, nil), anthropic.Config{}), tk, tc.want)
 		})
 	}
 }
@@ -256,12 +214,7 @@ func TestRunCancel(t *testing.T) {
 	srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, "tool_use"))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	tb := &agenttest.Toolbox{ToolsFunc: agenttest.Tools, CallFunc: func(ctx context.Context, _ string, _ json.RawMessage) (agent.ToolResult, error) {
-		cancel()
-		<-ctx.Done()
-		return agent.ToolResult{}, ctx.Err()
-	}}
-	evs, out := agenttest.Collect(t, ctx, newEngine(srv, anthropic.Config{}), agenttest.Task(tb))
+	evs, out := agenttest.Collect(t, ctx, newEngine(srv, anthropic.Config{}), agenttest.Task(agenttest.CancelToolbox(cancel)))
 	if last := evs[len(evs)-1]; last.Type != agent.EventError || last.Code != agent.CodeCancelled {
 		t.Errorf("final = %+v", last)
 	}
@@ -324,14 +277,7 @@ func TestHealth(t *testing.T) {
 func TestAPIKeyRedacted(t *testing.T) {
 	t.Parallel()
 	cfg := anthropic.Config{APIKey: testKey, Model: "m"}
-	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&buf, nil))
-	log.Info("config", "key", cfg.APIKey, "cfg", cfg)
-	b, _ := json.Marshal(cfg)
-	out := buf.String() + fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg.APIKey) + string(b)
-	if strings.Contains(out, testKey) {
-		t.Fatalf("key leaked: %s", out)
-	}
+	agenttest.CheckRedacted(t, testKey, cfg, cfg.APIKey)
 	if cfg.APIKey.Reveal() != testKey {
 		t.Fatal("Reveal")
 	}

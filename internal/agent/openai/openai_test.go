@@ -36,51 +36,27 @@ func newEngine(s *agenttest.APIServer, cfg openai.Config) *openai.Engine {
 func TestRunGolden(t *testing.T) {
 	t.Parallel()
 	prices := []openai.Price{{ModelPrefix: "qwen", InputPerMTok: 0.5, OutputPerMTok: 1.5}}
-	tests := []struct {
-		name      string
-		cfg       openai.Config
-		mutate    func(*agent.Task)
-		wantFinal agent.EventType
-		wantCode  string
-		wantReqs  int
-	}{
-		{name: "simple", wantFinal: agent.EventCompleted, wantReqs: 1},
-		{name: "tool_use", cfg: openai.Config{Prices: prices}, wantFinal: agent.EventCompleted, wantReqs: 2},
-		{name: "reasoning", wantFinal: agent.EventCompleted, wantReqs: 1},
-		{name: "bad_args", wantFinal: agent.EventCompleted, wantReqs: 3},
-		{name: "quirks", wantFinal: agent.EventCompleted, wantReqs: 2},
-		{name: "error_mid_stream", wantFinal: agent.EventError, wantCode: agent.CodeEngine, wantReqs: 1},
-		{name: "rate_limited", wantFinal: agent.EventCompleted, wantReqs: 2},
-		{name: "server_error", wantFinal: agent.EventError, wantCode: agent.CodeEngine, wantReqs: 3},
-		{name: "bad_request", wantFinal: agent.EventError, wantCode: agent.CodeEngine, wantReqs: 1},
-		{name: "truncated", wantFinal: agent.EventError, wantCode: agent.CodeTruncated, wantReqs: 1},
-		{name: "length", wantFinal: agent.EventError, wantCode: agent.CodeTruncated, wantReqs: 1},
-		{name: "not_streamed", wantFinal: agent.EventCompleted, wantReqs: 1},
-		{name: "max_turns", mutate: func(t *agent.Task) { t.MaxTurns = 1 }, wantFinal: agent.EventError, wantCode: agent.CodeMaxTurns, wantReqs: 1},
-		{name: "budget", cfg: openai.Config{Prices: prices}, mutate: func(t *agent.Task) { t.MaxBudgetUSD = 0.1 }, wantFinal: agent.EventError, wantCode: agent.CodeBudget, wantReqs: 1},
+	cfgs := map[string]openai.Config{"tool_use": {Prices: prices}, "budget": {Prices: prices}}
+	tests := []agenttest.GoldenCase{
+		{Name: "simple", WantFinal: agent.EventCompleted, WantReqs: 1},
+		{Name: "tool_use", WantFinal: agent.EventCompleted, WantReqs: 2},
+		{Name: "reasoning", WantFinal: agent.EventCompleted, WantReqs: 1},
+		{Name: "bad_args", WantFinal: agent.EventCompleted, WantReqs: 3},
+		{Name: "quirks", WantFinal: agent.EventCompleted, WantReqs: 2},
+		{Name: "error_mid_stream", WantFinal: agent.EventError, WantCode: agent.CodeEngine, WantReqs: 1},
+		{Name: "rate_limited", WantFinal: agent.EventCompleted, WantReqs: 2},
+		{Name: "server_error", WantFinal: agent.EventError, WantCode: agent.CodeEngine, WantReqs: 3},
+		{Name: "bad_request", WantFinal: agent.EventError, WantCode: agent.CodeEngine, WantReqs: 1},
+		{Name: "truncated", WantFinal: agent.EventError, WantCode: agent.CodeTruncated, WantReqs: 1},
+		{Name: "length", WantFinal: agent.EventError, WantCode: agent.CodeTruncated, WantReqs: 1},
+		{Name: "not_streamed", WantFinal: agent.EventCompleted, WantReqs: 1},
+		{Name: "max_turns", Mutate: func(t *agent.Task) { t.MaxTurns = 1 }, WantFinal: agent.EventError, WantCode: agent.CodeMaxTurns, WantReqs: 1},
+		{Name: "budget", Mutate: func(t *agent.Task) { t.MaxBudgetUSD = 0.1 }, WantFinal: agent.EventError, WantCode: agent.CodeBudget, WantReqs: 1},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(tc.Name, func(t *testing.T) {
 			t.Parallel()
-			srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, tc.name))
-			tk := agenttest.Task(agenttest.OKToolbox(t))
-			if tc.mutate != nil {
-				tc.mutate(&tk)
-			}
-			evs, out := agenttest.Collect(t, t.Context(), newEngine(srv, tc.cfg), tk)
-			last := evs[len(evs)-1]
-			if last.Type != tc.wantFinal || last.Code != tc.wantCode {
-				t.Errorf("final = %s/%s %q, want %s/%s", last.Type, last.Code, last.Message, tc.wantFinal, tc.wantCode)
-			}
-			reqs := srv.Recorded()
-			if len(reqs) != tc.wantReqs {
-				t.Errorf("%d requests, want %d", len(reqs), tc.wantReqs)
-			}
-			for _, r := range reqs {
-				checkRequest(t, r)
-			}
-			checkPairing(t, out.State)
-			agenttest.Golden(t, tc.name, *update, evs, out, reqs)
+			tc.Run(t, *update, func(s *agenttest.APIServer) agent.Engine { return newEngine(s, cfgs[tc.Name]) }, checkRequest, checkPairing)
 		})
 	}
 }
@@ -141,15 +117,7 @@ func TestRunApprovalPauseResume(t *testing.T) {
 	t.Parallel()
 	srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, "approval"))
 	var ran []string
-	tb := &agenttest.Toolbox{ToolsFunc: agenttest.Tools, CallFunc: func(_ context.Context, name string, input json.RawMessage) (agent.ToolResult, error) {
-		var in struct{ Command string }
-		_ = json.Unmarshal(input, &in)
-		ran = append(ran, in.Command)
-		if strings.HasPrefix(in.Command, "systemctl") {
-			return agent.ToolResult{}, fmt.Errorf("guard: %w", &agent.ApprovalRequired{ApprovalID: "ap_9", Command: in.Command, RiskLevel: 1})
-		}
-		return agent.ToolResult{Output: "/dev/sda1 41%"}, nil
-	}}
+	tb := agenttest.ApprovalToolbox(&ran, "ap_9", 1)
 	e := newEngine(srv, openai.Config{})
 	evs, out := agenttest.Collect(t, t.Context(), e, agenttest.Task(tb))
 	last := evs[len(evs)-1]
@@ -158,10 +126,7 @@ func TestRunApprovalPauseResume(t *testing.T) {
 	}
 	agenttest.Golden(t, "approval_paused", *update, evs, out, srv.Recorded())
 
-	resume := agenttest.Task(tb)
-	resume.Prompt = ""
-	resume.State = out.State
-	resume.PendingResults = []agent.PendingResult{{ToolUseID: "call_R", Tool: "run_command", Result: agent.ToolResult{Output: "rejected by admin: not during business hours", IsError: true}}}
+	resume := agenttest.Resume(tb, out, agent.PendingResult{ToolUseID: "call_R", Tool: "run_command", Result: agent.ToolResult{Output: "rejected by admin: not during business hours", IsError: true}})
 	evs2, out2 := agenttest.Collect(t, t.Context(), e, resume)
 	if out2.Paused || evs2[len(evs2)-1].Type != agent.EventCompleted {
 		t.Fatalf("resume ended with %+v", evs2[len(evs2)-1])
@@ -198,13 +163,9 @@ func TestRunResumeErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := agenttest.NewAPIServer(t, nil)
 			tk := agenttest.Task(agenttest.OKToolbox(t))
 			tc.mutate(&tk)
-			_, err := newEngine(srv, openai.Config{}).Run(t.Context(), tk, func(ev agent.Event) { t.Errorf("emitted %+v", ev) })
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want %q", err, tc.want)
-			}
+			agenttest.CheckRefused(t, newEngine(agenttest.NewAPIServer(t, nil), openai.Config{}), tk, tc.want)
 		})
 	}
 }
@@ -236,11 +197,7 @@ func TestRunCancelInTool(t *testing.T) {
 	srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, "tool_use"))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	tb := &agenttest.Toolbox{ToolsFunc: agenttest.Tools, CallFunc: func(ctx context.Context, _ string, _ json.RawMessage) (agent.ToolResult, error) {
-		cancel()
-		return agent.ToolResult{}, ctx.Err()
-	}}
-	evs, out := agenttest.Collect(t, ctx, newEngine(srv, openai.Config{}), agenttest.Task(tb))
+	evs, out := agenttest.Collect(t, ctx, newEngine(srv, openai.Config{}), agenttest.Task(agenttest.CancelToolbox(cancel)))
 	if last := evs[len(evs)-1]; last.Code != agent.CodeCancelled {
 		t.Errorf("final = %+v", last)
 	}
@@ -302,13 +259,7 @@ func TestHealth(t *testing.T) {
 func TestAPIKeyRedacted(t *testing.T) {
 	t.Parallel()
 	cfg := openai.Config{APIKey: testKey, Model: "m"}
-	var buf bytes.Buffer
-	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "key", cfg.APIKey, "cfg", cfg)
-	b, _ := json.Marshal(cfg)
-	out := buf.String() + fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg.APIKey) + string(b)
-	if strings.Contains(out, testKey) {
-		t.Fatalf("key leaked: %s", out)
-	}
+	agenttest.CheckRedacted(t, testKey, cfg, cfg.APIKey)
 	// An error event after a failed request carries no key either.
 	var logs bytes.Buffer
 	srv := agenttest.NewAPIServer(t, agenttest.LoadFixture(t, "bad_request"))
