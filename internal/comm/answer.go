@@ -86,6 +86,8 @@ type Answer struct {
 	// Key identifies the inbound message (a link's nonce, Twilio's MessageSid, Telegram's update id): the
 	// same key twice is a replay.
 	Key string
+
+	esc *Escalation // the escalation, when the caller has read it already
 }
 
 // Answered is the outcome of an accepted answer.
@@ -145,7 +147,11 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 		return nil, err
 	}
 	now := s.now()
-	if e, err := s.store.EscalationGet(ctx, ans.ApprovalID); err == nil && e.Status == EscalationActive {
+	e, err := ans.esc, error(nil)
+	if e == nil {
+		e, err = s.store.EscalationGet(ctx, ans.ApprovalID)
+	}
+	if err == nil && e.Status == EscalationActive {
 		e.Status, e.AnsweredAt, e.AnsweredBy, e.AnsweredChannel, e.Decision = EscalationAnswered, &now, u.ID, ans.Channel, ans.Decision
 		if err := s.store.EscalationFinish(dctx, e); err != nil && !errs.Is(err, errs.Conflict) {
 			return nil, err
@@ -193,7 +199,7 @@ func (s *Service) senderTenants(ctx context.Context, channel, addr string) ([]te
 	if addr == "" {
 		return nil, nil
 	}
-	ts, err := s.users.Tenants(ctx)
+	ts, err := s.tenants(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +219,25 @@ func (s *Service) senderTenants(ctx context.Context, channel, addr string) ([]te
 		out = append(out, tenantContact{ctx: tctx, contact: c, locale: cmpOr(c.Locale, Locale(t.Locale))})
 	}
 	return out, nil
+}
+
+// tenantsTTL is how long the tenant list behind inbound lookups is reused: a new tenant's contacts can
+// answer after at most this long.
+const tenantsTTL = 5 * time.Second
+
+// tenants lists the tenants, cached for tenantsTTL (every inbound message needs the list).
+func (s *Service) tenants(ctx context.Context) ([]auth.Tenant, error) {
+	s.tenantsMu.Lock()
+	defer s.tenantsMu.Unlock()
+	if s.tenantList != nil && time.Since(s.tenantsAt) < tenantsTTL {
+		return s.tenantList, nil
+	}
+	ts, err := s.users.Tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.tenantList, s.tenantsAt = ts, time.Now()
+	return ts, nil
 }
 
 type tenantContact struct {
@@ -278,7 +303,8 @@ func (s *Service) InboundText(ctx context.Context, channel, addr, body, key stri
 		if err != nil {
 			return "", err
 		}
-		res, err := s.Answer(tc.ctx, Answer{ApprovalID: e.ID, Contact: tc.contact, Channel: channel, Address: addr, Decision: r.Decision, Text: r.Text, Key: key})
+		res, err := s.Answer(tc.ctx, Answer{ApprovalID: e.ID, Contact: tc.contact, Channel: channel, Address: addr, Decision: r.Decision, Text: r.Text,
+			Key: key, esc: e})
 		return s.replyText(tc.locale, res, err)
 	}
 	// Nothing to answer: record the message in the sender's (first) tenant.
@@ -352,12 +378,13 @@ func (s *Service) InboundButton(ctx context.Context, channel, addr, data, key st
 		return res, err
 	}
 	for _, tc := range tcs {
-		if _, err := s.store.EscalationGet(tc.ctx, id); errs.Is(err, errs.NotFound) {
+		e, err := s.store.EscalationGet(tc.ctx, id)
+		if errs.Is(err, errs.NotFound) {
 			continue
 		} else if err != nil {
 			return "", err
 		}
-		res, err := s.Answer(tc.ctx, Answer{ApprovalID: id, Contact: tc.contact, Channel: channel, Address: addr, Decision: decision, Key: key})
+		res, err := s.Answer(tc.ctx, Answer{ApprovalID: id, Contact: tc.contact, Channel: channel, Address: addr, Decision: decision, Key: key, esc: e})
 		return s.replyText(tc.locale, res, err)
 	}
 	return T("en", "unknown"), s.unknownSender(ctx, channel, addr, data)

@@ -290,12 +290,12 @@ func emailHTML(out OutboundMessage, locale string) string {
 }
 
 // cancelSteps cancels the chain's waiting steps after step (all of them with -1). Steps already due have
-// run (or are running and will find the chain finished): only later ones are cancelled, plus the closing
-// run.
+// run (or are running and will find the chain finished): only later ones are cancelled. The closing run
+// is left to find the chain finished: one job table write less on the answer's path.
 func (s *Service) cancelSteps(ctx context.Context, e *Escalation, after int) {
 	now := s.now()
-	for i := after + 1; i <= len(e.Steps); i++ {
-		if i < len(e.Steps) && !e.StartedAt.Add(time.Duration(e.Steps[i].DelaySeconds)*time.Second).After(now) {
+	for i := after + 1; i < len(e.Steps); i++ {
+		if !e.StartedAt.Add(time.Duration(e.Steps[i].DelaySeconds) * time.Second).After(now) {
 			continue
 		}
 		if err := s.cfg.CancelKey(ctx, e.TenantID, stepKey(e.ID, i)); err != nil {

@@ -83,6 +83,10 @@ type Service struct {
 	hub       *Hub
 	senders   map[string]Sender
 	log       *slog.Logger
+
+	tenantsMu  sync.Mutex
+	tenantList []auth.Tenant // cached for inbound lookups (tenants)
+	tenantsAt  time.Time
 }
 
 // New returns a Service sending through senders (one per channel; the in-app channel is built in).
