@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -116,5 +117,5 @@ var ErrUnavailable = errors.New("channel not configured")
 
 // Unavailable says which settings a channel lacks.
 func Unavailable(channel string, settings ...string) error {
-	return fmt.Errorf("%w: %s needs %v", ErrUnavailable, channel, settings)
+	return fmt.Errorf("%w: %s needs %s", ErrUnavailable, channel, strings.Join(settings, ", "))
 }

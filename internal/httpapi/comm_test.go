@@ -585,7 +585,7 @@ func TestCommAPI(t *testing.T) {
 		t.Errorf("policy: %d %s", r.status, r.raw)
 	}
 	ch := f.do("GET", "/api/v1/comm/channels", f.tok, nil)
-	if !strings.Contains(ch.raw, `{"channel":"push","available":false,"reason":"channel not configured: push needs [a provider]"}`) || !strings.Contains(ch.raw, `{"channel":"sms","available":true}`) {
+	if !strings.Contains(ch.raw, `{"channel":"push","available":false,"reason":"channel not configured: push needs a provider"}`) || !strings.Contains(ch.raw, `{"channel":"sms","available":true}`) {
 		t.Errorf("channels: %s", ch.raw)
 	}
 	// A notice goes out once per key.
