@@ -488,6 +488,23 @@ func TestEscalationAnswers(t *testing.T) {
 		t.Errorf("escalation: %s", e.raw)
 	}
 
+	// A Telegram reply means the newest open escalation that reached the sender: the backup was not
+	// reached by this warning (nothing to answer); the primary, reached on Telegram, approves it.
+	sid, id = f.escalate(t, "warning: standing order SO-test")
+	f.due(t)
+	r = f.telegram(t, commtest.TelegramSecret, `{"update_id":7002,"message":{"message_id":9,"from":{"id":1002,"is_bot":false,"first_name":"Wang"},"chat":{"id":1002,"type":"private"},"date":1767225600,"text":"y"}}`)
+	if r.status != 200 || !strings.Contains(r.raw, "没有需要您处理的升级") {
+		t.Errorf("backup's reply: %d %s", r.status, r.raw)
+	}
+	r = f.telegram(t, commtest.TelegramSecret, `{"update_id":7003,"message":{"message_id":10,"from":{"id":1001,"is_bot":false,"first_name":"Li"},"chat":{"id":1001,"type":"private"},"date":1767225600,"text":"y"}}`)
+	if r.status != 200 || !strings.Contains(r.raw, "approved") {
+		t.Fatalf("telegram reply: %d %s", r.status, r.raw)
+	}
+	f.waitSession(t, sid, func(s *agent.Session) bool { return s.Status == agent.StatusCompleted })
+	if e := f.do("GET", "/api/v1/comm/escalations/"+id, f.tok, nil); e.body["answered_channel"] != "telegram" || e.body["decision"] != "approve" {
+		t.Errorf("escalation: %s", e.raw)
+	}
+
 	// Links: the GET page changes nothing; the POST instructs; the same link again is a replay.
 	sid, id = f.escalate(t, "warning: standing order SO-test")
 	exp := f.now.Now().Add(time.Hour).Unix()
