@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
 )
 
@@ -199,7 +200,7 @@ func (s *Service) RunStep(ctx context.Context, id string, step int) error {
 		return err // the closing run: the approval is still pending (its timeout job has not run yet)
 	}
 	st := e.Steps[step]
-	contacts, err := s.store.ContactList(ctx, st.Audience)
+	contacts, err := s.audience(ctx, st.Audience)
 	if err != nil {
 		return err
 	}
@@ -241,6 +242,55 @@ func (s *Service) RunStep(ctx context.Context, id string, step int) error {
 	return nil
 }
 
+// implicitPrefix marks the id of a contact made up from a user (audience fallback).
+const implicitPrefix = "user:"
+
+// audience lists the enabled contacts of audience. A tenant with no primary contact at all still reaches
+// someone: its admins stand in for them, in the app and by email (a fresh install has users, no contacts).
+func (s *Service) audience(ctx context.Context, audience string) ([]Contact, error) {
+	list, err := s.store.ContactList(ctx, audience)
+	if err != nil || len(list) > 0 || audience != AudiencePrimary {
+		return list, err
+	}
+	users, err := s.users.Users(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range users {
+		if u.Role == auth.RoleAdmin && u.Status == "active" {
+			list = append(list, implicitContact(&u))
+		}
+	}
+	return list, nil
+}
+
+func implicitContact(u *auth.User) Contact {
+	return Contact{ID: implicitPrefix + u.ID, TenantID: u.TenantID, UserID: u.ID, Name: cmpOr(u.Name, u.Email), Audience: AudiencePrimary,
+		Email: u.Email, Locale: u.Locale, Enabled: true}
+}
+
+// claims are the signed link claims of c's answer to e: as the contact, or as the user it stands for.
+func (c *Contact) claims(e *Escalation, decision string) linkClaims {
+	l := linkClaims{Tenant: e.TenantID, Approval: e.ID, Contact: c.ID, Decision: decision, Exp: e.ExpiresAt.Unix()}
+	if strings.HasPrefix(c.ID, implicitPrefix) {
+		l.Contact, l.User = "", c.UserID
+	}
+	return l
+}
+
+// contact returns contact id, or the user an implicit contact stands for.
+func (s *Service) contact(ctx context.Context, id string) (*Contact, error) {
+	if uid, ok := strings.CutPrefix(id, implicitPrefix); ok {
+		u, err := s.users.User(ctx, uid)
+		if err != nil {
+			return nil, err
+		}
+		c := implicitContact(u)
+		return &c, nil
+	}
+	return s.store.ContactGet(ctx, id)
+}
+
 // render builds what contact c receives on channel for step of e, in locale.
 func (s *Service) render(e *Escalation, step int, c *Contact, channel, locale string) OutboundMessage {
 	sev := e.Severity
@@ -262,10 +312,9 @@ func (s *Service) render(e *Escalation, step int, c *Contact, channel, locale st
 			out.Data["voice_session"] = e.VoiceSession
 		}
 	}
-	exp := e.ExpiresAt
 	out.Actions = []Action{
-		{Label: T(locale, "approve"), Data: "y:" + e.ID, URL: s.linkURL(linkClaims{Tenant: e.TenantID, Approval: e.ID, Contact: c.ID, Decision: "y", Exp: exp.Unix()})},
-		{Label: T(locale, "reject"), Data: "n:" + e.ID, URL: s.linkURL(linkClaims{Tenant: e.TenantID, Approval: e.ID, Contact: c.ID, Decision: "n", Exp: exp.Unix()})},
+		{Label: T(locale, "approve"), Data: "y:" + e.ID, URL: s.linkURL(c.claims(e, "y"))},
+		{Label: T(locale, "reject"), Data: "n:" + e.ID, URL: s.linkURL(c.claims(e, "n"))},
 	}
 	if step < len(e.Steps) && e.Steps[step].Report {
 		out.Text += "\n\n" + T(locale, "report_title") + ":\n" + e.Report

@@ -31,6 +31,7 @@ type Users interface {
 	Tenant(ctx context.Context, id string) (*auth.Tenant, error)
 	Tenants(ctx context.Context) ([]auth.Tenant, error)
 	User(ctx context.Context, id string) (*auth.User, error) // of the tenant in ctx
+	Users(ctx context.Context) ([]auth.User, error)         // of the tenant in ctx
 }
 
 // AuditLog records state changes.
@@ -447,7 +448,7 @@ func (s *Service) Retry(ctx context.Context, messageID string) error {
 	if err != nil || m.Status != StatusPending {
 		return err
 	}
-	c, err := s.store.ContactGet(ctx, m.ContactID)
+	c, err := s.contact(ctx, m.ContactID)
 	if errs.Is(err, errs.NotFound) {
 		m.Status, m.Error = StatusFailed, "the contact was removed"
 		return s.save(ctx, m)

@@ -569,6 +569,35 @@ func TestEscalationAnswers(t *testing.T) {
 	})
 }
 
+// TestEscalationWithoutContacts: a tenant with no primary contact still reaches its admins, in the app and
+// by email, and the link in the push answers as the admin.
+func TestEscalationWithoutContacts(t *testing.T) {
+	t.Parallel()
+	f := newCommFixture(t, storetest.OpenSQLite)
+	if r := f.do("DELETE", "/api/v1/comm/contacts/"+f.contacts["primary"], f.tok, nil); r.status != 204 {
+		t.Fatalf("delete: %d", r.status)
+	}
+	if r := f.do("PUT", "/api/v1/comm/escalation-policies/warning", f.tok, map[string]any{"steps": []map[string]any{
+		{"delay_seconds": 0, "channels": []string{"app", "email", "sms"}, "audience": "primary"}}}); r.status != 200 {
+		t.Fatalf("policy: %d %s", r.status, r.raw)
+	}
+	ws := f.dialComm(t, f.tok)
+	sid, _ := f.escalate(t, "warning: standing order SO-test")
+	f.due(t)
+	ev := readApp(t, ws)
+	if ev.Type != "escalation" || len(ev.Actions) != 2 {
+		t.Fatalf("app push: %+v", ev)
+	}
+	if got := f.sends(); strings.Join(got, " ") != "email:admin@comm.example" {
+		t.Errorf("sends: %v", got)
+	}
+	link := strings.TrimPrefix(ev.Actions[0].URL, testPublicURL)
+	if r := f.do("POST", link, "", "", "Content-Type", "application/x-www-form-urlencoded"); r.status != 200 {
+		t.Fatalf("link: %d %s", r.status, r.raw)
+	}
+	f.waitSession(t, sid, func(s *agent.Session) bool { return s.Status == agent.StatusCompleted })
+}
+
 // TestCommAPI covers contacts (E.164), policies (defaults, validation), channels and notices.
 func TestCommAPI(t *testing.T) {
 	t.Parallel()
