@@ -31,7 +31,7 @@ type Users interface {
 	Tenant(ctx context.Context, id string) (*auth.Tenant, error)
 	Tenants(ctx context.Context) ([]auth.Tenant, error)
 	User(ctx context.Context, id string) (*auth.User, error) // of the tenant in ctx
-	Users(ctx context.Context) ([]auth.User, error)         // of the tenant in ctx
+	Users(ctx context.Context) ([]auth.User, error)          // of the tenant in ctx
 }
 
 // AuditLog records state changes.
