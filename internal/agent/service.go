@@ -103,9 +103,8 @@ type Service struct {
 	endHooks     []func(ctx context.Context, sess *Session)
 	askHooks     []func(ctx context.Context, sess *Session, a *Approval)
 	doneHooks    []func(ctx context.Context, a *Approval)
-	skillCache   sync.Map      // sha256 of a SKILL.md's name and content → *skill.Skill
-	resumeSlots  chan struct{} // bounds sessions being resumed after timeouts at once
-	seqs         sync.Map      // session id → *eventSeq
+	skillCache   sync.Map // sha256 of a SKILL.md's name and content → *skill.Skill
+	seqs         sync.Map // session id → *eventSeq
 }
 
 // OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
@@ -190,8 +189,7 @@ func New(cfg Config, store interface {
 		m[e.Name()] = e
 	}
 	s := &Service{cfg: cfg, store: store, skillStore: store, engines: m, fleet: fleet, tenants: tenants, audit: log, guard: g, hub: hub,
-		log: cfg.Logger.With(slog.String("component", "agent")), running: map[string]*runHandle{}, resumeWanted: map[string]bool{},
-		resumeSlots: make(chan struct{}, 8)}
+		log: cfg.Logger.With(slog.String("component", "agent")), running: map[string]*runHandle{}, resumeWanted: map[string]bool{}}
 	prompts, err := NewPromptBuilder(PromptSources{Fleet: fleet, Tenants: tenants, Skills: s.skillPrompt, StandingOrders: cfg.StandingOrders})
 	if err != nil {
 		return nil, err
@@ -994,33 +992,51 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	// The decision is made and recorded; the session goes on in the background, a few at a time, so that
-	// when many approvals expire at once every decision lands on time rather than queueing behind the
-	// runs they resume. (A failed resume is logged: retrying the job would not resume it.)
-	if s.ctx.Err() != nil {
-		return nil // closing
+	// The decision is made and recorded; the session goes on in a durable job of its own. Queued behind
+	// every timeout already due, it lets all of them be decided on time when many expire at once, and a
+	// crash between the decision and the resume still resumes the session.
+	if s.cfg.Schedule == nil {
+		return s.resumeAfter(ctx, a)
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		select {
-		case s.resumeSlots <- struct{}{}:
-			defer func() { <-s.resumeSlots }()
-		case <-s.ctx.Done():
-			return
-		}
-		if err := s.resumeAfter(context.WithoutCancel(ctx), a); err != nil {
-			s.log.ErrorContext(ctx, "resume after a timeout", slog.String("session_id", a.SessionID), slog.String("error", err.Error()))
-		}
-		// Hold the slot while the run is short; a long one (a slow model) lets the next resume start.
-		if h := s.live(a.SessionID); h != nil && h.done != nil {
-			select {
-			case <-h.done:
-			case <-time.After(2 * time.Second):
-			}
-		}
-	}()
-	return nil
+	return s.cfg.Schedule(ctx, JobResumeSession, map[string]string{"session_id": a.SessionID}, s.now(), "resume:"+a.ID)
+}
+
+// JobResumeSession is the durable job that resumes a session after a timeout decided its approval.
+const JobResumeSession = "session.resume"
+
+// JobKinds are the durable jobs the agent schedules; HandleJob runs them.
+var JobKinds = []string{JobExpireApproval, JobResumeSession}
+
+// HandleJob runs one of the agent's durable jobs for the tenant in ctx. Arguments it cannot read are a
+// permanent failure (errs.Invalid).
+func (s *Service) HandleJob(ctx context.Context, kind string, raw json.RawMessage) error {
+	var args struct {
+		ApprovalID string `json:"approval_id"`
+		SessionID  string `json:"session_id"`
+	}
+	if err := json.Unmarshal(raw, &args); err != nil {
+		return errs.Invalidf("args", "%s job arguments: %v", kind, err)
+	}
+	switch kind {
+	case JobExpireApproval:
+		return s.ExpireApproval(ctx, args.ApprovalID)
+	case JobResumeSession:
+		return s.ResumeSession(ctx, args.SessionID)
+	}
+	return errs.Invalidf("kind", "the agent has no job %q", kind)
+}
+
+// ResumeSession continues a paused session whose approvals are all decided (the JobResumeSession handler;
+// safe to run more than once: a session that is not paused, or still waits on an approval, is left alone).
+func (s *Service) ResumeSession(ctx context.Context, sessionID string) error {
+	s.mu.Lock()
+	if _, live := s.running[sessionID]; live {
+		s.resumeWanted[sessionID] = true
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	return s.resume(ctx, sessionID)
 }
 
 // useGrant consumes an approved, unused grant for exactly command in the session. It reports whether one
@@ -1092,16 +1108,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 
 // resumeAfter continues the session an approval paused, once no other approval of it is still pending. If
 // the session's run has not returned yet, the run resumes it when it does.
-func (s *Service) resumeAfter(ctx context.Context, a *Approval) error {
-	s.mu.Lock()
-	if _, live := s.running[a.SessionID]; live {
-		s.resumeWanted[a.SessionID] = true
-		s.mu.Unlock()
-		return nil
-	}
-	s.mu.Unlock()
-	return s.resume(ctx, a.SessionID)
-}
+func (s *Service) resumeAfter(ctx context.Context, a *Approval) error { return s.ResumeSession(ctx, a.SessionID) }
 
 // resume starts the run that answers a paused session's decided approvals. It claims the session in
 // running first, so two deciders (or a decider and the ending run) cannot both resume it.

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/comm"
+	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/inventory"
@@ -268,15 +268,15 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	a.Agent.AddTools(a.Orders)
 	a.Agent.OnRunEnd(a.Orders.OnSessionEnd)
 	a.Orders.SetScheduler(jobs.NextCron, a.schedule)
-	a.Jobs.Register(agent.JobExpireApproval, inTenant(func(ctx context.Context, j *jobs.Job) error {
-		var args struct {
-			ApprovalID string `json:"approval_id"`
-		}
-		if err := json.Unmarshal(j.Args, &args); err != nil {
-			return jobs.Permanent(err)
-		}
-		return a.Agent.ExpireApproval(ctx, args.ApprovalID)
-	}))
+	for _, kind := range agent.JobKinds {
+		a.Jobs.Register(kind, inTenant(func(ctx context.Context, j *jobs.Job) error {
+			err := a.Agent.HandleJob(ctx, j.Kind, j.Args)
+			if errs.Is(err, errs.Invalid) {
+				return jobs.Permanent(err)
+			}
+			return err
+		}))
+	}
 	a.Jobs.Register(ops.JobCron, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleCron(ctx, j.Args) }))
 	a.Jobs.Register(ops.JobDigest, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleDigest(ctx, j.Args) }))
 	a.Orders.SetReports(a.notifier(), a.tenantLocale, a.log)

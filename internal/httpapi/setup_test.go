@@ -276,14 +276,7 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 		cfg := jdb.Config(t)
 		cfg.Now = b.now.Now
 		b.jobs = jobstest.New(t, cfg)
-		// The handler reaches whichever agent service is current (a test may "restart" it).
-		b.jobs.Register(agent.JobExpireApproval, func(ctx context.Context, j *jobs.Job) error {
-			var args struct {
-				ApprovalID string `json:"approval_id"`
-			}
-			json.Unmarshal(j.Args, &args)
-			return b.agentSvc.Load().ExpireApproval(tenant.WithID(ctx, j.TenantID), args.ApprovalID)
-		})
+		b.registerAgentJobs(b.jobs)
 	}
 	schedule := func(ctx context.Context, kind string, args any, at time.Time, key string) error {
 		return b.jobs.Schedule(ctx, kind, args, at, key)
@@ -297,4 +290,14 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 	t.Cleanup(svc.Close)
 	b.agentSvc.Store(svc)
 	return svc
+}
+
+// registerAgentJobs registers the agent's durable jobs on r. The handlers reach whichever agent service is
+// current (a test may "restart" it).
+func (b *testBundle) registerAgentJobs(r *jobs.Runner) {
+	for _, kind := range agent.JobKinds {
+		r.Register(kind, func(ctx context.Context, j *jobs.Job) error {
+			return b.agentSvc.Load().HandleJob(tenant.WithID(ctx, j.TenantID), j.Kind, j.Args)
+		})
+	}
 }
