@@ -1108,7 +1108,9 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 
 // resumeAfter continues the session an approval paused, once no other approval of it is still pending. If
 // the session's run has not returned yet, the run resumes it when it does.
-func (s *Service) resumeAfter(ctx context.Context, a *Approval) error { return s.ResumeSession(ctx, a.SessionID) }
+func (s *Service) resumeAfter(ctx context.Context, a *Approval) error {
+	return s.ResumeSession(ctx, a.SessionID)
+}
 
 // resume starts the run that answers a paused session's decided approvals. It claims the session in
 // running first, so two deciders (or a decider and the ending run) cannot both resume it.
