@@ -137,7 +137,7 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 	dctx := audit.WithActor(auth.WithPrincipal(ctx, p), audit.Actor{Type: audit.ActorUser, ID: u.ID, IP: audit.ActorFrom(ctx).IP})
 	dctx = context.WithValue(dctx, answeringKey{}, ans.ApprovalID)
 	approve := ans.Decision != DecisionReject
-	if _, err := s.approvals.Decide(dctx, ans.ApprovalID, approve, ans.Text); err != nil {
+	if a, err := s.approvals.Decide(dctx, ans.ApprovalID, approve, ans.Text); err != nil && (a == nil || a.Status == agent.ApprovalPending) {
 		switch {
 		case errs.Is(err, errs.Conflict):
 			return nil, s.refuse(ctx, m, ErrLate)
@@ -145,6 +145,9 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 			return nil, s.refuse(ctx, m, err)
 		}
 		return nil, err
+	} else if err != nil {
+		// Decided, but the session did not take it up: the answer stands (the agent logs and shows why).
+		s.log.ErrorContext(ctx, "session not resumed after the answer", slog.String("approval_id", ans.ApprovalID), slog.String("error", err.Error()))
 	}
 	now := s.now()
 	e, err := ans.esc, error(nil)
