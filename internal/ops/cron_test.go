@@ -15,6 +15,7 @@ import (
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -55,28 +56,48 @@ func (oneServer) CommandRecords(context.Context, string, string, int) ([]invento
 	return nil, nil
 }
 
+// ordersEnv is a tenant whose standing orders run on a controllable clock, with a jobs database that
+// outlives restarts of the process.
+type ordersEnv struct {
+	clock *jobstest.Clock
+	db    *store.DB
+	ctx   context.Context
+	log   *audit.Log
+	agent *fakeAgent
+	jdb   *jobstest.DB
+}
+
+func newOrdersEnv(t *testing.T, slug string, start time.Time) *ordersEnv {
+	clock := jobstest.NewClock(start)
+	db := storetest.OpenSQLite(t)
+	tn := storetest.NewTenant(t, db, slug)
+	log, _ := audit.New(db, bytes.Repeat([]byte{1}, 32), clock.Now)
+	return &ordersEnv{clock: clock, db: db, ctx: tenant.WithID(context.Background(), tn.ID), log: log, agent: &fakeAgent{},
+		jdb: jobstest.Open(t, jobs.SQLite)}
+}
+
+// process is a (re)started process: a runner on the env's jobs database and the orders scheduling on it.
+func (e *ordersEnv) process(t *testing.T) (*jobs.Runner, *ops.Orders) {
+	cfg := e.jdb.Config(t)
+	cfg.Now = e.clock.Now
+	r := jobstest.New(t, cfg)
+	o := ops.NewOrders(e.db, e.agent, oneServer{}, e.log, jobs.CheckCron, e.clock.Now)
+	o.SetScheduler(jobs.NextCron, r.Schedule)
+	return r, o
+}
+
 // TestCronOrder: an order "0 8 * * *" in Asia/Shanghai fires once at 08:00 local, not again after a restart
 // at 08:00:30, and a run missed during days of downtime runs once on restart (catch-up), after which the
 // schedule continues.
 func TestCronOrder(t *testing.T) {
 	t.Parallel()
 	shanghai, _ := time.LoadLocation("Asia/Shanghai")
-	clock := jobstest.NewClock(time.Date(2026, 11, 26, 7, 59, 0, 0, shanghai))
-	db := storetest.OpenSQLite(t)
-	tn := storetest.NewTenant(t, db, "cron")
-	ctx := tenant.WithID(context.Background(), tn.ID)
-	log, _ := audit.New(db, bytes.Repeat([]byte{1}, 32), clock.Now)
-	fa := &fakeAgent{}
-	jdb := jobstest.Open(t, jobs.SQLite)
+	env := newOrdersEnv(t, "cron", time.Date(2026, 11, 26, 7, 59, 0, 0, shanghai))
+	clock, ctx, fa := env.clock, env.ctx, env.agent
 
-	// start is a (re)started process: a runner on the same jobs database, the orders wired to it, and the
-	// startup pass that queues every active order's next occurrence.
+	// start is a (re)started process with the startup pass that queues every active order's next occurrence.
 	start := func() (*jobs.Runner, *ops.Orders) {
-		cfg := jdb.Config(t)
-		cfg.Now = clock.Now
-		r := jobstest.New(t, cfg)
-		o := ops.NewOrders(db, fa, oneServer{}, log, jobs.CheckCron, clock.Now)
-		o.SetScheduler(jobs.NextCron, r.Schedule)
+		r, o := env.process(t)
 		r.Register(ops.JobCron, func(jctx context.Context, j *jobs.Job) error {
 			return o.HandleCron(tenant.WithID(jctx, j.TenantID), j.Args)
 		})

@@ -13,7 +13,6 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/jobs"
-	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
@@ -124,21 +123,12 @@ func TestRunReports(t *testing.T) {
 func TestDailyDigest(t *testing.T) {
 	t.Parallel()
 	shanghai, _ := time.LoadLocation("Asia/Shanghai")
-	clock := jobstest.NewClock(time.Date(2026, 11, 26, 19, 0, 0, 0, shanghai))
-	db := storetest.OpenSQLite(t)
-	tn := storetest.NewTenant(t, db, "digest")
-	ctx := tenant.WithID(context.Background(), tn.ID)
-	log, _ := audit.New(db, bytes.Repeat([]byte{1}, 32), clock.Now)
-	fa := &fakeAgent{}
-	jdb := jobstest.Open(t, jobs.SQLite)
+	env := newOrdersEnv(t, "digest", time.Date(2026, 11, 26, 19, 0, 0, 0, shanghai))
+	clock, ctx, fa := env.clock, env.ctx, env.agent
 	box := &inbox{}
 	start := func() (*jobs.Runner, *ops.Orders) {
-		cfg := jdb.Config(t)
-		cfg.Now = clock.Now
-		r := jobstest.New(t, cfg)
-		o := ops.NewOrders(db, fa, oneServer{}, log, jobs.CheckCron, clock.Now)
+		r, o := env.process(t)
 		o.SetReports(box, func(context.Context) string { return "zh-CN" }, nil)
-		o.SetScheduler(jobs.NextCron, r.Schedule)
 		r.Register(ops.JobDigest, func(jctx context.Context, j *jobs.Job) error {
 			return o.HandleDigest(tenant.WithID(jctx, j.TenantID), j.Args)
 		})
