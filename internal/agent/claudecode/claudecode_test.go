@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agenttest"
 	"github.com/it0/it0/internal/agent/claudecode"
 )
 
@@ -106,51 +107,6 @@ func (b *testBundle) recorded(t *testing.T) recorded {
 	return r
 }
 
-// collect runs the task and returns its events with times cleared.
-func collect(t *testing.T, ctx context.Context, e *claudecode.Engine, task agent.Task) ([]agent.Event, agent.Outcome) {
-	t.Helper()
-	var evs []agent.Event
-	out, err := e.Run(ctx, task, func(ev agent.Event) {
-		if ev.Time.IsZero() {
-			t.Errorf("event %s has no time", ev.Type)
-		}
-		ev.Time = time.Time{}
-		evs = append(evs, ev)
-	})
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	return evs, out
-}
-
-func checkGolden(t *testing.T, name string, evs []agent.Event, out agent.Outcome) {
-	t.Helper()
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	for _, ev := range evs {
-		if err := enc.Encode(ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := enc.Encode(map[string]any{"outcome": out}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(buf.Bytes(), want) {
-		t.Errorf("events differ from %s (run with -update to accept):\n--- got\n%s--- want\n%s", path, buf.Bytes(), want)
-	}
-}
-
 // TestRunGolden replays each stream-json fixture through the fake CLI and compares the events and the
 // outcome with testdata/<name>.golden.
 func TestRunGolden(t *testing.T) {
@@ -174,7 +130,7 @@ func TestRunGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e, b := setup(t, tc.cfg)
-			evs, out := collect(t, t.Context(), e, b.task(t, tc.name))
+			evs, out := agenttest.Collect(t, t.Context(), e, b.task(t, tc.name))
 			if len(evs) == 0 {
 				t.Fatal("no events")
 			}
@@ -190,7 +146,7 @@ func TestRunGolden(t *testing.T) {
 			if out.Paused != (tc.wantFinal == agent.EventApprovalRequired) {
 				t.Errorf("Paused = %v", out.Paused)
 			}
-			checkGolden(t, tc.name, evs, out)
+			agenttest.Golden(t, tc.name, *update, evs, out, nil)
 		})
 	}
 }
@@ -207,7 +163,7 @@ func TestRunArgs(t *testing.T) {
 	task.MaxBudgetUSD = 0.5
 	task.SystemPrompt = "You are IT0."
 	task.Prompt = "-rf is not a flag"
-	_, out := collect(t, t.Context(), e, task)
+	_, out := agenttest.Collect(t, t.Context(), e, task)
 
 	r := b.recorded(t)
 	want := []string{
@@ -243,7 +199,7 @@ func TestRunArgs(t *testing.T) {
 func TestRunFirstRunArgs(t *testing.T) {
 	t.Parallel()
 	e, b := setup(t, claudecode.Config{})
-	collect(t, t.Context(), e, b.task(t, "success"))
+	agenttest.Collect(t, t.Context(), e, b.task(t, "success"))
 	args := b.recorded(t).Args
 	for _, f := range []string{"--resume", "--allowedTools", "--max-turns", "--model", "--append-system-prompt", "--max-budget-usd"} {
 		if slices.Contains(args, f) {
@@ -264,7 +220,7 @@ func TestRunPendingResults(t *testing.T) {
 		{ToolUseID: "toolu_01Z", Tool: "Bash", Result: agent.ToolResult{Output: "nginx restarted"}},
 		{ToolUseID: "toolu_02", Tool: "Bash", Result: agent.ToolResult{Output: "rejected by admin", IsError: true}},
 	}
-	collect(t, t.Context(), e, task)
+	agenttest.Collect(t, t.Context(), e, task)
 	args := b.recorded(t).Args
 	prompt := args[1]
 	for _, want := range []string{`tool_use_id="toolu_01Z"`, "nginx restarted", `status="error"`, "rejected by admin", "Continue the task."} {
@@ -290,7 +246,7 @@ func TestRunLongLine(t *testing.T) {
 	}
 	task := b.task(t, "success")
 	task.Env = []string{"FAKECLAUDE_FIXTURE=" + fixture}
-	evs, _ := collect(t, t.Context(), e, task)
+	evs, _ := agenttest.Collect(t, t.Context(), e, task)
 	if len(evs) != 2 || evs[0].Output != big || evs[1].Type != agent.EventCompleted {
 		t.Fatalf("got %d events", len(evs))
 	}
@@ -307,7 +263,7 @@ func TestRunDefaultLineLimit(t *testing.T) {
 	}
 	task := b.task(t, "success")
 	task.Env = []string{"FAKECLAUDE_FIXTURE=" + fixture}
-	evs, _ := collect(t, t.Context(), e, task)
+	evs, _ := agenttest.Collect(t, t.Context(), e, task)
 	if last := evs[len(evs)-1]; last.Code != agent.CodeBadResponse {
 		t.Fatalf("final = %+v", last)
 	}
@@ -414,7 +370,7 @@ func TestRunTimeoutKillsStubbornGroup(t *testing.T) {
 	fixture, pidFile := hangFixture(t)
 	task := b.task(t, "success")
 	task.Env = []string{"FAKECLAUDE_FIXTURE=" + fixture, "FAKECLAUDE_IGNORE_TERM=1"}
-	evs, _ := collect(t, t.Context(), e, task)
+	evs, _ := agenttest.Collect(t, t.Context(), e, task)
 	last := evs[len(evs)-1]
 	if last.Type != agent.EventError || last.Code != agent.CodeEngine || !strings.Contains(last.Message, "did not finish within 300ms") {
 		t.Errorf("final = %+v", last)
@@ -427,7 +383,7 @@ func TestRunTimeoutKillsStubbornGroup(t *testing.T) {
 func TestRunApprovalStopsCLI(t *testing.T) {
 	t.Parallel()
 	e, b := setup(t, claudecode.Config{})
-	evs, out := collect(t, t.Context(), e, b.task(t, "approval"))
+	evs, out := agenttest.Collect(t, t.Context(), e, b.task(t, "approval"))
 	if !out.Paused {
 		t.Fatal("not paused")
 	}
