@@ -350,6 +350,11 @@ func TestMonitorAlertRemediation(t *testing.T) {
 		if got.body["status"] != "resolved" || got.body["resolved_at"] == nil || !strings.Contains(got.raw, "after remediation task") {
 			t.Errorf("resolved alert: %s", got.raw)
 		}
+		// The run that fixed it carries the resolution too.
+		task := b.do("GET", "/api/v1/ops/tasks/"+ev["remediation_task_id"].(string), tok, nil)
+		if r, _ := task.body["resolution"].(string); !strings.Contains(r, "after remediation task") {
+			t.Errorf("remediation task without the alert's resolution: %s", task.raw)
+		}
 		if n := strings.Count(b.do("GET", "/api/v1/ops/tasks", tok, nil).raw, `"runbook_id":"`+rb.body["id"].(string)+`"`); n != 1 {
 			t.Errorf("runbook started %d times in all", n)
 		}

@@ -12,6 +12,7 @@ import (
 type RunbookRunner interface {
 	Runbook(ctx context.Context, id string) (*ops.Runbook, error)
 	RunRunbook(ctx context.Context, id string, vars map[string]string, servers []string) (*ops.Task, error)
+	RecordResolution(ctx context.Context, taskID, resolution string) error
 }
 
 // RunbookRemediator starts a rule's runbook through ops when the runbook is enabled and its risk level is
@@ -50,4 +51,9 @@ func (r *RunbookRemediator) Remediate(ctx context.Context, runbookID string, ev 
 		return "", "", err
 	}
 	return t.ID, t.SessionID, nil
+}
+
+// Resolved notes the alert's resolution on the task its runbook ran as.
+func (r *RunbookRemediator) Resolved(ctx context.Context, taskID, resolution string) error {
+	return r.runner.RecordResolution(ctx, taskID, resolution)
 }

@@ -25,6 +25,8 @@ type AuditRecorder interface {
 // unattended), and is recorded on the event.
 type Remediator interface {
 	Remediate(ctx context.Context, runbookID string, ev *AlertEvent) (taskID, sessionID string, err error)
+	// Resolved records on the remediation task that its alert resolved, and how.
+	Resolved(ctx context.Context, taskID, resolution string) error
 }
 
 // AlertsConfig configures alerting.
@@ -499,6 +501,11 @@ func (a *Alerts) resolveEvent(ctx context.Context, ev *AlertEvent, value float64
 	if err := a.record(ctx, "alert.resolved", "alert_event", ev.ID, ev.RuleName+" on "+ev.ServerID+": "+ev.Resolution,
 		map[string]any{"rule_id": ev.RuleID, "server_id": ev.ServerID, "value": value, "remediation_task_id": ev.RemediationTaskID}); err != nil {
 		return err
+	}
+	if ev.RemediationTaskID != "" && a.cfg.Remediator != nil {
+		if err := a.cfg.Remediator.Resolved(ctx, ev.RemediationTaskID, ev.Resolution); err != nil {
+			a.log.ErrorContext(ctx, "record the resolution on the remediation task", slog.String("task_id", ev.RemediationTaskID), slog.String("error", err.Error()))
+		}
 	}
 	if a.cfg.OnAlert != nil {
 		a.cfg.OnAlert(ctx, *ev)

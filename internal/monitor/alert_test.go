@@ -19,8 +19,9 @@ import (
 // fakeRemediator records runbook starts (a narrow fake of ops.Service.RunRunbook).
 type fakeRemediator struct {
 	mu    sync.Mutex
-	calls []string // runbook/event
-	err   error
+	calls    []string // runbook/event
+	resolved []string // task: resolution
+	err      error
 }
 
 func (f *fakeRemediator) Remediate(ctx context.Context, runbookID string, ev *monitor.AlertEvent) (string, string, error) {
@@ -31,6 +32,13 @@ func (f *fakeRemediator) Remediate(ctx context.Context, runbookID string, ev *mo
 		return "", "", f.err
 	}
 	return "task-" + ev.ID[:8], "session-" + ev.ID[:8], nil
+}
+
+func (f *fakeRemediator) Resolved(ctx context.Context, taskID, resolution string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resolved = append(f.resolved, taskID+": "+resolution)
+	return nil
 }
 
 func (f *fakeRemediator) count() int {
@@ -151,6 +159,12 @@ func TestAlertForDuration(t *testing.T) {
 			got, err := a.Event(b.ctx, fired.ID)
 			if err != nil || got.Status != monitor.AlertResolved || got.LastValue != 40 || got.RemediationTaskID != fired.RemediationTaskID {
 				t.Errorf("stored event = %+v %v", got, err)
+			}
+			b.rem.mu.Lock()
+			resolved := append([]string(nil), b.rem.resolved...)
+			b.rem.mu.Unlock()
+			if len(resolved) != 1 || !strings.HasPrefix(resolved[0], fired.RemediationTaskID+": ") {
+				t.Errorf("resolution recorded on the remediation task: %q", resolved)
 			}
 			pub := b.events()
 			if len(pub) != 2 || pub[0].Status != monitor.AlertFiring || pub[1].Status != monitor.AlertResolved {

@@ -42,7 +42,9 @@ type Task struct {
 	SessionID     string     `json:"session_id,omitempty"`
 	RunbookID     string     `json:"runbook_id,omitempty"`
 	ResultSummary string     `json:"result_summary,omitempty"`
-	CreatedBy     string     `json:"created_by"`
+	// Resolution is what became of the problem the task was started for (an alert resolved after its run).
+	Resolution string     `json:"resolution,omitempty"`
+	CreatedBy  string     `json:"created_by"`
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
 	FinishedAt    *time.Time `json:"finished_at,omitempty"`
@@ -302,6 +304,21 @@ func (s *Service) refresh(ctx context.Context, t *Task) error {
 		t.FinishedAt = &at
 	}
 	return s.store.OpsTaskUpdate(ctx, t)
+}
+
+// RecordResolution notes on task id what became of the problem it was started for (monitoring calls it when
+// the alert that started a runbook resolves).
+func (s *Service) RecordResolution(ctx context.Context, id, resolution string) error {
+	t, err := s.Task(ctx, id)
+	if err != nil {
+		return err
+	}
+	t.Resolution, t.UpdatedAt = resolution, s.now()
+	if err := s.store.OpsTaskUpdate(ctx, t); err != nil {
+		return err
+	}
+	_, err = s.audit.Record(ctx, audit.Record{Action: "ops_task.resolved", ResourceType: "ops_task", ResourceID: id, Description: resolution})
+	return err
 }
 
 // CancelTask cancels an ops task and its session.

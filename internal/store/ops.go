@@ -11,13 +11,13 @@ import (
 var _ ops.Store = (*DB)(nil)
 
 const opsTaskCols = `id, tenant_id, type, title, description, status, priority, target_server_ids, session_id, runbook_id,
-	result_summary, created_by, created_at, updated_at, finished_at`
+	result_summary, created_by, created_at, updated_at, finished_at, resolution`
 
 func scanOpsTask(row interface{ Scan(...any) error }) (*ops.Task, error) {
 	var t ops.Task
 	var servers string
 	if err := row.Scan(&t.ID, &t.TenantID, &t.Type, &t.Title, &t.Description, &t.Status, &t.Priority, &servers, &t.SessionID,
-		&t.RunbookID, &t.ResultSummary, &t.CreatedBy, &t.CreatedAt, &t.UpdatedAt, &t.FinishedAt); err != nil {
+		&t.RunbookID, &t.ResultSummary, &t.CreatedBy, &t.CreatedAt, &t.UpdatedAt, &t.FinishedAt, &t.Resolution); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(servers), &t.TargetServers); err != nil {
@@ -33,9 +33,9 @@ func (db *DB) OpsTaskCreate(ctx context.Context, t *ops.Task) error {
 		return err
 	}
 	servers, _ := json.Marshal(t.TargetServers)
-	_, err = sc.exec(ctx, `INSERT INTO ~ops_tasks (`+opsTaskCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.ID, sc.tenantID, t.Type,
+	_, err = sc.exec(ctx, `INSERT INTO ~ops_tasks (`+opsTaskCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.ID, sc.tenantID, t.Type,
 		t.Title, t.Description, t.Status, t.Priority, string(servers), t.SessionID, t.RunbookID, t.ResultSummary, t.CreatedBy,
-		t.CreatedAt, t.UpdatedAt, t.FinishedAt)
+		t.CreatedAt, t.UpdatedAt, t.FinishedAt, t.Resolution)
 	return err
 }
 
@@ -78,8 +78,8 @@ func (db *DB) OpsTaskUpdate(ctx context.Context, t *ops.Task) error {
 	if err != nil {
 		return err
 	}
-	res, err := sc.exec(ctx, `UPDATE ~ops_tasks SET status = ?, result_summary = ?, updated_at = ?, finished_at = ? WHERE id = ? AND tenant_id = ?`,
-		t.Status, t.ResultSummary, t.UpdatedAt, t.FinishedAt, t.ID, sc.tenantID)
+	res, err := sc.exec(ctx, `UPDATE ~ops_tasks SET status = ?, result_summary = ?, updated_at = ?, finished_at = ?, resolution = ?
+		WHERE id = ? AND tenant_id = ?`, t.Status, t.ResultSummary, t.UpdatedAt, t.FinishedAt, t.Resolution, t.ID, sc.tenantID)
 	if err != nil {
 		return err
 	}
