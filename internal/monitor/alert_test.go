@@ -18,7 +18,7 @@ import (
 
 // fakeRemediator records runbook starts (a narrow fake of ops.Service.RunRunbook).
 type fakeRemediator struct {
-	mu    sync.Mutex
+	mu       sync.Mutex
 	calls    []string // runbook/event
 	resolved []string // task: resolution
 	err      error

@@ -31,23 +31,23 @@ var (
 
 // Task is an ops task: a unit of work the agent carries out in a session.
 type Task struct {
-	ID            string     `json:"id"`
-	TenantID      string     `json:"tenant_id"`
-	Type          string     `json:"type"`
-	Title         string     `json:"title"`
-	Description   string     `json:"description"`
-	Status        string     `json:"status"`
-	Priority      string     `json:"priority"`
-	TargetServers []string   `json:"target_server_ids"`
-	SessionID     string     `json:"session_id,omitempty"`
-	RunbookID     string     `json:"runbook_id,omitempty"`
-	ResultSummary string     `json:"result_summary,omitempty"`
+	ID            string   `json:"id"`
+	TenantID      string   `json:"tenant_id"`
+	Type          string   `json:"type"`
+	Title         string   `json:"title"`
+	Description   string   `json:"description"`
+	Status        string   `json:"status"`
+	Priority      string   `json:"priority"`
+	TargetServers []string `json:"target_server_ids"`
+	SessionID     string   `json:"session_id,omitempty"`
+	RunbookID     string   `json:"runbook_id,omitempty"`
+	ResultSummary string   `json:"result_summary,omitempty"`
 	// Resolution is what became of the problem the task was started for (an alert resolved after its run).
 	Resolution string     `json:"resolution,omitempty"`
 	CreatedBy  string     `json:"created_by"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
-	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
 // Runbook is a reusable, bounded procedure for the agent.
