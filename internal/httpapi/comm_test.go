@@ -158,13 +158,7 @@ func (f *commFixture) restartJobs(t *testing.T) {
 	cfg := f.jdb.Config(t)
 	cfg.Now = f.now.Now
 	f.jobs = jobstest.New(t, cfg)
-	f.jobs.Register(agent.JobExpireApproval, func(ctx context.Context, j *jobs.Job) error {
-		var args struct {
-			ApprovalID string `json:"approval_id"`
-		}
-		json.Unmarshal(j.Args, &args)
-		return f.agentSvc.Load().ExpireApproval(tenant.WithID(ctx, j.TenantID), args.ApprovalID)
-	})
+	f.registerAgentJobs(f.jobs)
 }
 
 // ctx is the tenant's context as its admin.
