@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -281,13 +280,17 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	ctx = c.CloseRead(ctx) // we only send; this notices the client going away
 	sent := int64(after)
 	var batch []byte
+	// A client that stops reading is cut off after 10 s; one timer for the connection is much cheaper than
+	// a deadline context per write, which matters with hundreds of subscribers per session.
+	stalled := time.AfterFunc(time.Hour, func() { c.CloseNow() })
+	defer stalled.Stop()
 	send := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		err := c.Write(wctx, websocket.MessageText, batch[:len(batch)-1]) // without the last newline
+		stalled.Reset(10 * time.Second)
+		err := c.Write(ctx, websocket.MessageText, batch[:len(batch)-1]) // without the last newline
+		stalled.Stop()
 		batch = batch[:0]
 		return err
 	}
