@@ -595,6 +595,16 @@ func (r *Runner) loop(base context.Context) {
 			nextPrune = now.Add(time.Hour)
 		}
 		free := cap(slots) - len(slots)
+		if busy := len(slots); busy > 0 && free < max(1, cap(slots)/4) {
+			// Nearly every worker is busy: claim again once a quarter of them are free, so a burst is
+			// claimed in batches rather than one job per finished job (each claim is a write).
+			select {
+			case <-r.stop:
+				return
+			case <-r.wake:
+			}
+			continue
+		}
 		list, err := r.claim(base, free)
 		if err != nil {
 			r.log.ErrorContext(base, "claim jobs", slog.Any("error", err))
