@@ -112,6 +112,18 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: t}
 }
 
+// Endpoint fills a provider's defaults: base (without a trailing slash, def when empty) and hc (a
+// NewHTTPClient with a 15 s timeout when nil).
+func Endpoint(base, def string, hc *http.Client) (string, *http.Client) {
+	if base == "" {
+		base = def
+	}
+	if hc == nil {
+		hc = NewHTTPClient(15 * time.Second)
+	}
+	return strings.TrimRight(base, "/"), hc
+}
+
 // ErrUnavailable is returned by Available when a provider is not configured.
 var ErrUnavailable = errors.New("channel not configured")
 

@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/it0/it0/internal/comm"
@@ -37,13 +36,7 @@ type Client struct{ cfg Config }
 
 // New returns a client for cfg.
 func New(cfg Config) *Client {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	if cfg.HTTP == nil {
-		cfg.HTTP = comm.NewHTTPClient(15 * time.Second)
-	}
+	cfg.BaseURL, cfg.HTTP = comm.Endpoint(cfg.BaseURL, DefaultBaseURL, cfg.HTTP)
 	return &Client{cfg: cfg}
 }
 

@@ -45,13 +45,7 @@ type Client struct {
 
 // New returns a client for cfg.
 func New(cfg Config) *Client {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	if cfg.HTTP == nil {
-		cfg.HTTP = comm.NewHTTPClient(15 * time.Second)
-	}
+	cfg.BaseURL, cfg.HTTP = comm.Endpoint(cfg.BaseURL, DefaultBaseURL, cfg.HTTP)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
