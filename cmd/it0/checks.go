@@ -34,7 +34,8 @@ func runChecks(ctx context.Context, args []string, getenv func(string) string, s
 	return usageError{fmt.Sprintf("unknown checks command %q\n%s", args[0], checksUsage)}
 }
 
-func checksParseFlags(fs *flag.FlagSet, args []string) (bool, error) {
+// parseSubFlags parses a subcommand's flags, leaving positional arguments in fs.Args(); help reports -h.
+func parseSubFlags(fs *flag.FlagSet, args []string) (bool, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return true, nil
@@ -48,25 +49,23 @@ func checksList(ctx context.Context, args []string, getenv func(string) string, 
 	fs := flag.NewFlagSet("it0 checks list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the checks as JSON")
-	if help, err := checksParseFlags(fs, args); help || err != nil {
+	if help, err := parseSubFlags(fs, args); help || err != nil {
 		return err
 	}
 	c, err := newAPIClient(getenv)
 	if err != nil {
 		return err
 	}
-	var list struct {
-		Items []monitor.Check `json:"items"`
-	}
-	if err := c.call(ctx, "GET", "/api/v1/monitor/checks", nil, &list); err != nil {
+	list, err := getItems[monitor.Check](ctx, c, "/api/v1/monitor/checks")
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(list.Items)
+		return json.NewEncoder(stdout).Encode(list)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tTARGET\tEVERY\tSTATE\tLAST")
-	for _, ch := range list.Items {
+	for _, ch := range list {
 		state := string(ch.State)
 		if !ch.Enabled {
 			state += " (paused)"
@@ -107,7 +106,7 @@ func checksAdd(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintln(stderr, "usage: it0 checks add --name NAME --type TYPE --target TARGET [flags]")
 		fs.PrintDefaults()
 	}
-	if help, err := checksParseFlags(fs, args); help || err != nil {
+	if help, err := parseSubFlags(fs, args); help || err != nil {
 		return err
 	}
 	for k, v := range strs {
@@ -140,7 +139,7 @@ func checksShow(ctx context.Context, args []string, getenv func(string) string, 
 	fs := flag.NewFlagSet("it0 checks show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("results", 10, "recent results to show")
-	if help, err := checksParseFlags(fs, args); help || err != nil {
+	if help, err := parseSubFlags(fs, args); help || err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *n < 1 || *n > 1000 {
@@ -155,16 +154,12 @@ func checksShow(ctx context.Context, args []string, getenv func(string) string, 
 	if err := c.call(ctx, "GET", "/api/v1/monitor/checks/"+id, nil, &ch); err != nil {
 		return err
 	}
-	var results struct {
-		Items []monitor.CheckResult `json:"items"`
-	}
-	if err := c.call(ctx, "GET", fmt.Sprintf("/api/v1/monitor/checks/%s/results?limit=%d", id, *n), nil, &results); err != nil {
+	results, err := getItems[monitor.CheckResult](ctx, c, fmt.Sprintf("/api/v1/monitor/checks/%s/results?limit=%d", id, *n))
+	if err != nil {
 		return err
 	}
-	var transitions struct {
-		Items []monitor.CheckTransition `json:"items"`
-	}
-	if err := c.call(ctx, "GET", "/api/v1/monitor/checks/"+id+"/transitions?limit=5", nil, &transitions); err != nil {
+	transitions, err := getItems[monitor.CheckTransition](ctx, c, "/api/v1/monitor/checks/"+id+"/transitions?limit=5")
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s  %s %s  every %ds, timeout %ds, retries %d\n", ch.Name, ch.Type, ch.Target, ch.IntervalSeconds, ch.TimeoutSeconds, ch.Retries)
@@ -173,16 +168,16 @@ func checksShow(ctx context.Context, args []string, getenv func(string) string, 
 		since = " since " + ch.StateChangedAt.Local().Format(time.DateTime)
 	}
 	fmt.Fprintf(stdout, "state: %s%s\n", ch.State, since)
-	if len(transitions.Items) > 0 {
+	if len(transitions) > 0 {
 		fmt.Fprintln(stdout, "\ntransitions:")
-		for _, t := range transitions.Items {
+		for _, t := range transitions {
 			fmt.Fprintf(stdout, "  %s  %s → %s after %d result(s): %s\n", t.At.Local().Format(time.DateTime), t.From, t.To, t.Results, t.Message)
 		}
 	}
-	if len(results.Items) > 0 {
+	if len(results) > 0 {
 		fmt.Fprintln(stdout, "\nrecent results:")
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		for _, r := range results.Items {
+		for _, r := range results {
 			extra := ""
 			if r.Method != "" {
 				extra = " [" + r.Method + "]"

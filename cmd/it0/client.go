@@ -96,3 +96,12 @@ func (c *apiClient) call(ctx context.Context, method, path string, body, out any
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
+
+// getItems GETs a list endpoint (every one answers {"items":[…]}) and returns its items.
+func getItems[T any](ctx context.Context, c *apiClient, path string) ([]T, error) {
+	var resp struct {
+		Items []T `json:"items"`
+	}
+	err := c.call(ctx, "GET", path, nil, &resp)
+	return resp.Items, err
+}

@@ -37,25 +37,23 @@ func contactsList(ctx context.Context, args []string, getenv func(string) string
 	fs.SetOutput(stderr)
 	audience := fs.String("audience", "", "only this audience: primary, backup or managers")
 	asJSON := fs.Bool("json", false, "print the contacts as JSON")
-	if help, err := checksParseFlags(fs, args); help || err != nil {
+	if help, err := parseSubFlags(fs, args); help || err != nil {
 		return err
 	}
 	c, err := newAPIClient(getenv)
 	if err != nil {
 		return err
 	}
-	var list struct {
-		Items []comm.Contact `json:"items"`
-	}
-	if err := c.call(ctx, "GET", "/api/v1/comm/contacts?audience="+url.QueryEscape(*audience), nil, &list); err != nil {
+	list, err := getItems[comm.Contact](ctx, c, "/api/v1/comm/contacts?audience="+url.QueryEscape(*audience))
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(list.Items)
+		return json.NewEncoder(stdout).Encode(list)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tAUDIENCE\tPHONE\tEMAIL\tTELEGRAM\tWECOM\tUSER")
-	for _, ct := range list.Items {
+	for _, ct := range list {
 		name := ct.Name
 		if !ct.Enabled {
 			name += " (disabled)"
@@ -91,7 +89,7 @@ func contactsAdd(ctx context.Context, args []string, getenv func(string) string,
 	} {
 		body[f.field] = fs.String(f.flag, "", f.help)
 	}
-	if help, err := checksParseFlags(fs, args); help || err != nil {
+	if help, err := parseSubFlags(fs, args); help || err != nil {
 		return err
 	}
 	req := map[string]string{}
@@ -121,25 +119,23 @@ func runEscalations(ctx context.Context, args []string, getenv func(string) stri
 	fs.SetOutput(stderr)
 	status := fs.String("status", "", "only this status: active, answered or closed")
 	asJSON := fs.Bool("json", false, "print the escalations as JSON")
-	if help, err := checksParseFlags(fs, args[1:]); help || err != nil {
+	if help, err := parseSubFlags(fs, args[1:]); help || err != nil {
 		return err
 	}
 	c, err := newAPIClient(getenv)
 	if err != nil {
 		return err
 	}
-	var list struct {
-		Items []comm.Escalation `json:"items"`
-	}
-	if err := c.call(ctx, "GET", "/api/v1/comm/escalations?status="+url.QueryEscape(*status), nil, &list); err != nil {
+	list, err := getItems[comm.Escalation](ctx, c, "/api/v1/comm/escalations?status="+url.QueryEscape(*status))
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(list.Items)
+		return json.NewEncoder(stdout).Encode(list)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tREF\tSEVERITY\tSTATUS\tSTARTED\tANSWER\tSUMMARY")
-	for _, e := range list.Items {
+	for _, e := range list {
 		answer := "-"
 		if e.AnsweredAt != nil || e.Decision != "" {
 			answer = e.Decision

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,12 +47,10 @@ func runAlerts(ctx context.Context, args []string, getenv func(string) string, s
 	return usageError{fmt.Sprintf("unknown alerts command %q\n%s", args[0], alertsUsage)}
 }
 
+// parseFlags parses a subcommand's flags and refuses positional arguments; help reports -h.
 func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
-		}
-		return false, usageError{err.Error()}
+	if help, err := parseSubFlags(fs, args); help || err != nil {
+		return help, err
 	}
 	if fs.NArg() > 0 {
 		return false, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
@@ -82,22 +79,20 @@ func alertsList(ctx context.Context, args []string, getenv func(string) string, 
 			q.Set(k, v)
 		}
 	}
-	var list struct {
-		Items []monitor.AlertEvent `json:"items"`
-	}
-	if err := c.call(ctx, "GET", "/api/v1/monitor/alerts?"+q.Encode(), nil, &list); err != nil {
+	list, err := getItems[monitor.AlertEvent](ctx, c, "/api/v1/monitor/alerts?"+q.Encode())
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(list.Items)
+		return json.NewEncoder(stdout).Encode(list)
 	}
-	if len(list.Items) == 0 {
+	if len(list) == 0 {
 		fmt.Fprintln(stdout, "no alerts")
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSEVERITY\tSTATUS\tRULE\tSERVER\tVALUE\tFIRED\tREMEDIATION")
-	for _, e := range list.Items {
+	for _, e := range list {
 		rem := e.RemediationTaskID
 		if e.RemediationError != "" {
 			rem = "not started: " + e.RemediationError
@@ -169,22 +164,20 @@ func runMetrics(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	var res struct {
-		Items []monitor.Series `json:"items"`
-	}
-	if err := c.call(ctx, "GET", "/api/v1/monitor/metrics?"+q.Encode(), nil, &res); err != nil {
+	res, err := getItems[monitor.Series](ctx, c, "/api/v1/monitor/metrics?"+q.Encode())
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(res.Items)
+		return json.NewEncoder(stdout).Encode(res)
 	}
-	if len(res.Items) == 0 {
+	if len(res) == 0 {
 		fmt.Fprintln(stdout, "no data in that range")
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tLABEL\tVALUE\tMIN\tMAX\tSAMPLES")
-	for _, s := range res.Items {
+	for _, s := range res {
 		for _, p := range s.Points {
 			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%d\n", p.At.Local().Format(time.DateTime), s.Label, p.Value, p.Min, p.Max, p.Count)
 		}
