@@ -964,11 +964,16 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	sess, err := s.store.SessionGet(ctx, a.SessionID)
-	if err != nil && !errs.Is(err, errs.NotFound) {
-		return err
+	// Only an L1's outcome depends on who is watching (auto-approved unless the run is unattended).
+	unattended := false
+	if a.RiskLevel <= int(guard.L1) {
+		sess, err := s.store.SessionGet(ctx, a.SessionID)
+		if err != nil && !errs.Is(err, errs.NotFound) {
+			return err
+		}
+		unattended = sess != nil && sess.Unattended()
 	}
-	if !a.Expire(s.now(), sess != nil && sess.Unattended()) {
+	if !a.Expire(s.now(), unattended) {
 		return nil
 	}
 	if err := s.store.ApprovalDecide(ctx, a); errs.Is(err, errs.Conflict) {
@@ -983,20 +988,11 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 		return err
 	}
 	s.approvalDecided(ctx, a)
-	if a.Status != ApprovalApproved {
-		if sess != nil && sess.Unattended() {
-			_, err := s.Cancel(ctx, sess.ID)
-			if errs.Is(err, errs.Conflict) {
-				return nil
-			}
-			return err
-		}
-	}
-	// The decision is made and recorded; the session goes on in a durable job of its own. Queued behind
-	// every timeout already due, it lets all of them be decided on time when many expire at once, and a
-	// crash between the decision and the resume still resumes the session.
+	// The decision is made and recorded; the session goes on (or, unattended and refused, stops) in a
+	// durable job of its own. Queued behind every timeout already due, it lets all of them be decided on
+	// time when many expire at once, and a crash between the decision and the resume still resumes it.
 	if s.cfg.Schedule == nil {
-		return s.resumeAfter(ctx, a)
+		return s.ResumeSession(ctx, a.SessionID)
 	}
 	return s.cfg.Schedule(ctx, JobResumeSession, map[string]string{"session_id": a.SessionID}, s.now(), "resume:"+a.ID)
 }
@@ -1029,6 +1025,26 @@ func (s *Service) HandleJob(ctx context.Context, kind string, raw json.RawMessag
 // ResumeSession continues a paused session whose approvals are all decided (the JobResumeSession handler;
 // safe to run more than once: a session that is not paused, or still waits on an approval, is left alone).
 func (s *Service) ResumeSession(ctx context.Context, sessionID string) error {
+	// An unattended run whose escalation was refused (or timed out) stops there: nobody is in the loop
+	// to steer it elsewhere.
+	if sess, err := s.store.SessionGet(ctx, sessionID); errs.Is(err, errs.NotFound) {
+		return nil // the tenant or the session is gone
+	} else if err != nil {
+		return err
+	} else if sess.Unattended() && sess.Status == StatusAwaitingApproval {
+		decided, err := s.store.ApprovalList(ctx, sessionID, "", 50)
+		if err != nil {
+			return err
+		}
+		for _, d := range decided {
+			if d.Status != ApprovalPending && d.Status != ApprovalApproved && d.UsedAt == nil {
+				if _, err := s.Cancel(ctx, sessionID); err != nil && !errs.Is(err, errs.Conflict) {
+					return err
+				}
+				return nil
+			}
+		}
+	}
 	s.mu.Lock()
 	if _, live := s.running[sessionID]; live {
 		s.resumeWanted[sessionID] = true

@@ -14,9 +14,8 @@ const MaxStmts = 4096
 // call was a quarter of the CPU of a write-heavy load (10,000 approvals expiring at once); PostgreSQL's
 // driver caches statements itself, so callers use a Cache on SQLite only. A nil *Cache caches nothing.
 type Cache struct {
-	mu      sync.Mutex
-	m       map[stmtKey]*sql.Stmt
-	warming map[stmtKey]bool
+	mu sync.Mutex
+	m  map[stmtKey]*sql.Stmt
 }
 
 type stmtKey struct {
@@ -26,30 +25,7 @@ type stmtKey struct {
 
 // New returns an empty cache.
 func New() *Cache {
-	return &Cache{m: map[stmtKey]*sql.Stmt{}, warming: map[stmtKey]bool{}}
-}
-
-// Cached returns q's statement on db if it is prepared already. A transaction uses it: preparing a new one
-// takes another connection from the pool, and transactions holding every connection while each waits for
-// one more would deadlock. On a miss it prepares q in the background for the next caller.
-func (c *Cache) Cached(db *sql.DB, q string) *sql.Stmt {
-	if c == nil {
-		return nil
-	}
-	k := stmtKey{db, q}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.m[k]
-	if st == nil && !c.warming[k] && len(c.m) < MaxStmts {
-		c.warming[k] = true
-		go func() {
-			c.Get(context.Background(), db, q)
-			c.mu.Lock()
-			delete(c.warming, k)
-			c.mu.Unlock()
-		}()
-	}
-	return st
+	return &Cache{m: map[stmtKey]*sql.Stmt{}}
 }
 
 // Get returns q prepared on db, or nil (no cache, a full cache, or a prepare error, which the caller's
@@ -81,6 +57,9 @@ func (c *Cache) Get(ctx context.Context, db *sql.DB, q string) *sql.Stmt {
 
 // Forget closes and drops db's statements (before db is closed).
 func (c *Cache) Forget(db *sql.DB) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, st := range c.m {

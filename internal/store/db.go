@@ -322,8 +322,20 @@ func (db *DB) tenantDB(id string, create bool) (*sql.DB, error) {
 	return t, nil
 }
 
-// inTx runs fn in a transaction on s, committing when it returns nil.
+// inTx runs fn in a transaction on s, committing when it returns nil. A transaction SQLite refuses as busy
+// is run again (fn must not have effects outside the transaction).
 func (s scope) inTx(ctx context.Context, fn func(tx scopeTx) error) error {
+	var err error
+	for attempt := range 4 {
+		if err = s.tryTx(ctx, fn); !isBusy(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return err
+}
+
+func (s scope) tryTx(ctx context.Context, fn func(tx scopeTx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -338,34 +350,23 @@ func (s scope) inTx(ctx context.Context, fn func(tx scopeTx) error) error {
 	return nil
 }
 
-// scopeTx is a transaction with the scope's query rewriting.
+// scopeTx is a transaction with the scope's query rewriting. Its statements are not taken from the
+// statement cache: with cached statements in transactions, SQLite now and then refused one as busy under load.
 type scopeTx struct {
 	tx *sql.Tx
 	s  scope
 }
 
 func (t scopeTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	q := t.s.q(query)
-	if st := t.s.stmts.Cached(t.s.db, q); st != nil {
-		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	}
-	return t.tx.ExecContext(ctx, q, args...)
+	return t.tx.ExecContext(ctx, t.s.q(query), args...)
 }
 
 func (t scopeTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q := t.s.q(query)
-	if st := t.s.stmts.Cached(t.s.db, q); st != nil {
-		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
-	}
-	return t.tx.QueryContext(ctx, q, args...)
+	return t.tx.QueryContext(ctx, t.s.q(query), args...)
 }
 
 func (t scopeTx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	q := t.s.q(query)
-	if st := t.s.stmts.Cached(t.s.db, q); st != nil {
-		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	}
-	return t.tx.QueryRowContext(ctx, q, args...)
+	return t.tx.QueryRowContext(ctx, t.s.q(query), args...)
 }
 
 // notFound maps sql.ErrNoRows to an application not-found error naming what was looked up.

@@ -20,3 +20,10 @@ func isUniqueViolation(err error) bool {
 	}
 	return false
 }
+
+// isBusy reports whether err is SQLite's "database is locked" (in WAL mode it can come at once, without
+// the busy timeout, when a transaction's snapshot went stale): the transaction may simply be run again.
+func isBusy(err error) bool {
+	var sqErr *sqlite.Error
+	return errors.As(err, &sqErr) && sqErr.Code()&0xff == sqlite3.SQLITE_BUSY
+}
