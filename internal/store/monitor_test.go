@@ -25,7 +25,7 @@ func TestMetricRetention(t *testing.T) {
 			ctx := tenant.WithID(context.Background(), ten.ID)
 			now := time.Now().UTC().Truncate(time.Hour)
 			db.Now = func() time.Time { return now } // "latest" is relative to the store's clock
-			old := now.Add(-8 * 24 * time.Hour) // beyond the 7-day raw retention
+			old := now.Add(-8 * 24 * time.Hour)      // beyond the 7-day raw retention
 			var samples []monitor.Sample
 			for i := range 10 { // 10 samples a minute apart: buckets [old, old+5m) and [old+5m, old+10m)
 				samples = append(samples, monitor.Sample{ServerID: "s1", Metric: monitor.MetricCPU, Value: float64(i), At: old.Add(time.Duration(i) * time.Minute)})
