@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -973,6 +974,12 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 		}
 		unattended = sess != nil && sess.Unattended()
 	}
+	if a.Status != ApprovalPending {
+		if a.DecidedBy == decidedByTimeout {
+			return s.ResumeSession(ctx, a.SessionID) // the second run of the job
+		}
+		return nil // a person decided, and that resumed the session
+	}
 	if !a.Expire(s.now(), unattended) {
 		return nil
 	}
@@ -988,36 +995,33 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 		return err
 	}
 	s.approvalDecided(ctx, a)
-	// The decision is made and recorded; the session goes on (or, unattended and refused, stops) in a
-	// durable job of its own. Queued behind every timeout already due, it lets all of them be decided on
-	// time when many expire at once, and a crash between the decision and the resume still resumes it.
 	if s.cfg.Schedule == nil {
 		return s.ResumeSession(ctx, a.SessionID)
 	}
-	return s.cfg.Schedule(ctx, JobResumeSession, map[string]string{"session_id": a.SessionID}, s.now(), "resume:"+a.ID)
+	// The decision is made and recorded; the session goes on (or, unattended and refused, stops) when the
+	// job runs again, behind every job due now: when many approvals expire at once, all are decided on
+	// time first. A crash in between still resumes the session (the job is still queued).
+	return ErrRunAgain
 }
 
-// JobResumeSession is the durable job that resumes a session after a timeout decided its approval.
-const JobResumeSession = "session.resume"
+// ErrRunAgain is what an agent job returns when it has more to do once every job due now has run: the
+// job runner runs it again then (jobs.Snooze(0)).
+var ErrRunAgain = errors.New("run the job again after the jobs due now")
 
 // JobKinds are the durable jobs the agent schedules; HandleJob runs them.
-var JobKinds = []string{JobExpireApproval, JobResumeSession}
+var JobKinds = []string{JobExpireApproval}
 
 // HandleJob runs one of the agent's durable jobs for the tenant in ctx. Arguments it cannot read are a
 // permanent failure (errs.Invalid).
 func (s *Service) HandleJob(ctx context.Context, kind string, raw json.RawMessage) error {
 	var args struct {
 		ApprovalID string `json:"approval_id"`
-		SessionID  string `json:"session_id"`
 	}
 	if err := json.Unmarshal(raw, &args); err != nil {
 		return errs.Invalidf("args", "%s job arguments: %v", kind, err)
 	}
-	switch kind {
-	case JobExpireApproval:
+	if kind == JobExpireApproval {
 		return s.ExpireApproval(ctx, args.ApprovalID)
-	case JobResumeSession:
-		return s.ResumeSession(ctx, args.SessionID)
 	}
 	return errs.Invalidf("kind", "the agent has no job %q", kind)
 }

@@ -117,6 +117,9 @@ func (a *Approval) Decide(approve bool, by, reason string, now time.Time) error 
 	return nil
 }
 
+// decidedByTimeout is DecidedBy of an approval its timeout decided.
+const decidedByTimeout = "system:timeout"
+
 // Expire applies the timeout of a pending approval at now: an L1 confirmation is approved (the default is
 // to proceed with a low-risk change), anything riskier — and anything an unattended run asked for, which is
 // beyond its boundary by definition — is rejected. It reports whether it changed a.
@@ -124,7 +127,7 @@ func (a *Approval) Expire(now time.Time, unattended bool) bool {
 	if a.Status != ApprovalPending || now.Before(a.ExpiresAt) {
 		return false
 	}
-	a.Status, a.DecidedBy, a.DecidedAt = ApprovalExpired, "system:timeout", &now
+	a.Status, a.DecidedBy, a.DecidedAt = ApprovalExpired, decidedByTimeout, &now
 	a.DecisionReason = "no decision before the timeout: rejected"
 	if a.RiskLevel <= 1 && !unattended {
 		a.Status, a.DecisionReason = ApprovalApproved, "no decision before the timeout: auto-approved (L1)"

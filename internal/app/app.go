@@ -270,11 +270,7 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	a.Orders.SetScheduler(jobs.NextCron, a.schedule)
 	for _, kind := range agent.JobKinds {
 		a.Jobs.Register(kind, inTenant(func(ctx context.Context, j *jobs.Job) error {
-			err := a.Agent.HandleJob(ctx, j.Kind, j.Args)
-			if errs.Is(err, errs.Invalid) {
-				return jobs.Permanent(err)
-			}
-			return err
+			return agentJobResult(a.Agent.HandleJob(ctx, j.Kind, j.Args))
 		}))
 	}
 	a.Jobs.Register(ops.JobCron, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleCron(ctx, j.Args) }))
@@ -403,4 +399,16 @@ func (a *App) tenantLocale(ctx context.Context) string {
 		return t.Locale
 	}
 	return "zh-CN"
+}
+
+// agentJobResult maps an agent job's result to the runner's: bad arguments fail it for good, ErrRunAgain
+// runs it again once the jobs due now have run.
+func agentJobResult(err error) error {
+	switch {
+	case errors.Is(err, agent.ErrRunAgain):
+		return jobs.Snooze(0)
+	case errs.Is(err, errs.Invalid):
+		return jobs.Permanent(err)
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -297,7 +298,11 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 func (b *testBundle) registerAgentJobs(r *jobs.Runner) {
 	for _, kind := range agent.JobKinds {
 		r.Register(kind, func(ctx context.Context, j *jobs.Job) error {
-			return b.agentSvc.Load().HandleJob(tenant.WithID(ctx, j.TenantID), j.Kind, j.Args)
+			err := b.agentSvc.Load().HandleJob(tenant.WithID(ctx, j.TenantID), j.Kind, j.Args)
+			if errors.Is(err, agent.ErrRunAgain) {
+				return jobs.Snooze(0)
+			}
+			return err
 		})
 	}
 }

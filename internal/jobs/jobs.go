@@ -28,6 +28,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/it0/it0/internal/errs"
@@ -112,6 +113,15 @@ func Permanent(err error) error {
 	}
 	return &permanentError{err: err}
 }
+
+// snoozeError asks for the job to run again later.
+type snoozeError struct{ after time.Duration }
+
+func (e *snoozeError) Error() string { return fmt.Sprintf("run again in %s", e.after) }
+
+// Snooze is what a handler returns to run its job again after d, without using an attempt: a job done in
+// two steps (the second once everything due now has run) takes one write, not a new job.
+func Snooze(d time.Duration) error { return &snoozeError{after: d} }
 
 func isPermanent(err error) bool {
 	var p *permanentError

@@ -387,6 +387,7 @@ const (
 	retry
 	failed
 	interrupted // the runner stopped (or RunDue's context ended): run it again without counting the attempt
+	snoozed     // the handler asked to run again later (Snooze)
 )
 
 // work runs one claimed job and records how it ended. base is cancelled when the runner must stop.
@@ -404,8 +405,11 @@ func (r *Runner) work(base context.Context, j *Job) {
 	r.mu.Unlock()
 
 	oc := succeeded
+	var snooze *snoozeError
 	switch {
 	case err == nil:
+	case errors.As(err, &snooze):
+		oc = snoozed
 	case base.Err() != nil:
 		oc = interrupted
 	case isPermanent(err) || j.Attempt >= j.MaxAttempts:
@@ -419,7 +423,7 @@ func (r *Runner) work(base context.Context, j *Job) {
 	if ferr := r.finish(rctx, j, oc, err); ferr != nil {
 		r.log.ErrorContext(rctx, "record job outcome", slog.Int64("job_id", j.ID), slog.String("job_kind", j.Kind), slog.Any("error", ferr))
 	}
-	if err != nil {
+	if err != nil && oc != snoozed {
 		lvl := slog.LevelWarn
 		if oc == failed {
 			lvl = slog.LevelError
@@ -466,6 +470,11 @@ func (r *Runner) finish(ctx context.Context, j *Job, oc outcome, runErr error) e
 		query, args = `UPDATE jobs SET state = 'pending', run_at = ?, last_error = ?, locked_by = ''`+mine, []any{next.UnixMicro(), msg}
 	case interrupted:
 		query, args = `UPDATE jobs SET state = 'pending', attempt = attempt - 1, last_error = ?, locked_by = ''`+mine, []any{msg}
+	case snoozed:
+		var s *snoozeError
+		errors.As(runErr, &s)
+		query, args = `UPDATE jobs SET state = 'pending', run_at = ?, attempt = attempt - 1, last_error = '', locked_by = ''`+mine,
+			[]any{now.Add(s.after).UnixMicro()}
 	}
 	if _, err := r.exec(ctx, r.q(query), append(args, j.ID, r.id)...); err != nil {
 		return fmt.Errorf("finish job %d: %w", j.ID, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -599,4 +600,43 @@ func TestDefaultBackoff(t *testing.T) {
 			t.Errorf("DefaultBackoff(%d) = %s, want %s", tc.attempt, got, tc.want)
 		}
 	}
+}
+
+// TestSnooze: a handler that snoozes runs again once the jobs due before it have run, without using an
+// attempt, and its job then finishes.
+func TestSnooze(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend jobs.Dialect) {
+		_, b := setup(t, backend)
+		cfg := b.cfg
+		cfg.Workers = 1 // one job at a time, so the order is the runner's
+		r := jobstest.New(t, cfg)
+		ctx := context.Background()
+		var order []string
+		r.Register("two-step", func(ctx context.Context, j *jobs.Job) error {
+			if !slices.Contains(order, "first") {
+				order = append(order, "first")
+				return jobs.Snooze(0)
+			}
+			order = append(order, "second")
+			return nil
+		})
+		r.Register("other", func(ctx context.Context, j *jobs.Job) error { order = append(order, "other"); return nil })
+		step, err := r.Enqueue(ctx, jobs.Job{Kind: "two-step", RunAt: t0.Add(-2 * time.Second), MaxAttempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Enqueue(ctx, jobs.Job{Kind: "other", RunAt: t0.Add(-time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.RunDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(order, ",") != "first,other,second" {
+			t.Fatalf("ran %v, want the snoozed job again after the other due job", order)
+		}
+		info, err := r.Get(ctx, step)
+		if err != nil || info.State != jobs.Done || info.LastError != "" {
+			t.Fatalf("snoozed job after its second run: %+v %v (one attempt allowed: a snooze must not use it)", info, err)
+		}
+	})
 }

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"sync"
 
 	"github.com/it0/it0/internal/audit"
 )
@@ -37,6 +39,61 @@ func (db *DB) AuditAppend(ctx context.Context, e *audit.Entry, sum func(prev []b
 		return err
 	}
 	e.TenantID = s.tenantID
+	if s.pg {
+		return db.auditAppendTx(ctx, s, e, sum)
+	}
+	// SQLite: a file belongs to this process, so the chain's head can be kept in memory and an append is
+	// one insert. seq is unique: if anything else appended meanwhile, the insert fails and the head is
+	// read again from the table.
+	h := db.auditHead(s.tenantID)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.known {
+		e.Seq, e.PrevHash = h.seq+1, h.hash
+		e.Hash = sum(e.PrevHash, e)
+		if err := auditInsert(ctx, s, e); err == nil {
+			h.seq, h.hash = e.Seq, e.Hash
+			return nil
+		}
+		h.known = false
+	}
+	if err := db.auditAppendTx(ctx, s, e, sum); err != nil {
+		return err
+	}
+	h.seq, h.hash, h.known = e.Seq, e.Hash, true
+	return nil
+}
+
+// auditHead is the last entry of one SQLite audit chain, as this process appended it.
+type auditHead struct {
+	mu    sync.Mutex
+	known bool
+	seq   int64
+	hash  []byte
+}
+
+func (db *DB) auditHead(chain string) *auditHead {
+	v, _ := db.auditHeads.LoadOrStore(chain, &auditHead{})
+	return v.(*auditHead)
+}
+
+// auditInsert stores e, whose seq and hashes are set.
+func auditInsert(ctx context.Context, q interface {
+	queryRow(ctx context.Context, query string, args ...any) *sql.Row
+}, e *audit.Entry) error {
+	err := q.queryRow(ctx, `INSERT INTO ~audit_logs (seq, tenant_id, action_type, actor_type, actor_id, resource_type,
+		resource_id, description, detail, ip_address, request_id, created_at, prev_hash, hash)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
+		e.Seq, e.TenantID, e.ActionType, e.ActorType, e.ActorID, e.ResourceType, e.ResourceID, e.Description,
+		string(e.Detail), e.IPAddress, e.RequestID, e.CreatedAt, e.PrevHash, e.Hash).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("insert audit entry: %w", err)
+	}
+	return nil
+}
+
+// auditAppendTx appends e after reading the chain's head, in one transaction.
+func (db *DB) auditAppendTx(ctx context.Context, s scope, e *audit.Entry, sum func(prev []byte, e *audit.Entry) []byte) error {
 	return s.inTx(ctx, func(tx scopeTx) error {
 		if s.pg {
 			// Appends to one chain must be serial; a transaction-scoped advisory lock per chain does that
@@ -59,16 +116,7 @@ func (db *DB) AuditAppend(ctx context.Context, e *audit.Entry, sum func(prev []b
 			e.PrevHash = []byte{}
 		}
 		e.Hash = sum(e.PrevHash, e)
-		detail := string(e.Detail)
-		err = tx.queryRow(ctx, `INSERT INTO ~audit_logs (seq, tenant_id, action_type, actor_type, actor_id, resource_type,
-			resource_id, description, detail, ip_address, request_id, created_at, prev_hash, hash)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
-			e.Seq, e.TenantID, e.ActionType, e.ActorType, e.ActorID, e.ResourceType, e.ResourceID, e.Description,
-			detail, e.IPAddress, e.RequestID, e.CreatedAt, e.PrevHash, e.Hash).Scan(&e.ID)
-		if err != nil {
-			return fmt.Errorf("insert audit entry: %w", err)
-		}
-		return nil
+		return auditInsert(ctx, tx, e)
 	})
 }
 

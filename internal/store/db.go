@@ -63,6 +63,8 @@ type DB struct {
 	mu      sync.Mutex
 	tenants map[string]*sql.DB // sqlite only: open tenant files
 	stmts   *sqlstmt.Cache     // sqlite only: prepared statements of every open file
+	// auditHeads holds each SQLite audit chain's last entry (chain id → *auditHead).
+	auditHeads sync.Map
 
 	stop chan struct{} // closes the checkpointer
 	done chan struct{}

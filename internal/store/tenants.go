@@ -129,6 +129,7 @@ func (db *DB) TenantDrop(ctx context.Context, id string) error {
 		return nil
 	}
 	db.mu.Lock()
+	db.auditHeads.Delete(id)
 	if t, ok := db.tenants[id]; ok {
 		db.stmts.Forget(t)
 		t.Close()
