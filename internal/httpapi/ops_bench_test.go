@@ -24,9 +24,10 @@ import (
 )
 
 var (
-	benchTenants = flag.Int("ops.tenants", 100, "tenants in the ops benchmarks")
-	benchPer     = flag.Int("ops.per", 100, "cron orders or pending approvals per tenant in the ops benchmarks")
-	cronBurst    = flag.Bool("cron.burst", false, "BenchmarkCronOrders: every order fires every minute (all at once) instead of spread over the hour")
+	benchTenants       = flag.Int("ops.tenants", 100, "tenants in the ops benchmarks")
+	benchPer           = flag.Int("ops.per", 100, "cron orders or pending approvals per tenant in the ops benchmarks")
+	approvalsClustered = flag.Bool("ops.clustered", false, "BenchmarkApprovalExpiry: each tenant's approvals expire one after another instead of interleaved")
+	cronBurst          = flag.Bool("cron.burst", false, "BenchmarkCronOrders: every order fires every minute (all at once) instead of spread over the hour")
 )
 
 // quickEngine ends every run at once: the benchmarks measure IT0's scheduling, not a model.
@@ -191,18 +192,29 @@ func BenchmarkApprovalExpiry(b *testing.B) {
 			}
 		})
 		input, _ := json.Marshal(map[string]string{"server": "web-1", "command": "systemctl restart app"})
-		for _, tid := range tenants {
+		// Approvals come in from every tenant over time, so the ones due together belong to many tenants;
+		// -ops.clustered makes each tenant's approvals due one after another (the worst case on SQLite, where a
+		// tenant's writes are serial).
+		order := make([][2]int, 0, len(tenants)*(*benchPer))
+		for i := range *benchPer {
+			for t := range tenants {
+				order = append(order, [2]int{t, i})
+			}
+		}
+		if *approvalsClustered {
+			slices.SortStableFunc(order, func(a, b [2]int) int { return a[0] - b[0] })
+		}
+		for _, ti := range order {
+			tid, i := tenants[ti[0]], ti[1]
 			ctx := tenant.WithID(context.Background(), tid)
-			for i := range *benchPer {
-				now := tb.now.Now()
-				sess := &agent.Session{ID: fmt.Sprintf("%s-%d", tid[:8], i), TenantID: tid, Engine: agent.EngineClaudeAPI, Status: agent.StatusAwaitingApproval,
-					Title: "restart", MaxTurns: 5, MaxRiskLevel: 2, Origin: "manual", CreatedAt: now, UpdatedAt: now}
-				if err := tb.db.SessionCreate(ctx, sess); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := ag.RequestApproval(ctx, sess, agent.ToolRunCommand, fmt.Sprintf("systemctl restart app-%d", i), input, guard.L2, "bench"); err != nil {
-					b.Fatal(err)
-				}
+			now := tb.now.Now()
+			sess := &agent.Session{ID: fmt.Sprintf("%s-%d", tid[:8], i), TenantID: tid, Engine: agent.EngineClaudeAPI, Status: agent.StatusAwaitingApproval,
+				Title: "restart", MaxTurns: 5, MaxRiskLevel: 2, Origin: "manual", CreatedAt: now, UpdatedAt: now}
+			if err := tb.db.SessionCreate(ctx, sess); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := ag.RequestApproval(ctx, sess, agent.ToolRunCommand, fmt.Sprintf("systemctl restart app-%d", i), input, guard.L2, "bench"); err != nil {
+				b.Fatal(err)
 			}
 		}
 		// Every approval expires 30 minutes after it was asked for: move the clock there, then start the loop.
