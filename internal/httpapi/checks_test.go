@@ -2,13 +2,13 @@ package httpapi
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/monitortest"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -21,21 +21,7 @@ func (b *testBundle) newChecks() *monitor.Checks {
 // TestChecksAPI covers the health check endpoints on every backend.
 func TestChecksAPI(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	target := ln.Addr().String()
+	target := monitortest.Listen(t, "127.0.0.1:0").Addr().String()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
 		b := setup(t, open)
 		tid, tok := b.newTenant("checks")

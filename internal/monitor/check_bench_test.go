@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/monitortest"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
@@ -46,20 +46,7 @@ func TestCheckBenchListeners(t *testing.T) {
 		t.Skip("helper process of BenchmarkTCPChecks10kPerMinute")
 	}
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.21:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Printf("LISTEN %s\n", ln.Addr())
-		go func() {
-			for {
-				conn, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				conn.Close()
-			}
-		}()
+		fmt.Printf("LISTEN %s\n", monitortest.Listen(t, "127.0.0.21:0").Addr())
 	}
 	fmt.Println("READY")
 	io.Copy(io.Discard, os.Stdin)

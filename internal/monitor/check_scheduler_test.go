@@ -3,7 +3,6 @@ package monitor_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -12,30 +11,11 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/monitortest"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// acceptAll serves a loopback TCP listener that accepts and closes every connection until the test ends.
-func acceptAll(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // TestCheckScheduler drives the scheduler second by second on a controllable clock across two tenants.
 func TestCheckScheduler(t *testing.T) {
@@ -43,7 +23,7 @@ func TestCheckScheduler(t *testing.T) {
 	b := setupChecks(t)
 	other := storetest.NewTenant(t, b.db, "checks-other")
 	ctxB := tenant.WithID(context.Background(), other.ID)
-	addr := acceptAll(t)
+	addr := monitortest.Listen(t, "127.0.0.1:0").Addr().String()
 	mk := func(ctx context.Context, name string, interval int) *monitor.Check {
 		c := &monitor.Check{Name: name, Type: monitor.CheckTCP, Target: addr, IntervalSeconds: interval, TimeoutSeconds: 2}
 		if err := b.checks.Create(ctx, c); err != nil {
@@ -185,7 +165,7 @@ func TestCheckSchedulerRun(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	b := setupChecks(t, func(cfg *monitor.ChecksConfig) { cfg.Registerer = reg; cfg.Now = nil })
-	addr := acceptAll(t)
+	addr := monitortest.Listen(t, "127.0.0.1:0").Addr().String()
 	b.create(&monitor.Check{Name: "first", Type: monitor.CheckTCP, Target: addr, IntervalSeconds: 5, TimeoutSeconds: 1})
 	s := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Registerer: reg,
 		Tenants: func(context.Context) ([]string, error) { return []string{b.tid}, nil }}, b.checks)
@@ -243,19 +223,7 @@ func TestCheckSchedulerRun(t *testing.T) {
 func TestCheckSchedulerReplicas(t *testing.T) {
 	t.Parallel()
 	b := setupChecks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
+	ln := monitortest.Listen(t, "127.0.0.1:0")
 	var ids []string
 	for i := range 3 {
 		c := b.create(&monitor.Check{Name: fmt.Sprintf("db-%d", i), Type: monitor.CheckTCP, Target: ln.Addr().String(),

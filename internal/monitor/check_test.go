@@ -23,6 +23,7 @@ import (
 	"github.com/it0/it0/internal/inventory/sshtest"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/monitortest"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
@@ -275,19 +276,7 @@ func TestCheckTLSExpiry(t *testing.T) {
 func TestCheckTCP(t *testing.T) {
 	t.Parallel()
 	b := setupChecks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
+	ln := monitortest.Listen(t, "127.0.0.1:0")
 	c := b.create(&monitor.Check{Name: "db", Type: monitor.CheckTCP, Target: ln.Addr().String(), IntervalSeconds: 10, TimeoutSeconds: 2, Retries: 2})
 	b.expect(c, up, up)
 	ln.Close()
