@@ -1026,29 +1026,10 @@ func (s *Service) HandleJob(ctx context.Context, kind string, raw json.RawMessag
 	return errs.Invalidf("kind", "the agent has no job %q", kind)
 }
 
-// ResumeSession continues a paused session whose approvals are all decided (the JobResumeSession handler;
-// safe to run more than once: a session that is not paused, or still waits on an approval, is left alone).
+// ResumeSession continues a paused session once all its approvals are decided, or stops an unattended one
+// that a refusal ended. It is safe to run more than once: a session that is not paused, or still waits on
+// an approval, is left alone; if the session's run has not returned yet, the run resumes it when it does.
 func (s *Service) ResumeSession(ctx context.Context, sessionID string) error {
-	// An unattended run whose escalation was refused (or timed out) stops there: nobody is in the loop
-	// to steer it elsewhere.
-	if sess, err := s.store.SessionGet(ctx, sessionID); errs.Is(err, errs.NotFound) {
-		return nil // the tenant or the session is gone
-	} else if err != nil {
-		return err
-	} else if sess.Unattended() && sess.Status == StatusAwaitingApproval {
-		decided, err := s.store.ApprovalList(ctx, sessionID, "", 50)
-		if err != nil {
-			return err
-		}
-		for _, d := range decided {
-			if d.Status != ApprovalPending && d.Status != ApprovalApproved && d.UsedAt == nil {
-				if _, err := s.Cancel(ctx, sessionID); err != nil && !errs.Is(err, errs.Conflict) {
-					return err
-				}
-				return nil
-			}
-		}
-	}
 	s.mu.Lock()
 	if _, live := s.running[sessionID]; live {
 		s.resumeWanted[sessionID] = true
@@ -1112,25 +1093,9 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 		return nil, err
 	}
 	s.approvalDecided(ctx, a)
-	if !approve {
-		// An unattended run whose escalation a human rejects stops there: nobody is in the loop to
-		// steer it elsewhere.
-		if sess, err := s.store.SessionGet(ctx, a.SessionID); err == nil && sess.Unattended() {
-			if h := s.live(sess.ID); h != nil {
-				s.waitStopped(h)
-			}
-			_, err := s.Cancel(ctx, sess.ID)
-			return a, err
-		}
-	}
-	return a, s.resumeAfter(ctx, a)
+	return a, s.ResumeSession(ctx, a.SessionID) // an unattended run it refuses stops there (see resume)
 }
 
-// resumeAfter continues the session an approval paused, once no other approval of it is still pending. If
-// the session's run has not returned yet, the run resumes it when it does.
-func (s *Service) resumeAfter(ctx context.Context, a *Approval) error {
-	return s.ResumeSession(ctx, a.SessionID)
-}
 
 // resume starts the run that answers a paused session's decided approvals. It claims the session in
 // running first, so two deciders (or a decider and the ending run) cannot both resume it.
@@ -1151,12 +1116,28 @@ func (s *Service) resume(ctx context.Context, sessionID string) error {
 		}
 	}()
 	sess, err := s.store.SessionGet(ctx, sessionID)
+	if errs.Is(err, errs.NotFound) {
+		return nil // the tenant or the session is gone
+	}
 	if err != nil || sess.Status != StatusAwaitingApproval {
 		return err
 	}
-	pending, err := s.store.ApprovalList(ctx, sess.ID, ApprovalPending, 10)
-	if err != nil || len(pending) > 0 {
+	decided, err := s.store.ApprovalList(ctx, sess.ID, "", 50)
+	if err != nil {
 		return err
+	}
+	for _, d := range decided {
+		if d.Status == ApprovalPending {
+			return nil // still waiting on another decision
+		}
+		if sess.Unattended() && d.Status != ApprovalApproved && d.UsedAt == nil {
+			// An unattended run whose escalation was refused (or timed out) stops there: nobody is in the
+			// loop to steer it elsewhere.
+			if _, err := s.Cancel(ctx, sess.ID); err != nil && !errs.Is(err, errs.Conflict) {
+				return err
+			}
+			return nil
+		}
 	}
 	sess.Status, sess.UpdatedAt = StatusRunning, s.now()
 	if err := s.store.SessionUpdate(ctx, sess); err != nil {
@@ -1167,10 +1148,6 @@ func (s *Service) resume(ctx context.Context, sessionID string) error {
 		return err
 	}
 	// Every approval decided since the pause and not yet answered answers one open tool call.
-	decided, err := s.store.ApprovalList(ctx, sess.ID, "", 50)
-	if err != nil {
-		return err
-	}
 	var results []PendingResult
 	var notes []string
 	for i := len(decided) - 1; i >= 0; i-- { // oldest first
