@@ -1096,7 +1096,6 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 	return a, s.ResumeSession(ctx, a.SessionID) // an unattended run it refuses stops there (see resume)
 }
 
-
 // resume starts the run that answers a paused session's decided approvals. It claims the session in
 // running first, so two deciders (or a decider and the ending run) cannot both resume it.
 func (s *Service) resume(ctx context.Context, sessionID string) error {
