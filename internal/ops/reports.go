@@ -106,9 +106,7 @@ func (s *Orders) actionsOf(ctx context.Context, sessionID string) (list []map[st
 			a["exit_code"] = *r.ExitCode
 		}
 		list = append(list, a)
-		if r.RiskLevel > 0 && r.Status == inventory.StatusOK {
-			acted = true
-		}
+		acted = acted || changed(r.RiskLevel, r.Status)
 	}
 	return list, acted
 }
@@ -296,16 +294,21 @@ func (s *Orders) Digest(ctx context.Context, from, to time.Time, tz string) (sub
 	if err != nil {
 		return "", "", err
 	}
+	orders, err := s.store.StandingOrderList(ctx, "")
+	if err != nil {
+		return "", "", err
+	}
+	names := make(map[string]string, len(orders))
+	for _, o := range orders {
+		names[o.ID] = o.Name
+	}
 	for _, e := range list {
 		if e.StartedAt.Before(from) || !e.StartedAt.Before(to) {
 			continue
 		}
 		c := per[e.OrderID]
 		if c == nil {
-			c = &counts{name: e.OrderID}
-			if o, err := s.store.StandingOrderGet(ctx, e.OrderID); err == nil {
-				c.name = o.Name
-			}
+			c = &counts{name: names[e.OrderID]}
 			per[e.OrderID] = c
 		}
 		c.total++
@@ -346,9 +349,12 @@ func actedRun(actions json.RawMessage) bool {
 	}
 	json.Unmarshal(actions, &list)
 	for _, a := range list {
-		if a.RiskLevel > 0 && a.Status == inventory.StatusOK {
+		if changed(a.RiskLevel, a.Status) {
 			return true
 		}
 	}
 	return false
 }
+
+// changed reports whether a command could have changed something: above L0, and it ran.
+func changed(level int, status string) bool { return level > 0 && status == inventory.StatusOK }
