@@ -325,13 +325,6 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 		if err := a.Orders.EnsureSchedules(tctx); err != nil {
 			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
 		}
-		if orders, err := a.Orders.List(tctx, "active"); err != nil {
-			return nil, err
-		} else if len(orders) > 0 {
-			if err := a.Orders.EnsureDigest(tctx); err != nil {
-				return nil, fmt.Errorf("daily digest of %s: %w", t.Slug, err)
-			}
-		}
 	}
 	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err

@@ -116,9 +116,9 @@ func (s *Orders) ensureNext(ctx context.Context, o *StandingOrder, after time.Ti
 		"so-cron:"+o.ID+":"+next.UTC().Format(time.RFC3339))
 }
 
-// EnsureSchedules makes sure every active cron order of the tenant in ctx has its next occurrence queued
-// (at startup, and after a restore). Missed occurrences are not replayed here: their jobs are already
-// in the queue and run once, promptly, when the runner starts.
+// EnsureSchedules makes sure every active cron order of the tenant in ctx has its next occurrence queued,
+// and the daily digest when any order is active (at startup, and after a restore). Missed occurrences are
+// not replayed here: their jobs are already in the queue and run once, promptly, when the runner starts.
 func (s *Orders) EnsureSchedules(ctx context.Context) error {
 	list, err := s.store.StandingOrderList(ctx, "active")
 	if err != nil {
@@ -128,6 +128,12 @@ func (s *Orders) EnsureSchedules(ctx context.Context) error {
 		if err := s.ensureNext(ctx, &list[i], s.now()); err != nil {
 			return fmt.Errorf("schedule %s: %w", list[i].ID, err)
 		}
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	if err := s.EnsureDigest(ctx); err != nil {
+		return fmt.Errorf("daily digest: %w", err)
 	}
 	return nil
 }
