@@ -275,7 +275,7 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	}
 	a.Jobs.Register(ops.JobCron, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleCron(ctx, j.Args) }))
 	a.Jobs.Register(ops.JobDigest, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleDigest(ctx, j.Args) }))
-	a.Orders.SetReports(a.notifier(), a.tenantLocale, a.log)
+	a.Orders.SetReports(a.notifier(), a.Auth.TenantLocale, a.log)
 	return nil, nil
 }
 
@@ -383,15 +383,6 @@ func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) 
 		}
 		return err
 	}, nil
-}
-
-// tenantLocale is the language of the tenant in ctx (zh-CN unless it chose another).
-func (a *App) tenantLocale(ctx context.Context) string {
-	tid, _ := tenant.ID(ctx)
-	if t, err := a.Auth.Tenant(ctx, tid); err == nil && t.Locale != "" {
-		return t.Locale
-	}
-	return "zh-CN"
 }
 
 // agentJobResult maps an agent job's result to the runner's: bad arguments fail it for good, ErrRunAgain

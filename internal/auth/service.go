@@ -401,6 +401,15 @@ func (s *Service) Tenant(ctx context.Context, id string) (*Tenant, error) {
 	return t, err
 }
 
+// TenantLocale is the language of the tenant in ctx: its own, else zh-CN (IT0's first users write Chinese).
+func (s *Service) TenantLocale(ctx context.Context) string {
+	id, _ := tenant.ID(ctx)
+	if t, err := s.Tenant(ctx, id); err == nil && t.Locale != "" {
+		return t.Locale
+	}
+	return "zh-CN"
+}
+
 // Tenants lists tenants that are not deleted.
 func (s *Service) Tenants(ctx context.Context) ([]Tenant, error) { return s.store.TenantList(ctx) }
 

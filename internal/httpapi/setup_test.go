@@ -118,6 +118,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 // serve (re)starts the HTTP API over b's services with agent service ag.
 func (b *testBundle) serve(ag *agent.Service) {
 	orders := ops.NewOrders(b.db, ag, b.inv, b.audit, jobs.CheckCron, nil)
+	orders.SetReports(nil, b.auth.TenantLocale, b.logger)
 	ag.AddTools(orders)
 	ag.OnRunEnd(orders.OnSessionEnd)
 	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/store/storetest"
 )
 
 // TestApprovalTimeouts: with a controllable clock, an L1 confirmation nobody answers is auto-approved
@@ -85,5 +86,39 @@ func TestApprovalTimeouts(t *testing.T) {
 	due()
 	if a := f.do("GET", "/api/v1/agent/approvals/"+ap.ApprovalID, f.tok, nil); a.body["status"] != "rejected" || a.body["decided_by"] == "system:timeout" {
 		t.Errorf("the human decision must win: %s", a.raw)
+	}
+}
+
+// TestReportAndUnattendedSettings: the tenant's digest settings and the timeout of unattended runs'
+// approvals, through the API, with defaults and field-named errors.
+func TestReportAndUnattendedSettings(t *testing.T) {
+	t.Parallel()
+	b := setup(t, storetest.OpenSQLite)
+	if r := b.do("GET", "/api/v1/ops/report-settings", b.adminTok, nil); r.status != 200 || r.body["timezone"] != "Asia/Shanghai" ||
+		r.body["digest_time"] != "20:00" || r.body["digest_enabled"] != true {
+		t.Errorf("default report settings for a zh-CN tenant: %d %s", r.status, r.raw)
+	}
+	r := b.do("PUT", "/api/v1/ops/report-settings", b.adminTok, map[string]any{"timezone": "Europe/Berlin", "digest_time": "07:30", "digest_enabled": false})
+	if r.status != 200 || r.body["timezone"] != "Europe/Berlin" || r.body["digest_time"] != "07:30" || r.body["digest_enabled"] != false {
+		t.Errorf("set report settings: %d %s", r.status, r.raw)
+	}
+	for field, body := range map[string]map[string]any{
+		"timezone":    {"timezone": "Mars/Olympus", "digest_time": "20:00"},
+		"digest_time": {"timezone": "UTC", "digest_time": "8pm"},
+	} {
+		if r := b.do("PUT", "/api/v1/ops/report-settings", b.adminTok, body); r.status != 400 || !strings.Contains(r.raw, field) {
+			t.Errorf("bad %s: %d %s", field, r.status, r.raw)
+		}
+	}
+	if r := b.do("GET", "/api/v1/ops/approval-timeouts", b.adminTok, nil); r.body["unattended_seconds"] != float64(3600) {
+		t.Errorf("default unattended timeout: %s", r.raw)
+	}
+	if r := b.do("PUT", "/api/v1/ops/approval-timeouts", b.adminTok, map[string]int{"unattended_seconds": 1200}); r.status != 200 ||
+		r.body["unattended_seconds"] != float64(1200) || r.body["l1_seconds"] != float64(300) {
+		t.Errorf("set the unattended timeout: %d %s", r.status, r.raw)
+	}
+	if r := b.do("PUT", "/api/v1/ops/approval-timeouts", b.adminTok, map[string]int{"unattended_seconds": 5}); r.status != 400 ||
+		!strings.Contains(r.raw, "unattended") {
+		t.Errorf("too short an unattended timeout: %d %s", r.status, r.raw)
 	}
 }
