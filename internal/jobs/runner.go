@@ -125,7 +125,7 @@ func (r *Runner) Enqueue(ctx context.Context, j Job) (int64, error) {
 	// A conflicting job can finish between the insert and the lookup; then the insert is tried again.
 	for range 3 {
 		var id int64
-		err := r.queryRow(ctx, insert, j.Kind, string(j.Args), j.TenantID, key, runAt.UnixMicro(), attempts, now.UnixMicro()).Scan(&id)
+		err := r.stmts.QueryRow(ctx, r.db, insert, j.Kind, string(j.Args), j.TenantID, key, runAt.UnixMicro(), attempts, now.UnixMicro()).Scan(&id)
 		if err == nil {
 			if !runAt.After(now.Add(r.cfg.PollInterval)) {
 				r.nudge()
@@ -135,7 +135,7 @@ func (r *Runner) Enqueue(ctx context.Context, j Job) (int64, error) {
 		if !errors.Is(err, sql.ErrNoRows) {
 			return 0, fmt.Errorf("enqueue %s: %w", j.Kind, err)
 		}
-		err = r.queryRow(ctx, r.q(`SELECT id FROM jobs WHERE tenant_id = ? AND unique_key = ? AND state IN ('pending', 'running')`),
+		err = r.stmts.QueryRow(ctx, r.db, r.q(`SELECT id FROM jobs WHERE tenant_id = ? AND unique_key = ? AND state IN ('pending', 'running')`),
 			j.TenantID, j.UniqueKey).Scan(&id)
 		if err == nil {
 			return id, nil
@@ -159,37 +159,16 @@ func (r *Runner) Schedule(ctx context.Context, kind string, args any, at time.Ti
 	return err
 }
 
-func (r *Runner) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	if st := r.stmts.Get(ctx, r.db, q); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return r.db.ExecContext(ctx, q, args...)
-}
-
-func (r *Runner) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	if st := r.stmts.Get(ctx, r.db, q); st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	return r.db.QueryContext(ctx, q, args...)
-}
-
-func (r *Runner) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	if st := r.stmts.Get(ctx, r.db, q); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	return r.db.QueryRowContext(ctx, q, args...)
-}
-
 // Cancel implements Queue.
 func (r *Runner) Cancel(ctx context.Context, id int64) error {
-	res, err := r.exec(ctx, r.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, locked_by = ''
+	res, err := r.stmts.Exec(ctx, r.db, r.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, locked_by = ''
 		WHERE id = ? AND state IN ('pending', 'running')`), r.now().UnixMicro(), id)
 	if err != nil {
 		return fmt.Errorf("cancel job %d: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		var one int
-		err := r.queryRow(ctx, r.q(`SELECT 1 FROM jobs WHERE id = ?`), id).Scan(&one)
+		err := r.stmts.QueryRow(ctx, r.db, r.q(`SELECT 1 FROM jobs WHERE id = ?`), id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -204,7 +183,7 @@ func (r *Runner) Cancel(ctx context.Context, id int64) error {
 
 // CancelKey implements Queue.
 func (r *Runner) CancelKey(ctx context.Context, tenantID, uniqueKey string) error {
-	rows, err := r.query(ctx, r.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, locked_by = ''
+	rows, err := r.stmts.Query(ctx, r.db, r.q(`UPDATE jobs SET state = 'cancelled', finished_at = ?, locked_by = ''
 		WHERE tenant_id = ? AND unique_key = ? AND state IN ('pending', 'running') RETURNING id`),
 		r.now().UnixMicro(), tenantID, uniqueKey)
 	if err != nil {
@@ -246,7 +225,7 @@ func (r *Runner) Get(ctx context.Context, id int64) (*Info, error) {
 		runAt, createdAt, finishedAt int64
 		state                        string
 	)
-	err := r.queryRow(ctx, r.q(`SELECT id, kind, args, tenant_id, unique_key, state, run_at, attempt, max_attempts,
+	err := r.stmts.QueryRow(ctx, r.db, r.q(`SELECT id, kind, args, tenant_id, unique_key, state, run_at, attempt, max_attempts,
 		last_error, created_at, finished_at FROM jobs WHERE id = ?`), id).Scan(
 		&in.ID, &in.Kind, &args, &in.TenantID, &key, &state, &runAt, &in.Attempt, &in.MaxAttempts,
 		&in.LastError, &createdAt, &finishedAt)
@@ -323,7 +302,7 @@ func (r *Runner) claim(ctx context.Context, limit int) ([]*Job, error) {
 	} else {
 		args = append(append([]any{r.id, now.Add(r.lease).UnixMicro(), now.UnixMicro()}, kindArgs...), limit)
 	}
-	rows, err := r.query(ctx, r.q(query), args...)
+	rows, err := r.stmts.Query(ctx, r.db, r.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
 	}
@@ -364,7 +343,7 @@ func (r *Runner) rescue(ctx context.Context, everyone bool) (int64, error) {
 	if everyone {
 		cond, args = ``, []any{now}
 	}
-	res, err := r.exec(ctx, r.q(`UPDATE jobs SET
+	res, err := r.stmts.Exec(ctx, r.db, r.q(`UPDATE jobs SET
 		state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'pending' END,
 		finished_at = CASE WHEN attempt >= max_attempts THEN CAST(? AS BIGINT) ELSE 0 END,
 		last_error = 'interrupted: the worker holding the job stopped', locked_by = ''
@@ -476,7 +455,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, oc outcome, runErr error) e
 		query, args = `UPDATE jobs SET state = 'pending', run_at = ?, attempt = attempt - 1, last_error = '', locked_by = ''`+mine,
 			[]any{now.Add(s.after).UnixMicro()}
 	}
-	if _, err := r.exec(ctx, r.q(query), append(args, j.ID, r.id)...); err != nil {
+	if _, err := r.stmts.Exec(ctx, r.db, r.q(query), append(args, j.ID, r.id)...); err != nil {
 		return fmt.Errorf("finish job %d: %w", j.ID, err)
 	}
 	return nil
@@ -661,7 +640,7 @@ func (r *Runner) nextDue(ctx context.Context) (time.Time, bool, error) {
 	}
 	filter, args := kindFilter(kinds)
 	var next sql.NullInt64
-	if err := r.queryRow(ctx, r.q(`SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND `+filter), args...).Scan(&next); err != nil {
+	if err := r.stmts.QueryRow(ctx, r.db, r.q(`SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND `+filter), args...).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due job: %w", err)
 	}
 	return fromMicro(next.Int64), next.Valid, nil
@@ -670,7 +649,7 @@ func (r *Runner) nextDue(ctx context.Context) (time.Time, bool, error) {
 // prune deletes jobs finished longer than Retention ago.
 func (r *Runner) prune(ctx context.Context) error {
 	cutoff := r.now().Add(-r.cfg.Retention).UnixMicro()
-	if _, err := r.exec(ctx, r.q(`DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND finished_at < ?`), cutoff); err != nil {
+	if _, err := r.stmts.Exec(ctx, r.db, r.q(`DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND finished_at < ?`), cutoff); err != nil {
 		return fmt.Errorf("prune jobs: %w", err)
 	}
 	return nil
@@ -681,7 +660,7 @@ func (r *Runner) prune(ctx context.Context) error {
 func (r *Runner) Lag(ctx context.Context) (time.Duration, error) {
 	now := r.now()
 	var oldest sql.NullInt64
-	if err := r.queryRow(ctx, r.q(`SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at <= ?`), now.UnixMicro()).Scan(&oldest); err != nil {
+	if err := r.stmts.QueryRow(ctx, r.db, r.q(`SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at <= ?`), now.UnixMicro()).Scan(&oldest); err != nil {
 		return 0, fmt.Errorf("job queue lag: %w", err)
 	}
 	if !oldest.Valid {

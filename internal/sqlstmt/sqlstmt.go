@@ -69,3 +69,27 @@ func (c *Cache) Forget(db *sql.DB) {
 		}
 	}
 }
+
+// Exec runs q on db, prepared from the cache when it can be.
+func (c *Cache) Exec(ctx context.Context, db *sql.DB, q string, args ...any) (sql.Result, error) {
+	if st := c.Get(ctx, db, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return db.ExecContext(ctx, q, args...)
+}
+
+// Query runs q on db, prepared from the cache when it can be.
+func (c *Cache) Query(ctx context.Context, db *sql.DB, q string, args ...any) (*sql.Rows, error) {
+	if st := c.Get(ctx, db, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return db.QueryContext(ctx, q, args...)
+}
+
+// QueryRow runs q on db, prepared from the cache when it can be.
+func (c *Cache) QueryRow(ctx context.Context, db *sql.DB, q string, args ...any) *sql.Row {
+	if st := c.Get(ctx, db, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return db.QueryRowContext(ctx, q, args...)
+}

@@ -242,27 +242,15 @@ func (s scope) q(query string) string {
 }
 
 func (s scope) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	q := s.q(query)
-	if st := s.stmts.Get(ctx, s.db, q); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return s.db.ExecContext(ctx, q, args...)
+	return s.stmts.Exec(ctx, s.db, s.q(query), args...)
 }
 
 func (s scope) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q := s.q(query)
-	if st := s.stmts.Get(ctx, s.db, q); st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	return s.db.QueryContext(ctx, q, args...)
+	return s.stmts.Query(ctx, s.db, s.q(query), args...)
 }
 
 func (s scope) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	q := s.q(query)
-	if st := s.stmts.Get(ctx, s.db, q); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	return s.db.QueryRowContext(ctx, q, args...)
+	return s.stmts.QueryRow(ctx, s.db, s.q(query), args...)
 }
 
 // sharedScope is the shared schema (tenants, users, API keys, the platform audit chain).
