@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,6 +55,8 @@ type Deps struct {
 	Version   string
 	// TrustProxy makes X-Forwarded-For the client address (behind a gateway such as Kong).
 	TrustProxy bool
+	// Console is the built web console served at / (nil serves none).
+	Console fs.FS
 }
 
 // Server is the HTTP API.
@@ -93,6 +96,13 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.OpenAPI())
 	})
+	if d.Console != nil {
+		if h, err := s.consoleHandler(d.Console); err != nil {
+			s.log.Error("console not served", slog.String("error", err.Error()))
+		} else {
+			s.mux.Handle("GET /", h)
+		}
+	}
 	return s
 }
 
