@@ -93,6 +93,7 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.OpenAPI())
 	})
+	s.mux.HandleFunc(apiFallbackPattern, s.apiFallback)
 	return s
 }
 
@@ -118,10 +119,7 @@ func (s *Server) Handler() http.Handler {
 					s.writeError(rec, r, errs.New(errs.Internal, "internal error"))
 				}
 			}
-			route := r.Pattern
-			if route == "" {
-				route = "unmatched"
-			}
+			route := routeLabel(r.Pattern)
 			elapsed := time.Since(start)
 			s.reqs.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
 			s.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
