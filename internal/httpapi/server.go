@@ -100,9 +100,11 @@ func New(d Deps) *Server {
 		if h, err := s.consoleHandler(d.Console); err != nil {
 			s.log.Error("console not served", slog.String("error", err.Error()))
 		} else {
-			s.mux.Handle("GET /", h)
+			// "/" rather than "GET /": a method-qualified catch-all would conflict with the /api/ fallback.
+			s.mux.Handle("/", consoleMethods(h))
 		}
 	}
+	s.mux.HandleFunc(apiFallbackPattern, s.apiFallback)
 	return s
 }
 
@@ -128,10 +130,7 @@ func (s *Server) Handler() http.Handler {
 					s.writeError(rec, r, errs.New(errs.Internal, "internal error"))
 				}
 			}
-			route := r.Pattern
-			if route == "" {
-				route = "unmatched"
-			}
+			route := routeLabel(r.Pattern)
 			elapsed := time.Since(start)
 			s.reqs.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
 			s.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
