@@ -45,7 +45,9 @@ func TestSMSAnswerReturnsAtOnce(t *testing.T) {
 	if esc := f.do("GET", "/api/v1/comm/escalations/"+id, f.tok, nil); esc.body["status"] != "answered" || esc.body["answered_channel"] != "sms" {
 		t.Errorf("escalation when the answer returned: %s", esc.raw)
 	}
-	f.waitSession(t, sid, func(s *agent.Session) bool { return s.Status == agent.StatusCompleted || s.Status == agent.StatusFailed })
+	f.waitSession(t, sid, func(s *agent.Session) bool {
+		return s.Status == agent.StatusCompleted || s.Status == agent.StatusFailed
+	})
 	if _, err := os.Stat(done); err != nil {
 		t.Errorf("the approved command did not complete: %v", err)
 	}

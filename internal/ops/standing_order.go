@@ -110,10 +110,10 @@ type EscalationRule struct {
 
 // Allowed values.
 var (
-	TriggerKinds  = []string{"cron", "event", "threshold", "manual"}
-	EventTypes    = []string{"alert_fired", "alert_resolved", "deployment_completed", "server_unreachable", "check_failed"}
-	Operators     = []string{">", ">=", "<", "<=", "==", "!="}
-	MetricTypes   = []string{"cpu_usage", "memory_usage", "disk_usage", "load_1m", "load_5m", "network_in", "network_out"}
+	TriggerKinds = []string{"cron", "event", "threshold", "manual"}
+	EventTypes   = []string{"alert_fired", "alert_resolved", "deployment_completed", "server_unreachable", "check_failed"}
+	Operators    = []string{">", ">=", "<", "<=", "==", "!="}
+	MetricTypes  = []string{"cpu_usage", "memory_usage", "disk_usage", "load_1m", "load_5m", "network_in", "network_out"}
 	// Channels of escalation rules; "im" is whichever instant messenger the tenant has (Telegram, WeCom).
 	Channels   = []string{"app", "push", "sms", "phone", "email", "telegram", "wecom", "im", "all"}
 	Priorities = []string{"info", "warning", "critical", "fatal"}
@@ -122,9 +122,9 @@ var (
 	// channelAliases and priorityAliases map the vocabulary of the design's draft format to IT0's names.
 	channelAliases  = map[string]string{"voice_call": "phone", "voice": "phone", "call": "phone", "text": "sms"}
 	priorityAliases = map[string]string{"urgent": "fatal", "high": "critical", "normal": "warning", "low": "info"}
-	OrderStatuses = []string{"active", "paused", "archived"}
-	orderNameRe   = regexp.MustCompile(`^\S.{0,199}$`)
-	standingIDRe  = regexp.MustCompile(`^SO-\d{8}-\d{3,}$`)
+	OrderStatuses   = []string{"active", "paused", "archived"}
+	orderNameRe     = regexp.MustCompile(`^\S.{0,199}$`)
+	standingIDRe    = regexp.MustCompile(`^SO-\d{8}-\d{3,}$`)
 )
 
 // ValidStandingOrderID reports whether id has the form SO-YYYYMMDD-NNN.
