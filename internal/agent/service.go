@@ -41,6 +41,8 @@ type AuditLog interface {
 // Classifier is the command guard.
 type Classifier interface {
 	Classify(ctx context.Context, command string) guard.Verdict
+	// ClassifyTargets also weighs the servers the command runs on (blast radius).
+	ClassifyTargets(ctx context.Context, command string, targets []guard.Target) guard.Verdict
 }
 
 // Config tunes the agent service.
@@ -1271,7 +1273,7 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	if err := json.Unmarshal(a.ToolInput, &in); err != nil {
 		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
 	}
-	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
+	return s.execTool(revealContext(ctx, a), sess.ID, in, guard.Level(a.RiskLevel))
 }
 
 // InterruptedRuns repairs the sessions that were running when the process stopped. A run cut off while it
