@@ -79,6 +79,8 @@ type App struct {
 	listener net.Listener
 	// Addr is the address the API listens on, once started.
 	Addr string
+	// MetricsAddr is the address /metrics listens on when IT0_METRICS_ADDR is set, once started.
+	MetricsAddr string
 	// Version is reported by /healthz and the OpenAPI document.
 	Version string
 }
@@ -364,10 +366,14 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
 	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Registry: a.registry, Logger: a.log,
-		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Ready: map[string]httpapi.Pinger{"database": a.Store}})
+		Version: a.Version, TrustProxy: a.cfg.TrustProxy, MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: map[string]httpapi.Pinger{"database": a.Store}})
+	stopMetrics, err := a.serveMetrics()
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+		return nil, errors.Join(fmt.Errorf("listen on %s: %w", a.cfg.Addr, err), stopMetrics(ctx))
 	}
 	a.listener = ln
 	a.Addr = ln.Addr().String()
@@ -377,7 +383,7 @@ func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) 
 	go func() { done <- srv.Serve(ln) }()
 	a.log.Info("listening", slog.String("addr", a.Addr), slog.String("storage", string(a.Store.Dialect())))
 	return func(ctx context.Context) error {
-		err := srv.Shutdown(ctx)
+		err := errors.Join(srv.Shutdown(ctx), stopMetrics(ctx))
 		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}

@@ -26,6 +26,7 @@ type Config struct {
 	TokenTTL       time.Duration
 	PublicURL      string
 	TrustProxy     bool
+	MetricsAddr    string // serve /metrics here instead of on Addr (IT0_METRICS_ADDR)
 	BootstrapEmail string
 	BootstrapPass  string
 
@@ -64,6 +65,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	env := func(name, def string) string { return cmp.Or(getenv(name), def) }
 	fs.StringVar(&c.Addr, "addr", env("IT0_ADDR", "127.0.0.1:8000"), "listen address (IT0_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", getenv("IT0_METRICS_ADDR"), "serve /metrics on this address instead of the API's, e.g. 127.0.0.1:9090 (IT0_METRICS_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", env("IT0_DATA_DIR", "./it0-data"), "directory for embedded SQLite data (IT0_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", getenv("IT0_DATABASE_URL"), "PostgreSQL URL; empty = embedded SQLite (IT0_DATABASE_URL)")
 	fs.StringVar(&c.Target, "target", env("IT0_TARGET", "all"), "comma-separated modules to run (IT0_TARGET); see -list-targets")

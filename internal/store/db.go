@@ -98,8 +98,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if cfg.DataDir == "" {
 			return nil, errors.New("open store: data dir is empty")
 		}
-		if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tenants"), 0o700); err != nil {
-			return nil, fmt.Errorf("open store: %w", err)
+		for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "tenants")} {
+			if err := privateDir(dir); err != nil {
+				return nil, fmt.Errorf("open store: %w", err)
+			}
 		}
 		db.shared, err = openSQLite(filepath.Join(cfg.DataDir, "shared.db"))
 	}
@@ -166,6 +168,9 @@ func sqliteDSN(path string) string {
 }
 
 func openSQLite(path string) (*sql.DB, error) {
+	if err := privateDBFile(path); err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
 		return nil, err
