@@ -149,13 +149,14 @@ func (a *App) initStore(ctx context.Context) (func(context.Context) error, error
 	return func(context.Context) error { return db.Close() }, nil
 }
 
-func (a *App) initAudit(context.Context) (func(context.Context) error, error) {
+func (a *App) initAudit(ctx context.Context) (func(context.Context) error, error) {
 	l, err := audit.New(a.Store, []byte(a.cfg.AuditKey), nil)
 	if err != nil {
 		return nil, err
 	}
 	a.Audit = l
-	return nil, nil
+	// Detached from the start-up ctx on purpose: the loop lives until the module is stopped.
+	return a.logAuditHeads(context.WithoutCancel(ctx)), nil
 }
 
 func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error) {

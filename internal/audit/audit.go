@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -84,6 +85,14 @@ func HeadMAC(key []byte, chain string, seq int64, hash []byte) []byte {
 	m.Write(n[:])
 	m.Write(hash)
 	return m.Sum(nil)
+}
+
+// KeyFingerprint names a key without revealing it: the first 8 bytes of an HMAC of a fixed label, in hex.
+// `it0 audit verify` prints it so an operator can tell which key checked the chains.
+func KeyFingerprint(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("it0 audit key fingerprint v1"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
 // Actor is who did something, carried in the context so every layer can record it.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/privfile"
 	"github.com/it0/it0/internal/sqlstmt"
 	"github.com/it0/it0/internal/tenant"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -99,7 +100,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, errors.New("open store: data dir is empty")
 		}
 		for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "tenants")} {
-			if err := privateDir(dir); err != nil {
+			if err := privfile.Dir(dir); err != nil {
 				return nil, fmt.Errorf("open store: %w", err)
 			}
 		}
@@ -168,7 +169,7 @@ func sqliteDSN(path string) string {
 }
 
 func openSQLite(path string) (*sql.DB, error) {
-	if err := privateDBFile(path); err != nil {
+	if err := privfile.SQLite(path); err != nil {
 		return nil, err
 	}
 	db, err := sql.Open("sqlite", sqliteDSN(path))
