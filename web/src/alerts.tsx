@@ -34,7 +34,8 @@ export function startFeed(): () => void {
       }
       if (!e || e.type === 'hello' || typeof e.text !== 'string') return;
       feed.update((f) => [e, ...f].slice(0, 50));
-      if (e.type === 'escalation' || e.data?.kind === 'escalation') urgent.set(e);
+      // Only an escalation takes the screen; an approval notice waits in the feed (its card is in the chat).
+      if (e.data?.kind === 'escalation' || (e.type === 'escalation' && !e.data?.kind)) urgent.set(e);
       if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
         new Notification(e.subject || 'IT0', { body: e.text.slice(0, 200), tag: 'it0-' + (e.data?.approval_id ?? e.seq) });
       }
@@ -51,7 +52,8 @@ export function AlertFeed() {
   return (
     <div class="feed">
       <button type="button" aria-expanded={open} onClick={() => setOpen(!open)} aria-label={t('alert.feed')}>
-        🔔{items.length > 0 && <span class="count">{items.length}</span>}
+        <BellIcon />
+        {items.length > 0 && <span class="count">{items.length}</span>}
       </button>
       {open && (
         <ul class="feed-list" role="list">
@@ -128,5 +130,14 @@ export function EscalationOverlay() {
         <ErrorBox error={err} />
       </div>
     </div>
+  );
+}
+
+function BellIcon() {
+  return (
+    <svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+      <path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9" />
+      <path d="M13.7 21a2 2 0 0 1-3.4 0" />
+    </svg>
   );
 }

@@ -143,7 +143,7 @@ export function canDecide(level: number): boolean {
   return level >= 2 ? can('approve') : can('approve_l1');
 }
 
-export function ApprovalCard({ a, onDecided, children }: { a: Approval; onDecided?: (a: Approval) => void; children?: ComponentChildren }) {
+export function ApprovalCard({ a, onDecided, children, approveLabel }: { a: Approval; onDecided?: (a: Approval) => void; children?: ComponentChildren; approveLabel?: string }) {
   useT();
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
@@ -176,7 +176,7 @@ export function ApprovalCard({ a, onDecided, children }: { a: Approval; onDecide
           <div class="decide">
             <input aria-label={t('approval.reason')} placeholder={t('approval.reason')} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
             <button type="button" class="primary" disabled={busy} onClick={() => decide(true)}>
-              {t('approval.approve')}
+              {approveLabel ?? t('approval.approve')}
             </button>
             <button type="button" class="danger" disabled={busy} onClick={() => decide(false)}>
               {t('approval.reject')}

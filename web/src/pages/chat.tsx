@@ -232,7 +232,8 @@ function ToolCall({ it, approval, onDecided, onEdit }: { it: ToolItem; approval?
   return (
     <div class="tool" data-tool={it.tool}>
       <div class="tool-head">
-        <RiskBadge level={it.risk ?? (it.approvalId ? undefined : it.tool === 'run_command' ? 0 : undefined)} />
+        {/* A command that ran without an approval passed the guard as L0. */}
+        <RiskBadge level={it.risk ?? (it.done && !it.isError && it.tool === 'run_command' ? 0 : undefined)} />
         <span class="tool-name">{it.tool}</span>
         {it.server && <span class="server">@{it.server}</span>}
         {!it.done && !it.approvalId && <span class="muted small">{t('tool.running')}</span>}
@@ -249,7 +250,7 @@ function ToolCall({ it, approval, onDecided, onEdit }: { it: ToolItem; approval?
       )}
       {a &&
         (isDraft ? (
-          <ApprovalCard a={a} onDecided={onDecided}>
+          <ApprovalCard a={a} onDecided={onDecided} approveLabel={t('draft.confirm')}>
             <div class="draft-actions">
               {a.status === 'pending' && (
                 <button type="button" class="link" onClick={onEdit}>

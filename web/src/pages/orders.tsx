@@ -239,7 +239,8 @@ function OrderEdit({ o, onSaved }: { o: Order; onSaved: () => void }) {
       setErr(x as ApiError);
     }
   };
-  const at = (f: string) => (err?.field && (err.field === f || err.field.endsWith('.' + f.split('.').pop()!)) ? err.message : undefined);
+  // The API names a bad field by JSON pointer (/trigger/cron_expression).
+  const at = (f: string) => (err?.field && err.field.replace(/^\//, '').replace(/\//g, '.') === f ? err.message : undefined);
   return (
     <form class="card form" onSubmit={save}>
       <Field label={t('common.name')} error={at('name')}>

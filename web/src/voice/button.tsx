@@ -125,7 +125,7 @@ export function VoiceButton({ sessionId, approvalId }: { sessionId: string; appr
   return (
     <span class="voice">
       <button type="button" class={on ? 'danger' : ''} aria-pressed={on} onClick={() => (on ? stop.current?.() : start())} title={on ? t('voice.stop') : t('voice.start')}>
-        {on ? '■ ' + t('voice.stop') : '🎤 ' + t('voice.start')}
+        {on ? t('voice.stop') : t('voice.start')}
       </button>
       {state && <span class="muted small">{t(('voice.' + state) as any) || state}</span>}
       {err && (
