@@ -51,8 +51,8 @@ type Utterance struct {
 
 // Brain answers the person: the agent of a session, or an escalation's question.
 type Brain interface {
-	// Greeting is said when the stream starts ("" listens first).
-	Greeting(ctx context.Context) (string, error)
+	// Greeting is said when the stream starts ("" listens first); end hangs up after it.
+	Greeting(ctx context.Context) (text string, end bool, err error)
 	// Turn answers u, calling say with each piece of the reply as it is ready (sentences are spoken as
 	// soon as they are complete). end ends the conversation once the reply has been spoken.
 	Turn(ctx context.Context, u Utterance, say func(text string)) (end bool, err error)
@@ -236,6 +236,15 @@ func (c *Conversation) maybeBargeIn() {
 	if at := c.clipAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < c.cfg.EchoGuard {
 		return // most likely our own voice coming back
 	}
+	c.interrupt()
+}
+
+// interrupt stops the agent's speech: queued and playing sentences are dropped and the far end clears
+// what it has buffered.
+func (c *Conversation) interrupt() {
+	if !c.Speaking() {
+		return
+	}
 	c.gen.Add(1)
 	c.cancelMu.Lock()
 	c.cancel()
@@ -283,7 +292,7 @@ func (c *Conversation) Run(ctx context.Context) error {
 // turns is the turn loop: greet, then answer each utterance (or silence) in order.
 func (c *Conversation) turns(ctx context.Context) error {
 	turn := 0
-	greeting, err := c.cfg.Brain.Greeting(ctx)
+	greeting, end, err := c.cfg.Brain.Greeting(ctx)
 	if err != nil {
 		return fmt.Errorf("greeting: %w", err)
 	}
@@ -293,6 +302,10 @@ func (c *Conversation) turns(ctx context.Context) error {
 		if err := c.waitPlayed(ctx, turn); err != nil {
 			return err
 		}
+	}
+	if end {
+		c.hangup(ctx)
+		return ErrHangup
 	}
 	c.control(Control{Type: "state", State: StateListening})
 	for {

@@ -26,7 +26,9 @@ func (t *toneTTS) Synthesize(ctx context.Context, text, lang string) ([]int16, e
 }
 
 // lenSTT "recognises" an utterance by its length: the test decides what each length means.
-type lenSTT struct{ text func(audio []int16) (string, error) }
+type lenSTT struct {
+	text func(audio []int16) (string, error)
+}
 
 func (s lenSTT) Transcribe(ctx context.Context, audio []int16, lang string) (string, error) {
 	return s.text(audio)
@@ -39,7 +41,7 @@ type scriptBrain struct {
 	heard    []Utterance
 }
 
-func (b *scriptBrain) Greeting(context.Context) (string, error) { return b.greeting, nil }
+func (b *scriptBrain) Greeting(context.Context) (string, bool, error) { return b.greeting, false, nil }
 
 func (b *scriptBrain) Turn(ctx context.Context, u Utterance, say func(string)) (bool, error) {
 	b.mu.Lock()
@@ -53,7 +55,7 @@ func (b *scriptBrain) Turn(ctx context.Context, u Utterance, say func(string)) (
 	return false, nil
 }
 
-type journal struct {
+type testJournal struct {
 	mu     sync.Mutex
 	user   []string
 	agent  []string
@@ -61,19 +63,19 @@ type journal struct {
 	errors []string
 }
 
-func (j *journal) User(_ context.Context, text string, _ Timings) {
+func (j *testJournal) User(_ context.Context, text string, _ Timings) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.user = append(j.user, text)
 }
 
-func (j *journal) Agent(_ context.Context, text string, interrupted bool, _ Timings) {
+func (j *testJournal) Agent(_ context.Context, text string, interrupted bool, _ Timings) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.agent, j.cut = append(j.agent, text), append(j.cut, interrupted)
 }
 
-func (j *journal) Failure(_ context.Context, stage string, err error) {
+func (j *testJournal) Failure(_ context.Context, stage string, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.errors = append(j.errors, stage+": "+err.Error())
@@ -150,7 +152,7 @@ func silence(ms int) []int16 { return make([]int16, ms*SampleRate/1000) }
 
 func TestConversationBargeIn(t *testing.T) {
 	t.Parallel()
-	out, j := newRecorder(), &journal{}
+	out, j := newRecorder(), &testJournal{}
 	brain := &scriptBrain{greeting: "this greeting is long enough to be interrupted by the person on the line for sure"}
 	stt := lenSTT{text: func(a []int16) (string, error) {
 		if len(a) > SampleRate { // over a second: the long answer
@@ -196,7 +198,7 @@ func TestConversationBargeIn(t *testing.T) {
 
 func TestConversationEchoGuard(t *testing.T) {
 	t.Parallel()
-	out, j := newRecorder(), &journal{}
+	out, j := newRecorder(), &testJournal{}
 	brain := &scriptBrain{greeting: "hello there"}
 	stt := lenSTT{text: func([]int16) (string, error) { return "bye", nil }}
 	// Ensure an onset inside the echo guard does not cut the agent off.
@@ -218,7 +220,7 @@ func TestConversationSilence(t *testing.T) {
 	t.Parallel()
 	brain := &scriptBrain{greeting: "hello there"}
 	// Ensure nobody speaking after the greeting reaches the brain as silence.
-	c := NewConversation(ConversationConfig{STT: lenSTT{}, TTS: &toneTTS{}, Brain: brain, Journal: &journal{}, Out: newRecorder(),
+	c := NewConversation(ConversationConfig{STT: lenSTT{}, TTS: &toneTTS{}, Brain: brain, Journal: &testJournal{}, Out: newRecorder(),
 		SilenceTimeout: 50 * time.Millisecond})
 	if err := c.Run(context.Background()); !errors.Is(err, ErrHangup) {
 		t.Fatalf("Run = %v", err)
@@ -233,7 +235,7 @@ func TestConversationSpeechFailures(t *testing.T) {
 	t.Run("TTSDown", func(t *testing.T) {
 		t.Parallel()
 		// Ensure a TTS that fails twice in a row ends the conversation with ErrSpeechFailed, journaled.
-		j := &journal{}
+		j := &testJournal{}
 		brain := &scriptBrain{greeting: "one. two. three."}
 		c := NewConversation(ConversationConfig{STT: lenSTT{}, TTS: &toneTTS{fail: true}, Brain: brain, Journal: j, Out: newRecorder()})
 		if err := c.Run(context.Background()); !errors.Is(err, ErrSpeechFailed) {
@@ -246,9 +248,11 @@ func TestConversationSpeechFailures(t *testing.T) {
 	t.Run("STTDown", func(t *testing.T) {
 		t.Parallel()
 		// Ensure a failed transcription reaches the brain as Failed, never as words.
-		j, out := &journal{}, newRecorder()
+		j, out := &testJournal{}, newRecorder()
 		brain := &scriptBrain{}
-		stt := lenSTT{text: func([]int16) (string, error) { return "", &SpeechError{Engine: "stt", Status: 503, Err: errors.New("busy")} }}
+		stt := lenSTT{text: func([]int16) (string, error) {
+			return "", &SpeechError{Engine: "stt", Status: 503, Err: errors.New("busy")}
+		}}
 		c := NewConversation(ConversationConfig{STT: stt, TTS: &toneTTS{}, Brain: brain, Journal: j, Out: out})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
