@@ -56,6 +56,7 @@ func (b *scriptBrain) Turn(ctx context.Context, u Utterance, say func(string)) (
 }
 
 type testJournal struct {
+	said   chan struct{} // signalled on each agent line, when made
 	mu     sync.Mutex
 	user   []string
 	agent  []string
@@ -73,6 +74,9 @@ func (j *testJournal) Agent(_ context.Context, text string, interrupted bool, _ 
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.agent, j.cut = append(j.agent, text), append(j.cut, interrupted)
+	if j.said != nil {
+		j.said <- struct{}{}
+	}
 }
 
 func (j *testJournal) Failure(_ context.Context, stage string, err error) {
@@ -152,7 +156,7 @@ func silence(ms int) []int16 { return make([]int16, ms*SampleRate/1000) }
 
 func TestConversationBargeIn(t *testing.T) {
 	t.Parallel()
-	out, j := newRecorder(), &testJournal{}
+	out, j := newRecorder(), &testJournal{said: make(chan struct{}, 8)}
 	brain := &scriptBrain{greeting: "this greeting is long enough to be interrupted by the person on the line for sure"}
 	stt := lenSTT{text: func(a []int16) (string, error) {
 		if len(a) > SampleRate { // over a second: the long answer
@@ -170,11 +174,13 @@ func TestConversationBargeIn(t *testing.T) {
 	c.Feed(silence(200))
 	c.Feed(speech(300))
 	waitFor(t, out.cleared, "clear after barge-in")
-	// Ensure the output stops: at most one frame already on its way after the clear.
-	c.Feed(silence(600)) // ends the utterance "hello"
+	// Ensure the output stops: once the player has dropped the greeting, at most one frame (already on
+	// its way when the clear went out) followed the clear.
+	waitFor(t, j.said, "the cut greeting in the journal")
 	if n := out.after("clear"); n > 1 {
 		t.Fatalf("%d frames sent after clear", n)
 	}
+	c.Feed(silence(600)) // ends the utterance "hello"
 	// The reply to "hello" plays; then a long utterance says bye.
 	waitFor(t, out.audio, "reply audio")
 	c.Feed(speech(1200))
