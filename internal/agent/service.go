@@ -16,6 +16,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -603,7 +604,7 @@ func (s *Service) forgetSeq(sessionID string) {
 // the request, so it survives the request and is cancelled by Cancel or Close.
 func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, prompt string, pending []PendingResult) {
 	tid, _ := tenant.ID(ctx)
-	runCtx, cancel := context.WithCancel(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid))
+	runCtx, cancel := context.WithCancel(logging.WithSessionID(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid), sess.ID))
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		runCtx = auth.WithPrincipal(runCtx, p)
 	}
