@@ -11,6 +11,7 @@ import (
 
 	"github.com/it0/it0/internal/app"
 	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -40,10 +41,11 @@ func newLogger(cfg app.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	// logging.New stamps each …Context record with the tenant, request and agent session it belongs to.
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return logging.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return logging.New(slog.NewJSONHandler(w, opts))
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -608,7 +609,7 @@ func (s *Service) forgetSeq(sessionID string) {
 // the run, never in the request that decided it.
 func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, prompt string, answers []Approval) {
 	tid, _ := tenant.ID(ctx)
-	runCtx, cancel := context.WithCancel(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid))
+	runCtx, cancel := context.WithCancel(logging.WithSessionID(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid), sess.ID))
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		runCtx = auth.WithPrincipal(runCtx, p)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -91,7 +92,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 	b.defaultID = res.Tenant.ID
 	b.auth, b.audit = svc, log
 	b.logs = &lockedBuffer{}
-	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := logging.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v, err := vault.New(vault.Config{MasterKey: vaulttest.MasterKey(t)}, db)
 	if err != nil {
 		t.Fatal(err)
