@@ -2,10 +2,6 @@ package redisbus_test
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -19,70 +15,14 @@ func TestRedis(t *testing.T) {
 	bustest.Run(t, func(tb testing.TB, cfg bus.Config) bus.Bus { return bustest.OpenRedis(tb, cfg) })
 }
 
-// redisServer is a redis-server of the test's own, persisting to an append-only file, so the test can
-// restart it.
-type redisServer struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is required under CI=true")
-		}
-		t.Skip("redis-server not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	s := &redisServer{t: t, port: port, dir: t.TempDir()}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	for range 200 {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port)); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.t.Fatal("redis-server did not start")
-}
-
-func (s *redisServer) kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		s.cmd = nil
-	}
-}
-
 // TestRestart: Redis is killed and restarted under a running consumer. Publishing fails while it is down
 // (the outbox keeps the event and publishes it later); the consumer reconnects by itself; every message
 // published before and after the restart is handled exactly once (the group and its acks persist in the
 // append-only file).
 func TestRestart(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
-	b, err := redisbus.New(srv.url(), bus.Config{ClaimIdle: 300 * time.Millisecond, Block: 100 * time.Millisecond})
+	srv := bustest.StartRedis(t)
+	b, err := redisbus.New(srv.URL(), bus.Config{ClaimIdle: 300 * time.Millisecond, Block: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,11 +66,11 @@ func TestRestart(t *testing.T) {
 			t.Fatalf("acks not stored: %+v %v", st, err)
 		}
 	}
-	srv.kill()
+	srv.Kill()
 	if _, err := b.Publish(ctx, "s", []byte("while down")); err == nil {
 		t.Fatal("publishing to a dead Redis succeeded")
 	}
-	srv.start()
+	srv.Start()
 	publish(10, 20)
 	collect(10)
 	for i := range 20 {
