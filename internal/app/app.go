@@ -330,10 +330,15 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
 		}
 	}
+	if err := a.repairApprovals(ctx); err != nil {
+		return nil, fmt.Errorf("repair approval timeouts: %w", err)
+	}
 	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go a.repairLoop(rctx)
+	return func(context.Context) error { stop(); return nil }, nil
 }
 
 // workspaceDir is tenant tid's Claude Code workspace.
