@@ -3,9 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/it0/it0/internal/agent"
 )
 
 // TestBadEnvRefusesToStart ensures `it0 serve` refuses unparsable IT0_* values, naming each variable
@@ -93,4 +99,39 @@ func TestSubcommandSettings(t *testing.T) {
 			t.Errorf("audit verify without its key: %v", err)
 		}
 	})
+}
+
+// TestDefaultEngineFallback ensures that with the default engine unconfigured (claude_api without a key)
+// new sessions use the first engine that can run (here a claude CLI), and that the engines list and the
+// log say so.
+func TestDefaultEngineFallback(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	claude := filepath.Join(dir, "claude")
+	if err := os.WriteFile(claude, []byte("#!/bin/sh\necho '2.1.332 (Claude Code)'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := serveInProcess(t, filepath.Join(dir, "data"), map[string]string{"IT0_BOOTSTRAP_ADMIN_PASSWORD": "first-password", "IT0_CLAUDE_PATH": claude})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := p.api(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@it0.local", "password": "first-password"})["access_token"].(string)
+	var engines []agent.EngineInfo
+	raw, _ := json.Marshal(p.api(t, "GET", "/api/v1/agent/engines", tok, nil)["items"])
+	json.Unmarshal(raw, &engines)
+	var active []string
+	for _, e := range engines {
+		if e.Active {
+			active = append(active, e.Name)
+			if !strings.Contains(e.Note, "default engine claude_api is unavailable") {
+				t.Errorf("note on %s = %q", e.Name, e.Note)
+			}
+		}
+	}
+	if !slices.Equal(active, []string{agent.EngineClaudeCode}) {
+		t.Fatalf("active engines = %v, want [claude_code_cli]: %s", active, raw)
+	}
+	if !strings.Contains(p.stderr.String(), `"msg":"default engine unavailable; using another"`) {
+		t.Errorf("no log line about the fallback:\n%s", p.stderr.String())
+	}
 }
