@@ -235,18 +235,12 @@ func (s *Service) Engines(ctx context.Context) ([]EngineInfo, error) {
 		if info.Active {
 			info.Note = note
 		}
-		e, ok := s.engines[name]
-		switch {
-		case !ok:
+		if _, ok := s.engines[name]; !ok {
 			info.Error = "not built into this process"
-		default:
-			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := e.Health(hctx); err != nil {
-				info.Error = err.Error()
-			} else {
-				info.Healthy = true
-			}
-			cancel()
+		} else if err := s.engineHealth(ctx, name); err != nil {
+			info.Error = err.Error()
+		} else {
+			info.Healthy = true
 		}
 		out = append(out, info)
 	}
@@ -311,9 +305,7 @@ func (s *Service) engine(ctx context.Context, name string) (Engine, error) {
 	if !ok {
 		return nil, errs.New(errs.Unavailable, "engine %s is not available in this process", name)
 	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := e.Health(hctx); err != nil {
+	if err := s.engineHealth(ctx, name); err != nil {
 		return nil, (&errs.Error{Code: errs.Unavailable, Message: "engine " + name + " is unavailable: " + err.Error()}).
 			WithHint("configure it (see .env.example) or switch engines with POST /api/v1/agent/engine")
 	}
