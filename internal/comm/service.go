@@ -68,6 +68,9 @@ type Config struct {
 		CheckSecret(token string) bool
 		AnswerCallback(ctx context.Context, callbackID, text string) error
 	}
+	// Route, when set, says how an unattended run's escalation goes and what it tells people (the
+	// standing order's escalation rules and policy); nil = the tenant's default policy and the request.
+	Route func(ctx context.Context, sess *agent.Session, a *agent.Approval) (Route, error)
 	// OnMessage, when set, is told each message's channel, direction and final status (metrics).
 	OnMessage func(channel, direction, status string)
 	Now       func() time.Time

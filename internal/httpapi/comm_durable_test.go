@@ -61,3 +61,87 @@ func TestSMSAnswerReturnsAtOnce(t *testing.T) {
 		t.Errorf("the command ran again: %v", recs)
 	}
 }
+
+// TestEscalationFollowsOrderRule: a standing order's run escalates naming the order's rule 1 (disk above
+// 95% → SMS, high): the escalation is critical and the primary gets an SMS at once — not only at the
+// default ladder's 5 minutes — that fits one segment and says which server, which order, what was found,
+// what is proposed, until when and how to answer. A run that names no rule follows the order's policy.
+func TestEscalationFollowsOrderRule(t *testing.T) {
+	t.Parallel()
+	f := newCommFixture(t, storetest.OpenSQLite)
+	cred := f.do("POST", "/api/v1/inventory/credentials", f.tok, map[string]string{"name": "k", "type": "ssh_key", "secret": newKeyPEM(t)})
+	if r := f.do("POST", "/api/v1/inventory/servers", f.tok, map[string]any{"name": "web-1", "host": "127.0.0.1", "port": 1,
+		"credential_id": cred.body["id"], "host_key_policy": "tofu"}); r.status != 201 {
+		t.Fatalf("server: %d %s", r.status, r.raw)
+	}
+	for k := range f.eng.byPrompt { // an order's run prompt names priorities such as "critical": only this test's scripts
+		delete(f.eng.byPrompt, k)
+	}
+	f.eng.byPrompt["disk-rule"] = []scriptStep{{"report_escalation",
+		`{"reason":"disk / at 97% on web-1","proposal":"delete rotated logs in /var/log/app","server":"web-1","rule":"1"}`}}
+	f.eng.byPrompt["no-rule"] = []scriptStep{{"report_escalation", `{"reason":"load is odd","proposal":"look at it"}`}}
+	order := func(prompt string) string {
+		r := f.do("POST", "/api/v1/ops/standing-orders", f.tok, map[string]any{"name": "disk guard",
+			"trigger": map[string]string{"type": "manual"}, "targets": map[string]any{"server_ids": []string{"web-1"}},
+			"agent_instructions": map[string]any{"prompt": prompt, "max_risk_level": 1},
+			"decision_boundary": map[string]any{"escalation_rules": []map[string]string{
+				{"condition": "disk above 95%", "channel": "sms", "priority": "high"},
+				{"condition": "a service is down", "channel": "voice_call", "priority": "urgent"}}},
+			"escalation_policy_id": "normal"})
+		if r.status != 201 {
+			t.Fatalf("order: %d %s", r.status, r.raw)
+		}
+		return r.body["id"].(string)
+	}
+	escalation := func(id string) map[string]any {
+		t.Helper()
+		r := f.do("POST", "/api/v1/ops/standing-orders/"+id+"/run", f.tok, nil)
+		if r.status != 201 {
+			t.Fatalf("run: %d %s", r.status, r.raw)
+		}
+		sid := r.body["session_id"].(string)
+		f.waitSession(t, sid, func(s *agent.Session) bool { return s.Status == agent.StatusAwaitingApproval })
+		for _, e := range f.do("GET", "/api/v1/comm/escalations", f.tok, nil).body["items"].([]any) {
+			if e.(map[string]any)["session_id"] == sid {
+				return e.(map[string]any)
+			}
+		}
+		t.Fatalf("no escalation for %s", sid)
+		return nil
+	}
+
+	id := order("disk-rule: check the disks")
+	esc := escalation(id)
+	if esc["severity"] != "critical" {
+		t.Errorf("severity: %v", esc["severity"])
+	}
+	f.due(t)
+	sms := f.prov.Sent("sms")
+	if len(sms) != 1 || sms[0].To != primaryPhone {
+		t.Fatalf("the rule's SMS at once: %+v", sms)
+	}
+	body := sms[0].Body
+	for _, want := range []string{"web-1", id, "disk / at 97% on web-1", "Proposed: delete rotated", "Reply Y " + esc["ref"].(string), "UTC"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("SMS lacks %q: %s", want, body)
+		}
+	}
+	if n := len([]rune(body)); n > 160 {
+		t.Errorf("SMS is %d characters, more than one segment: %s", n, body)
+	}
+	if calls := f.prov.Sent("phone"); len(calls) != 0 {
+		t.Errorf("a call before the ladder's 2 minutes: %+v", calls)
+	}
+	if au := f.do("GET", "/api/v1/audit/logs?action_type=escalation.started", f.tok, nil); !strings.Contains(au.raw, "disk above 95%") {
+		t.Errorf("the rule is not on record: %s", au.raw)
+	}
+	// Answer it, so the next run of the other order is the only open escalation.
+	if r := f.sms(t, primaryPhone, "N "+esc["ref"].(string), "SM-rule", commtest.TwilioToken); r.status != 200 {
+		t.Fatalf("answer: %d %s", r.status, r.raw)
+	}
+
+	// No rule named: the order's policy (normal = warning).
+	if esc := escalation(order("no-rule: check the load")); esc["severity"] != "warning" {
+		t.Errorf("without a rule: %v", esc["severity"])
+	}
+}

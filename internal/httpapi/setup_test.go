@@ -123,7 +123,7 @@ func (b *testBundle) serve(ag *agent.Service) {
 	ag.AddTools(orders)
 	ag.OnRunEnd(orders.OnSessionEnd)
 	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
-		Checks: b.newChecks(), Comm: b.newComm(ag),
+		Checks: b.newChecks(), Comm: b.newComm(ag, orders),
 		Version: "test", Logger: b.logger, Monitoring: b.newMonitoring(ag, orders)})
 	b.http = httptest.NewServer(b.srv.Handler())
 	b.t.Cleanup(b.http.Close)
