@@ -338,17 +338,13 @@ func (s *Service) Notify(ctx context.Context, n Notice) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	errc := make(chan error, len(contacts)*len(n.Channels))
+	errc := make(chan error, len(contacts))
 	for i := range contacts {
 		c := &contacts[i]
 		if !c.Enabled {
 			continue
 		}
-		for _, ch := range n.Channels {
-			m := &Message{Direction: Outbound, Channel: ch, ContactID: c.ID, Address: c.Address(ch), Subject: n.Subject, Body: n.Body,
-				IdempotencyKey: "notice:" + n.Key + ":" + c.ID + ":" + ch}
-			wg.Go(func() { errc <- s.deliver(ctx, m, s.noticeMessage(c, m)) })
-		}
+		wg.Go(func() { errc <- s.notifyContact(ctx, n, c) })
 	}
 	wg.Wait()
 	close(errc)
@@ -356,6 +352,63 @@ func (s *Service) Notify(ctx context.Context, n Notice) error {
 		list = append(list, err)
 	}
 	return errors.Join(list...)
+}
+
+// fallbackChannels are tried in order, for a notice that reached a contact on none of its channels.
+var fallbackChannels = []string{ChannelSMS, ChannelTelegram, ChannelWeCom, ChannelEmail}
+
+// notifyContact sends notice n to c on each of its channels at once. When none of them reaches c (no app
+// client connected, push not configured…), it falls back to the first other channel the tenant can send
+// on and c has an address for, and notes the fallback on the messages that failed: a report never reaches
+// nobody silently.
+func (s *Service) notifyContact(ctx context.Context, n Notice, c *Contact) error {
+	var wg sync.WaitGroup
+	msgs := make([]*Message, len(n.Channels))
+	errc := make(chan error, len(n.Channels))
+	for i, ch := range n.Channels {
+		m := &Message{Direction: Outbound, Channel: ch, ContactID: c.ID, Address: c.Address(ch), Subject: n.Subject, Body: n.Body,
+			IdempotencyKey: "notice:" + n.Key + ":" + c.ID + ":" + ch}
+		msgs[i] = m
+		wg.Go(func() { errc <- s.deliver(ctx, m, s.noticeMessage(c, m)) })
+	}
+	wg.Wait()
+	close(errc)
+	var list []error
+	for err := range errc {
+		list = append(list, err)
+	}
+	if err := errors.Join(list...); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if m.Status != StatusFailed && m.Status != StatusSkipped {
+			return nil // reached (or a retry is on its way)
+		}
+	}
+	for _, ch := range fallbackChannels {
+		if slices.Contains(n.Channels, ch) || c.Address(ch) == "" || s.available(ch) != nil {
+			continue
+		}
+		fb := &Message{Direction: Outbound, Channel: ch, ContactID: c.ID, Address: c.Address(ch), Subject: n.Subject, Body: n.Body,
+			IdempotencyKey: "notice:" + n.Key + ":" + c.ID + ":" + ch}
+		if err := s.deliver(ctx, fb, s.noticeMessage(c, fb)); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.ID == "" {
+				continue
+			}
+			m.Error += "; fell back to " + ch + " (message " + fb.ID + ")"
+			if err := s.save(ctx, m); err != nil {
+				return err
+			}
+		}
+		return s.record(ctx, "comm.notice_fallback", "message", fb.ID, fmt.Sprintf("notice to %s reached no one on %s: sent by %s",
+			c.Name, strings.Join(n.Channels, ", "), ch), map[string]any{"contact_id": c.ID, "channels": n.Channels, "fallback": ch, "key": n.Key})
+	}
+	s.log.WarnContext(ctx, "notice reached nobody", slog.String("contact_id", c.ID), slog.String("key", n.Key))
+	return s.record(ctx, "comm.notice_undelivered", "contact", c.ID, fmt.Sprintf("notice to %s reached no one on %s, and no other channel is available",
+		c.Name, strings.Join(n.Channels, ", ")), map[string]any{"channels": n.Channels, "key": n.Key})
 }
 
 func (s *Service) noticeMessage(c *Contact, m *Message) OutboundMessage {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/comm/commtest"
 	"github.com/it0/it0/internal/inventory/sshtest"
 	"github.com/it0/it0/internal/store/storetest"
@@ -143,5 +144,37 @@ func TestEscalationFollowsOrderRule(t *testing.T) {
 	// No rule named: the order's policy (normal = warning).
 	if esc := escalation(order("no-rule: check the load")); esc["severity"] != "warning" {
 		t.Errorf("without a rule: %v", esc["severity"])
+	}
+}
+
+// TestNoticeFallsBack: a report for the app and push, with no app client connected and no FCM, reaches the
+// primary by SMS instead, and the message log says so; sending it again sends nothing twice.
+func TestNoticeFallsBack(t *testing.T) {
+	t.Parallel()
+	f := newCommFixture(t, storetest.OpenSQLite)
+	cs := f.comm.cur.Load()
+	n := comm.Notice{Audience: comm.AudiencePrimary, Channels: []string{comm.ChannelApp, comm.ChannelPush}, Severity: comm.SeverityInfo,
+		Subject: "[IT0] SO-1 acted", Body: "cleaned old logs on web-1", Key: "so-report:fallback"}
+	for range 2 {
+		if err := cs.Notify(f.ctx(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sms := f.prov.Sent(comm.ChannelSMS)
+	if len(sms) != 1 || sms[0].To != primaryPhone || !strings.Contains(sms[0].Body, "cleaned old logs") {
+		t.Fatalf("fallback SMS: %+v (all: %v)", sms, f.sends())
+	}
+	r := f.do("GET", "/api/v1/comm/messages?limit=50&contact_id="+f.contacts["primary"], f.tok, nil)
+	var app map[string]any
+	for _, m := range r.body["items"].([]any) {
+		if m.(map[string]any)["channel"] == comm.ChannelApp {
+			app = m.(map[string]any)
+		}
+	}
+	if app == nil || app["status"] != comm.StatusFailed || !strings.Contains(app["error"].(string), "fell back to sms") {
+		t.Errorf("the message log must say the app message fell back: %v", app)
+	}
+	if au := f.do("GET", "/api/v1/audit/logs?action_type=comm.notice_fallback", f.tok, nil); !strings.Contains(au.raw, "sent by sms") {
+		t.Errorf("fallback not audited: %s", au.raw)
 	}
 }
