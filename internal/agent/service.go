@@ -17,6 +17,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -41,6 +42,8 @@ type AuditLog interface {
 // Classifier is the command guard.
 type Classifier interface {
 	Classify(ctx context.Context, command string) guard.Verdict
+	// ClassifyTargets also weighs the servers the command runs on (blast radius).
+	ClassifyTargets(ctx context.Context, command string, targets []guard.Target) guard.Verdict
 }
 
 // Config tunes the agent service.
@@ -606,7 +609,7 @@ func (s *Service) forgetSeq(sessionID string) {
 // the run, never in the request that decided it.
 func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, prompt string, answers []Approval) {
 	tid, _ := tenant.ID(ctx)
-	runCtx, cancel := context.WithCancel(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid))
+	runCtx, cancel := context.WithCancel(logging.WithSessionID(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid), sess.ID))
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		runCtx = auth.WithPrincipal(runCtx, p)
 	}
@@ -1271,7 +1274,7 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	if err := json.Unmarshal(a.ToolInput, &in); err != nil {
 		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
 	}
-	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
+	return s.execTool(revealContext(ctx, a), sess.ID, in, guard.Level(a.RiskLevel))
 }
 
 // InterruptedRuns repairs the sessions that were running when the process stopped. A run cut off while it
