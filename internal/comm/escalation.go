@@ -388,7 +388,8 @@ func (s *Service) pushApproval(ctx context.Context, sess *agent.Session, a *agen
 		return err
 	}
 	exp := a.ExpiresAt.Unix()
-	out := OutboundMessage{To: sess.UserID, Subject: fmt.Sprintf("L%d: %s", a.RiskLevel, clip(a.Command, 80)), Text: a.Command,
+	out := OutboundMessage{To: sess.UserID, Subject: T(loc, "approval_subject", a.RiskLevel, clip(a.Command, 80)),
+		Text: T(loc, "approval_text", a.RiskLevel, a.Command, a.Reason, expiryText(loc, a.ExpiresAt)),
 		Data: map[string]string{"kind": "approval", "approval_id": a.ID, "session_id": sess.ID},
 		Actions: []Action{
 			{Label: T(loc, "approve"), URL: s.linkURL(linkClaims{Tenant: sess.TenantID, Approval: a.ID, User: sess.UserID, Decision: "y", Exp: exp})},

@@ -178,3 +178,26 @@ func TestNoticeFallsBack(t *testing.T) {
 		t.Errorf("fallback not audited: %s", au.raw)
 	}
 }
+
+// TestApprovalPushFollowsLocale: in a zh-CN tenant the in-app approval prompt of an interactive session
+// (subject, text and buttons) is in Chinese.
+func TestApprovalPushFollowsLocale(t *testing.T) {
+	t.Parallel()
+	f := newCommFixture(t, storetest.OpenSQLite)
+	if r := f.do("GET", "/api/v1/auth/tenants/"+f.tid, f.adminTok, nil); r.body["locale"] != "zh-CN" {
+		t.Fatalf("the fixture tenant should default to zh-CN: %v", r.body["locale"])
+	}
+	cred := f.do("POST", "/api/v1/inventory/credentials", f.tok, map[string]string{"name": "k", "type": "ssh_key", "secret": newKeyPEM(t)})
+	if r := f.do("POST", "/api/v1/inventory/servers", f.tok, map[string]any{"name": "web-1", "host": "127.0.0.1", "port": 1,
+		"credential_id": cred.body["id"], "host_key_policy": "tofu"}); r.status != 201 {
+		t.Fatalf("server: %d %s", r.status, r.raw)
+	}
+	ws := f.dialComm(t, f.tok)
+	if _, _, err := f.agentSvc.Load().StartTask(f.ctx(), agent.StartParams{Prompt: "boundary: by hand"}); err != nil {
+		t.Fatal(err)
+	}
+	ev := readApp(t, ws)
+	if !strings.Contains(ev.Subject, "操作待您审批") || !strings.Contains(ev.Text, "智能体请求执行") || len(ev.Actions) != 2 || ev.Actions[0].Label != "批准" {
+		t.Errorf("approval push in a zh-CN tenant: %+v", ev)
+	}
+}

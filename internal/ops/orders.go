@@ -79,6 +79,7 @@ type Orders struct {
 	thresholds *ThresholdTracker
 
 	notifier Notifier
+	people   func(ctx context.Context, userID string) string
 	locale   func(ctx context.Context) string
 	log      *slog.Logger
 }
@@ -499,10 +500,12 @@ func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
 		return
 	}
 	kind := reportKind(e, acted)
+	approvers := s.approvers(ctx, sess.ID)
 	s.audit.Record(ctx, audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
-		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": sess.ID, "summary": sess.Summary, "report": kind}})
+		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": sess.ID, "summary": sess.Summary, "report": kind,
+			"approved_by": approvers}})
 	if o, err := s.store.StandingOrderGet(ctx, e.OrderID); err == nil {
-		s.report(ctx, o, e, kind)
+		s.report(ctx, o, e, kind, approvers)
 	}
 }
 
