@@ -164,20 +164,46 @@ func (s *Service) available(channel string) error {
 
 // --- contacts ---
 
-// CreateContact validates and stores c.
+// CreateContact validates and stores c. Without an audience it is a primary contact; without a user it is
+// linked to the active user with its email, if there is one, and otherwise carries a Warning.
 func (s *Service) CreateContact(ctx context.Context, c *Contact) error {
+	if c.Audience == "" {
+		c.Audience = AudiencePrimary
+	}
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	if err := s.checkUser(ctx, c.UserID); err != nil {
 		return err
 	}
+	if err := s.linkUser(ctx, c); err != nil {
+		return err
+	}
+	defer c.warn()
 	now := s.now()
 	c.ID, c.CreatedAt, c.UpdatedAt = uuid.NewString(), now, now
 	if err := s.store.ContactCreate(ctx, c); err != nil {
 		return err
 	}
 	return s.record(ctx, "contact.created", "contact", c.ID, "contact "+c.Name+" added ("+c.Audience+")", map[string]any{"audience": c.Audience})
+}
+
+// linkUser links a contact without a user to the tenant's active user with the same email.
+func (s *Service) linkUser(ctx context.Context, c *Contact) error {
+	if c.UserID != "" || c.Email == "" {
+		return nil
+	}
+	users, err := s.users.Users(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.Status == "active" && strings.EqualFold(u.Email, c.Email) {
+			c.UserID = u.ID
+			return nil
+		}
+	}
+	return nil
 }
 
 func (s *Service) checkUser(ctx context.Context, userID string) error {
@@ -192,9 +218,13 @@ func (s *Service) checkUser(ctx context.Context, userID string) error {
 	return nil
 }
 
-// Contact returns contact id.
+// Contact returns contact id (with its Warning).
 func (s *Service) Contact(ctx context.Context, id string) (*Contact, error) {
-	return s.store.ContactGet(ctx, id)
+	c, err := s.store.ContactGet(ctx, id)
+	if err == nil {
+		c.warn()
+	}
+	return c, err
 }
 
 // Contacts lists contacts, optionally of one audience.
@@ -202,7 +232,11 @@ func (s *Service) Contacts(ctx context.Context, audience string) ([]Contact, err
 	if audience != "" && !slices.Contains(Audiences, audience) {
 		return nil, errs.Invalidf("audience", "audience %q is not one of primary, backup, managers", audience)
 	}
-	return s.store.ContactList(ctx, audience)
+	list, err := s.store.ContactList(ctx, audience)
+	for i := range list {
+		list[i].warn()
+	}
+	return list, err
 }
 
 // UpdateContact replaces contact c.ID with c (validated).
@@ -211,12 +245,19 @@ func (s *Service) UpdateContact(ctx context.Context, c *Contact) error {
 	if err != nil {
 		return err
 	}
+	if c.Audience == "" {
+		c.Audience = old.Audience
+	}
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	if err := s.checkUser(ctx, c.UserID); err != nil {
 		return err
 	}
+	if err := s.linkUser(ctx, c); err != nil {
+		return err
+	}
+	defer c.warn()
 	c.TenantID, c.CreatedAt, c.UpdatedAt = old.TenantID, old.CreatedAt, s.now()
 	if err := s.store.ContactUpdate(ctx, c); err != nil {
 		return err

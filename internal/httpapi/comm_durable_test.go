@@ -201,3 +201,27 @@ func TestApprovalPushFollowsLocale(t *testing.T) {
 		t.Errorf("approval push in a zh-CN tenant: %+v", ev)
 	}
 }
+
+// TestContactDefaults: a contact without an audience is a primary one; one without a user is linked to
+// the user with its email, or else carries a warning (at creation and when read) that it cannot answer.
+func TestContactDefaults(t *testing.T) {
+	t.Parallel()
+	f := newCommFixture(t, storetest.OpenSQLite)
+	r := f.do("POST", "/api/v1/comm/contacts", f.tok, map[string]any{"name": "Zhao", "phone": "+8613800003333"})
+	if w, _ := r.body["warning"].(string); r.status != 201 || r.body["audience"] != "primary" || !strings.Contains(w, "answers to escalations are refused") {
+		t.Fatalf("contact without audience or user: %d %s", r.status, r.raw)
+	}
+	if g := f.do("GET", "/api/v1/comm/contacts/"+r.body["id"].(string), f.tok, nil); g.body["warning"] == nil {
+		t.Errorf("GET lacks the warning: %s", g.raw)
+	}
+	if l := f.do("GET", "/api/v1/comm/contacts?audience=primary", f.tok, nil); !strings.Contains(l.raw, "linked to no user") {
+		t.Errorf("list lacks the warning: %s", l.raw)
+	}
+	r = f.do("POST", "/api/v1/comm/contacts", f.tok, map[string]any{"name": "Admin", "email": "ADMIN@comm.example"})
+	if r.status != 201 || r.body["user_id"] != f.adminID || r.body["warning"] != nil {
+		t.Errorf("contact with a user's email: %d %s", r.status, r.raw)
+	}
+	if r := f.do("POST", "/api/v1/comm/contacts", f.tok, map[string]any{"name": "X", "audience": "friends", "phone": "+8613800004444"}); r.status != 400 {
+		t.Errorf("unknown audience: %d", r.status)
+	}
+}
