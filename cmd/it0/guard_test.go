@@ -84,8 +84,18 @@ func TestGuardCheck(t *testing.T) {
 		}
 	})
 
+	// Ensure --targets applies the blast radius and the verdict says why.
+	t.Run("Targets", func(t *testing.T) {
+		t.Parallel()
+		out, _, err := runCLI(t, nil, "", "guard", "check", "--targets", "prod:web=11,dev", "--", "systemctl", "restart", "nginx")
+		if err != nil || !strings.Contains(out, "level:  L2") || !strings.Contains(out, "prod-fanout") {
+			t.Fatalf("out = %s, err = %v", out, err)
+		}
+	})
+
 	// Ensure usage mistakes exit 2.
 	for _, args := range [][]string{
+		{"guard", "check", "--targets", "prod=0", "--", "ls"},
 		{"guard"},
 		{"guard", "bogus"},
 		{"guard", "check"},

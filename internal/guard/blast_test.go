@@ -129,3 +129,16 @@ func TestSecretVerdict(t *testing.T) {
 		t.Errorf("an L0 secret was accepted: %v", err)
 	}
 }
+
+func TestParseTargets(t *testing.T) {
+	t.Parallel()
+	got, err := guard.ParseTargets("prod:web=2, dev")
+	if err != nil || len(got) != 3 || got[0] != (guard.Target{Environment: "prod", Role: "web"}) || got[2] != (guard.Target{Environment: "dev"}) {
+		t.Fatalf("ParseTargets = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "prod=0", "prod=x", ":web", "prod=100001"} {
+		if _, err := guard.ParseTargets(bad); !errors.Is(err, guard.ErrBadTargets) {
+			t.Errorf("ParseTargets(%q) err = %v, want ErrBadTargets", bad, err)
+		}
+	}
+}
