@@ -126,7 +126,7 @@ func tableLevel(tables [][]pathRule, p, cwd string) (outcome, bool) {
 	found := false
 	for _, layer := range tables {
 		for _, pr := range layer {
-			if pathMatch(pr.globs, pr.reps, p, cwd) {
+			if pathMatch(pr.globs, p, cwd) {
 				if !found || pr.Level > best.Level {
 					best = pr.outcome
 				}
