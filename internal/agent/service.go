@@ -827,8 +827,18 @@ func (s *Service) Events(ctx context.Context, sessionID string, after int64, lim
 	return s.store.EventList(ctx, sessionID, after, limit)
 }
 
-// Approvals lists approvals.
+// ApprovalStatuses are the statuses an approval list may filter on ("all", or empty, for every one).
+var ApprovalStatuses = []string{ApprovalPending, ApprovalApproved, ApprovalRejected, ApprovalExpired}
+
+// Approvals lists approvals, optionally of one session and one status ("all" or "" for any); an unknown
+// status is errs.Invalid, never an empty list.
 func (s *Service) Approvals(ctx context.Context, sessionID, status string, limit int) ([]Approval, error) {
+	if status == "all" {
+		status = ""
+	}
+	if status != "" && !contains(ApprovalStatuses, status) {
+		return nil, errs.Invalidf("status", "status %q is not one of %s, all", status, strings.Join(ApprovalStatuses, ", "))
+	}
 	return s.store.ApprovalList(ctx, sessionID, status, limit)
 }
 
@@ -853,16 +863,10 @@ func (s *Service) openApproval(ctx context.Context, sessionID, tool, command str
 	if err != nil {
 		return nil, err
 	}
-	ttl, err := s.approvalTTL(ctx, v.Level)
-	if sess.Unattended() {
-		ttl, err = s.settingDuration(ctx, SettingUnattendedTimeout, s.cfg.UnattendedTimeout)
-	}
+	a, err := s.newApproval(ctx, sess, tool, command, input, v)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	a := &Approval{ID: uuid.NewString(), SessionID: sessionID, Command: command, RiskLevel: int(v.Level), Reason: v.Reason, Tool: tool,
-		ToolInput: input, Status: ApprovalPending, RequestedBy: "agent:" + sessionID, ExpiresAt: now.Add(ttl), CreatedAt: now}
 	if err := s.store.ApprovalCreate(ctx, a); err != nil {
 		return nil, err
 	}
@@ -883,6 +887,21 @@ func (s *Service) openApproval(ctx context.Context, sessionID, tool, command str
 		fn(ctx, sess, a)
 	}
 	return a, nil
+}
+
+// newApproval is a pending approval of command in sess, open for the timeout of its level (or of
+// unattended runs), not yet stored.
+func (s *Service) newApproval(ctx context.Context, sess *Session, tool, command string, input json.RawMessage, v guard.Verdict) (*Approval, error) {
+	ttl, err := s.approvalTTL(ctx, v.Level)
+	if sess.Unattended() {
+		ttl, err = s.settingDuration(ctx, SettingUnattendedTimeout, s.cfg.UnattendedTimeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	return &Approval{ID: uuid.NewString(), SessionID: sess.ID, Command: command, RiskLevel: int(v.Level), Reason: v.Reason, Tool: tool,
+		ToolInput: input, Status: ApprovalPending, RequestedBy: "agent:" + sess.ID, ExpiresAt: now.Add(ttl), CreatedAt: now}, nil
 }
 
 // JobExpireApproval is the durable job that applies an approval's timeout.

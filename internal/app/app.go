@@ -31,6 +31,7 @@ import (
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
+	"github.com/it0/it0/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -367,7 +368,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
 	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Registry: a.registry, Logger: a.log,
-		Version: a.Version, TrustProxy: a.cfg.TrustProxy, MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: map[string]httpapi.Pinger{"database": a.Store}})
+		Version: a.Version, TrustProxy: a.cfg.TrustProxy, MetricsElsewhere: a.cfg.MetricsAddr != "", Console: web.Dist(), Ready: map[string]httpapi.Pinger{"database": a.Store}})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
 		return nil, err

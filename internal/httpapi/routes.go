@@ -28,6 +28,8 @@ func (s *Server) apiRoutes() []route {
 		rs = append(rs,
 			route{method: "POST", path: "/api/v1/auth/login", summary: "Sign in with email and password", public: true,
 				handler: s.login, req: loginRequest{}, resp: auth.Token{}},
+			route{method: "POST", path: "/api/v1/auth/refresh", summary: "Trade a valid access token for a fresh one (not API keys)",
+				handler: s.refresh, resp: auth.Token{}},
 			route{method: "GET", path: "/api/v1/auth/me", summary: "The signed-in user, role and tenant",
 				handler: s.me, resp: meResponse{}},
 			route{method: "GET", path: "/api/v1/auth/tenant", summary: "The caller's tenant, plan and quotas",

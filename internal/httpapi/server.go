@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,6 +58,8 @@ type Deps struct {
 	// MetricsElsewhere leaves /metrics off the API listener; the caller serves MetricsHandler on its own
 	// address (IT0_METRICS_ADDR), since the metrics are platform-wide and unauthenticated.
 	MetricsElsewhere bool
+	// Console is the built web console served at / (nil serves none).
+	Console fs.FS
 }
 
 // Server is the HTTP API.
@@ -98,6 +101,15 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.OpenAPI())
 	})
+	if d.Console != nil {
+		if h, err := s.consoleHandler(d.Console); err != nil {
+			s.log.Error("console not served", slog.String("error", err.Error()))
+		} else {
+			// "/" rather than "GET /": a method-qualified catch-all would conflict with the /api/ fallback.
+			s.mux.Handle("/", consoleMethods(h))
+		}
+	}
+	s.mux.HandleFunc(apiFallbackPattern, s.apiFallback)
 	return s
 }
 
@@ -130,10 +142,7 @@ func (s *Server) Handler() http.Handler {
 					s.writeError(rec, r, errs.New(errs.Internal, "internal error"))
 				}
 			}
-			route := r.Pattern
-			if route == "" {
-				route = "unmatched"
-			}
+			route := routeLabel(r.Pattern)
 			elapsed := time.Since(start)
 			s.reqs.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
 			s.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())

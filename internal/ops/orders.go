@@ -504,6 +504,21 @@ func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
 	}
 }
 
+var _ agent.OriginNamer = (*Orders)(nil)
+
+// OriginName names the standing order behind a run's session (its SO- id), so what the run does inside
+// the order's boundary is recorded as approved by that order; "" for other sessions.
+func (s *Orders) OriginName(ctx context.Context, sess *agent.Session) string {
+	if !sess.Unattended() {
+		return ""
+	}
+	e, err := s.store.ExecutionGet(ctx, sess.OriginID)
+	if err != nil {
+		return ""
+	}
+	return e.OrderID
+}
+
 // tenantOf is the tenant in ctx.
 func tenantOf(ctx context.Context) string {
 	id, _ := tenant.ID(ctx)
