@@ -208,6 +208,10 @@ func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		actor := audit.Actor{Type: audit.ActorSystem, IP: s.clientIP(r), RequestID: requestID(ctx)}
+		if err := checkParams(r, rt.path); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		if !rt.public {
 			p, err := s.authenticate(r)
 			if err != nil {
