@@ -1220,6 +1220,7 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	if err := json.Unmarshal(a.ToolInput, &in); err != nil {
 		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
 	}
+	ctx = audit.WithAuthority(ctx, fmt.Sprintf("approval %s (L%d) approved by %s", a.ID, a.RiskLevel, a.DecidedBy))
 	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
 }
 
