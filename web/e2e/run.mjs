@@ -176,6 +176,9 @@ await test('every page renders (en)', async () => {
     await admin.getByRole('heading', { level: 1 }).first().waitFor();
     await shot(admin, 'en-' + file);
   }
+  await admin.getByRole('navigation').getByRole('link', { name: 'Monitoring' }).click();
+  await admin.locator('figure.chart', { hasText: 'disk_usage' }).locator('.uplot').waitFor();
+  await shot(admin, 'en-monitoring-charts');
   await admin.getByRole('navigation').getByRole('link', { name: 'Fleet' }).click();
   const row = admin.locator('tr', { hasText: 'web-1' });
   await row.getByRole('button', { name: 'Check connectivity' }).click();

@@ -143,7 +143,7 @@ export function canDecide(level: number): boolean {
   return level >= 2 ? can('approve') : can('approve_l1');
 }
 
-export function ApprovalCard({ a, onDecided, children, approveLabel }: { a: Approval; onDecided?: (a: Approval) => void; children?: ComponentChildren; approveLabel?: string }) {
+export function ApprovalCard({ a, onDecided, children, approveLabel, hideCommand }: { a: Approval; onDecided?: (a: Approval) => void; children?: ComponentChildren; approveLabel?: string; hideCommand?: boolean }) {
   useT();
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
@@ -168,7 +168,7 @@ export function ApprovalCard({ a, onDecided, children, approveLabel }: { a: Appr
         <strong>{pending ? t('approval.title') : a.status === 'approved' ? t('approval.approved') : a.status === 'rejected' ? t('approval.rejected') : a.status}</strong>
         <Countdown a={a} />
       </header>
-      {children ?? <code class="cmd">{a.command}</code>}
+      {children ?? (!hideCommand && <code class="cmd">{a.command}</code>)}
       {a.reason && <p class="muted">{a.reason}</p>}
       {!pending && a.decision_reason && <p class="muted">“{a.decision_reason}”</p>}
       {pending &&

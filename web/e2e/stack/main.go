@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -203,9 +204,26 @@ func seed(url string, sshd *sshtest.Server) error {
 		"username": sshd.User, "secret": sshd.UserKey.Reveal()}, &cred); err != nil {
 		return err
 	}
+	var srv struct{ ID string }
 	if err := call(url, "POST", "/api/v1/inventory/servers", tok.AccessToken, map[string]any{"name": "web-1", "host": sshd.Addr, "port": sshd.Port,
 		"ssh_user": sshd.User, "credential_id": cred.ID, "environment": "dev", "role": "web", "tags": []string{"e2e"},
-		"host_key_policy": "pin", "host_key": sshd.HostKey}, nil); err != nil {
+		"host_key_policy": "pin", "host_key": sshd.HostKey}, &srv); err != nil {
+		return err
+	}
+	// An hour of samples, so the monitoring page draws its charts (disk: one series per mount).
+	var samples []map[string]any
+	now := time.Now().UTC()
+	for i := 60; i >= 0; i-- {
+		at := now.Add(-time.Duration(i) * time.Minute)
+		x := float64(i)
+		samples = append(samples,
+			map[string]any{"server_id": srv.ID, "metric_type": "cpu_usage", "value": 20 + math.Mod(x*7, 30), "collected_at": at},
+			map[string]any{"server_id": srv.ID, "metric_type": "memory_usage", "value": 55 + math.Mod(x, 5), "collected_at": at},
+			map[string]any{"server_id": srv.ID, "metric_type": "disk_usage", "label": "/", "value": 61 + x/60, "collected_at": at},
+			map[string]any{"server_id": srv.ID, "metric_type": "disk_usage", "label": "/var", "value": 80 - x/30, "collected_at": at},
+			map[string]any{"server_id": srv.ID, "metric_type": "load_1m", "value": 0.5 + math.Mod(x, 3)/3, "collected_at": at})
+	}
+	if err := call(url, "POST", "/api/v1/monitor/metrics", tok.AccessToken, map[string]any{"samples": samples}, nil); err != nil {
 		return err
 	}
 	return call(url, "POST", "/api/v1/auth/users", tok.AccessToken, map[string]string{"email": viewerEmail, "password": viewerPass, "role": "viewer"}, nil)

@@ -260,7 +260,7 @@ function ToolCall({ it, approval, onDecided, onEdit }: { it: ToolItem; approval?
             </div>
           </ApprovalCard>
         ) : (
-          <ApprovalCard a={a} onDecided={onDecided} />
+          <ApprovalCard a={a} onDecided={onDecided} hideCommand />
         ))}
       {it.done && <Output text={it.output ?? ''} error={it.isError} />}
     </div>
