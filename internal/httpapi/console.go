@@ -144,3 +144,15 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, tok)
 	return nil
 }
+
+// consoleMethods lets only GET and HEAD reach the console's files.
+func consoleMethods(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
