@@ -248,13 +248,13 @@ export function VirtualList<T>({ items, keyOf, render, estimate = 72, class: cls
   const box = useRef<HTMLDivElement>(null);
   const heights = useRef(new Map<string, number>());
   const [scroll, setScroll] = useState({ top: 0, height: 800 });
-  const [, bump] = useState(0);
+  const [measured, bump] = useState(0); // bumped when a row's measured height changes
   const stick = useRef(true);
   const offsets = useMemo(() => {
     const o = new Float64Array(items.length + 1);
     for (let i = 0; i < items.length; i++) o[i + 1] = o[i] + (heights.current.get(keyOf(items[i])) ?? estimate);
     return o;
-  }, [items, scroll, bump]);
+  }, [items, measured]);
   const total = offsets[items.length];
   const over = 600;
   let lo = 0;

@@ -144,6 +144,11 @@ export function ChatPage() {
   };
 
   const running = view.state === 'running' || view.state === 'waiting';
+  // The stream does not echo the person's first prompt: an opened session starts with its title.
+  const items = useMemo<Item[]>(
+    () => (view.items[0]?.kind === 'user' || !current.data?.title ? view.items : [{ kind: 'user', key: 'title', text: current.data.title }, ...view.items]),
+    [view.items, current.data?.title],
+  );
   return (
     <div class="chat">
       <aside class="sessions" aria-label={t('chat.sessions')}>
@@ -181,7 +186,7 @@ export function ChatPage() {
         </header>
         {!connected && sid && <div class="banner">{t('chat.reconnecting')}</div>}
         {sid ? (
-          <VirtualList class="stream" items={view.items} keyOf={(i) => i.key} render={renderItem} />
+          <VirtualList class="stream" items={items} keyOf={(i) => i.key} render={renderItem} />
         ) : (
           <div class="stream empty muted">{t('chat.empty')}</div>
         )}
