@@ -201,6 +201,15 @@ await test('zh: the console in Chinese', async () => {
   await admin.getByRole('link', { name: /新任务/ }).waitFor();
 });
 
+await test('dark theme', async () => {
+  await admin.getByRole('navigation').getByRole('link', { name: '设置' }).click();
+  await admin.getByLabel('主题').selectOption('dark');
+  await admin.locator('html[data-theme="dark"]').waitFor({ state: 'attached' });
+  await admin.getByRole('navigation').getByRole('link', { name: '监控' }).click();
+  await admin.locator('figure.chart .uplot').first().waitFor();
+  await shot(admin, 'zh-dark-monitoring');
+});
+
 await test('no CSP violation or page error', async () => {
   if (cspErrors.length) throw new Error(cspErrors.join('\n'));
 });
