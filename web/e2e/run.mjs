@@ -143,6 +143,17 @@ await test('chat: reject path', async () => {
   await shot(admin, 'en-chat-rejected');
 });
 
+await test('hostile tool output is shown as text, coloured and folded', async () => {
+  await startTask(admin, '[html] print something nasty');
+  const out = admin.locator('.output').last();
+  await out.locator('pre', { hasText: '<img src=x onerror=alert(1)>' }).waitFor();
+  await out.locator('span.a-fg2', { hasText: 'red' }).waitFor();
+  if ((await admin.locator('.output img').count()) !== 0) throw new Error('tool output became HTML');
+  await out.getByRole('button', { name: /Show all \(\d+ lines\)/ }).click();
+  await out.locator('pre', { hasText: '40' }).waitFor();
+  await shot(admin, 'en-chat-hostile-output');
+});
+
 await test('standing order: drafted in chat, confirmed, listed, paused and resumed', async () => {
   await startTask(admin, '[order] check disks every night');
   const draft = admin.locator('section.draft');

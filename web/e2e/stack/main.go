@@ -6,6 +6,7 @@
 // The model follows a script chosen by a marker in the first user message:
 //
 //	[l1]    proposes an L1 command on web-1 (tee a marker file); after the result, reports what happened
+//	[html]  runs an L0 command whose output is HTML, ANSI colours and 41 lines (escaping, folding)
 //	[order] drafts a standing order with create_standing_order; after the result, confirms it
 //	else    answers with one line of text
 package main
@@ -44,6 +45,8 @@ const (
 	viewerPass  = "viewer-password-e2e"
 	// L1Marker is what the approved command prints.
 	L1Marker = "it0-e2e-approved"
+	// HTMLCommand prints markup that must show as text, a red ANSI span and 40 more lines.
+	HTMLCommand = `printf '<img src=x onerror=alert(1)>\033[31mred\033[0m\n'; seq 1 40`
 )
 
 // Info is the line printed for the test driver.
@@ -271,6 +274,8 @@ func modelHandler(l1 string) http.Handler {
 		switch {
 		case strings.Contains(first, "[l1]") && results == 0:
 			text, tool, input = "I will write the marker file on web-1.", "run_command", map[string]string{"server": "web-1", "command": l1}
+		case strings.Contains(first, "[html]") && results == 0:
+			text, tool, input = "Printing hostile output.", "run_command", map[string]string{"server": "web-1", "command": HTMLCommand}
 		case strings.Contains(first, "[order]") && results == 0:
 			text, tool, input = "Here is the standing order I propose.", "create_standing_order", orderDraft
 		case results > 0 && strings.Contains(strings.ToLower(last), "reject"):
