@@ -49,9 +49,9 @@ export function ChatPage() {
   useT();
   const { parts } = useRoute();
   const sid = parts[1];
-  const sessions = useLoad(() => get<List<AgentSession>>('/api/v1/agent/sessions?limit=50'), [sid]);
   const current = useLoad(() => (sid ? get<AgentSession>('/api/v1/agent/sessions/' + encodeURIComponent(sid)) : Promise.resolve(undefined)), [sid]);
   const { view, setView, connected } = useAgentStream(sid);
+  const sessions = useLoad(() => get<List<AgentSession>>('/api/v1/agent/sessions?limit=50'), [sid, view.state]);
   const approvalIds = useMemo(() => view.items.map((i) => (i.kind === 'tool' || i.kind === 'approval' ? i.approvalId : undefined)).filter(Boolean).join(','), [view.items]);
   const [approvals, setApprovals] = useState<Record<string, Approval>>({});
   useEffect(() => {
