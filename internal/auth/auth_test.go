@@ -32,14 +32,15 @@ func TestPassword(t *testing.T) {
 func TestJWT(t *testing.T) {
 	t.Parallel()
 	secret := []byte(strings.Repeat("s", 32))
-	now := time.Unix(1_800_000_000, 0)
+	now := time.UnixMilli(1_800_000_000_123)
 	u := &User{ID: "u1", TenantID: "t1", Role: RoleOperator, Email: "a@b.c"}
 	tok, err := signJWT(secret, u, now, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := parseJWT(secret, tok, now.Add(59*time.Minute))
-	if err != nil || p.UserID != "u1" || p.TenantID != "t1" || p.Role != RoleOperator {
+	// Ensure the issue time keeps its milliseconds (a password change in the same second must still count).
+	if err != nil || p.UserID != "u1" || p.TenantID != "t1" || !p.IssuedAt.Equal(now) {
 		t.Fatalf("parse: %+v %v", p, err)
 	}
 	if _, err := parseJWT(secret, tok, now.Add(61*time.Minute)); err != errTokenExpired {

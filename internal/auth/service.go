@@ -28,7 +28,8 @@ type Store interface {
 	UserCreate(ctx context.Context, u *User) error                     // errs.QuotaExceeded, errs.Conflict
 	UserGet(ctx context.Context, id string) (*User, error)             // errs.NotFound
 	UserList(ctx context.Context) ([]User, error)                      //
-	UserUpdate(ctx context.Context, u *User) error                     // errs.NotFound
+	UserUpdate(ctx context.Context, u *User) error                     // errs.NotFound; errs.Conflict for the last admin
+	UserDelete(ctx context.Context, id string) error                   // also its API keys; errs.NotFound, errs.Conflict
 	UserByEmail(ctx context.Context, email string) (*User, error)      // across tenants; errs.NotFound
 	UserTouchLogin(ctx context.Context, id string, at time.Time) error //
 	UserCount(ctx context.Context) (int, error)                        // across tenants
@@ -38,6 +39,8 @@ type Store interface {
 	APIKeyGet(ctx context.Context, id string) (*APIKey, error)         // errs.NotFound
 	APIKeyRevoke(ctx context.Context, id string, at time.Time) error   // errs.NotFound, errs.Conflict
 	APIKeyTouch(ctx context.Context, id string, at time.Time) error    //
+	// APIKeyRevokeForUser revokes every key of user userID and returns how many it revoked.
+	APIKeyRevokeForUser(ctx context.Context, userID string, at time.Time) (int, error)
 }
 
 // AuditLog records what auth does.
@@ -94,6 +97,14 @@ type Service struct {
 
 	statusMu sync.Mutex
 	status   map[string]cachedStatus
+
+	usersMu sync.Mutex
+	users   map[string]cachedUser // tenant id + "/" + user id
+}
+
+type cachedUser struct {
+	user *User
+	at   time.Time
 }
 
 type cachedStatus struct {
@@ -115,6 +126,7 @@ func New(cfg Config, store Store, log AuditLog) (*Service, error) {
 		accounts: newLimiter(cfg.MaxFailuresPerAccount, cfg.LoginWindow),
 		ips:      newLimiter(cfg.MaxAttemptsPerIP, time.Minute),
 		status:   map[string]cachedStatus{},
+		users:    map[string]cachedUser{},
 	}, nil
 }
 
@@ -124,6 +136,10 @@ var (
 	errBadLogin     = errs.New(errs.Unauthorized, "wrong email or password")
 	errKeyRevoked   = errs.New(errs.Unauthorized, "API key revoked").WithHint("create a new key")
 	errKeyExpired   = errs.New(errs.Unauthorized, "API key expired").WithHint("create a new key")
+	errTokenRevoked = errs.New(errs.Unauthorized, "token no longer valid: the account's role, password or status changed").
+			WithHint("sign in again at POST /api/v1/auth/login")
+	errUserGone = errs.New(errs.Unauthorized, "the signed-in user no longer exists or is disabled").
+			WithHint("ask an admin of your tenant")
 	// ErrTenantSuspended is returned for every request of a suspended tenant.
 	ErrTenantSuspended = errs.New(errs.Forbidden, "tenant suspended").WithHint("ask a platform admin to resume it")
 )
@@ -149,7 +165,7 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Token,
 		hash = u.PasswordHash
 	}
 	ok, herr := CheckPassword(hash, password)
-	if u == nil || herr != nil || !ok || u.Status != "active" {
+	if u == nil || herr != nil || !ok || u.Status != UserActive {
 		s.accounts.add(acctKey, now)
 		rec := audit.Record{Action: "auth.login_failed", ResourceType: "user", Description: "failed login for " + email}
 		if u != nil {
@@ -217,7 +233,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 			return Principal{}, errKeyExpired
 		}
 		u, err := s.store.UserGet(tenant.WithID(ctx, k.TenantID), k.UserID)
-		if err != nil || u.Status != "active" {
+		if err != nil || u.Status != UserActive {
 			return Principal{}, errTokenInvalid
 		}
 		// Touch at most once a minute: a write per request would dominate a busy key's cost.
@@ -232,10 +248,23 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 		}
 		p = Principal{UserID: u.ID, TenantID: k.TenantID, Role: role, PlatformAdmin: u.PlatformAdmin, APIKeyID: k.ID, Email: u.Email}
 	} else {
-		var err error
-		if p, err = parseJWT(s.cfg.JWTSecret, bearer, now); err != nil {
+		c, err := parseJWT(s.cfg.JWTSecret, bearer, now)
+		if err != nil {
 			return Principal{}, err
 		}
+		u, err := s.currentUser(ctx, c.TenantID, c.UserID)
+		if err != nil {
+			return Principal{}, err
+		}
+		if u.Status != UserActive {
+			return Principal{}, errUserGone
+		}
+		// Tokens carry their issue time in milliseconds; a token signed in the millisecond of the change
+		// (the fresh one a password change returns) stays valid.
+		if u.TokensValidAfter != nil && c.IssuedAt.Before(u.TokensValidAfter.Truncate(time.Millisecond)) {
+			return Principal{}, errTokenRevoked
+		}
+		p = Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, PlatformAdmin: u.PlatformAdmin, Email: u.Email}
 	}
 	st, err := s.tenantStatus(ctx, p.TenantID)
 	if err != nil {
@@ -252,6 +281,42 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 
 // statusTTL bounds how stale another replica's view of a suspension may be.
 const statusTTL = 5 * time.Second
+
+// userTTL bounds how stale another replica's view of a user's role, status and token stamp may be. This
+// replica forgets a user it changes at once.
+const userTTL = 3 * time.Second
+
+// currentUser returns user userID of tenant tenantID as stored, at most userTTL old. A token whose user is
+// gone (deleted, or its tenant dropped) gets errUserGone.
+func (s *Service) currentUser(ctx context.Context, tenantID, userID string) (*User, error) {
+	now, key := s.cfg.Now(), tenantID+"/"+userID
+	s.usersMu.Lock()
+	c, ok := s.users[key]
+	s.usersMu.Unlock()
+	if ok && now.Sub(c.at) >= 0 && now.Sub(c.at) < userTTL {
+		return c.user, nil
+	}
+	u, err := s.store.UserGet(tenant.WithID(ctx, tenantID), userID)
+	if errs.Is(err, errs.NotFound) {
+		return nil, errUserGone
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.usersMu.Lock()
+	if len(s.users) > 10000 { // bounded: drop everything rather than track ages; it refills in one request each
+		clear(s.users)
+	}
+	s.users[key] = cachedUser{user: u, at: now}
+	s.usersMu.Unlock()
+	return u, nil
+}
+
+func (s *Service) forgetUser(tenantID, userID string) {
+	s.usersMu.Lock()
+	delete(s.users, tenantID+"/"+userID)
+	s.usersMu.Unlock()
+}
 
 func (s *Service) tenantStatus(ctx context.Context, id string) (TenantStatus, error) {
 	now := s.cfg.Now()
@@ -509,7 +574,8 @@ func (s *Service) User(ctx context.Context, id string) (*User, error) {
 // Users lists the users of the tenant in ctx.
 func (s *Service) Users(ctx context.Context) ([]User, error) { return s.store.UserList(ctx) }
 
-// SetRole changes a user's role; the change is audited with the old and new role.
+// SetRole changes a user's role; the change is audited with the old and new role. The user's access tokens
+// stop working (they are reissued at the next sign-in). Demoting the tenant's last admin is errs.Conflict.
 func (s *Service) SetRole(ctx context.Context, id string, role Role) (*User, error) {
 	if _, err := ParseRole(string(role)); err != nil {
 		return nil, err
@@ -525,10 +591,12 @@ func (s *Service) SetRole(ctx context.Context, id string, role Role) (*User, err
 	if old == role {
 		return u, nil
 	}
-	u.Role, u.UpdatedAt = role, s.cfg.Now()
+	now := s.cfg.Now()
+	u.Role, u.UpdatedAt, u.TokensValidAfter = role, now, &now
 	if err := s.store.UserUpdate(ctx, u); err != nil {
 		return nil, err
 	}
+	s.forgetUser(u.TenantID, u.ID)
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "user.role_changed", ResourceType: "user", ResourceID: id,
 		Description: fmt.Sprintf("role of %s: %s → %s", u.Email, old, role), Detail: map[string]any{"before": old, "after": role}}); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,6 +56,8 @@ type Deps struct {
 	Version   string
 	// TrustProxy makes X-Forwarded-For the client address (behind a gateway such as Kong).
 	TrustProxy bool
+	// Console is the built web console served at / (nil serves none).
+	Console fs.FS
 }
 
 // Server is the HTTP API.
@@ -94,6 +97,14 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.OpenAPI())
 	})
+	if d.Console != nil {
+		if h, err := s.consoleHandler(d.Console); err != nil {
+			s.log.Error("console not served", slog.String("error", err.Error()))
+		} else {
+			// "/" rather than "GET /": a method-qualified catch-all would conflict with the /api/ fallback.
+			s.mux.Handle("/", consoleMethods(h))
+		}
+	}
 	s.mux.HandleFunc(apiFallbackPattern, s.apiFallback)
 	return s
 }

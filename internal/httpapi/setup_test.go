@@ -57,7 +57,8 @@ type testBundle struct {
 	ssh        *ssh.Executor
 	adminTok   string // bootstrap admin: default tenant admin and platform admin
 	defaultID  string
-	comm       commState // the comm service serve builds and its providers (comm_test.go)
+	comm       commState    // the comm service serve builds and its providers (comm_test.go)
+	notifier   ops.Notifier // who hears of standing-order runs; nil = nobody
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -119,7 +120,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 // serve (re)starts the HTTP API over b's services with agent service ag.
 func (b *testBundle) serve(ag *agent.Service) {
 	orders := ops.NewOrders(b.db, ag, b.inv, b.audit, jobs.CheckCron, nil)
-	orders.SetReports(nil, b.auth.TenantLocale, b.logger)
+	orders.SetReports(b.notifier, b.auth.TenantLocale, b.logger)
 	ag.AddTools(orders)
 	ag.OnRunEnd(orders.OnSessionEnd)
 	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},

@@ -424,7 +424,7 @@ func (s *Orders) targetServers(ctx context.Context, o *StandingOrder) ([]string,
 		if len(t.ClusterIDs) > 0 && !contains(t.ClusterIDs, srv.ClusterID) {
 			continue
 		}
-		if t.EnvironmentFilter != "" && srv.Environment != t.EnvironmentFilter {
+		if len(t.EnvironmentFilter) > 0 && !contains(t.EnvironmentFilter, srv.Environment) {
 			continue
 		}
 		if !(inventory.Selector{Tags: t.TagFilter, All: true}).Match(&srv) {
@@ -502,6 +502,21 @@ func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
 	if o, err := s.store.StandingOrderGet(ctx, e.OrderID); err == nil {
 		s.report(ctx, o, e, kind)
 	}
+}
+
+var _ agent.OriginNamer = (*Orders)(nil)
+
+// OriginName names the standing order behind a run's session (its SO- id), so what the run does inside
+// the order's boundary is recorded as approved by that order; "" for other sessions.
+func (s *Orders) OriginName(ctx context.Context, sess *agent.Session) string {
+	if !sess.Unattended() {
+		return ""
+	}
+	e, err := s.store.ExecutionGet(ctx, sess.OriginID)
+	if err != nil {
+		return ""
+	}
+	return e.OrderID
 }
 
 // tenantOf is the tenant in ctx.

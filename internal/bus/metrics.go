@@ -1,0 +1,95 @@
+package bus
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics counts what a bus does (it0_bus_*). The zero value counts nothing.
+type Metrics struct {
+	published *prometheus.CounterVec
+	handled   *prometheus.CounterVec
+	failed    *prometheus.CounterVec
+	reclaimed *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
+
+	mu     sync.Mutex
+	bus    Bus
+	groups map[[2]string]struct{} // stream, group
+}
+
+// NewMetrics registers the bus metrics with reg: counters of published, handled, failed, reclaimed and
+// dropped messages, and gauges of each consumer group's pending messages and lag, read from the bus when
+// scraped (see Watch).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "it0_bus_" + name, Help: help}, labels)
+	}
+	m := &Metrics{
+		published: counter("published_total", "Messages published on a stream.", "stream"),
+		handled:   counter("handled_total", "Messages a consumer group handled and acknowledged.", "stream", "group"),
+		failed:    counter("failed_total", "Handler errors (the message stays pending and is handed out again).", "stream", "group"),
+		reclaimed: counter("reclaimed_total", "Pending messages taken over after their consumer went idle or died.", "stream", "group"),
+		dropped:   counter("dropped_total", "Topic messages a slow subscriber missed.", "topic"),
+		groups:    map[[2]string]struct{}{},
+	}
+	reg.MustRegister(m.published, m.handled, m.failed, m.reclaimed, m.dropped, m)
+	return m
+}
+
+// Watch makes the metrics report group's pending messages and lag on stream, read from b at each scrape.
+func (m *Metrics) Watch(b Bus, stream, group string) {
+	if m == nil || m.groups == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.bus = b
+	m.groups[[2]string{stream, group}] = struct{}{}
+}
+
+var (
+	pendingDesc = prometheus.NewDesc("it0_bus_pending", "Messages handed out to a consumer group and not yet acknowledged.",
+		[]string{"stream", "group"}, nil)
+	lagDesc = prometheus.NewDesc("it0_bus_lag", "Messages of a stream not yet handed out to a consumer group.",
+		[]string{"stream", "group"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- lagDesc
+}
+
+// Collect implements prometheus.Collector: it reads each watched group's backlog from the bus.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	b := m.bus
+	groups := make([][2]string, 0, len(m.groups))
+	for g := range m.groups {
+		groups = append(groups, g)
+	}
+	m.mu.Unlock()
+	if b == nil {
+		return
+	}
+	for _, g := range groups {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := b.Stats(ctx, g[0], g[1])
+		cancel()
+		if err != nil {
+			continue // an unreachable bus shows in /readyz; a scrape reports what it can
+		}
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(st.Pending), g[0], g[1])
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(st.Lag), g[0], g[1])
+	}
+}
+
+func add(v *prometheus.CounterVec, n int, labels ...string) {
+	if v != nil && n > 0 {
+		v.WithLabelValues(labels...).Add(float64(n))
+	}
+}
