@@ -68,8 +68,9 @@ type Config struct {
 		CheckSecret(token string) bool
 		AnswerCallback(ctx context.Context, callbackID, text string) error
 	}
-	// OnMessage, when set, is told each message's channel, direction and final status (metrics).
-	OnMessage func(channel, direction, status string)
+	// OnMessage, when set, is told each message that reached a final status (metrics). It must not block
+	// or change m.
+	OnMessage func(m *Message)
 	Now       func() time.Time
 	Logger    *slog.Logger
 }
@@ -431,7 +432,7 @@ func (s *Service) save(ctx context.Context, m *Message) error {
 // counted reports a message that reached a final status to Config.OnMessage.
 func (s *Service) counted(m *Message) {
 	if s.cfg.OnMessage != nil && m.Status != StatusPending {
-		s.cfg.OnMessage(m.Channel, m.Direction, m.Status)
+		s.cfg.OnMessage(m)
 	}
 }
 
