@@ -58,6 +58,9 @@ type Deps struct {
 	TrustProxy bool
 	// Console is the built web console served at / (nil serves none).
 	Console fs.FS
+	// MetricsElsewhere leaves /metrics off the API listener; the caller serves MetricsHandler on its own
+	// address (IT0_METRICS_ADDR), since the metrics are platform-wide and unauthenticated.
+	MetricsElsewhere bool
 }
 
 // Server is the HTTP API.
@@ -93,7 +96,9 @@ func New(d Deps) *Server {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": d.Version})
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	if !d.MetricsElsewhere {
+		s.mux.Handle("GET /metrics", s.MetricsHandler())
+	}
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.OpenAPI())
 	})
@@ -107,6 +112,13 @@ func New(d Deps) *Server {
 	}
 	s.mux.HandleFunc(apiFallbackPattern, s.apiFallback)
 	return s
+}
+
+// MetricsHandler serves the Prometheus metrics (GET /metrics).
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	return mux
 }
 
 // Handler is the root handler: request ids, panic recovery and metrics around the mux.

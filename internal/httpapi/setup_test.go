@@ -50,6 +50,7 @@ type testBundle struct {
 	logs       *lockedBuffer
 	jobs       *jobs.Runner
 	agentSvc   atomic.Pointer[agent.Service]
+	failSched  atomic.Int32 // that many next Schedule calls fail (a crash between an insert and its job)
 	skillsRoot string
 	inv        *inventory.Service
 	guard      *guard.TenantRules
@@ -283,6 +284,10 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 		b.registerAgentJobs(b.jobs)
 	}
 	schedule := func(ctx context.Context, kind string, args any, at time.Time, key string) error {
+		if b.failSched.Add(-1) >= 0 {
+			return errors.New("the job database is unreachable (injected)")
+		}
+		b.failSched.Store(0)
 		return b.jobs.Schedule(ctx, kind, args, at, key)
 	}
 	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, Schedule: schedule,
