@@ -161,3 +161,21 @@ func (c *Config) SetDefaults() {
 		c.Metrics = &Metrics{}
 	}
 }
+
+// Topics adapts a Bus to consumers that declare topic fan-out with plain types (agent.Fanout): Listen
+// is Subscribe returning the channel and the func that ends it.
+type Topics struct{ Bus Bus }
+
+// Broadcast sends data to every subscriber of topic.
+func (t Topics) Broadcast(ctx context.Context, topic string, data []byte) error {
+	return t.Bus.Broadcast(ctx, topic, data)
+}
+
+// Listen subscribes to topic.
+func (t Topics) Listen(ctx context.Context, topic string) (<-chan []byte, func(), error) {
+	s, err := t.Bus.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.C, s.Close, nil
+}
