@@ -1,7 +1,7 @@
 # IT0 — common tasks. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: build test test-short vet bench run
+.PHONY: build test test-short vet bench run web web-test web-check
 build:
 	$(GO) build -o bin/it0 ./cmd/it0
 
@@ -22,3 +22,15 @@ test-short:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The web console (web/): `make web` rebuilds web/dist, which is committed and embedded by go:embed, so
+# a fresh clone serves the console with no npm step. web-check fails when the committed build is stale.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+web-test:
+	cd web && npx vitest run
+
+web-check: web
+	@git diff --quiet --exit-code -- web/dist && test -z "$$(git ls-files --others --exclude-standard web/dist)" \
+		|| (echo "web/dist is stale: run make web and commit web/dist"; git status --short web/dist; exit 1)

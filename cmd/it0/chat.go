@@ -22,11 +22,13 @@ var chatText = map[string]map[string]string{
 		"prompt": "you> ", "session": "session %s on %s\n", "approval": "\n⚠ approval needed (L%d): %s\n  %s\n  approve? [y/N, or a reason to reject] ",
 		"approved": "  approved\n", "rejected": "  rejected\n", "done": "\n✓ done: %s\n", "failed": "\n✗ %s: %s\n",
 		"bye": "bye\n", "tool": "→ %s %s\n", "result": "← %s\n", "thinking": "…thinking\n", "waiting": "  (waiting for another approver)\n",
+		"notice": "! %s\n",
 	},
 	"zh": {
 		"prompt": "你> ", "session": "会话 %s，引擎 %s\n", "approval": "\n⚠ 需要审批（L%d）：%s\n  %s\n  批准吗？[y/N，或输入拒绝理由] ",
 		"approved": "  已批准\n", "rejected": "  已拒绝\n", "done": "\n✓ 完成：%s\n", "failed": "\n✗ %s：%s\n",
 		"bye": "再见\n", "tool": "→ %s %s\n", "result": "← %s\n", "thinking": "…思考中\n", "waiting": "  （等待其他审批人）\n",
+		"notice": "！%s\n",
 	},
 }
 
@@ -214,6 +216,8 @@ func renderEvent(ctx context.Context, e agent.Event, c *apiClient, t map[string]
 		default:
 			fmt.Fprint(out, t["rejected"])
 		}
+	case agent.EventNotice:
+		fmt.Fprintf(out, t["notice"], firstLine(e.Message))
 	case agent.EventCompleted:
 		fmt.Fprintf(out, t["done"], e.Summary)
 		return true, nil

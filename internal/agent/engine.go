@@ -23,6 +23,9 @@ const (
 	EventApprovalRequired EventType = "approval_required" // Command, RiskLevel, ApprovalID
 	EventCompleted        EventType = "completed"         // Summary, TokensUsed, CostUSD
 	EventError            EventType = "error"             // Code, Message
+	// EventNotice reports something the engine saw that does not end the run: a tool call its runtime
+	// refused (Code CodePermissionDenied, Tool, ToolUseID) or a warning it printed (Code CodeEngineLog).
+	EventNotice EventType = "notice" // Code, Message, and Tool/ToolUseID when about a tool call
 )
 
 // Event is one item of a session's stream: the same JSON shape for every engine. Seq and SessionID are
@@ -57,6 +60,10 @@ const (
 	CodeCancelled   = "cancelled"    // the session was cancelled
 	CodeUnavailable = "unavailable"  // the engine is not configured or not reachable
 	CodeBadResponse = "bad_response" // the engine sent something that does not parse
+	// CodePermissionDenied: the engine's runtime refused tool calls (a notice per call); as the code of
+	// the final error, it refused every IT0 tool call of the run, so nothing reached IT0.
+	CodePermissionDenied = "permission_denied"
+	CodeEngineLog        = "engine_log" // a notice carrying a line the engine printed (its stderr)
 )
 
 // Tool describes one tool the model may call. InputSchema is a JSON Schema object.

@@ -69,7 +69,9 @@ func (b *PromptBuilder) Build(ctx context.Context, sess *Session) (string, error
 	if err != nil {
 		return "", err
 	}
-	data := map[string]any{"Tenant": t.Name, "Servers": serverViews(servers), "Clusters": clusters}
+	// An unattended run is told what its own boundary lets it do, not what an attended session may.
+	data := map[string]any{"Tenant": t.Name, "Servers": serverViews(servers), "Clusters": clusters,
+		"Unattended": sess.Unattended(), "MaxRiskLevel": sess.MaxRiskLevel}
 	if len(sess.ServerIDs) > 0 {
 		var focus []string
 		for _, s := range servers {

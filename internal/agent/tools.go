@@ -31,7 +31,8 @@ func schema(s string) json.RawMessage { return json.RawMessage(s) }
 // toolSpecs are the tools every session gets.
 var toolSpecs = []Tool{
 	{Name: ToolRunCommand, Description: "Run a shell command on one or more managed servers over SSH. Every command is risk-classified: " +
-		"read-only (L0) runs at once; L1/L2 pause for a human approval; L3 (destructive) is always refused. " +
+		"read-only (L0) runs at once; L1/L2 pause for a human approval unless the task's boundary allows them " +
+		"(a standing order runs up to its max risk level on its own); L3 (destructive) is always refused. " +
 		"Choose servers by name (server), names (servers) or a selector.",
 		InputSchema: schema(`{"type":"object","properties":{"server":{"type":"string","description":"server name or id"},` +
 			`"servers":{"type":"array","items":{"type":"string"},"description":"several server names or ids"},` +
@@ -179,6 +180,7 @@ func (s *Service) callTool(ctx context.Context, sess *Session, name string, inpu
 		if !path.IsAbs(in.Path) || strings.ContainsAny(in.Path, "\x00\n") || len(in.Path) > 4096 {
 			return toolError("path must be an absolute path"), nil
 		}
+		in.Path = path.Clean(in.Path) // the guard judges /etc/shadow, not /var/log/../../etc/shadow
 		if in.MaxBytes <= 0 || in.MaxBytes > 1<<20 {
 			in.MaxBytes = 64 << 10
 		}
@@ -341,10 +343,15 @@ func (s *Service) runCommand(ctx context.Context, sess *Session, tool string, in
 	if strings.TrimSpace(in.Command) == "" {
 		return toolError("command is required"), nil
 	}
-	if _, err := s.selection(ctx, in); err != nil {
+	sel, err := s.selection(ctx, in)
+	if err != nil {
 		return toolError("%v", err), nil
 	}
-	v := s.guard.Classify(ctx, in.Command)
+	targets, err := s.fleet.Servers(ctx, sel)
+	if err != nil {
+		return ToolResult{}, err
+	}
+	v := s.guard.ClassifyTargets(ctx, in.Command, inventory.Targets(targets)) // the blast radius may raise it
 	switch {
 	case v.Level >= guard.L3:
 		// Through the inventory anyway, so the refusal is recorded per server and audited; it runs nowhere.
@@ -371,35 +378,61 @@ func (s *Service) runCommand(ctx context.Context, sess *Session, tool string, in
 	if granted {
 		return s.execTool(ctx, sessionID, in, v.Level), nil
 	}
-	a, err := s.openApproval(ctx, sessionID, tool, in.Command, raw, v)
-	if err != nil {
-		return ToolResult{}, err
-	}
-	if sess.AutoApprove {
-		// Emergency mode: the runbook's author approved this class of command ahead of time, up to its cap.
-		if err := s.autoApprove(ctx, sess, a); err != nil {
+	if sess.AutoApprove || sess.Unattended() {
+		// Inside the boundary someone set ahead of time: a runbook in emergency mode, or a standing order up
+		// to its max_risk_level. It runs without a human, recorded as approved by that authority.
+		if err := s.autoApprove(ctx, sess, tool, in.Command, raw, v); err != nil {
 			return ToolResult{}, err
 		}
 		return s.execTool(ctx, sessionID, in, v.Level), nil
 	}
+	a, err := s.openApproval(ctx, sessionID, tool, in.Command, raw, v)
+	if err != nil {
+		return ToolResult{}, err
+	}
 	return ToolResult{}, &ApprovalRequired{ApprovalID: a.ID, Command: in.Command, RiskLevel: a.RiskLevel, Reason: v.Reason}
 }
 
-// autoApprove decides and uses approval a at once for an auto-approve session, auditing who allowed it.
-func (s *Service) autoApprove(ctx context.Context, sess *Session, a *Approval) error {
-	by := "auto:" + sess.Origin + ":" + sess.OriginID
-	if err := a.Decide(true, by, "auto-approved (emergency mode)", s.now()); err != nil {
+// OriginNamer is implemented by a ToolProvider that knows the authority behind sessions of its origin
+// (the standing order behind a run): OriginName returns it ("" when the session is not its).
+type OriginNamer interface {
+	OriginName(ctx context.Context, sess *Session) string
+}
+
+// authority names who approved a command of sess ahead of time, for the approval and the audit log:
+// "standing order SO-…" for an order's run (by "standing_order:SO-…"), the runbook otherwise.
+func (s *Service) authority(ctx context.Context, sess *Session) (by, label string) {
+	for _, p := range s.toolProviders() {
+		if n, ok := p.(OriginNamer); ok {
+			if name := n.OriginName(ctx, sess); name != "" {
+				return sess.Origin + ":" + name, strings.ReplaceAll(sess.Origin, "_", " ") + " " + name
+			}
+		}
+	}
+	if sess.Unattended() {
+		return "standing_order:" + sess.OriginID, "standing order run " + sess.OriginID
+	}
+	return "auto:" + sess.Origin + ":" + sess.OriginID, "emergency mode"
+}
+
+// autoApprove records an approval of command that is decided and used at once, auditing who allowed it.
+// Nobody is asked, so nobody is notified.
+func (s *Service) autoApprove(ctx context.Context, sess *Session, tool, command string, input json.RawMessage, v guard.Verdict) error {
+	a, err := s.newApproval(ctx, sess, tool, command, input, v)
+	if err != nil {
 		return err
 	}
-	if err := s.store.ApprovalDecide(ctx, a); err != nil {
+	by, label := s.authority(ctx, sess)
+	if err := a.Decide(true, by, "auto-approved by "+label, s.now()); err != nil {
 		return err
 	}
-	if err := s.store.ApprovalUse(ctx, a.ID, s.now()); err != nil {
+	a.UsedAt = a.DecidedAt // decided and used in one write: it answers this call only
+	if err := s.store.ApprovalCreate(ctx, a); err != nil {
 		return err
 	}
-	_, err := s.audit.Record(ctx, audit.Record{Action: "approval.auto_approved", ResourceType: "approval", ResourceID: a.ID,
-		Description: fmt.Sprintf("auto-approved L%d by %s: %s", a.RiskLevel, by, clipRunes(a.Command, 200)),
-		Detail:      map[string]any{"session_id": sess.ID, "command": a.Command}})
+	_, err = s.audit.Record(ctx, audit.Record{Action: "approval.auto_approved", ResourceType: "approval", ResourceID: a.ID,
+		Description: fmt.Sprintf("L%d auto-approved by %s: %s", a.RiskLevel, label, clipRunes(a.Command, 200)),
+		Detail:      map[string]any{"session_id": sess.ID, "command": a.Command, "approved_by": by, "max_risk_level": sess.MaxRiskLevel}})
 	return err
 }
 
@@ -410,6 +443,7 @@ func (s *Service) execTool(ctx context.Context, sessionID string, in runCommandI
 		return toolError("%v", err)
 	}
 	timeout := time.Duration(in.TimeoutSeconds) * time.Second
+	secret := s.guard.Classify(ctx, in.Command).Secret && !revealed(ctx)
 	var b strings.Builder
 	sum, err := s.fleet.Exec(ctx, inventory.ExecRequest{Selector: sel, Command: in.Command, Timeout: timeout, SessionID: sessionID,
 		AllowLevel: allow, MaxOutputBytes: 64 << 10}, func(r inventory.ExecResult) {
@@ -418,6 +452,9 @@ func (s *Service) execTool(ctx context.Context, sessionID string, in runCommandI
 			exit = fmt.Sprint(*r.ExitCode)
 		}
 		fmt.Fprintf(&b, "== %s: %s (exit %s, %dms)\n", r.Server, r.Status, exit, r.DurationMS)
+		if secret {
+			r.Stdout, r.Stderr = redactSecret(r.Stdout), redactSecret(r.Stderr)
+		}
 		for _, part := range []string{r.Stdout, r.Stderr, r.Error, r.Reason} {
 			if part != "" {
 				b.WriteString(clipBytes(part, 16<<10))
@@ -493,6 +530,13 @@ func (s *Service) HookDecision(ctx context.Context, sessionID, tool, command str
 		return "allow", "approved by a human (single use)", "", nil
 	}
 	raw, _ := json.Marshal(map[string]string{"command": command})
+	if sess.AutoApprove || sess.Unattended() {
+		if err := s.autoApprove(ctx, sess, tool, command, raw, v); err != nil {
+			return "", "", "", err
+		}
+		_, label := s.authority(ctx, sess)
+		return "allow", "inside the boundary: auto-approved by " + label, "", nil
+	}
 	a, err := s.openApproval(ctx, sessionID, tool, command, raw, v)
 	if err != nil {
 		return "", "", "", err

@@ -151,7 +151,15 @@ type User struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
 	LastLoginAt   *time.Time `json:"last_login_at,omitempty"`
+	// TokensValidAfter refuses every access token issued before it (role or password changed, disabled).
+	TokensValidAfter *time.Time `json:"-"`
 }
+
+// User states. A disabled user cannot sign in and its tokens and API keys stop working.
+const (
+	UserActive   = "active"
+	UserDisabled = "disabled"
+)
 
 // APIKey is a long-lived credential for scripts; only its hash is stored.
 type APIKey struct {

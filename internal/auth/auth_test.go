@@ -32,14 +32,15 @@ func TestPassword(t *testing.T) {
 func TestJWT(t *testing.T) {
 	t.Parallel()
 	secret := []byte(strings.Repeat("s", 32))
-	now := time.Unix(1_800_000_000, 0)
+	now := time.UnixMilli(1_800_000_000_123)
 	u := &User{ID: "u1", TenantID: "t1", Role: RoleOperator, Email: "a@b.c"}
 	tok, err := signJWT(secret, u, now, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := parseJWT(secret, tok, now.Add(59*time.Minute))
-	if err != nil || p.UserID != "u1" || p.TenantID != "t1" || p.Role != RoleOperator {
+	// Ensure the issue time keeps its milliseconds (a password change in the same second must still count).
+	if err != nil || p.UserID != "u1" || p.TenantID != "t1" || !p.IssuedAt.Equal(now) {
 		t.Fatalf("parse: %+v %v", p, err)
 	}
 	if _, err := parseJWT(secret, tok, now.Add(61*time.Minute)); err != errTokenExpired {
@@ -95,5 +96,31 @@ func TestRoles(t *testing.T) {
 	}
 	if (Principal{Role: RoleAdmin}).Can(PermManageTenants) || !(Principal{Role: RoleViewer, PlatformAdmin: true}).Can(PermManageTenants) {
 		t.Error("manage_tenants follows the platform-admin flag, not the role")
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	t.Parallel()
+	th := newThrottle(2, time.Second, 4*time.Second, time.Hour)
+	now := time.Unix(0, 0)
+	// Ensure the free failures cost nothing, then the delay doubles up to the cap.
+	for _, want := range []time.Duration{0, 0, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		if got := th.wait("k", now); got != want {
+			t.Fatalf("wait %v, want %v", got, want)
+		}
+		th.fail("k", now)
+	}
+	if th.wait("other", now) != 0 {
+		t.Error("keys are not independent")
+	}
+	if got := th.wait("k", now.Add(3*time.Second)); got != time.Second {
+		t.Errorf("the delay counts from the last failure: %v", got)
+	}
+	if th.wait("k", now.Add(time.Hour)) != 0 {
+		t.Error("failures are not forgotten")
+	}
+	th.reset("k")
+	if th.wait("k", now) != 0 {
+		t.Error("reset did not clear")
 	}
 }

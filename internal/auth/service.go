@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/audit"
@@ -28,7 +30,8 @@ type Store interface {
 	UserCreate(ctx context.Context, u *User) error                     // errs.QuotaExceeded, errs.Conflict
 	UserGet(ctx context.Context, id string) (*User, error)             // errs.NotFound
 	UserList(ctx context.Context) ([]User, error)                      //
-	UserUpdate(ctx context.Context, u *User) error                     // errs.NotFound
+	UserUpdate(ctx context.Context, u *User) error                     // errs.NotFound; errs.Conflict for the last admin
+	UserDelete(ctx context.Context, id string) error                   // also its API keys; errs.NotFound, errs.Conflict
 	UserByEmail(ctx context.Context, email string) (*User, error)      // across tenants; errs.NotFound
 	UserTouchLogin(ctx context.Context, id string, at time.Time) error //
 	UserCount(ctx context.Context) (int, error)                        // across tenants
@@ -38,6 +41,8 @@ type Store interface {
 	APIKeyGet(ctx context.Context, id string) (*APIKey, error)         // errs.NotFound
 	APIKeyRevoke(ctx context.Context, id string, at time.Time) error   // errs.NotFound, errs.Conflict
 	APIKeyTouch(ctx context.Context, id string, at time.Time) error    //
+	// APIKeyRevokeForUser revokes every key of user userID and returns how many it revoked.
+	APIKeyRevokeForUser(ctx context.Context, userID string, at time.Time) (int, error)
 }
 
 // AuditLog records what auth does.
@@ -51,11 +56,35 @@ type Config struct {
 	JWTSecret []byte        // HS256 key, at least 32 bytes
 	TokenTTL  time.Duration // access token lifetime; default 1h
 	Argon2    Argon2Params  // zero means DefaultArgon2
-	// Login limits: failures per account and attempts per IP within LoginWindow.
-	MaxFailuresPerAccount int
-	MaxAttemptsPerIP      int
-	LoginWindow           time.Duration
-	Now                   func() time.Time
+	Login     LoginLimits
+	Now       func() time.Time
+}
+
+// LoginLimits bound password guessing without letting anyone lock the owner out. Failed sign-ins are
+// counted per (account, client IP), per client IP and per account; past a key's free failures each further
+// attempt of that key waits a delay that doubles from LoginBaseDelay up to LoginMaxDelay. The per-account
+// count (against guessing from many addresses) is skipped for an IP that signed in to that account in the
+// last 30 days. Zero fields take the defaults documented in the README.
+type LoginLimits struct {
+	FreePerPair     int           // default 5
+	FreePerIP       int           // default 20
+	FreePerAccount  int           // default 50
+	AttemptsPerIP   int           // attempts per minute per IP, failed or not; default 30
+	BaseDelay       time.Duration // default 1s
+	MaxDelay        time.Duration // default 15m
+	ForgetAfter     time.Duration // failures are forgotten this long after the last one; default 1h
+	KnownIPLifetime time.Duration // default 30 days
+}
+
+func (l *LoginLimits) setDefaults() {
+	l.FreePerPair = cmp.Or(l.FreePerPair, 5)
+	l.FreePerIP = cmp.Or(l.FreePerIP, 20)
+	l.FreePerAccount = cmp.Or(l.FreePerAccount, 50)
+	l.AttemptsPerIP = cmp.Or(l.AttemptsPerIP, 30)
+	l.BaseDelay = cmp.Or(l.BaseDelay, time.Second)
+	l.MaxDelay = cmp.Or(l.MaxDelay, 15*time.Minute)
+	l.ForgetAfter = cmp.Or(l.ForgetAfter, time.Hour)
+	l.KnownIPLifetime = cmp.Or(l.KnownIPLifetime, 30*24*time.Hour)
 }
 
 func (c *Config) setDefaults() error {
@@ -68,15 +97,7 @@ func (c *Config) setDefaults() error {
 	if c.Argon2 == (Argon2Params{}) {
 		c.Argon2 = DefaultArgon2
 	}
-	if c.MaxFailuresPerAccount <= 0 {
-		c.MaxFailuresPerAccount = 5
-	}
-	if c.MaxAttemptsPerIP <= 0 {
-		c.MaxAttemptsPerIP = 30
-	}
-	if c.LoginWindow <= 0 {
-		c.LoginWindow = 15 * time.Minute
-	}
+	c.Login.setDefaults()
 	if c.Now == nil {
 		c.Now = func() time.Time { return time.Now().UTC() }
 	}
@@ -88,12 +109,23 @@ type Service struct {
 	cfg      Config
 	store    Store
 	audit    AuditLog
-	accounts *limiter
-	ips      *limiter
-	dummy    string // a hash to check against when the email is unknown, so timing does not tell
+	attempts *limiter  // per IP, failed or not
+	pairs    *throttle // failures per (account, IP)
+	ipFails  *throttle // failures per IP
+	accounts *throttle // failures per account, from IPs it is not known at
+	knownIPs *recent   // (account, IP) pairs that signed in
+	dummy    string    // a hash to check against when the email is unknown, so timing does not tell
 
 	statusMu sync.Mutex
 	status   map[string]cachedStatus
+
+	usersMu sync.Mutex
+	users   map[string]cachedUser // tenant id + "/" + user id
+}
+
+type cachedUser struct {
+	user *User
+	at   time.Time
 }
 
 type cachedStatus struct {
@@ -112,9 +144,13 @@ func New(cfg Config, store Store, log AuditLog) (*Service, error) {
 	}
 	return &Service{
 		cfg: cfg, store: store, audit: log, dummy: dummy,
-		accounts: newLimiter(cfg.MaxFailuresPerAccount, cfg.LoginWindow),
-		ips:      newLimiter(cfg.MaxAttemptsPerIP, time.Minute),
+		attempts: newLimiter(cfg.Login.AttemptsPerIP, time.Minute),
+		pairs:    newThrottle(cfg.Login.FreePerPair, cfg.Login.BaseDelay, cfg.Login.MaxDelay, cfg.Login.ForgetAfter),
+		ipFails:  newThrottle(cfg.Login.FreePerIP, cfg.Login.BaseDelay, cfg.Login.MaxDelay, cfg.Login.ForgetAfter),
+		accounts: newThrottle(cfg.Login.FreePerAccount, cfg.Login.BaseDelay, cfg.Login.MaxDelay, cfg.Login.ForgetAfter),
+		knownIPs: newRecent(cfg.Login.KnownIPLifetime, 100000),
 		status:   map[string]cachedStatus{},
+		users:    map[string]cachedUser{},
 	}, nil
 }
 
@@ -124,6 +160,10 @@ var (
 	errBadLogin     = errs.New(errs.Unauthorized, "wrong email or password")
 	errKeyRevoked   = errs.New(errs.Unauthorized, "API key revoked").WithHint("create a new key")
 	errKeyExpired   = errs.New(errs.Unauthorized, "API key expired").WithHint("create a new key")
+	errTokenRevoked = errs.New(errs.Unauthorized, "token no longer valid: the account's role, password or status changed").
+			WithHint("sign in again at POST /api/v1/auth/login")
+	errUserGone = errs.New(errs.Unauthorized, "the signed-in user no longer exists or is disabled").
+			WithHint("ask an admin of your tenant")
 	// ErrTenantSuspended is returned for every request of a suspended tenant.
 	ErrTenantSuspended = errs.New(errs.Forbidden, "tenant suspended").WithHint("ask a platform admin to resume it")
 )
@@ -132,14 +172,22 @@ var (
 func (s *Service) Login(ctx context.Context, email, password, ip string) (Token, error) {
 	now := s.cfg.Now()
 	email = strings.ToLower(strings.TrimSpace(email))
-	acctKey, ipKey := "acct:"+email, "ip:"+ip
-	if blocked, wait := s.accounts.blocked(acctKey, now); blocked {
+	// A NUL cannot be in a stored email; the byte must not reach the database either (PostgreSQL refuses it).
+	if strings.ContainsRune(email, 0) || !utf8.ValidString(email) {
+		return Token{}, errBadLogin
+	}
+	acctKey, ipKey, pairKey := email, ip, email+"\x00"+ip
+	if blocked, wait := s.attempts.blocked(ipKey, now); blocked {
 		return Token{}, rateLimited(wait)
 	}
-	if blocked, wait := s.ips.blocked(ipKey, now); blocked {
+	wait := max(s.pairs.wait(pairKey, now), s.ipFails.wait(ipKey, now))
+	if !s.knownIPs.has(pairKey, now) {
+		wait = max(wait, s.accounts.wait(acctKey, now))
+	}
+	if wait > 0 {
 		return Token{}, rateLimited(wait)
 	}
-	s.ips.add(ipKey, now)
+	s.attempts.add(ipKey, now)
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return Token{}, err
@@ -149,8 +197,10 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Token,
 		hash = u.PasswordHash
 	}
 	ok, herr := CheckPassword(hash, password)
-	if u == nil || herr != nil || !ok || u.Status != "active" {
-		s.accounts.add(acctKey, now)
+	if u == nil || herr != nil || !ok || u.Status != UserActive {
+		s.pairs.fail(pairKey, now)
+		s.ipFails.fail(ipKey, now)
+		s.accounts.fail(acctKey, now)
 		rec := audit.Record{Action: "auth.login_failed", ResourceType: "user", Description: "failed login for " + email}
 		if u != nil {
 			rec.ResourceID = u.ID
@@ -170,7 +220,9 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Token,
 	if t.Status != TenantActive && !u.PlatformAdmin {
 		return Token{}, ErrTenantSuspended
 	}
-	s.accounts.reset(acctKey)
+	// The account-wide count is kept: the owner signing in must not buy an attacker elsewhere more guesses.
+	s.pairs.reset(pairKey)
+	s.knownIPs.add(pairKey, now)
 	tok, err := signJWT(s.cfg.JWTSecret, u, now, s.cfg.TokenTTL)
 	if err != nil {
 		return Token{}, fmt.Errorf("sign token: %w", err)
@@ -192,7 +244,7 @@ func withActorID(a audit.Actor, typ, id string) audit.Actor {
 }
 
 func rateLimited(wait time.Duration) error {
-	secs := int(wait.Seconds()) + 1
+	secs := max(int((wait+time.Second-1)/time.Second), 1) // rounded up: retrying on time must succeed
 	return &errs.Error{Code: errs.RateLimited, Message: "too many login attempts",
 		Hint: fmt.Sprintf("try again in %d seconds", secs), RetryAfter: time.Duration(secs) * time.Second}
 }
@@ -217,7 +269,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 			return Principal{}, errKeyExpired
 		}
 		u, err := s.store.UserGet(tenant.WithID(ctx, k.TenantID), k.UserID)
-		if err != nil || u.Status != "active" {
+		if err != nil || u.Status != UserActive {
 			return Principal{}, errTokenInvalid
 		}
 		// Touch at most once a minute: a write per request would dominate a busy key's cost.
@@ -232,10 +284,23 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 		}
 		p = Principal{UserID: u.ID, TenantID: k.TenantID, Role: role, PlatformAdmin: u.PlatformAdmin, APIKeyID: k.ID, Email: u.Email}
 	} else {
-		var err error
-		if p, err = parseJWT(s.cfg.JWTSecret, bearer, now); err != nil {
+		c, err := parseJWT(s.cfg.JWTSecret, bearer, now)
+		if err != nil {
 			return Principal{}, err
 		}
+		u, err := s.currentUser(ctx, c.TenantID, c.UserID)
+		if err != nil {
+			return Principal{}, err
+		}
+		if u.Status != UserActive {
+			return Principal{}, errUserGone
+		}
+		// Tokens carry their issue time in milliseconds; a token signed in the millisecond of the change
+		// (the fresh one a password change returns) stays valid.
+		if u.TokensValidAfter != nil && c.IssuedAt.Before(u.TokensValidAfter.Truncate(time.Millisecond)) {
+			return Principal{}, errTokenRevoked
+		}
+		p = Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, PlatformAdmin: u.PlatformAdmin, Email: u.Email}
 	}
 	st, err := s.tenantStatus(ctx, p.TenantID)
 	if err != nil {
@@ -252,6 +317,42 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 
 // statusTTL bounds how stale another replica's view of a suspension may be.
 const statusTTL = 5 * time.Second
+
+// userTTL bounds how stale another replica's view of a user's role, status and token stamp may be. This
+// replica forgets a user it changes at once.
+const userTTL = 3 * time.Second
+
+// currentUser returns user userID of tenant tenantID as stored, at most userTTL old. A token whose user is
+// gone (deleted, or its tenant dropped) gets errUserGone.
+func (s *Service) currentUser(ctx context.Context, tenantID, userID string) (*User, error) {
+	now, key := s.cfg.Now(), tenantID+"/"+userID
+	s.usersMu.Lock()
+	c, ok := s.users[key]
+	s.usersMu.Unlock()
+	if ok && now.Sub(c.at) >= 0 && now.Sub(c.at) < userTTL {
+		return c.user, nil
+	}
+	u, err := s.store.UserGet(tenant.WithID(ctx, tenantID), userID)
+	if errs.Is(err, errs.NotFound) {
+		return nil, errUserGone
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.usersMu.Lock()
+	if len(s.users) > 10000 { // bounded: drop everything rather than track ages; it refills in one request each
+		clear(s.users)
+	}
+	s.users[key] = cachedUser{user: u, at: now}
+	s.usersMu.Unlock()
+	return u, nil
+}
+
+func (s *Service) forgetUser(tenantID, userID string) {
+	s.usersMu.Lock()
+	delete(s.users, tenantID+"/"+userID)
+	s.usersMu.Unlock()
+}
 
 func (s *Service) tenantStatus(ctx context.Context, id string) (TenantStatus, error) {
 	now := s.cfg.Now()
@@ -509,7 +610,8 @@ func (s *Service) User(ctx context.Context, id string) (*User, error) {
 // Users lists the users of the tenant in ctx.
 func (s *Service) Users(ctx context.Context) ([]User, error) { return s.store.UserList(ctx) }
 
-// SetRole changes a user's role; the change is audited with the old and new role.
+// SetRole changes a user's role; the change is audited with the old and new role. The user's access tokens
+// stop working (they are reissued at the next sign-in). Demoting the tenant's last admin is errs.Conflict.
 func (s *Service) SetRole(ctx context.Context, id string, role Role) (*User, error) {
 	if _, err := ParseRole(string(role)); err != nil {
 		return nil, err
@@ -525,10 +627,12 @@ func (s *Service) SetRole(ctx context.Context, id string, role Role) (*User, err
 	if old == role {
 		return u, nil
 	}
-	u.Role, u.UpdatedAt = role, s.cfg.Now()
+	now := s.cfg.Now()
+	u.Role, u.UpdatedAt, u.TokensValidAfter = role, now, &now
 	if err := s.store.UserUpdate(ctx, u); err != nil {
 		return nil, err
 	}
+	s.forgetUser(u.TenantID, u.ID)
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "user.role_changed", ResourceType: "user", ResourceID: id,
 		Description: fmt.Sprintf("role of %s: %s → %s", u.Email, old, role), Detail: map[string]any{"before": old, "after": role}}); err != nil {
 		return nil, err

@@ -24,6 +24,9 @@ type claims struct {
 	Role          Role   `json:"role"`
 	PlatformAdmin bool   `json:"platform_admin,omitempty"`
 	Email         string `json:"email,omitempty"`
+	// IssuedAtMs is iat in milliseconds: a token signed in the same second as a password change must still
+	// be told apart from one signed just before it.
+	IssuedAtMs int64 `json:"iat_ms,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -35,6 +38,7 @@ func signJWT(secret []byte, u *User, now time.Time, ttl time.Duration) (string, 
 		Role:          u.Role,
 		PlatformAdmin: u.PlatformAdmin,
 		Email:         u.Email,
+		IssuedAtMs:    now.UnixMilli(),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
 			Subject:   u.ID,
@@ -45,25 +49,33 @@ func signJWT(secret []byte, u *User, now time.Time, ttl time.Duration) (string, 
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }
 
-// parseJWT verifies an HS256 token's signature, issuer and expiry and returns the principal it names.
-func parseJWT(secret []byte, tok string, now time.Time) (Principal, error) {
+// tokenClaims is what a verified token says. Only who and where are trusted: the role and the platform-admin
+// flag are read from the user store on every request, so a demotion takes effect at once.
+type tokenClaims struct {
+	UserID, TenantID string
+	IssuedAt         time.Time
+}
+
+// parseJWT verifies an HS256 token's signature, issuer and expiry and returns who it names.
+func parseJWT(secret []byte, tok string, now time.Time) (tokenClaims, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) { return secret, nil },
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(issuer), jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(func() time.Time { return now }))
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
-			return Principal{}, errTokenExpired
+			return tokenClaims{}, errTokenExpired
 		}
-		return Principal{}, errTokenInvalid
+		return tokenClaims{}, errTokenInvalid
 	}
-	if c.Subject == "" || c.TenantID == "" {
-		return Principal{}, errTokenInvalid
+	if c.Subject == "" || c.TenantID == "" || c.IssuedAt == nil {
+		return tokenClaims{}, errTokenInvalid
 	}
-	if _, err := ParseRole(string(c.Role)); err != nil {
-		return Principal{}, errTokenInvalid
+	iat := c.IssuedAt.Time
+	if c.IssuedAtMs != 0 {
+		iat = time.UnixMilli(c.IssuedAtMs)
 	}
-	return Principal{UserID: c.Subject, TenantID: c.TenantID, Role: c.Role, PlatformAdmin: c.PlatformAdmin, Email: c.Email}, nil
+	return tokenClaims{UserID: c.Subject, TenantID: c.TenantID, IssuedAt: iat}, nil
 }
 
 // apiKeyPrefix starts every API key, so a key is recognisable in a leak scan and cannot be mistaken for a JWT.

@@ -3,6 +3,7 @@ package guard
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -38,6 +39,13 @@ type Verdict struct {
 	Matches []Match `json:"matches"`
 	// Hosts lists the remote hosts the command reaches (ssh, scp, rsync).
 	Hosts []string `json:"hosts,omitempty"`
+	// Secret is set when the command reads credential material (shadow,
+	// private keys, kubeconfigs …): its output must not reach the model or
+	// the session's events unless an admin approved the read.
+	Secret bool `json:"secret,omitempty"`
+	// Raised says why the target set raised the level (blast radius), or is
+	// empty when it did not.
+	Raised string `json:"raised,omitempty"`
 }
 
 // Match is one sub-command and the rule that gave it a level.
@@ -50,6 +58,8 @@ type Match struct {
 	Level Level `json:"level"`
 	// Reason says why, for a person.
 	Reason string `json:"reason"`
+	// Secret marks a read of credential material.
+	Secret bool `json:"secret,omitempty"`
 }
 
 // Classifier classifies shell commands with a rule set. It holds no mutable
@@ -101,13 +111,16 @@ func (c *Classifier) ProtectedPath(p string) Verdict {
 }
 
 // pathLevel returns the highest level any paths layer gives p.
-func (r *Rules) pathLevel(p string) (outcome, bool) {
-	p = cleanPath(p)
+func (r *Rules) pathLevel(p string) (outcome, bool) { return tableLevel(r.paths, p, "") }
+
+// tableLevel returns the highest level any layer of a path table gives p
+// (first match per layer), p resolved against cwd.
+func tableLevel(tables [][]pathRule, p, cwd string) (outcome, bool) {
 	var best outcome
 	found := false
-	for _, layer := range r.paths {
+	for _, layer := range tables {
 		for _, pr := range layer {
-			if anyGlob(pr.globs, p) {
+			if pathMatch(pr.globs, pr.reps, p, cwd) {
 				if !found || pr.Level > best.Level {
 					best = pr.outcome
 				}
@@ -129,10 +142,20 @@ type state struct {
 	// funcs names the functions the code being walked defines; calling one
 	// is not running an unknown program (its body is classified anyway).
 	funcs []string
+	// cwd is where a cd earlier in the command went: "" (none), an
+	// absolute or ~ path, or cwdUnknown.
+	cwd string
+	// vars holds variables assigned a literal earlier in the command, and
+	// varEnd where each stops being trusted (the end of its subshell).
+	vars   map[string]string
+	varEnd map[string]syntax.Pos
+	// note is appended to the command text of matches (why a variant of
+	// the command is judged).
+	note string
 }
 
 func (s *state) add(cmd string, o outcome) {
-	m := Match{Command: clip(cmd), Rule: o.Rule, Level: o.Level, Reason: o.Reason}
+	m := Match{Command: clip(cmd + s.note), Rule: o.Rule, Level: o.Level, Reason: o.Reason, Secret: o.Secret}
 	if slices.Contains(s.matches, m) {
 		return
 	}
@@ -141,6 +164,9 @@ func (s *state) add(cmd string, o outcome) {
 
 func (s *state) verdict() Verdict {
 	v := Verdict{Level: L0, Matches: s.matches, Hosts: s.hosts}
+	for _, m := range s.matches {
+		v.Secret = v.Secret || m.Secret
+	}
 	if len(s.matches) == 0 {
 		v.Reason = "no command"
 		v.Matches = []Match{}
@@ -184,9 +210,21 @@ func (s *state) shell(code string, depth int) {
 		s.add(code, o)
 		return
 	}
-	saved := s.funcs
-	defer func() { s.funcs = saved }()
+	saved, savedCwd, savedVars, savedEnd := s.funcs, s.cwd, s.vars, s.varEnd
+	defer func() { s.funcs, s.cwd, s.vars, s.varEnd = saved, savedCwd, savedVars, savedEnd }()
 	s.funcs = nil
+	var assigns map[*syntax.Stmt][]varDef
+	if strings.IndexByte(code, '=') >= 0 {
+		assigns = topAssigns(f)
+	}
+	// Variables of the enclosing code hold for all of this nested code.
+	s.vars, s.varEnd = maps.Clone(s.vars), nil
+	if assigns != nil {
+		if s.vars == nil {
+			s.vars = map[string]string{}
+		}
+		s.varEnd = map[string]syntax.Pos{}
+	}
 	if strings.Contains(code, "(") || strings.Contains(code, "function") {
 		syntax.Walk(f, func(n syntax.Node) bool {
 			if fd, ok := n.(*syntax.FuncDecl); ok && fd.Name != nil {
@@ -198,6 +236,9 @@ func (s *state) shell(code string, depth int) {
 	syntax.Walk(f, func(n syntax.Node) bool {
 		switch x := n.(type) {
 		case *syntax.Stmt:
+			if assigns != nil {
+				s.scopeVars(x, assigns[x])
+			}
 			if ce, ok := x.Cmd.(*syntax.CallExpr); ok {
 				s.call(ce, x, depth, nil)
 			}
@@ -217,74 +258,6 @@ func (s *state) shell(code string, depth int) {
 		}
 		return true
 	})
-}
-
-// word is one shell word after quote removal. Expansions the guard cannot
-// know are rendered as "$NAME" or "$(…)" and make the word non-literal.
-type word struct {
-	val  string
-	lit  bool
-	node *syntax.Word
-}
-
-func words(ws []*syntax.Word) []word {
-	out := make([]word, len(ws))
-	for i, w := range ws {
-		out[i] = render(w)
-	}
-	return out
-}
-
-func render(w *syntax.Word) word {
-	var b strings.Builder
-	lit := renderParts(&b, w.Parts, false)
-	return word{val: b.String(), lit: lit, node: w}
-}
-
-func renderParts(b *strings.Builder, parts []syntax.WordPart, inDbl bool) bool {
-	lit := true
-	for _, p := range parts {
-		switch x := p.(type) {
-		case *syntax.Lit:
-			unescape(b, x.Value, inDbl)
-		case *syntax.SglQuoted:
-			if x.Dollar {
-				b.WriteString(ansiC(x.Value))
-			} else {
-				b.WriteString(x.Value)
-			}
-		case *syntax.DblQuoted:
-			if !renderParts(b, x.Parts, true) {
-				lit = false
-			}
-		case *syntax.ParamExp:
-			lit = false
-			b.WriteByte('$')
-			if x.Param != nil {
-				b.WriteString(x.Param.Value)
-			}
-		case *syntax.CmdSubst:
-			lit = false
-			b.WriteString("$(…)")
-		case *syntax.ArithmExp:
-			lit = false
-			b.WriteString("$((…))")
-		case *syntax.ProcSubst:
-			lit = false
-			b.WriteString("<(…)")
-		case *syntax.ExtGlob:
-			lit = false
-			b.WriteString(x.Op.String())
-			if x.Pattern != nil {
-				b.WriteString(x.Pattern.Value)
-			}
-			b.WriteByte(')')
-		default:
-			lit = false
-			b.WriteString("$?")
-		}
-	}
-	return lit
 }
 
 // unescape removes backslash quoting from a literal: outside double quotes
@@ -447,19 +420,46 @@ func (s *state) stdinOf(st *syntax.Stmt) *input {
 		case syntax.Hdoc, syntax.DashHdoc:
 			in := &input{known: true, lit: true}
 			if rd.Hdoc != nil {
-				w := render(rd.Hdoc)
-				in.code, in.lit = w.val, w.lit
-				in.remote = s.downloads(rd.Hdoc)
+				in = s.inputOf(rd.Hdoc)
 			}
 			return in
 		case syntax.WordHdoc:
-			w := render(rd.Word)
-			return &input{code: w.val, known: true, lit: w.lit, remote: s.downloads(rd.Word)}
+			return s.inputOf(rd.Word)
 		case syntax.RdrIn:
+			if src, ok := procSubstSource(rd.Word); ok {
+				return &input{code: src, known: true, lit: true}
+			}
 			return &input{remote: s.downloads(rd.Word)}
 		}
 	}
 	return nil
+}
+
+// scopeVars forgets variables whose subshell ended before st and records
+// the ones st assigns.
+func (s *state) scopeVars(st *syntax.Stmt, defs []varDef) {
+	for name, end := range s.varEnd {
+		if end.IsValid() && end.Offset() <= st.Pos().Offset() {
+			delete(s.vars, name)
+			delete(s.varEnd, name)
+		}
+	}
+	for _, d := range defs {
+		s.vars[d.name], s.varEnd[d.name] = d.value, d.end
+	}
+}
+
+// inputOf is what a here-doc or here-string feeds: its text, with command
+// substitutions that print a literal replaced by what they print.
+func (s *state) inputOf(w *syntax.Word) *input {
+	r := renderEnv(w, s.vars)
+	in := &input{code: r.val, known: true, lit: r.lit, remote: s.downloads(w)}
+	if !r.lit {
+		if v, ok := known(w, s.vars); ok {
+			in.code, in.lit = v, true
+		}
+	}
+	return in
 }
 
 // downloads reports whether node runs a download command anywhere inside.
@@ -481,7 +481,7 @@ func (s *state) downloads(node syntax.Node) bool {
 		if found {
 			return false
 		}
-		if ce, ok := n.(*syntax.CallExpr); ok {
+		if ce, ok := n.(*syntax.CallExpr); ok && !portProbe(ce) {
 			for _, a := range ce.Args {
 				if w := render(a); w.lit && s.r.downloads[path.Base(w.val)] {
 					found = true
@@ -492,6 +492,30 @@ func (s *state) downloads(node syntax.Node) bool {
 		return true
 	})
 	return found
+}
+
+// portProbe reports whether a call is netcat's port scan (nc -z): it sends
+// and prints no data, so it downloads nothing.
+func portProbe(ce *syntax.CallExpr) bool {
+	if len(ce.Args) < 2 {
+		return false
+	}
+	switch path.Base(ce.Args[0].Lit()) {
+	case "nc", "ncat", "netcat":
+	default:
+		return false
+	}
+	probe := false
+	for _, a := range ce.Args[1:] {
+		v := a.Lit()
+		if len(v) > 1 && v[0] == '-' && v[1] != '-' {
+			if strings.ContainsAny(v, "elc") {
+				return false // -e/-c run a program, -l listens
+			}
+			probe = probe || strings.IndexByte(v, 'z') > 0
+		}
+	}
+	return probe
 }
 
 func (s *state) assign(a *syntax.Assign) {
@@ -513,7 +537,7 @@ func (s *state) call(ce *syntax.CallExpr, st *syntax.Stmt, depth int, pipeIn *in
 	if in == nil {
 		in = pipeIn
 	}
-	s.argv(words(ce.Args), in, depth)
+	s.argv(wordsEnv(ce.Args, s.vars), in, depth)
 }
 
 // argv classifies one command given as a word list.
@@ -541,9 +565,14 @@ func (s *state) argv(a []word, in *input, depth int) {
 		}
 		return
 	}
+	s.emptyVars(a, in, depth)
 	name := a[0].val
 	if i := strings.LastIndexByte(name, '/'); i >= 0 && i < len(name)-1 {
 		name = name[i+1:]
+	}
+	switch name {
+	case "cd", "pushd", "popd":
+		s.chdir(name, a[1:])
 	}
 	cmd := s.r.commands[name]
 	if cmd == nil {
@@ -582,12 +611,14 @@ func (s *state) argv(a []word, in *input, depth int) {
 		return
 	}
 	p := cmd.parse(rest)
+	p.cwd = s.cwd
 	outs, _, _ := cmd.evaluate(p, rest)
 	for _, o := range outs {
 		s.add(text, o)
 	}
 	s.hostsOf(cmd, p)
 	s.writes(cmd, p, rest, text)
+	s.reads(cmd, p, rest, text)
 	if cmd.code != nil {
 		s.code(cmd, rest, p, text, in, depth)
 	}
@@ -641,11 +672,123 @@ func (s *state) writes(cmd *command, p parsed, args []word, text string) {
 			}
 		}
 	}
+	targets = append(targets, flagValues(cmd.writeFlags, args)...)
 	for _, t := range targets {
-		if o, ok := s.r.pathLevel(t); ok {
+		if o, ok := tableLevel(s.r.paths, t, p.cwd); ok {
+			s.add(text, o)
+		} else if cmd.def.Level < s.r.defaults.Redirect.Level {
+			// A program that is otherwise read-only (sort -o, uniq in out).
+			s.add(text, outcome{Level: s.r.defaults.Redirect.Level, Rule: cmd.def.Rule + ":writes", Reason: "writes a file"})
+		}
+	}
+}
+
+// reads judges the files a command reads against the secrets table.
+func (s *state) reads(cmd *command, p parsed, args []word, text string) {
+	if len(s.r.secrets) == 0 {
+		return
+	}
+	var targets []string
+	switch cmd.reads {
+	case "operands":
+		targets = p.operands
+	case "rest":
+		if len(p.operands) > 1 {
+			targets = p.operands[1:]
+		}
+	case "if":
+		for _, w := range args {
+			if t, ok := strings.CutPrefix(w.val, "if="); ok {
+				targets = append(targets, t)
+			}
+		}
+	}
+	targets = append(targets, flagValues(cmd.readFlags, args)...)
+	for _, t := range targets {
+		if o, ok := tableLevel(s.r.secrets, t, p.cwd); ok {
 			s.add(text, o)
 		}
 	}
+}
+
+// flagValues returns the values of the given flags in args ("-o F",
+// "--output=F", "-oF").
+func flagValues(flags map[string]bool, args []word) []string {
+	if len(flags) == 0 {
+		return nil
+	}
+	var out []string
+	for i := 0; i < len(args); i++ {
+		v := args[i].val
+		if !isFlag(v) {
+			continue
+		}
+		if name, val, ok := strings.Cut(v, "="); ok && flags[name] {
+			out = append(out, val)
+			continue
+		}
+		if flags[v] {
+			if i+1 < len(args) {
+				out = append(out, args[i+1].val)
+			}
+			i++
+			continue
+		}
+		if len(v) > 2 && v[1] != '-' && flags[v[:2]] {
+			out = append(out, v[2:])
+		}
+	}
+	return out
+}
+
+// chdir follows cd, pushd and popd so that later relative paths are judged
+// where they point; a directory the guard cannot know is cwdUnknown.
+func (s *state) chdir(name string, args []word) {
+	if name == "popd" {
+		s.cwd = cwdUnknown
+		return
+	}
+	var ops []word
+	for _, w := range args {
+		if !isFlag(w.val) || w.val == "-" {
+			ops = append(ops, w)
+		}
+	}
+	switch {
+	case len(ops) == 0:
+		s.cwd = "~"
+	case !ops[0].lit || ops[0].val == "-" || ops[0].val == "":
+		s.cwd = cwdUnknown
+	case ops[0].val[0] == '/' || ops[0].val[0] == '~':
+		s.cwd = path.Clean(ops[0].val)
+	case s.cwd == "" || s.cwd == cwdUnknown:
+		s.cwd = cwdUnknown // relative to a directory the guard does not know
+	default:
+		s.cwd = path.Join(s.cwd, ops[0].val)
+	}
+}
+
+// emptyVars judges the command again with every variable that may be empty
+// expanded to nothing, when that turns a word into an absolute path:
+// rm -rf "$X"/* is rm -rf /* when X is empty or unset.
+func (s *state) emptyVars(a []word, in *input, depth int) {
+	var alt []word
+	for i, w := range a {
+		if !w.hasAlt || !strings.HasPrefix(w.alt, "/") || strings.HasPrefix(w.val, "/") {
+			continue
+		}
+		if alt == nil {
+			alt = slices.Clone(a)
+		}
+		alt[i] = word{val: w.alt, lit: true, node: w.node}
+	}
+	if alt == nil || !alt[0].lit {
+		return
+	}
+	saved := s.note
+	s.note = " (a variable in it may be empty)"
+	s.argv(alt, in, depth)
+	s.note = saved
 }
 
 // wrapper looks through a command that runs another command.
@@ -697,7 +840,7 @@ scan:
 		}
 	}
 	i = min(i, len(rest)) // a value flag at the end steps past it
-	p := parsed{flags: flags, operands: skipped}
+	p := parsed{flags: flags, operands: skipped, cwd: s.cwd}
 	if len(inner) > 0 {
 		// Rules see the wrapper's own options plus a placeholder for the command.
 		p.operands = append(slices.Clip(p.operands), inner[0].val)
@@ -728,10 +871,70 @@ scan:
 	case "shell":
 		s.codeText("shell", rawJoin(inner), allLit(inner), false, text, cmd, depth)
 	case "xargs":
+		if in != nil && in.known && in.lit {
+			s.xargs(rest[:i], inner, in.code, depth)
+			return
+		}
 		arg := word{val: "$XARGS"}
 		s.argv(append(slices.Clip(inner), arg), nil, depth)
 	default:
 		s.argv(inner, in, depth)
+	}
+}
+
+// maxXargs bounds the input items xargs is judged with.
+const maxXargs = 64
+
+// xargs judges the command xargs builds from a stdin the guard can read
+// (echo … |, printf … |, <<< …): with -I, once per line with the
+// placeholder replaced; otherwise with every item appended.
+func (s *state) xargs(opts, inner []word, stdin string, depth int) {
+	repl, sep := "", ""
+	for k := 0; k < len(opts); k++ {
+		switch v := opts[k].val; {
+		case v == "-I" && k+1 < len(opts):
+			repl = opts[k+1].val
+		case strings.HasPrefix(v, "-I") && len(v) > 2:
+			repl = v[2:]
+		case v == "-i" || v == "--replace":
+			repl = "{}"
+		case strings.HasPrefix(v, "--replace="):
+			repl = strings.TrimPrefix(v, "--replace=")
+		case strings.HasPrefix(v, "-i") && len(v) > 2:
+			repl = v[2:]
+		case v == "-0" || v == "--null":
+			sep = "\x00"
+		case v == "-d" && k+1 < len(opts):
+			sep = ansiC(opts[k+1].val)
+		}
+	}
+	var items []string
+	switch {
+	case repl != "":
+		items = strings.Split(strings.TrimRight(stdin, "\n"), "\n")
+	case sep != "":
+		items = strings.Split(stdin, sep)
+	default:
+		items = strings.Fields(stdin)
+	}
+	if len(items) > maxXargs {
+		items = items[:maxXargs]
+	}
+	if repl == "" {
+		cmd := slices.Clip(inner)
+		for _, it := range items {
+			cmd = append(cmd, word{val: it, lit: true})
+		}
+		s.argv(cmd, nil, depth)
+		return
+	}
+	for _, it := range items {
+		cmd := make([]word, len(inner))
+		for k, w := range inner {
+			w.val = strings.ReplaceAll(w.val, repl, it)
+			cmd[k] = w
+		}
+		s.argv(cmd, nil, depth)
 	}
 }
 
@@ -786,7 +989,7 @@ func (s *state) find(cmd *command, rest []word, text string, in *input, depth in
 		}
 		main = append(main, rest[i])
 	}
-	p := parsed{flags: flags, operands: roots}
+	p := parsed{flags: flags, operands: roots, cwd: s.cwd}
 	outs, _, _ := cmd.evaluate(p, main)
 	for _, o := range outs {
 		s.add(text, o)
@@ -797,12 +1000,25 @@ func (s *state) find(cmd *command, rest []word, text string, in *input, depth in
 	if len(roots) > 4 {
 		roots = roots[:4]
 	}
+	// {} is each root and every file below it: find /etc -exec rm {} \;
+	// deletes /etc/passwd. A -name pattern narrows what is below.
+	below := "*"
+	for k := 0; k+1 < len(rest); k++ {
+		if v := rest[k].val; v == "-name" || v == "-iname" {
+			below = "*" + rest[k+1].val
+			break
+		}
+	}
+	var paths []string
+	for _, root := range roots {
+		paths = append(paths, root, strings.TrimSuffix(root, "/")+"/"+below)
+	}
 	for _, ex := range execs {
 		if len(ex) == 0 {
 			s.add(text, cmd.exec.alone)
 			continue
 		}
-		for _, root := range roots {
+		for _, root := range paths {
 			inner := make([]word, len(ex))
 			for k, w := range ex {
 				w.val = strings.ReplaceAll(w.val, "{}", root)
@@ -818,6 +1034,7 @@ func (s *state) find(cmd *command, rest []word, text string, in *input, depth in
 // something to judge.
 func (s *state) code(cmd *command, rest []word, p parsed, text string, in *input, depth int) bool {
 	cs := cmd.code
+	judged := false
 	for i := 0; i < len(rest); i++ {
 		v := rest[i].val
 		if v == "--" {
@@ -832,7 +1049,7 @@ func (s *state) code(cmd *command, rest []word, p parsed, text string, in *input
 		)
 		if name, val, ok := strings.Cut(v, "="); ok && strings.HasPrefix(v, "--") && cs.flags[name] {
 			code, found = word{val: val, lit: rest[i].lit, node: rest[i].node}, true
-		} else if cs.flags[v] || (len(v) > 2 && v[1] != '-' && cs.flags["-"+v[len(v)-1:]]) {
+		} else if cs.flags[v] || (len(v) > 2 && v[1] != '-' && !cmd.valueFlags[v[:2]] && cs.flags["-"+v[len(v)-1:]]) {
 			if i+1 < len(rest) {
 				code, found = rest[i+1], true
 			}
@@ -840,18 +1057,29 @@ func (s *state) code(cmd *command, rest []word, p parsed, text string, in *input
 			code, found = word{val: v[2:], lit: rest[i].lit, node: rest[i].node}, true
 		}
 		if found {
+			// Every code flag counts (ruby -rfileutils -e '…': -r is php's
+			// code flag and ruby's require).
 			s.codeWord(cs.lang, code, text, cmd, depth)
-			return true
+			judged = true
 		}
 		if cmd.takesValue(v) {
 			i++
 		}
 	}
+	if judged {
+		return true
+	}
 	if cs.join && len(rest) > 0 {
 		if s.downloadsAny(rest) {
 			s.add(text, s.r.defaults.RemoteCode)
 		}
-		s.codeText(cs.lang, rawJoin(rest), allLit(rest), false, text, cmd, depth)
+		code, lit := rawJoin(rest), allLit(rest)
+		if !lit {
+			if vals, ok := s.knownAll(rest); ok {
+				code, lit = strings.Join(vals, " "), true
+			}
+		}
+		s.codeText(cs.lang, code, lit, false, text, cmd, depth)
 		return true
 	}
 	if in != nil && in.remote {
@@ -868,6 +1096,10 @@ func (s *state) code(cmd *command, rest []word, p parsed, text string, in *input
 	}
 	if cs.script != nil && !stdinMode && len(p.operands) > 0 && p.operands[0] != "-" {
 		w := rest[p.opIdx[0]]
+		if src, ok := procSubstSource(w.node); ok {
+			s.codeText(cs.lang, src, true, false, text, cmd, depth) // bash <(echo …)
+			return true
+		}
 		if s.downloads(w.node) {
 			s.add(text, s.r.defaults.RemoteCode)
 		} else {
@@ -895,9 +1127,32 @@ func (s *state) downloadsAny(ws []word) bool {
 	return false
 }
 
+// knownAll returns the known text of every word (see known).
+func (s *state) knownAll(ws []word) ([]string, bool) {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		if w.lit {
+			out[i] = w.val
+			continue
+		}
+		v, ok := known(w.node, s.vars)
+		if !ok {
+			return nil, false
+		}
+		out[i] = v
+	}
+	return out, true
+}
+
 func (s *state) codeWord(lang string, w word, text string, cmd *command, depth int) {
 	if !w.lit && s.downloads(w.node) {
 		s.add(text, s.r.defaults.RemoteCode)
+	}
+	if !w.lit {
+		// sh -c "$(echo … | base64 -d)": judge the code it decodes to.
+		if v, ok := known(w.node, s.vars); ok {
+			w.val, w.lit = v, true
+		}
 	}
 	s.codeText(lang, w.val, w.lit, false, text, cmd, depth)
 }
@@ -921,6 +1176,9 @@ func (s *state) codeText(lang, code string, lit, remote bool, text string, cmd *
 		for _, c := range execStrings(code) {
 			s.shell(c, depth+1)
 		}
+		for _, argv := range deleteCalls(code) {
+			s.argv(argv, nil, depth+1)
+		}
 	}
 }
 
@@ -942,8 +1200,17 @@ func (s *state) sql(code string) {
 	}
 }
 
-// redirect judges a file a redirection writes.
+// redirect judges a file a redirection writes, or reads when it is
+// credential material.
 func (s *state) redirect(rd *syntax.Redirect) {
+	if rd.Op == syntax.RdrIn && rd.Word != nil && len(s.r.secrets) > 0 {
+		if w := renderEnv(rd.Word, s.vars); w.lit {
+			if o, ok := tableLevel(s.r.secrets, w.val, s.cwd); ok {
+				s.add("< "+w.val, o)
+			}
+		}
+		return
+	}
 	switch rd.Op {
 	case syntax.RdrOut, syntax.AppOut, syntax.RdrClob, syntax.AppClob, syntax.RdrAll,
 		syntax.RdrAllClob, syntax.AppAll, syntax.AppAllClob, syntax.RdrInOut, syntax.DplOut:
@@ -962,7 +1229,7 @@ func (s *state) redirect(rd *syntax.Redirect) {
 		s.add(text, s.r.defaults.DynamicRedirect)
 		return
 	}
-	if o, ok := s.r.pathLevel(w.val); ok {
+	if o, ok := tableLevel(s.r.paths, w.val, s.cwd); ok {
 		s.add(text, o)
 		return
 	}
@@ -1040,8 +1307,8 @@ func literalSource(st *syntax.Stmt) (string, bool) {
 			}
 			return strings.Join(parts, " "), true
 		case "printf":
-			if len(ws) > 1 {
-				return strings.Join(stringsOf(ws[1:]), " "), true
+			if len(ws) > 1 && !strings.HasPrefix(ws[1].val, "-") {
+				return printf(ws[1].val, stringsOf(ws[2:])), true
 			}
 		case "cat", "base64":
 			for _, rd := range st.Redirs {

@@ -57,6 +57,81 @@ func anyGlob(pats []string, s string) bool {
 	return false
 }
 
+// isGlob reports whether an operand holds shell glob characters.
+func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+// reps returns, for each rule glob, one path it matches: "*" and "?" become
+// "x", "\*" becomes "*". A glob operand such as /etc/* may then be judged by
+// whether it matches one of them: it names every path it expands to, so
+// rm /etc/* is judged as deleting /etc/passwd.
+func reps(globs []string) []string {
+	out := make([]string, len(globs))
+	for i, g := range globs {
+		var b strings.Builder
+		for j := 0; j < len(g); j++ {
+			switch c := g[j]; {
+			case c == '\\' && j+1 < len(g):
+				j++
+				b.WriteByte(g[j])
+			case c == '*' || c == '?':
+				b.WriteByte('x')
+			default:
+				b.WriteByte(c)
+			}
+		}
+		out[i] = b.String()
+	}
+	return out
+}
+
+// pathMatch reports whether operand o names a path the globs (with their
+// reps) cover: o itself, o resolved against the working directory a cd set,
+// and, for a glob operand, any path it expands to.
+func pathMatch(globs, globReps []string, o, cwd string) bool {
+	c, r := candidates(o, cwd)
+	return pathMatch1(globs, globReps, c) || (r != "" && pathMatch1(globs, globReps, r))
+}
+
+func pathMatch1(globs, globReps []string, c string) bool {
+	if anyGlob(globs, c) {
+		return true
+	}
+	if isGlob(c) && (c[0] == '/' || c[0] == '~') {
+		for _, r := range globReps {
+			if globMatch(c, r) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cwdUnknown is the working directory after a cd the guard cannot follow.
+const cwdUnknown = "\x00?"
+
+// candidates returns the paths operand o may name: o cleaned, and when a cd
+// came before, o resolved against it (else ""). After a cd to a directory
+// the guard cannot know, a relative path is judged as if the directory were
+// / (the worst case).
+func candidates(o, cwd string) (clean, resolved string) {
+	c := cleanPath(o)
+	if cwd == "" || o == "" {
+		return c, ""
+	}
+	switch o[0] {
+	case '/', '~', '$', '-':
+		return c, ""
+	}
+	base := cwd
+	if cwd == cwdUnknown {
+		base = "/"
+	}
+	if r := path.Join(base, o); r != c {
+		return c, r
+	}
+	return c, ""
+}
+
 // cleanPath normalises a path-like operand so "//", "/./etc/../" and "/etc/"
 // cannot dodge a rule. Other words are returned unchanged.
 func cleanPath(s string) string {
@@ -74,7 +149,8 @@ func cleanPath(s string) string {
 type parsed struct {
 	flags    []string
 	operands []string
-	opIdx    []int // index of each operand in the input
+	opIdx    []int  // index of each operand in the input
+	cwd      string // where a cd in the same command went ("" none, cwdUnknown)
 }
 
 func isFlag(v string) bool { return len(v) > 1 && v[0] == '-' }
@@ -180,7 +256,7 @@ func (r *rule) match(p parsed, args []word, joined string) bool {
 	if len(r.operands) > 0 {
 		ok := false
 		for _, o := range p.operands {
-			if anyGlob(r.operands, cleanPath(o)) {
+			if pathMatch(r.operands, r.opReps, o, p.cwd) {
 				ok = true
 				break
 			}
@@ -190,7 +266,7 @@ func (r *rule) match(p parsed, args []word, joined string) bool {
 		}
 	}
 	if len(r.last) > 0 {
-		if len(p.operands) == 0 || !anyGlob(r.last, cleanPath(p.operands[len(p.operands)-1])) {
+		if len(p.operands) == 0 || !pathMatch(r.last, r.lastReps, p.operands[len(p.operands)-1], p.cwd) {
 			return false
 		}
 	}

@@ -15,6 +15,9 @@ var backtick = regexp.MustCompile("`([^`]*)`|%x\\(([^)]*)\\)|\\bqx\\s*[({/]([^)}
 
 // execStrings returns the shell commands found in exec calls in code.
 func execStrings(code string) []string {
+	if !execHint(code) {
+		return nil
+	}
 	var out []string
 	for _, loc := range execCall.FindAllStringIndex(code, 8) {
 		out = append(out, strings.Join(stringLiterals(balanced(code[loc[1]:])), " "))
@@ -23,6 +26,16 @@ func execStrings(code string) []string {
 		out = append(out, m[1]+m[2]+m[3])
 	}
 	return out
+}
+
+// execHint is a cheap test for code that may match execCall or backtick.
+func execHint(code string) bool {
+	for _, h := range []string{"system", "popen", "exec", "Exec", "spawn", "subprocess", "commands.", "shell_exec", "passthru", "proc_open", "Open3", "`", "%x", "qx"} {
+		if strings.Contains(code, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // balanced returns s up to the parenthesis that closes an already open one.
@@ -70,6 +83,140 @@ func stringLiterals(s string) []string {
 		}
 		out = append(out, b.String())
 		i = j
+	}
+	return out
+}
+
+// deleteFuncs are file-destroying functions of languages the guard cannot
+// parse, and whether they delete a whole tree. A name starting with "." is
+// a method (pathlib's Path(…).unlink(), require("fs").rmSync(…)).
+var deleteFuncs = []struct {
+	name      string
+	recursive bool
+}{
+	{"shutil.rmtree", true}, {"FileUtils.rm_rf", true}, {"FileUtils.rm_r", true}, {"FileUtils.rmtree", true},
+	{"FileUtils.remove_dir", true}, {"FileUtils.remove_entry", true}, {"FileUtils.rm_tree", true},
+	{"rmtree", true}, {"remove_tree", true}, {"Deno.remove", true}, {"Deno.removeSync", true},
+	{".rmSync", true}, {".rm", true}, {".rmdirSync", true}, {".removeSync", true}, {".emptyDir", true},
+	{".emptyDirSync", true},
+	{"os.remove", false}, {"os.unlink", false}, {"os.rmdir", false}, {"os.removedirs", false},
+	{".unlink", false}, {".rmdir", false}, {".remove", false}, {"File.delete", false}, {"FileUtils.rm", false},
+	{"FileUtils.rm_f", false}, {"FileUtils.remove_file", false}, {"Dir.rmdir", false}, {"Dir.delete", false},
+	{".unlinkSync", false}, {"unlink", false},
+}
+
+// deleteHint is a cheap test for code that may call one of deleteFuncs.
+func deleteHint(code string) bool {
+	for _, h := range []string{"rm", "remove", "unlink", "delete", "emptyDir"} {
+		if strings.Contains(code, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func isIdent(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// deleteCallAt reports whether code at i calls the function name (a whole
+// word followed by "(", a quoted argument or perl's glob), and where its
+// arguments start.
+func deleteCallAt(code string, i int, name string) (int, bool) {
+	if name[0] != '.' && i > 0 && (isIdent(code[i-1]) || code[i-1] == '.' && !strings.Contains(name, ".")) {
+		return 0, false
+	}
+	j := i + len(name)
+	if j < len(code) && isIdent(code[j]) {
+		return 0, false
+	}
+	k := j
+	for k < len(code) && (code[k] == ' ' || code[k] == '\t') {
+		k++
+	}
+	switch {
+	case k < len(code) && code[k] == '(':
+		return k, true
+	case k > j && k < len(code) && (code[k] == '"' || code[k] == '\''):
+		return k, true
+	case k > j && strings.HasPrefix(code[k:], "glob"):
+		return k, true
+	}
+	return 0, false
+}
+
+// absPath finds absolute path literals in code.
+var absPath = regexp.MustCompile(`['"](/[^'"\s]*)['"]`)
+
+// maxDeletes bounds the delete calls judged per piece of code.
+const maxDeletes = 8
+
+// deleteCalls returns the shell command each file-destroying call amounts
+// to: shutil.rmtree("/etc") is rm -rf /etc, os.remove("/etc/passwd") is rm
+// /etc/passwd. A call whose path the guard cannot read (a loop over
+// os.listdir("/etc")) is judged on every absolute path the code names, as
+// rm of everything in it.
+func deleteCalls(code string) [][]word {
+	if !deleteHint(code) {
+		return nil
+	}
+	var out [][]word
+	n := 0
+	for _, f := range deleteFuncs {
+		for from := 0; n < maxDeletes; {
+			i := strings.Index(code[from:], f.name)
+			if i < 0 {
+				break
+			}
+			i += from
+			from = i + len(f.name)
+			at, ok := deleteCallAt(code, i, f.name)
+			if !ok {
+				continue
+			}
+			n++
+			out = append(out, deleteArgv(code, i, at, f.recursive)...)
+		}
+	}
+	return out
+}
+
+// deleteArgv turns one delete call (name at i, arguments at at) into rm
+// commands on the paths it names.
+func deleteArgv(code string, i, at int, recursive bool) [][]word {
+	flags := "-f"
+	if recursive {
+		flags = "-rf"
+	}
+	args := code[at:]
+	if args[0] == '(' {
+		args = balanced(args[1:])
+	} else if e := strings.IndexAny(args, ";\n"); e >= 0 {
+		args = args[:e] // unlink "/x", rm_r "/y": up to the statement's end
+	}
+	// pathlib.Path("/etc/x").unlink(): the path comes before the call.
+	if code[i] == '.' {
+		args = code[max(0, i-200):i] + args
+	}
+	// A bare literal is the target; a literal inside an expression
+	// (os.path.join("/etc", f)) is a directory something in it is.
+	trimmed := strings.TrimSpace(args)
+	bare := trimmed != "" && absPath.FindString(trimmed) == trimmed
+	var paths []string
+	for _, p := range absPath.FindAllStringSubmatch(args, 4) {
+		paths = append(paths, p[1])
+		if !bare {
+			paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
+		}
+	}
+	if len(paths) == 0 {
+		for _, p := range absPath.FindAllStringSubmatch(code, 4) {
+			paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
+		}
+	}
+	out := make([][]word, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, []word{{val: "rm", lit: true}, {val: flags, lit: true}, {val: "--", lit: true}, {val: p, lit: true}})
 	}
 	return out
 }

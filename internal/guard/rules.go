@@ -26,13 +26,17 @@ type Rules struct {
 	sets     map[string][]string
 	// paths holds one first-match table per layer (shipped, then tenant);
 	// a path's level is the highest any layer gives it.
-	paths      [][]pathRule
+	paths [][]pathRule
+	// secrets holds the credential material a read of which is at least
+	// L1 and redacted (layered like paths).
+	secrets    [][]pathRule
 	commands   map[string]*command
 	env        map[string]bool
 	envRule    outcome
 	downloads  map[string]bool
 	sql        [][]regexRule // layered like paths, max wins
 	sqlDefault outcome
+	blast      []BlastRule // applied in order; tenants append
 }
 
 // outcome is a level with the rule that produced it.
@@ -40,6 +44,8 @@ type outcome struct {
 	Level  Level
 	Rule   string
 	Reason string
+	// Secret marks a read of credential material: the output is redacted.
+	Secret bool
 }
 
 type defaults struct {
@@ -49,6 +55,7 @@ type defaults struct {
 type pathRule struct {
 	outcome
 	globs []string
+	reps  []string // one path each glob matches, for glob operands (see reps)
 }
 
 type regexRule struct {
@@ -64,6 +71,9 @@ type command struct {
 	valueFlags map[string]bool
 	hosts      string // "", "first", "colon"
 	writes     string // "", "operands", "last", "rest", "of"
+	writeFlags map[string]bool
+	reads      string // "", "operands", "rest", "if"
+	readFlags  map[string]bool
 	exec       *execSpec
 	code       *codeSpec
 	layers     [][]rule // [0] shipped, [1:] tenant; max over layers
@@ -96,6 +106,8 @@ type rule struct {
 	args       []string
 	operands   []string
 	last       []string
+	opReps     []string // reps of operands, for glob operands
+	lastReps   []string
 	re         *regexp.Regexp
 	noOperands bool
 	noexec     bool
@@ -108,6 +120,8 @@ type rawFile struct {
 	Defaults  map[string]rawLR    `yaml:"defaults"`
 	Sets      map[string][]string `yaml:"sets"`
 	Paths     []rawPath           `yaml:"paths"`
+	Secrets   []rawPath           `yaml:"secrets"`
+	Blast     []rawBlast          `yaml:"blast_radius"`
 	Env       *rawEnv             `yaml:"sensitive_env"`
 	Downloads []string            `yaml:"download_commands"`
 	SQL       *rawSQL             `yaml:"sql"`
@@ -145,6 +159,9 @@ type rawCommand struct {
 	ValueFlags []string  `yaml:"value_flags"`
 	Hosts      string    `yaml:"hosts"`
 	Writes     string    `yaml:"writes"`
+	WriteFlags []string  `yaml:"write_flags"`
+	Reads      string    `yaml:"reads"`
+	ReadFlags  []string  `yaml:"read_flags"`
 	Exec       *rawExec  `yaml:"exec"`
 	Code       *rawCode  `yaml:"code"`
 	Rules      []rawRule `yaml:"rules"`
@@ -361,11 +378,31 @@ func (b *builder) compileShared(raw *rawFile) {
 			id = "tenant:" + id
 		}
 		o := b.lr(p, rawLR{pr.Level, pr.Reason}, id)
-		table = append(table, pathRule{outcome: o, globs: b.globs(p+".globs", pr.Globs, true)})
+		globs := b.globs(p+".globs", pr.Globs, true)
+		table = append(table, pathRule{outcome: o, globs: globs, reps: reps(globs)})
 	}
 	if len(table) > 0 {
 		b.r.paths = append(b.r.paths, table)
 	}
+	var secrets []pathRule
+	for i, pr := range raw.Secrets {
+		p := fmt.Sprintf("$.secrets[%d]", i)
+		id := cmpOr(pr.ID, fmt.Sprintf("secret[%d]", i))
+		if b.tenant {
+			id = "tenant:" + id
+		}
+		o := b.lr(p, rawLR{pr.Level, pr.Reason}, id)
+		if o.Level < L1 {
+			b.fail(p+".level", "a read of credential material is at least L1, got %s", o.Level)
+		}
+		o.Secret = true
+		globs := b.globs(p+".globs", pr.Globs, true)
+		secrets = append(secrets, pathRule{outcome: o, globs: globs, reps: reps(globs)})
+	}
+	if len(secrets) > 0 {
+		b.r.secrets = append(b.r.secrets, secrets)
+	}
+	b.compileBlast(raw.Blast)
 	if raw.Env != nil {
 		for _, n := range raw.Env.Names {
 			b.r.env[n] = true
@@ -472,9 +509,23 @@ func (b *builder) compileCommand(p string, c rawCommand) {
 		valueFlags: map[string]bool{},
 		hosts:      c.Hosts,
 		writes:     c.Writes,
+		writeFlags: map[string]bool{},
+		reads:      c.Reads,
+		readFlags:  map[string]bool{},
 	}
 	for _, f := range c.ValueFlags {
 		cmd.valueFlags[f] = true
+	}
+	for _, f := range c.WriteFlags {
+		cmd.writeFlags[f], cmd.valueFlags[f] = true, true
+	}
+	for _, f := range c.ReadFlags {
+		cmd.readFlags[f], cmd.valueFlags[f] = true, true
+	}
+	switch c.Reads {
+	case "", "operands", "rest", "if":
+	default:
+		b.fail(p+".reads", "reads must be operands, rest or if, got %q", c.Reads)
 	}
 	switch c.Hosts {
 	case "", "first", "colon":
@@ -549,7 +600,8 @@ func (b *builder) mergeTenant(p string, c rawCommand) {
 			return
 		}
 	}
-	if len(c.ValueFlags) > 0 || c.Exec != nil || c.Code != nil || c.Hosts != "" || c.Writes != "" {
+	if len(c.ValueFlags) > 0 || c.Exec != nil || c.Code != nil || c.Hosts != "" || c.Writes != "" ||
+		len(c.WriteFlags) > 0 || c.Reads != "" || len(c.ReadFlags) > 0 {
 		b.fail(p, "a tenant may only add level and rules to the shipped command %q", c.Names[0])
 		return
 	}
@@ -598,6 +650,7 @@ func (b *builder) rules(p, id string, in []rawRule) []rule {
 		r.args = b.globs(rp+".args", rr.Args, false)
 		r.operands = b.globs(rp+".operands", rr.Operands, false)
 		r.last = b.globs(rp+".last", rr.Last, false)
+		r.opReps, r.lastReps = reps(r.operands), reps(r.last)
 		if rr.Regex != "" {
 			re, err := regexp.Compile(rr.Regex)
 			if err != nil {
@@ -710,6 +763,8 @@ func (r *Rules) clone() *Rules {
 	nr.env = maps.Clone(r.env)
 	nr.downloads = maps.Clone(r.downloads)
 	nr.paths = slices.Clip(r.paths)
+	nr.secrets = slices.Clip(r.secrets)
+	nr.blast = slices.Clip(r.blast)
 	nr.sql = slices.Clip(r.sql)
 	return &nr
 }

@@ -182,6 +182,50 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *Server) setUserStatus(status string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		u, err := s.Auth.SetUserStatus(r.Context(), r.PathValue("id"), status)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, u)
+		return nil
+	}
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	if err := s.Auth.DeleteUser(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type changePasswordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+func (r *changePasswordRequest) Validate() error {
+	if r.CurrentPassword == "" || r.NewPassword == "" {
+		return errs.New(errs.Invalid, "current_password and new_password are required")
+	}
+	return nil
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
+	var req changePasswordRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	tok, err := s.Auth.ChangePassword(r.Context(), req.CurrentPassword, req.NewPassword)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tok)
+	return nil
+}
+
 type createTenantRequest struct {
 	Name          string    `json:"name"`
 	Slug          string    `json:"slug"`

@@ -3,9 +3,11 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/it0/it0/internal/errs"
 )
@@ -41,8 +43,7 @@ type errorDetail struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *errs.Error
 	if !errors.As(err, &e) {
-		s.log.ErrorContext(r.Context(), "request failed", slog.String("error", err.Error()),
-			slog.String("request_id", requestID(r.Context())))
+		s.log.ErrorContext(r.Context(), "request failed", slog.String("error", err.Error()))
 		e = &errs.Error{Code: errs.Internal, Message: "internal error",
 			Hint: "the server logged the cause under request id " + requestID(r.Context())}
 	}
@@ -63,3 +64,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)
 }
+
+// probeMethods are the methods tried to tell "no such path" (404) from "not with this method" (405).
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// apiFallback answers every request under /api/ that no route takes, in the JSON error envelope: 405 with
+// an Allow header when the path exists for other methods, 404 otherwise. (ServeMux's own answers are
+// plain text.)
+func (s *Server) apiFallback(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != apiFallbackPattern {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed",
+			Message: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path), Hint: "use " + strings.Join(allow, " or ")}})
+		return
+	}
+	s.writeError(w, r, errs.New(errs.NotFound, "no API endpoint %s %s", r.Method, r.URL.Path).
+		WithHint("the endpoints are listed in GET /api/v1/openapi.json"))
+}
+
+const apiFallbackPattern = "/api/"

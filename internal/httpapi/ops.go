@@ -186,9 +186,6 @@ func (s *Server) listOpsApprovals(w http.ResponseWriter, r *http.Request) error 
 	if status == "" {
 		status = agent.ApprovalPending
 	}
-	if status == "all" {
-		status = ""
-	}
 	list, err := s.Agent.Approvals(r.Context(), q.Get("session_id"), status, 500)
 	if err != nil {
 		return err

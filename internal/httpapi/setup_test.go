@@ -28,6 +28,7 @@ import (
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -57,7 +58,8 @@ type testBundle struct {
 	ssh        *ssh.Executor
 	adminTok   string // bootstrap admin: default tenant admin and platform admin
 	defaultID  string
-	comm       commState // the comm service serve builds and its providers (comm_test.go)
+	comm       commState    // the comm service serve builds and its providers (comm_test.go)
+	notifier   ops.Notifier // who hears of standing-order runs; nil = nobody
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -91,7 +93,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 	b.defaultID = res.Tenant.ID
 	b.auth, b.audit = svc, log
 	b.logs = &lockedBuffer{}
-	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := logging.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v, err := vault.New(vault.Config{MasterKey: vaulttest.MasterKey(t)}, db)
 	if err != nil {
 		t.Fatal(err)
@@ -119,11 +121,17 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 // serve (re)starts the HTTP API over b's services with agent service ag.
 func (b *testBundle) serve(ag *agent.Service) {
 	orders := ops.NewOrders(b.db, ag, b.inv, b.audit, jobs.CheckCron, nil)
-	orders.SetReports(nil, b.auth.TenantLocale, b.logger)
+	orders.SetReports(b.notifier, b.auth.TenantLocale, b.logger)
+	orders.SetPeople(func(ctx context.Context, id string) string {
+		if u, err := b.auth.User(ctx, id); err == nil {
+			return u.Email
+		}
+		return id
+	})
 	ag.AddTools(orders)
 	ag.OnRunEnd(orders.OnSessionEnd)
 	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
-		Checks: b.newChecks(), Comm: b.newComm(ag),
+		Checks: b.newChecks(), Comm: b.newComm(ag, orders),
 		Version: "test", Logger: b.logger, Monitoring: b.newMonitoring(ag, orders)})
 	b.http = httptest.NewServer(b.srv.Handler())
 	b.t.Cleanup(b.http.Close)

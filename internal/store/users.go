@@ -11,12 +11,13 @@ import (
 	"github.com/it0/it0/internal/tenant"
 )
 
-const userCols = `id, tenant_id, email, name, password_hash, role, platform_admin, status, locale, created_at, updated_at, last_login_at`
+const userCols = `id, tenant_id, email, name, password_hash, role, platform_admin, status, locale, created_at, updated_at, last_login_at,
+	tokens_valid_after`
 
 func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
 	var u auth.User
 	err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.Name, &u.PasswordHash, &u.Role, &u.PlatformAdmin, &u.Status,
-		&u.Locale, &u.CreatedAt, &u.UpdatedAt, &u.LastLoginAt)
+		&u.Locale, &u.CreatedAt, &u.UpdatedAt, &u.LastLoginAt, &u.TokensValidAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -55,9 +56,9 @@ func (db *DB) UserCreate(ctx context.Context, u *auth.User) error {
 			return errs.New(errs.QuotaExceeded, "quota max_users reached (%d of %d)", n, max).
 				WithHint("remove a user or move the tenant to a larger plan")
 		}
-		_, err := tx.exec(ctx, `INSERT INTO ~users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+		_, err := tx.exec(ctx, `INSERT INTO ~users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			u.ID, u.TenantID, strings.ToLower(u.Email), u.Name, u.PasswordHash, u.Role, u.PlatformAdmin, u.Status,
-			u.Locale, u.CreatedAt, u.UpdatedAt, u.LastLoginAt)
+			u.Locale, u.CreatedAt, u.UpdatedAt, u.LastLoginAt, u.TokensValidAfter)
 		if isUniqueViolation(err) {
 			return errs.New(errs.Conflict, "a user with email %q already exists", u.Email)
 		}
@@ -97,18 +98,77 @@ func (db *DB) UserList(ctx context.Context) ([]auth.User, error) {
 	return out, rows.Err()
 }
 
-// UserUpdate saves u's name, role, status, locale and password hash, in the tenant in ctx.
+// UserUpdate saves u's name, role, status, locale, password hash and tokens-valid-after stamp, in the tenant
+// in ctx. Returns errs.Conflict when the change would leave the tenant without an active admin.
 func (db *DB) UserUpdate(ctx context.Context, u *auth.User) error {
+	return db.userChange(ctx, func(tx scopeTx, tid string) error {
+		res, err := tx.exec(ctx, `UPDATE ~users SET name=?, role=?, status=?, locale=?, password_hash=?, updated_at=?,
+			tokens_valid_after=? WHERE id=? AND tenant_id=?`, u.Name, u.Role, u.Status, u.Locale, u.PasswordHash, u.UpdatedAt,
+			u.TokensValidAfter, u.ID, tid)
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		return mustAffect(res, "user")
+	})
+}
+
+// UserDelete removes user id of the tenant in ctx with its API keys. Returns errs.NotFound, or errs.Conflict
+// when it is the tenant's last active admin.
+func (db *DB) UserDelete(ctx context.Context, id string) error {
+	return db.userChange(ctx, func(tx scopeTx, tid string) error {
+		if _, err := tx.exec(ctx, `DELETE FROM ~api_keys WHERE user_id = ? AND tenant_id = ?`, id, tid); err != nil {
+			return fmt.Errorf("delete user's api keys: %w", err)
+		}
+		res, err := tx.exec(ctx, `DELETE FROM ~users WHERE id = ? AND tenant_id = ?`, id, tid)
+		if err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		return mustAffect(res, "user")
+	})
+}
+
+// errLastAdmin is what a change that would leave a tenant without an active admin gets.
+var errLastAdmin = errs.New(errs.Conflict, "this is the tenant's last active admin").
+	WithHint("make another user admin first")
+
+// userChange runs change in a transaction that holds the tenant's row, then refuses the result (rolling it
+// back) when no active admin is left. Holding the tenant row serialises two admins demoting each other.
+func (db *DB) userChange(ctx context.Context, change func(tx scopeTx, tid string) error) error {
 	tid, err := tenant.ID(ctx)
 	if err != nil {
 		return err
 	}
-	res, err := db.sharedScope().exec(ctx, `UPDATE ~users SET name=?, role=?, status=?, locale=?, password_hash=?, updated_at=?
-		WHERE id=? AND tenant_id=?`, u.Name, u.Role, u.Status, u.Locale, u.PasswordHash, u.UpdatedAt, u.ID, tid)
-	if err != nil {
-		return fmt.Errorf("update user: %w", err)
-	}
-	return mustAffect(res, "user")
+	s := db.sharedScope()
+	return s.inTx(ctx, func(tx scopeTx) error {
+		var one int
+		if err := tx.queryRow(ctx, `SELECT 1 FROM ~tenants WHERE id = ?`+s.forUpdate(), tid).Scan(&one); err != nil {
+			return notFound(err, "tenant")
+		}
+		admins := func() (int, error) {
+			var n int
+			err := tx.queryRow(ctx, `SELECT COUNT(*) FROM ~users WHERE tenant_id = ? AND role = ? AND status = 'active'`,
+				tid, auth.RoleAdmin).Scan(&n)
+			if err != nil {
+				return 0, fmt.Errorf("count admins: %w", err)
+			}
+			return n, nil
+		}
+		before, err := admins()
+		if err != nil {
+			return err
+		}
+		if err := change(tx, tid); err != nil {
+			return err
+		}
+		after, err := admins()
+		if err != nil {
+			return err
+		}
+		if after == 0 && before > 0 {
+			return errLastAdmin
+		}
+		return nil
+	})
 }
 
 // UserByEmail finds a user by email across tenants. It is the one user lookup without a tenant in the
@@ -222,4 +282,19 @@ func (db *DB) APIKeyRevoke(ctx context.Context, id string, at time.Time) error {
 func (db *DB) APIKeyTouch(ctx context.Context, id string, at time.Time) error {
 	_, err := db.sharedScope().exec(ctx, `UPDATE ~api_keys SET last_used_at = ? WHERE id = ?`, at, id)
 	return err
+}
+
+// APIKeyRevokeForUser revokes every unrevoked key of user userID in the tenant in ctx and says how many.
+func (db *DB) APIKeyRevokeForUser(ctx context.Context, userID string, at time.Time) (int, error) {
+	tid, err := tenant.ID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	res, err := db.sharedScope().exec(ctx, `UPDATE ~api_keys SET revoked_at = ? WHERE user_id = ? AND tenant_id = ? AND revoked_at IS NULL`,
+		at, userID, tid)
+	if err != nil {
+		return 0, fmt.Errorf("revoke user's api keys: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }

@@ -5,6 +5,7 @@
 package claudecode
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +33,8 @@ const (
 	DefaultMaxLineBytes = 16 << 20
 	healthTimeout       = 10 * time.Second
 	stderrTail          = 4 << 10
+	maxStderrLine       = 2 << 10 // longer stderr lines are cut for notices and logs
+	maxStderrNotices    = 20      // stderr lines shown in a session per run; the rest go to the log only
 )
 
 // Config configures the engine.
@@ -153,8 +157,9 @@ func (e *Engine) Run(ctx context.Context, t agent.Task, emit func(agent.Event)) 
 	setProcessGroup(cmd)
 	cmd.Cancel = func() error { return terminateGroup(cmd) }
 	cmd.WaitDelay = e.cfg.KillGrace
+	r := &run{e: e, ctx: ctx, sessionID: t.SessionID, emit: emit, cancel: cancel, p: newParser()}
 	stderr := &tailBuffer{max: stderrTail}
-	cmd.Stderr = stderr
+	cmd.Stderr = io.MultiWriter(stderr, &lineWriter{max: maxStderrLine, line: r.stderrLine})
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return agent.Outcome{}, fmt.Errorf("claudecode: stdout pipe: %w", err)
@@ -189,19 +194,24 @@ func (e *Engine) Run(ctx context.Context, t agent.Task, emit func(agent.Event)) 
 		}
 	})
 
-	r := &run{e: e, emit: emit, cancel: cancel, p: newParser()}
 	r.read(runCtx, newLineReader(stdout, e.cfg.MaxLineBytes))
 	close(readDone)
 	escalate.Wait()
 	waitErr := cmd.Wait()
 	killGroup(cmd) // whatever the CLI left behind (background shells, MCP servers) goes with it
 
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ended = true // a stderr line still in flight (an escaped child holding the pipe) is dropped
 	out := agent.Outcome{State: st.encode(cmp.Or(r.p.sessionID, st.ClaudeSessionID))}
 	if r.paused {
 		out.Paused = true
 		return out, nil
 	}
 	final := e.finalEvent(ctx, runCtx, r, waitErr, stderr.String())
+	if final.Code == agent.CodePermissionDenied {
+		e.log.WarnContext(ctx, "claude refused every IT0 tool call", slog.String("session_id", t.SessionID), slog.String("message", final.Message))
+	}
 	// Error results carry usage too; the session's accounting wants it either way.
 	out.Summary, out.TokensUsed, out.CostUSD = final.Summary, final.TokensUsed, final.CostUSD
 	r.send(final)
@@ -234,19 +244,46 @@ func (e *Engine) finalEvent(ctx, runCtx context.Context, r *run, waitErr error, 
 	}
 }
 
-// run is the state of one Run while the stream is read.
+// run is the state of one Run while the stream is read. Two goroutines feed it: the stdout reader and
+// the copier of the CLI's stderr; mu serialises their events (emit is never called concurrently) and
+// guards the flags.
 type run struct {
-	e      *Engine
-	emit   func(agent.Event)
-	cancel context.CancelCauseFunc
-	p      *parser
-	paused bool
-	fatal  *agent.Event
+	e         *Engine
+	ctx       context.Context // the caller's, for logging
+	sessionID string
+	emit      func(agent.Event)
+	cancel    context.CancelCauseFunc
+	p         *parser // used by the stdout reader only
+
+	mu      sync.Mutex
+	paused  bool
+	fatal   *agent.Event
+	ended   bool // the final event is decided: nothing more goes out
+	notices int  // stderr notices sent
 }
 
+// send emits ev; the caller holds mu.
 func (r *run) send(ev agent.Event) {
 	ev.Time = time.Now().UTC()
 	r.emit(ev)
+}
+
+// stderrLine handles one line the CLI wrote to stderr: its warnings (an ignored setting, a failed MCP
+// server) are how it explains refusals, so each is logged and, up to maxStderrNotices per run, shown in
+// the session as a notice.
+func (r *run) stderrLine(text string) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return
+	}
+	r.e.log.WarnContext(r.ctx, "claude stderr", slog.String("session_id", r.sessionID), slog.String("line", text))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended || r.paused || r.fatal != nil || r.notices >= maxStderrNotices {
+		return
+	}
+	r.notices++
+	r.send(agent.Event{Type: agent.EventNotice, Code: agent.CodeEngineLog, Message: "claude: " + text})
 }
 
 // read consumes stdout to EOF. After a pause or a fatal line it keeps draining (so the CLI can flush and
@@ -255,10 +292,12 @@ func (r *run) read(ctx context.Context, lr *lineReader) {
 	for {
 		b, err := lr.readLine()
 		if errors.Is(err, errLineTooLong) {
+			r.mu.Lock()
 			if r.fatal == nil && !r.paused {
 				r.fatal = &agent.Event{Type: agent.EventError, Code: agent.CodeBadResponse, Message: "claude wrote a stream-json line over the limit: " + err.Error()}
 				r.cancel(errStopped)
 			}
+			r.mu.Unlock()
 			continue
 		}
 		if err != nil {
@@ -274,6 +313,7 @@ func (r *run) read(ctx context.Context, lr *lineReader) {
 			}
 			continue
 		}
+		r.mu.Lock()
 		for _, ev := range evs {
 			switch {
 			case ev.Type == agent.EventApprovalRequired && r.fatal == nil:
@@ -285,14 +325,33 @@ func (r *run) read(ctx context.Context, lr *lineReader) {
 			case r.paused || r.fatal != nil:
 				// Stopping: the session's stream already has its final event(s).
 			default:
+				if ev.Type == agent.EventNotice && ev.Code == agent.CodePermissionDenied {
+					r.e.log.WarnContext(r.ctx, "claude refused a tool call", slog.String("session_id", r.sessionID),
+						slog.String("tool", ev.Tool), slog.String("tool_use_id", ev.ToolUseID), slog.String("message", ev.Message))
+				}
 				r.send(ev)
 			}
 		}
+		r.mu.Unlock()
 	}
 }
 
+// ToolGuide is appended to every run's system prompt: how the model reaches IT0's tools in the CLI.
+// Loading them up front (ENABLE_TOOL_SEARCH=false) is what environ asks for; this covers a CLI that
+// defers them anyway.
+const ToolGuide = "IT0's tools come from the MCP server \"" + MCPServerName + "\" and are named mcp__" + MCPServerName +
+	"__<tool>: mcp__" + MCPServerName + "__run_command runs a command on managed servers, mcp__" + MCPServerName +
+	"__list_servers lists them. If they are listed as deferred tools, first call ToolSearch with the query " +
+	"\"select:mcp__" + MCPServerName + "__run_command,mcp__" + MCPServerName + "__list_servers\" (add any other mcp__" +
+	MCPServerName + "__ tool you need), then call them."
+
 // args builds the CLI's argv. The prompt follows -p directly: --allowedTools and --mcp-config take
 // several values and would swallow a prompt placed after them.
+//
+// IT0's MCP tools are pre-approved on the command line on every run: Claude Code 2.1 ignores the
+// permissions.allow rules of a project settings file in a folder nobody trusted interactively, and a
+// workspace never is. (Its hooks it honours, so the PreToolUse hook stays in the settings file.) The
+// tools guard themselves: IT0 classifies every command and checks the session's allowed tools.
 func (e *Engine) args(t agent.Task, resume, prompt, mcpConfig string) []string {
 	if strings.HasPrefix(prompt, "-") {
 		prompt = " " + prompt // never mistaken for a flag
@@ -304,22 +363,24 @@ func (e *Engine) args(t agent.Task, resume, prompt, mcpConfig string) []string {
 	if e.cfg.Model != "" {
 		args = append(args, "--model", e.cfg.Model)
 	}
-	if len(t.AllowedTools) > 0 {
-		names := make([]string, 0, len(t.AllowedTools))
-		for _, n := range t.AllowedTools {
-			names = append(names, cliToolName(n))
+	allowed := []string{"mcp__" + MCPServerName}
+	for _, n := range t.AllowedTools {
+		if n = cliToolName(n); !it0Tool(n) && !slices.Contains(allowed, n) {
+			allowed = append(allowed, n)
 		}
-		args = append(args, "--allowedTools", strings.Join(names, ","))
 	}
+	args = append(args, "--allowedTools", strings.Join(allowed, ","))
 	if t.MaxTurns > 0 {
 		args = append(args, "--max-turns", strconv.Itoa(t.MaxTurns))
 	}
 	if t.MaxBudgetUSD > 0 {
 		args = append(args, "--max-budget-usd", strconv.FormatFloat(t.MaxBudgetUSD, 'f', -1, 64))
 	}
+	system := ToolGuide
 	if t.SystemPrompt != "" {
-		args = append(args, "--append-system-prompt", t.SystemPrompt)
+		system = t.SystemPrompt + "\n\n" + ToolGuide
 	}
+	args = append(args, "--append-system-prompt", system)
 	args = append(args, "--mcp-config", mcpConfig)
 	return append(args, e.cfg.ExtraArgs...)
 }
@@ -359,15 +420,25 @@ func buildPrompt(t agent.Task) string {
 
 // environ is the CLI's environment: IT0's own (which holds IT0's secrets: vault key, API keys, database
 // URL) is removed because the agent's Bash tool inherits it, and so is a setting that breaks --resume;
-// extra (the task's IT0_URL, IT0_TOKEN, IT0_SESSION_ID) is added.
+// extra (the task's IT0_URL, IT0_TOKEN, IT0_SESSION_ID) is added. Unless the operator chose otherwise,
+// ENABLE_TOOL_SEARCH=false makes the CLI send IT0's MCP tools with the first request: by default
+// Claude Code 2.1 defers MCP tools behind ToolSearch, a step a model may not take.
 func environ(base, extra []string) []string {
-	env := make([]string, 0, len(base)+len(extra))
+	env := make([]string, 0, len(base)+len(extra)+1)
+	toolSearch := false
+	for _, kv := range slices.Concat(base, extra) {
+		k, _, _ := strings.Cut(kv, "=")
+		toolSearch = toolSearch || k == "ENABLE_TOOL_SEARCH"
+	}
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, "IT0_") || k == "CLAUDE_CODE_SKIP_PROMPT_HISTORY" {
 			continue
 		}
 		env = append(env, kv)
+	}
+	if !toolSearch {
+		env = append(env, "ENABLE_TOOL_SEARCH=false")
 	}
 	return append(env, extra...)
 }
@@ -386,6 +457,43 @@ func withStderr(msg, stderr string) string {
 		return msg
 	}
 	return msg + "; stderr: " + stderr
+}
+
+// lineWriter splits what is written to it into lines (cut at max bytes) and hands each to line. A last
+// line without a newline is dropped: the CLI ends what it prints with one.
+type lineWriter struct {
+	max  int
+	line func(string)
+	buf  []byte
+	long bool // the current line passed max and is being skipped to its newline
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	for rest := p; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		chunk := rest
+		if i >= 0 {
+			chunk = rest[:i]
+		}
+		if !w.long {
+			if room := w.max - len(w.buf); len(chunk) > room {
+				w.buf = append(w.buf, chunk[:room]...)
+				w.line(string(w.buf) + "…")
+				w.buf, w.long = w.buf[:0], true
+			} else {
+				w.buf = append(w.buf, chunk...)
+			}
+		}
+		if i < 0 {
+			break
+		}
+		if !w.long {
+			w.line(string(w.buf))
+		}
+		w.buf, w.long = w.buf[:0], false
+		rest = rest[i+1:]
+	}
+	return len(p), nil
 }
 
 // tailBuffer keeps the last max bytes written to it (the CLI's stderr, for diagnosis).

@@ -125,6 +125,11 @@ func TestRunGolden(t *testing.T) {
 		{name: "huge", cfg: claudecode.Config{MaxLineBytes: 1024}, wantFinal: agent.EventError, wantCode: agent.CodeBadResponse},
 		{name: "api_error", wantFinal: agent.EventError, wantCode: agent.CodeEngine},
 		{name: "approval", wantFinal: agent.EventApprovalRequired},
+		// Recorded from Claude Code 2.1.332 without --allowedTools: ToolSearch loads IT0's tools, the CLI
+		// refuses mcp__it0__list_servers, the hook refuses rm -rf /, and the result still says success.
+		{name: "denied", wantFinal: agent.EventError, wantCode: agent.CodePermissionDenied},
+		// IT0's tools ran (and answered with errors); only Bash was refused, reported by the result line alone.
+		{name: "denied_partial", wantFinal: agent.EventCompleted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,6 +151,8 @@ func TestRunGolden(t *testing.T) {
 			if out.Paused != (tc.wantFinal == agent.EventApprovalRequired) {
 				t.Errorf("Paused = %v", out.Paused)
 			}
+			// stderr notices race with stdout's events (two pipes); TestRunStderrNotices checks them.
+			evs = slices.DeleteFunc(evs, func(ev agent.Event) bool { return ev.Code == agent.CodeEngineLog })
 			agenttest.Golden(t, tc.name, *update, evs, out, nil)
 		})
 	}
@@ -169,8 +176,8 @@ func TestRunArgs(t *testing.T) {
 	want := []string{
 		"-p", " -rf is not a flag", "--output-format", "stream-json", "--verbose", "--include-partial-messages",
 		"--resume", "prev-session", "--model", "sonnet",
-		"--allowedTools", "mcp__it0__run_command,Bash(df *),mcp__other__x",
-		"--max-turns", "7", "--max-budget-usd", "0.5", "--append-system-prompt", "You are IT0.",
+		"--allowedTools", "mcp__it0,Bash(df *),mcp__other__x",
+		"--max-turns", "7", "--max-budget-usd", "0.5", "--append-system-prompt", "You are IT0.\n\n" + claudecode.ToolGuide,
 		"--mcp-config", filepath.Join(b.workDir, claudecode.MCPConfigFile),
 		"--permission-mode", "dontAsk",
 	}
@@ -186,6 +193,9 @@ func TestRunArgs(t *testing.T) {
 	if r.Env["IT0_TOKEN"] != "session-token" || r.Env["IT0_URL"] != "http://127.0.0.1:8080" {
 		t.Errorf("task env missing: %v", r.Env)
 	}
+	if r.Env["ENABLE_TOOL_SEARCH"] != "false" {
+		t.Errorf("ENABLE_TOOL_SEARCH = %q, want false (IT0's tools loaded up front)", r.Env["ENABLE_TOOL_SEARCH"])
+	}
 	var st claudecode.State
 	if err := json.Unmarshal(out.State, &st); err != nil || st.ClaudeSessionID != "2f373806-6319-4319-bc84-c0b0f85c4628" {
 		t.Errorf("state = %s (%v)", out.State, err)
@@ -195,16 +205,66 @@ func TestRunArgs(t *testing.T) {
 	}
 }
 
-// TestRunFirstRunArgs ensures a first run has no --resume and no optional flags.
+// TestRunFirstRunArgs ensures a first run has no --resume and no optional flags, but always pre-approves
+// IT0's MCP tools on the command line (Claude Code 2.1 ignores the rule in an untrusted workspace's
+// settings file) and tells the model how to reach them.
 func TestRunFirstRunArgs(t *testing.T) {
 	t.Parallel()
 	e, b := setup(t, claudecode.Config{})
 	agenttest.Collect(t, t.Context(), e, b.task(t, "success"))
 	args := b.recorded(t).Args
-	for _, f := range []string{"--resume", "--allowedTools", "--max-turns", "--model", "--append-system-prompt", "--max-budget-usd"} {
+	for _, f := range []string{"--resume", "--max-turns", "--model", "--max-budget-usd"} {
 		if slices.Contains(args, f) {
 			t.Errorf("unexpected %s in %q", f, args)
 		}
+	}
+	if i := slices.Index(args, "--allowedTools"); i < 0 || args[i+1] != "mcp__it0" {
+		t.Errorf("no --allowedTools mcp__it0 in %q", args)
+	}
+	if i := slices.Index(args, "--append-system-prompt"); i < 0 || args[i+1] != claudecode.ToolGuide {
+		t.Errorf("no tool guide in %q", args)
+	}
+}
+
+// TestRunToolSearchSetting ensures an operator's own ENABLE_TOOL_SEARCH is left as it is.
+func TestRunToolSearchSetting(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, claudecode.Config{})
+	agenttest.Collect(t, t.Context(), e, b.task(t, "success", "ENABLE_TOOL_SEARCH=auto:5"))
+	if got := b.recorded(t).Env["ENABLE_TOOL_SEARCH"]; got != "auto:5" {
+		t.Errorf("ENABLE_TOOL_SEARCH = %q, want the operator's auto:5", got)
+	}
+}
+
+// TestRunStderrNotices ensures what the CLI writes to stderr reaches the session as notices (and the
+// log), before the final event and no more than the cap.
+func TestRunStderrNotices(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, claudecode.Config{})
+	fixture := filepath.Join(t.TempDir(), "stderr.jsonl")
+	var data strings.Builder
+	data.WriteString("#stderr Ignoring 1 permissions.allow entry from .claude/settings.json: this workspace has not been trusted.\n")
+	for i := range 30 {
+		fmt.Fprintf(&data, "#stderr warning %d\n", i)
+	}
+	data.WriteString(`{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s"}` + "\n")
+	if err := os.WriteFile(fixture, []byte(data.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	task := b.task(t, "success")
+	task.Env = []string{"FAKECLAUDE_FIXTURE=" + fixture}
+	evs, _ := agenttest.Collect(t, t.Context(), e, task)
+	var notices []string
+	for _, ev := range evs {
+		if ev.Type == agent.EventNotice && ev.Code == agent.CodeEngineLog {
+			notices = append(notices, ev.Message)
+		}
+	}
+	if len(notices) != 20 || !strings.Contains(notices[0], "has not been trusted") {
+		t.Errorf("notices = %q, want 20 starting with the trust warning", notices)
+	}
+	if last := evs[len(evs)-1]; last.Type != agent.EventCompleted {
+		t.Errorf("final = %+v", last)
 	}
 }
 

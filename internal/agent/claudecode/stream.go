@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,14 +25,28 @@ type line struct {
 	Message         json.RawMessage `json:"message"`
 	Event           json.RawMessage `json:"event"`
 
+	// system/permission_denied lines (and tool_result copies on user lines)
+	ToolName      string          `json:"tool_name"`
+	ToolUseID     string          `json:"tool_use_id"`
+	ToolUseResult json.RawMessage `json:"tool_use_result"`
+
 	// result lines
-	IsError      bool            `json:"is_error"`
-	Result       string          `json:"result"`
-	Errors       []string        `json:"errors"`
-	TotalCostUSD *float64        `json:"total_cost_usd"`
-	TotalCost    *float64        `json:"total_cost"` // older builds
-	Usage        *usage          `json:"usage"`
-	APIErrorCode json.RawMessage `json:"api_error_status"`
+	PermissionDenials []denial        `json:"permission_denials"`
+	IsError           bool            `json:"is_error"`
+	Result            string          `json:"result"`
+	Errors            []string        `json:"errors"`
+	TotalCostUSD      *float64        `json:"total_cost_usd"`
+	TotalCost         *float64        `json:"total_cost"` // older builds
+	Usage             *usage          `json:"usage"`
+	APIErrorCode      json.RawMessage `json:"api_error_status"`
+}
+
+// denial is one entry of a result line's permission_denials: a tool call the CLI refused (its permission
+// rules or a PreToolUse hook said no).
+type denial struct {
+	ToolName  string          `json:"tool_name"`
+	ToolUseID string          `json:"tool_use_id"`
+	ToolInput json.RawMessage `json:"tool_input"`
 }
 
 type usage struct {
@@ -62,6 +77,7 @@ type block struct {
 	ToolUseID string          `json:"tool_use_id"`
 	Content   json.RawMessage `json:"content"` // tool_result: a string or an array of blocks
 	IsError   bool            `json:"is_error"`
+	ToolName  string          `json:"tool_name"` // tool_reference (in ToolSearch's results)
 }
 
 type streamEvent struct {
@@ -93,11 +109,20 @@ type parser struct {
 	curMsg   string // id of the message the current stream_event deltas belong to
 	// final is the completed or error event of the `result` line, once it arrived.
 	final *agent.Event
+	// denied holds the ids of tool calls the CLI refused that a notice went out for; refusals lists
+	// them in order. errOutputs keeps error results by tool call id, for the notice's reason.
+	denied     map[string]bool
+	refusals   []denial
+	errOutputs map[string]string
 }
 
 func newParser() *parser {
-	return &parser{tools: make(map[string]toolUse), streamed: make(map[string]bool)}
+	return &parser{tools: make(map[string]toolUse), streamed: make(map[string]bool), denied: make(map[string]bool),
+		errOutputs: make(map[string]string)}
 }
+
+// it0Tool reports whether a CLI tool name is one of IT0's MCP tools.
+func it0Tool(name string) bool { return strings.HasPrefix(name, "mcp__"+MCPServerName+"__") }
 
 // parseLine decodes one stream-json line and returns the events it produces. It returns errSkip
 // (wrapped) for lines that produce nothing because they do not parse or are of no interest, and
@@ -117,6 +142,9 @@ func (p *parser) parseLine(b []byte) ([]agent.Event, error) {
 	sub := l.ParentToolUseID != nil && *l.ParentToolUseID != ""
 	switch l.Type {
 	case "system":
+		if l.Subtype == "permission_denied" {
+			return p.refused(denial{ToolName: l.ToolName, ToolUseID: l.ToolUseID}, jsonString(l.Message)), nil
+		}
 		return nil, errSkip
 	case "stream_event":
 		if sub {
@@ -126,11 +154,9 @@ func (p *parser) parseLine(b []byte) ([]agent.Event, error) {
 	case "assistant":
 		return p.assistant(l.Message, sub)
 	case "user":
-		return p.user(l.Message)
+		return p.user(l.Message, l.ToolUseResult)
 	case "result":
-		ev := resultEvent(&l)
-		p.final = &ev
-		return nil, nil
+		return p.result(&l), nil
 	default:
 		return nil, fmt.Errorf("%w: type %q", errSkip, l.Type)
 	}
@@ -198,7 +224,72 @@ func (p *parser) assistant(raw json.RawMessage, sub bool) ([]agent.Event, error)
 	return evs, nil
 }
 
-func (p *parser) user(raw json.RawMessage) ([]agent.Event, error) {
+// refused records a tool call the CLI refused and returns its notice, or nothing when one went out
+// already (the CLI reports a refusal on a system line as it happens and again in the result line).
+func (p *parser) refused(d denial, reason string) []agent.Event {
+	if d.ToolUseID != "" && p.denied[d.ToolUseID] {
+		return nil
+	}
+	if d.ToolUseID != "" {
+		p.denied[d.ToolUseID] = true
+	}
+	if d.ToolName == "" {
+		d.ToolName = p.tools[d.ToolUseID].name
+	}
+	p.refusals = append(p.refusals, d)
+	reason = cmp.Or(reason, p.errOutputs[d.ToolUseID])
+	msg := "Claude Code refused the call to " + cmp.Or(d.ToolName, "a tool")
+	input := d.ToolInput
+	if len(input) == 0 {
+		input = p.tools[d.ToolUseID].input
+	}
+	if cmd := commandOf(input); cmd != "" && cmd != "{}" && cmd != "null" {
+		msg += " (" + cmd + ")"
+	}
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return []agent.Event{{Type: agent.EventNotice, Code: agent.CodePermissionDenied, Tool: d.ToolName, ToolUseID: d.ToolUseID, Message: msg}}
+}
+
+// result handles the final line: notices for refusals not reported yet, then the final event. A run
+// whose every IT0 tool call the CLI refused did nothing it was asked to, whatever its text says, so it
+// ends as a permission_denied error rather than completed.
+func (p *parser) result(l *line) []agent.Event {
+	var evs []agent.Event
+	for _, d := range l.PermissionDenials {
+		evs = append(evs, p.refused(d, "")...)
+	}
+	ev := resultEvent(l)
+	if ev.Type == agent.EventCompleted {
+		if names := p.refusedIT0(); len(names) > 0 {
+			ev = agent.Event{Type: agent.EventError, Code: agent.CodePermissionDenied, TokensUsed: ev.TokensUsed, CostUSD: ev.CostUSD,
+				Message: "the Claude Code CLI refused every call to IT0's tools (" + strings.Join(names, ", ") + "), so none reached IT0; " +
+					"check the CLI's permission settings (IT0 passes --allowedTools " + "mcp__" + MCPServerName + ") and the notices above"}
+		}
+	}
+	p.final = &ev
+	return evs
+}
+
+// refusedIT0 returns the names of the IT0 tools the CLI refused when it refused every IT0 tool call of
+// the run, else nil.
+func (p *parser) refusedIT0() []string {
+	var names []string
+	for _, d := range p.refusals {
+		if it0Tool(d.ToolName) && !slices.Contains(names, d.ToolName) {
+			names = append(names, d.ToolName)
+		}
+	}
+	for id, tu := range p.tools {
+		if it0Tool(tu.name) && !p.denied[id] {
+			return nil
+		}
+	}
+	return names
+}
+
+func (p *parser) user(raw, toolUseResult json.RawMessage) ([]agent.Event, error) {
 	var m message
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("%w: user: %v", errSkip, err)
@@ -208,12 +299,25 @@ func (p *parser) user(raw json.RawMessage) ([]agent.Event, error) {
 		// A plain string is a user prompt (or the interrupt notice), not a tool result.
 		return nil, errSkip
 	}
+	results := 0
+	for _, bl := range blocks {
+		if bl.Type == "tool_result" {
+			results++
+		}
+	}
 	var evs []agent.Event
 	for _, bl := range blocks {
 		if bl.Type != "tool_result" {
 			continue
 		}
 		out := contentText(bl.Content)
+		if out == "" && results == 1 {
+			// The line's structured copy of the result is the next best thing to show.
+			out = compactJSON(toolUseResult)
+		}
+		if bl.IsError {
+			p.errOutputs[bl.ToolUseID] = out
+		}
 		tu := p.tools[bl.ToolUseID]
 		evs = append(evs, agent.Event{Type: agent.EventToolResult, Tool: tu.name, ToolUseID: bl.ToolUseID, Output: out, IsError: bl.IsError})
 		if id, level, ok := agent.ParseApprovalMarker(out); ok {
@@ -233,7 +337,9 @@ func (p *parser) user(raw json.RawMessage) ([]agent.Event, error) {
 	return evs, nil
 }
 
-// contentText flattens a tool_result's content (a string or an array of blocks) into text.
+// contentText flattens a tool_result's content (a string or an array of blocks) into text. Blocks other
+// than text become readable stand-ins: ToolSearch answers with tool_reference blocks, which would
+// otherwise leave an empty output.
 func contentText(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return ""
@@ -246,13 +352,42 @@ func contentText(raw json.RawMessage) string {
 	if err := json.Unmarshal(raw, &blocks); err != nil {
 		return ""
 	}
+	var raws []json.RawMessage
+	_ = json.Unmarshal(raw, &raws) // cannot fail where blocks parsed
 	var parts []string
-	for _, b := range blocks {
-		if b.Type == "text" {
+	for i, b := range blocks {
+		switch b.Type {
+		case "text":
 			parts = append(parts, b.Text)
+		case "tool_reference":
+			parts = append(parts, "[tool loaded: "+b.ToolName+"]")
+		case "image":
+			parts = append(parts, "[image]")
+		default:
+			if i < len(raws) {
+				parts = append(parts, compactJSON(raws[i]))
+			}
 		}
 	}
 	return strings.Join(parts, "\n")
+}
+
+// compactJSON returns raw as compact JSON, or "" for nothing, null or invalid JSON.
+func compactJSON(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil || b.String() == "null" {
+		return ""
+	}
+	return b.String()
+}
+
+// jsonString returns raw as a string when it is a JSON string, else "".
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // commandOf returns the command a tool input asks for: its "command" field (Bash, IT0's run_command),

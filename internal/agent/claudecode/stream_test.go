@@ -197,3 +197,88 @@ func FuzzParseLine(f *testing.F) {
 		}
 	})
 }
+
+// TestContentText ensures every kind of tool_result content reads as something: ToolSearch's
+// tool_reference blocks, images and blocks IT0 does not know are not dropped into an empty output.
+func TestContentText(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, raw, want string }{
+		{"String", `"Filesystem  Size"`, "Filesystem  Size"},
+		{"Text", `[{"type":"text","text":"a"},{"type":"text","text":"b"}]`, "a\nb"},
+		{"ToolReference", `[{"type":"tool_reference","tool_name":"mcp__it0__run_command"}]`, "[tool loaded: mcp__it0__run_command]"},
+		{"Image", `[{"type":"image","source":{"type":"base64","data":"AAAA"}}]`, "[image]"},
+		{"Unknown", `[{"type":"search_result", "title":"x"}]`, `{"type":"search_result","title":"x"}`},
+		{"Empty", ``, ""},
+		{"Garbage", `{`, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := contentText(json.RawMessage(tc.raw)); got != tc.want {
+				t.Errorf("contentText = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestToolUseResultFallback ensures a tool result without content shows the line's structured copy.
+func TestToolUseResultFallback(t *testing.T) {
+	t.Parallel()
+	p := newParser()
+	evs, err := p.parseLine([]byte(`{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[]}]},"tool_use_result":{"matches":["mcp__it0__run_command"]}}`))
+	if err != nil || len(evs) != 1 || evs[0].Output != `{"matches":["mcp__it0__run_command"]}` {
+		t.Fatalf("events = %+v, %v", evs, err)
+	}
+}
+
+// TestPermissionDenials ensures a refusal reported twice (system line, then result) gives one notice,
+// and that a run ends as permission_denied only when every IT0 tool call was refused.
+func TestPermissionDenials(t *testing.T) {
+	t.Parallel()
+	lines := func(extra ...string) []string {
+		return append([]string{
+			`{"type":"assistant","message":{"id":"m1","role":"assistant","content":[{"type":"tool_use","id":"t1","name":"mcp__it0__run_command","input":{"command":"df -h"}}]}}`,
+			`{"type":"system","subtype":"permission_denied","tool_name":"mcp__it0__run_command","tool_use_id":"t1","message":"not granted"}`,
+			`{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"not granted","is_error":true}]}}`,
+		}, extra...)
+	}
+	result := `{"type":"result","subtype":"success","is_error":false,"result":"done","permission_denials":[{"tool_name":"mcp__it0__run_command","tool_use_id":"t1","tool_input":{"command":"df -h"}}]}`
+	tests := []struct {
+		name      string
+		lines     []string
+		wantFinal agent.EventType
+	}{
+		{"AllRefused", lines(result), agent.EventError},
+		{"OneRan", lines(
+			`{"type":"assistant","message":{"id":"m2","role":"assistant","content":[{"type":"tool_use","id":"t2","name":"mcp__it0__list_servers","input":{}}]}}`,
+			`{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t2","content":"web-1"}]}}`,
+			result), agent.EventCompleted},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := newParser()
+			notices := 0
+			for _, l := range tc.lines {
+				evs, _ := p.parseLine([]byte(l))
+				for _, ev := range evs {
+					if ev.Type == agent.EventNotice {
+						notices++
+						if ev.Code != agent.CodePermissionDenied || !strings.Contains(ev.Message, "(df -h): not granted") {
+							t.Errorf("notice = %+v", ev)
+						}
+					}
+				}
+			}
+			if notices != 1 {
+				t.Errorf("%d notices, want 1", notices)
+			}
+			if p.final == nil || p.final.Type != tc.wantFinal {
+				t.Fatalf("final = %+v, want %s", p.final, tc.wantFinal)
+			}
+			if tc.wantFinal == agent.EventError && (p.final.Code != agent.CodePermissionDenied || !strings.Contains(p.final.Message, "mcp__it0__run_command")) {
+				t.Errorf("final = %+v", p.final)
+			}
+		})
+	}
+}

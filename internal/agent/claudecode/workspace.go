@@ -35,9 +35,11 @@ type Workspace struct {
 	Token string
 }
 
+// settingsFile is the workspace's .claude/settings.json. It carries no permission rules: Claude Code 2.1
+// ignores them in a folder nobody trusted interactively (and says so on stderr), so Run passes them on
+// the command line instead.
 type settingsFile struct {
-	Hooks       map[string][]hookGroup `json:"hooks"`
-	Permissions permissions            `json:"permissions"`
+	Hooks map[string][]hookGroup `json:"hooks"`
 }
 
 type hookGroup struct {
@@ -51,10 +53,6 @@ type handler struct {
 	Timeout int    `json:"timeout"`
 }
 
-type permissions struct {
-	Allow []string `json:"allow"`
-}
-
 type mcpFile struct {
 	MCPServers map[string]mcpServer `json:"mcpServers"`
 }
@@ -66,10 +64,10 @@ type mcpServer struct {
 	Env     map[string]string `json:"env"`
 }
 
-// PrepareWorkspace writes dir/.claude/settings.json (IT0's PreToolUse hook on HookMatcher, and a
-// permission rule that pre-approves IT0's MCP tools) and dir/.it0-mcp.json (the MCP server "it0"), both
-// readable by the owner only. Existing files are replaced atomically; the rest of .claude/ (skills) is
-// left alone. Only w.Token is a secret, and it is written only when set.
+// PrepareWorkspace writes dir/.claude/settings.json (IT0's PreToolUse hook on HookMatcher) and
+// dir/.it0-mcp.json (the MCP server "it0"), both readable by the owner only. Existing files are replaced
+// atomically; the rest of .claude/ (skills) is left alone. Only w.Token is a secret, and it is written
+// only when set.
 func PrepareWorkspace(dir string, w Workspace) error {
 	if w.HookCommand == "" || w.MCPCommand == "" {
 		return errors.New("claudecode: workspace needs HookCommand and MCPCommand")
@@ -79,8 +77,6 @@ func PrepareWorkspace(dir string, w Workspace) error {
 			Matcher: HookMatcher,
 			Hooks:   []handler{{Type: "command", Command: w.HookCommand, Timeout: hookTimeoutSeconds}},
 		}}},
-		// A server-level rule pre-approves every tool of that server; IT0's tools guard themselves.
-		Permissions: permissions{Allow: []string{"mcp__" + MCPServerName}},
 	}
 	url, token := w.URL, w.Token
 	if url == "" {

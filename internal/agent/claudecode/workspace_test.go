@@ -59,8 +59,10 @@ func TestPrepareWorkspace(t *testing.T) {
 				pre[0].Hooks[0].Type != "command" || pre[0].Hooks[0].Command != tc.w.HookCommand || pre[0].Hooks[0].Timeout != 30 {
 				t.Errorf("hooks = %+v", pre)
 			}
-			if strings.Join(settings.Permissions.Allow, ",") != "mcp__it0" {
-				t.Errorf("allow = %v", settings.Permissions.Allow)
+			// Claude Code 2.1 ignores allow rules here (untrusted folder) and warns on every run; Run passes
+			// them on the command line.
+			if len(settings.Permissions.Allow) != 0 {
+				t.Errorf("allow = %v, want none in the settings file", settings.Permissions.Allow)
 			}
 			var mcp struct {
 				MCPServers map[string]struct {

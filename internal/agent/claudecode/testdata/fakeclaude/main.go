@@ -1,5 +1,5 @@
 // Command fakeclaude stands in for the claude CLI in claudecode's tests. It replays a stream-json fixture
-// (FAKECLAUDE_FIXTURE) to stdout and records its argv, cwd and IT0_* environment as JSON
+// (FAKECLAUDE_FIXTURE) to stdout and records its argv, cwd and IT0_* (and ENABLE_TOOL_SEARCH) environment as JSON
 // (FAKECLAUDE_RECORD). Fixture lines starting with '#' are directives, not output:
 //
 //	#stderr <text>     write text to stderr
@@ -233,7 +233,7 @@ func record(path string) {
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "IT0_") {
+		if strings.HasPrefix(k, "IT0_") || k == "ENABLE_TOOL_SEARCH" {
 			env[k] = v
 		}
 	}

@@ -1,0 +1,46 @@
+package guard_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// BenchmarkClassifyP99 classifies the corpus round-robin and reports, next to
+// ns/op (the mean over the corpus), the 99th percentile over the corpus
+// commands of each command's median latency (p99-µs/cmd; the target is
+// ≤ 20 µs) and the 99th percentile of every single call (p99-call-µs, which
+// also counts GC pauses and scheduler noise of a shared machine).
+func BenchmarkClassifyP99(b *testing.B) {
+	c := mustDefault(b)
+	cases := loadCorpus(b)
+	per := make([][]time.Duration, len(cases))
+	var all []time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		k := i % len(cases)
+		start := time.Now()
+		c.Classify(cases[k].command)
+		d := time.Since(start)
+		per[k] = append(per[k], d)
+		all = append(all, d)
+		i++
+	}
+	b.StopTimer()
+	var medians []time.Duration
+	for _, l := range per {
+		if len(l) > 0 {
+			slices.Sort(l)
+			medians = append(medians, l[len(l)/2])
+		}
+	}
+	b.ReportMetric(p99(medians), "p99-µs/cmd")
+	b.ReportMetric(p99(all), "p99-call-µs")
+}
+
+func p99(d []time.Duration) float64 {
+	slices.Sort(d)
+	return float64(d[min(len(d)-1, len(d)*99/100)].Nanoseconds()) / 1e3
+}
