@@ -15,7 +15,9 @@ import (
 
 // servicePrincipalEmail is the reserved address of tenant tid's service principal (.invalid never resolves,
 // RFC 2606, so it can receive nothing and collide with no person).
-func servicePrincipalEmail(tid string) string { return "it0-service@" + strings.ToLower(tid) + ".invalid" }
+func servicePrincipalEmail(tid string) string {
+	return "it0-service@" + strings.ToLower(tid) + ".invalid"
+}
 
 // principalUsers is what the service principal needs from auth.
 type principalUsers interface {
