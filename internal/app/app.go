@@ -270,6 +270,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	}
 	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.Guard,
 		PromptHint: ops.PromptHint, Schedule: a.schedule,
+		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
 		SkillsRoot:     func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
