@@ -213,7 +213,10 @@ func (s *state) shell(code string, depth int) {
 	saved, savedCwd, savedVars, savedEnd := s.funcs, s.cwd, s.vars, s.varEnd
 	defer func() { s.funcs, s.cwd, s.vars, s.varEnd = saved, savedCwd, savedVars, savedEnd }()
 	s.funcs = nil
-	assigns := topAssigns(f)
+	var assigns map[*syntax.Stmt][]varDef
+	if strings.IndexByte(code, '=') >= 0 {
+		assigns = topAssigns(f)
+	}
 	// Variables of the enclosing code hold for all of this nested code.
 	s.vars, s.varEnd = maps.Clone(s.vars), nil
 	if assigns != nil {

@@ -88,15 +88,18 @@ func reps(globs []string) []string {
 // reps) cover: o itself, o resolved against the working directory a cd set,
 // and, for a glob operand, any path it expands to.
 func pathMatch(globs, globReps []string, o, cwd string) bool {
-	for _, c := range candidates(o, cwd) {
-		if anyGlob(globs, c) {
-			return true
-		}
-		if isGlob(c) && (c[0] == '/' || c[0] == '~') {
-			for _, r := range globReps {
-				if globMatch(c, r) {
-					return true
-				}
+	c, r := candidates(o, cwd)
+	return pathMatch1(globs, globReps, c) || (r != "" && pathMatch1(globs, globReps, r))
+}
+
+func pathMatch1(globs, globReps []string, c string) bool {
+	if anyGlob(globs, c) {
+		return true
+	}
+	if isGlob(c) && (c[0] == '/' || c[0] == '~') {
+		for _, r := range globReps {
+			if globMatch(c, r) {
+				return true
 			}
 		}
 	}
@@ -107,26 +110,26 @@ func pathMatch(globs, globReps []string, o, cwd string) bool {
 const cwdUnknown = "\x00?"
 
 // candidates returns the paths operand o may name: o cleaned, and when a cd
-// came before, o resolved against it. After a cd to a directory the guard
-// cannot know, a relative path is judged as if the directory were / (the
-// worst case).
-func candidates(o, cwd string) []string {
+// came before, o resolved against it (else ""). After a cd to a directory
+// the guard cannot know, a relative path is judged as if the directory were
+// / (the worst case).
+func candidates(o, cwd string) (clean, resolved string) {
 	c := cleanPath(o)
 	if cwd == "" || o == "" {
-		return []string{c}
+		return c, ""
 	}
 	switch o[0] {
 	case '/', '~', '$', '-':
-		return []string{c}
+		return c, ""
 	}
 	base := cwd
 	if cwd == cwdUnknown {
 		base = "/"
 	}
 	if r := path.Join(base, o); r != c {
-		return []string{c, r}
+		return c, r
 	}
-	return []string{c}
+	return c, ""
 }
 
 // cleanPath normalises a path-like operand so "//", "/./etc/../" and "/etc/"
