@@ -282,3 +282,21 @@ func TestPermissionDenials(t *testing.T) {
 		})
 	}
 }
+
+// TestLineWriter ensures stderr is cut into lines whatever the writes' boundaries, long lines are cut at
+// the limit once, and a last line without a newline comes out on flush.
+func TestLineWriter(t *testing.T) {
+	t.Parallel()
+	var got []string
+	w := &lineWriter{max: 8, line: func(s string) { got = append(got, s) }}
+	for _, p := range []string{"warn", "ing one\nshort\n", "0123456789abcdef", "ghij\nx", "\n", "tail"} {
+		if n, err := w.Write([]byte(p)); n != len(p) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", p, n, err)
+		}
+	}
+	w.flush()
+	want := []string{"warning …", "short", "01234567…", "x", "tail"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("lines = %q, want %q", got, want)
+	}
+}
