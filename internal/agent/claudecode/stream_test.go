@@ -300,3 +300,14 @@ func TestLineWriter(t *testing.T) {
 		t.Errorf("lines = %q, want %q", got, want)
 	}
 }
+
+// TestMCPServerNotConnected ensures an init line whose IT0 MCP server failed gives a notice.
+func TestMCPServerNotConnected(t *testing.T) {
+	t.Parallel()
+	for status, want := range map[string]int{"connected": 0, "failed": 1, "pending": 1} {
+		evs, _ := newParser().parseLine([]byte(`{"type":"system","subtype":"init","session_id":"s","mcp_servers":[{"name":"other","status":"failed"},{"name":"it0","status":"` + status + `"}]}`))
+		if len(evs) != want || want == 1 && (evs[0].Type != agent.EventNotice || !strings.Contains(evs[0].Message, status)) {
+			t.Errorf("status %s: events %+v", status, evs)
+		}
+	}
+}
