@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -115,6 +116,7 @@ type Service struct {
 	skillCache   sync.Map // sha256 of a SKILL.md's name and content → *skill.Skill
 	seqs         sync.Map // session id → *eventSeq
 	fallbacks    sync.Map // tenant id → the engine used while the default cannot run (enginepick.go)
+	replicas     atomic.Pointer[replicaLink]
 }
 
 // OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
@@ -508,6 +510,8 @@ func (s *Service) Cancel(ctx context.Context, sessionID string) (*Session, error
 	if h := s.live(sessionID); h != nil {
 		h.cancel()
 		s.waitStopped(h)
+	} else if sess.Status == StatusRunning {
+		s.cancelRemote(ctx, sessionID) // it runs on another replica
 	}
 	// Whether it was paused, idle, or its run just stopped: it ends here.
 	sess, err = s.store.SessionGet(ctx, sessionID)
@@ -622,7 +626,7 @@ func (s *Service) forgetSeq(sessionID string) {
 // the run, never in the request that decided it.
 func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, prompt string, answers []Approval) {
 	tid, _ := tenant.ID(ctx)
-	runCtx, cancel := context.WithCancel(logging.WithSessionID(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid), sess.ID))
+	runCtx, cancel := context.WithCancel(withRunStart(logging.WithSessionID(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid), sess.ID), sess, s.now()))
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		runCtx = auth.WithPrincipal(runCtx, p)
 	}
