@@ -721,10 +721,12 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 			s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: msg})
 		}
 		errMsg = msg
+	case out.Paused:
+		// Recorded as paused before its event went out: a shutdown right after it must not turn the
+		// waiting session into a cancelled one (Cancel marks a paused session cancelled itself).
+		status = StatusAwaitingApproval
 	case ctx.Err() != nil:
 		status, errMsg = StatusCancelled, "cancelled"
-	case out.Paused:
-		status = StatusAwaitingApproval
 	case last.Type == EventError:
 		errMsg = last.Message
 	default:
