@@ -21,7 +21,14 @@ const guardUsage = `usage: it0 guard check [--json] [--rules FILE] [--tenant-rul
 Classifies a shell command (L0 read-only … L3 forbidden) and explains why.
 --targets applies the blast-radius rules to servers the command would run
 on (e.g. --targets prod:web=12,prod:db).
-Exits 0 whatever the level; 2 on a usage error.`
+Exits with the level, so scripts can branch on it: 0 (L0), 1 (L1), 2 (L2),
+3 (L3); 64 on a usage error, 78 when the rules files cannot be loaded.`
+
+// Exit statuses of `guard check` beyond the levels 0-3 (sysexits.h EX_USAGE and EX_CONFIG).
+const (
+	guardExitUsage  = 64
+	guardExitConfig = 78
+)
 
 const hookUsage = `usage: it0 hook pre-tool-use
 
@@ -42,21 +49,21 @@ func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tenantFile := fs.String("tenant-rules", "", "tenant override file applied on top of the rules")
 	targetSpec := fs.String("targets", "", "servers the command would run on, ENV[:ROLE][=N],… (blast radius)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{fmt.Sprintf("guard check: %v\n%s", err, guardUsage)}
+		return exitWithCode{guardExitUsage, usageError{fmt.Sprintf("guard check: %v\n%s", err, guardUsage)}}
 	}
 	if fs.NArg() == 0 {
-		return usageError{"guard check: no command given\n" + guardUsage}
+		return exitWithCode{guardExitUsage, usageError{"guard check: no command given\n" + guardUsage}}
 	}
 	command := strings.Join(fs.Args(), " ")
 	c, err := loadClassifier(*rulesFile, *tenantFile)
 	if err != nil {
-		return err
+		return exitWithCode{guardExitConfig, err}
 	}
 	v := c.Classify(command)
 	if *targetSpec != "" {
 		targets, err := guard.ParseTargets(*targetSpec)
 		if err != nil {
-			return usageError{fmt.Sprintf("guard check: --targets: %v\n%s", err, guardUsage)}
+			return exitWithCode{guardExitUsage, usageError{fmt.Sprintf("guard check: --targets: %v\n%s", err, guardUsage)}}
 		}
 		v = c.Raise(v, targets)
 	}
@@ -66,7 +73,7 @@ func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := enc.Encode(v); err != nil {
 			return fmt.Errorf("write verdict: %w", err)
 		}
-		return nil
+		return levelExit(v.Level)
 	}
 	fmt.Fprintf(stdout, "level:  %s\nreason: %s\n", v.Level, v.Reason)
 	if len(v.Hosts) > 0 {
@@ -79,7 +86,15 @@ func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, m := range v.Matches {
 		fmt.Fprintf(stdout, "  %s  %-24s %s — %s\n", m.Level, m.Rule, m.Command, m.Reason)
 	}
-	return nil
+	return levelExit(v.Level)
+}
+
+// levelExit is how `guard check` ends: exit status = level (nil for L0).
+func levelExit(l guard.Level) error {
+	if l == 0 {
+		return nil
+	}
+	return exitStatus(l)
 }
 
 // loadClassifier builds the classifier from the shipped rules or a file,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/it0/it0/internal/app"
 	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -40,10 +41,11 @@ func newLogger(cfg app.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	// logging.New stamps each …Context record with the tenant, request and agent session it belongs to.
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return logging.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return logging.New(slog.NewJSONHandler(w, opts))
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -71,6 +73,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if generated {
 		log.Warn("generated secrets for embedded mode; set IT0_JWT_SECRET, IT0_AUDIT_KEY and IT0_VAULT_MASTER_KEY in production",
 			slog.String("file", cfg.DataDir+"/secrets.json"))
+	}
+	if w := cfg.AuditKeyWarning(); w != "" {
+		log.Warn("audit key next to the data", slog.String("problem", w))
 	}
 	a = app.New(cfg, log, stderr)
 	a.Version = version
@@ -119,6 +124,12 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if sub == "verify" {
+		fmt.Fprintf(stdout, "audit key: %s (fingerprint %s)\n", cfg.AuditKeySource, audit.KeyFingerprint([]byte(cfg.AuditKey)))
+		if w := cfg.AuditKeyWarning(); w != "" {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+	}
 	if sub == "export" {
 		if tenantID == "" {
 			return usageError{"audit export needs --tenant ID (or --tenant _platform)"}
@@ -148,11 +159,15 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 			name = "platform"
 		}
 		if res.OK {
-			fmt.Fprintf(stdout, "ok      %-38s %d entries\n", name, res.Checked)
+			anchor := "no anchored head yet"
+			if res.AnchoredSeq > 0 {
+				anchor = fmt.Sprintf("anchored head seq %d", res.AnchoredSeq)
+			}
+			fmt.Fprintf(stdout, "ok      %-38s %d entries, %s\n", name, res.Checked, anchor)
 			continue
 		}
 		fmt.Fprintf(stdout, "BROKEN  %-38s first bad row: id %d (seq %d): %s\n", name, res.FirstBadID, res.FirstBad, res.Reason)
-		bad = append(bad, fmt.Sprintf("%s at id %d", name, res.FirstBadID))
+		bad = append(bad, fmt.Sprintf("%s at id %d (seq %d)", name, res.FirstBadID, res.FirstBad))
 	}
 	if len(bad) > 0 {
 		return exitWithCode{code: 3, err: fmt.Errorf("audit chain broken: %s", strings.Join(bad, "; "))}

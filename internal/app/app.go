@@ -80,6 +80,8 @@ type App struct {
 	listener net.Listener
 	// Addr is the address the API listens on, once started.
 	Addr string
+	// MetricsAddr is the address /metrics listens on when IT0_METRICS_ADDR is set, once started.
+	MetricsAddr string
 	// Version is reported by /healthz and the OpenAPI document.
 	Version string
 }
@@ -148,13 +150,14 @@ func (a *App) initStore(ctx context.Context) (func(context.Context) error, error
 	return func(context.Context) error { return db.Close() }, nil
 }
 
-func (a *App) initAudit(context.Context) (func(context.Context) error, error) {
+func (a *App) initAudit(ctx context.Context) (func(context.Context) error, error) {
 	l, err := audit.New(a.Store, []byte(a.cfg.AuditKey), nil)
 	if err != nil {
 		return nil, err
 	}
 	a.Audit = l
-	return nil, nil
+	// Detached from the start-up ctx on purpose: the loop lives until the module is stopped.
+	return a.logAuditHeads(context.WithoutCancel(ctx)), nil
 }
 
 func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error) {
@@ -327,10 +330,15 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
 		}
 	}
+	if err := a.repairApprovals(ctx); err != nil {
+		return nil, fmt.Errorf("repair approval timeouts: %w", err)
+	}
 	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go a.repairLoop(rctx)
+	return func(context.Context) error { stop(); return nil }, nil
 }
 
 // workspaceDir is tenant tid's Claude Code workspace.
@@ -365,10 +373,14 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
 	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Registry: a.registry, Logger: a.log,
-		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), Ready: map[string]httpapi.Pinger{"database": a.Store}})
+		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: map[string]httpapi.Pinger{"database": a.Store}})
+	stopMetrics, err := a.serveMetrics()
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+		return nil, errors.Join(fmt.Errorf("listen on %s: %w", a.cfg.Addr, err), stopMetrics(ctx))
 	}
 	a.listener = ln
 	a.Addr = ln.Addr().String()
@@ -378,7 +390,7 @@ func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) 
 	go func() { done <- srv.Serve(ln) }()
 	a.log.Info("listening", slog.String("addr", a.Addr), slog.String("storage", string(a.Store.Dialect())))
 	return func(ctx context.Context) error {
-		err := srv.Shutdown(ctx)
+		err := errors.Join(srv.Shutdown(ctx), stopMetrics(ctx))
 		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}

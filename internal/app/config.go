@@ -26,6 +26,7 @@ type Config struct {
 	TokenTTL       time.Duration
 	PublicURL      string
 	TrustProxy     bool
+	MetricsAddr    string // serve /metrics here instead of on Addr (IT0_METRICS_ADDR)
 	BootstrapEmail string
 	BootstrapPass  string
 
@@ -44,6 +45,8 @@ type Config struct {
 	// they must be set, because replicas must share them.
 	JWTSecret      string
 	AuditKey       string
+	AuditKeyFile   string // IT0_AUDIT_KEY_FILE: read the audit key from this file (see auditkey.go)
+	AuditKeySource string // where AuditKey came from, set by FillSecrets
 	VaultMasterKey string
 	VaultPrevKeys  string
 
@@ -64,6 +67,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	env := func(name, def string) string { return cmp.Or(getenv(name), def) }
 	fs.StringVar(&c.Addr, "addr", env("IT0_ADDR", "127.0.0.1:8000"), "listen address (IT0_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", getenv("IT0_METRICS_ADDR"), "serve /metrics on this address instead of the API's, e.g. 127.0.0.1:9090 (IT0_METRICS_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", env("IT0_DATA_DIR", "./it0-data"), "directory for embedded SQLite data (IT0_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", getenv("IT0_DATABASE_URL"), "PostgreSQL URL; empty = embedded SQLite (IT0_DATABASE_URL)")
 	fs.StringVar(&c.Target, "target", env("IT0_TARGET", "all"), "comma-separated modules to run (IT0_TARGET); see -list-targets")
@@ -86,6 +90,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	c.BootstrapPass = getenv("IT0_BOOTSTRAP_ADMIN_PASSWORD")
 	c.JWTSecret = getenv("IT0_JWT_SECRET")
 	c.AuditKey = getenv("IT0_AUDIT_KEY")
+	c.AuditKeyFile = getenv("IT0_AUDIT_KEY_FILE")
 	c.VaultMasterKey = getenv("IT0_VAULT_MASTER_KEY")
 	c.VaultPrevKeys = getenv("IT0_VAULT_PREVIOUS_KEYS")
 	c.Comm.load(getenv)
@@ -122,7 +127,7 @@ func (c *Config) Validate() error {
 		list = append(list, errors.New("data-dir: must not be empty when no database-url is set"))
 	}
 	if c.DatabaseURL != "" {
-		for name, v := range map[string]string{"IT0_JWT_SECRET": c.JWTSecret, "IT0_AUDIT_KEY": c.AuditKey,
+		for name, v := range map[string]string{"IT0_JWT_SECRET": c.JWTSecret, "IT0_AUDIT_KEY": c.AuditKey + c.AuditKeyFile,
 			"IT0_VAULT_MASTER_KEY": c.VaultMasterKey} {
 			if v == "" {
 				list = append(list, fmt.Errorf("%s is required with IT0_DATABASE_URL (replicas must share it); generate one with: openssl rand -base64 32", name))
@@ -157,6 +162,9 @@ type generatedSecrets struct {
 // FillSecrets loads or creates <data-dir>/secrets.json for any secret that is unset, in embedded mode only.
 // It reports whether it generated new ones.
 func (c *Config) FillSecrets() (generated bool, err error) {
+	if err := c.loadAuditKey(); err != nil {
+		return false, err
+	}
 	if c.DatabaseURL != "" || (c.JWTSecret != "" && c.AuditKey != "" && c.VaultMasterKey != "") {
 		return false, nil
 	}
@@ -165,6 +173,9 @@ func (c *Config) FillSecrets() (generated bool, err error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		if err := os.Chmod(path, 0o600); err != nil { // tighten a file an older version or a person made wider
+			return false, err
+		}
 		if err := json.Unmarshal(b, &s); err != nil {
 			return false, fmt.Errorf("read %s: %w", path, err)
 		}
@@ -182,7 +193,9 @@ func (c *Config) FillSecrets() (generated bool, err error) {
 		return false, err
 	}
 	c.JWTSecret = cmp.Or(c.JWTSecret, s.JWTSecret)
-	c.AuditKey = cmp.Or(c.AuditKey, s.AuditKey)
+	if c.AuditKey == "" {
+		c.AuditKey, c.AuditKeySource = s.AuditKey, path
+	}
 	c.VaultMasterKey = cmp.Or(c.VaultMasterKey, s.VaultMasterKey)
 	return generated, nil
 }

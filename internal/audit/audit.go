@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -59,6 +60,39 @@ func Sum(key []byte, prev []byte, e *Entry) []byte {
 	binary.BigEndian.PutUint64(n[:], uint64(e.CreatedAt.UTC().UnixMicro()))
 	m.Write(n[:])
 	return m.Sum(nil)
+}
+
+// Head anchors a chain: its newest entry's seq and MAC, with a MAC of its own over the chain id, seq and
+// hash. No audit row carries that MAC, so a head for an older row (after deleting the newest ones) cannot
+// be made without the key.
+type Head struct {
+	Chain     string    `json:"chain"`
+	Seq       int64     `json:"seq"`
+	Hash      []byte    `json:"hash"`
+	MAC       []byte    `json:"mac"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// HeadMAC computes the MAC of a chain's head.
+func HeadMAC(key []byte, chain string, seq int64, hash []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("it0 audit head v1\x00"))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(chain)))
+	m.Write(n[:])
+	m.Write([]byte(chain))
+	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	m.Write(n[:])
+	m.Write(hash)
+	return m.Sum(nil)
+}
+
+// KeyFingerprint names a key without revealing it: the first 8 bytes of an HMAC of a fixed label, in hex.
+// `it0 audit verify` prints it so an operator can tell which key checked the chains.
+func KeyFingerprint(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("it0 audit key fingerprint v1"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
 // Actor is who did something, carried in the context so every layer can record it.

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,11 @@ import (
 // Store is what the audit log needs from storage. Every method acts on the tenant in ctx (tenant.Platform
 // for the platform chain).
 type Store interface {
-	// AuditAppend appends e to the chain, setting Seq, PrevHash and Hash (computed by sum) and ID.
-	AuditAppend(ctx context.Context, e *Entry, sum func(prev []byte, e *Entry) []byte) error
+	// AuditAppend appends e to the chain, setting Seq, PrevHash and Hash (computed by sum) and ID, and in
+	// the same transaction moves the chain's head to e with the MAC headMAC computes.
+	AuditAppend(ctx context.Context, e *Entry, sum func(prev []byte, e *Entry) []byte, headMAC func(seq int64, hash []byte) []byte) error
+	// AuditHead returns the chain's head, or nil when nothing anchored it yet.
+	AuditHead(ctx context.Context) (*Head, error)
 	// AuditList returns entries matching f, newest first.
 	AuditList(ctx context.Context, f Filter) ([]Entry, error)
 	// AuditScan calls fn for every entry in chain order.
@@ -83,7 +87,9 @@ func (l *Log) Record(ctx context.Context, r Record) (*Entry, error) {
 		}
 		e.Detail = b
 	}
-	if err := l.store.AuditAppend(ctx, e, func(prev []byte, e *Entry) []byte { return Sum(l.key, prev, e) }); err != nil {
+	err := l.store.AuditAppend(ctx, e, func(prev []byte, e *Entry) []byte { return Sum(l.key, prev, e) },
+		func(seq int64, hash []byte) []byte { return HeadMAC(l.key, e.TenantID, seq, hash) })
+	if err != nil {
 		return nil, fmt.Errorf("audit %s: %w", r.Action, err)
 	}
 	return e, nil
@@ -110,17 +116,27 @@ type VerifyResult struct {
 	FirstBadID int64  `json:"first_bad_id,omitempty"`
 	FirstBad   int64  `json:"first_bad_seq,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	// AnchoredSeq is the seq of the chain's anchored head (0: no head yet, a chain written before anchors).
+	AnchoredSeq int64 `json:"anchored_seq"`
 }
 
 // Verify walks the chain of the tenant in ctx and reports the first row that does not follow from the one
 // before it: an edited row fails its own MAC, a deleted row breaks the next row's link, a reordered row
-// breaks the sequence.
+// breaks the sequence. Then it checks the chain reaches its anchored head: deleting the newest rows leaves
+// a chain that is consistent in itself but shorter than its head.
 func (l *Log) Verify(ctx context.Context) (VerifyResult, error) {
 	var res VerifyResult
+	// The head is read before the rows: appends that land during the scan only move the head further than
+	// what was read, never make an intact chain look short.
+	head, err := l.store.AuditHead(ctx)
+	if err != nil {
+		return res, fmt.Errorf("verify audit: %w", err)
+	}
+	var headHash []byte
 	var prev []byte
 	var want int64 = 1
 	errStop := errors.New("stop")
-	err := l.store.AuditScan(ctx, func(e *Entry) error {
+	err = l.store.AuditScan(ctx, func(e *Entry) error {
 		reason := ""
 		switch {
 		case e.Seq != want:
@@ -136,11 +152,29 @@ func (l *Log) Verify(ctx context.Context) (VerifyResult, error) {
 		}
 		res.Checked++
 		prev = append(prev[:0], e.Hash...)
+		if head != nil && e.Seq == head.Seq {
+			headHash = bytes.Clone(e.Hash)
+		}
 		want++
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
 		return res, fmt.Errorf("verify audit: %w", err)
+	}
+	if head != nil && res.Reason == "" {
+		res.AnchoredSeq = head.Seq
+		chain, _ := tenant.ID(ctx)
+		switch {
+		case !hmac.Equal(head.MAC, HeadMAC(l.key, chain, head.Seq, head.Hash)):
+			res.Reason = "the chain's anchored head does not match its MAC (it was edited, or the audit key is wrong)"
+		case headHash == nil:
+			res.FirstBad = res.Checked + 1
+			res.Reason = fmt.Sprintf("the chain ends at seq %d but its anchored head is seq %d (the newest rows were deleted)",
+				res.Checked, head.Seq)
+		case !bytes.Equal(headHash, head.Hash):
+			res.FirstBad = head.Seq
+			res.Reason = fmt.Sprintf("row seq %d is not the row its anchored head names (rows were replaced)", head.Seq)
+		}
 	}
 	res.OK = res.FirstBadID == 0 && res.Reason == ""
 	return res, nil

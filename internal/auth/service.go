@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/audit"
@@ -54,11 +56,35 @@ type Config struct {
 	JWTSecret []byte        // HS256 key, at least 32 bytes
 	TokenTTL  time.Duration // access token lifetime; default 1h
 	Argon2    Argon2Params  // zero means DefaultArgon2
-	// Login limits: failures per account and attempts per IP within LoginWindow.
-	MaxFailuresPerAccount int
-	MaxAttemptsPerIP      int
-	LoginWindow           time.Duration
-	Now                   func() time.Time
+	Login     LoginLimits
+	Now       func() time.Time
+}
+
+// LoginLimits bound password guessing without letting anyone lock the owner out. Failed sign-ins are
+// counted per (account, client IP), per client IP and per account; past a key's free failures each further
+// attempt of that key waits a delay that doubles from LoginBaseDelay up to LoginMaxDelay. The per-account
+// count (against guessing from many addresses) is skipped for an IP that signed in to that account in the
+// last 30 days. Zero fields take the defaults documented in the README.
+type LoginLimits struct {
+	FreePerPair     int           // default 5
+	FreePerIP       int           // default 20
+	FreePerAccount  int           // default 50
+	AttemptsPerIP   int           // attempts per minute per IP, failed or not; default 30
+	BaseDelay       time.Duration // default 1s
+	MaxDelay        time.Duration // default 15m
+	ForgetAfter     time.Duration // failures are forgotten this long after the last one; default 1h
+	KnownIPLifetime time.Duration // default 30 days
+}
+
+func (l *LoginLimits) setDefaults() {
+	l.FreePerPair = cmp.Or(l.FreePerPair, 5)
+	l.FreePerIP = cmp.Or(l.FreePerIP, 20)
+	l.FreePerAccount = cmp.Or(l.FreePerAccount, 50)
+	l.AttemptsPerIP = cmp.Or(l.AttemptsPerIP, 30)
+	l.BaseDelay = cmp.Or(l.BaseDelay, time.Second)
+	l.MaxDelay = cmp.Or(l.MaxDelay, 15*time.Minute)
+	l.ForgetAfter = cmp.Or(l.ForgetAfter, time.Hour)
+	l.KnownIPLifetime = cmp.Or(l.KnownIPLifetime, 30*24*time.Hour)
 }
 
 func (c *Config) setDefaults() error {
@@ -71,15 +97,7 @@ func (c *Config) setDefaults() error {
 	if c.Argon2 == (Argon2Params{}) {
 		c.Argon2 = DefaultArgon2
 	}
-	if c.MaxFailuresPerAccount <= 0 {
-		c.MaxFailuresPerAccount = 5
-	}
-	if c.MaxAttemptsPerIP <= 0 {
-		c.MaxAttemptsPerIP = 30
-	}
-	if c.LoginWindow <= 0 {
-		c.LoginWindow = 15 * time.Minute
-	}
+	c.Login.setDefaults()
 	if c.Now == nil {
 		c.Now = func() time.Time { return time.Now().UTC() }
 	}
@@ -91,9 +109,12 @@ type Service struct {
 	cfg      Config
 	store    Store
 	audit    AuditLog
-	accounts *limiter
-	ips      *limiter
-	dummy    string // a hash to check against when the email is unknown, so timing does not tell
+	attempts *limiter  // per IP, failed or not
+	pairs    *throttle // failures per (account, IP)
+	ipFails  *throttle // failures per IP
+	accounts *throttle // failures per account, from IPs it is not known at
+	knownIPs *recent   // (account, IP) pairs that signed in
+	dummy    string    // a hash to check against when the email is unknown, so timing does not tell
 
 	statusMu sync.Mutex
 	status   map[string]cachedStatus
@@ -123,8 +144,11 @@ func New(cfg Config, store Store, log AuditLog) (*Service, error) {
 	}
 	return &Service{
 		cfg: cfg, store: store, audit: log, dummy: dummy,
-		accounts: newLimiter(cfg.MaxFailuresPerAccount, cfg.LoginWindow),
-		ips:      newLimiter(cfg.MaxAttemptsPerIP, time.Minute),
+		attempts: newLimiter(cfg.Login.AttemptsPerIP, time.Minute),
+		pairs:    newThrottle(cfg.Login.FreePerPair, cfg.Login.BaseDelay, cfg.Login.MaxDelay, cfg.Login.ForgetAfter),
+		ipFails:  newThrottle(cfg.Login.FreePerIP, cfg.Login.BaseDelay, cfg.Login.MaxDelay, cfg.Login.ForgetAfter),
+		accounts: newThrottle(cfg.Login.FreePerAccount, cfg.Login.BaseDelay, cfg.Login.MaxDelay, cfg.Login.ForgetAfter),
+		knownIPs: newRecent(cfg.Login.KnownIPLifetime, 100000),
 		status:   map[string]cachedStatus{},
 		users:    map[string]cachedUser{},
 	}, nil
@@ -148,14 +172,22 @@ var (
 func (s *Service) Login(ctx context.Context, email, password, ip string) (Token, error) {
 	now := s.cfg.Now()
 	email = strings.ToLower(strings.TrimSpace(email))
-	acctKey, ipKey := "acct:"+email, "ip:"+ip
-	if blocked, wait := s.accounts.blocked(acctKey, now); blocked {
+	// A NUL cannot be in a stored email; the byte must not reach the database either (PostgreSQL refuses it).
+	if strings.ContainsRune(email, 0) || !utf8.ValidString(email) {
+		return Token{}, errBadLogin
+	}
+	acctKey, ipKey, pairKey := email, ip, email+"\x00"+ip
+	if blocked, wait := s.attempts.blocked(ipKey, now); blocked {
 		return Token{}, rateLimited(wait)
 	}
-	if blocked, wait := s.ips.blocked(ipKey, now); blocked {
+	wait := max(s.pairs.wait(pairKey, now), s.ipFails.wait(ipKey, now))
+	if !s.knownIPs.has(pairKey, now) {
+		wait = max(wait, s.accounts.wait(acctKey, now))
+	}
+	if wait > 0 {
 		return Token{}, rateLimited(wait)
 	}
-	s.ips.add(ipKey, now)
+	s.attempts.add(ipKey, now)
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return Token{}, err
@@ -166,7 +198,9 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Token,
 	}
 	ok, herr := CheckPassword(hash, password)
 	if u == nil || herr != nil || !ok || u.Status != UserActive {
-		s.accounts.add(acctKey, now)
+		s.pairs.fail(pairKey, now)
+		s.ipFails.fail(ipKey, now)
+		s.accounts.fail(acctKey, now)
 		rec := audit.Record{Action: "auth.login_failed", ResourceType: "user", Description: "failed login for " + email}
 		if u != nil {
 			rec.ResourceID = u.ID
@@ -186,7 +220,9 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Token,
 	if t.Status != TenantActive && !u.PlatformAdmin {
 		return Token{}, ErrTenantSuspended
 	}
-	s.accounts.reset(acctKey)
+	// The account-wide count is kept: the owner signing in must not buy an attacker elsewhere more guesses.
+	s.pairs.reset(pairKey)
+	s.knownIPs.add(pairKey, now)
 	tok, err := signJWT(s.cfg.JWTSecret, u, now, s.cfg.TokenTTL)
 	if err != nil {
 		return Token{}, fmt.Errorf("sign token: %w", err)
@@ -208,7 +244,7 @@ func withActorID(a audit.Actor, typ, id string) audit.Actor {
 }
 
 func rateLimited(wait time.Duration) error {
-	secs := int(wait.Seconds()) + 1
+	secs := max(int((wait+time.Second-1)/time.Second), 1) // rounded up: retrying on time must succeed
 	return &errs.Error{Code: errs.RateLimited, Message: "too many login attempts",
 		Hint: fmt.Sprintf("try again in %d seconds", secs), RetryAfter: time.Duration(secs) * time.Second}
 }

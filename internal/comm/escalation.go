@@ -42,24 +42,35 @@ func (s *Service) OnApprovalRequested(ctx context.Context, sess *agent.Session, 
 	}
 }
 
-// answeringKey marks a context in which comm itself decides an approval (Answer), so OnApprovalDecided
-// leaves the escalation to Answer.
+// answeringKey marks a context in which comm itself decides an approval (Answer): its value, an answering,
+// says who answered on which channel, for OnApprovalDecided to finish the escalation with.
 type answeringKey struct{}
 
-// OnApprovalDecided is the agent's hook (agent.Service.OnApprovalDecided): an approval decided outside comm
-// (the approvals API, its timeout) stops its escalation chain at once.
+type answering struct {
+	approvalID, by, channel, decision string
+	esc                               *Escalation // when the caller read it already
+}
+
+// OnApprovalDecided is the agent's hook (agent.Service.OnApprovalDecided), run in the step that records the
+// decision: the escalation is finished as answered (through comm, or through the approvals API) or closed
+// (a timeout), and the rest of its chain is cancelled.
 func (s *Service) OnApprovalDecided(ctx context.Context, a *agent.Approval) {
-	if id, _ := ctx.Value(answeringKey{}).(string); id == a.ID {
-		return
+	ctx = context.WithoutCancel(ctx) // the decision is made: finishing its escalation must not depend on the request
+	ans, _ := ctx.Value(answeringKey{}).(answering)
+	e, err := ans.esc, error(nil)
+	if e == nil || ans.approvalID != a.ID {
+		e, err = s.store.EscalationGet(ctx, a.ID)
 	}
-	e, err := s.store.EscalationGet(ctx, a.ID)
 	if errs.Is(err, errs.NotFound) || (err == nil && e.Status != EscalationActive) {
 		return
 	}
 	if err == nil {
 		now := s.now()
 		e.Status, e.Decision, e.AnsweredAt = EscalationClosed, a.Status, &now
-		if !strings.HasPrefix(a.DecidedBy, "system:") {
+		switch {
+		case ans.approvalID == a.ID:
+			e.Status, e.AnsweredBy, e.AnsweredChannel, e.Decision = EscalationAnswered, ans.by, ans.channel, ans.decision
+		case !strings.HasPrefix(a.DecidedBy, "system:"):
 			// A person decided through the approvals API.
 			e.Status, e.AnsweredBy, e.AnsweredChannel = EscalationAnswered, a.DecidedBy, ChannelAPI
 		}

@@ -132,6 +132,7 @@ type ChannelInfo struct {
 	Channel   string `json:"channel"`
 	Available bool   `json:"available"`
 	Reason    string `json:"reason,omitempty"`
+	Mode      string `json:"mode,omitempty"` // how the channel works when it is several ways (phone: conversation or keypad)
 }
 
 // ChannelStatus lists every outbound channel and whether it is configured.
@@ -141,6 +142,9 @@ func (s *Service) ChannelStatus() []ChannelInfo {
 		ci := ChannelInfo{Channel: c, Available: true}
 		if err := s.available(c); err != nil {
 			ci.Available, ci.Reason = false, err.Error()
+		}
+		if m, ok := s.senders[c].(interface{ Mode() string }); ok {
+			ci.Mode = m.Mode()
 		}
 		out = append(out, ci)
 	}

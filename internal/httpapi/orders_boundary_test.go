@@ -158,3 +158,17 @@ func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// waitSessionStatus polls session sid until it has status (a decision resumes or stops a session in the
+// background), for at most 10 seconds; it returns the last reply.
+func (b *testBundle) waitSessionStatus(t *testing.T, tok, sid, status string) response {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := b.do("GET", "/api/v1/agent/sessions/"+sid, tok, nil)
+		if r.body["status"] == status || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

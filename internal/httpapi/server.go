@@ -21,6 +21,7 @@ import (
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/tenant"
@@ -57,6 +58,9 @@ type Deps struct {
 	TrustProxy bool
 	// Console is the built web console served at / (nil serves none).
 	Console fs.FS
+	// MetricsElsewhere leaves /metrics off the API listener; the caller serves MetricsHandler on its own
+	// address (IT0_METRICS_ADDR), since the metrics are platform-wide and unauthenticated.
+	MetricsElsewhere bool
 }
 
 // Server is the HTTP API.
@@ -92,7 +96,9 @@ func New(d Deps) *Server {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": d.Version})
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	if !d.MetricsElsewhere {
+		s.mux.Handle("GET /metrics", s.MetricsHandler())
+	}
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.OpenAPI())
 	})
@@ -108,6 +114,13 @@ func New(d Deps) *Server {
 	return s
 }
 
+// MetricsHandler serves the Prometheus metrics (GET /metrics).
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
 // Handler is the root handler: request ids, panic recovery and metrics around the mux.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +130,8 @@ func (s *Server) Handler() http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		info := &requestInfo{}
+		ctx := context.WithValue(logging.WithRequestID(r.Context(), id), requestInfoKey{}, info)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(ctx)
 		defer func() {
@@ -125,7 +139,7 @@ func (s *Server) Handler() http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.log.ErrorContext(ctx, "panic in handler", slog.Any("panic", p), slog.String("request_id", id))
+				s.log.ErrorContext(ctx, "panic in handler", slog.Any("panic", p))
 				if !rec.wrote {
 					s.writeError(rec, r, errs.New(errs.Internal, "internal error"))
 				}
@@ -134,12 +148,7 @@ func (s *Server) Handler() http.Handler {
 			elapsed := time.Since(start)
 			s.reqs.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
 			s.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
-			level := slog.LevelDebug
-			if rec.status >= 500 {
-				level = slog.LevelError
-			}
-			s.log.Log(ctx, level, "request", slog.String("request_id", id), slog.String("method", r.Method),
-				slog.String("route", route), slog.Int("status", rec.status), slog.Int64("duration_us", elapsed.Microseconds()))
+			s.accessLog(ctx, r, info, route, rec.status, elapsed)
 		}()
 		s.mux.ServeHTTP(rec, r)
 	})
@@ -147,18 +156,13 @@ func (s *Server) Handler() http.Handler {
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
 
-type requestIDKey struct{}
-
 func newRequestID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+func requestID(ctx context.Context) string { return logging.RequestID(ctx) }
 
 type statusRecorder struct {
 	http.ResponseWriter
@@ -224,6 +228,9 @@ func (s *Server) wrap(rt route) http.Handler {
 				actor.Type, actor.ID = audit.ActorAPIKey, p.APIKeyID
 			}
 			ctx = tenant.WithID(auth.WithPrincipal(ctx, p), tid)
+			if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+				info.tenantID = tid
+			}
 		}
 		ctx = audit.WithActor(ctx, actor)
 		if err := rt.handler(w, r.WithContext(ctx)); err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -49,6 +50,7 @@ type testBundle struct {
 	logs       *lockedBuffer
 	jobs       *jobs.Runner
 	agentSvc   atomic.Pointer[agent.Service]
+	failSched  atomic.Int32 // that many next Schedule calls fail (a crash between an insert and its job)
 	skillsRoot string
 	inv        *inventory.Service
 	guard      *guard.TenantRules
@@ -91,7 +93,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 	b.defaultID = res.Tenant.ID
 	b.auth, b.audit = svc, log
 	b.logs = &lockedBuffer{}
-	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := logging.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v, err := vault.New(vault.Config{MasterKey: vaulttest.MasterKey(t)}, db)
 	if err != nil {
 		t.Fatal(err)
@@ -282,6 +284,10 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 		b.registerAgentJobs(b.jobs)
 	}
 	schedule := func(ctx context.Context, kind string, args any, at time.Time, key string) error {
+		if b.failSched.Add(-1) >= 0 {
+			return errors.New("the job database is unreachable (injected)")
+		}
+		b.failSched.Store(0)
 		return b.jobs.Schedule(ctx, kind, args, at, key)
 	}
 	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, Schedule: schedule,

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/it0/it0/internal/privfile"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver (pure Go)
 )
@@ -169,6 +170,9 @@ func OpenDB(ctx context.Context, dataDir, databaseURL string) (*sql.DB, Dialect,
 // completions in the process, so SQLITE_BUSY never happens), synchronous=NORMAL (a power loss may lose the
 // last commits, never corrupt the file).
 func OpenSQLite(path string) (*sql.DB, error) {
+	if err := privfile.SQLite(path); err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("sqlite", "file:"+path+
 		"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 	if err != nil {

@@ -424,7 +424,7 @@ func (s *Orders) targetServers(ctx context.Context, o *StandingOrder) ([]string,
 		if len(t.ClusterIDs) > 0 && !contains(t.ClusterIDs, srv.ClusterID) {
 			continue
 		}
-		if t.EnvironmentFilter != "" && srv.Environment != t.EnvironmentFilter {
+		if len(t.EnvironmentFilter) > 0 && !contains(t.EnvironmentFilter, srv.Environment) {
 			continue
 		}
 		if !(inventory.Selector{Tags: t.TagFilter, All: true}).Match(&srv) {

@@ -73,8 +73,8 @@ func (o *StandingOrder) Summary() string {
 	case len(t.ServerIDs) > 0:
 		fmt.Fprintf(&b, " on %s", strings.Join(t.ServerIDs, ", "))
 	}
-	if t.EnvironmentFilter != "" {
-		fmt.Fprintf(&b, " in %s", t.EnvironmentFilter)
+	if len(t.EnvironmentFilter) > 0 {
+		fmt.Fprintf(&b, " in %s", strings.Join(t.EnvironmentFilter, ", "))
 	}
 	if len(t.TagFilter) > 0 {
 		fmt.Fprintf(&b, " tagged %s", strings.Join(t.TagFilter, ","))

@@ -32,36 +32,75 @@ func scanAudit(row interface{ Scan(...any) error }, e *audit.Entry) error {
 }
 
 // AuditAppend appends e to the chain of the tenant in ctx. Inside one transaction it reads the chain's head,
-// sets e.Seq and e.PrevHash, and stores e with the MAC that sum computes.
-func (db *DB) AuditAppend(ctx context.Context, e *audit.Entry, sum func(prev []byte, e *audit.Entry) []byte) error {
+// sets e.Seq and e.PrevHash, stores e with the MAC that sum computes, and anchors the chain's new head with
+// the MAC that headMAC computes.
+func (db *DB) AuditAppend(ctx context.Context, e *audit.Entry, sum func(prev []byte, e *audit.Entry) []byte,
+	headMAC func(seq int64, hash []byte) []byte) error {
 	s, err := db.scope(ctx)
 	if err != nil {
 		return err
 	}
 	e.TenantID = s.tenantID
 	if s.pg {
-		return db.auditAppendTx(ctx, s, e, sum)
+		return db.auditAppendTx(ctx, s, e, sum, headMAC)
 	}
 	// SQLite: a file belongs to this process, so the chain's head can be kept in memory and an append is
-	// one insert. seq is unique: if anything else appended meanwhile, the insert fails and the head is
-	// read again from the table.
+	// one insert and one upsert. seq is unique: if anything else appended meanwhile, the insert fails and
+	// the head is read again from the table.
 	h := db.auditHead(s.tenantID)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.known {
 		e.Seq, e.PrevHash = h.seq+1, h.hash
 		e.Hash = sum(e.PrevHash, e)
-		if err := auditInsert(ctx, s, e); err == nil {
+		err := s.inTx(ctx, func(tx scopeTx) error {
+			if err := auditInsert(ctx, tx, e); err != nil {
+				return err
+			}
+			return auditAnchor(ctx, tx, e, headMAC)
+		})
+		if err == nil {
 			h.seq, h.hash = e.Seq, e.Hash
 			return nil
 		}
 		h.known = false
 	}
-	if err := db.auditAppendTx(ctx, s, e, sum); err != nil {
+	if err := db.auditAppendTx(ctx, s, e, sum, headMAC); err != nil {
 		return err
 	}
 	h.seq, h.hash, h.known = e.Seq, e.Hash, true
 	return nil
+}
+
+// auditAnchor moves the chain's head to e (never backwards).
+func auditAnchor(ctx context.Context, tx scopeTx, e *audit.Entry, headMAC func(seq int64, hash []byte) []byte) error {
+	_, err := tx.exec(ctx, `INSERT INTO ~audit_heads AS h (chain, seq, hash, mac, updated_at) VALUES (?,?,?,?,?)
+		ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac,
+		updated_at = excluded.updated_at WHERE excluded.seq > h.seq`,
+		e.TenantID, e.Seq, e.Hash, headMAC(e.Seq, e.Hash), e.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("anchor audit head: %w", err)
+	}
+	return nil
+}
+
+// AuditHead returns the anchored head of the chain of the tenant in ctx, or nil when there is none.
+func (db *DB) AuditHead(ctx context.Context) (*audit.Head, error) {
+	s, err := db.scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := audit.Head{Chain: s.tenantID}
+	err = s.queryRow(ctx, `SELECT seq, hash, mac, updated_at FROM ~audit_heads WHERE chain = ?`, s.tenantID).
+		Scan(&h.Seq, &h.Hash, &h.MAC, &h.UpdatedAt)
+	if isNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read audit head: %w", err)
+	}
+	h.UpdatedAt = h.UpdatedAt.UTC()
+	return &h, nil
 }
 
 // auditHead is the last entry of one SQLite audit chain, as this process appended it.
@@ -93,7 +132,8 @@ func auditInsert(ctx context.Context, q interface {
 }
 
 // auditAppendTx appends e after reading the chain's head, in one transaction.
-func (db *DB) auditAppendTx(ctx context.Context, s scope, e *audit.Entry, sum func(prev []byte, e *audit.Entry) []byte) error {
+func (db *DB) auditAppendTx(ctx context.Context, s scope, e *audit.Entry, sum func(prev []byte, e *audit.Entry) []byte,
+	headMAC func(seq int64, hash []byte) []byte) error {
 	return s.inTx(ctx, func(tx scopeTx) error {
 		if s.pg {
 			// Appends to one chain must be serial; a transaction-scoped advisory lock per chain does that
@@ -116,7 +156,10 @@ func (db *DB) auditAppendTx(ctx context.Context, s scope, e *audit.Entry, sum fu
 			e.PrevHash = []byte{}
 		}
 		e.Hash = sum(e.PrevHash, e)
-		return auditInsert(ctx, tx, e)
+		if err := auditInsert(ctx, tx, e); err != nil {
+			return err
+		}
+		return auditAnchor(ctx, tx, e, headMAC)
 	})
 }
 

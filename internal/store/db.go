@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/privfile"
 	"github.com/it0/it0/internal/sqlstmt"
 	"github.com/it0/it0/internal/tenant"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -98,8 +99,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if cfg.DataDir == "" {
 			return nil, errors.New("open store: data dir is empty")
 		}
-		if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tenants"), 0o700); err != nil {
-			return nil, fmt.Errorf("open store: %w", err)
+		for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "tenants")} {
+			if err := privfile.Dir(dir); err != nil {
+				return nil, fmt.Errorf("open store: %w", err)
+			}
 		}
 		db.shared, err = openSQLite(filepath.Join(cfg.DataDir, "shared.db"))
 	}
@@ -166,6 +169,9 @@ func sqliteDSN(path string) string {
 }
 
 func openSQLite(path string) (*sql.DB, error) {
+	if err := privfile.SQLite(path); err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
 		return nil, err

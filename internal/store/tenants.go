@@ -113,9 +113,6 @@ func (db *DB) TenantDrop(ctx context.Context, id string) error {
 		if _, err := tx.exec(ctx, `DELETE FROM ~users WHERE tenant_id = ?`, id); err != nil {
 			return err
 		}
-		if _, err := tx.exec(ctx, `DELETE FROM ~audit_heads WHERE chain = ?`, id); err != nil {
-			return err
-		}
 		res, err := tx.exec(ctx, `UPDATE ~tenants SET status = 'deleted', slug = slug || '~deleted~' || id, updated_at = ? WHERE id = ?`, db.Now(), id)
 		if err != nil {
 			return err

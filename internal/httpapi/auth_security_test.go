@@ -2,12 +2,16 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/store"
+	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -186,4 +190,72 @@ func TestOffboarding(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLoginThrottle checks that guessing is slowed down per (account, IP), per IP and per account, and that
+// an attacker cannot lock the owner out.
+func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
+	b := setup(t, storetest.OpenSQLite)
+	b.newTenant("thr")
+	ctx := context.Background()
+	const email, pw = "admin@thr.example", "password-thr"
+	login := func(password, ip string) error {
+		_, err := b.auth.Login(ctx, email, password, ip)
+		return err
+	}
+	retryAfter := func(err error) time.Duration {
+		var e *errs.Error
+		if !errors.As(err, &e) || e.Code != errs.RateLimited {
+			return 0
+		}
+		return e.RetryAfter
+	}
+	// The owner signed in from the office before the attack.
+	if err := login(pw, "192.0.2.10"); err != nil {
+		t.Fatal(err)
+	}
+	// Ensure five wrong guesses from one address are free and the sixth must wait a second.
+	for i := range 5 {
+		if err := login("wrong-password", "198.51.100.1"); retryAfter(err) != 0 {
+			t.Fatalf("guess %d throttled: %v", i+1, err)
+		}
+	}
+	if d := retryAfter(login("wrong-password", "198.51.100.1")); d != time.Second {
+		t.Errorf("6th guess: retry after %v, want 1s", d)
+	}
+	// Ensure the right password from the attacker's address waits too: throttling cannot tell who is typing.
+	if d := retryAfter(login(pw, "198.51.100.1")); d == 0 {
+		t.Error("right password from the throttled address passed")
+	}
+	// Ensure the delay doubles with each further failure.
+	for _, want := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		b.now.Advance(want / 2)
+		if err := login("wrong-password", "198.51.100.1"); retryAfter(err) != 0 {
+			t.Fatalf("after waiting: %v", err)
+		}
+		if d := retryAfter(login("wrong-password", "198.51.100.1")); d != want {
+			t.Errorf("retry after %v, want %v", d, want)
+		}
+	}
+	// Ensure the real owner, from another address, still signs in at once.
+	if err := login(pw, "203.0.113.7"); err != nil {
+		t.Errorf("owner from another address: %v", err)
+	}
+	// Ensure guesses spread over many addresses hit the per-account bound, which the owner's known
+	// address skips.
+	for i := range 50 {
+		login("wrong-password", fmt.Sprintf("10.1.%d.%d", i/200, i%200))
+	}
+	if d := retryAfter(login("wrong-password", "10.9.9.9")); d == 0 {
+		t.Error("a fresh address was not slowed down after many failures on the account")
+	}
+	if err := login(pw, "192.0.2.10"); err != nil {
+		t.Errorf("owner from a known address during a distributed attack: %v", err)
+	}
+	// Ensure waiting always ends: after the longest delay the attacker's address may try again.
+	b.now.Advance(time.Hour)
+	if err := login(pw, "198.51.100.1"); err != nil {
+		t.Errorf("after an hour: %v", err)
+	}
 }

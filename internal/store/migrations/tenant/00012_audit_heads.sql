@@ -1,0 +1,2 @@
+-- +goose Up
+{{template "audit_heads" .}}
