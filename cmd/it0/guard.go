@@ -19,10 +19,10 @@ import (
 const guardUsage = `usage: it0 guard check [--json] [--rules FILE] [--tenant-rules FILE] [--targets ENV[:ROLE][=N],…] -- <command>
 
 Classifies a shell command (L0 read-only … L3 forbidden) and explains why.
---targets applies the blast-radius rules to servers the command would run
-on (e.g. --targets prod:web=12,prod:db).
 Exits with the level, so scripts can branch on it: 0 (L0), 1 (L1), 2 (L2),
-3 (L3); 64 on a usage error, 78 when the rules files cannot be loaded.`
+3 (L3); 64 on a usage error, 78 when the rules files cannot be loaded.
+--targets applies the blast-radius rules to servers the command would run
+on (e.g. --targets prod:web=12,prod:db).`
 
 // Exit statuses of `guard check` beyond the levels 0-3 (sysexits.h EX_USAGE and EX_CONFIG).
 const (
