@@ -16,10 +16,19 @@ import (
 	"github.com/it0/it0/internal/guard/hook"
 )
 
-const guardUsage = `usage: it0 guard check [--json] [--rules FILE] [--tenant-rules FILE] -- <command>
+const guardUsage = `usage: it0 guard check [--json] [--rules FILE] [--tenant-rules FILE] [--targets ENV[:ROLE][=N],…] -- <command>
 
 Classifies a shell command (L0 read-only … L3 forbidden) and explains why.
-Exits 0 whatever the level; 2 on a usage error.`
+Exits with the level, so scripts can branch on it: 0 (L0), 1 (L1), 2 (L2),
+3 (L3); 64 on a usage error, 78 when the rules files cannot be loaded.
+--targets applies the blast-radius rules to servers the command would run
+on (e.g. --targets prod:web=12,prod:db).`
+
+// Exit statuses of `guard check` beyond the levels 0-3 (sysexits.h EX_USAGE and EX_CONFIG).
+const (
+	guardExitUsage  = 64
+	guardExitConfig = 78
+)
 
 const hookUsage = `usage: it0 hook pre-tool-use
 
@@ -38,35 +47,54 @@ func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
 	rulesFile := fs.String("rules", "", "rules file instead of the shipped risk-patterns.yaml")
 	tenantFile := fs.String("tenant-rules", "", "tenant override file applied on top of the rules")
+	targetSpec := fs.String("targets", "", "servers the command would run on, ENV[:ROLE][=N],… (blast radius)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{fmt.Sprintf("guard check: %v\n%s", err, guardUsage)}
+		return exitWithCode{guardExitUsage, usageError{fmt.Sprintf("guard check: %v\n%s", err, guardUsage)}}
 	}
 	if fs.NArg() == 0 {
-		return usageError{"guard check: no command given\n" + guardUsage}
+		return exitWithCode{guardExitUsage, usageError{"guard check: no command given\n" + guardUsage}}
 	}
 	command := strings.Join(fs.Args(), " ")
 	c, err := loadClassifier(*rulesFile, *tenantFile)
 	if err != nil {
-		return err
+		return exitWithCode{guardExitConfig, err}
 	}
 	v := c.Classify(command)
+	if *targetSpec != "" {
+		targets, err := guard.ParseTargets(*targetSpec)
+		if err != nil {
+			return exitWithCode{guardExitUsage, usageError{fmt.Sprintf("guard check: --targets: %v\n%s", err, guardUsage)}}
+		}
+		v = c.Raise(v, targets)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(v); err != nil {
 			return fmt.Errorf("write verdict: %w", err)
 		}
-		return nil
+		return levelExit(v.Level)
 	}
 	fmt.Fprintf(stdout, "level:  %s\nreason: %s\n", v.Level, v.Reason)
 	if len(v.Hosts) > 0 {
 		fmt.Fprintf(stdout, "hosts:  %s\n", strings.Join(v.Hosts, ", "))
 	}
+	if v.Secret {
+		fmt.Fprintln(stdout, "secret: reads credential material (output redacted unless an admin approves)")
+	}
 	fmt.Fprintln(stdout, "matches:")
 	for _, m := range v.Matches {
 		fmt.Fprintf(stdout, "  %s  %-24s %s — %s\n", m.Level, m.Rule, m.Command, m.Reason)
 	}
-	return nil
+	return levelExit(v.Level)
+}
+
+// levelExit is how `guard check` ends: exit status = level (nil for L0).
+func levelExit(l guard.Level) error {
+	if l == 0 {
+		return nil
+	}
+	return exitStatus(l)
 }
 
 // loadClassifier builds the classifier from the shipped rules or a file,

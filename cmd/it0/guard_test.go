@@ -29,8 +29,8 @@ func TestGuardCheck(t *testing.T) {
 	t.Run("Human", func(t *testing.T) {
 		t.Parallel()
 		out, _, err := runCLI(t, nil, "", "guard", "check", "--", "ls;", "rm", "-rf", "/")
-		if err != nil {
-			t.Fatal(err)
+		if exitCode(err) != 3 || err.Error() != "" {
+			t.Fatalf("exit %d (%v), want a silent 3 for L3", exitCode(err), err)
 		}
 		for _, want := range []string{"level:  L3", "rm-root", "rm -rf /", "ls"} {
 			if !strings.Contains(out, want) {
@@ -39,12 +39,12 @@ func TestGuardCheck(t *testing.T) {
 		}
 	})
 
-	// Ensure --json prints {"level":N,"reason":…,"matches":[…]} and exits 0 even for L3.
+	// Ensure --json prints {"level":N,"reason":…,"matches":[…]} and exits with the level too.
 	t.Run("JSON", func(t *testing.T) {
 		t.Parallel()
 		out, _, err := runCLI(t, nil, "", "guard", "check", "--json", "--", `ssh db1 'psql -c "DROP DATABASE x"'`)
-		if err != nil {
-			t.Fatal(err)
+		if exitCode(err) != 3 {
+			t.Fatalf("exit %d (%v), want 3", exitCode(err), err)
 		}
 		var v struct {
 			Level   int      `json:"level"`
@@ -79,27 +79,51 @@ func TestGuardCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _, err = runCLI(t, nil, "", "guard", "check", "--rules", bad, "--", "ls")
-		if err == nil || !strings.Contains(err.Error(), "line 2") {
-			t.Fatalf("err = %v, want a line number", err)
+		if err == nil || !strings.Contains(err.Error(), "line 2") || exitCode(err) != guardExitConfig {
+			t.Fatalf("err = %v (exit %d), want a line number and exit %d", err, exitCode(err), guardExitConfig)
 		}
 	})
 
-	// Ensure usage mistakes exit 2.
-	for _, args := range [][]string{
-		{"guard"},
-		{"guard", "bogus"},
-		{"guard", "check"},
-		{"guard", "check", "--json"},
-		{"guard", "check", "--nope", "--", "ls"},
-		{"hook"},
-		{"hook", "post-tool-use"},
-	} {
-		t.Run("Usage/"+strings.Join(args, "_"), func(t *testing.T) {
+	// Ensure --targets applies the blast radius and the verdict says why (exit 2: the raised level).
+	t.Run("Targets", func(t *testing.T) {
+		t.Parallel()
+		out, _, err := runCLI(t, nil, "", "guard", "check", "--targets", "prod:web=11,dev", "--", "systemctl", "restart", "nginx")
+		if exitCode(err) != 2 || !strings.Contains(out, "level:  L2") || !strings.Contains(out, "prod-fanout") {
+			t.Fatalf("out = %s, err = %v", out, err)
+		}
+	})
+
+	// Ensure the exit status is the level, as the README promises scripts.
+	for cmd, level := range map[string]int{"df -h": 0, "touch /srv/app/flag": 1, "systemctl stop nginx": 2, "rm -rf /": 3} {
+		t.Run("ExitLevel/"+cmd, func(t *testing.T) {
 			t.Parallel()
-			_, _, err := runCLI(t, nil, "", args...)
+			_, _, err := runCLI(t, nil, "", "guard", "check", "--", cmd)
+			if got := exitCode(err); (err == nil) != (level == 0) || err != nil && got != level {
+				t.Fatalf("guard check %q: exit %d (%v), want %d", cmd, got, err, level)
+			}
+		})
+	}
+
+	// Ensure usage mistakes exit 2, and 64 for guard check's (2 is L2 there).
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"guard"}, 2},
+		{[]string{"guard", "bogus"}, 2},
+		{[]string{"guard", "check"}, guardExitUsage},
+		{[]string{"guard", "check", "--targets", "prod=0", "--", "ls"}, guardExitUsage},
+		{[]string{"guard", "check", "--json"}, guardExitUsage},
+		{[]string{"guard", "check", "--nope", "--", "ls"}, guardExitUsage},
+		{[]string{"hook"}, 2},
+		{[]string{"hook", "post-tool-use"}, 2},
+	} {
+		t.Run("Usage/"+strings.Join(tc.args, "_"), func(t *testing.T) {
+			t.Parallel()
+			_, _, err := runCLI(t, nil, "", tc.args...)
 			var ue usageError
-			if !errors.As(err, &ue) || exitCode(err) != 2 {
-				t.Fatalf("err = %v, want a usage error", err)
+			if !errors.As(err, &ue) || exitCode(err) != tc.code {
+				t.Fatalf("err = %v (exit %d), want a usage error exiting %d", err, exitCode(err), tc.code)
 			}
 		})
 	}

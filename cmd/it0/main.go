@@ -15,7 +15,9 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "it0:", err)
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "it0:", msg)
+		}
 		os.Exit(exitCode(err))
 	}
 }
@@ -34,12 +36,20 @@ type exitWithCode struct {
 func (e exitWithCode) Error() string { return e.err.Error() }
 func (e exitWithCode) Unwrap() error { return e.err }
 
+// exitStatus is an exit status that answers a question rather than reports an error (`guard check`
+// exits with the level); main prints nothing for it.
+type exitStatus int
+
+func (exitStatus) Error() string { return "" }
+
 func exitCode(err error) int {
 	switch e := err.(type) {
 	case usageError:
 		return 2
 	case exitWithCode:
 		return e.code
+	case exitStatus:
+		return int(e)
 	}
 	return 1
 }
@@ -60,7 +70,7 @@ commands:
   escalations list     escalation chains of unattended runs and who answered
   vault keygen   print a new master key
   vault rotate   re-seal every data key under IT0_VAULT_MASTER_KEY
-  guard check    classify a shell command (L0-L3)
+  guard check    classify a shell command (L0-L3); exits with the level
   hook pre-tool-use   Claude Code PreToolUse hook
   mcp            MCP server exposing IT0's tools (stdio; --http ADDR for streamable HTTP)
   version        print the version`

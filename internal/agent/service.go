@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -40,6 +42,8 @@ type AuditLog interface {
 // Classifier is the command guard.
 type Classifier interface {
 	Classify(ctx context.Context, command string) guard.Verdict
+	// ClassifyTargets also weighs the servers the command runs on (blast radius).
+	ClassifyTargets(ctx context.Context, command string, targets []guard.Target) guard.Verdict
 }
 
 // Config tunes the agent service.
@@ -106,6 +110,7 @@ type Service struct {
 	doneHooks    []func(ctx context.Context, a *Approval)
 	skillCache   sync.Map // sha256 of a SKILL.md's name and content → *skill.Skill
 	seqs         sync.Map // session id → *eventSeq
+	fallbacks    sync.Map // tenant id → the engine used while the default cannot run (enginepick.go)
 }
 
 // OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
@@ -218,29 +223,28 @@ type EngineInfo struct {
 	Error   string `json:"error,omitempty"`
 	Active  bool   `json:"active"`
 	Allowed bool   `json:"allowed"`
+	// Note says why the active engine is not the configured default, when it is not.
+	Note string `json:"note,omitempty"`
 }
 
 // Engines lists every engine with its health, and which one the tenant in ctx uses.
 func (s *Service) Engines(ctx context.Context) ([]EngineInfo, error) {
-	active, t, err := s.activeEngine(ctx)
+	active, t, note, err := s.activeEngine(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []EngineInfo
-	for _, name := range []string{EngineClaudeCode, EngineClaudeAPI, EngineOpenAI} {
+	for _, name := range engineOrder {
 		info := EngineInfo{Name: name, Active: name == active, Allowed: contains(t.AllowedEngines, name)}
-		e, ok := s.engines[name]
-		switch {
-		case !ok:
+		if info.Active {
+			info.Note = note
+		}
+		if _, ok := s.engines[name]; !ok {
 			info.Error = "not built into this process"
-		default:
-			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := e.Health(hctx); err != nil {
-				info.Error = err.Error()
-			} else {
-				info.Healthy = true
-			}
-			cancel()
+		} else if err := s.engineHealth(ctx, name); err != nil {
+			info.Error = err.Error()
+		} else {
+			info.Healthy = true
 		}
 		out = append(out, info)
 	}
@@ -258,28 +262,30 @@ func contains(list []string, v string) bool {
 
 const engineSetting = "active_engine"
 
-func (s *Service) activeEngine(ctx context.Context) (string, *auth.Tenant, error) {
+// activeEngine returns the engine new sessions of the tenant in ctx use: its choice, else the default
+// (or, while that cannot run, another one: note says which and why).
+func (s *Service) activeEngine(ctx context.Context) (name string, t *auth.Tenant, note string, err error) {
 	tid, err := tenant.ID(ctx)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
-	t, err := s.tenants.Tenant(ctx, tid)
+	t, err = s.tenants.Tenant(ctx, tid)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
-	name, err := s.store.SettingGet(ctx, engineSetting)
+	name, err = s.store.SettingGet(ctx, engineSetting)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
 	if name == "" {
-		name = s.cfg.DefaultEngine
+		name, note = s.defaultEngine(ctx, t)
 	}
-	return name, t, nil
+	return name, t, note, nil
 }
 
 // SetEngine switches the tenant's engine at run time (new sessions use it).
 func (s *Service) SetEngine(ctx context.Context, name string) error {
-	old, t, err := s.activeEngine(ctx)
+	old, t, _, err := s.activeEngine(ctx)
 	if err != nil {
 		return err
 	}
@@ -303,9 +309,7 @@ func (s *Service) engine(ctx context.Context, name string) (Engine, error) {
 	if !ok {
 		return nil, errs.New(errs.Unavailable, "engine %s is not available in this process", name)
 	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := e.Health(hctx); err != nil {
+	if err := s.engineHealth(ctx, name); err != nil {
 		return nil, (&errs.Error{Code: errs.Unavailable, Message: "engine " + name + " is unavailable: " + err.Error()}).
 			WithHint("configure it (see .env.example) or switch engines with POST /api/v1/agent/engine")
 	}
@@ -355,7 +359,7 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
-	name, t, err := s.activeEngine(ctx)
+	name, t, _, err := s.activeEngine(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -601,9 +605,11 @@ func (s *Service) forgetSeq(sessionID string) {
 
 // launch starts a run of sess in the background. The run's context descends from the service, not from
 // the request, so it survives the request and is cancelled by Cancel or Close.
-func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, prompt string, pending []PendingResult) {
+// answers are decided approvals whose tool calls the run answers first: an approved command runs here, in
+// the run, never in the request that decided it.
+func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, prompt string, answers []Approval) {
 	tid, _ := tenant.ID(ctx)
-	runCtx, cancel := context.WithCancel(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid))
+	runCtx, cancel := context.WithCancel(logging.WithSessionID(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid), sess.ID))
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		runCtx = auth.WithPrincipal(runCtx, p)
 	}
@@ -614,7 +620,7 @@ func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, p
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.run(runCtx, sess, task, prompt, pending)
+		s.run(runCtx, sess, task, prompt, answers)
 		s.forgetSeq(sess.ID)
 		cancel()
 		s.mu.Lock()
@@ -635,7 +641,7 @@ func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, p
 }
 
 // run drives one engine run to its end and records the outcome.
-func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prompt string, pending []PendingResult) {
+func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prompt string, answers []Approval) {
 	status, errMsg := StatusFailed, ""
 	defer func() {
 		if p := recover(); p != nil {
@@ -656,6 +662,11 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "build system prompt: " + err.Error()})
 		errMsg = err.Error()
 		return
+	}
+	var pending []PendingResult
+	for i := range answers {
+		d := &answers[i]
+		pending = append(pending, PendingResult{ToolUseID: d.ToolUseID, Tool: d.Tool, Result: s.resultFor(ctx, sess, d)})
 	}
 	t := Task{SessionID: sess.ID, Prompt: prompt, SystemPrompt: system, MaxTurns: sess.MaxTurns, MaxBudgetUSD: sess.MaxBudgetUSD,
 		AllowedTools: sess.AllowedTools,
@@ -870,15 +881,21 @@ func (s *Service) openApproval(ctx context.Context, sessionID, tool, command str
 	if err := s.store.ApprovalCreate(ctx, a); err != nil {
 		return nil, err
 	}
+	return a, s.requested(ctx, sess, a)
+}
+
+// requested follows a stored new approval: it schedules its timeout, audits the request and tells the
+// hooks (comm escalates or notifies).
+func (s *Service) requested(ctx context.Context, sess *Session, a *Approval) error {
 	if s.cfg.Schedule != nil {
 		if err := s.cfg.Schedule(ctx, JobExpireApproval, map[string]string{"approval_id": a.ID}, a.ExpiresAt, "approval:"+a.ID); err != nil {
-			return nil, fmt.Errorf("schedule approval timeout: %w", err)
+			return fmt.Errorf("schedule approval timeout: %w", err)
 		}
 	}
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval.requested", ResourceType: "approval", ResourceID: a.ID,
-		Description: fmt.Sprintf("L%d approval requested: %s", a.RiskLevel, clipRunes(command, 200)),
-		Detail:      map[string]any{"session_id": sessionID, "command": command, "risk_level": a.RiskLevel, "reason": v.Reason}}); err != nil {
-		return nil, err
+		Description: fmt.Sprintf("L%d approval requested: %s", a.RiskLevel, clipRunes(a.Command, 200)),
+		Detail:      map[string]any{"session_id": sess.ID, "command": a.Command, "risk_level": a.RiskLevel, "reason": a.Reason}}); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	hooks := append([]func(context.Context, *Session, *Approval){}, s.askHooks...)
@@ -886,7 +903,7 @@ func (s *Service) openApproval(ctx context.Context, sessionID, tool, command str
 	for _, fn := range hooks {
 		fn(ctx, sess, a)
 	}
-	return a, nil
+	return nil
 }
 
 // newApproval is a pending approval of command in sess, open for the timeout of its level (or of
@@ -1028,19 +1045,23 @@ func (s *Service) ExpireApproval(ctx context.Context, id string) error {
 var ErrRunAgain = errors.New("run the job again after the jobs due now")
 
 // JobKinds are the durable jobs the agent schedules; HandleJob runs them.
-var JobKinds = []string{JobExpireApproval}
+var JobKinds = []string{JobExpireApproval, JobResume}
 
 // HandleJob runs one of the agent's durable jobs for the tenant in ctx. Arguments it cannot read are a
 // permanent failure (errs.Invalid).
 func (s *Service) HandleJob(ctx context.Context, kind string, raw json.RawMessage) error {
 	var args struct {
 		ApprovalID string `json:"approval_id"`
+		SessionID  string `json:"session_id"`
 	}
 	if err := json.Unmarshal(raw, &args); err != nil {
 		return errs.Invalidf("args", "%s job arguments: %v", kind, err)
 	}
-	if kind == JobExpireApproval {
+	switch kind {
+	case JobExpireApproval:
 		return s.ExpireApproval(ctx, args.ApprovalID)
+	case JobResume:
+		return s.ResumeSession(ctx, args.SessionID)
 	}
 	return errs.Invalidf("kind", "the agent has no job %q", kind)
 }
@@ -1112,7 +1133,40 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 		return nil, err
 	}
 	s.approvalDecided(ctx, a)
-	return a, s.ResumeSession(ctx, a.SessionID) // an unattended run it refuses stops there (see resume)
+	return a, s.resumeLater(ctx, a) // an unattended run it refuses stops there (see resume)
+}
+
+// JobResume is the durable job that continues a session after a decision.
+const JobResume = "session.resume"
+
+// resumeLater is all a decision's request does after recording it: it queues the session's resume as a
+// durable job (a crash before the resume ran still resumes the session) and starts it at once in the
+// background, detached from the request, whose end (a provider hanging up a webhook) must not cut off
+// an approved command. The job then finds the session resumed and does nothing.
+func (s *Service) resumeLater(ctx context.Context, a *Approval) error {
+	if s.cfg.Schedule != nil {
+		if err := s.cfg.Schedule(ctx, JobResume, map[string]string{"session_id": a.SessionID}, s.now(), "resume:"+a.ID); err != nil {
+			return fmt.Errorf("schedule the resume: %w", err)
+		}
+	}
+	s.kick(ctx, a.SessionID)
+	return nil
+}
+
+// kick resumes a session in the background, in the service's lifetime, keeping ctx's tenant, actor and
+// principal but not its cancellation.
+func (s *Service) kick(ctx context.Context, sessionID string) {
+	bctx := context.WithoutCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if s.ctx.Err() != nil {
+			return // shutting down: the job resumes it after the restart
+		}
+		if err := s.ResumeSession(bctx, sessionID); err != nil {
+			s.log.ErrorContext(bctx, "resume after a decision", slog.String("session_id", sessionID), slog.String("error", err.Error()))
+		}
+	}()
 }
 
 // resume starts the run that answers a paused session's decided approvals. It claims the session in
@@ -1165,8 +1219,8 @@ func (s *Service) resume(ctx context.Context, sessionID string) error {
 	if err := s.store.TaskCreate(ctx, task); err != nil {
 		return err
 	}
-	// Every approval decided since the pause and not yet answered answers one open tool call.
-	var results []PendingResult
+	// Every approval decided since the pause and not yet answered answers one open tool call (in the run).
+	var answers []Approval
 	var notes []string
 	for i := len(decided) - 1; i >= 0; i-- { // oldest first
 		d := &decided[i]
@@ -1184,10 +1238,10 @@ func (s *Service) resume(ctx context.Context, sessionID string) error {
 		if d.ToolUseID == "" {
 			continue
 		}
-		results = append(results, PendingResult{ToolUseID: d.ToolUseID, Tool: d.Tool, Result: s.resultFor(ctx, sess, d)})
+		answers = append(answers, *d)
 	}
 	launched = true
-	s.launch(ctx, sess, task, strings.Join(notes, "\n"), results)
+	s.launch(ctx, sess, task, strings.Join(notes, "\n"), answers)
 	return nil
 }
 
@@ -1221,11 +1275,15 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
 	}
 	ctx = audit.WithAuthority(ctx, fmt.Sprintf("approval %s (L%d) approved by %s", a.ID, a.RiskLevel, a.DecidedBy))
-	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
+	return s.execTool(revealContext(ctx, a), sess.ID, in, guard.Level(a.RiskLevel))
 }
 
-// InterruptedRuns marks sessions that were running when the process stopped as failed, with an error
-// event, so no client waits forever. Paused sessions keep waiting: their state is in the database.
+// InterruptedRuns repairs the sessions that were running when the process stopped. A run cut off while it
+// carried out an approved command (its grant used, its result never handed to the engine) leaves a record
+// that the command started with an unknown outcome, and the session asks a human again with a new
+// approval for the same call. A run that had a decision to act on but had not used it waits for its
+// resume (the durable job, or here). Any other run is marked failed with an error event, so no client
+// waits forever. Paused sessions keep waiting: their state is in the database.
 func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
 	list, err := s.store.SessionList(ctx, StatusRunning, 1000)
 	if err != nil {
@@ -1239,6 +1297,13 @@ func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
 		if live {
 			continue
 		}
+		repaired, err := s.repairRun(ctx, sess)
+		if err != nil {
+			return i, err
+		}
+		if repaired {
+			continue
+		}
 		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "the run was interrupted by a restart of IT0; send a message to continue"})
 		sess.Status, sess.Error, sess.UpdatedAt = StatusFailed, "interrupted by restart", s.now()
 		if err := s.store.SessionUpdate(ctx, sess); err != nil {
@@ -1247,4 +1312,80 @@ func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
 		s.runEnded(ctx, sess) // a standing order's execution is marked failed with it
 	}
 	return len(list), nil
+}
+
+// repairRun handles an interrupted run that was answering decided approvals (see InterruptedRuns). It
+// reports whether it did.
+func (s *Service) repairRun(ctx context.Context, sess *Session) (bool, error) {
+	approvals, err := s.store.ApprovalList(ctx, sess.ID, "", 50)
+	if err != nil {
+		return false, err
+	}
+	var cut, waiting []Approval
+	for _, a := range approvals {
+		switch {
+		case a.ToolUseID == "" || a.Status == ApprovalPending:
+		case a.UsedAt == nil:
+			waiting = append(waiting, a)
+		case a.Status == ApprovalApproved && a.Tool == ToolRunCommand && sess.Engine != EngineClaudeCode:
+			// (Claude Code runs an approved command itself, as a new call: its grants answer no call here.)
+			cut = append(cut, a)
+		}
+	}
+	if len(cut) > 0 {
+		// Only a grant whose result the engine never saw was cut off.
+		events, err := s.store.EventList(ctx, sess.ID, 0, 100000)
+		if err != nil {
+			return false, err
+		}
+		cut = slices.DeleteFunc(cut, func(a Approval) bool {
+			return slices.ContainsFunc(events, func(e Event) bool { return e.Type == EventToolResult && e.ToolUseID == a.ToolUseID })
+		})
+	}
+	if len(cut) == 0 && len(waiting) == 0 {
+		return false, nil
+	}
+	sess.Status, sess.UpdatedAt = StatusAwaitingApproval, s.now()
+	if err := s.store.SessionUpdate(ctx, sess); err != nil {
+		return false, err
+	}
+	for i := range cut {
+		if err := s.askAgain(ctx, sess, &cut[i]); err != nil {
+			return false, err
+		}
+	}
+	s.runEnded(ctx, sess) // a standing order's execution waits for a human again
+	if len(cut) == 0 {
+		s.kick(ctx, sess.ID) // the decisions stand: act on them now
+	}
+	return true, nil
+}
+
+// askAgain records that approved command a started but its outcome is unknown (the process stopped while
+// it ran), and opens a new approval for the same tool call, so a human decides whether to run it again.
+func (s *Service) askAgain(ctx context.Context, sess *Session, a *Approval) error {
+	msg := fmt.Sprintf("The approved command %q started at %s, then IT0 restarted before it finished: its outcome is unknown. "+
+		"A human must decide whether to run it again.", clipRunes(a.Command, 200), a.UsedAt.Format(time.RFC3339))
+	if _, err := s.audit.Record(ctx, audit.Record{Action: "agent.command_outcome_unknown", ResourceType: "approval", ResourceID: a.ID,
+		Description: "started, outcome unknown (interrupted by a restart): " + clipRunes(a.Command, 200),
+		Detail:      map[string]any{"session_id": sess.ID, "command": a.Command, "started_at": a.UsedAt, "approved_by": a.DecidedBy}}); err != nil {
+		return err
+	}
+	s.emit(ctx, sess.ID, Event{Type: EventText, Text: msg})
+	again, err := s.newApproval(ctx, sess, a.Tool, a.Command, a.ToolInput, guard.Verdict{Level: guard.Level(a.RiskLevel),
+		Reason: "started before a restart, outcome unknown: run it again? (" + a.Reason + ")"})
+	if err != nil {
+		return err
+	}
+	again.ToolUseID = a.ToolUseID // it answers the same call of the engine
+	if err := s.store.ApprovalCreate(ctx, again); err != nil {
+		return err
+	}
+	if err := s.requested(ctx, sess, again); err != nil {
+		return err
+	}
+	lvl := again.RiskLevel
+	s.emit(ctx, sess.ID, Event{Type: EventApprovalRequired, ApprovalID: again.ID, ToolUseID: again.ToolUseID, Tool: again.Tool,
+		Command: again.Command, RiskLevel: &lvl, Message: msg})
+	return nil
 }

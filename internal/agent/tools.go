@@ -180,6 +180,7 @@ func (s *Service) callTool(ctx context.Context, sess *Session, name string, inpu
 		if !path.IsAbs(in.Path) || strings.ContainsAny(in.Path, "\x00\n") || len(in.Path) > 4096 {
 			return toolError("path must be an absolute path"), nil
 		}
+		in.Path = path.Clean(in.Path) // the guard judges /etc/shadow, not /var/log/../../etc/shadow
 		if in.MaxBytes <= 0 || in.MaxBytes > 1<<20 {
 			in.MaxBytes = 64 << 10
 		}
@@ -342,10 +343,15 @@ func (s *Service) runCommand(ctx context.Context, sess *Session, tool string, in
 	if strings.TrimSpace(in.Command) == "" {
 		return toolError("command is required"), nil
 	}
-	if _, err := s.selection(ctx, in); err != nil {
+	sel, err := s.selection(ctx, in)
+	if err != nil {
 		return toolError("%v", err), nil
 	}
-	v := s.guard.Classify(ctx, in.Command)
+	targets, err := s.fleet.Servers(ctx, sel)
+	if err != nil {
+		return ToolResult{}, err
+	}
+	v := s.guard.ClassifyTargets(ctx, in.Command, inventory.Targets(targets)) // the blast radius may raise it
 	switch {
 	case v.Level >= guard.L3:
 		// Through the inventory anyway, so the refusal is recorded per server and audited; it runs nowhere.
@@ -440,6 +446,7 @@ func (s *Service) execTool(ctx context.Context, sessionID string, in runCommandI
 		return toolError("%v", err)
 	}
 	timeout := time.Duration(in.TimeoutSeconds) * time.Second
+	secret := s.guard.Classify(ctx, in.Command).Secret && !revealed(ctx)
 	var b strings.Builder
 	sum, err := s.fleet.Exec(ctx, inventory.ExecRequest{Selector: sel, Command: in.Command, Timeout: timeout, SessionID: sessionID,
 		AllowLevel: allow, MaxOutputBytes: 64 << 10}, func(r inventory.ExecResult) {
@@ -448,6 +455,9 @@ func (s *Service) execTool(ctx context.Context, sessionID string, in runCommandI
 			exit = fmt.Sprint(*r.ExitCode)
 		}
 		fmt.Fprintf(&b, "== %s: %s (exit %s, %dms)\n", r.Server, r.Status, exit, r.DurationMS)
+		if secret {
+			r.Stdout, r.Stderr = redactSecret(r.Stdout), redactSecret(r.Stderr)
+		}
 		for _, part := range []string{r.Stdout, r.Stderr, r.Error, r.Reason} {
 			if part != "" {
 				b.WriteString(clipBytes(part, 16<<10))

@@ -280,6 +280,7 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	a.Jobs.Register(ops.JobCron, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleCron(ctx, j.Args) }))
 	a.Jobs.Register(ops.JobDigest, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleDigest(ctx, j.Args) }))
 	a.Orders.SetReports(a.notifier(), a.Auth.TenantLocale, a.log)
+	a.Orders.SetPeople(a.personName)
 	return nil, nil
 }
 
@@ -330,10 +331,15 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
 		}
 	}
+	if err := a.repairApprovals(ctx); err != nil {
+		return nil, fmt.Errorf("repair approval timeouts: %w", err)
+	}
 	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go a.repairLoop(rctx)
+	return func(context.Context) error { stop(); return nil }, nil
 }
 
 // workspaceDir is tenant tid's Claude Code workspace.
@@ -368,7 +374,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
 	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Registry: a.registry, Logger: a.log,
-		Version: a.Version, TrustProxy: a.cfg.TrustProxy, MetricsElsewhere: a.cfg.MetricsAddr != "", Console: web.Dist(), Ready: map[string]httpapi.Pinger{"database": a.Store}})
+		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: map[string]httpapi.Pinger{"database": a.Store}})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
 		return nil, err

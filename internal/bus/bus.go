@@ -12,7 +12,7 @@
 //     stored, so a subscriber that needs history reads it from the database.
 //
 // Memory is the embedded default (one process). Redis runs the same contract on Redis Streams and
-// pub/sub when IT0_REDIS_URL is set. bustest.Run is the contract suite both pass.
+// pub/sub when IT0_REDIS_URL is set (package redisbus). bustest.Run is the contract suite both pass.
 package bus
 
 import (
@@ -92,13 +92,17 @@ type Bus interface {
 // ErrClosed is returned by a closed bus.
 var ErrClosed = errors.New("bus closed")
 
+// NewSubscription returns a subscription delivering on c; closing it calls stop (implementations use it).
+func NewSubscription(c <-chan []byte, stop func()) *Subscription {
+	return &Subscription{C: c, close: stop}
+}
+
 // Subscription receives a topic's messages on C, which is closed when the subscription ends. A
 // subscriber that falls a whole buffer behind loses messages (counted in Dropped); the payloads of IT0's
 // topics carry sequence numbers, so a subscriber notices the gap and reads what it missed from the store.
 type Subscription struct {
-	C      <-chan []byte
-	close  func()
-	closed chan struct{}
+	C     <-chan []byte
+	close func()
 }
 
 // Close ends the subscription.
@@ -124,7 +128,8 @@ type Config struct {
 	Metrics *Metrics
 }
 
-func (c *Config) setDefaults() {
+// SetDefaults fills zero fields with their defaults.
+func (c *Config) SetDefaults() {
 	if c.MaxLen <= 0 {
 		c.MaxLen = 100_000
 	}

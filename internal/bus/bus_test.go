@@ -14,7 +14,3 @@ func TestMemory(t *testing.T) {
 		return b
 	})
 }
-
-func TestRedis(t *testing.T) {
-	bustest.Run(t, func(tb testing.TB, cfg bus.Config) bus.Bus { return bustest.OpenRedis(tb, cfg) })
-}

@@ -47,7 +47,7 @@ var _ Bus = (*Memory)(nil)
 
 // NewMemory returns an in-process bus.
 func NewMemory(cfg Config) *Memory {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	return &Memory{cfg: cfg, streams: map[string]*memStream{}, topics: map[string]map[*memSub]struct{}{}, closed: make(chan struct{})}
 }
 
@@ -88,7 +88,7 @@ func (b *Memory) Publish(_ context.Context, stream string, data []byte) (string,
 	}
 	close(s.wake)
 	s.wake = make(chan struct{})
-	add(b.cfg.Metrics.published, 1, stream)
+	b.cfg.Metrics.Published(1, stream)
 	return memID(seq), nil
 }
 
@@ -109,7 +109,7 @@ func (b *Memory) Consume(ctx context.Context, c Consumer, h Handler) error {
 		own = false
 		for _, m := range msgs {
 			if err := h(ctx, m); err != nil {
-				add(b.cfg.Metrics.failed, 1, c.Stream, c.Group)
+				b.cfg.Metrics.Failed(1, c.Stream, c.Group)
 				continue
 			}
 			b.ack(c, m.ID)
@@ -162,7 +162,7 @@ func (b *Memory) take(c Consumer, own bool) ([]Message, <-chan struct{}, time.Du
 			break
 		}
 		if p.consumer != c.Name || !own {
-			add(b.cfg.Metrics.reclaimed, 1, c.Stream, c.Group)
+			b.cfg.Metrics.Reclaimed(1, c.Stream, c.Group)
 		}
 		p.consumer, p.since = c.Name, now
 		msgs = append(msgs, Message{ID: memID(seq), Stream: c.Stream, Data: s.entries[seq-s.first], Redelivered: true})
@@ -184,7 +184,7 @@ func (b *Memory) ack(c Consumer, id string) {
 	if g := b.stream(c.Stream).groups[c.Group]; g != nil {
 		if _, ok := g.pending[seq]; ok {
 			delete(g.pending, seq)
-			add(b.cfg.Metrics.handled, 1, c.Stream, c.Group)
+			b.cfg.Metrics.Handled(1, c.Stream, c.Group)
 		}
 	}
 }
@@ -200,7 +200,7 @@ func (b *Memory) Broadcast(_ context.Context, topic string, data []byte) error {
 		select {
 		case s.ch <- data:
 		default:
-			add(b.cfg.Metrics.dropped, 1, topic)
+			b.cfg.Metrics.Dropped(1, topic)
 		}
 	}
 	return nil
@@ -218,12 +218,12 @@ func (b *Memory) Subscribe(_ context.Context, topic string) (*Subscription, erro
 		b.topics[topic] = map[*memSub]struct{}{}
 	}
 	b.topics[topic][s] = struct{}{}
-	return &Subscription{C: s.ch, close: func() {
+	return NewSubscription(s.ch, func() {
 		b.mu.Lock()
 		delete(b.topics[topic], s)
 		b.mu.Unlock()
 		s.once.Do(func() { close(s.ch) })
-	}}, nil
+	}), nil
 }
 
 // Stats implements Bus.

@@ -88,8 +88,33 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func add(v *prometheus.CounterVec, n int, labels ...string) {
-	if v != nil && n > 0 {
-		v.WithLabelValues(labels...).Add(float64(n))
+func add(m *Metrics, v func(*Metrics) *prometheus.CounterVec, n int, labels ...string) {
+	if m != nil && v(m) != nil && n > 0 {
+		v(m).WithLabelValues(labels...).Add(float64(n))
 	}
+}
+
+// Published counts n messages published on stream.
+func (m *Metrics) Published(n int, stream string) {
+	add(m, func(m *Metrics) *prometheus.CounterVec { return m.published }, n, stream)
+}
+
+// Handled counts n messages group handled.
+func (m *Metrics) Handled(n int, stream, group string) {
+	add(m, func(m *Metrics) *prometheus.CounterVec { return m.handled }, n, stream, group)
+}
+
+// Failed counts n handler errors.
+func (m *Metrics) Failed(n int, stream, group string) {
+	add(m, func(m *Metrics) *prometheus.CounterVec { return m.failed }, n, stream, group)
+}
+
+// Reclaimed counts n pending messages taken over.
+func (m *Metrics) Reclaimed(n int, stream, group string) {
+	add(m, func(m *Metrics) *prometheus.CounterVec { return m.reclaimed }, n, stream, group)
+}
+
+// Dropped counts n topic messages a slow subscriber missed.
+func (m *Metrics) Dropped(n int, topic string) {
+	add(m, func(m *Metrics) *prometheus.CounterVec { return m.dropped }, n, topic)
 }

@@ -135,7 +135,9 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 	tid, _ := tenant.ID(ctx)
 	p := auth.Principal{UserID: u.ID, TenantID: tid, Role: u.Role, Email: u.Email}
 	dctx := audit.WithActor(auth.WithPrincipal(ctx, p), audit.Actor{Type: audit.ActorUser, ID: u.ID, IP: audit.ActorFrom(ctx).IP})
-	dctx = context.WithValue(dctx, answeringKey{}, ans.ApprovalID)
+	// The escalation is finished as answered in the decision's own step (OnApprovalDecided), before the
+	// session is resumed: the answer is complete once Decide returns, whatever happens to this request.
+	dctx = context.WithValue(dctx, answeringKey{}, answering{approvalID: ans.ApprovalID, by: u.ID, channel: ans.Channel, decision: ans.Decision, esc: ans.esc})
 	approve := ans.Decision != DecisionReject
 	if a, err := s.approvals.Decide(dctx, ans.ApprovalID, approve, ans.Text); err != nil && (a == nil || a.Status == agent.ApprovalPending) {
 		switch {
@@ -148,20 +150,6 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 	} else if err != nil {
 		// Decided, but the session did not take it up: the answer stands (the agent logs and shows why).
 		s.log.ErrorContext(ctx, "session not resumed after the answer", slog.String("approval_id", ans.ApprovalID), slog.String("error", err.Error()))
-	}
-	now := s.now()
-	e, err := ans.esc, error(nil)
-	if e == nil {
-		e, err = s.store.EscalationGet(ctx, ans.ApprovalID)
-	}
-	if err == nil && e.Status == EscalationActive {
-		e.Status, e.AnsweredAt, e.AnsweredBy, e.AnsweredChannel, e.Decision = EscalationAnswered, &now, u.ID, ans.Channel, ans.Decision
-		if err := s.store.EscalationFinish(dctx, e); err != nil && !errs.Is(err, errs.Conflict) {
-			return nil, err
-		}
-		s.cancelSteps(ctx, e, -1)
-	} else if err != nil && !errs.Is(err, errs.NotFound) {
-		return nil, err
 	}
 	s.counted(m)
 	if err := s.record(dctx, "escalation.answered", "escalation", ans.ApprovalID,

@@ -15,6 +15,9 @@ var backtick = regexp.MustCompile("`([^`]*)`|%x\\(([^)]*)\\)|\\bqx\\s*[({/]([^)}
 
 // execStrings returns the shell commands found in exec calls in code.
 func execStrings(code string) []string {
+	if !execHint(code) {
+		return nil
+	}
 	var out []string
 	for _, loc := range execCall.FindAllStringIndex(code, 8) {
 		out = append(out, strings.Join(stringLiterals(balanced(code[loc[1]:])), " "))
@@ -23,6 +26,16 @@ func execStrings(code string) []string {
 		out = append(out, m[1]+m[2]+m[3])
 	}
 	return out
+}
+
+// execHint is a cheap test for code that may match execCall or backtick.
+func execHint(code string) bool {
+	for _, h := range []string{"system", "popen", "exec", "Exec", "spawn", "subprocess", "commands.", "shell_exec", "passthru", "proc_open", "Open3", "`", "%x", "qx"} {
+		if strings.Contains(code, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // balanced returns s up to the parenthesis that closes an already open one.
@@ -74,10 +87,63 @@ func stringLiterals(s string) []string {
 	return out
 }
 
-// deleteAPI finds calls of file-destroying functions in languages the guard
-// cannot parse. Group 1 is the recursive kind (a tree), group 2 the single
-// file or directory kind.
-var deleteAPI = regexp.MustCompile(`(?:(\bshutil\.rmtree|\bFileUtils\.(?:rm_rf|rm_r|rmtree|remove_dir|remove_entry(?:_secure)?|rm_tree)|(?:\bfs|\bfsp|\bpromises|\bfse|\))\.(?:rm|rmSync|rmdir|rmdirSync|remove|removeSync|emptyDir|emptyDirSync)|\bDeno\.remove(?:Sync)?|\brmtree|\bremove_tree)|(\bos\.(?:remove|unlink|rmdir|removedirs)|\.unlink|\.rmdir|\bFile\.(?:delete|unlink)|\bFileUtils\.(?:rm|rm_f|remove|remove_file)|\bDir\.(?:rmdir|delete|unlink)|\bfs\.(?:unlink|unlinkSync)|\bunlink))\s*(\(|\s['"]|\s+glob\b)`)
+// deleteFuncs are file-destroying functions of languages the guard cannot
+// parse, and whether they delete a whole tree. A name starting with "." is
+// a method (pathlib's Path(…).unlink(), require("fs").rmSync(…)).
+var deleteFuncs = []struct {
+	name      string
+	recursive bool
+}{
+	{"shutil.rmtree", true}, {"FileUtils.rm_rf", true}, {"FileUtils.rm_r", true}, {"FileUtils.rmtree", true},
+	{"FileUtils.remove_dir", true}, {"FileUtils.remove_entry", true}, {"FileUtils.rm_tree", true},
+	{"rmtree", true}, {"remove_tree", true}, {"Deno.remove", true}, {"Deno.removeSync", true},
+	{".rmSync", true}, {".rm", true}, {".rmdirSync", true}, {".removeSync", true}, {".emptyDir", true},
+	{".emptyDirSync", true},
+	{"os.remove", false}, {"os.unlink", false}, {"os.rmdir", false}, {"os.removedirs", false},
+	{".unlink", false}, {".rmdir", false}, {".remove", false}, {"File.delete", false}, {"FileUtils.rm", false},
+	{"FileUtils.rm_f", false}, {"FileUtils.remove_file", false}, {"Dir.rmdir", false}, {"Dir.delete", false},
+	{".unlinkSync", false}, {"unlink", false},
+}
+
+// deleteHint is a cheap test for code that may call one of deleteFuncs.
+func deleteHint(code string) bool {
+	for _, h := range []string{"rm", "remove", "unlink", "delete", "emptyDir"} {
+		if strings.Contains(code, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func isIdent(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// deleteCallAt reports whether code at i calls the function name (a whole
+// word followed by "(", a quoted argument or perl's glob), and where its
+// arguments start.
+func deleteCallAt(code string, i int, name string) (int, bool) {
+	if name[0] != '.' && i > 0 && (isIdent(code[i-1]) || code[i-1] == '.' && !strings.Contains(name, ".")) {
+		return 0, false
+	}
+	j := i + len(name)
+	if j < len(code) && isIdent(code[j]) {
+		return 0, false
+	}
+	k := j
+	for k < len(code) && (code[k] == ' ' || code[k] == '\t') {
+		k++
+	}
+	switch {
+	case k < len(code) && code[k] == '(':
+		return k, true
+	case k > j && k < len(code) && (code[k] == '"' || code[k] == '\''):
+		return k, true
+	case k > j && strings.HasPrefix(code[k:], "glob"):
+		return k, true
+	}
+	return 0, false
+}
 
 // absPath finds absolute path literals in code.
 var absPath = regexp.MustCompile(`['"](/[^'"\s]*)['"]`)
@@ -91,40 +157,66 @@ const maxDeletes = 8
 // os.listdir("/etc")) is judged on every absolute path the code names, as
 // rm of everything in it.
 func deleteCalls(code string) [][]word {
+	if !deleteHint(code) {
+		return nil
+	}
 	var out [][]word
-	for _, m := range deleteAPI.FindAllStringSubmatchIndex(code, maxDeletes) {
-		flags := "-f"
-		if m[2] >= 0 {
-			flags = "-rf"
-		}
-		args := code[m[6]:]
-		if args[0] == '(' {
-			args = balanced(args[1:])
-		} else if i := strings.IndexAny(args, ";\n"); i >= 0 {
-			args = args[:i] // unlink "/x", rm_r "/y": up to the statement's end
-		}
-		// pathlib.Path("/etc/x").unlink(): the path comes before the call.
-		if strings.HasPrefix(code[m[0]:m[1]], ".") {
-			args = code[max(0, m[0]-200):m[0]] + args
-		}
-		// A bare literal is the target; a literal inside an expression
-		// (os.path.join("/etc", f)) is a directory something in it is.
-		bare := absPath.MatchString(args) && len(absPath.FindString(strings.TrimSpace(args))) == len(strings.TrimSpace(args))
-		var paths []string
-		for _, p := range absPath.FindAllStringSubmatch(args, 4) {
-			paths = append(paths, p[1])
-			if !bare {
-				paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
+	n := 0
+	for _, f := range deleteFuncs {
+		for from := 0; n < maxDeletes; {
+			i := strings.Index(code[from:], f.name)
+			if i < 0 {
+				break
 			}
-		}
-		if len(paths) == 0 {
-			for _, p := range absPath.FindAllStringSubmatch(code, 4) {
-				paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
+			i += from
+			from = i + len(f.name)
+			at, ok := deleteCallAt(code, i, f.name)
+			if !ok {
+				continue
 			}
+			n++
+			out = append(out, deleteArgv(code, i, at, f.recursive)...)
 		}
-		for _, p := range paths {
-			out = append(out, []word{{val: "rm", lit: true}, {val: flags, lit: true}, {val: "--", lit: true}, {val: p, lit: true}})
+	}
+	return out
+}
+
+// deleteArgv turns one delete call (name at i, arguments at at) into rm
+// commands on the paths it names.
+func deleteArgv(code string, i, at int, recursive bool) [][]word {
+	flags := "-f"
+	if recursive {
+		flags = "-rf"
+	}
+	args := code[at:]
+	if args[0] == '(' {
+		args = balanced(args[1:])
+	} else if e := strings.IndexAny(args, ";\n"); e >= 0 {
+		args = args[:e] // unlink "/x", rm_r "/y": up to the statement's end
+	}
+	// pathlib.Path("/etc/x").unlink(): the path comes before the call.
+	if code[i] == '.' {
+		args = code[max(0, i-200):i] + args
+	}
+	// A bare literal is the target; a literal inside an expression
+	// (os.path.join("/etc", f)) is a directory something in it is.
+	trimmed := strings.TrimSpace(args)
+	bare := trimmed != "" && absPath.FindString(trimmed) == trimmed
+	var paths []string
+	for _, p := range absPath.FindAllStringSubmatch(args, 4) {
+		paths = append(paths, p[1])
+		if !bare {
+			paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
 		}
+	}
+	if len(paths) == 0 {
+		for _, p := range absPath.FindAllStringSubmatch(code, 4) {
+			paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
+		}
+	}
+	out := make([][]word, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, []word{{val: "rm", lit: true}, {val: flags, lit: true}, {val: "--", lit: true}, {val: p, lit: true}})
 	}
 	return out
 }

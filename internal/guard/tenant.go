@@ -92,3 +92,14 @@ func (t *TenantRules) Forget(id string) {
 	delete(t.cache, id)
 	t.mu.Unlock()
 }
+
+// ClassifyTargets classifies command under the rules of the tenant in ctx and raises the verdict by the
+// blast radius of targets (Classifier.Raise): the servers it is about to run on. It fails closed like
+// Classify.
+func (t *TenantRules) ClassifyTargets(ctx context.Context, command string, targets []Target) Verdict {
+	c, err := t.Classifier(ctx)
+	if err != nil {
+		return Verdict{Level: L3, Reason: ErrRulesUnavailable.Error() + "; refusing until they can"}
+	}
+	return c.Raise(c.Classify(command), targets)
+}

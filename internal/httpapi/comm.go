@@ -76,7 +76,7 @@ func (s *Server) commRoutes() []route {
 type contactFields struct {
 	UserID           string `json:"user_id,omitempty"`
 	Name             string `json:"name"`
-	Audience         string `json:"audience"`
+	Audience         string `json:"audience,omitempty"` // default primary
 	Phone            string `json:"phone,omitempty"`
 	Email            string `json:"email,omitempty"`
 	TelegramChatID   string `json:"telegram_chat_id,omitempty"`

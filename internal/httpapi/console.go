@@ -75,7 +75,7 @@ func (s *Server) consoleHandler(files fs.FS) (http.Handler, error) {
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Permissions-Policy", "microphone=(self), camera=(), geolocation=(), payment=()")
 		p := path.Clean("/" + r.URL.Path)
-		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ws/") || p == "/api" || p == "/ws" {
+		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ws/") || serverPaths[p] {
 			s.writeError(w, r, errs.New(errs.NotFound, "no endpoint %s %s", r.Method, p).
 				WithHint("GET /api/v1/openapi.json lists every endpoint"))
 			return
@@ -156,3 +156,7 @@ func consoleMethods(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// serverPaths are the server's own names, never the console's: when one is not served here (/metrics on its own
+// listener) it must answer 404, not the console's index.
+var serverPaths = map[string]bool{"/api": true, "/ws": true, "/metrics": true, "/healthz": true, "/readyz": true}

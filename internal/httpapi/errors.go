@@ -43,8 +43,7 @@ type errorDetail struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *errs.Error
 	if !errors.As(err, &e) {
-		s.log.ErrorContext(r.Context(), "request failed", slog.String("error", err.Error()),
-			slog.String("request_id", requestID(r.Context())))
+		s.log.ErrorContext(r.Context(), "request failed", slog.String("error", err.Error()))
 		e = &errs.Error{Code: errs.Internal, Message: "internal error",
 			Hint: "the server logged the cause under request id " + requestID(r.Context())}
 	}

@@ -97,7 +97,7 @@ func TestStandingOrderLifecycle(t *testing.T) {
 	if r := b.do("POST", "/api/v1/ops/approvals/"+evs[len(evs)-1].ApprovalID+"/reject", tok, map[string]string{"reason": "not at night"}); r.status != 200 {
 		t.Errorf("reject: %d %s", r.status, r.raw)
 	}
-	if s := b.do("GET", "/api/v1/agent/sessions/"+run, tok, nil); s.body["status"] != "cancelled" {
+	if s := b.waitSessionStatus(t, tok, run, "cancelled"); s.body["status"] != "cancelled" {
 		t.Errorf("rejected run's session: %v", s.raw)
 	}
 	latest := b.do("GET", "/api/v1/ops/standing-orders/"+id+"/executions?limit=1", tok, nil).body["items"].([]any)[0].(map[string]any)

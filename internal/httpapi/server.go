@@ -21,6 +21,7 @@ import (
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/tenant"
@@ -55,11 +56,11 @@ type Deps struct {
 	Version   string
 	// TrustProxy makes X-Forwarded-For the client address (behind a gateway such as Kong).
 	TrustProxy bool
+	// Console is the built web console served at / (nil serves none).
+	Console fs.FS
 	// MetricsElsewhere leaves /metrics off the API listener; the caller serves MetricsHandler on its own
 	// address (IT0_METRICS_ADDR), since the metrics are platform-wide and unauthenticated.
 	MetricsElsewhere bool
-	// Console is the built web console served at / (nil serves none).
-	Console fs.FS
 }
 
 // Server is the HTTP API.
@@ -133,7 +134,8 @@ func (s *Server) Handler() http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		info := &requestInfo{}
+		ctx := context.WithValue(logging.WithRequestID(r.Context(), id), requestInfoKey{}, info)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(ctx)
 		defer func() {
@@ -141,7 +143,7 @@ func (s *Server) Handler() http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.log.ErrorContext(ctx, "panic in handler", slog.Any("panic", p), slog.String("request_id", id))
+				s.log.ErrorContext(ctx, "panic in handler", slog.Any("panic", p))
 				if !rec.wrote {
 					s.writeError(rec, r, errs.New(errs.Internal, "internal error"))
 				}
@@ -150,12 +152,7 @@ func (s *Server) Handler() http.Handler {
 			elapsed := time.Since(start)
 			s.reqs.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
 			s.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
-			level := slog.LevelDebug
-			if rec.status >= 500 {
-				level = slog.LevelError
-			}
-			s.log.Log(ctx, level, "request", slog.String("request_id", id), slog.String("method", r.Method),
-				slog.String("route", route), slog.Int("status", rec.status), slog.Int64("duration_us", elapsed.Microseconds()))
+			s.accessLog(ctx, r, info, route, rec.status, elapsed)
 		}()
 		s.mux.ServeHTTP(rec, r)
 	})
@@ -163,18 +160,13 @@ func (s *Server) Handler() http.Handler {
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
 
-type requestIDKey struct{}
-
 func newRequestID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+func requestID(ctx context.Context) string { return logging.RequestID(ctx) }
 
 type statusRecorder struct {
 	http.ResponseWriter
@@ -244,6 +236,9 @@ func (s *Server) wrap(rt route) http.Handler {
 				actor.Type, actor.ID = audit.ActorAPIKey, p.APIKeyID
 			}
 			ctx = tenant.WithID(auth.WithPrincipal(ctx, p), tid)
+			if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+				info.tenantID = tid
+			}
 		}
 		ctx = audit.WithActor(ctx, actor)
 		if err := rt.handler(w, r.WithContext(ctx)); err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
+	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -49,6 +50,7 @@ type testBundle struct {
 	logs       *lockedBuffer
 	jobs       *jobs.Runner
 	agentSvc   atomic.Pointer[agent.Service]
+	failSched  atomic.Int32 // that many next Schedule calls fail (a crash between an insert and its job)
 	skillsRoot string
 	inv        *inventory.Service
 	guard      *guard.TenantRules
@@ -91,7 +93,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 	b.defaultID = res.Tenant.ID
 	b.auth, b.audit = svc, log
 	b.logs = &lockedBuffer{}
-	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := logging.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v, err := vault.New(vault.Config{MasterKey: vaulttest.MasterKey(t)}, db)
 	if err != nil {
 		t.Fatal(err)
@@ -120,10 +122,16 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 func (b *testBundle) serve(ag *agent.Service) {
 	orders := ops.NewOrders(b.db, ag, b.inv, b.audit, jobs.CheckCron, nil)
 	orders.SetReports(b.notifier, b.auth.TenantLocale, b.logger)
+	orders.SetPeople(func(ctx context.Context, id string) string {
+		if u, err := b.auth.User(ctx, id); err == nil {
+			return u.Email
+		}
+		return id
+	})
 	ag.AddTools(orders)
 	ag.OnRunEnd(orders.OnSessionEnd)
 	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
-		Checks: b.newChecks(), Comm: b.newComm(ag),
+		Checks: b.newChecks(), Comm: b.newComm(ag, orders),
 		Version: "test", Logger: b.logger, Monitoring: b.newMonitoring(ag, orders)})
 	b.http = httptest.NewServer(b.srv.Handler())
 	b.t.Cleanup(b.http.Close)
@@ -282,6 +290,10 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 		b.registerAgentJobs(b.jobs)
 	}
 	schedule := func(ctx context.Context, kind string, args any, at time.Time, key string) error {
+		if b.failSched.Add(-1) >= 0 {
+			return errors.New("the job database is unreachable (injected)")
+		}
+		b.failSched.Store(0)
 		return b.jobs.Schedule(ctx, kind, args, at, key)
 	}
 	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, Schedule: schedule,

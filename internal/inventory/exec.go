@@ -134,7 +134,7 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest, onResult func(ExecR
 	if len(req.Selector.ServerIDs) > 0 && len(servers) < len(req.Selector.ServerIDs) {
 		return Summary{}, errs.New(errs.NotFound, "%d of %d server ids do not exist", len(req.Selector.ServerIDs)-len(servers), len(req.Selector.ServerIDs))
 	}
-	v := s.guard.Classify(ctx, req.Command)
+	v := s.guard.ClassifyTargets(ctx, req.Command, Targets(servers))
 	sum := Summary{RiskLevel: int(v.Level), Verdict: &v}
 	var mu sync.Mutex
 	var intent *audit.Entry
@@ -328,6 +328,9 @@ func (s *Service) recordIntent(ctx context.Context, req ExecRequest, v guard.Ver
 // and the caller still gets its result.
 func (s *Service) record(ctx context.Context, req ExecRequest, srv *Server, v guard.Verdict, r ExecResult, intent *audit.Entry) {
 	a := audit.ActorFrom(ctx)
+	if v.Secret { // credential material is never stored (guard.Verdict.Secret)
+		r.Stdout, r.Stderr = redacted(r.Stdout), redacted(r.Stderr)
+	}
 	rec := &CommandRecord{ID: uuid.NewString(), SessionID: req.SessionID, ServerID: srv.ID, ServerName: srv.Name,
 		Command: req.Command, RiskLevel: int(v.Level), Status: r.Status, ExitCode: r.ExitCode,
 		Stdout: excerpt(r.Stdout, s.cfg.ExcerptBytes), Stderr: excerpt(r.Stderr, s.cfg.ExcerptBytes), Truncated: r.Truncated,

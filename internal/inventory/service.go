@@ -37,6 +37,8 @@ type Quotas interface {
 // Classifier is the command guard.
 type Classifier interface {
 	Classify(ctx context.Context, command string) guard.Verdict
+	// ClassifyTargets also weighs the servers the command runs on (blast radius).
+	ClassifyTargets(ctx context.Context, command string, targets []guard.Target) guard.Verdict
 }
 
 // Runner runs commands over SSH.

@@ -1,6 +1,8 @@
 package ops
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -55,8 +57,30 @@ type Targets struct {
 	ServerIDs         []string `json:"server_ids,omitempty"`
 	ClusterIDs        []string `json:"cluster_ids,omitempty"`
 	AllServers        bool     `json:"all_servers,omitempty"`
-	EnvironmentFilter string   `json:"environment_filter,omitempty"`
+	EnvironmentFilter Strings  `json:"environment_filter,omitempty"` // any of these environments
 	TagFilter         []string `json:"tag_filter,omitempty"`
+}
+
+// Strings is a list of strings that also reads a single string ("prod" as ["prod"]), the form earlier
+// drafts used; it is written as a list.
+type Strings []string
+
+// UnmarshalJSON reads a list of strings or one string.
+func (l *Strings) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*l = nil
+		if one != "" {
+			*l = Strings{one}
+		}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return errors.New("must be a string or a list of strings")
+	}
+	*l = list
+	return nil
 }
 
 // AgentInstructions say what the agent does on each run. MaxRiskLevel is 0 or 1: unattended runs never
@@ -86,15 +110,21 @@ type EscalationRule struct {
 
 // Allowed values.
 var (
-	TriggerKinds  = []string{"cron", "event", "threshold", "manual"}
-	EventTypes    = []string{"alert_fired", "alert_resolved", "deployment_completed", "server_unreachable", "check_failed"}
-	Operators     = []string{">", ">=", "<", "<=", "==", "!="}
-	MetricTypes   = []string{"cpu_usage", "memory_usage", "disk_usage", "load_1m", "load_5m", "network_in", "network_out"}
-	Channels      = []string{"app", "push", "sms", "phone", "email", "telegram", "wecom", "all"}
-	Priorities    = []string{"info", "warning", "critical", "fatal"}
-	OrderStatuses = []string{"active", "paused", "archived"}
-	orderNameRe   = regexp.MustCompile(`^\S.{0,199}$`)
-	standingIDRe  = regexp.MustCompile(`^SO-\d{8}-\d{3,}$`)
+	TriggerKinds = []string{"cron", "event", "threshold", "manual"}
+	EventTypes   = []string{"alert_fired", "alert_resolved", "deployment_completed", "server_unreachable", "check_failed"}
+	Operators    = []string{">", ">=", "<", "<=", "==", "!="}
+	MetricTypes  = []string{"cpu_usage", "memory_usage", "disk_usage", "load_1m", "load_5m", "network_in", "network_out"}
+	// Channels of escalation rules; "im" is whichever instant messenger the tenant has (Telegram, WeCom).
+	Channels   = []string{"app", "push", "sms", "phone", "email", "telegram", "wecom", "im", "all"}
+	Priorities = []string{"info", "warning", "critical", "fatal"}
+	// Environments are the environments a server can be in.
+	Environments = []string{"dev", "staging", "prod"}
+	// channelAliases and priorityAliases map the vocabulary of the design's draft format to IT0's names.
+	channelAliases  = map[string]string{"voice_call": "phone", "voice": "phone", "call": "phone", "text": "sms"}
+	priorityAliases = map[string]string{"urgent": "fatal", "high": "critical", "normal": "warning", "low": "info"}
+	OrderStatuses   = []string{"active", "paused", "archived"}
+	orderNameRe     = regexp.MustCompile(`^\S.{0,199}$`)
+	standingIDRe    = regexp.MustCompile(`^SO-\d{8}-\d{3,}$`)
 )
 
 // ValidStandingOrderID reports whether id has the form SO-YYYYMMDD-NNN.
@@ -166,11 +196,13 @@ func (o *StandingOrder) Validate(p ValidateParams) error {
 		bad("/trigger/type", "%q is not one of %s", tr.Type, strings.Join(TriggerKinds, ", "))
 	}
 	tg := o.Targets
-	if !tg.AllServers && len(tg.ServerIDs) == 0 && len(tg.ClusterIDs) == 0 && tg.EnvironmentFilter == "" && len(tg.TagFilter) == 0 {
+	if !tg.AllServers && len(tg.ServerIDs) == 0 && len(tg.ClusterIDs) == 0 && len(tg.EnvironmentFilter) == 0 && len(tg.TagFilter) == 0 {
 		bad("/targets", "choose targets: server_ids, cluster_ids, all_servers, environment_filter or tag_filter")
 	}
-	if tg.EnvironmentFilter != "" && !slices.Contains([]string{"dev", "staging", "prod"}, tg.EnvironmentFilter) {
-		bad("/targets/environment_filter", "%q is not one of dev, staging, prod", tg.EnvironmentFilter)
+	for i, env := range tg.EnvironmentFilter {
+		if !slices.Contains(Environments, env) {
+			bad(fmt.Sprintf("/targets/environment_filter/%d", i), "%q is not one of %s", env, strings.Join(Environments, ", "))
+		}
 	}
 	ai := &o.AgentInstructions
 	if strings.TrimSpace(ai.Prompt) == "" && ai.RunbookID == "" {
@@ -185,16 +217,24 @@ func (o *StandingOrder) Validate(p ValidateParams) error {
 	if ai.MaxBudgetUSD < 0 || ai.MaxBudgetUSD > 100 {
 		bad("/agent_instructions/max_budget_usd", "must be from 0 to 100")
 	}
-	for i, r := range o.DecisionBoundary.EscalationRules {
+	for i := range o.DecisionBoundary.EscalationRules {
+		r := &o.DecisionBoundary.EscalationRules[i]
+		r.Channel, r.Priority = CanonicalChannel(r.Channel), CanonicalPriority(r.Priority)
 		path := fmt.Sprintf("/decision_boundary/escalation_rules/%d", i)
 		if strings.TrimSpace(r.Condition) == "" {
 			bad(path+"/condition", "required")
 		}
 		if !slices.Contains(Channels, r.Channel) {
-			bad(path+"/channel", "%q is not one of %s", r.Channel, strings.Join(Channels, ", "))
+			bad(path+"/channel", "%q is not one of %s (or voice_call for phone)", r.Channel, strings.Join(Channels, ", "))
 		}
 		if !slices.Contains(Priorities, r.Priority) {
-			bad(path+"/priority", "%q is not one of %s", r.Priority, strings.Join(Priorities, ", "))
+			bad(path+"/priority", "%q is not one of %s (or urgent, high, normal, low)", r.Priority, strings.Join(Priorities, ", "))
+		}
+	}
+	if o.EscalationPolicyID != "" {
+		o.EscalationPolicyID = CanonicalPriority(o.EscalationPolicyID)
+		if !slices.Contains(Priorities, o.EscalationPolicyID) {
+			bad("/escalation_policy_id", "%q names no escalation policy: use a severity (%s)", o.EscalationPolicyID, strings.Join(Priorities, ", "))
 		}
 	}
 	if o.ValidFrom != nil && o.ValidUntil != nil && !o.ValidUntil.After(*o.ValidFrom) {
@@ -204,6 +244,25 @@ func (o *StandingOrder) Validate(p ValidateParams) error {
 		bad("/valid_until", "is in the past")
 	}
 	return errs.Join(list...)
+}
+
+// CanonicalChannel maps a channel of the draft vocabulary (voice_call…) to IT0's name; others unchanged.
+func CanonicalChannel(c string) string {
+	c = strings.ToLower(strings.TrimSpace(c))
+	if n, ok := channelAliases[c]; ok {
+		return n
+	}
+	return c
+}
+
+// CanonicalPriority maps a priority of the draft vocabulary (urgent, high, normal, low) to IT0's severity
+// (fatal, critical, warning, info); others unchanged.
+func CanonicalPriority(p string) string {
+	p = strings.ToLower(strings.TrimSpace(p))
+	if n, ok := priorityAliases[p]; ok {
+		return n
+	}
+	return p
 }
 
 // Active reports whether o may run at t: active status and inside its validity window.

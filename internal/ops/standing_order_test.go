@@ -11,7 +11,7 @@ func goodOrder() StandingOrder {
 	return StandingOrder{
 		Name:              "daily disk check",
 		Trigger:           Trigger{Type: "cron", CronExpression: "0 8 * * *", Timezone: "Asia/Shanghai"},
-		Targets:           Targets{EnvironmentFilter: "prod"},
+		Targets:           Targets{EnvironmentFilter: Strings{"prod"}},
 		AgentInstructions: AgentInstructions{Prompt: "检查磁盘，超过 85% 清理旧日志", MaxRiskLevel: 1},
 		DecisionBoundary: DecisionBoundary{EscalationRules: []EscalationRule{
 			{Condition: "disk above 95%", Channel: "phone", Priority: "critical"}}},

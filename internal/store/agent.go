@@ -8,6 +8,7 @@ import (
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/outbox"
 )
 
 var _ agent.Store = (*DB)(nil)
@@ -230,10 +231,19 @@ func (db *DB) ApprovalCreate(ctx context.Context, a *agent.Approval) error {
 		return err
 	}
 	a.TenantID = sc.tenantID
-	_, err = sc.exec(ctx, `INSERT INTO ~approval_requests (`+approvalCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		a.ID, a.TenantID, a.SessionID, a.Command, a.RiskLevel, a.Reason, a.Tool, a.ToolUseID, string(a.ToolInput), a.Status,
-		a.RequestedBy, a.DecidedBy, a.DecisionReason, a.DecidedAt, a.UsedAt, a.ExpiresAt, a.CreatedAt)
-	return err
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO ~approval_requests (`+approvalCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			a.ID, a.TenantID, a.SessionID, a.Command, a.RiskLevel, a.Reason, a.Tool, a.ToolUseID, string(a.ToolInput), a.Status,
+			a.RequestedBy, a.DecidedBy, a.DecisionReason, a.DecidedAt, a.UsedAt, a.ExpiresAt, a.CreatedAt); err != nil {
+			return err
+		}
+		return tx.outboxFact(ctx, outbox.StreamApprovals, "approval.requested", a.ID, a.CreatedAt, approvalFact(a))
+	})
+}
+
+// approvalFact is the data of an approval's domain events.
+func approvalFact(a *agent.Approval) map[string]any {
+	return map[string]any{"session_id": a.SessionID, "risk_level": a.RiskLevel, "status": a.Status, "expires_at": a.ExpiresAt}
 }
 
 // ApprovalGet returns approval id.
@@ -275,15 +285,21 @@ func (db *DB) ApprovalDecide(ctx context.Context, a *agent.Approval) error {
 	if err != nil {
 		return err
 	}
-	res, err := sc.exec(ctx, `UPDATE ~approval_requests SET status = ?, decided_by = ?, decision_reason = ?, decided_at = ?
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		res, err := tx.exec(ctx, `UPDATE ~approval_requests SET status = ?, decided_by = ?, decision_reason = ?, decided_at = ?
 		WHERE id = ? AND tenant_id = ? AND status = 'pending'`, a.Status, a.DecidedBy, a.DecisionReason, a.DecidedAt, a.ID, sc.tenantID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errs.New(errs.Conflict, "approval %s was already decided", a.ID)
-	}
-	return nil
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.New(errs.Conflict, "approval %s was already decided", a.ID)
+		}
+		at := db.Now()
+		if a.DecidedAt != nil {
+			at = *a.DecidedAt
+		}
+		return tx.outboxFact(ctx, outbox.StreamApprovals, "approval.decided", a.ID, at, approvalFact(a))
+	})
 }
 
 // ApprovalUse marks decided approval id used (a grant consumed, or a decision handed to the engine), once.

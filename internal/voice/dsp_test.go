@@ -1,6 +1,7 @@
 package voice
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -196,4 +197,35 @@ func TestSegmenterMaxLength(t *testing.T) {
 	if len(events) < 4 || events[0] != SegStart || events[1] != SegEnd || events[2] != SegStart {
 		t.Fatalf("events = %v", events)
 	}
+}
+
+func TestWAV(t *testing.T) {
+	t.Parallel()
+	in := tone(1600, 16000, 440, 5000)
+	out, rate, err := ParseWAV(EncodeWAV(in, 16000))
+	if err != nil || rate != 16000 || len(out) != len(in) || out[100] != in[100] {
+		t.Fatalf("round trip: %d samples at %d, %v", len(out), rate, err)
+	}
+	// Ensure a streamed WAV (unknown data size) reads to the end.
+	b := EncodeWAV(in, 22050)
+	copy(b[40:], []byte{0xff, 0xff, 0xff, 0xff})
+	if out, rate, err := ParseWAV(b); err != nil || rate != 22050 || len(out) != len(in) {
+		t.Fatalf("streamed: %d samples at %d, %v", len(out), rate, err)
+	}
+	for _, bad := range [][]byte{nil, []byte("RIFF....WAVE"), []byte("ID3\x04 mp3 data here")} {
+		if _, _, err := ParseWAV(bad); !errors.Is(err, ErrBadWAV) {
+			t.Fatalf("ParseWAV(%q) = %v, want ErrBadWAV", bad, err)
+		}
+	}
+}
+
+func FuzzParseWAV(f *testing.F) {
+	f.Add(EncodeWAV(tone(100, 8000, 300, 1000), 8000))
+	f.Add([]byte("RIFF\x00\x00\x00\x00WAVEdata\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, rate, err := ParseWAV(b)
+		if err == nil && (rate < 4000 || len(s) > len(b)/2) {
+			t.Fatalf("rate %d, %d samples from %d bytes", rate, len(s), len(b))
+		}
+	})
 }

@@ -46,7 +46,7 @@ func (v *EnergyVAD) Speech(frame []int16) float32 {
 			crossings++
 		}
 	}
-	db := 10*math.Log10(sum/float64(len(frame))/(32768*32768)+1e-12)
+	db := 10 * math.Log10(sum/float64(len(frame))/(32768*32768)+1e-12)
 	zcr := float64(crossings) / float64(len(frame))
 	// The floor falls fast (silence after speech) and rises slowly (so speech does not become the floor).
 	v.frames++

@@ -25,6 +25,11 @@ describe('reduce', () => {
     expect(v.state).toBe('completed');
   });
 
+  it('does not repeat a summary that is the final answer', () => {
+    const v = reduce(emptyView(), [ev(1, 'text', { text: 'All good.' }), ev(2, 'completed', { summary: 'All good.' })]);
+    expect(v.items[1]).toMatchObject({ kind: 'done', summary: '' });
+  });
+
   it('drops events replayed after a reconnect, so nothing shows twice', () => {
     const batch = [ev(1, 'text', { text: 'a' }), ev(2, 'tool_use', { tool_use_id: 't', input: {} }), ev(3, 'text', { text: 'b' })];
     const once = reduce(emptyView(), batch);

@@ -132,10 +132,14 @@ export function reduce(v: View, events: AgentEvent[]): View {
         state = 'waiting';
         break;
       }
-      case 'completed':
-        mut().push({ kind: 'done', key, summary: str(e.summary), tokens: e.tokens_used ?? 0, cost: e.cost_usd ?? 0 });
+      case 'completed': {
+        // The summary is often the final answer itself: don't show it twice.
+        const last = list[list.length - 1];
+        const summary = last && last.kind === 'text' && last.text.trim() === str(e.summary).trim() ? '' : str(e.summary);
+        mut().push({ kind: 'done', key, summary, tokens: e.tokens_used ?? 0, cost: e.cost_usd ?? 0 });
         state = 'completed';
         break;
+      }
       case 'error':
         mut().push({ kind: 'error', key, code: str(e.code), message: str(e.message) });
         state = e.code === 'cancelled' ? 'cancelled' : 'failed';

@@ -6,6 +6,7 @@
 package mcpserver
 
 import (
+	"bufio"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -250,18 +251,16 @@ func toolError(text string) *mcp.CallToolResult {
 }
 
 // ServeStdio speaks MCP on r and w (newline-delimited JSON-RPC) until the client closes r or ctx ends.
+// Requests read before the client closed r are answered first.
 func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer) error {
-	t := &mcp.IOTransport{Reader: io.NopCloser(r), Writer: nopWriteCloser{w}}
+	in := newInflight()
+	t := &mcp.IOTransport{Reader: &stdinReader{ctx: ctx, r: bufio.NewReader(r), in: in}, Writer: &stdoutWriter{w: w, in: in}}
 	err := s.mcp.Run(ctx, t)
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
 	return fmt.Errorf("serve mcp over stdio: %w", err)
 }
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
 
 // HTTPOptions configures the streamable HTTP endpoint.
 type HTTPOptions struct {

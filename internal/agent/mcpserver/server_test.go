@@ -119,6 +119,10 @@ func (f *fakeIT0) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case name == "run_command" && strings.Contains(cmd, "restart"):
 			writeJSON(w, http.StatusOK, Result{Output: approval, IsError: true})
+		case name == "run_command" && cmd == "slow":
+			// Long enough for a client's EOF to arrive while the call is in flight.
+			time.Sleep(200 * time.Millisecond)
+			writeJSON(w, http.StatusOK, Result{Output: "slept"})
 		case name == "run_command" && cmd == "explode":
 			apiErr(w, http.StatusInternalServerError, "internal", "Internal error")
 		case name == "run_command" && cmd == "garbage":
@@ -636,5 +640,65 @@ func TestObjectSchema(t *testing.T) {
 		if string(got) != tc.want {
 			t.Errorf("objectSchema(%s) = %s, want %s", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestStdioAnswersBeforeEOF ensures the requests a client wrote before closing stdin are all answered
+// before ServeStdio returns, as a script piping requests into `it0 mcp` expects.
+func TestStdioAnswersBeforeEOF(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	in := strings.Join([]string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"script","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":"two","method":"tools/call","params":{"name":"run_command","arguments":{"command":"slow"}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"list_servers","arguments":{}}}`,
+	}, "\n") + "\n"
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := s.ServeStdio(ctx, strings.NewReader(in), &out); err != nil {
+		t.Fatalf("ServeStdio: %v", err)
+	}
+	answers := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Result json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bad line %q: %v", line, err)
+		}
+		answers[string(m.ID)] = string(m.Result)
+	}
+	for id, want := range map[string]string{"1": "protocolVersion", `"two"`: "slept", "3": "ran list_servers"} {
+		if !strings.Contains(answers[id], want) {
+			t.Errorf("answer to %s = %q, want it to contain %q (all: %v)", id, answers[id], want, answers)
+		}
+	}
+}
+
+func TestInflightIDs(t *testing.T) {
+	t.Parallel()
+	f := newInflight()
+	f.see([]byte(`[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","id":"x","method":"b"},{"jsonrpc":"2.0","method":"note"}]`), true)
+	select {
+	case <-f.wait():
+		t.Fatal("idle with two requests in flight")
+	default:
+	}
+	f.see([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`), false)
+	f.see([]byte(`{"jsonrpc":"2.0","id":"1","result":{}}`), false) // a string id is another id
+	f.see([]byte(`not json`), false)
+	select {
+	case <-f.wait():
+		t.Fatal("idle with one request in flight")
+	default:
+	}
+	f.see([]byte(`{"jsonrpc":"2.0","id":"x","error":{"code":-1,"message":"no"}}`), false)
+	select {
+	case <-f.wait():
+	default:
+		t.Fatal("not idle after every request was answered")
 	}
 }

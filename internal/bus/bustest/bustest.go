@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/bus"
+	"github.com/it0/it0/internal/bus/redisbus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -66,13 +67,13 @@ func Prefix(tb testing.TB) string {
 }
 
 // OpenRedis returns a Redis bus under a prefix of its own, closed when the test ends.
-func OpenRedis(tb testing.TB, cfg bus.Config) *bus.Redis {
+func OpenRedis(tb testing.TB, cfg bus.Config) *redisbus.Bus {
 	tb.Helper()
 	RequireRedis(tb)
 	if cfg.Prefix == "" {
 		cfg.Prefix = Prefix(tb)
 	}
-	b, err := bus.NewRedis(RedisURL(), cfg)
+	b, err := redisbus.New(RedisURL(), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -30,6 +30,18 @@ type Config struct {
 	From       string // the Twilio number, E.164
 	BaseURL    string // default DefaultBaseURL; tests point it at a local server
 	HTTP       *http.Client
+	// Media, when set and ready, turns escalation calls into voice conversations on a Media Stream
+	// instead of <Say> + keypad.
+	Media MediaStreams
+}
+
+// MediaStreams is the voice gateway as calls need it.
+type MediaStreams interface {
+	// Ready returns nil when calls can be conversations (speech engines and a public URL configured).
+	Ready() error
+	// Prepare readies the voice session of call m and returns the wss:// stream URL and the <Parameter>s
+	// that authenticate the stream.
+	Prepare(ctx context.Context, m comm.OutboundMessage) (url string, params map[string]string, err error)
 }
 
 // Client talks to one Twilio account.
@@ -122,9 +134,57 @@ type voiceSender struct{ c *Client }
 func (v voiceSender) Channel() string  { return comm.ChannelPhone }
 func (v voiceSender) Available() error { return v.c.available(comm.ChannelPhone) }
 
-// Send posts Calls.json with inline TwiML that speaks m.Speech and gathers one digit.
+// Mode says how calls go: a voice conversation, or <Say> + keypad when the gateway is not ready (and why).
+func (v voiceSender) Mode() string {
+	if v.c.cfg.Media == nil {
+		return "keypad: <Say> and 1/2 on the keypad (the voice module is not running)"
+	}
+	if err := v.c.cfg.Media.Ready(); err != nil {
+		return "keypad: <Say> and 1/2 on the keypad (" + err.Error() + ")"
+	}
+	return "conversation: the agent speaks and understands spoken answers (Media Streams)"
+}
+
+// Send posts Calls.json with inline TwiML: a Media Stream conversation when the voice gateway is ready
+// (the keypad script follows it, in case the stream fails), else the speech and a keypad digit.
 func (v voiceSender) Send(ctx context.Context, m comm.OutboundMessage) (string, error) {
-	return v.c.post(ctx, "Calls.json", url.Values{"To": {m.To}, "From": {v.c.cfg.From}, "Twiml": {TwiML(m)}, "Timeout": {"30"}})
+	twiml := TwiML(m)
+	if md := v.c.cfg.Media; md != nil && m.Data["voice_session"] != "" && md.Ready() == nil {
+		u, params, err := md.Prepare(ctx, m)
+		if err != nil {
+			return "", fmt.Errorf("prepare the voice session: %w", err)
+		}
+		twiml = StreamTwiML(u, params, m)
+	}
+	return v.c.post(ctx, "Calls.json", url.Values{"To": {m.To}, "From": {v.c.cfg.From}, "Twiml": {twiml}, "Timeout": {"30"}})
+}
+
+// StreamTwiML connects the call to a bidirectional Media Stream at streamURL with params (sorted by
+// name). When the stream ends without IT0 hanging up (it failed), the keypad script of m follows.
+func StreamTwiML(streamURL string, params map[string]string, m comm.OutboundMessage) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="%s">`, html.EscapeString(streamURL))
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(&b, `<Parameter name="%s" value="%s"/>`, html.EscapeString(k), html.EscapeString(params[k]))
+	}
+	b.WriteString(`</Stream></Connect>`)
+	fallback := strings.TrimPrefix(TwiML(m), `<?xml version="1.0" encoding="UTF-8"?><Response>`)
+	b.WriteString(fallback)
+	return b.String()
+}
+
+// Hangup ends call callSID (POST Calls/{sid}.json with Status=completed).
+func (c *Client) Hangup(ctx context.Context, callSID string) error {
+	if err := c.available(comm.ChannelPhone); err != nil {
+		return err
+	}
+	_, err := c.post(ctx, "Calls/"+url.PathEscape(callSID)+".json", url.Values{"Status": {"completed"}})
+	return err
 }
 
 // TwiML is the call's script: the speech inside a <Gather> of one digit posted to m.GatherURL (when set),

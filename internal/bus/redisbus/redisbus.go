@@ -1,4 +1,7 @@
-package bus
+// Package redisbus is the bus of a deployment with several replicas or split targets (IT0_REDIS_URL):
+// streams are Redis Streams with consumer groups (XREADGROUP, XACK, XAUTOCLAIM, XADD MAXLEN ~), topics are
+// Redis pub/sub channels.
+package redisbus
 
 import (
 	"context"
@@ -8,18 +11,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/it0/it0/internal/bus"
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis is the bus of a deployment with several replicas or split targets (IT0_REDIS_URL): streams are
-// Redis Streams with consumer groups (XREADGROUP, XACK, XAUTOCLAIM, XADD MAXLEN ~), topics are Redis
-// pub/sub channels.
+// Bus is a bus.Bus on Redis.
 //
 // A stream outlives a Redis restart only if Redis persists it (appendonly yes, as deploy/ configures it).
 // The outbox covers the rest: a fact is only removed from the outbox once XADD has returned, so nothing
 // the database committed is lost while Redis is down; it is published when Redis is back.
-type Redis struct {
-	cfg Config
+type Bus struct {
+	cfg bus.Config
 	rdb *redis.Client
 
 	ctx    context.Context // ends at Close: stops subscriptions' goroutines
@@ -27,44 +29,44 @@ type Redis struct {
 	wg     sync.WaitGroup
 }
 
-var _ Bus = (*Redis)(nil)
+var _ bus.Bus = (*Bus)(nil)
 
-// NewRedis connects to the Redis at url (redis://[user:password@]host:port/db, or rediss:// for TLS).
+// New connects to the Redis at url (redis://[user:password@]host:port/db, or rediss:// for TLS).
 // It does not wait for Redis to answer: Ping does.
-func NewRedis(url string, cfg Config) (*Redis, error) {
+func New(url string, cfg bus.Config) (*Bus, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		// The URL may hold a password: name the setting, not its value.
 		return nil, fmt.Errorf("IT0_REDIS_URL is not a redis:// URL (redis://[:password@]host:6379/0)")
 	}
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	// The reads that wait for new messages must not time out before Redis answers them.
 	opt.ReadTimeout = max(opt.ReadTimeout, cfg.Block+3*time.Second)
-	b := &Redis{cfg: cfg, rdb: redis.NewClient(opt)}
+	b := &Bus{cfg: cfg, rdb: redis.NewClient(opt)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
 }
 
-func (b *Redis) key(name string) string { return b.cfg.Prefix + name }
+func (b *Bus) key(name string) string { return b.cfg.Prefix + name }
 
 // Publish implements Bus.
-func (b *Redis) Publish(ctx context.Context, stream string, data []byte) (string, error) {
+func (b *Bus) Publish(ctx context.Context, stream string, data []byte) (string, error) {
 	id, err := b.rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.key(stream), MaxLen: b.cfg.MaxLen, Approx: true, Values: []any{"d", data}}).Result()
 	if err != nil {
 		return "", b.wrap("publish", err)
 	}
-	add(b.cfg.Metrics.published, 1, stream)
+	b.cfg.Metrics.Published(1, stream)
 	return id, nil
 }
 
-func (b *Redis) wrap(op string, err error) error {
+func (b *Bus) wrap(op string, err error) error {
 	if errors.Is(err, redis.ErrClosed) {
-		return ErrClosed
+		return bus.ErrClosed
 	}
 	return fmt.Errorf("redis %s: %w", op, err)
 }
 
-func (b *Redis) ensureGroup(ctx context.Context, c Consumer) error {
+func (b *Bus) ensureGroup(ctx context.Context, c bus.Consumer) error {
 	err := b.rdb.XGroupCreateMkStream(ctx, b.key(c.Stream), c.Group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return err
@@ -74,7 +76,7 @@ func (b *Redis) ensureGroup(ctx context.Context, c Consumer) error {
 
 // Consume implements Bus. It alternates XREADGROUP of new messages with an XAUTOCLAIM pass every half
 // ClaimIdle, and starts by taking back the messages its own name left pending.
-func (b *Redis) Consume(ctx context.Context, c Consumer, h Handler) error {
+func (b *Bus) Consume(ctx context.Context, c bus.Consumer, h bus.Handler) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -113,7 +115,7 @@ func (b *Redis) Consume(ctx context.Context, c Consumer, h Handler) error {
 				if next == "0-0" {
 					nextClaim = time.Now().Add(b.cfg.ClaimIdle / 2)
 				}
-				add(b.cfg.Metrics.reclaimed, len(msgs), c.Stream, c.Group)
+				b.cfg.Metrics.Reclaimed(len(msgs), c.Stream, c.Group)
 			}
 		default:
 			msgs, err = b.read(ctx, c, ">", min(b.cfg.Block, max(time.Until(nextClaim), time.Millisecond)))
@@ -134,12 +136,12 @@ func (b *Redis) Consume(ctx context.Context, c Consumer, h Handler) error {
 		backoff = 0
 		for _, x := range msgs {
 			data, _ := x.Values["d"].(string)
-			if err := h(ctx, Message{ID: x.ID, Stream: c.Stream, Data: []byte(data), Redelivered: reclaimed}); err != nil {
-				add(b.cfg.Metrics.failed, 1, c.Stream, c.Group)
+			if err := h(ctx, bus.Message{ID: x.ID, Stream: c.Stream, Data: []byte(data), Redelivered: reclaimed}); err != nil {
+				b.cfg.Metrics.Failed(1, c.Stream, c.Group)
 				continue
 			}
 			if err := b.rdb.XAck(context.WithoutCancel(ctx), key, c.Group, x.ID).Err(); err == nil {
-				add(b.cfg.Metrics.handled, 1, c.Stream, c.Group)
+				b.cfg.Metrics.Handled(1, c.Stream, c.Group)
 			}
 			// An ack that fails leaves the message pending: it is handled again (at least once).
 		}
@@ -148,7 +150,7 @@ func (b *Redis) Consume(ctx context.Context, c Consumer, h Handler) error {
 
 // read runs XREADGROUP from id ("0": this consumer's pending history; ">": new messages), blocking for
 // block (negative: not at all).
-func (b *Redis) read(ctx context.Context, c Consumer, id string, block time.Duration) ([]redis.XMessage, error) {
+func (b *Bus) read(ctx context.Context, c bus.Consumer, id string, block time.Duration) ([]redis.XMessage, error) {
 	res, err := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: c.Group, Consumer: c.Name, Streams: []string{b.key(c.Stream), id},
 		Count: int64(b.cfg.Batch), Block: block}).Result()
 	if err != nil || len(res) == 0 {
@@ -170,7 +172,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // Broadcast implements Bus.
-func (b *Redis) Broadcast(ctx context.Context, topic string, data []byte) error {
+func (b *Bus) Broadcast(ctx context.Context, topic string, data []byte) error {
 	if err := b.rdb.Publish(ctx, b.key(topic), data).Err(); err != nil {
 		return b.wrap("broadcast", err)
 	}
@@ -180,9 +182,9 @@ func (b *Redis) Broadcast(ctx context.Context, topic string, data []byte) error 
 // Subscribe implements Bus. It returns once Redis has confirmed the subscription, so every later
 // Broadcast reaches it. go-redis re-subscribes after a lost connection; what was broadcast meanwhile is
 // missed (subscribers detect the gap by sequence number).
-func (b *Redis) Subscribe(ctx context.Context, topic string) (*Subscription, error) {
+func (b *Bus) Subscribe(ctx context.Context, topic string) (*bus.Subscription, error) {
 	if b.ctx.Err() != nil {
-		return nil, ErrClosed
+		return nil, bus.ErrClosed
 	}
 	ps := b.rdb.Subscribe(ctx, b.key(topic))
 	if _, err := ps.Receive(ctx); err != nil {
@@ -212,33 +214,33 @@ func (b *Redis) Subscribe(ctx context.Context, topic string) (*Subscription, err
 				select {
 				case ch <- []byte(m.Payload):
 				default:
-					add(b.cfg.Metrics.dropped, 1, topic)
+					b.cfg.Metrics.Dropped(1, topic)
 				}
 			}
 		}
 	}()
-	return &Subscription{C: ch, close: stop}, nil
+	return bus.NewSubscription(ch, stop), nil
 }
 
 // Stats implements Bus (XINFO GROUPS; lag needs Redis 7).
-func (b *Redis) Stats(ctx context.Context, stream, group string) (GroupStats, error) {
+func (b *Bus) Stats(ctx context.Context, stream, group string) (bus.GroupStats, error) {
 	groups, err := b.rdb.XInfoGroups(ctx, b.key(stream)).Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return GroupStats{}, nil
+			return bus.GroupStats{}, nil
 		}
-		return GroupStats{}, b.wrap("stats", err)
+		return bus.GroupStats{}, b.wrap("stats", err)
 	}
 	for _, g := range groups {
 		if g.Name == group {
-			return GroupStats{Pending: g.Pending, Lag: max(g.Lag, 0)}, nil
+			return bus.GroupStats{Pending: g.Pending, Lag: max(g.Lag, 0)}, nil
 		}
 	}
-	return GroupStats{}, nil
+	return bus.GroupStats{}, nil
 }
 
 // Len implements Bus.
-func (b *Redis) Len(ctx context.Context, stream string) (int64, error) {
+func (b *Bus) Len(ctx context.Context, stream string) (int64, error) {
 	n, err := b.rdb.XLen(ctx, b.key(stream)).Result()
 	if err != nil {
 		return 0, b.wrap("xlen", err)
@@ -247,7 +249,7 @@ func (b *Redis) Len(ctx context.Context, stream string) (int64, error) {
 }
 
 // Ping implements Bus.
-func (b *Redis) Ping(ctx context.Context) error {
+func (b *Bus) Ping(ctx context.Context) error {
 	if err := b.rdb.Ping(ctx).Err(); err != nil {
 		return b.wrap("ping", err)
 	}
@@ -255,10 +257,10 @@ func (b *Redis) Ping(ctx context.Context) error {
 }
 
 // Client is the underlying Redis client, for the replica registry and tests.
-func (b *Redis) Client() *redis.Client { return b.rdb }
+func (b *Bus) Client() *redis.Client { return b.rdb }
 
 // Close implements Bus.
-func (b *Redis) Close() error {
+func (b *Bus) Close() error {
 	b.cancel()
 	err := b.rdb.Close()
 	b.wg.Wait()

@@ -1,0 +1,36 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/it0/it0/internal/auth"
+)
+
+// revealKey marks a context whose command an admin approved (see revealContext).
+type revealKey struct{}
+
+// revealContext returns ctx marked so that execTool shows the output of a read of credential material:
+// only when approval a was approved by the principal in ctx and that principal may approve L2 (an
+// admin). An operator's confirmation runs the read, but its output stays redacted.
+func revealContext(ctx context.Context, a *Approval) context.Context {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok || a.Status != ApprovalApproved || a.DecidedBy == "" || a.DecidedBy != p.UserID || !p.Can(auth.PermApprove) {
+		return ctx
+	}
+	return context.WithValue(ctx, revealKey{}, true)
+}
+
+func revealed(ctx context.Context) bool {
+	v, _ := ctx.Value(revealKey{}).(bool)
+	return v
+}
+
+// redactSecret replaces the output of a read of credential material (guard.Verdict.Secret) in what the
+// model and the session's events see.
+func redactSecret(s string) string {
+	if s == "" {
+		return ""
+	}
+	return fmt.Sprintf("[redacted: %d bytes of credential material; only an admin's approval of this command shows them]\n", len(s))
+}

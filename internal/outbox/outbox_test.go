@@ -1,0 +1,161 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/bus"
+	"github.com/it0/it0/internal/bus/bustest"
+	"github.com/it0/it0/internal/bus/redisbus"
+	"github.com/it0/it0/internal/outbox"
+	"github.com/it0/it0/internal/store"
+	"github.com/it0/it0/internal/store/storetest"
+	"github.com/it0/it0/internal/tenant"
+)
+
+// newApproval writes a pending approval (and so its approval.requested event) in the tenant in ctx.
+func newApproval(t testing.TB, db *store.DB, ctx context.Context) *agent.Approval {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	a := &agent.Approval{ID: uuid.NewString(), SessionID: uuid.NewString(), Command: "systemctl restart nginx", RiskLevel: 1,
+		Tool: agent.ToolRunCommand, ToolInput: json.RawMessage(`{}`), Status: agent.ApprovalPending, RequestedBy: "test",
+		ExpiresAt: now.Add(time.Minute), CreatedAt: now}
+	if err := db.ApprovalCreate(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// failingBus is a bus whose Publish fails while down is set.
+type failingBus struct {
+	bus.Bus
+	down bool
+}
+
+func (f *failingBus) Publish(ctx context.Context, stream string, data []byte) (string, error) {
+	if f.down {
+		return "", errors.New("bus down")
+	}
+	return f.Bus.Publish(ctx, stream, data)
+}
+
+// TestRelay: an approval's events are written with it and published in order, once the bus takes them;
+// while the bus is down they wait in the outbox.
+func TestRelay(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.Open(t)
+			tn := storetest.NewTenant(t, db, "relay")
+			ctx := tenant.WithID(context.Background(), tn.ID)
+			mem := bus.NewMemory(bus.Config{})
+			t.Cleanup(func() { mem.Close() })
+			b := &failingBus{Bus: mem, down: true}
+			r := outbox.NewRelay(outbox.RelayConfig{Batch: 2}, db, b, func(context.Context) ([]string, error) { return []string{tn.ID}, nil })
+
+			a := newApproval(t, db, ctx)
+			if err := a.Decide(true, "user:1", "ok", time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.ApprovalDecide(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			a2 := newApproval(t, db, ctx)
+			if n, err := r.RunOnce(ctx); err == nil || n != 0 {
+				t.Fatalf("relay with the bus down: %d, %v", n, err)
+			}
+			b.down = false
+			if n, err := r.RunOnce(ctx); err != nil || n != 3 {
+				t.Fatalf("relay: %d, %v", n, err)
+			}
+			if n, err := r.RunOnce(ctx); err != nil || n != 0 {
+				t.Fatalf("second relay published %d, %v", n, err)
+			}
+			got := make(chan outbox.Envelope, 10)
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go mem.Consume(cctx, bus.Consumer{Stream: outbox.StreamApprovals, Group: "test", Name: "t"}, func(_ context.Context, m bus.Message) error {
+				var e outbox.Envelope
+				if err := json.Unmarshal(m.Data, &e); err != nil {
+					t.Error(err)
+				}
+				got <- e
+				return nil
+			})
+			want := []struct{ typ, subject string }{{"approval.requested", a.ID}, {"approval.decided", a.ID}, {"approval.requested", a2.ID}}
+			for i, w := range want {
+				select {
+				case e := <-got:
+					if e.Type != w.typ || e.Subject != w.subject || e.TenantID != tn.ID {
+						t.Errorf("event %d: %+v, want %s of %s", i, e, w.typ, w.subject)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("event %d never came", i)
+				}
+			}
+		})
+	}
+}
+
+// TestRelayRedisRestart: Redis is killed while events are written. The relay keeps them in the outbox
+// and publishes them once Redis is back; a consumer gets every event exactly once.
+func TestRelayRedisRestart(t *testing.T) {
+	t.Parallel()
+	srv := bustest.StartRedis(t)
+	rb, err := redisbus.New(srv.URL(), bus.Config{ClaimIdle: time.Second, Block: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rb.Close() })
+	db := storetest.OpenSQLite(t)
+	tn := storetest.NewTenant(t, db, "restart")
+	ctx := tenant.WithID(context.Background(), tn.ID)
+	r := outbox.NewRelay(outbox.RelayConfig{}, db, rb, func(context.Context) ([]string, error) { return []string{tn.ID}, nil })
+
+	ids := map[string]int{}
+	for range 5 {
+		ids[newApproval(t, db, ctx).ID] = 0
+	}
+	if n, err := r.RunOnce(ctx); err != nil || n != 5 {
+		t.Fatalf("relay: %d, %v", n, err)
+	}
+	srv.Kill()
+	for range 5 {
+		ids[newApproval(t, db, ctx).ID] = 0
+	}
+	if _, err := r.RunOnce(ctx); err == nil {
+		t.Fatal("relay to a dead Redis reported no error")
+	}
+	srv.Start()
+	if n, err := r.RunOnce(ctx); err != nil || n != 5 {
+		t.Fatalf("relay after the restart: %d, %v", n, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan string, 20)
+	go rb.Consume(cctx, bus.Consumer{Stream: outbox.StreamApprovals, Group: "g", Name: "c"}, func(_ context.Context, m bus.Message) error {
+		var e outbox.Envelope
+		json.Unmarshal(m.Data, &e)
+		got <- e.Subject
+		return nil
+	})
+	for range 10 {
+		select {
+		case id := <-got:
+			ids[id]++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("events handled: %v", ids)
+		}
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("approval %s: %d events, want 1", id, n)
+		}
+	}
+}

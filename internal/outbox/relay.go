@@ -1,0 +1,142 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/it0/it0/internal/bus"
+	"github.com/it0/it0/internal/tenant"
+)
+
+// RelayConfig tunes a Relay; zero fields take defaults.
+type RelayConfig struct {
+	// Batch is how many rows one transaction publishes at most (default 500).
+	Batch int
+	// Poll is how often every tenant's outbox is checked when nobody calls Notify (default 500 ms):
+	// rows written by other replicas are found this way.
+	Poll   time.Duration
+	Logger *slog.Logger
+}
+
+// Relay publishes outbox rows on the bus.
+type Relay struct {
+	cfg     RelayConfig
+	store   Store
+	bus     bus.Bus
+	tenants func(ctx context.Context) ([]string, error)
+	wake    chan struct{}
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// NewRelay returns a relay of the outboxes of the tenants that tenants lists.
+func NewRelay(cfg RelayConfig, s Store, b bus.Bus, tenants func(ctx context.Context) ([]string, error)) *Relay {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Logger = cfg.Logger.With(slog.String("component", "outbox"))
+	return &Relay{cfg: cfg, store: s, bus: b, tenants: tenants, wake: make(chan struct{}, 1)}
+}
+
+// Notify asks the relay to look at the outboxes now (after this process wrote an event).
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// RunOnce publishes every outbox row of every tenant, and returns how many it published. A tenant whose
+// rows cannot be published (the bus is down) keeps them; the error says which.
+func (r *Relay) RunOnce(ctx context.Context) (int, error) {
+	ids, err := r.tenants(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list tenants: %w", err)
+	}
+	total := 0
+	var list []error
+	for _, id := range ids {
+		n, err := r.drain(tenant.WithID(ctx, id))
+		total += n
+		if err != nil {
+			list = append(list, fmt.Errorf("tenant %s: %w", id, err))
+		}
+	}
+	return total, errors.Join(list...)
+}
+
+// drain publishes the tenant's outbox batch by batch until it is empty.
+func (r *Relay) drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := r.store.OutboxRelay(ctx, r.cfg.Batch, r.publish)
+		total += n
+		if err != nil || n < r.cfg.Batch {
+			return total, err
+		}
+	}
+}
+
+// publish sends evs in order; the first failure stops (and rolls back) the batch.
+func (r *Relay) publish(ctx context.Context, evs []Event) error {
+	for _, e := range evs {
+		if _, err := r.bus.Publish(ctx, e.Stream, e.Payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start runs the relay in the background until Stop.
+func (r *Relay) Start(ctx context.Context) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.done = make(chan struct{})
+	go r.loop(ctx)
+}
+
+func (r *Relay) loop(ctx context.Context) {
+	defer close(r.done)
+	t := time.NewTicker(r.cfg.Poll)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.wake:
+		}
+		_, err := r.RunOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			// Logged once per outage: the rows wait in the outbox, and the readiness check shows the bus.
+			r.cfg.Logger.WarnContext(ctx, "outbox relay", slog.String("error", err.Error()))
+			failing = true
+		case err == nil && failing:
+			r.cfg.Logger.InfoContext(ctx, "outbox relay recovered")
+			failing = false
+		}
+	}
+}
+
+// Stop ends the background relay.
+func (r *Relay) Stop() {
+	r.once.Do(func() {
+		if r.cancel != nil {
+			r.cancel()
+			<-r.done
+		}
+	})
+}

@@ -1,0 +1,572 @@
+package voice
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/tenant"
+)
+
+// Agent is what voice needs from the agent module.
+type Agent interface {
+	Session(ctx context.Context, id string) (*agent.Session, error)
+	SendMessage(ctx context.Context, sessionID, text string) (*agent.TaskRecord, error)
+	Hub() *agent.Hub
+	Approval(ctx context.Context, id string) (*agent.Approval, error)
+	Approvals(ctx context.Context, sessionID, status string, limit int) ([]agent.Approval, error)
+	Decide(ctx context.Context, id string, approve bool, reason string) (*agent.Approval, error)
+	Note(ctx context.Context, sessionID string, e agent.Event) agent.Event
+}
+
+// Answerer decides an escalation's approval as the contact reached at addr, exactly like their SMS
+// answer would (comm.Service.InboundButton): data is "y:<approval id>" or "n:<approval id>", key makes
+// a replay harmless. It returns the sentence to tell the person.
+type Answerer interface {
+	InboundButton(ctx context.Context, channel, addr, data, key string) (string, error)
+}
+
+// Calls hangs up a phone call once its conversation is over (otherwise the call would go on to the
+// TwiML after the stream: the keypad fallback).
+type Calls interface {
+	Hangup(ctx context.Context, callSID string) error
+}
+
+// AuditLog records what voice does.
+type AuditLog interface {
+	Record(ctx context.Context, r audit.Record) (*audit.Entry, error)
+}
+
+// Config configures the gateway. Without STT and TTS the gateway is unavailable: the console has no
+// voice and escalation calls keep the <Say> + keypad script.
+type Config struct {
+	STT STT
+	TTS TTS
+	// Secret signs the single-use tokens of phone streams (required).
+	Secret []byte
+	// PublicURL is IT0's public https base URL; Twilio connects to its wss:// form.
+	PublicURL string
+	// MaxStreams caps concurrent streams per tenant (default 10).
+	MaxStreams int
+	// TokenTTL is how long a call's stream token is valid: ringing plus answering (default 10 min).
+	TokenTTL time.Duration
+	// SilenceTimeout on the phone (default 8 s); EchoGuard on the app transport (default 250 ms).
+	SilenceTimeout time.Duration
+	EchoGuard      time.Duration
+	// NewVAD makes a VAD per stream (default NewEnergyVAD).
+	NewVAD func() VAD
+	// Frame overrides the pacing interval (tests).
+	Frame   time.Duration
+	Metrics Metrics
+	// Streams is told when a stream opens (+1) or closes (-1), by transport.
+	Streams func(transport string, delta int)
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Transports.
+const (
+	TransportApp    = "app"
+	TransportTwilio = "twilio"
+)
+
+// Session states.
+const (
+	SessionWaiting = "waiting" // prepared, no stream yet
+	SessionActive  = "active"
+	SessionEnded   = "ended"
+)
+
+// Session is a voice session: one conversation bound to an agent session (and, on an escalation call,
+// to the approval it asks about).
+type Session struct {
+	ID             string     `json:"id"`
+	TenantID       string     `json:"tenant_id"`
+	AgentSessionID string     `json:"agent_session_id"`
+	ApprovalID     string     `json:"approval_id,omitempty"`
+	UserID         string     `json:"user_id,omitempty"`
+	Transport      string     `json:"transport"`
+	Language       string     `json:"language"`
+	State          string     `json:"state"`
+	Outcome        string     `json:"outcome,omitempty"` // escalation calls: approved, rejected, no_answer, failed
+	EndReason      string     `json:"end_reason,omitempty"`
+	Turns          []Turn     `json:"turns"`
+	CreatedAt      time.Time  `json:"created_at"`
+	StartedAt      *time.Time `json:"started_at,omitempty"`
+	EndedAt        *time.Time `json:"ended_at,omitempty"`
+}
+
+// Turn is one side's line in a voice session.
+type Turn struct {
+	Role        string    `json:"role"` // user or agent
+	Text        string    `json:"text"`
+	Interrupted bool      `json:"interrupted,omitempty"`
+	Timings     Timings   `json:"timings"`
+	At          time.Time `json:"at"`
+}
+
+// Errors of the service.
+var (
+	ErrUnavailable = errs.New(errs.Unavailable, "voice is not configured").
+			WithHint("set IT0_STT_BASE_URL and IT0_TTS_BASE_URL (an OpenAI-compatible speech server), or IT0_STT=pocketsphinx and IT0_TTS=espeak")
+	ErrBadToken = &CloseError{Code: ClosePolicy, Reason: "missing, invalid, expired or used stream token"}
+	ErrTooMany  = &CloseError{Code: CloseTryLater, Reason: "too many voice streams for this tenant; try again later"}
+)
+
+// Service runs voice sessions. Sessions live in memory (a call lasts minutes); their transcripts are
+// stored as session events and audited.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	agent   Agent
+	answers Answerer
+	calls   Calls
+	audit   AuditLog
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	streams  map[string]int       // tenant → open streams
+	used     map[string]time.Time // token nonces used → expiry
+}
+
+// New returns the service. answers and calls may be nil (no escalation calls).
+func New(cfg Config, ag Agent, answers Answerer, calls Calls, al AuditLog) (*Service, error) {
+	if len(cfg.Secret) < 16 {
+		return nil, errors.New("voice: a token secret of at least 16 bytes is required")
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 10
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 10 * time.Minute
+	}
+	if cfg.SilenceTimeout <= 0 {
+		cfg.SilenceTimeout = 8 * time.Second
+	}
+	if cfg.EchoGuard <= 0 {
+		cfg.EchoGuard = 250 * time.Millisecond
+	}
+	if cfg.NewVAD == nil {
+		cfg.NewVAD = func() VAD { return NewEnergyVAD() }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	return &Service{cfg: cfg, log: cfg.Logger.With(slog.String("component", "voice")), agent: ag, answers: answers, calls: calls, audit: al,
+		sessions: map[string]*Session{}, streams: map[string]int{}, used: map[string]time.Time{}}, nil
+}
+
+// Available returns nil when speech in and out are configured.
+func (s *Service) Available() error {
+	if s.cfg.STT == nil || s.cfg.TTS == nil {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// CallsReady returns nil when escalation calls can be voice conversations: speech is configured and
+// Twilio can reach IT0 (a public URL).
+func (s *Service) CallsReady() error {
+	if err := s.Available(); err != nil {
+		return err
+	}
+	if s.cfg.PublicURL == "" {
+		return errs.New(errs.Unavailable, "IT0_PUBLIC_URL is not set: Twilio cannot reach the media stream")
+	}
+	return nil
+}
+
+// CreateSession prepares an app voice session on agent session sessionID, for the signed-in user.
+func (s *Service) CreateSession(ctx context.Context, sessionID, locale string) (*Session, error) {
+	if err := s.Available(); err != nil {
+		return nil, err
+	}
+	tid, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.agent.Session(ctx, sessionID); err != nil {
+		return nil, err
+	}
+	p, _ := auth.PrincipalFrom(ctx)
+	vs := &Session{ID: "vs_" + uuid.NewString(), TenantID: tid, AgentSessionID: sessionID, UserID: p.UserID, Transport: TransportApp,
+		Language: Lang(locale), State: SessionWaiting, CreatedAt: s.cfg.Now()}
+	s.mu.Lock()
+	s.sessions[vs.ID] = vs
+	s.gc()
+	s.mu.Unlock()
+	return s.Session(ctx, vs.ID)
+}
+
+// Session returns voice session id of the tenant in ctx (a copy).
+func (s *Service) Session(ctx context.Context, id string) (*Session, error) {
+	tid, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	vs, ok := s.sessions[id]
+	if !ok || vs.TenantID != tid {
+		return nil, errs.New(errs.NotFound, "voice session %s not found", clipStr(id, 60))
+	}
+	c := *vs
+	c.Turns = append([]Turn{}, vs.Turns...)
+	return &c, nil
+}
+
+// gc forgets sessions that ended an hour ago, or never started within a day. Callers hold s.mu.
+func (s *Service) gc() {
+	now := s.cfg.Now()
+	for id, vs := range s.sessions {
+		if (vs.EndedAt != nil && now.Sub(*vs.EndedAt) > time.Hour) || (vs.State == SessionWaiting && now.Sub(vs.CreatedAt) > 24*time.Hour) {
+			delete(s.sessions, id)
+		}
+	}
+	for n, exp := range s.used {
+		if now.After(exp) {
+			delete(s.used, n)
+		}
+	}
+}
+
+func (s *Service) update(id string, f func(*Session)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if vs, ok := s.sessions[id]; ok {
+		f(vs)
+	}
+}
+
+// acquire takes one of the tenant's stream slots.
+func (s *Service) acquire(tid, transport string) (func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams[tid] >= s.cfg.MaxStreams {
+		return nil, ErrTooMany
+	}
+	s.streams[tid]++
+	if s.cfg.Streams != nil {
+		s.cfg.Streams(transport, 1)
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.streams[tid]--
+		if s.cfg.Streams != nil {
+			s.cfg.Streams(transport, -1)
+		}
+	}, nil
+}
+
+// --- stream tokens ---
+
+// streamClaims is what a phone stream's token carries, signed.
+type streamClaims struct {
+	Tenant   string `json:"t"`
+	Voice    string `json:"v"`
+	Approval string `json:"a"`
+	To       string `json:"to"`
+	Lang     string `json:"l"`
+	Exp      int64  `json:"e"`
+	Nonce    string `json:"n"`
+}
+
+func (s *Service) sign(payload []byte) []byte {
+	m := hmac.New(sha256.New, s.cfg.Secret)
+	m.Write([]byte("it0-voice-stream\x00"))
+	m.Write(payload)
+	return m.Sum(nil)
+}
+
+func (s *Service) token(c streamClaims) string {
+	n := make([]byte, 12)
+	rand.Read(n)
+	c.Nonce = hex.EncodeToString(n)
+	b, _ := json.Marshal(c)
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString(b) + "." + enc.EncodeToString(s.sign(b))
+}
+
+// redeem checks token for voice session vsID and uses it up.
+func (s *Service) redeem(token, vsID string) (*streamClaims, error) {
+	p, sig, ok := strings.Cut(token, ".")
+	if !ok || len(token) > 2048 {
+		return nil, ErrBadToken
+	}
+	enc := base64.RawURLEncoding.Strict()
+	payload, err1 := enc.DecodeString(p)
+	got, err2 := enc.DecodeString(sig)
+	if err1 != nil || err2 != nil || !hmac.Equal(got, s.sign(payload)) {
+		return nil, ErrBadToken
+	}
+	var c streamClaims
+	if err := json.Unmarshal(payload, &c); err != nil || c.Voice != vsID || c.Tenant == "" || c.Nonce == "" {
+		return nil, ErrBadToken
+	}
+	exp := time.Unix(c.Exp, 0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.cfg.Now().Before(exp) {
+		return nil, ErrBadToken
+	}
+	if _, used := s.used[c.Nonce]; used {
+		return nil, ErrBadToken
+	}
+	s.used[c.Nonce] = exp
+	return &c, nil
+}
+
+// PrepareCall readies the voice session of an escalation call to to about approval approvalID (the
+// tenant in ctx) and returns the stream's wss:// URL and the <Parameter>s that authenticate it.
+func (s *Service) PrepareCall(ctx context.Context, vsID, approvalID, to, locale string) (string, map[string]string, error) {
+	if err := s.CallsReady(); err != nil {
+		return "", nil, err
+	}
+	tid, err := tenant.ID(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	a, err := s.agent.Approval(ctx, approvalID)
+	if err != nil {
+		return "", nil, err
+	}
+	if vsID == "" {
+		vsID = "vs_" + approvalID
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	if _, ok := s.sessions[vsID]; !ok {
+		s.sessions[vsID] = &Session{ID: vsID, TenantID: tid, AgentSessionID: a.SessionID, ApprovalID: approvalID, Transport: TransportTwilio,
+			Language: Lang(locale), State: SessionWaiting, CreatedAt: now}
+	}
+	s.gc()
+	s.mu.Unlock()
+	tok := s.token(streamClaims{Tenant: tid, Voice: vsID, Approval: approvalID, To: to, Lang: Lang(locale), Exp: now.Add(s.cfg.TokenTTL).Unix()})
+	u := s.cfg.PublicURL
+	switch {
+	case strings.HasPrefix(u, "https://"):
+		u = "wss://" + strings.TrimPrefix(u, "https://")
+	case strings.HasPrefix(u, "http://"):
+		u = "ws://" + strings.TrimPrefix(u, "http://")
+	}
+	return u + "/api/v1/twilio/media", map[string]string{"voice_session": vsID, "token": tok}, nil
+}
+
+// --- transports ---
+
+// ServeTwilio runs a Twilio Media Streams connection: handshake, token, then the escalation's
+// conversation. It closes conn with a reason on any failure and never panics on bad input.
+func (s *Service) ServeTwilio(ctx context.Context, conn Conn) {
+	start, err := twilioHandshake(ctx, conn)
+	if err != nil {
+		s.refused(ctx, TransportTwilio, "", err)
+		closeWith(conn, err)
+		return
+	}
+	vsID := start.Parameters["voice_session"]
+	c, err := s.redeem(start.Parameters["token"], vsID)
+	if err != nil {
+		s.refused(ctx, TransportTwilio, vsID, err)
+		closeWith(conn, err)
+		return
+	}
+	ctx = audit.WithActor(tenant.WithID(ctx, c.Tenant), audit.Actor{Type: audit.ActorSystem, ID: "voice:" + vsID})
+	release, err := s.acquire(c.Tenant, TransportTwilio)
+	if err != nil {
+		s.refused(ctx, TransportTwilio, vsID, err)
+		closeWith(conn, err)
+		return
+	}
+	defer release()
+	brain := &escalationBrain{s: s, claims: c, callSID: start.CallSID, vsID: vsID}
+	s.update(vsID, func(vs *Session) { vs.State, vs.StartedAt = SessionActive, ptr(s.cfg.Now()) })
+	out := newTwilioOut(ctx, conn, start.StreamSID)
+	err = s.converse(ctx, conn, vsID, c.Lang, brain, out, 0, s.cfg.SilenceTimeout, func(ctx context.Context, conv *Conversation) error {
+		return pumpTwilio(ctx, conn, start.StreamSID, conv)
+	})
+	if brain.outcome == "" {
+		brain.outcome = "no_answer"
+		if err != nil && !errors.Is(err, ErrHangup) && !errors.Is(err, errStreamEnded) {
+			brain.outcome = "failed"
+		}
+	}
+	s.end(ctx, vsID, brain.outcome, err)
+	if errors.Is(err, ErrHangup) && s.calls != nil && start.CallSID != "" && brain.decided {
+		// Decided: end the call here, or Twilio would go on to the keypad fallback after the stream.
+		if herr := s.calls.Hangup(context.WithoutCancel(ctx), start.CallSID); herr != nil {
+			s.log.WarnContext(ctx, "hang up the call", slog.String("error", herr.Error()))
+		}
+	}
+	closeWith(conn, err)
+}
+
+// ServeApp runs the console's voice stream of voice session vsID for the signed-in user in ctx.
+func (s *Service) ServeApp(ctx context.Context, conn Conn, vsID string) {
+	vs, err := s.Session(ctx, vsID)
+	if err == nil && vs.State != SessionWaiting {
+		err = &CloseError{Code: ClosePolicy, Reason: "this voice session already had its stream; create a new one"}
+	}
+	if err != nil {
+		closeWith(conn, &CloseError{Code: ClosePolicy, Reason: err.Error()})
+		return
+	}
+	release, err := s.acquire(vs.TenantID, TransportApp)
+	if err != nil {
+		s.refused(ctx, TransportApp, vsID, err)
+		closeWith(conn, err)
+		return
+	}
+	defer release()
+	s.update(vsID, func(v *Session) { v.State, v.StartedAt = SessionActive, ptr(s.cfg.Now()) })
+	out := &appOut{ctx: ctx, conn: conn}
+	brain := &agentBrain{s: s, sessionID: vs.AgentSessionID, lang: vs.Language}
+	err = s.converse(ctx, conn, vsID, vs.Language, brain, out, s.cfg.EchoGuard, 0, func(ctx context.Context, conv *Conversation) error {
+		return pumpApp(ctx, conn, conv, out)
+	})
+	s.end(ctx, vsID, "", err)
+	closeWith(conn, err)
+}
+
+// errStreamEnded is the far end closing or stopping the stream.
+var errStreamEnded = errors.New("the stream ended")
+
+// converse runs a conversation against its transport's reader until either ends.
+func (s *Service) converse(ctx context.Context, conn Conn, vsID, lang string, brain Brain, out Output, echo, silence time.Duration,
+	pump func(context.Context, *Conversation) error) error {
+	s.mu.Lock()
+	vs := s.sessions[vsID]
+	s.mu.Unlock()
+	j := &journal{s: s, vsID: vsID}
+	if vs != nil {
+		j.agentSession = vs.AgentSessionID
+	}
+	conv := NewConversation(ConversationConfig{STT: s.cfg.STT, TTS: s.cfg.TTS, Brain: brain, Journal: j, Out: out, VAD: s.cfg.NewVAD(),
+		Lang: lang, EchoGuard: echo, SilenceTimeout: silence, Frame: s.cfg.Frame, Metrics: s.cfg.Metrics, Logger: s.log})
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pumped := make(chan error, 1)
+	go func() {
+		err := pump(ctx, conv)
+		if err == nil || ctx.Err() == nil && !isClose(err) {
+			err = errors.Join(errStreamEnded, err)
+		}
+		pumped <- err
+		cancel(err)
+	}()
+	err := conv.Run(ctx)
+	cancel(err)
+	if perr := <-pumped; !errors.Is(err, ErrHangup) && !errors.Is(err, ErrSpeechFailed) && perr != nil && !errors.Is(perr, context.Canceled) {
+		err = perr
+	}
+	return err
+}
+
+func isClose(err error) bool {
+	var ce *CloseError
+	return errors.As(err, &ce)
+}
+
+// end records how voice session vsID ended and audits it.
+func (s *Service) end(ctx context.Context, vsID, outcome string, err error) {
+	reason := "hangup"
+	switch {
+	case errors.Is(err, ErrHangup):
+	case isClose(err), errors.Is(err, ErrSpeechFailed):
+		reason = err.Error()
+	case err != nil:
+		reason = "stream ended: " + err.Error()
+	}
+	var vs Session
+	s.update(vsID, func(v *Session) {
+		v.State, v.EndedAt, v.EndReason, v.Outcome = SessionEnded, ptr(s.cfg.Now()), clipStr(reason, 300), outcome
+		vs = *v
+	})
+	s.record(ctx, "voice.session_ended", vsID, fmt.Sprintf("voice session ended (%s): %s", cmpOr(outcome, vs.Transport), clipStr(reason, 200)),
+		map[string]any{"transport": vs.Transport, "outcome": outcome, "turns": len(vs.Turns), "agent_session_id": vs.AgentSessionID,
+			"approval_id": vs.ApprovalID})
+}
+
+// refused logs and audits a stream refused before its conversation began.
+func (s *Service) refused(ctx context.Context, transport, vsID string, err error) {
+	s.log.WarnContext(ctx, "voice stream refused", slog.String("transport", transport), slog.String("voice_session", clipStr(vsID, 60)),
+		slog.String("error", err.Error()))
+	if _, terr := tenant.ID(ctx); terr != nil {
+		ctx = tenant.WithID(ctx, tenant.Platform) // before the token: nobody's tenant yet
+	}
+	s.record(ctx, "voice.stream_refused", vsID, transport+" stream refused: "+clipStr(err.Error(), 200), map[string]any{"transport": transport})
+}
+
+func (s *Service) record(ctx context.Context, action, id, desc string, detail map[string]any) {
+	if s.audit == nil {
+		return
+	}
+	if _, err := s.audit.Record(context.WithoutCancel(ctx), audit.Record{Action: action, ResourceType: "voice_session", ResourceID: id,
+		Description: desc, Detail: detail}); err != nil {
+		s.log.ErrorContext(ctx, "audit voice", slog.String("error", err.Error()))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// journal records a conversation's lines: in the voice session, as agent session events, in the audit log.
+type journal struct {
+	s            *Service
+	vsID         string
+	agentSession string
+}
+
+func (j *journal) line(ctx context.Context, role, text string, interrupted bool, t Timings) {
+	now := j.s.cfg.Now()
+	j.s.update(j.vsID, func(v *Session) {
+		v.Turns = append(v.Turns, Turn{Role: role, Text: text, Interrupted: interrupted, Timings: t, At: now})
+	})
+	typ := agent.EventVoiceUser
+	if role == "agent" {
+		typ = agent.EventVoiceAgent
+	}
+	detail := map[string]any{"voice_session": j.vsID, "timings": t, "interrupted": interrupted}
+	if j.agentSession != "" {
+		in, _ := json.Marshal(detail)
+		j.s.agent.Note(ctx, j.agentSession, agent.Event{Type: typ, Text: text, Input: in})
+	}
+	j.s.record(ctx, "voice."+string(typ), j.vsID, role+" said: "+clipStr(text, 300), detail)
+}
+
+func (j *journal) User(ctx context.Context, text string, t Timings) {
+	j.line(ctx, "user", text, false, t)
+}
+
+func (j *journal) Agent(ctx context.Context, text string, interrupted bool, t Timings) {
+	j.line(ctx, "agent", text, interrupted, t)
+}
+
+func (j *journal) Failure(ctx context.Context, stage string, err error) {
+	j.s.record(ctx, "voice.error", j.vsID, stage+" failed: "+clipStr(err.Error(), 300), map[string]any{"stage": stage})
+}
