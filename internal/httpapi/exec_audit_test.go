@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/inventory/sshtest"
 	"github.com/it0/it0/internal/tenant"
@@ -67,5 +68,28 @@ func TestNoAuditNoExec(t *testing.T) {
 	if intent.Seq >= outcome.Seq || out["intent_audit_id"] != float64(intent.ID) || in["command"] != "echo hello" ||
 		in["risk_level"] != float64(0) || !strings.Contains(in["allowed_by"].(string), "L0") || intent.ActorID != admin.ID {
 		t.Errorf("intent %+v %s\noutcome %+v %s", intent, intent.Detail, outcome, outcome.Detail)
+	}
+}
+
+// TestIntentNamesTheApproval: a command the agent runs after a human approved it is written to the audit
+// log first with that approval as its authority.
+func TestIntentNamesTheApproval(t *testing.T) {
+	t.Parallel()
+	f := newAgentFixture(t, opsScript[1:2])
+	sid := f.do("POST", "/api/v1/agent/tasks", f.tok, map[string]string{"prompt": "restart nginx"}).body["session_id"].(string)
+	evs := f.watch(t, sid, 0, func(e agent.Event) bool { return e.Type == agent.EventApprovalRequired })
+	ap := evs[len(evs)-1]
+	if r := f.do("POST", "/api/v1/agent/approvals/"+ap.ApprovalID+"/approve", f.tok, nil); r.status != 200 {
+		t.Fatalf("approve: %d %s", r.status, r.raw)
+	}
+	f.watch(t, sid, ap.Seq, func(e agent.Event) bool { return e.Type == agent.EventCompleted })
+	r := f.do("GET", "/api/v1/audit/logs?action_type=command.intent", f.tok, nil)
+	items, _ := r.body["items"].([]any)
+	if len(items) != 1 {
+		t.Fatalf("intents: %s", r.raw)
+	}
+	detail, _ := items[0].(map[string]any)["detail"].(map[string]any)
+	if by, _ := detail["allowed_by"].(string); !strings.Contains(by, "approval "+ap.ApprovalID) || detail["command"] != "systemctl restart nginx" {
+		t.Errorf("intent: %v", detail)
 	}
 }
