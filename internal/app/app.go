@@ -31,6 +31,7 @@ import (
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
+	"github.com/it0/it0/internal/voice"
 	"github.com/it0/it0/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -74,6 +75,7 @@ type App struct {
 	Metrics   *monitor.Metrics
 	Alerts    *monitor.Alerts
 	Checks    *monitor.Checks
+	Voice     *voice.Service
 	Jobs      *jobs.Runner
 	API       *httpapi.Server
 
@@ -103,7 +105,8 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Scheduler, a.initScheduler, Jobs, Agent, Ops)
 	a.mgr.Register(Metrics, a.initMetrics, Store, Audit, Auth, Inventory, Agent, Ops, Jobs)
 	a.mgr.Register(Checks, a.initChecks, Store, Audit, Auth, Inventory, Guard, Ops)
-	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler, Metrics, Checks)
+	a.mgr.Register(Voice, a.initVoice, Agent, Comm, Audit)
+	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler, Metrics, Checks, Voice)
 	a.mgr.Register(Monitor, nil, Metrics, Checks)
 	a.mgr.Register(All, nil, API)
 	return a
@@ -280,6 +283,7 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	a.Jobs.Register(ops.JobCron, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleCron(ctx, j.Args) }))
 	a.Jobs.Register(ops.JobDigest, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleDigest(ctx, j.Args) }))
 	a.Orders.SetReports(a.notifier(), a.Auth.TenantLocale, a.log)
+	a.Orders.SetPeople(a.personName)
 	return nil, nil
 }
 
@@ -372,7 +376,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: map[string]httpapi.Pinger{"database": a.Store}})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
