@@ -51,7 +51,7 @@ const cspErrors = [];
 async function newPage(width = 1280) {
   const page = await browser.newPage();
   await page.setViewportSize({ width, height: 900 });
-  page.setDefaultTimeout(20_000);
+  page.setDefaultTimeout(45_000); // generous: CI shares 2 cores with the Go suite
   page.on('console', (m) => {
     if (/Content Security Policy|Refused to/.test(m.text())) cspErrors.push(m.text());
   });
