@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/voice"
 	"github.com/it0/it0/internal/voice/espeak"
+	"github.com/it0/it0/internal/voice/openai"
 	"github.com/it0/it0/internal/voice/sphinx"
 )
 
@@ -47,24 +49,36 @@ func newVoiceFixture(t *testing.T) *voiceFixture {
 	t.Cleanup(func() { stt.Close() })
 	f := newCommFixture(t, storetest.OpenSQLite)
 	vf := &voiceFixture{commFixture: f}
+	vs, url := serveVoice(t, f.testBundle, voice.Config{STT: stt, TTS: tts, Frame: 2 * time.Millisecond, SilenceTimeout: time.Second})
+	vf.voice, vf.url = vs, url
+	return vf
+}
+
+// serveVoice serves b's API with the voice gateway built from cfg (its public URL is the server itself) and
+// points b's requests at it.
+func serveVoice(t *testing.T, b *testBundle, cfg voice.Config) (*voice.Service, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String()
-	vs, err := voice.New(voice.Config{STT: stt, TTS: tts, Secret: testSecret, PublicURL: url, Logger: f.logger,
-		Frame: 2 * time.Millisecond, SilenceTimeout: time.Second}, f.agentSvc.Load(), f.comm.cur.Load(), nil, f.audit)
+	cfg.Secret, cfg.PublicURL, cfg.Logger = testSecret, url, b.logger
+	var answers voice.Answerer
+	if cs := b.comm.cur.Load(); cs != nil {
+		answers = cs
+	}
+	vs, err := voice.New(cfg, b.agentSvc.Load(), answers, nil, b.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := f.srv.Deps
+	d := b.srv.Deps
 	d.Registry, d.Voice = nil, vs
 	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: New(d).Handler()}}
 	hs.Start()
 	t.Cleanup(hs.Close)
-	f.http = hs // the bundle's requests go to the server with voice
-	vf.voice, vf.url = vs, url
-	return vf
+	b.http = hs // the bundle's requests go to the server with voice
+	return vs, url
 }
 
 // call plays what a Twilio Media Stream would carry for a call answered with said: connected, start with
@@ -219,5 +233,138 @@ func TestVoiceEscalationCall(t *testing.T) {
 				t.Fatalf("other tenant: %d", r.status)
 			}
 		})
+	}
+}
+
+// speechServer speaks the OpenAI audio wire format: every utterance is heard as heard, every sentence is
+// 100 ms of tone at 24 kHz.
+func speechServer(t *testing.T, heard string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/audio/transcriptions":
+			if _, _, err := r.FormFile("file"); err != nil {
+				http.Error(w, `{"error":{"message":"file is required"}}`, http.StatusBadRequest)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]string{"text": heard})
+		case "/v1/audio/speech":
+			pcm := make([]int16, 2400)
+			for i := range pcm {
+				pcm[i] = int16(6000 * math.Sin(float64(i)/5))
+			}
+			w.Write(voice.EncodeWAV(pcm, 24000))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestVoiceConsole: the console's voice stream on an agent session — the utterance becomes a user turn of
+// the session, the agent's reply is spoken back, both are session events and audited; bad requests are
+// refused before the upgrade.
+func TestVoiceConsole(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
+	tid, tok := b.newTenant("voice")
+	base := speechServer(t, "check the disk please")
+	serveVoice(t, b, voice.Config{STT: openai.NewSTT(openai.Config{BaseURL: base, Model: "whisper"}),
+		TTS:   openai.NewTTS(openai.Config{BaseURL: base, Model: "kokoro", Voices: map[string]string{"en": "af_heart", "zh-CN": "zf_xiaobei"}}),
+		Frame: 2 * time.Millisecond})
+	r := b.do("POST", "/api/v1/agent/tasks", tok, map[string]any{"prompt": "hello"})
+	if r.status != 201 {
+		t.Fatalf("task: %d %s", r.status, r.raw)
+	}
+	sid := r.body["session_id"].(string)
+	// The first run ends at once (the script has no steps): wait for it, re-checking at each event.
+	ag := b.agentSvc.Load()
+	sub := ag.Hub().Subscribe(sid)
+	for deadline := time.After(10 * time.Second); ; {
+		if s, err := ag.Session(tenant.WithID(context.Background(), tid), sid); err != nil || s.Status != agent.StatusRunning {
+			break
+		}
+		select {
+		case <-sub.C:
+		case <-time.After(20 * time.Millisecond): // the status change publishes no event of its own
+		case <-deadline:
+			t.Fatal("the first run did not end")
+		}
+	}
+	ag.Hub().Unsubscribe(sub)
+	for _, tc := range []struct {
+		body any
+		code int
+	}{{map[string]any{}, 400}, {map[string]any{"session_id": sid, "locale": "fr"}, 400}, {map[string]any{"session_id": "nope"}, 404}} {
+		if r := b.do("POST", "/api/v1/voice/sessions", tok, tc.body); r.status != tc.code {
+			t.Fatalf("%v: %d %s", tc.body, r.status, r.raw)
+		}
+	}
+	r = b.do("POST", "/api/v1/voice/sessions", tok, map[string]any{"session_id": sid, "locale": "en"})
+	if r.status != 201 {
+		t.Fatalf("voice session: %d %s", r.status, r.raw)
+	}
+	vsID := r.body["id"].(string)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws := strings.Replace(b.http.URL, "http", "ws", 1) + "/ws/voice?voice_session=" + vsID + "&token=" + tok
+	if _, _, err := websocket.Dial(ctx, strings.Replace(ws, vsID, "vs_nope", 1), nil); err == nil {
+		t.Fatal("a socket for an unknown voice session was accepted")
+	}
+	c, _, err := websocket.Dial(ctx, ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	// 400 ms of a voiced sound, then 700 ms of quiet, in 20 ms chunks of PCM s16le 16 kHz.
+	var pcm []int16
+	for i := range 6400 {
+		pcm = append(pcm, int16(8000*math.Sin(2*math.Pi*150*float64(i)/16000)))
+	}
+	pcm = append(pcm, make([]int16, 11200)...)
+	for i := 0; i < len(pcm); i += 320 {
+		if err := c.Write(ctx, websocket.MessageBinary, voice.PCMToBytes(nil, pcm[i:i+320])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var user, reply string
+	audio := 0
+	for reply == "" {
+		typ, msg, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("read: %v (user %q, audio %d)", err, user, audio)
+		}
+		if typ == websocket.MessageBinary {
+			audio++
+			continue
+		}
+		var ctl voice.Control
+		json.Unmarshal(msg, &ctl)
+		switch {
+		case ctl.Type == "transcript" && ctl.Role == "user":
+			user = ctl.Text
+		case ctl.Type == "transcript" && ctl.Role == "agent":
+			reply = ctl.Text
+		}
+	}
+	if user != "check the disk please" || reply != "All done." || audio == 0 {
+		t.Fatalf("user %q, reply %q, %d audio frames", user, reply, audio)
+	}
+	c.Write(ctx, websocket.MessageText, []byte(`{"type":"stop"}`))
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("close: %v", err)
+	}
+	ev := b.do("GET", "/api/v1/agent/sessions/"+sid+"/events?after=0", tok, nil)
+	for _, want := range []string{`"type":"voice_user","text":"check the disk please"`, `"type":"voice_agent","text":"All done."`} {
+		if !strings.Contains(ev.raw, want) {
+			t.Fatalf("events lack %s: %s", want, ev.raw)
+		}
+	}
+	if r := b.do("GET", "/api/v1/voice/sessions/"+vsID, tok, nil); r.body["state"] != voice.SessionEnded || len(r.body["turns"].([]any)) != 2 {
+		t.Fatalf("voice session: %s", r.raw)
+	}
+	if r := b.do("GET", "/api/v1/audit/logs?action=voice.voice_user", tok, nil); !strings.Contains(r.raw, "check the disk please") {
+		t.Fatalf("audit: %s", r.raw)
 	}
 }
