@@ -110,6 +110,7 @@ type Service struct {
 	doneHooks    []func(ctx context.Context, a *Approval)
 	skillCache   sync.Map // sha256 of a SKILL.md's name and content → *skill.Skill
 	seqs         sync.Map // session id → *eventSeq
+	fallbacks    sync.Map // tenant id → the engine used while the default cannot run (enginepick.go)
 }
 
 // OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
@@ -222,29 +223,28 @@ type EngineInfo struct {
 	Error   string `json:"error,omitempty"`
 	Active  bool   `json:"active"`
 	Allowed bool   `json:"allowed"`
+	// Note says why the active engine is not the configured default, when it is not.
+	Note string `json:"note,omitempty"`
 }
 
 // Engines lists every engine with its health, and which one the tenant in ctx uses.
 func (s *Service) Engines(ctx context.Context) ([]EngineInfo, error) {
-	active, t, err := s.activeEngine(ctx)
+	active, t, note, err := s.activeEngine(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []EngineInfo
-	for _, name := range []string{EngineClaudeCode, EngineClaudeAPI, EngineOpenAI} {
+	for _, name := range engineOrder {
 		info := EngineInfo{Name: name, Active: name == active, Allowed: contains(t.AllowedEngines, name)}
-		e, ok := s.engines[name]
-		switch {
-		case !ok:
+		if info.Active {
+			info.Note = note
+		}
+		if _, ok := s.engines[name]; !ok {
 			info.Error = "not built into this process"
-		default:
-			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := e.Health(hctx); err != nil {
-				info.Error = err.Error()
-			} else {
-				info.Healthy = true
-			}
-			cancel()
+		} else if err := s.engineHealth(ctx, name); err != nil {
+			info.Error = err.Error()
+		} else {
+			info.Healthy = true
 		}
 		out = append(out, info)
 	}
@@ -262,28 +262,30 @@ func contains(list []string, v string) bool {
 
 const engineSetting = "active_engine"
 
-func (s *Service) activeEngine(ctx context.Context) (string, *auth.Tenant, error) {
+// activeEngine returns the engine new sessions of the tenant in ctx use: its choice, else the default
+// (or, while that cannot run, another one: note says which and why).
+func (s *Service) activeEngine(ctx context.Context) (name string, t *auth.Tenant, note string, err error) {
 	tid, err := tenant.ID(ctx)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
-	t, err := s.tenants.Tenant(ctx, tid)
+	t, err = s.tenants.Tenant(ctx, tid)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
-	name, err := s.store.SettingGet(ctx, engineSetting)
+	name, err = s.store.SettingGet(ctx, engineSetting)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
 	if name == "" {
-		name = s.cfg.DefaultEngine
+		name, note = s.defaultEngine(ctx, t)
 	}
-	return name, t, nil
+	return name, t, note, nil
 }
 
 // SetEngine switches the tenant's engine at run time (new sessions use it).
 func (s *Service) SetEngine(ctx context.Context, name string) error {
-	old, t, err := s.activeEngine(ctx)
+	old, t, _, err := s.activeEngine(ctx)
 	if err != nil {
 		return err
 	}
@@ -307,9 +309,7 @@ func (s *Service) engine(ctx context.Context, name string) (Engine, error) {
 	if !ok {
 		return nil, errs.New(errs.Unavailable, "engine %s is not available in this process", name)
 	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := e.Health(hctx); err != nil {
+	if err := s.engineHealth(ctx, name); err != nil {
 		return nil, (&errs.Error{Code: errs.Unavailable, Message: "engine " + name + " is unavailable: " + err.Error()}).
 			WithHint("configure it (see .env.example) or switch engines with POST /api/v1/agent/engine")
 	}
@@ -359,7 +359,7 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
-	name, t, err := s.activeEngine(ctx)
+	name, t, _, err := s.activeEngine(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -1274,7 +1274,8 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	if err := json.Unmarshal(a.ToolInput, &in); err != nil {
 		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
 	}
-	return s.execTool(revealContext(ctx, a), sess.ID, in, guard.Level(a.RiskLevel))
+	ctx = audit.WithAuthority(revealContext(ctx, a), fmt.Sprintf("approval %s (L%d) approved by %s", a.ID, a.RiskLevel, a.DecidedBy))
+	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
 }
 
 // InterruptedRuns repairs the sessions that were running when the process stopped. A run cut off while it

@@ -283,6 +283,7 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	a.Jobs.Register(ops.JobCron, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleCron(ctx, j.Args) }))
 	a.Jobs.Register(ops.JobDigest, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleDigest(ctx, j.Args) }))
 	a.Orders.SetReports(a.notifier(), a.Auth.TenantLocale, a.log)
+	a.Orders.SetPeople(a.personName)
 	return nil, nil
 }
 
