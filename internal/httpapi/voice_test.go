@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/voice"
@@ -86,9 +88,15 @@ func serveVoice(t *testing.T, b *testBundle, cfg voice.Config) (*voice.Service, 
 // then line silence until IT0 ends the stream. It echoes marks, as Twilio does once audio has played.
 func (vf *voiceFixture) call(t *testing.T, approvalID, said string) (media, clears int) {
 	t.Helper()
+	return phoneCall(t, vf.voice, vf.tid, approvalID, primaryPhone, said)
+}
+
+// phoneCall is the call of approvalID (tenant tid) to phone, answered with said.
+func phoneCall(t *testing.T, vs *voice.Service, tid, approvalID, phone, said string) (media, clears int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	u, params, err := vf.voice.PrepareCall(tenant.WithID(ctx, vf.tid), "vs_"+approvalID, approvalID, primaryPhone, "en")
+	u, params, err := vs.PrepareCall(tenant.WithID(ctx, tid), "vs_"+approvalID, approvalID, phone, "en")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,5 +374,86 @@ func TestVoiceConsole(t *testing.T) {
 	}
 	if r := b.do("GET", "/api/v1/audit/logs?action=voice.voice_user", tok, nil); !strings.Contains(r.raw, "check the disk please") {
 		t.Fatalf("audit: %s", r.raw)
+	}
+}
+
+// TestVoiceEscalationStory: a standing order's run goes beyond its boundary (an L1 command, max level 0),
+// the escalation calls the on-call admin, the agent speaks, "yes approve" is heard, and the command runs
+// on a real sshd and the run completes.
+func TestVoiceEscalationStory(t *testing.T) {
+	t.Parallel()
+	tts, err := espeak.New(espeak.Config{})
+	var stt *sphinx.STT
+	if err == nil {
+		stt, err = sphinx.New(sphinx.Config{})
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI needs espeak-ng and pocketsphinx: %v", err)
+		}
+		t.Skipf("offline speech engines not installed: %v", err)
+	}
+	t.Cleanup(func() { stt.Close() })
+	dir := t.TempDir()
+	old := time.Now().Add(-10 * 24 * time.Hour)
+	for _, name := range []string{"old.log", "fresh.log"} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("x\n"), 0o644)
+		if name == "old.log" {
+			os.Chtimes(p, old, old)
+		}
+	}
+	cleanup := "find " + dir + " -name '*.log' -mtime +7 -delete"
+	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: map[string][]scriptStep{
+		"standing order SO-": {{agent.ToolRunCommand, `{"server":"web-1","command":` + jsonString(cleanup) + `}`}},
+	}}
+	f := newOrderFixture(t, eng)
+	me := f.do("GET", "/api/v1/auth/me", f.tok, nil).body
+	adminID := me["user"].(map[string]any)["id"].(string)
+	tid := me["tenant"].(map[string]any)["id"].(string)
+	if r := f.do("POST", "/api/v1/comm/contacts", f.tok, map[string]any{"name": "Li", "audience": "primary", "user_id": adminID,
+		"phone": primaryPhone, "locale": "en"}); r.status != 201 {
+		t.Fatalf("contact: %d %s", r.status, r.raw)
+	}
+	vs, _ := serveVoice(t, f.testBundle, voice.Config{STT: stt, TTS: tts, Frame: 2 * time.Millisecond, SilenceTimeout: time.Second})
+	r := f.do("POST", "/api/v1/ops/standing-orders", f.tok, map[string]any{"name": "log cleanup",
+		"trigger": map[string]string{"type": "manual"}, "targets": map[string]any{"server_ids": []string{"web-1"}},
+		"agent_instructions": map[string]any{"prompt": "delete application logs older than 7 days", "max_risk_level": 0}})
+	if r.status != 201 {
+		t.Fatalf("order: %d %s", r.status, r.raw)
+	}
+	id := r.body["id"].(string)
+	if r := f.do("POST", "/api/v1/ops/standing-orders/"+id+"/run", f.tok, nil); r.status != 201 {
+		t.Fatalf("run: %d %s", r.status, r.raw)
+	}
+	var approvalID string
+	for deadline := time.Now().Add(20 * time.Second); approvalID == ""; {
+		if items, _ := f.do("GET", "/api/v1/agent/approvals?status=pending", f.tok, nil).body["items"].([]any); len(items) > 0 {
+			approvalID = items[0].(map[string]any)["id"].(string)
+		} else if time.Now().After(deadline) {
+			t.Fatal("no approval beyond the boundary")
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "old.log")); err != nil {
+		t.Fatal("the command ran before the approval")
+	}
+	phoneCall(t, vs, tid, approvalID, primaryPhone, "yes approve")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		e := f.do("GET", "/api/v1/ops/standing-orders/"+id+"/executions?limit=1", f.tok, nil).body["items"].([]any)[0].(map[string]any)
+		if e["status"] == ops.ExecCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("execution: %v", e)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "old.log")); err == nil {
+		t.Fatal("old.log survived the approved cleanup")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fresh.log")); err != nil {
+		t.Fatal("fresh.log was deleted")
 	}
 }
