@@ -188,5 +188,5 @@ func (m voiceMedia) Prepare(ctx context.Context, o comm.OutboundMessage) (string
 	if m.a.Voice == nil {
 		return "", nil, errors.New("the voice module is not running in this process")
 	}
-	return m.a.Voice.PrepareCall(ctx, o.Data["voice_session"], o.Data["approval_id"], o.To, o.Language)
+	return m.a.Voice.PrepareCall(ctx, o.Data["approval_id"], o.To, o.Language)
 }

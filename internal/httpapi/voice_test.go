@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,10 +18,12 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/voice"
 	"github.com/it0/it0/internal/voice/espeak"
+	"github.com/it0/it0/internal/voice/openai"
 	"github.com/it0/it0/internal/voice/sphinx"
 )
 
@@ -47,38 +51,57 @@ func newVoiceFixture(t *testing.T) *voiceFixture {
 	t.Cleanup(func() { stt.Close() })
 	f := newCommFixture(t, storetest.OpenSQLite)
 	vf := &voiceFixture{commFixture: f}
+	vs, url := serveVoice(t, f.testBundle, voice.Config{STT: stt, TTS: tts, Frame: 2 * time.Millisecond, SilenceTimeout: time.Second})
+	vf.voice, vf.url = vs, url
+	return vf
+}
+
+// serveVoice serves b's API with the voice gateway built from cfg (its public URL is the server itself) and
+// points b's requests at it.
+func serveVoice(t *testing.T, b *testBundle, cfg voice.Config) (*voice.Service, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String()
-	vs, err := voice.New(voice.Config{STT: stt, TTS: tts, Secret: testSecret, PublicURL: url, Logger: f.logger,
-		Frame: 2 * time.Millisecond, SilenceTimeout: time.Second}, f.agentSvc.Load(), f.comm.cur.Load(), nil, f.audit)
+	cfg.Secret, cfg.PublicURL, cfg.Logger = testSecret, url, b.logger
+	var answers voice.Answerer
+	if cs := b.comm.cur.Load(); cs != nil {
+		answers = cs
+	}
+	vs, err := voice.New(cfg, b.agentSvc.Load(), answers, nil, b.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := f.srv.Deps
+	d := b.srv.Deps
 	d.Registry, d.Voice = nil, vs
 	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: New(d).Handler()}}
 	hs.Start()
 	t.Cleanup(hs.Close)
-	f.http = hs // the bundle's requests go to the server with voice
-	vf.voice, vf.url = vs, url
-	return vf
+	b.http = hs // the bundle's requests go to the server with voice
+	return vs, url
 }
 
 // call plays what a Twilio Media Stream would carry for a call answered with said: connected, start with
 // the call's parameters, then (once the agent starts speaking) said as μ-law 8 kHz in paced 20 ms frames,
 // then line silence until IT0 ends the stream. It echoes marks, as Twilio does once audio has played.
-func (vf *voiceFixture) call(t *testing.T, approvalID, said string) (media, clears int) {
+func (vf *voiceFixture) call(t *testing.T, approvalID, said string) (vsID string, media int) {
+	t.Helper()
+	return phoneCall(t, vf.voice, vf.tid, approvalID, primaryPhone, said)
+}
+
+// phoneCall is the call of approvalID (tenant tid) to phone, answered with said.
+func phoneCall(t *testing.T, vs *voice.Service, tid, approvalID, phone, said string) (vsID string, media int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	u, params, err := vf.voice.PrepareCall(tenant.WithID(ctx, vf.tid), "vs_"+approvalID, approvalID, primaryPhone, "en")
+	u, params, err := vs.PrepareCall(tenant.WithID(ctx, tid), approvalID, phone, "en")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(u, "ws://") || params["voice_session"] != "vs_"+approvalID || params["token"] == "" {
+	vsID = params["voice_session"]
+	if !strings.HasPrefix(u, "ws://") || vsID == "" || params["token"] == "" {
 		t.Fatalf("stream %s %v", u, params)
 	}
 	c, _, err := websocket.Dial(ctx, u, nil)
@@ -88,9 +111,7 @@ func (vf *voiceFixture) call(t *testing.T, approvalID, said string) (media, clea
 	defer c.CloseNow()
 	send := func(v any) {
 		b, _ := json.Marshal(v)
-		if err := c.Write(ctx, websocket.MessageText, b); err != nil {
-			t.Errorf("write: %v", err)
-		}
+		c.Write(ctx, websocket.MessageText, b) // after IT0 hangs up, writes fail: the test reads the close
 	}
 	var mu sync.Mutex
 	send(map[string]any{"event": "connected", "protocol": "Call", "version": "1.0.0"})
@@ -117,8 +138,6 @@ func (vf *voiceFixture) call(t *testing.T, approvalID, said string) (media, clea
 			case "media":
 				media++
 				once.Do(func() { close(speaking) })
-			case "clear":
-				clears++
 			case "mark":
 				send(map[string]any{"event": "mark", "streamSid": "MZ1", "mark": map[string]string{"name": m.Mark.Name}})
 			}
@@ -155,7 +174,7 @@ func (vf *voiceFixture) call(t *testing.T, approvalID, said string) (media, clea
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			return media, clears
+			return vsID, media
 		case <-ctx.Done():
 			t.Fatal("the call never ended")
 		case <-tick.C:
@@ -182,7 +201,7 @@ func TestVoiceEscalationCall(t *testing.T) {
 			t.Parallel()
 			vf := newVoiceFixture(t)
 			sid, id := vf.escalate(t, "critical: standing order SO-test")
-			media, _ := vf.call(t, id, tc.said)
+			vsID, media := vf.call(t, id, tc.said)
 			if media == 0 {
 				t.Fatal("no audio from the agent")
 			}
@@ -197,7 +216,7 @@ func TestVoiceEscalationCall(t *testing.T) {
 				t.Fatalf("decided by %q, want the contact's user %s", a.DecidedBy, vf.adminID)
 			}
 			// Ensure the voice session says how it went, with both sides' lines.
-			r := vf.do("GET", "/api/v1/voice/sessions/vs_"+id, vf.tok, nil)
+			r := vf.do("GET", "/api/v1/voice/sessions/"+vsID, vf.tok, nil)
 			if r.status != 200 || r.body["outcome"] != tc.outcome || r.body["state"] != voice.SessionEnded || r.body["transport"] != "twilio" {
 				t.Fatalf("voice session: %d %s", r.status, r.raw)
 			}
@@ -215,9 +234,229 @@ func TestVoiceEscalationCall(t *testing.T) {
 			}
 			// Another tenant cannot see the session.
 			_, other := vf.newTenant("other")
-			if r := vf.do("GET", "/api/v1/voice/sessions/vs_"+id, other, nil); r.status != 404 {
+			if r := vf.do("GET", "/api/v1/voice/sessions/"+vsID, other, nil); r.status != 404 {
 				t.Fatalf("other tenant: %d", r.status)
 			}
 		})
+	}
+}
+
+// speechServer speaks the OpenAI audio wire format: every utterance is heard as heard, every sentence is
+// 100 ms of tone at 24 kHz.
+func speechServer(t *testing.T, heard string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/audio/transcriptions":
+			if _, _, err := r.FormFile("file"); err != nil {
+				http.Error(w, `{"error":{"message":"file is required"}}`, http.StatusBadRequest)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]string{"text": heard})
+		case "/v1/audio/speech":
+			pcm := make([]int16, 2400)
+			for i := range pcm {
+				pcm[i] = int16(6000 * math.Sin(float64(i)/5))
+			}
+			w.Write(voice.EncodeWAV(pcm, 24000))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestVoiceConsole: the console's voice stream on an agent session — the utterance becomes a user turn of
+// the session, the agent's reply is spoken back, both are session events and audited; bad requests are
+// refused before the upgrade.
+func TestVoiceConsole(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
+	tid, tok := b.newTenant("voice")
+	base := speechServer(t, "check the disk please")
+	serveVoice(t, b, voice.Config{STT: openai.NewSTT(openai.Config{BaseURL: base, Model: "whisper"}),
+		TTS:   openai.NewTTS(openai.Config{BaseURL: base, Model: "kokoro", Voices: map[string]string{"en": "af_heart", "zh-CN": "zf_xiaobei"}}),
+		Frame: 2 * time.Millisecond})
+	r := b.do("POST", "/api/v1/agent/tasks", tok, map[string]any{"prompt": "hello"})
+	if r.status != 201 {
+		t.Fatalf("task: %d %s", r.status, r.raw)
+	}
+	sid := r.body["session_id"].(string)
+	// The first run ends at once (the script has no steps): wait for it, re-checking at each event.
+	ag := b.agentSvc.Load()
+	sub := ag.Hub().Subscribe(sid)
+	for deadline := time.After(10 * time.Second); ; {
+		if s, err := ag.Session(tenant.WithID(context.Background(), tid), sid); err != nil || s.Status != agent.StatusRunning {
+			break
+		}
+		select {
+		case <-sub.C:
+		case <-time.After(20 * time.Millisecond): // the status change publishes no event of its own
+		case <-deadline:
+			t.Fatal("the first run did not end")
+		}
+	}
+	ag.Hub().Unsubscribe(sub)
+	for _, tc := range []struct {
+		body any
+		code int
+	}{{map[string]any{}, 400}, {map[string]any{"session_id": sid, "locale": "fr"}, 400}, {map[string]any{"session_id": "nope"}, 404}} {
+		if r := b.do("POST", "/api/v1/voice/sessions", tok, tc.body); r.status != tc.code {
+			t.Fatalf("%v: %d %s", tc.body, r.status, r.raw)
+		}
+	}
+	r = b.do("POST", "/api/v1/voice/sessions", tok, map[string]any{"session_id": sid, "locale": "en"})
+	if r.status != 201 {
+		t.Fatalf("voice session: %d %s", r.status, r.raw)
+	}
+	vsID := r.body["id"].(string)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws := strings.Replace(b.http.URL, "http", "ws", 1) + "/ws/voice?voice_session=" + vsID + "&token=" + tok
+	if _, _, err := websocket.Dial(ctx, strings.Replace(ws, vsID, "vs_nope", 1), nil); err == nil {
+		t.Fatal("a socket for an unknown voice session was accepted")
+	}
+	c, _, err := websocket.Dial(ctx, ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	// 400 ms of a voiced sound, then 700 ms of quiet, in 20 ms chunks of PCM s16le 16 kHz.
+	var pcm []int16
+	for i := range 6400 {
+		pcm = append(pcm, int16(8000*math.Sin(2*math.Pi*150*float64(i)/16000)))
+	}
+	pcm = append(pcm, make([]int16, 11200)...)
+	for i := 0; i < len(pcm); i += 320 {
+		if err := c.Write(ctx, websocket.MessageBinary, voice.PCMToBytes(nil, pcm[i:i+320])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var user, reply string
+	audio := 0
+	for reply == "" {
+		typ, msg, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("read: %v (user %q, audio %d)", err, user, audio)
+		}
+		if typ == websocket.MessageBinary {
+			audio++
+			continue
+		}
+		var ctl voice.Control
+		json.Unmarshal(msg, &ctl)
+		switch {
+		case ctl.Type == "transcript" && ctl.Role == "user":
+			user = ctl.Text
+		case ctl.Type == "transcript" && ctl.Role == "agent":
+			reply = ctl.Text
+		}
+	}
+	if user != "check the disk please" || reply != "All done." || audio == 0 {
+		t.Fatalf("user %q, reply %q, %d audio frames", user, reply, audio)
+	}
+	c.Write(ctx, websocket.MessageText, []byte(`{"type":"stop"}`))
+	for {
+		_, _, err := c.Read(ctx) // frames still on their way, then the close
+		if err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+				t.Fatalf("close: %v", err)
+			}
+			break
+		}
+	}
+	ev := b.do("GET", "/api/v1/agent/sessions/"+sid+"/events?after=0", tok, nil)
+	for _, want := range []string{`"type":"voice_user","text":"check the disk please"`, `"type":"voice_agent","text":"All done."`} {
+		if !strings.Contains(ev.raw, want) {
+			t.Fatalf("events lack %s: %s", want, ev.raw)
+		}
+	}
+	if r := b.do("GET", "/api/v1/voice/sessions/"+vsID, tok, nil); r.body["state"] != voice.SessionEnded || len(r.body["turns"].([]any)) != 2 {
+		t.Fatalf("voice session: %s", r.raw)
+	}
+	if r := b.do("GET", "/api/v1/audit/logs?action=voice.voice_user", tok, nil); !strings.Contains(r.raw, "check the disk please") {
+		t.Fatalf("audit: %s", r.raw)
+	}
+}
+
+// TestVoiceEscalationStory: a standing order's run goes beyond its boundary (an L1 command, max level 0),
+// the escalation calls the on-call admin, the agent speaks, "yes approve" is heard, and the command runs
+// on a real sshd and the run completes.
+func TestVoiceEscalationStory(t *testing.T) {
+	t.Parallel()
+	tts, err := espeak.New(espeak.Config{})
+	var stt *sphinx.STT
+	if err == nil {
+		stt, err = sphinx.New(sphinx.Config{})
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI needs espeak-ng and pocketsphinx: %v", err)
+		}
+		t.Skipf("offline speech engines not installed: %v", err)
+	}
+	t.Cleanup(func() { stt.Close() })
+	dir := t.TempDir()
+	old := time.Now().Add(-10 * 24 * time.Hour)
+	for _, name := range []string{"old.log", "fresh.log"} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("x\n"), 0o644)
+		if name == "old.log" {
+			os.Chtimes(p, old, old)
+		}
+	}
+	cleanup := "find " + dir + " -name '*.log' -mtime +7 -delete"
+	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: map[string][]scriptStep{
+		"standing order SO-": {{agent.ToolRunCommand, `{"server":"web-1","command":` + jsonString(cleanup) + `}`}},
+	}}
+	f := newOrderFixture(t, eng)
+	me := f.do("GET", "/api/v1/auth/me", f.tok, nil).body
+	adminID := me["user"].(map[string]any)["id"].(string)
+	tid := me["tenant"].(map[string]any)["id"].(string)
+	if r := f.do("POST", "/api/v1/comm/contacts", f.tok, map[string]any{"name": "Li", "audience": "primary", "user_id": adminID,
+		"phone": primaryPhone, "locale": "en"}); r.status != 201 {
+		t.Fatalf("contact: %d %s", r.status, r.raw)
+	}
+	vs, _ := serveVoice(t, f.testBundle, voice.Config{STT: stt, TTS: tts, Frame: 2 * time.Millisecond, SilenceTimeout: time.Second})
+	r := f.do("POST", "/api/v1/ops/standing-orders", f.tok, map[string]any{"name": "log cleanup",
+		"trigger": map[string]string{"type": "manual"}, "targets": map[string]any{"server_ids": []string{"web-1"}},
+		"agent_instructions": map[string]any{"prompt": "delete application logs older than 7 days", "max_risk_level": 0}})
+	if r.status != 201 {
+		t.Fatalf("order: %d %s", r.status, r.raw)
+	}
+	id := r.body["id"].(string)
+	if r := f.do("POST", "/api/v1/ops/standing-orders/"+id+"/run", f.tok, nil); r.status != 201 {
+		t.Fatalf("run: %d %s", r.status, r.raw)
+	}
+	var approvalID string
+	for deadline := time.Now().Add(20 * time.Second); approvalID == ""; {
+		if items, _ := f.do("GET", "/api/v1/agent/approvals?status=pending", f.tok, nil).body["items"].([]any); len(items) > 0 {
+			approvalID = items[0].(map[string]any)["id"].(string)
+		} else if time.Now().After(deadline) {
+			t.Fatal("no approval beyond the boundary")
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "old.log")); err != nil {
+		t.Fatal("the command ran before the approval")
+	}
+	phoneCall(t, vs, tid, approvalID, primaryPhone, "yes approve")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		e := f.do("GET", "/api/v1/ops/standing-orders/"+id+"/executions?limit=1", f.tok, nil).body["items"].([]any)[0].(map[string]any)
+		if e["status"] == ops.ExecCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("execution: %v", e)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "old.log")); err == nil {
+		t.Fatal("old.log survived the approved cleanup")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fresh.log")); err != nil {
+		t.Fatal("fresh.log was deleted")
 	}
 }

@@ -208,7 +208,7 @@ func (s *Service) CreateSession(ctx context.Context, sessionID, locale string) (
 		return nil, err
 	}
 	p, _ := auth.PrincipalFrom(ctx)
-	vs := &Session{ID: "vs_" + uuid.NewString(), TenantID: tid, AgentSessionID: sessionID, UserID: p.UserID, Transport: TransportApp,
+	vs := &Session{ID: uuid.NewString(), TenantID: tid, AgentSessionID: sessionID, UserID: p.UserID, Transport: TransportApp,
 		Language: Lang(locale), State: SessionWaiting, CreatedAt: s.cfg.Now()}
 	s.mu.Lock()
 	s.sessions[vs.ID] = vs
@@ -336,9 +336,10 @@ func (s *Service) redeem(token, vsID string) (*streamClaims, error) {
 	return &c, nil
 }
 
-// PrepareCall readies the voice session of an escalation call to to about approval approvalID (the
-// tenant in ctx) and returns the stream's wss:// URL and the <Parameter>s that authenticate it.
-func (s *Service) PrepareCall(ctx context.Context, vsID, approvalID, to, locale string) (string, map[string]string, error) {
+// PrepareCall readies a voice session for an escalation call to to about approval approvalID (the
+// tenant in ctx) and returns the stream's wss:// URL and the <Parameter>s that authenticate it (the
+// voice session's id among them). Each call gets its own voice session.
+func (s *Service) PrepareCall(ctx context.Context, approvalID, to, locale string) (string, map[string]string, error) {
 	if err := s.CallsReady(); err != nil {
 		return "", nil, err
 	}
@@ -350,15 +351,10 @@ func (s *Service) PrepareCall(ctx context.Context, vsID, approvalID, to, locale 
 	if err != nil {
 		return "", nil, err
 	}
-	if vsID == "" {
-		vsID = "vs_" + approvalID
-	}
-	now := s.cfg.Now()
+	vsID, now := uuid.NewString(), s.cfg.Now()
 	s.mu.Lock()
-	if _, ok := s.sessions[vsID]; !ok {
-		s.sessions[vsID] = &Session{ID: vsID, TenantID: tid, AgentSessionID: a.SessionID, ApprovalID: approvalID, Transport: TransportTwilio,
-			Language: Lang(locale), State: SessionWaiting, CreatedAt: now}
-	}
+	s.sessions[vsID] = &Session{ID: vsID, TenantID: tid, AgentSessionID: a.SessionID, ApprovalID: approvalID, Transport: TransportTwilio,
+		Language: Lang(locale), State: SessionWaiting, CreatedAt: now}
 	s.gc()
 	s.mu.Unlock()
 	tok := s.token(streamClaims{Tenant: tid, Voice: vsID, Approval: approvalID, To: to, Lang: Lang(locale), Exp: now.Add(s.cfg.TokenTTL).Unix()})

@@ -100,7 +100,7 @@ func TestServeTwilioBadInput(t *testing.T) {
 	ctx := tenant.WithID(context.Background(), "t1")
 	s := newTestService(t, 10)
 	good := func() map[string]string {
-		u, p, err := s.PrepareCall(ctx, "", "ap1", "+8613800001111", "en")
+		u, p, err := s.PrepareCall(ctx, "ap1", "+8613800001111", "en")
 		if err != nil || u != "wss://it0.example/api/v1/twilio/media" {
 			t.Fatalf("PrepareCall = %s, %v", u, err)
 		}
@@ -115,7 +115,7 @@ func TestServeTwilioBadInput(t *testing.T) {
 	}{
 		{"Binary", CloseUnsupported, "JSON text frames", func(p *pipeConn) { p.in <- frame{data: []byte{1, 2}} }},
 		{"MediaBeforeStart", ClosePolicy, "out of order", func(p *pipeConn) { p.send(media("MZ1", silence)) }},
-		{"NoToken", ClosePolicy, "stream token", func(p *pipeConn) { p.send(startMsg(map[string]string{"voice_session": "vs_ap1"})) }},
+		{"NoToken", ClosePolicy, "stream token", func(p *pipeConn) { p.send(startMsg(map[string]string{"voice_session": good()["voice_session"]})) }},
 		{"ForgedToken", ClosePolicy, "stream token", func(p *pipeConn) {
 			params := good()
 			params["token"] = params["token"][:len(params["token"])-2] + "AA"
@@ -123,7 +123,7 @@ func TestServeTwilioBadInput(t *testing.T) {
 		}},
 		{"OtherSession", ClosePolicy, "stream token", func(p *pipeConn) {
 			params := good()
-			params["voice_session"] = "vs_other"
+			params["voice_session"] = "8d2c1a10-0000-4000-8000-000000000000"
 			p.send(startMsg(params))
 		}},
 		{"UnknownStreamSid", ClosePolicy, "unknown streamSid", func(p *pipeConn) {
@@ -184,7 +184,7 @@ func TestStreamLimit(t *testing.T) {
 	t.Parallel()
 	ctx := tenant.WithID(context.Background(), "t1")
 	s := newTestService(t, 1)
-	_, params, err := s.PrepareCall(ctx, "vs_a", "ap1", "+1", "en")
+	_, params, err := s.PrepareCall(ctx, "ap1", "+1", "en")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestStreamLimit(t *testing.T) {
 			break
 		}
 	}
-	_, params2, _ := s.PrepareCall(ctx, "vs_b", "ap1", "+1", "en")
+	_, params2, _ := s.PrepareCall(ctx, "ap1", "+1", "en")
 	p2 := newPipe()
 	p2.send(startMsg(params2))
 	s.ServeTwilio(ctx, p2)
@@ -208,12 +208,12 @@ func TestStreamLimit(t *testing.T) {
 	if ce := <-p1.closed; ce.Code != CloseNormal {
 		t.Fatalf("first stream closed %d %q", ce.Code, ce.Reason)
 	}
-	vs, err := s.Session(ctx, "vs_a")
+	vs, err := s.Session(ctx, params["voice_session"])
 	if err != nil || vs.State != SessionEnded || vs.Outcome != "no_answer" || len(vs.Turns) == 0 || !strings.HasPrefix(vs.Turns[0].Text, "Hello") || !vs.Turns[0].Interrupted {
 		t.Fatalf("session = %+v, %v", vs, err)
 	}
 	// Ensure another tenant cannot read it.
-	if _, err := s.Session(tenant.WithID(context.Background(), "t2"), "vs_a"); err == nil {
+	if _, err := s.Session(tenant.WithID(context.Background(), "t2"), params["voice_session"]); err == nil {
 		t.Fatal("another tenant read the session")
 	}
 }
