@@ -16,12 +16,13 @@ import (
 	"github.com/it0/it0/internal/tenant"
 )
 
-// loadConfig parses flags (after env defaults) for a subcommand and fills embedded-mode secrets.
-func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (app.Config, *flag.FlagSet, error) {
+// loadConfig parses a subcommand's flags (after env defaults) and validates them: only the settings in
+// uses, so each subcommand shows and requires only its own.
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, uses app.Settings, extra func(*flag.FlagSet)) (app.Config, *flag.FlagSet, error) {
 	var cfg app.Config
 	fs := flag.NewFlagSet("it0 "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.RegisterFlags(fs, getenv)
+	cfg.RegisterFlagsFor(fs, getenv, uses)
 	if extra != nil {
 		extra(fs)
 	}
@@ -50,7 +51,7 @@ func newLogger(cfg app.Config, w io.Writer) *slog.Logger {
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var listTargets bool
-	cfg, _, err := loadConfig("serve", args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, _, err := loadConfig("serve", args, getenv, stderr, app.UsesAll, func(fs *flag.FlagSet) {
 		fs.BoolVar(&listTargets, "list-targets", false, "print the modules and their dependencies, then exit")
 	})
 	if errors.Is(err, flag.ErrHelp) {
@@ -83,7 +84,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := loadConfig("migrate", args, getenv, stderr, nil)
+	cfg, _, err := loadConfig("migrate", args, getenv, stderr, app.UsesStorage, nil)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -106,9 +110,12 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	sub := args[0]
 	var tenantID string
-	cfg, _, err := loadConfig("audit "+sub, args[1:], getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, _, err := loadConfig("audit "+sub, args[1:], getenv, stderr, app.UsesStorage|app.UsesAuditKey, func(fs *flag.FlagSet) {
 		fs.StringVar(&tenantID, "tenant", "", "tenant id (export: required; verify: only this tenant)")
 	})
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 
@@ -24,7 +26,10 @@ func runVault(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintln(stdout, k.Reveal())
 		return nil
 	case "rotate":
-		cfg, _, err := loadConfig("vault rotate", args[1:], getenv, stderr, nil)
+		cfg, _, err := loadConfig("vault rotate", args[1:], getenv, stderr, app.UsesStorage|app.UsesVault, nil)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,6 +71,10 @@ type Config struct {
 	Schedule func(ctx context.Context, kind string, args any, at time.Time, uniqueKey string) error
 	// PromptHint returns text to append to an admin's message (the standing-order intent hint); nil = none.
 	PromptHint func(message string) string
+	// ServicePrincipal returns the user id of the tenant's service principal: the identity of sessions the
+	// system starts with nobody signed in (alerts, events, schedules), so they run on every engine (the
+	// Claude Code workspace issues the session a token as its user). Nil leaves such sessions userless.
+	ServicePrincipal func(ctx context.Context) (string, error)
 	// StandingOrders renders the tenant's active standing orders for the system prompt; nil = none.
 	StandingOrders func(ctx context.Context, locale string) (string, error)
 	// SkillsRoot is the directory of a tenant's skills (the workspace's .claude/skills); nil keeps skills in
@@ -110,6 +115,8 @@ type Service struct {
 	doneHooks    []func(ctx context.Context, a *Approval)
 	skillCache   sync.Map // sha256 of a SKILL.md's name and content → *skill.Skill
 	seqs         sync.Map // session id → *eventSeq
+	fallbacks    sync.Map // tenant id → the engine used while the default cannot run (enginepick.go)
+	replicas     atomic.Pointer[replicaLink]
 }
 
 // OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
@@ -222,29 +229,28 @@ type EngineInfo struct {
 	Error   string `json:"error,omitempty"`
 	Active  bool   `json:"active"`
 	Allowed bool   `json:"allowed"`
+	// Note says why the active engine is not the configured default, when it is not.
+	Note string `json:"note,omitempty"`
 }
 
 // Engines lists every engine with its health, and which one the tenant in ctx uses.
 func (s *Service) Engines(ctx context.Context) ([]EngineInfo, error) {
-	active, t, err := s.activeEngine(ctx)
+	active, t, note, err := s.activeEngine(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []EngineInfo
-	for _, name := range []string{EngineClaudeCode, EngineClaudeAPI, EngineOpenAI} {
+	for _, name := range engineOrder {
 		info := EngineInfo{Name: name, Active: name == active, Allowed: contains(t.AllowedEngines, name)}
-		e, ok := s.engines[name]
-		switch {
-		case !ok:
+		if info.Active {
+			info.Note = note
+		}
+		if _, ok := s.engines[name]; !ok {
 			info.Error = "not built into this process"
-		default:
-			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := e.Health(hctx); err != nil {
-				info.Error = err.Error()
-			} else {
-				info.Healthy = true
-			}
-			cancel()
+		} else if err := s.engineHealth(ctx, name); err != nil {
+			info.Error = err.Error()
+		} else {
+			info.Healthy = true
 		}
 		out = append(out, info)
 	}
@@ -262,28 +268,30 @@ func contains(list []string, v string) bool {
 
 const engineSetting = "active_engine"
 
-func (s *Service) activeEngine(ctx context.Context) (string, *auth.Tenant, error) {
+// activeEngine returns the engine new sessions of the tenant in ctx use: its choice, else the default
+// (or, while that cannot run, another one: note says which and why).
+func (s *Service) activeEngine(ctx context.Context) (name string, t *auth.Tenant, note string, err error) {
 	tid, err := tenant.ID(ctx)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
-	t, err := s.tenants.Tenant(ctx, tid)
+	t, err = s.tenants.Tenant(ctx, tid)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
-	name, err := s.store.SettingGet(ctx, engineSetting)
+	name, err = s.store.SettingGet(ctx, engineSetting)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
 	if name == "" {
-		name = s.cfg.DefaultEngine
+		name, note = s.defaultEngine(ctx, t)
 	}
-	return name, t, nil
+	return name, t, note, nil
 }
 
 // SetEngine switches the tenant's engine at run time (new sessions use it).
 func (s *Service) SetEngine(ctx context.Context, name string) error {
-	old, t, err := s.activeEngine(ctx)
+	old, t, _, err := s.activeEngine(ctx)
 	if err != nil {
 		return err
 	}
@@ -307,9 +315,7 @@ func (s *Service) engine(ctx context.Context, name string) (Engine, error) {
 	if !ok {
 		return nil, errs.New(errs.Unavailable, "engine %s is not available in this process", name)
 	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := e.Health(hctx); err != nil {
+	if err := s.engineHealth(ctx, name); err != nil {
 		return nil, (&errs.Error{Code: errs.Unavailable, Message: "engine " + name + " is unavailable: " + err.Error()}).
 			WithHint("configure it (see .env.example) or switch engines with POST /api/v1/agent/engine")
 	}
@@ -359,7 +365,7 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
-	name, t, err := s.activeEngine(ctx)
+	name, t, _, err := s.activeEngine(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -396,6 +402,14 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 			Hint: "wait for one to finish or cancel one", RetryAfter: 10 * time.Second}
 	}
 	p2, _ := auth.PrincipalFrom(ctx)
+	startedBy := "user"
+	if p2.UserID == "" && s.cfg.ServicePrincipal != nil {
+		// Started by the system (an alert, an event, a schedule): the tenant's service principal runs it.
+		if p2.UserID, err = s.cfg.ServicePrincipal(ctx); err != nil {
+			return nil, nil, fmt.Errorf("service principal: %w", err)
+		}
+		startedBy = "service_principal"
+	}
 	maxTurns := p.MaxTurns
 	if maxTurns == 0 {
 		maxTurns = s.cfg.MaxTurns
@@ -422,7 +436,8 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 		return nil, nil, err
 	}
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "agent.task_started", ResourceType: "session", ResourceID: sess.ID,
-		Description: "task started on " + name + ": " + clipRunes(title, 200), Detail: map[string]any{"engine": name, "task_id": task.ID, "skill": p.Skill}}); err != nil {
+		Description: "task started on " + name + ": " + clipRunes(title, 200), Detail: map[string]any{"engine": name, "task_id": task.ID, "skill": p.Skill,
+			"user_id": sess.UserID, "started_by": startedBy, "origin": p.Origin}}); err != nil {
 		return nil, nil, err
 	}
 	prompt := p.Prompt
@@ -495,6 +510,8 @@ func (s *Service) Cancel(ctx context.Context, sessionID string) (*Session, error
 	if h := s.live(sessionID); h != nil {
 		h.cancel()
 		s.waitStopped(h)
+	} else if sess.Status == StatusRunning {
+		s.cancelRemote(ctx, sessionID) // it runs on another replica
 	}
 	// Whether it was paused, idle, or its run just stopped: it ends here.
 	sess, err = s.store.SessionGet(ctx, sessionID)
@@ -1274,7 +1291,8 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	if err := json.Unmarshal(a.ToolInput, &in); err != nil {
 		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
 	}
-	return s.execTool(revealContext(ctx, a), sess.ID, in, guard.Level(a.RiskLevel))
+	ctx = audit.WithAuthority(revealContext(ctx, a), fmt.Sprintf("approval %s (L%d) approved by %s", a.ID, a.RiskLevel, a.DecidedBy))
+	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
 }
 
 // InterruptedRuns repairs the sessions that were running when the process stopped. A run cut off while it

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/it0/it0/internal/agent"
 	"log/slog"
 	"strconv"
 
@@ -104,7 +105,8 @@ func linkSecret(jwtSecret string) []byte {
 // escalation jobs.
 func (a *App) initComm(ctx context.Context) (func(context.Context) error, error) {
 	c := a.cfg.Comm
-	tw := twilio.New(twilio.Config{AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioPhoneNumber, BaseURL: c.TwilioBaseURL})
+	tw := twilio.New(twilio.Config{AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioPhoneNumber, BaseURL: c.TwilioBaseURL,
+		Media: voiceMedia{a}})
 	tg := telegram.New(telegram.Config{Token: c.TelegramBotToken, WebhookSecret: c.TelegramWebhookSecret, BaseURL: c.TelegramBaseURL})
 	port, _ := strconv.Atoi(c.SMTPPort)
 	agentID, _ := strconv.Atoi(c.WeComAgentID)
@@ -120,7 +122,7 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 		return nil, fmt.Errorf("register it0_comm_messages_total: %w", err)
 	}
 	cs, err := comm.New(comm.Config{PublicURL: a.cfg.PublicURL, LinkSecret: linkSecret(a.cfg.JWTSecret), Schedule: a.schedule,
-		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log,
+		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log, Route: a.escalationRoute,
 		OnMessage: func(m *comm.Message) {
 			msgs.WithLabelValues(m.Channel, m.Direction, m.Status).Inc()
 			if m.EscalationID != "" && m.Direction == comm.Outbound {
@@ -171,4 +173,13 @@ type commNotifier struct{ c *comm.Service }
 // Notify implements ops.Notifier.
 func (n commNotifier) Notify(ctx context.Context, x ops.Notice) error {
 	return n.c.Notify(ctx, comm.Notice(x))
+}
+
+// escalationRoute routes an unattended run's escalation by its standing order (ops is built after comm;
+// runs start only once both exist).
+func (a *App) escalationRoute(ctx context.Context, sess *agent.Session, ap *agent.Approval) (comm.Route, error) {
+	if a.Orders == nil {
+		return comm.Route{}, nil
+	}
+	return a.Orders.EscalationRoute(ctx, sess, ap)
 }

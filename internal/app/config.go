@@ -20,6 +20,7 @@ type Config struct {
 	Addr           string
 	DataDir        string
 	DatabaseURL    string
+	RedisURL       string
 	Target         string
 	LogLevel       string
 	LogFormat      string
@@ -61,22 +62,105 @@ type Config struct {
 	// Comm holds the providers of the communication channels (IT0_TWILIO_*, IT0_SMTP_*, IT0_TELEGRAM_*,
 	// IT0_WECOM_*, IT0_FCM_*).
 	Comm CommConfig
+	// Voice selects the speech engines of the voice gateway (IT0_STT*, IT0_TTS*, IT0_VOICE_*).
+	Voice VoiceConfig
+
+	// Uses is what the command at hand reads (RegisterFlagsFor sets it); Validate checks only that.
+	// Zero means everything, as `it0 serve`.
+	Uses Settings
+
+	// envErrs are the IT0_* variables whose values did not parse, found by RegisterFlags.
+	envErrs []error
+}
+
+// Settings are groups of settings. A subcommand registers and validates only the groups it uses, so
+// `it0 migrate -h` does not list the server's flags and `it0 audit verify` does not demand the JWT
+// secret it never reads.
+type Settings uint8
+
+// Setting groups.
+const (
+	UsesStorage  Settings = 1 << iota // data-dir, database-url
+	UsesAuditKey                      // IT0_AUDIT_KEY
+	UsesVault                         // IT0_VAULT_MASTER_KEY, IT0_VAULT_PREVIOUS_KEYS
+	UsesServer                        // everything else `it0 serve` reads
+	UsesAll      = UsesStorage | UsesAuditKey | UsesVault | UsesServer
+)
+
+// storageFlags are the flags of UsesStorage; every other flag belongs to UsesServer.
+var storageFlags = []string{"data-dir", "database-url"}
+
+// RegisterFlagsFor declares on fs the flags of the groups in uses (defaults from getenv) and records
+// uses for Validate.
+func (c *Config) RegisterFlagsFor(fs *flag.FlagSet, getenv func(string) string, uses Settings) {
+	c.Uses = uses
+	if uses&UsesServer != 0 {
+		c.RegisterFlags(fs, getenv)
+		return
+	}
+	// Fill every field from the environment, then show fs only the storage flags; they share values.
+	all := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	c.RegisterFlags(all, getenv)
+	for _, name := range storageFlags {
+		f := all.Lookup(name)
+		fs.Var(f.Value, f.Name, f.Usage)
+	}
+}
+
+// envParser reads typed IT0_* variables and keeps an error for each value that does not parse: a bad
+// setting stops the server, it never quietly becomes zero.
+type envParser struct {
+	getenv func(string) string
+	errs   *[]error
+}
+
+func (p envParser) duration(name, def string) time.Duration {
+	v := cmp.Or(p.getenv(name), def)
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		*p.errs = append(*p.errs, fmt.Errorf("%s=%q: not a duration (write it like 90s, 30m or 12h)", name, v))
+	}
+	return d
+}
+
+func (p envParser) boolean(name string) bool {
+	v := p.getenv(name)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		*p.errs = append(*p.errs, fmt.Errorf("%s=%q: want true or false (or 1 / 0)", name, v))
+	}
+	return b
+}
+
+func (p envParser) integer(name, def string) int {
+	v := cmp.Or(p.getenv(name), def)
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		*p.errs = append(*p.errs, fmt.Errorf("%s=%q: not a whole number", name, v))
+	}
+	return n
 }
 
 // RegisterFlags declares every flag on fs with defaults taken from getenv.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	env := func(name, def string) string { return cmp.Or(getenv(name), def) }
+	c.envErrs = nil
+	typed := envParser{getenv: getenv, errs: &c.envErrs}
 	fs.StringVar(&c.Addr, "addr", env("IT0_ADDR", "127.0.0.1:8000"), "listen address (IT0_ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", getenv("IT0_METRICS_ADDR"), "serve /metrics on this address instead of the API's, e.g. 127.0.0.1:9090 (IT0_METRICS_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", env("IT0_DATA_DIR", "./it0-data"), "directory for embedded SQLite data (IT0_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", getenv("IT0_DATABASE_URL"), "PostgreSQL URL; empty = embedded SQLite (IT0_DATABASE_URL)")
+	fs.StringVar(&c.RedisURL, "redis-url", getenv("IT0_REDIS_URL"), "Redis URL of the event bus shared by replicas; empty = in-process bus (IT0_REDIS_URL)")
 	fs.StringVar(&c.Target, "target", env("IT0_TARGET", "all"), "comma-separated modules to run (IT0_TARGET); see -list-targets")
 	fs.StringVar(&c.LogLevel, "log-level", env("IT0_LOG_LEVEL", "info"), "debug, info, warn or error (IT0_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", env("IT0_LOG_FORMAT", "json"), "json or text (IT0_LOG_FORMAT)")
-	ttl, _ := time.ParseDuration(env("IT0_TOKEN_TTL", "1h"))
+	ttl := typed.duration("IT0_TOKEN_TTL", "1h")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", ttl, "access token lifetime (IT0_TOKEN_TTL)")
 	fs.StringVar(&c.PublicURL, "public-url", getenv("IT0_PUBLIC_URL"), "URL clients and providers reach IT0 at (IT0_PUBLIC_URL)")
-	tp, _ := strconv.ParseBool(getenv("IT0_TRUST_PROXY"))
+	tp := typed.boolean("IT0_TRUST_PROXY")
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", tp, "take the client address from X-Forwarded-For (IT0_TRUST_PROXY)")
 	fs.StringVar(&c.DefaultEngine, "engine", env("IT0_DEFAULT_ENGINE", "claude_api"), "engine for tenants that chose none: claude_code_cli, claude_api or openai_compatible (IT0_DEFAULT_ENGINE)")
 	c.ClaudePath = env("IT0_CLAUDE_PATH", "claude")
@@ -94,17 +178,41 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	c.VaultMasterKey = getenv("IT0_VAULT_MASTER_KEY")
 	c.VaultPrevKeys = getenv("IT0_VAULT_PREVIOUS_KEYS")
 	c.Comm.load(getenv)
-	cc, _ := strconv.Atoi(env("IT0_CHECK_CONCURRENCY", "64"))
+	c.Voice.load(getenv)
+	cc := typed.integer("IT0_CHECK_CONCURRENCY", "64")
 	fs.IntVar(&c.CheckConcurrency, "check-concurrency", cc, "health checks running at once (IT0_CHECK_CONCURRENCY)")
-	keep, _ := time.ParseDuration(env("IT0_CHECK_RESULT_RETENTION", "168h"))
+	keep := typed.duration("IT0_CHECK_RESULT_RETENTION", "168h")
 	fs.DurationVar(&c.CheckResultRetention, "check-result-retention", keep, "how long health check results are kept (IT0_CHECK_RESULT_RETENTION)")
-	risk, _ := strconv.Atoi(env("IT0_MONITOR_REMEDIATION_MAX_RISK", "2"))
+	risk := typed.integer("IT0_MONITOR_REMEDIATION_MAX_RISK", "2")
 	fs.IntVar(&c.RemediationMaxRisk, "remediation-max-risk", risk, "highest runbook risk level (0-2) an alert starts unattended (IT0_MONITOR_REMEDIATION_MAX_RISK)")
 }
 
-// Validate reports every configuration problem at once, each naming the setting and what it accepts.
+// Validate reports every configuration problem of the settings in c.Uses at once, each naming the
+// setting and what it accepts.
 func (c *Config) Validate() error {
+	uses := cmp.Or(c.Uses, UsesAll)
 	var list []error
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		list = append(list, errors.New("data-dir: must not be empty when no database-url is set"))
+	}
+	if c.DatabaseURL != "" {
+		for _, req := range []struct {
+			uses  Settings
+			name  string
+			value string
+		}{{UsesServer, "IT0_JWT_SECRET", c.JWTSecret}, {UsesAuditKey, "IT0_AUDIT_KEY (or IT0_AUDIT_KEY_FILE)", c.AuditKey + c.AuditKeyFile}, {UsesVault, "IT0_VAULT_MASTER_KEY", c.VaultMasterKey}} {
+			if uses&req.uses != 0 && req.value == "" {
+				list = append(list, fmt.Errorf("%s is required with IT0_DATABASE_URL (replicas must share it); generate one with: openssl rand -base64 32", req.name))
+			}
+		}
+	}
+	if uses&UsesAuditKey != 0 && c.AuditKey != "" && len(c.AuditKey) < 32 {
+		list = append(list, errors.New("IT0_AUDIT_KEY must be at least 32 characters"))
+	}
+	if uses&UsesServer == 0 {
+		return errors.Join(list...)
+	}
+	list = append(list, c.envErrs...)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -123,21 +231,8 @@ func (c *Config) Validate() error {
 	default:
 		list = append(list, fmt.Errorf("engine %q: want claude_code_cli, claude_api or openai_compatible", c.DefaultEngine))
 	}
-	if c.DatabaseURL == "" && c.DataDir == "" {
-		list = append(list, errors.New("data-dir: must not be empty when no database-url is set"))
-	}
-	if c.DatabaseURL != "" {
-		for name, v := range map[string]string{"IT0_JWT_SECRET": c.JWTSecret, "IT0_AUDIT_KEY": c.AuditKey + c.AuditKeyFile,
-			"IT0_VAULT_MASTER_KEY": c.VaultMasterKey} {
-			if v == "" {
-				list = append(list, fmt.Errorf("%s is required with IT0_DATABASE_URL (replicas must share it); generate one with: openssl rand -base64 32", name))
-			}
-		}
-	}
-	for name, v := range map[string]string{"IT0_JWT_SECRET": c.JWTSecret, "IT0_AUDIT_KEY": c.AuditKey} {
-		if v != "" && len(v) < 32 {
-			list = append(list, fmt.Errorf("%s must be at least 32 characters", name))
-		}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		list = append(list, errors.New("IT0_JWT_SECRET must be at least 32 characters"))
 	}
 	if c.CheckConcurrency < 1 || c.CheckConcurrency > 10000 {
 		list = append(list, fmt.Errorf("check-concurrency %d: want 1 to 10000", c.CheckConcurrency))
@@ -146,6 +241,7 @@ func (c *Config) Validate() error {
 		list = append(list, fmt.Errorf("check-result-retention %s: want at least 1h (e.g. 168h)", c.CheckResultRetention))
 	}
 	list = append(list, c.Comm.validate()...)
+	list = append(list, c.Voice.validate()...)
 	if c.RemediationMaxRisk < 0 || c.RemediationMaxRisk > 2 {
 		list = append(list, fmt.Errorf("remediation-max-risk %d: want 0, 1 or 2 (L3 never runs)", c.RemediationMaxRisk))
 	}

@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/httpapi"
+	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/monitor/nodeexporter"
 	"github.com/it0/it0/internal/monitor/promapi"
@@ -26,7 +28,7 @@ const (
 func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "monitor"))
 	a.Alerts = monitor.NewAlerts(monitor.AlertsConfig{Logger: a.log,
-		Remediator: monitor.NewRunbookRemediator(a.Ops, a.cfg.RemediationMaxRisk),
+		Remediator: monitor.NewRunbookRemediator(a.Ops, a.cfg.RemediationMaxRisk).WithServerNames(a.serverName),
 		CheckRunbook: func(ctx context.Context, id string) error {
 			_, err := a.Ops.Runbook(ctx, id)
 			return err
@@ -77,4 +79,16 @@ func (a *App) monitoring() *httpapi.MonitoringDeps {
 		return nil
 	}
 	return &httpapi.MonitoringDeps{Metrics: a.Metrics, Alerts: a.Alerts}
+}
+
+// serverName is the name of server id in the tenant in ctx.
+func (a *App) serverName(ctx context.Context, id string) (string, error) {
+	list, err := a.Inventory.Servers(ctx, inventory.Selector{ServerIDs: []string{id}})
+	if err != nil {
+		return "", err
+	}
+	if len(list) == 0 {
+		return "", errs.New(errs.NotFound, "server %s not found", id)
+	}
+	return list[0].Name, nil
 }

@@ -1,6 +1,10 @@
 package app
 
-import "github.com/it0/it0/internal/ops"
+import (
+	"context"
+
+	"github.com/it0/it0/internal/ops"
+)
 
 // notifier is what tells people about standing-order runs: the comm module.
 func (a *App) notifier() ops.Notifier {
@@ -8,4 +12,16 @@ func (a *App) notifier() ops.Notifier {
 		return nil
 	}
 	return commNotifier{a.Comm}
+}
+
+// personName names user id in reports: their name, else their email, else the id.
+func (a *App) personName(ctx context.Context, id string) string {
+	u, err := a.Auth.User(ctx, id)
+	switch {
+	case err != nil:
+		return id
+	case u.Name != "":
+		return u.Name
+	}
+	return u.Email
 }

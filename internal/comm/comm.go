@@ -73,6 +73,20 @@ type Contact struct {
 	Enabled          bool      `json:"enabled"`
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
+	// Warning says what keeps the contact from doing its part (not stored): one with no user can be
+	// reached but cannot answer.
+	Warning string `json:"warning,omitempty"`
+}
+
+// warnUnlinked is the warning of a contact linked to no user.
+const warnUnlinked = "this contact is linked to no user of the tenant: IT0 can reach it, but its answers to escalations are refused; set user_id (or give it the email of a user)"
+
+// warn fills c.Warning.
+func (c *Contact) warn() {
+	c.Warning = ""
+	if c.UserID == "" {
+		c.Warning = warnUnlinked
+	}
 }
 
 var (

@@ -100,8 +100,12 @@ func Severity(a *agent.Approval) string {
 // enqueues one durable job per step of the tenant's policy for the approval's severity, each at its delay.
 // Calling it again for the same approval does nothing.
 func (s *Service) Escalate(ctx context.Context, sess *agent.Session, a *agent.Approval) (*Escalation, error) {
-	severity := Severity(a)
-	p, err := s.Policy(ctx, severity)
+	route, err := s.route(ctx, sess, a)
+	if err != nil {
+		return nil, fmt.Errorf("route the escalation: %w", err)
+	}
+	severity := cmpOr(route.Severity, Severity(a))
+	p, err := s.Policy(ctx, cmpOr(route.Policy, severity))
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +114,8 @@ func (s *Service) Escalate(ctx context.Context, sess *agent.Session, a *agent.Ap
 	if err != nil {
 		return nil, err
 	}
-	e := &Escalation{ID: a.ID, SessionID: sess.ID, Severity: severity, Status: EscalationActive, Ref: ref, Summary: a.Command,
-		Report: report(sess, a), Steps: p.Steps, StartedAt: now, ExpiresAt: a.ExpiresAt}
+	e := &Escalation{ID: a.ID, SessionID: sess.ID, Severity: severity, Status: EscalationActive, Ref: ref, Summary: route.summary(a),
+		Report: report(sess, a, route), Steps: route.steps(p), StartedAt: now, ExpiresAt: a.ExpiresAt}
 	for _, st := range p.Steps {
 		if slices.Contains(st.Channels, ChannelPhone) {
 			// Placeholder for the voice issue: the call's TwiML names this session.
@@ -135,11 +139,19 @@ func (s *Service) Escalate(ctx context.Context, sess *agent.Session, a *agent.Ap
 		return nil, fmt.Errorf("schedule escalation close: %w", err)
 	}
 	return e, s.record(ctx, "escalation.started", "escalation", e.ID, fmt.Sprintf("%s escalation started: %s", severity, clip(a.Command, 200)),
-		map[string]any{"session_id": sess.ID, "severity": severity, "steps": len(e.Steps)})
+		map[string]any{"session_id": sess.ID, "severity": severity, "policy": p.Severity, "steps": len(e.Steps), "rule": route.Rule,
+			"rule_channels": route.Channels, "order": route.Order})
 }
 
-func report(sess *agent.Session, a *agent.Approval) string {
+// report is the full text of an escalation, for email and the app.
+func report(sess *agent.Session, a *agent.Approval, r Route) string {
 	var b strings.Builder
+	for _, l := range [][2]string{{"Standing order", strings.TrimSpace(r.Order + " " + r.OrderName)}, {"Server", r.Server},
+		{"Found", r.Finding}, {"Proposed", r.Proposal}, {"Why a human", r.Why}, {"Escalation rule", r.Rule}} {
+		if l[1] != "" {
+			fmt.Fprintf(&b, "%s: %s\n", l[0], l[1])
+		}
+	}
 	fmt.Fprintf(&b, "Session: %s (%s)\n", sess.ID, sess.Title)
 	if sess.OriginID != "" {
 		fmt.Fprintf(&b, "Standing order run: %s\n", sess.OriginID)
@@ -307,11 +319,11 @@ func (s *Service) render(e *Escalation, step int, c *Contact, channel, locale st
 	sev := e.Severity
 	out := OutboundMessage{To: c.Address(channel), Language: speechLanguage(locale),
 		Subject: T(locale, "subject", strings.ToUpper(sev), clip(e.Summary, 80)),
-		Text:    T(locale, "body", sev, clip(e.Summary, 600), e.Ref, e.Ref),
+		Text:    T(locale, "body", sev, clip(e.Summary, 600), e.Ref, e.Ref) + "\n" + T(locale, "expires", expiryText(locale, e.ExpiresAt)),
 		Data:    map[string]string{"kind": "escalation", "approval_id": e.ID, "ref": e.Ref, "severity": sev}}
 	switch channel {
 	case ChannelSMS:
-		out.Text = T(locale, "body", sev, clip(e.Summary, 300), e.Ref, e.Ref)
+		out.Text = fitSMS(locale, "sms", sev, e.Summary, e.Ref, e.ExpiresAt)
 	case ChannelTelegram, ChannelWeCom:
 		out.Text = T(locale, "im", sev, clip(e.Summary, 1500)) + "\nRef " + e.Ref
 	case ChannelPhone:
@@ -327,7 +339,8 @@ func (s *Service) render(e *Escalation, step int, c *Contact, channel, locale st
 		{Label: T(locale, "approve"), Data: "y:" + e.ID, URL: s.linkURL(c.claims(e, "y"))},
 		{Label: T(locale, "reject"), Data: "n:" + e.ID, URL: s.linkURL(c.claims(e, "n"))},
 	}
-	if step < len(e.Steps) && e.Steps[step].Report {
+	if (step < len(e.Steps) && e.Steps[step].Report) || channel == ChannelEmail || channel == ChannelApp {
+		// The full report goes where there is room for it: by email and in the app.
 		out.Text += "\n\n" + T(locale, "report_title") + ":\n" + e.Report
 	}
 	if channel == ChannelEmail {
@@ -375,7 +388,8 @@ func (s *Service) pushApproval(ctx context.Context, sess *agent.Session, a *agen
 		return err
 	}
 	exp := a.ExpiresAt.Unix()
-	out := OutboundMessage{To: sess.UserID, Subject: fmt.Sprintf("L%d: %s", a.RiskLevel, clip(a.Command, 80)), Text: a.Command,
+	out := OutboundMessage{To: sess.UserID, Subject: T(loc, "approval_subject", a.RiskLevel, clip(a.Command, 80)),
+		Text: T(loc, "approval_text", a.RiskLevel, a.Command, a.Reason, expiryText(loc, a.ExpiresAt)),
 		Data: map[string]string{"kind": "approval", "approval_id": a.ID, "session_id": sess.ID},
 		Actions: []Action{
 			{Label: T(loc, "approve"), URL: s.linkURL(linkClaims{Tenant: sess.TenantID, Approval: a.ID, User: sess.UserID, Decision: "y", Exp: exp})},

@@ -10,7 +10,11 @@ var catalog = map[string]map[string]string{
 	"en": {
 		"subject":           "[IT0 %s] A run needs you: %s",
 		"body":              "IT0 standing order needs a human (%s).\n%s\nReply Y %s to approve, N %s to reject, or any other text as an instruction.",
+		"sms":               "IT0 %s: %s Reply Y %s to approve, N %s to reject, by %s.",
+		"expires":           "Answer by %s; after that the request is rejected.",
 		"im":                "IT0 escalation (%s): %s",
+		"approval_subject":  "[IT0] L%d needs your approval: %s",
+		"approval_text":     "The agent wants to run (L%d): %s\nWhy it needs you: %s\nOpen until %s.",
 		"speech":            "This is I T zero. A %s escalation needs you. %s. Press 1 to approve, 2 to reject.",
 		"speech_none":       "No answer received. Goodbye.",
 		"approve":           "Approve",
@@ -29,7 +33,11 @@ var catalog = map[string]map[string]string{
 	"zh-CN": {
 		"subject":           "[IT0 %s] 需要您处理: %s",
 		"body":              "IT0 值守任务需要人工处理 (%s)。\n%s\n回复 Y %s 批准，N %s 拒绝，或回复其他文字作为指示。",
+		"sms":               "IT0 %s：%s 回复 Y %s 批准，N %s 拒绝，%s 前有效。",
+		"expires":           "请在 %s 前答复，逾期视为拒绝。",
 		"im":                "IT0 升级告警 (%s): %s",
+		"approval_subject":  "[IT0] L%d 操作待您审批：%s",
+		"approval_text":     "智能体请求执行（L%d）：%s\n需要审批的原因：%s\n有效期至 %s。",
 		"speech":            "这里是 IT0。一个%s级别的事件需要您处理。%s。批准请按 1，拒绝请按 2。",
 		"speech_none":       "未收到输入，再见。",
 		"approve":           "批准",

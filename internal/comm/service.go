@@ -68,6 +68,9 @@ type Config struct {
 		CheckSecret(token string) bool
 		AnswerCallback(ctx context.Context, callbackID, text string) error
 	}
+	// Route, when set, says how an unattended run's escalation goes and what it tells people (the
+	// standing order's escalation rules and policy); nil = the tenant's default policy and the request.
+	Route func(ctx context.Context, sess *agent.Session, a *agent.Approval) (Route, error)
 	// OnMessage, when set, is told each message that reached a final status (metrics). It must not block
 	// or change m.
 	OnMessage func(m *Message)
@@ -162,20 +165,46 @@ func (s *Service) available(channel string) error {
 
 // --- contacts ---
 
-// CreateContact validates and stores c.
+// CreateContact validates and stores c. Without an audience it is a primary contact; without a user it is
+// linked to the active user with its email, if there is one, and otherwise carries a Warning.
 func (s *Service) CreateContact(ctx context.Context, c *Contact) error {
+	if c.Audience == "" {
+		c.Audience = AudiencePrimary
+	}
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	if err := s.checkUser(ctx, c.UserID); err != nil {
 		return err
 	}
+	if err := s.linkUser(ctx, c); err != nil {
+		return err
+	}
+	defer c.warn()
 	now := s.now()
 	c.ID, c.CreatedAt, c.UpdatedAt = uuid.NewString(), now, now
 	if err := s.store.ContactCreate(ctx, c); err != nil {
 		return err
 	}
 	return s.record(ctx, "contact.created", "contact", c.ID, "contact "+c.Name+" added ("+c.Audience+")", map[string]any{"audience": c.Audience})
+}
+
+// linkUser links a contact without a user to the tenant's active user with the same email.
+func (s *Service) linkUser(ctx context.Context, c *Contact) error {
+	if c.UserID != "" || c.Email == "" {
+		return nil
+	}
+	users, err := s.users.Users(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.Status == "active" && strings.EqualFold(u.Email, c.Email) {
+			c.UserID = u.ID
+			return nil
+		}
+	}
+	return nil
 }
 
 func (s *Service) checkUser(ctx context.Context, userID string) error {
@@ -190,9 +219,13 @@ func (s *Service) checkUser(ctx context.Context, userID string) error {
 	return nil
 }
 
-// Contact returns contact id.
+// Contact returns contact id (with its Warning).
 func (s *Service) Contact(ctx context.Context, id string) (*Contact, error) {
-	return s.store.ContactGet(ctx, id)
+	c, err := s.store.ContactGet(ctx, id)
+	if err == nil {
+		c.warn()
+	}
+	return c, err
 }
 
 // Contacts lists contacts, optionally of one audience.
@@ -200,7 +233,11 @@ func (s *Service) Contacts(ctx context.Context, audience string) ([]Contact, err
 	if audience != "" && !slices.Contains(Audiences, audience) {
 		return nil, errs.Invalidf("audience", "audience %q is not one of primary, backup, managers", audience)
 	}
-	return s.store.ContactList(ctx, audience)
+	list, err := s.store.ContactList(ctx, audience)
+	for i := range list {
+		list[i].warn()
+	}
+	return list, err
 }
 
 // UpdateContact replaces contact c.ID with c (validated).
@@ -209,12 +246,19 @@ func (s *Service) UpdateContact(ctx context.Context, c *Contact) error {
 	if err != nil {
 		return err
 	}
+	if c.Audience == "" {
+		c.Audience = old.Audience
+	}
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	if err := s.checkUser(ctx, c.UserID); err != nil {
 		return err
 	}
+	if err := s.linkUser(ctx, c); err != nil {
+		return err
+	}
+	defer c.warn()
 	c.TenantID, c.CreatedAt, c.UpdatedAt = old.TenantID, old.CreatedAt, s.now()
 	if err := s.store.ContactUpdate(ctx, c); err != nil {
 		return err
@@ -340,17 +384,13 @@ func (s *Service) Notify(ctx context.Context, n Notice) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	errc := make(chan error, len(contacts)*len(n.Channels))
+	errc := make(chan error, len(contacts))
 	for i := range contacts {
 		c := &contacts[i]
 		if !c.Enabled {
 			continue
 		}
-		for _, ch := range n.Channels {
-			m := &Message{Direction: Outbound, Channel: ch, ContactID: c.ID, Address: c.Address(ch), Subject: n.Subject, Body: n.Body,
-				IdempotencyKey: "notice:" + n.Key + ":" + c.ID + ":" + ch}
-			wg.Go(func() { errc <- s.deliver(ctx, m, s.noticeMessage(c, m)) })
-		}
+		wg.Go(func() { errc <- s.notifyContact(ctx, n, c) })
 	}
 	wg.Wait()
 	close(errc)
@@ -358,6 +398,63 @@ func (s *Service) Notify(ctx context.Context, n Notice) error {
 		list = append(list, err)
 	}
 	return errors.Join(list...)
+}
+
+// fallbackChannels are tried in order, for a notice that reached a contact on none of its channels.
+var fallbackChannels = []string{ChannelSMS, ChannelTelegram, ChannelWeCom, ChannelEmail}
+
+// notifyContact sends notice n to c on each of its channels at once. When none of them reaches c (no app
+// client connected, push not configured…), it falls back to the first other channel the tenant can send
+// on and c has an address for, and notes the fallback on the messages that failed: a report never reaches
+// nobody silently.
+func (s *Service) notifyContact(ctx context.Context, n Notice, c *Contact) error {
+	var wg sync.WaitGroup
+	msgs := make([]*Message, len(n.Channels))
+	errc := make(chan error, len(n.Channels))
+	for i, ch := range n.Channels {
+		m := &Message{Direction: Outbound, Channel: ch, ContactID: c.ID, Address: c.Address(ch), Subject: n.Subject, Body: n.Body,
+			IdempotencyKey: "notice:" + n.Key + ":" + c.ID + ":" + ch}
+		msgs[i] = m
+		wg.Go(func() { errc <- s.deliver(ctx, m, s.noticeMessage(c, m)) })
+	}
+	wg.Wait()
+	close(errc)
+	var list []error
+	for err := range errc {
+		list = append(list, err)
+	}
+	if err := errors.Join(list...); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if m.Status != StatusFailed && m.Status != StatusSkipped {
+			return nil // reached (or a retry is on its way)
+		}
+	}
+	for _, ch := range fallbackChannels {
+		if slices.Contains(n.Channels, ch) || c.Address(ch) == "" || s.available(ch) != nil {
+			continue
+		}
+		fb := &Message{Direction: Outbound, Channel: ch, ContactID: c.ID, Address: c.Address(ch), Subject: n.Subject, Body: n.Body,
+			IdempotencyKey: "notice:" + n.Key + ":" + c.ID + ":" + ch}
+		if err := s.deliver(ctx, fb, s.noticeMessage(c, fb)); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.ID == "" {
+				continue
+			}
+			m.Error += "; fell back to " + ch + " (message " + fb.ID + ")"
+			if err := s.save(ctx, m); err != nil {
+				return err
+			}
+		}
+		return s.record(ctx, "comm.notice_fallback", "message", fb.ID, fmt.Sprintf("notice to %s reached no one on %s: sent by %s",
+			c.Name, strings.Join(n.Channels, ", "), ch), map[string]any{"contact_id": c.ID, "channels": n.Channels, "fallback": ch, "key": n.Key})
+	}
+	s.log.WarnContext(ctx, "notice reached nobody", slog.String("contact_id", c.ID), slog.String("key", n.Key))
+	return s.record(ctx, "comm.notice_undelivered", "contact", c.ID, fmt.Sprintf("notice to %s reached no one on %s, and no other channel is available",
+		c.Name, strings.Join(n.Channels, ", ")), map[string]any{"channels": n.Channels, "key": n.Key})
 }
 
 func (s *Service) noticeMessage(c *Contact, m *Message) OutboundMessage {

@@ -76,7 +76,7 @@ func (s *Server) commRoutes() []route {
 type contactFields struct {
 	UserID           string `json:"user_id,omitempty"`
 	Name             string `json:"name"`
-	Audience         string `json:"audience"`
+	Audience         string `json:"audience,omitempty"` // default primary
 	Phone            string `json:"phone,omitempty"`
 	Email            string `json:"email,omitempty"`
 	TelegramChatID   string `json:"telegram_chat_id,omitempty"`
@@ -404,6 +404,9 @@ func (s *Server) telegramWebhook(w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
 		return errs.New(errs.TooLarge, "the update is too large")
+	}
+	if err := checkBody(body); err != nil {
+		return err
 	}
 	u, err := telegram.ParseUpdate(body)
 	if err != nil {

@@ -45,8 +45,9 @@ type commState struct {
 	smtp       *commtest.SMTPServer
 }
 
-// newComm builds the comm service over b's store and jobs for agent service ag, wired as internal/app does.
-func (b *testBundle) newComm(ag *agent.Service) *comm.Service {
+// newComm builds the comm service over b's store and jobs for agent service ag, wired as internal/app does
+// (escalations routed by orders).
+func (b *testBundle) newComm(ag *agent.Service, orders *ops.Orders) *comm.Service {
 	b.t.Helper()
 	st := &b.comm
 	if st.registered != b.jobs {
@@ -78,7 +79,7 @@ func (b *testBundle) newComm(ag *agent.Service) *comm.Service {
 			_, err := b.jobs.Enqueue(ctx, jobs.Job{Kind: kind, Args: raw, RunAt: at, TenantID: tid, UniqueKey: key})
 			return err
 		},
-		CancelKey: b.jobs.CancelKey}
+		CancelKey: b.jobs.CancelKey, Route: orders.EscalationRoute}
 	var senders []comm.Sender
 	if p := st.provider; p != nil {
 		tw, tg := p.Twilio(), p.Telegram()

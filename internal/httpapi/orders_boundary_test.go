@@ -149,7 +149,52 @@ func TestStandingOrderActsInsideBoundary(t *testing.T) {
 			report = &n
 		}
 	}
-	if report == nil || !strings.Contains(report.Subject, id+" log cleanup") || !strings.Contains(report.Body, cleanup) {
+	if report == nil || !strings.Contains(report.Subject, id+" log cleanup") || !strings.Contains(report.Body, cleanup) ||
+		!strings.Contains(report.Subject, "已自动处理") {
+		t.Errorf("report: %+v", report)
+	}
+}
+
+// TestReportNamesApprover: an order with max_risk_level 0 escalates the same cleanup; the admin approves
+// it; the report says who approved it instead of "acted on its own".
+func TestReportNamesApprover(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cleanup := "find " + dir + " -name '*.log' -mtime +7 -delete"
+	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: map[string][]scriptStep{
+		"standing order SO-": {{agent.ToolRunCommand, `{"server":"web-1","command":` + jsonString(cleanup) + `}`}},
+	}}
+	f := newOrderFixture(t, eng)
+	r := f.do("POST", "/api/v1/ops/standing-orders", f.tok, map[string]any{"name": "log cleanup",
+		"trigger": map[string]string{"type": "manual"}, "targets": map[string]any{"server_ids": []string{"web-1"}},
+		"agent_instructions": map[string]any{"prompt": "delete application logs older than 7 days", "max_risk_level": 0}})
+	if r.status != 201 {
+		t.Fatalf("order: %d %s", r.status, r.raw)
+	}
+	id := r.body["id"].(string)
+	e := f.run(t, id)
+	if e["status"] != ops.ExecAwaitingHuman {
+		t.Fatalf("execution: %v", e)
+	}
+	items := f.do("GET", "/api/v1/agent/approvals?status=pending", f.tok, nil).body["items"].([]any)
+	if len(items) != 1 {
+		t.Fatalf("pending: %v", items)
+	}
+	if r := f.do("POST", "/api/v1/agent/approvals/"+items[0].(map[string]any)["id"].(string)+"/approve", f.tok, nil); r.status != 200 {
+		t.Fatalf("approve: %d %s", r.status, r.raw)
+	}
+	f.waitSessionStatus(t, f.tok, e["session_id"].(string), "completed")
+	var report *ops.Notice
+	deadline := time.Now().Add(10 * time.Second)
+	for report == nil && time.Now().Before(deadline) {
+		for _, n := range f.notices.all() {
+			if strings.Contains(n.Key, e["id"].(string)) {
+				report = &n
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if report == nil || !strings.Contains(report.Subject, "经 admin@boundary.example 批准") || strings.Contains(report.Subject, "自动") {
 		t.Errorf("report: %+v", report)
 	}
 }

@@ -122,10 +122,16 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 func (b *testBundle) serve(ag *agent.Service) {
 	orders := ops.NewOrders(b.db, ag, b.inv, b.audit, jobs.CheckCron, nil)
 	orders.SetReports(b.notifier, b.auth.TenantLocale, b.logger)
+	orders.SetPeople(func(ctx context.Context, id string) string {
+		if u, err := b.auth.User(ctx, id); err == nil {
+			return u.Email
+		}
+		return id
+	})
 	ag.AddTools(orders)
 	ag.OnRunEnd(orders.OnSessionEnd)
 	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
-		Checks: b.newChecks(), Comm: b.newComm(ag),
+		Checks: b.newChecks(), Comm: b.newComm(ag, orders),
 		Version: "test", Logger: b.logger, Monitoring: b.newMonitoring(ag, orders)})
 	b.http = httptest.NewServer(b.srv.Handler())
 	b.t.Cleanup(b.http.Close)

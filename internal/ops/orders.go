@@ -79,6 +79,7 @@ type Orders struct {
 	thresholds *ThresholdTracker
 
 	notifier Notifier
+	people   func(ctx context.Context, userID string) string
 	locale   func(ctx context.Context) string
 	log      *slog.Logger
 }
@@ -445,7 +446,8 @@ func runPrompt(o *StandingOrder, trigger string, triggerCtx json.RawMessage) str
 	if len(triggerCtx) > 2 {
 		fmt.Fprintf(&b, " with %s", triggerCtx)
 	}
-	fmt.Fprintf(&b, ". Nobody is watching this run.\n\nInstructions:\n%s\n\nDecision boundary: you may run at most L%d commands.",
+	fmt.Fprintf(&b, ". Nobody is watching this run.\n\nInstructions:\n%s\n\nDecision boundary: commands up to L%d run without a human "+
+		"(IT0 records them as approved by this order); anything riskier pauses the run and is escalated to a human.",
 		o.AgentInstructions.Prompt, o.AgentInstructions.MaxRiskLevel)
 	if len(o.DecisionBoundary.AllowedActions) > 0 {
 		fmt.Fprintf(&b, " Allowed actions: %s.", strings.Join(o.DecisionBoundary.AllowedActions, "; "))
@@ -453,10 +455,11 @@ func runPrompt(o *StandingOrder, trigger string, triggerCtx json.RawMessage) str
 	if len(o.DecisionBoundary.EscalateConditions) > 0 {
 		fmt.Fprintf(&b, " Escalate when: %s.", strings.Join(o.DecisionBoundary.EscalateConditions, "; "))
 	}
-	for _, r := range o.DecisionBoundary.EscalationRules {
-		fmt.Fprintf(&b, " Escalate (%s via %s) when %s.", r.Priority, r.Channel, r.Condition)
+	for i, r := range o.DecisionBoundary.EscalationRules {
+		fmt.Fprintf(&b, "\nEscalation rule %d: when %s, escalate (%s, via %s) with report_escalation rule \"%d\".", i+1, r.Condition, r.Priority, r.Channel, i+1)
 	}
-	b.WriteString("\nWhen something is beyond this boundary, call report_escalation with what you found and what you propose, and stop; " +
+	b.WriteString("\nWhen something is beyond this boundary, call report_escalation with what you found, on which server, what you propose " +
+		"and the rule that applies, and stop; " +
 		"a human will approve, reject or instruct. Finish with a short summary of what you checked and did; say \"nothing to do\" when all was fine.")
 	return b.String()
 }
@@ -497,10 +500,12 @@ func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
 		return
 	}
 	kind := reportKind(e, acted)
+	approvers := s.approvers(ctx, sess.ID)
 	s.audit.Record(ctx, audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
-		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": sess.ID, "summary": sess.Summary, "report": kind}})
+		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": sess.ID, "summary": sess.Summary, "report": kind,
+			"approved_by": approvers}})
 	if o, err := s.store.StandingOrderGet(ctx, e.OrderID); err == nil {
-		s.report(ctx, o, e, kind)
+		s.report(ctx, o, e, kind, approvers)
 	}
 }
 

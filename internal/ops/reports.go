@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
@@ -59,6 +61,7 @@ type ReportSettings struct {
 var reportText = map[string]map[string]string{
 	"en": {
 		ReportActed:   "[IT0] %s acted on its own",
+		"acted_by":    "[IT0] %s acted, approved by %s",
 		ReportFailed:  "[IT0] %s FAILED",
 		ReportStopped: "[IT0] %s stopped",
 		"actions":     "Actions taken:",
@@ -69,6 +72,7 @@ var reportText = map[string]map[string]string{
 	},
 	"zh-CN": {
 		ReportActed:   "【IT0】%s 已自动处理",
+		"acted_by":    "【IT0】%s 已执行（经 %s 批准）",
 		ReportFailed:  "【IT0】%s 执行失败",
 		ReportStopped: "【IT0】%s 已停止",
 		"actions":     "执行的操作：",
@@ -129,8 +133,42 @@ func reportKind(e *Execution, acted bool) string {
 	return ReportSilent
 }
 
-// report tells people about a finished run as its kind requires.
-func (s *Orders) report(ctx context.Context, o *StandingOrder, e *Execution, kind string) {
+// SetPeople tells reports how to name the person with a user id (their name or email); without it the id
+// is shown.
+func (s *Orders) SetPeople(name func(ctx context.Context, userID string) string) { s.people = name }
+
+// approvers names the people who approved something in a run (a human's decision, not the order's own
+// authority or a timeout), so a report never says a run acted on its own when someone approved it.
+func (s *Orders) approvers(ctx context.Context, sessionID string) []string {
+	lister, ok := s.agent.(interface {
+		Approvals(ctx context.Context, sessionID, status string, limit int) ([]agent.Approval, error)
+	})
+	if !ok {
+		return nil
+	}
+	list, err := lister.Approvals(ctx, sessionID, agent.ApprovalApproved, 50)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range list {
+		if a.DecidedBy == "" || strings.Contains(a.DecidedBy, ":") { // standing_order:…, system:timeout, auto:…
+			continue
+		}
+		name := a.DecidedBy
+		if s.people != nil {
+			name = s.people(ctx, a.DecidedBy)
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// report tells people about a finished run as its kind requires; approvers are the people who approved
+// something in it.
+func (s *Orders) report(ctx context.Context, o *StandingOrder, e *Execution, kind string, approvers []string) {
 	if s.notifier == nil || kind == ReportSilent || kind == ReportEscalate {
 		return
 	}
@@ -151,8 +189,12 @@ func (s *Orders) report(ctx context.Context, o *StandingOrder, e *Execution, kin
 			fmt.Fprintf(&b, "\n- %v: %v", a["server"], a["command"])
 		}
 	}
+	subject := fmt.Sprintf(text(loc, kind), o.ID+" "+o.Name)
+	if kind == ReportActed && len(approvers) > 0 {
+		subject = fmt.Sprintf(text(loc, "acted_by"), o.ID+" "+o.Name, strings.Join(approvers, ", "))
+	}
 	n := Notice{Audience: "primary", Channels: []string{"app", "push"}, Severity: "info",
-		Subject: fmt.Sprintf(text(loc, kind), o.ID+" "+o.Name), Body: strings.TrimSpace(b.String()), Key: "so-report:" + e.ID}
+		Subject: subject, Body: strings.TrimSpace(b.String()), Key: "so-report:" + e.ID}
 	if kind == ReportFailed {
 		n.Channels, n.Severity = []string{"app", "push", "sms"}, "critical"
 	}

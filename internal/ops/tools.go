@@ -40,8 +40,11 @@ func (s *Orders) Tools() []agent.Tool {
 		{Name: ToolListOrders, Description: "List standing orders (id, name, status, trigger, targets).",
 			InputSchema: json.RawMessage(`{"type":"object","properties":{"status":{"enum":["active","paused","archived"]}}}`)},
 		{Name: ToolReportEscalation, Description: "Escalate to a human when something is beyond your decision boundary: say what you found and what you propose. " +
+			"When one of the standing order's escalation rules applies, name it in rule (its number): it decides who is reached, how and how urgently. " +
 			"The run pauses until someone approves (continue), rejects (stop) or instructs you.",
-			InputSchema: json.RawMessage(`{"type":"object","properties":{"reason":{"type":"string"},"proposal":{"type":"string"},` +
+			InputSchema: json.RawMessage(`{"type":"object","properties":{"reason":{"type":"string","description":"what you found, in one sentence"},` +
+				`"proposal":{"type":"string","description":"the action you propose"},"server":{"type":"string","description":"the server concerned"},` +
+				`"rule":{"type":"string","description":"the number of the escalation rule that applies (1, 2…), if any"},` +
 				`"severity":{"enum":["info","warning","critical","fatal"]}},"required":["reason"]}`)},
 	}
 }
@@ -165,9 +168,7 @@ func (s *Orders) CallTool(ctx context.Context, sess *agent.Session, name string,
 		}
 		return agent.ToolResult{Output: strings.Join(lines, "\n")}, true, nil
 	case ToolReportEscalation:
-		var in struct {
-			Reason, Proposal, Severity string
-		}
+		var in reportInput
 		if err := json.Unmarshal(input, &in); err != nil || strings.TrimSpace(in.Reason) == "" {
 			return toolErr("reason is required"), true, nil
 		}
