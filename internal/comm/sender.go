@@ -50,6 +50,10 @@ type Action struct {
 	URL string
 }
 
+// ErrAddressGone is wrapped by a send error when the provider says the address no longer exists (FCM's
+// UNREGISTERED device token): the address is removed from the contact so that nothing is sent to it again.
+var ErrAddressGone = errors.New("the address no longer exists")
+
 // SendError is a provider's refusal or failure.
 type SendError struct {
 	Status     int           // the provider's HTTP status, 0 for network errors

@@ -504,6 +504,9 @@ func (s *Service) attempt(ctx context.Context, m *Message, out OutboundMessage) 
 		return s.save(ctx, m)
 	}
 	m.Error = err.Error()
+	if errors.Is(err, ErrAddressGone) {
+		s.forgetAddress(ctx, m, out.To)
+	}
 	temp, after := IsTemporary(err)
 	if !temp || m.Attempts >= s.cfg.MaxAttempts {
 		m.Status = StatusFailed
@@ -587,4 +590,22 @@ func (s *Service) locale(ctx context.Context, c *Contact) (string, error) {
 		return "", err
 	}
 	return Locale(t.Locale), nil
+}
+
+// forgetAddress removes addr, where m went, from m's contact after the provider said it no longer exists
+// (only push tokens, today). A failure is logged: the message's own failure is what matters.
+func (s *Service) forgetAddress(ctx context.Context, m *Message, addr string) {
+	if m.ContactID == "" || m.Channel != ChannelPush {
+		return
+	}
+	c, err := s.store.ContactGet(ctx, m.ContactID)
+	if err == nil && c.FCMToken == addr {
+		c.FCMToken, c.UpdatedAt = "", s.now()
+		err = s.store.ContactUpdate(ctx, c)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "forget an unregistered push token", slog.String("contact_id", m.ContactID), slog.String("error", err.Error()))
+		return
+	}
+	s.log.InfoContext(ctx, "push token unregistered; removed from the contact", slog.String("contact_id", m.ContactID))
 }

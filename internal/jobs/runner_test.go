@@ -155,17 +155,27 @@ func TestDelayed(t *testing.T) {
 func TestImmediateRunsInOrder(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, backend jobs.Dialect) {
-		// Ensure a job without RunAt is due at once, and that due jobs are claimed oldest first.
-		r, b := setup(t, backend)
-		late := mustEnqueue(t, r, jobs.Job{Kind: "ok"})
-		early := mustEnqueue(t, r, jobs.Job{Kind: "ok", RunAt: t0.Add(-time.Hour)})
+		// Ensure a job without RunAt is due at once, and that due jobs are claimed oldest first (by run_at,
+		// then by id). One worker claims one job at a time, so the handler sees the claim order.
+		_, b := setup(t, backend)
+		cfg := b.cfg
+		cfg.Workers = 1
+		r := jobstest.New(t, cfg)
+		var order []int64
+		r.Register("seq", func(ctx context.Context, j *jobs.Job) error { order = append(order, j.ID); return nil })
+		now := mustEnqueue(t, r, jobs.Job{Kind: "seq"})
+		early := mustEnqueue(t, r, jobs.Job{Kind: "seq", RunAt: t0.Add(-time.Hour)})
+		middle := mustEnqueue(t, r, jobs.Job{Kind: "seq", RunAt: t0.Add(-30 * time.Minute)})
+		sameAsNow := mustEnqueue(t, r, jobs.Job{Kind: "seq", RunAt: t0})
+		later := mustEnqueue(t, r, jobs.Job{Kind: "seq", RunAt: t0.Add(time.Minute)})
 		n, err := r.RunDue(context.Background())
-		if err != nil || n != 2 {
+		if err != nil || n != 4 {
 			t.Fatalf("run due = %d, %v", n, err)
 		}
-		if b.runs.count(late) != 1 || b.runs.count(early) != 1 {
-			t.Fatalf("runs: %v", b.runs.runs)
+		if want := []int64{early, middle, now, sameAsNow}; !slices.Equal(order, want) {
+			t.Fatalf("ran %v, want %v (early, middle, now, then the same time by id)", order, want)
 		}
+		wantState(t, r, later, jobs.Pending)
 	})
 }
 
@@ -455,9 +465,16 @@ func TestSQLiteRestartRescuesAtOnce(t *testing.T) {
 	ran := 0
 	next.Register("work", func(ctx context.Context, j *jobs.Job) error { ran++; return nil })
 	runDue(t, next, 1)
+	if ran != 1 {
+		t.Fatalf("the next runner ran the rescued job %d times, want 1", ran)
+	}
 	close(release)
 	waitFor(t, done, "crashed runner")
 	wantState(t, next, id, jobs.Done)
+	runDue(t, next, 0) // the crashed runner's late finish does not make it due again
+	if ran != 1 {
+		t.Errorf("the rescued job ran %d times, want 1", ran)
+	}
 }
 
 func TestTwoRunnersRunEachJobOnce(t *testing.T) {

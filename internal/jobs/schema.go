@@ -3,8 +3,9 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/it0/it0/internal/sqlstmt"
 )
 
 // Times are stored as Unix microseconds in BIGINT columns on both backends: one representation, compared
@@ -92,22 +93,10 @@ func (r *Runner) migrate(ctx context.Context) error {
 }
 
 // rewrite turns a query written for SQLite (`?` placeholders, table `jobs`) into the runner's dialect:
-// on PostgreSQL, `$1…` placeholders and the schema-qualified table. Queries contain no string literals
-// with `?` in them.
+// on PostgreSQL, `$1…` placeholders and the schema-qualified table (see sqlstmt.Rewriter).
 func rewrite(d Dialect, schema, q string) string {
 	if d != Postgres {
 		return q
 	}
-	q = strings.ReplaceAll(q, " jobs ", ` "`+schema+`".jobs `)
-	var b strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return sqlstmt.Rewriter{Prefix: `"` + schema + `".`, Tables: []string{"jobs"}, Dollar: true}.Rewrite(q)
 }

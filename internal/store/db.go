@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -224,27 +223,9 @@ type scope struct {
 	tenantID string
 }
 
-// q rewrites a query written with `?` and `~table` for this scope.
+// q rewrites a query written with `?` and `~table` for this scope (see sqlstmt.Rewriter).
 func (s scope) q(query string) string {
-	if !s.pg && s.prefix == "" {
-		return strings.ReplaceAll(query, "~", "")
-	}
-	var b strings.Builder
-	b.Grow(len(query) + 32)
-	n := 0
-	for i := 0; i < len(query); i++ {
-		switch c := query[i]; c {
-		case '~':
-			b.WriteString(s.prefix)
-		case '?':
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
+	return sqlstmt.Rewriter{Prefix: s.prefix, Dollar: s.pg}.Rewrite(query)
 }
 
 func (s scope) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {

@@ -276,8 +276,9 @@ func (db *DB) ensurePartitions(ctx context.Context, sc scope, now time.Time, mon
 
 // partitions lists the monthly partitions of the tenant's metric_snapshots.
 func (db *DB) partitions(ctx context.Context, sc scope) (map[string]bool, error) {
+	// The rewriter leaves literals alone, so the table's qualified name is a parameter.
 	rows, err := sc.query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = '~metric_snapshots'::regclass AND c.relname LIKE 'metric_snapshots_y%'`)
+		WHERE i.inhparent = CAST(? AS regclass) AND c.relname LIKE 'metric_snapshots_y%'`, sc.prefix+"metric_snapshots")
 	if err != nil {
 		return nil, fmt.Errorf("list partitions: %w", err)
 	}

@@ -1,17 +1,13 @@
 // Package fcm is comm's Firebase Cloud Messaging adapter: HTTP v1 messages:send, authorised with an OAuth2
-// access token obtained from a service account (a JWT signed with its RSA key, exchanged at its token URI).
-// No SDK: the few documented HTTP calls are enough.
+// access token for a service account. golang.org/x/oauth2/google signs and exchanges the token; the send
+// itself is one documented HTTP call, so no Firebase SDK.
 package fcm
 
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -26,6 +22,9 @@ import (
 
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/vault"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+	"golang.org/x/oauth2/jwt"
 )
 
 // Defaults.
@@ -58,14 +57,11 @@ type serviceAccount struct {
 type Client struct {
 	cfg     Config
 	project string
-	email   string
-	keyID   string
-	key     *rsa.PrivateKey
-	err     error // why the channel is unavailable
+	jwt     *jwt.Config // the service account's token exchange
+	err     error       // why the channel is unavailable
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+	mu sync.Mutex
+	ts oauth2.TokenSource // caches the token until shortly before it expires
 }
 
 // New returns a client; a bad credentials file makes the channel unavailable (Available says why).
@@ -108,17 +104,17 @@ func (c *Client) load() error {
 			k, err = k1, nil
 		}
 	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if err != nil || !ok {
+	if _, ok := k.(*rsa.PrivateKey); err != nil || !ok {
 		return errors.New("the service account's private_key is not an RSA key")
 	}
-	c.project, c.email, c.keyID, c.key = sa.ProjectID, sa.ClientEmail, sa.PrivateKeyID, rk
-	if c.cfg.TokenURL == "" {
-		c.cfg.TokenURL = sa.TokenURI
+	conf, err := google.JWTConfigFromJSON(raw, scope)
+	if err != nil {
+		return fmt.Errorf("IT0_FCM_CREDENTIALS_FILE: %w", err)
 	}
-	if c.cfg.TokenURL == "" {
-		c.cfg.TokenURL = "https://oauth2.googleapis.com/token"
+	if c.cfg.TokenURL != "" {
+		conf.TokenURL = c.cfg.TokenURL
 	}
+	c.project, c.jwt = sa.ProjectID, conf
 	return nil
 }
 
@@ -128,58 +124,26 @@ func (c *Client) Channel() string { return comm.ChannelPush }
 // Available implements comm.Sender.
 func (c *Client) Available() error { return c.err }
 
-// assertion is the signed JWT (RS256) the token endpoint exchanges for an access token.
-func (c *Client) assertion(now time.Time) (string, error) {
-	enc := base64.RawURLEncoding
-	h, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": c.keyID})
-	cl, _ := json.Marshal(map[string]any{"iss": c.email, "scope": scope, "aud": c.cfg.TokenURL, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
-	signing := enc.EncodeToString(h) + "." + enc.EncodeToString(cl)
-	sum := sha256.Sum256([]byte(signing))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, c.key, crypto.SHA256, sum[:])
-	if err != nil {
-		return "", err
-	}
-	return signing + "." + enc.EncodeToString(sig), nil
-}
-
-// accessToken returns a cached token, or exchanges a new assertion when it is missing, close to expiry or
-// refresh is set.
-func (c *Client) accessToken(ctx context.Context, refresh bool) (string, error) {
+// accessToken returns the cached token, or a new one when it is missing or close to expiry; refresh drops
+// the cached one first (FCM refused it).
+func (c *Client) accessToken(refresh bool) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.cfg.Now()
-	if !refresh && c.token != "" && now.Before(c.expires) {
-		return c.token, nil
+	if refresh || c.ts == nil {
+		// The token source outlives the send that creates it, so it gets its own context: only the HTTP
+		// client (timeouts, test servers) is taken from the configuration.
+		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, c.cfg.HTTP)
+		c.ts = oauth2.ReuseTokenSource(nil, c.jwt.TokenSource(ctx))
 	}
-	jwt, err := c.assertion(now)
+	tok, err := c.ts.Token()
 	if err != nil {
-		return "", err
-	}
-	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {jwt}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.TokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", errors.New("fcm: bad token URL")
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.cfg.HTTP.Do(req)
-	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil {
+			return "", comm.HTTPError(re.Response, 0, fmt.Errorf("fcm token: %s %s", re.ErrorCode, re.ErrorDescription))
+		}
 		return "", comm.NetError("fcm token", err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var tr struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	json.Unmarshal(body, &tr)
-	if resp.StatusCode/100 != 2 || tr.AccessToken == "" {
-		return "", comm.HTTPError(resp, 0, fmt.Errorf("fcm token: %s %s", tr.Error, tr.Description))
-	}
-	// Reuse it until five minutes before it expires.
-	c.token, c.expires = tr.AccessToken, now.Add(time.Duration(tr.ExpiresIn)*time.Second-5*time.Minute)
-	return c.token, nil
+	return tok.AccessToken, nil
 }
 
 // Send implements comm.Sender: one high-priority notification with data to device token m.To.
@@ -208,7 +172,7 @@ func (c *Client) Send(ctx context.Context, m comm.OutboundMessage) (string, erro
 	}}
 	b, _ := json.Marshal(msg)
 	for attempt := 0; ; attempt++ {
-		tok, err := c.accessToken(ctx, attempt > 0)
+		tok, err := c.accessToken(attempt > 0)
 		if err != nil {
 			return "", err
 		}
@@ -243,6 +207,10 @@ func (c *Client) Send(ctx context.Context, m comm.OutboundMessage) (string, erro
 				if d.ErrorCode != "" {
 					code = d.ErrorCode
 				}
+			}
+			if code == "UNREGISTERED" {
+				// The app was uninstalled or the token expired: the token must not be used again.
+				return "", comm.HTTPError(resp, 0, fmt.Errorf("fcm send: UNREGISTERED: %w: %s", comm.ErrAddressGone, e.Error.Message))
 			}
 			return "", comm.HTTPError(resp, 0, fmt.Errorf("fcm send: %s: %s", code, e.Error.Message))
 		}

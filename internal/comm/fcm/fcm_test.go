@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -169,7 +170,7 @@ func TestSend(t *testing.T) {
 	}
 	// Ensure UNREGISTERED is permanent, QUOTA_EXCEEDED temporary with Retry-After, UNAVAILABLE temporary.
 	g.fail = "UNREGISTERED"
-	if _, err := c.Send(ctx, msg); isTemp(err) || err == nil || !strings.Contains(err.Error(), "UNREGISTERED") {
+	if _, err := c.Send(ctx, msg); isTemp(err) || !errors.Is(err, comm.ErrAddressGone) || !strings.Contains(err.Error(), "UNREGISTERED") {
 		t.Errorf("404: %v", err)
 	}
 	g.fail = "QUOTA"
