@@ -16,11 +16,13 @@ import (
 	"github.com/it0/it0/internal/guard/hook"
 )
 
-const guardUsage = `usage: it0 guard check [--json] [--rules FILE] [--tenant-rules FILE] -- <command>
+const guardUsage = `usage: it0 guard check [--json] [--rules FILE] [--tenant-rules FILE] [--targets ENV[:ROLE][=N],…] -- <command>
 
 Classifies a shell command (L0 read-only … L3 forbidden) and explains why.
 Exits with the level, so scripts can branch on it: 0 (L0), 1 (L1), 2 (L2),
-3 (L3); 64 on a usage error, 78 when the rules files cannot be loaded.`
+3 (L3); 64 on a usage error, 78 when the rules files cannot be loaded.
+--targets applies the blast-radius rules to servers the command would run
+on (e.g. --targets prod:web=12,prod:db).`
 
 // Exit statuses of `guard check` beyond the levels 0-3 (sysexits.h EX_USAGE and EX_CONFIG).
 const (
@@ -45,6 +47,7 @@ func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
 	rulesFile := fs.String("rules", "", "rules file instead of the shipped risk-patterns.yaml")
 	tenantFile := fs.String("tenant-rules", "", "tenant override file applied on top of the rules")
+	targetSpec := fs.String("targets", "", "servers the command would run on, ENV[:ROLE][=N],… (blast radius)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitWithCode{guardExitUsage, usageError{fmt.Sprintf("guard check: %v\n%s", err, guardUsage)}}
 	}
@@ -57,6 +60,13 @@ func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return exitWithCode{guardExitConfig, err}
 	}
 	v := c.Classify(command)
+	if *targetSpec != "" {
+		targets, err := guard.ParseTargets(*targetSpec)
+		if err != nil {
+			return exitWithCode{guardExitUsage, usageError{fmt.Sprintf("guard check: --targets: %v\n%s", err, guardUsage)}}
+		}
+		v = c.Raise(v, targets)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetEscapeHTML(false)
@@ -68,6 +78,9 @@ func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "level:  %s\nreason: %s\n", v.Level, v.Reason)
 	if len(v.Hosts) > 0 {
 		fmt.Fprintf(stdout, "hosts:  %s\n", strings.Join(v.Hosts, ", "))
+	}
+	if v.Secret {
+		fmt.Fprintln(stdout, "secret: reads credential material (output redacted unless an admin approves)")
 	}
 	fmt.Fprintln(stdout, "matches:")
 	for _, m := range v.Matches {

@@ -84,6 +84,15 @@ func TestGuardCheck(t *testing.T) {
 		}
 	})
 
+	// Ensure --targets applies the blast radius and the verdict says why (exit 2: the raised level).
+	t.Run("Targets", func(t *testing.T) {
+		t.Parallel()
+		out, _, err := runCLI(t, nil, "", "guard", "check", "--targets", "prod:web=11,dev", "--", "systemctl", "restart", "nginx")
+		if exitCode(err) != 2 || !strings.Contains(out, "level:  L2") || !strings.Contains(out, "prod-fanout") {
+			t.Fatalf("out = %s, err = %v", out, err)
+		}
+	})
+
 	// Ensure the exit status is the level, as the README promises scripts.
 	for cmd, level := range map[string]int{"df -h": 0, "touch /srv/app/flag": 1, "systemctl stop nginx": 2, "rm -rf /": 3} {
 		t.Run("ExitLevel/"+cmd, func(t *testing.T) {
@@ -103,6 +112,7 @@ func TestGuardCheck(t *testing.T) {
 		{[]string{"guard"}, 2},
 		{[]string{"guard", "bogus"}, 2},
 		{[]string{"guard", "check"}, guardExitUsage},
+		{[]string{"guard", "check", "--targets", "prod=0", "--", "ls"}, guardExitUsage},
 		{[]string{"guard", "check", "--json"}, guardExitUsage},
 		{[]string{"guard", "check", "--nope", "--", "ls"}, guardExitUsage},
 		{[]string{"hook"}, 2},

@@ -1278,7 +1278,8 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	if err := json.Unmarshal(a.ToolInput, &in); err != nil {
 		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
 	}
-	return s.execTool(revealContext(ctx, a), sess.ID, in, guard.Level(a.RiskLevel))
+	ctx = audit.WithAuthority(revealContext(ctx, a), fmt.Sprintf("approval %s (L%d) approved by %s", a.ID, a.RiskLevel, a.DecidedBy))
+	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
 }
 
 // InterruptedRuns repairs the sessions that were running when the process stopped. A run cut off while it

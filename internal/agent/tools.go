@@ -376,6 +376,7 @@ func (s *Service) runCommand(ctx context.Context, sess *Session, tool string, in
 		return ToolResult{}, err
 	}
 	if granted {
+		ctx = audit.WithAuthority(ctx, "an approved grant for this exact command in session "+sessionID)
 		return s.execTool(ctx, sessionID, in, v.Level), nil
 	}
 	if sess.AutoApprove || sess.Unattended() {
@@ -384,6 +385,8 @@ func (s *Service) runCommand(ctx context.Context, sess *Session, tool string, in
 		if err := s.autoApprove(ctx, sess, tool, in.Command, raw, v); err != nil {
 			return ToolResult{}, err
 		}
+		_, label := s.authority(ctx, sess)
+		ctx = audit.WithAuthority(ctx, "auto-approved by "+label)
 		return s.execTool(ctx, sessionID, in, v.Level), nil
 	}
 	a, err := s.openApproval(ctx, sessionID, tool, in.Command, raw, v)

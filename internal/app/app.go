@@ -33,6 +33,7 @@ import (
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
+	"github.com/it0/it0/internal/voice"
 	"github.com/it0/it0/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -76,6 +77,7 @@ type App struct {
 	Metrics   *monitor.Metrics
 	Alerts    *monitor.Alerts
 	Checks    *monitor.Checks
+	Voice     *voice.Service
 	Jobs      *jobs.Runner
 	API       *httpapi.Server
 	Bus       bus.Bus
@@ -112,7 +114,8 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Scheduler, a.initScheduler, Jobs, Agent, Ops)
 	a.mgr.Register(Metrics, a.initMetrics, Store, Audit, Auth, Inventory, Agent, Ops, Jobs)
 	a.mgr.Register(Checks, a.initChecks, Store, Audit, Auth, Inventory, Guard, Ops)
-	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler, Metrics, Checks, Replicas)
+	a.mgr.Register(Voice, a.initVoice, Agent, Comm, Audit)
+	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler, Metrics, Checks, Voice, Replicas)
 	a.mgr.Register(Monitor, nil, Metrics, Checks)
 	a.mgr.Register(All, nil, API)
 	return a
@@ -382,7 +385,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: a.readyChecks()})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {

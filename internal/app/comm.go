@@ -105,7 +105,8 @@ func linkSecret(jwtSecret string) []byte {
 // escalation jobs.
 func (a *App) initComm(ctx context.Context) (func(context.Context) error, error) {
 	c := a.cfg.Comm
-	tw := twilio.New(twilio.Config{AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioPhoneNumber, BaseURL: c.TwilioBaseURL})
+	tw := twilio.New(twilio.Config{AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioPhoneNumber, BaseURL: c.TwilioBaseURL,
+		Media: voiceMedia{a}})
 	tg := telegram.New(telegram.Config{Token: c.TelegramBotToken, WebhookSecret: c.TelegramWebhookSecret, BaseURL: c.TelegramBaseURL})
 	port, _ := strconv.Atoi(c.SMTPPort)
 	agentID, _ := strconv.Atoi(c.WeComAgentID)

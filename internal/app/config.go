@@ -62,6 +62,8 @@ type Config struct {
 	// Comm holds the providers of the communication channels (IT0_TWILIO_*, IT0_SMTP_*, IT0_TELEGRAM_*,
 	// IT0_WECOM_*, IT0_FCM_*).
 	Comm CommConfig
+	// Voice selects the speech engines of the voice gateway (IT0_STT*, IT0_TTS*, IT0_VOICE_*).
+	Voice VoiceConfig
 
 	// Uses is what the command at hand reads (RegisterFlagsFor sets it); Validate checks only that.
 	// Zero means everything, as `it0 serve`.
@@ -176,6 +178,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	c.VaultMasterKey = getenv("IT0_VAULT_MASTER_KEY")
 	c.VaultPrevKeys = getenv("IT0_VAULT_PREVIOUS_KEYS")
 	c.Comm.load(getenv)
+	c.Voice.load(getenv)
 	cc := typed.integer("IT0_CHECK_CONCURRENCY", "64")
 	fs.IntVar(&c.CheckConcurrency, "check-concurrency", cc, "health checks running at once (IT0_CHECK_CONCURRENCY)")
 	keep := typed.duration("IT0_CHECK_RESULT_RETENTION", "168h")
@@ -238,6 +241,7 @@ func (c *Config) Validate() error {
 		list = append(list, fmt.Errorf("check-result-retention %s: want at least 1h (e.g. 168h)", c.CheckResultRetention))
 	}
 	list = append(list, c.Comm.validate()...)
+	list = append(list, c.Voice.validate()...)
 	if c.RemediationMaxRisk < 0 || c.RemediationMaxRisk > 2 {
 		list = append(list, fmt.Errorf("remediation-max-risk %d: want 0, 1 or 2 (L3 never runs)", c.RemediationMaxRisk))
 	}

@@ -105,6 +105,20 @@ type Actor struct {
 
 type actorKey struct{}
 
+type authorityKey struct{}
+
+// WithAuthority returns ctx naming the approval or rule that allows what is done in it ("approval <id>
+// approved by <who>"), for the audit entry written before a command runs.
+func WithAuthority(ctx context.Context, by string) context.Context {
+	return context.WithValue(ctx, authorityKey{}, by)
+}
+
+// AuthorityFrom returns the authority in ctx, or "".
+func AuthorityFrom(ctx context.Context) string {
+	by, _ := ctx.Value(authorityKey{}).(string)
+	return by
+}
+
 // WithActor returns ctx carrying a.
 func WithActor(ctx context.Context, a Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)

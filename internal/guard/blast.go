@@ -1,8 +1,10 @@
 package guard
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -131,4 +133,35 @@ func matchAny(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// ErrBadTargets is returned by ParseTargets for text that describes no target set.
+var ErrBadTargets = errors.New("bad targets")
+
+// maxParsedTargets bounds the target set ParseTargets builds.
+const maxParsedTargets = 100000
+
+// ParseTargets reads a target set written ENV[:ROLE][=COUNT],… (for example "prod:web=12,prod:db"):
+// COUNT servers (default 1) in environment ENV with role ROLE. It returns ErrBadTargets for anything else.
+func ParseTargets(s string) ([]Target, error) {
+	var out []Target
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		spec, count, hasCount := strings.Cut(part, "=")
+		env, role, _ := strings.Cut(spec, ":")
+		n := 1
+		if hasCount {
+			var err error
+			if n, err = strconv.Atoi(count); err != nil || n < 1 {
+				return nil, fmt.Errorf("%w: %q: the count after = must be a positive number", ErrBadTargets, part)
+			}
+		}
+		if env == "" || len(out)+n > maxParsedTargets {
+			return nil, fmt.Errorf("%w: %q (want ENV[:ROLE][=COUNT],…, at most %d servers, e.g. prod:web=12)", ErrBadTargets, part, maxParsedTargets)
+		}
+		for range n {
+			out = append(out, Target{Environment: env, Role: role})
+		}
+	}
+	return out, nil
 }

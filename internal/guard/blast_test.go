@@ -129,3 +129,38 @@ func TestSecretVerdict(t *testing.T) {
 		t.Errorf("an L0 secret was accepted: %v", err)
 	}
 }
+
+func TestParseTargets(t *testing.T) {
+	t.Parallel()
+	got, err := guard.ParseTargets("prod:web=2, dev")
+	if err != nil || len(got) != 3 || got[0] != (guard.Target{Environment: "prod", Role: "web"}) || got[2] != (guard.Target{Environment: "dev"}) {
+		t.Fatalf("ParseTargets = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "prod=0", "prod=x", ":web", "prod=100001"} {
+		if _, err := guard.ParseTargets(bad); !errors.Is(err, guard.ErrBadTargets) {
+			t.Errorf("ParseTargets(%q) err = %v, want ErrBadTargets", bad, err)
+		}
+	}
+}
+
+// TestGlobOperands ensures a glob operand is judged as every path it may expand to, with shell semantics
+// ("*" stays within one directory).
+func TestGlobOperands(t *testing.T) {
+	t.Parallel()
+	c := mustDefault(t)
+	for cmd, want := range map[string]guard.Level{
+		"rm /etc/*":            guard.L3, // /etc/passwd
+		"rm /etc/p*":           guard.L3,
+		"rm /etc/x*":           guard.L2, // no critical file starts with x: a system file
+		"rm /etc/ssh*":         guard.L2, // /etc/ssh itself (a directory: rm fails), not the files in it
+		"cat /root/.ssh/*":     guard.L1,
+		"cat /root/.ssh/*.pub": guard.L0,
+		"cat /proc/*/environ":  guard.L1,
+		"cat /proc/*/status":   guard.L0,
+		"rm -f /tmp/*.log":     guard.L1,
+	} {
+		if v := c.Classify(cmd); v.Level != want {
+			t.Errorf("%q = %s, want %s (%s)", cmd, v.Level, want, v.Reason)
+		}
+	}
+}

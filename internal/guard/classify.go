@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"mvdan.cc/sh/v3/syntax"
 
@@ -28,6 +29,11 @@ const (
 	// maxText bounds the command text stored in a Match.
 	maxText = 200
 )
+
+// parsers reuses bash parsers (and their buffers) across Classify calls: a
+// parser is most of a classification's allocations. The tree a parse returns
+// does not refer to the parser.
+var parsers = sync.Pool{New: func() any { return syntax.NewParser(syntax.Variant(syntax.LangBash)) }}
 
 // Verdict is the guard's decision about one command, with its explanation.
 type Verdict struct {
@@ -120,7 +126,7 @@ func tableLevel(tables [][]pathRule, p, cwd string) (outcome, bool) {
 	found := false
 	for _, layer := range tables {
 		for _, pr := range layer {
-			if pathMatch(pr.globs, pr.reps, p, cwd) {
+			if pathMatch(pr.globs, p, cwd) {
 				if !found || pr.Level > best.Level {
 					best = pr.outcome
 				}
@@ -203,7 +209,9 @@ func (s *state) shell(code string, depth int) {
 		s.add(code, s.r.defaults.TooDeep)
 		return
 	}
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(code), "")
+	parser := parsers.Get().(*syntax.Parser)
+	f, err := parser.Parse(strings.NewReader(code), "")
+	parsers.Put(parser)
 	if err != nil {
 		o := s.r.defaults.ParseError
 		o.Reason = fmt.Sprintf("%s: %v", o.Reason, err)

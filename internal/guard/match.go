@@ -60,45 +60,80 @@ func anyGlob(pats []string, s string) bool {
 // isGlob reports whether an operand holds shell glob characters.
 func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 
-// reps returns, for each rule glob, one path it matches: "*" and "?" become
-// "x", "\*" becomes "*". A glob operand such as /etc/* may then be judged by
-// whether it matches one of them: it names every path it expands to, so
-// rm /etc/* is judged as deleting /etc/passwd.
-func reps(globs []string) []string {
-	out := make([]string, len(globs))
-	for i, g := range globs {
-		var b strings.Builder
-		for j := 0; j < len(g); j++ {
-			switch c := g[j]; {
-			case c == '\\' && j+1 < len(g):
-				j++
-				b.WriteByte(g[j])
-			case c == '*' || c == '?':
-				b.WriteByte('x')
-			default:
-				b.WriteByte(c)
-			}
-		}
-		out[i] = b.String()
+// globsMeet reports whether operand glob a (a shell glob: "*" does not match
+// "/", nor a leading "." of a name) and rule glob b ("*" matches anything)
+// match a common path, so a glob operand is judged as every path it may
+// expand to: rm /etc/* deletes /etc/passwd, cat ~/.ssh/* reads ~/.ssh/id_rsa.
+func globsMeet(a, b string) bool {
+	if len(a) > maxText || len(b) > maxText {
+		return false
 	}
-	return out
+	// seen marks (i, j, mid) states already known not to meet; mid: the
+	// operand's star at i has matched something already.
+	w := len(b) + 1
+	seen := make([]bool, 2*(len(a)+1)*w)
+	var meet func(i, j int, mid bool) bool
+	meet = func(i, j int, mid bool) bool {
+		k := i*w + j
+		if mid {
+			k += (len(a) + 1) * w
+		}
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		switch {
+		case i == len(a) && j == len(b):
+			return true
+		case i < len(a) && a[i] == '*':
+			if meet(i+1, j, false) {
+				return true
+			}
+			if j == len(b) {
+				return false
+			}
+			if b[j] == '*' { // b's star stands for characters a's star may match
+				return meet(i+1, j, false) || meet(i, j+1, true)
+			}
+			startOfName := !mid && (i == 0 || a[i-1] == '/')
+			return b[j] != '/' && !(startOfName && b[j] == '.') && meet(i, j+1, true)
+		case j < len(b) && b[j] == '*':
+			return meet(i, j+1, false) || i < len(a) && meet(i+1, j, false)
+		case i == len(a) || j == len(b):
+			return false
+		}
+		ca, cb := a[i], b[j]
+		ni, nj := i+1, j+1
+		if ca == '\\' && ni < len(a) {
+			ca, ni = a[ni], ni+1
+		}
+		if cb == '\\' && nj < len(b) {
+			cb, nj = b[nj], nj+1
+		}
+		if (ca == '?' && cb != '/') || cb == '?' && ca != '/' || ca == cb {
+			return meet(ni, nj, false)
+		}
+		return false
+	}
+	return meet(0, 0, false)
 }
 
-// pathMatch reports whether operand o names a path the globs (with their
-// reps) cover: o itself, o resolved against the working directory a cd set,
-// and, for a glob operand, any path it expands to.
-func pathMatch(globs, globReps []string, o, cwd string) bool {
+// pathMatch reports whether operand o names a path the globs cover: o
+// itself, o resolved against the working directory a cd set, and, for a glob
+// operand, any path it may expand to.
+func pathMatch(globs []string, o, cwd string) bool {
 	c, r := candidates(o, cwd)
-	return pathMatch1(globs, globReps, c) || (r != "" && pathMatch1(globs, globReps, r))
+	return pathMatch1(globs, c) || (r != "" && pathMatch1(globs, r))
 }
 
-func pathMatch1(globs, globReps []string, c string) bool {
+func pathMatch1(globs []string, c string) bool {
 	if anyGlob(globs, c) {
 		return true
 	}
 	if isGlob(c) && (c[0] == '/' || c[0] == '~') {
-		for _, r := range globReps {
-			if globMatch(c, r) {
+		for _, g := range globs {
+			// Rules about unexpanded variables ("$*") are not about paths.
+			if strings.IndexByte(g, '$') < 0 && globsMeet(c, g) {
 				return true
 			}
 		}
@@ -256,7 +291,7 @@ func (r *rule) match(p parsed, args []word, joined string) bool {
 	if len(r.operands) > 0 {
 		ok := false
 		for _, o := range p.operands {
-			if pathMatch(r.operands, r.opReps, o, p.cwd) {
+			if pathMatch(r.operands, o, p.cwd) {
 				ok = true
 				break
 			}
@@ -266,7 +301,7 @@ func (r *rule) match(p parsed, args []word, joined string) bool {
 		}
 	}
 	if len(r.last) > 0 {
-		if len(p.operands) == 0 || !pathMatch(r.last, r.lastReps, p.operands[len(p.operands)-1], p.cwd) {
+		if len(p.operands) == 0 || !pathMatch(r.last, p.operands[len(p.operands)-1], p.cwd) {
 			return false
 		}
 	}

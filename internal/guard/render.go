@@ -51,17 +51,21 @@ func renderEnv(w *syntax.Word, vars map[string]string) word {
 	return out
 }
 
-// renderer builds a word's value and its "empty variables" alternative.
+// renderer builds a word's value and its "empty variables" alternative
+// (alt is written only from the first variable on: most words have none).
 type renderer struct {
 	vars     map[string]string
 	val, alt strings.Builder
 	lit      bool
 	alts     bool // some variable may be empty
+	altOn    bool // alt holds the word so far
 }
 
 func (r *renderer) both(s string) {
 	r.val.WriteString(s)
-	r.alt.WriteString(s)
+	if r.altOn {
+		r.alt.WriteString(s)
+	}
 }
 
 func (r *renderer) parts(parts []syntax.WordPart, inDbl bool) {
@@ -115,6 +119,10 @@ func (r *renderer) param(x *syntax.ParamExp) {
 		return
 	}
 	r.lit = false
+	if !r.altOn {
+		r.alt.WriteString(r.val.String())
+		r.altOn = true
+	}
 	r.val.WriteString("$" + name)
 	switch {
 	case x.Length, alwaysSet[name]:

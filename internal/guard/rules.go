@@ -55,7 +55,6 @@ type defaults struct {
 type pathRule struct {
 	outcome
 	globs []string
-	reps  []string // one path each glob matches, for glob operands (see reps)
 }
 
 type regexRule struct {
@@ -106,8 +105,6 @@ type rule struct {
 	args       []string
 	operands   []string
 	last       []string
-	opReps     []string // reps of operands, for glob operands
-	lastReps   []string
 	re         *regexp.Regexp
 	noOperands bool
 	noexec     bool
@@ -379,7 +376,7 @@ func (b *builder) compileShared(raw *rawFile) {
 		}
 		o := b.lr(p, rawLR{pr.Level, pr.Reason}, id)
 		globs := b.globs(p+".globs", pr.Globs, true)
-		table = append(table, pathRule{outcome: o, globs: globs, reps: reps(globs)})
+		table = append(table, pathRule{outcome: o, globs: globs})
 	}
 	if len(table) > 0 {
 		b.r.paths = append(b.r.paths, table)
@@ -397,7 +394,7 @@ func (b *builder) compileShared(raw *rawFile) {
 		}
 		o.Secret = true
 		globs := b.globs(p+".globs", pr.Globs, true)
-		secrets = append(secrets, pathRule{outcome: o, globs: globs, reps: reps(globs)})
+		secrets = append(secrets, pathRule{outcome: o, globs: globs})
 	}
 	if len(secrets) > 0 {
 		b.r.secrets = append(b.r.secrets, secrets)
@@ -650,7 +647,6 @@ func (b *builder) rules(p, id string, in []rawRule) []rule {
 		r.args = b.globs(rp+".args", rr.Args, false)
 		r.operands = b.globs(rp+".operands", rr.Operands, false)
 		r.last = b.globs(rp+".last", rr.Last, false)
-		r.opReps, r.lastReps = reps(r.operands), reps(r.last)
 		if rr.Regex != "" {
 			re, err := regexp.Compile(rr.Regex)
 			if err != nil {

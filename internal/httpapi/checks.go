@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 
 	"github.com/it0/it0/internal/auth"
@@ -103,9 +102,9 @@ func (s *Server) getCheck(w http.ResponseWriter, r *http.Request) error {
 
 // patchCheck applies a JSON merge patch of definition fields; unknown fields (and the state) are refused.
 func (s *Server) patchCheck(w http.ResponseWriter, r *http.Request) error {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	raw, err := readBody(w, r)
 	if err != nil {
-		return decodeError(err)
+		return err
 	}
 	var p checkPatch
 	dec := json.NewDecoder(bytes.NewReader(raw))

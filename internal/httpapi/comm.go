@@ -405,6 +405,9 @@ func (s *Server) telegramWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errs.New(errs.TooLarge, "the update is too large")
 	}
+	if err := checkBody(body); err != nil {
+		return err
+	}
 	u, err := telegram.ParseUpdate(body)
 	if err != nil {
 		return errs.New(errs.Invalid, "the body is not a Telegram update")

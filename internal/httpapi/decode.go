@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,7 +27,11 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
 		return errs.New(errs.Invalid, "multipart bodies are not supported").WithHint("send application/json")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	raw, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)

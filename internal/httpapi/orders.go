@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -45,9 +44,9 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
 
 // patchOrder applies a JSON merge patch; unknown fields are refused like everywhere else.
 func (s *Server) patchOrder(w http.ResponseWriter, r *http.Request) error {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	raw, err := readBody(w, r)
 	if err != nil {
-		return decodeError(err)
+		return err
 	}
 	var check ops.StandingOrder
 	dec := json.NewDecoder(bytes.NewReader(raw))

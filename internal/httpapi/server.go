@@ -25,6 +25,7 @@ import (
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/tenant"
+	"github.com/it0/it0/internal/voice"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -48,6 +49,8 @@ type Deps struct {
 	Monitoring *MonitoringDeps
 	// Checks are the health checks (nil leaves their routes out).
 	Checks *monitor.Checks
+	// Voice is the voice gateway (nil leaves its routes out).
+	Voice *voice.Service
 	// WSOrigins are the browser origins allowed to open WebSockets (host patterns); same-origin always is.
 	WSOrigins []string
 	Ready     map[string]Pinger // name → check, reported by /readyz
@@ -98,6 +101,10 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	if !d.MetricsElsewhere {
 		s.mux.Handle("GET /metrics", s.MetricsHandler())
+	} else { // a 404 that says where they went, rather than the console's page
+		s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, errs.New(errs.NotFound, "metrics are served on their own address (IT0_METRICS_ADDR)"))
+		})
 	}
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.OpenAPI())
@@ -196,6 +203,10 @@ func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		actor := audit.Actor{Type: audit.ActorSystem, IP: s.clientIP(r), RequestID: requestID(ctx)}
+		if err := checkParams(r, rt.path); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		if !rt.public {
 			p, err := s.authenticate(r)
 			if err != nil {

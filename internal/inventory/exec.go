@@ -137,9 +137,10 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest, onResult func(ExecR
 	v := s.guard.ClassifyTargets(ctx, req.Command, Targets(servers))
 	sum := Summary{RiskLevel: int(v.Level), Verdict: &v}
 	var mu sync.Mutex
+	var intent *audit.Entry
 	emit := func(srv *Server, r ExecResult) {
 		r.ServerID, r.Server, r.RiskLevel = srv.ID, srv.Name, int(v.Level)
-		s.record(ctx, req, srv, v, r)
+		s.record(ctx, req, srv, v, r, intent)
 		mu.Lock()
 		defer mu.Unlock()
 		sum.add(r)
@@ -171,6 +172,23 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest, onResult func(ExecR
 		}
 		runnable = append(runnable, i)
 	}
+	if len(runnable) == 0 {
+		sum.DurationMS = time.Since(start).Milliseconds()
+		return sum, nil
+	}
+	// No audit, no exec: who runs what where, at which level and on whose authority is on the audit chain
+	// before anything runs. When that cannot be written, nothing runs.
+	in, err := s.recordIntent(ctx, req, v, servers, runnable)
+	if err != nil {
+		s.log.ErrorContext(ctx, "audit command intent; not running", "error", err.Error())
+		for _, i := range runnable {
+			emit(&servers[i], ExecResult{Status: StatusError,
+				Error: "not run: the audit log could not record the command first (no audit, no exec)"})
+		}
+		sum.DurationMS = time.Since(start).Milliseconds()
+		return sum, nil
+	}
+	intent = in
 	list := make([]ssh.Target, len(runnable))
 	for j, i := range runnable {
 		list[j] = targets[i]
@@ -284,9 +302,31 @@ func excerpt(s string, n int) string {
 	return "…" + s
 }
 
-// record writes the outcome on one server to command_records and the audit log. A failure to record is
-// logged: the command already ran, and the caller still gets its result.
-func (s *Service) record(ctx context.Context, req ExecRequest, srv *Server, v guard.Verdict, r ExecResult) {
+// recordIntent writes the audit entry that must exist before the command runs on servers[runnable]: the
+// actor (from ctx), the exact command, its level and reason, the servers, and the approval or rule that
+// allows it (audit.AuthorityFrom, else the guard's own verdict for L0).
+func (s *Service) recordIntent(ctx context.Context, req ExecRequest, v guard.Verdict, servers []Server, runnable []int) (*audit.Entry, error) {
+	by := audit.AuthorityFrom(ctx)
+	if by == "" {
+		by = "guard: L0, runs without approval"
+		if v.Level > guard.L0 {
+			by = fmt.Sprintf("the caller's grant up to L%d", req.AllowLevel)
+		}
+	}
+	names, ids := make([]string, len(runnable)), make([]string, len(runnable))
+	for j, i := range runnable {
+		names[j], ids[j] = servers[i].Name, servers[i].ID
+	}
+	return s.audit.Record(ctx, audit.Record{Action: "command.intent", ResourceType: "command", ResourceID: uuid.NewString(),
+		Description: fmt.Sprintf("about to run L%d on %d server(s): %s", v.Level, len(runnable), clip(req.Command, 200)),
+		Detail: map[string]any{"command": req.Command, "risk_level": int(v.Level), "reason": v.Reason, "allowed_by": by,
+			"servers": names, "server_ids": ids, "session_id": req.SessionID}})
+}
+
+// record writes the outcome on one server to command_records and the audit log, naming the intent entry
+// written before it ran (nil when it did not run). A failure to record is logged: the command already ran,
+// and the caller still gets its result.
+func (s *Service) record(ctx context.Context, req ExecRequest, srv *Server, v guard.Verdict, r ExecResult, intent *audit.Entry) {
 	a := audit.ActorFrom(ctx)
 	if v.Secret { // credential material is never stored (guard.Verdict.Secret)
 		r.Stdout, r.Stderr = redacted(r.Stdout), redacted(r.Stderr)
@@ -318,6 +358,9 @@ func (s *Service) record(ctx context.Context, req ExecRequest, srv *Server, v gu
 	}
 	if r.Error != "" {
 		detail["error"] = r.Error
+	}
+	if intent != nil {
+		detail["intent_audit_id"], detail["intent_seq"] = intent.ID, intent.Seq
 	}
 	if _, err := s.audit.Record(rctx, audit.Record{Action: action, ResourceType: "server", ResourceID: srv.ID,
 		Description: fmt.Sprintf("%s on %s: %s", r.Status, srv.Name, clip(req.Command, 200)), Detail: detail}); err != nil {
