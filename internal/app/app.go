@@ -62,6 +62,7 @@ type App struct {
 	stderr   io.Writer
 	mgr      *Manager
 	registry *prometheus.Registry
+	metrics  *appMetrics // IT0's own counters, fed by the modules
 
 	Store     *store.DB
 	Audit     *audit.Log
@@ -99,6 +100,7 @@ type App struct {
 func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a := &App{cfg: cfg, log: log, stderr: stderr, mgr: NewManager(), registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = newAppMetrics(a.registry)
 	a.mgr.Register(Store, a.initStore)
 	a.mgr.Register(Audit, a.initAudit, Store)
 	a.mgr.Register(Auth, a.initAuth, Store, Audit)
@@ -249,7 +251,7 @@ func (a *App) initInventory(context.Context) (func(context.Context) error, error
 	a.SSH = ssh.New(ssh.Config{Logger: a.log,
 		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
 		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
-	inv = inventory.New(inventory.Config{Logger: a.log}, a.Store, a.Vault, a.Audit, a.Auth, a.Guard, a.SSH)
+	inv = inventory.New(inventory.Config{Logger: a.log}, a.Store, a.Vault, a.Audit, a.Auth, a.metrics.countVerdicts(a.Guard), a.SSH)
 	a.Inventory = inv
 	return func(context.Context) error { return a.SSH.Close() }, nil
 }
@@ -268,6 +270,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	}
 	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.Guard,
 		PromptHint: ops.PromptHint, Schedule: a.schedule,
+		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
 		SkillsRoot:     func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
