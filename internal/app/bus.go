@@ -43,6 +43,8 @@ func (a *App) initBus(ctx context.Context) (func(context.Context) error, error) 
 		}
 		a.Bus = rb
 	} else {
+		// Nothing outlives the process in memory: keep the streams short.
+		cfg.MaxLen = 10_000
 		a.Bus = bus.NewMemory(cfg)
 	}
 	a.replicaID = replicaName()
