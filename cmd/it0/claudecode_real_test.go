@@ -61,10 +61,25 @@ func realClaude(t *testing.T) string {
 // they are deferred: only their names appear, in a message, behind ToolSearch); "messages" whose user
 // turns are arrays of blocks (system-reminder text, the prompt, tool_result blocks whose content is an
 // array of text blocks) and may include role "system" messages.
+//
+// DeferredTools runs the same with the CLI deferring MCP tools (ENABLE_TOOL_SEARCH=true, as an operator
+// may set it): the model is told in IT0's prompt to load them with ToolSearch, does, and the session
+// shows ToolSearch's tool_reference result as text.
 func TestRealClaudeCode(t *testing.T) {
 	t.Parallel()
 	claude := realClaude(t)
-	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.41", Password: true})
+	t.Run("ToolsUpFront", func(t *testing.T) {
+		t.Parallel()
+		testRealClaudeCode(t, claude, "127.0.0.41", false)
+	})
+	t.Run("DeferredTools", func(t *testing.T) {
+		t.Parallel()
+		testRealClaudeCode(t, claude, "127.0.0.42", true)
+	})
+}
+
+func testRealClaudeCode(t *testing.T, claude, addr string, deferred bool) {
+	target := sshtest.Start(t, sshtest.Options{Addr: addr, Password: true})
 	dir := t.TempDir()
 	var rnd [6]byte
 	rand.Read(rnd[:])
@@ -73,6 +88,10 @@ func TestRealClaudeCode(t *testing.T) {
 
 	const key = "sk-ant-it0-test-key"
 	model := &fakeModel{t: t, key: key, touch: "touch " + touched, l3: "mkfs.ext4 /dev/it0-cc-none"}
+	toolSearch := ""
+	if deferred {
+		toolSearch = "export ENABLE_TOOL_SEARCH=true\n"
+	}
 	api := httptest.NewServer(model)
 	t.Cleanup(api.Close)
 
@@ -85,8 +104,8 @@ func TestRealClaudeCode(t *testing.T) {
 unset ANTHROPIC_AUTH_TOKEN CLAUDE_CODE_OAUTH_TOKEN CLAUDE_CONFIG_DIR
 export IT0_TEST_EXEC=1 HOME=%q ANTHROPIC_BASE_URL=%q ANTHROPIC_API_KEY=%q
 export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1
-exec %q "$@"
-`, home, api.URL, key, claude)
+%sexec %q "$@"
+`, home, api.URL, key, toolSearch, claude)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +153,23 @@ exec %q "$@"
 	if out := model.resultOf("df"); !strings.Contains(out, "Filesystem") {
 		t.Errorf("df -h output did not reach the model; its tool_result was %q", out)
 	}
-	if !model.sawTools() {
-		t.Errorf("the first request did not carry mcp__it0__run_command up front (tools were deferred)")
+	if upFront := model.sawTools(); upFront == deferred {
+		t.Errorf("mcp__it0__run_command in the first request's tools: %v, want %v", upFront, !deferred)
+	}
+	if deferred {
+		if out := model.resultOf("search"); !strings.Contains(out, "mcp__it0__run_command") {
+			t.Errorf("ToolSearch's result as the CLI sent it = %q", out)
+		}
+		loaded := false
+		for _, e := range evs {
+			loaded = loaded || e.Type == agent.EventToolResult && e.Tool == "ToolSearch" && strings.Contains(e.Output, "[tool loaded: mcp__it0__run_command]")
+		}
+		if !loaded {
+			t.Errorf("no readable ToolSearch result in the session: %+v", evs)
+		}
+	}
+	if !model.sawGuide() {
+		t.Errorf("IT0's system prompt (with the ToolSearch guide) did not reach the model")
 	}
 	if _, err := os.Stat(touched); err == nil {
 		t.Fatal("the L1 command ran before its approval")
@@ -185,6 +219,7 @@ type fakeModel struct {
 	mu       sync.Mutex
 	results  map[string]string // tool_result text by our tool_use id ("df", "touch", "l3"…)
 	tools    [][]string        // tool names of each request
+	guide    bool              // a system prompt carried IT0's ToolSearch guide
 	answered []string          // what we answered, in order
 }
 
@@ -210,8 +245,9 @@ func (m *fakeModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Model  string `json:"model"`
-		Stream bool   `json:"stream"`
+		Model  string          `json:"model"`
+		Stream bool            `json:"stream"`
+		System json.RawMessage `json:"system"`
 		Tools  []struct {
 			Name string `json:"name"`
 		} `json:"tools"`
@@ -264,6 +300,7 @@ func (m *fakeModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Lock()
 	m.tools = append(m.tools, names)
+	m.guide = m.guide || strings.Contains(string(req.System), "select:mcp__it0__run_command")
 	if m.results == nil {
 		m.results = map[string]string{}
 	}
@@ -287,7 +324,11 @@ func (m *fakeModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			text = "The approved command ran."
 			toolID, toolName, input = "l3", "Bash", map[string]string{"command": m.l3, "description": "Format the spare disk"}
 		}
-	case lastResult == "":
+	case lastResult == "" && !slices.Contains(names, "mcp__it0__run_command") && slices.Contains(names, "ToolSearch"):
+		// IT0's tools are deferred: load them as IT0's prompt says.
+		text = "Loading IT0's tools."
+		toolID, toolName, input = "search", "ToolSearch", map[string]string{"query": "select:mcp__it0__run_command,mcp__it0__list_servers"}
+	case lastResult == "" || lastResult == "search":
 		text = "Checking the disk first."
 		runCommand("df", "df -h")
 	case lastResult == "df":
@@ -355,6 +396,13 @@ func (m *fakeModel) sawTools() bool {
 	return len(m.tools) > 0 && slices.Contains(m.tools[0], "mcp__it0__run_command")
 }
 
+// sawGuide reports whether a request's system prompt carried IT0's guide to its tools.
+func (m *fakeModel) sawGuide() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.guide
+}
+
 // summary lists what the fake answered, for failure messages.
 func (m *fakeModel) summary() string {
 	m.mu.Lock()
@@ -362,7 +410,7 @@ func (m *fakeModel) summary() string {
 	return fmt.Sprintf("answers %q; tool results %q", m.answered, m.results)
 }
 
-// blockText flattens tool_result content (a string or an array of blocks) into text.
+// blockText flattens tool_result content (a string or an array of text or tool_reference blocks) into text.
 func blockText(raw json.RawMessage) string {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
@@ -370,11 +418,12 @@ func blockText(raw json.RawMessage) string {
 	}
 	var blocks []struct {
 		Type, Text string
+		ToolName   string `json:"tool_name"` // tool_reference (ToolSearch's result)
 	}
 	json.Unmarshal(raw, &blocks)
 	var parts []string
 	for _, b := range blocks {
-		parts = append(parts, b.Text)
+		parts = append(parts, b.Text+b.ToolName)
 	}
 	return strings.Join(parts, "\n")
 }

@@ -53,7 +53,8 @@ func TestCLIAlertsAndMetrics(t *testing.T) {
 	resp.Body.Close()
 	m := string(raw)
 	for _, want := range []string{`it0_alerts_firing{severity="critical"} 1`, "it0_agent_sessions{", "it0_approvals_pending 0",
-		"it0_escalations_total 0", `it0_ssh_connections{state="open"}`, "it0_job_queue_lag_seconds"} {
+		"it0_escalations_total 0", `it0_ssh_connections{state="open"}`, "it0_job_queue_lag_seconds", `it0_guard_verdicts_total{level="L0"}`,
+		`it0_metrics_collect_errors_total{source="tenant"} 0`, `it0_http_requests_total{method="POST",route="/api/v1/auth/login",status="200"}`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
@@ -66,11 +67,21 @@ func TestCLIAlertsAndMetrics(t *testing.T) {
 	if !json.Valid(dash) {
 		t.Fatal("the dashboard is not valid JSON")
 	}
-	unused := map[string]bool{"it0_checks_run_total": true} // no check has run in this test
+	// Counter vectors appear once a label value is used; these see no use in this test.
+	unused := map[string]bool{"it0_checks_run_total": true, "it0_agent_runs_total": true, "it0_agent_run_duration_seconds": true,
+		"it0_agent_run_cost_usd_total": true, "it0_agent_run_tokens_total": true, "it0_approvals_decided_total": true,
+		"it0_escalation_steps_total": true}
 	for _, name := range regexp.MustCompile(`it0_[a-z_]+[a-z]`).FindAllString(string(dash), -1) {
 		name = strings.TrimSuffix(name, "_bucket")
 		if !unused[name] && !strings.Contains(m, "# HELP "+name+" ") {
 			t.Errorf("the dashboard plots %s, which IT0 does not export", name)
+		}
+	}
+	// Every series the alert rules read exists too.
+	for _, name := range alertRuleMetrics(t) {
+		name = strings.TrimSuffix(name, "_bucket")
+		if !unused[name] && !strings.Contains(m, "# HELP "+name+" ") {
+			t.Errorf("deploy/prometheus/it0-alerts.yml reads %s, which IT0 does not export", name)
 		}
 	}
 }

@@ -13,6 +13,7 @@ type Hub struct {
 	mu   sync.RWMutex
 	subs map[string]map[*Subscription]struct{} // session id → subscribers
 	buf  int
+	fan  *fanout // other replicas (Connect); nil in a single process
 }
 
 // Message is one published event: its sequence number and its JSON, marshalled once for every subscriber.
@@ -61,20 +62,39 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 	s.closeOnce.Do(func() { close(s.C) })
 }
 
-// Publish sends e to e.SessionID's subscribers without blocking.
+// Publish sends e to e.SessionID's subscribers, on this replica and (once connected) on the others,
+// without blocking.
 func (h *Hub) Publish(e Event) {
 	h.mu.RLock()
-	subs := h.subs[e.SessionID]
-	if len(subs) == 0 {
-		h.mu.RUnlock()
+	idle := len(h.subs[e.SessionID]) == 0 && h.fan == nil
+	h.mu.RUnlock()
+	if idle {
 		return
 	}
 	b, err := json.Marshal(e)
 	if err != nil {
-		h.mu.RUnlock()
 		return
 	}
 	m := Message{Seq: e.Seq, JSON: b}
+	h.mu.RLock() // held while sending: Disconnect closes fan.out under the write lock
+	if fan := h.fan; fan != nil {
+		select {
+		case fan.out <- encodeFrame(fan.origin, e.SessionID, m):
+		default: // remote subscribers see the gap in seq and read the store
+		}
+	}
+	h.mu.RUnlock()
+	h.deliver(e.SessionID, m)
+}
+
+// deliver hands m to sessionID's subscribers on this replica.
+func (h *Hub) deliver(sessionID string, m Message) {
+	h.mu.RLock()
+	subs := h.subs[sessionID]
+	if len(subs) == 0 {
+		h.mu.RUnlock()
+		return
+	}
 	var slow []*Subscription
 	for s := range subs {
 		select {

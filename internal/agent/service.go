@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,6 +71,10 @@ type Config struct {
 	Schedule func(ctx context.Context, kind string, args any, at time.Time, uniqueKey string) error
 	// PromptHint returns text to append to an admin's message (the standing-order intent hint); nil = none.
 	PromptHint func(message string) string
+	// ServicePrincipal returns the user id of the tenant's service principal: the identity of sessions the
+	// system starts with nobody signed in (alerts, events, schedules), so they run on every engine (the
+	// Claude Code workspace issues the session a token as its user). Nil leaves such sessions userless.
+	ServicePrincipal func(ctx context.Context) (string, error)
 	// StandingOrders renders the tenant's active standing orders for the system prompt; nil = none.
 	StandingOrders func(ctx context.Context, locale string) (string, error)
 	// SkillsRoot is the directory of a tenant's skills (the workspace's .claude/skills); nil keeps skills in
@@ -111,6 +116,7 @@ type Service struct {
 	skillCache   sync.Map // sha256 of a SKILL.md's name and content → *skill.Skill
 	seqs         sync.Map // session id → *eventSeq
 	fallbacks    sync.Map // tenant id → the engine used while the default cannot run (enginepick.go)
+	replicas     atomic.Pointer[replicaLink]
 }
 
 // OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
@@ -396,6 +402,14 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 			Hint: "wait for one to finish or cancel one", RetryAfter: 10 * time.Second}
 	}
 	p2, _ := auth.PrincipalFrom(ctx)
+	startedBy := "user"
+	if p2.UserID == "" && s.cfg.ServicePrincipal != nil {
+		// Started by the system (an alert, an event, a schedule): the tenant's service principal runs it.
+		if p2.UserID, err = s.cfg.ServicePrincipal(ctx); err != nil {
+			return nil, nil, fmt.Errorf("service principal: %w", err)
+		}
+		startedBy = "service_principal"
+	}
 	maxTurns := p.MaxTurns
 	if maxTurns == 0 {
 		maxTurns = s.cfg.MaxTurns
@@ -422,7 +436,8 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 		return nil, nil, err
 	}
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "agent.task_started", ResourceType: "session", ResourceID: sess.ID,
-		Description: "task started on " + name + ": " + clipRunes(title, 200), Detail: map[string]any{"engine": name, "task_id": task.ID, "skill": p.Skill}}); err != nil {
+		Description: "task started on " + name + ": " + clipRunes(title, 200), Detail: map[string]any{"engine": name, "task_id": task.ID, "skill": p.Skill,
+			"user_id": sess.UserID, "started_by": startedBy, "origin": p.Origin}}); err != nil {
 		return nil, nil, err
 	}
 	prompt := p.Prompt
@@ -495,6 +510,8 @@ func (s *Service) Cancel(ctx context.Context, sessionID string) (*Session, error
 	if h := s.live(sessionID); h != nil {
 		h.cancel()
 		s.waitStopped(h)
+	} else if sess.Status == StatusRunning {
+		s.cancelRemote(ctx, sessionID) // it runs on another replica
 	}
 	// Whether it was paused, idle, or its run just stopped: it ends here.
 	sess, err = s.store.SessionGet(ctx, sessionID)
@@ -609,7 +626,7 @@ func (s *Service) forgetSeq(sessionID string) {
 // the run, never in the request that decided it.
 func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, prompt string, answers []Approval) {
 	tid, _ := tenant.ID(ctx)
-	runCtx, cancel := context.WithCancel(logging.WithSessionID(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid), sess.ID))
+	runCtx, cancel := context.WithCancel(withRunStart(logging.WithSessionID(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid), sess.ID), sess, s.now()))
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		runCtx = auth.WithPrincipal(runCtx, p)
 	}
@@ -704,10 +721,12 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 			s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: msg})
 		}
 		errMsg = msg
+	case out.Paused:
+		// Recorded as paused before its event went out: a shutdown right after it must not turn the
+		// waiting session into a cancelled one (Cancel marks a paused session cancelled itself).
+		status = StatusAwaitingApproval
 	case ctx.Err() != nil:
 		status, errMsg = StatusCancelled, "cancelled"
-	case out.Paused:
-		status = StatusAwaitingApproval
 	case last.Type == EventError:
 		errMsg = last.Message
 	default:
@@ -1274,8 +1293,8 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	if err := json.Unmarshal(a.ToolInput, &in); err != nil {
 		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
 	}
-	ctx = audit.WithAuthority(ctx, fmt.Sprintf("approval %s (L%d) approved by %s", a.ID, a.RiskLevel, a.DecidedBy))
-	return s.execTool(revealContext(ctx, a), sess.ID, in, guard.Level(a.RiskLevel))
+	ctx = audit.WithAuthority(revealContext(ctx, a), fmt.Sprintf("approval %s (L%d) approved by %s", a.ID, a.RiskLevel, a.DecidedBy))
+	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
 }
 
 // InterruptedRuns repairs the sessions that were running when the process stopped. A run cut off while it

@@ -19,6 +19,7 @@ import (
 	"github.com/it0/it0/internal/agent/openai"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
@@ -28,9 +29,11 @@ import (
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
+	"github.com/it0/it0/internal/voice"
 	"github.com/it0/it0/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -59,6 +62,7 @@ type App struct {
 	stderr   io.Writer
 	mgr      *Manager
 	registry *prometheus.Registry
+	metrics  *appMetrics // IT0's own counters, fed by the modules
 
 	Store     *store.DB
 	Audit     *audit.Log
@@ -74,8 +78,14 @@ type App struct {
 	Metrics   *monitor.Metrics
 	Alerts    *monitor.Alerts
 	Checks    *monitor.Checks
+	Voice     *voice.Service
 	Jobs      *jobs.Runner
 	API       *httpapi.Server
+	Bus       bus.Bus
+	Relay     *outbox.Relay
+
+	replicaID    string
+	replicaCheck *replicaCheck
 
 	listener net.Listener
 	// Addr is the address the API listens on, once started.
@@ -90,6 +100,7 @@ type App struct {
 func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a := &App{cfg: cfg, log: log, stderr: stderr, mgr: NewManager(), registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = newAppMetrics(a.registry)
 	a.mgr.Register(Store, a.initStore)
 	a.mgr.Register(Audit, a.initAudit, Store)
 	a.mgr.Register(Auth, a.initAuth, Store, Audit)
@@ -97,13 +108,16 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Guard, a.initGuard, Store)
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
 	a.mgr.Register(Jobs, a.initJobs)
+	a.mgr.Register(Bus, a.initBus, Store)
 	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard, Jobs)
+	a.mgr.Register(Replicas, a.initReplicas, Bus, Agent)
 	a.mgr.Register(Comm, a.initComm, Store, Audit, Auth, Agent, Jobs)
 	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory, Comm)
 	a.mgr.Register(Scheduler, a.initScheduler, Jobs, Agent, Ops)
 	a.mgr.Register(Metrics, a.initMetrics, Store, Audit, Auth, Inventory, Agent, Ops, Jobs)
 	a.mgr.Register(Checks, a.initChecks, Store, Audit, Auth, Inventory, Guard, Ops)
-	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler, Metrics, Checks)
+	a.mgr.Register(Voice, a.initVoice, Agent, Comm, Audit)
+	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler, Metrics, Checks, Voice, Replicas)
 	a.mgr.Register(Monitor, nil, Metrics, Checks)
 	a.mgr.Register(All, nil, API)
 	return a
@@ -237,7 +251,7 @@ func (a *App) initInventory(context.Context) (func(context.Context) error, error
 	a.SSH = ssh.New(ssh.Config{Logger: a.log,
 		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
 		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
-	inv = inventory.New(inventory.Config{Logger: a.log}, a.Store, a.Vault, a.Audit, a.Auth, a.Guard, a.SSH)
+	inv = inventory.New(inventory.Config{Logger: a.log}, a.Store, a.Vault, a.Audit, a.Auth, a.metrics.countVerdicts(a.Guard), a.SSH)
 	a.Inventory = inv
 	return func(context.Context) error { return a.SSH.Close() }, nil
 }
@@ -256,6 +270,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	}
 	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.Guard,
 		PromptHint: ops.PromptHint, Schedule: a.schedule,
+		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
 		SkillsRoot:     func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
@@ -373,8 +388,8 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Registry: a.registry, Logger: a.log,
-		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: map[string]httpapi.Pinger{"database": a.Store}})
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
+		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: a.readyChecks()})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
 		return nil, err

@@ -105,7 +105,8 @@ func linkSecret(jwtSecret string) []byte {
 // escalation jobs.
 func (a *App) initComm(ctx context.Context) (func(context.Context) error, error) {
 	c := a.cfg.Comm
-	tw := twilio.New(twilio.Config{AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioPhoneNumber, BaseURL: c.TwilioBaseURL})
+	tw := twilio.New(twilio.Config{AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioPhoneNumber, BaseURL: c.TwilioBaseURL,
+		Media: voiceMedia{a}})
 	tg := telegram.New(telegram.Config{Token: c.TelegramBotToken, WebhookSecret: c.TelegramWebhookSecret, BaseURL: c.TelegramBaseURL})
 	port, _ := strconv.Atoi(c.SMTPPort)
 	agentID, _ := strconv.Atoi(c.WeComAgentID)
@@ -122,7 +123,12 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 	}
 	cs, err := comm.New(comm.Config{PublicURL: a.cfg.PublicURL, LinkSecret: linkSecret(a.cfg.JWTSecret), Schedule: a.schedule,
 		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log, Route: a.escalationRoute,
-		OnMessage: func(ch, dir, st string) { msgs.WithLabelValues(ch, dir, st).Inc() }}, a.Store, a.Agent, a.Auth, a.Audit, senders...)
+		OnMessage: func(m *comm.Message) {
+			msgs.WithLabelValues(m.Channel, m.Direction, m.Status).Inc()
+			if m.EscalationID != "" && m.Direction == comm.Outbound {
+				a.metrics.escalationSteps.WithLabelValues(m.Channel, m.Status).Inc()
+			}
+		}}, a.Store, a.Agent, a.Auth, a.Audit, senders...)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ type Config struct {
 	Addr           string
 	DataDir        string
 	DatabaseURL    string
+	RedisURL       string
 	Target         string
 	LogLevel       string
 	LogFormat      string
@@ -61,6 +62,8 @@ type Config struct {
 	// Comm holds the providers of the communication channels (IT0_TWILIO_*, IT0_SMTP_*, IT0_TELEGRAM_*,
 	// IT0_WECOM_*, IT0_FCM_*).
 	Comm CommConfig
+	// Voice selects the speech engines of the voice gateway (IT0_STT*, IT0_TTS*, IT0_VOICE_*).
+	Voice VoiceConfig
 
 	// Uses is what the command at hand reads (RegisterFlagsFor sets it); Validate checks only that.
 	// Zero means everything, as `it0 serve`.
@@ -150,6 +153,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", getenv("IT0_METRICS_ADDR"), "serve /metrics on this address instead of the API's, e.g. 127.0.0.1:9090 (IT0_METRICS_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", env("IT0_DATA_DIR", "./it0-data"), "directory for embedded SQLite data (IT0_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", getenv("IT0_DATABASE_URL"), "PostgreSQL URL; empty = embedded SQLite (IT0_DATABASE_URL)")
+	fs.StringVar(&c.RedisURL, "redis-url", getenv("IT0_REDIS_URL"), "Redis URL of the event bus shared by replicas; empty = in-process bus (IT0_REDIS_URL)")
 	fs.StringVar(&c.Target, "target", env("IT0_TARGET", "all"), "comma-separated modules to run (IT0_TARGET); see -list-targets")
 	fs.StringVar(&c.LogLevel, "log-level", env("IT0_LOG_LEVEL", "info"), "debug, info, warn or error (IT0_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", env("IT0_LOG_FORMAT", "json"), "json or text (IT0_LOG_FORMAT)")
@@ -174,6 +178,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	c.VaultMasterKey = getenv("IT0_VAULT_MASTER_KEY")
 	c.VaultPrevKeys = getenv("IT0_VAULT_PREVIOUS_KEYS")
 	c.Comm.load(getenv)
+	c.Voice.load(getenv)
 	cc := typed.integer("IT0_CHECK_CONCURRENCY", "64")
 	fs.IntVar(&c.CheckConcurrency, "check-concurrency", cc, "health checks running at once (IT0_CHECK_CONCURRENCY)")
 	keep := typed.duration("IT0_CHECK_RESULT_RETENTION", "168h")
@@ -237,6 +242,7 @@ func (c *Config) Validate() error {
 		list = append(list, fmt.Errorf("check-result-retention %s: want at least 1h (e.g. 168h)", c.CheckResultRetention))
 	}
 	list = append(list, c.Comm.validate()...)
+	list = append(list, c.Voice.validate()...)
 	if c.RemediationMaxRisk < 0 || c.RemediationMaxRisk > 2 {
 		list = append(list, fmt.Errorf("remediation-max-risk %d: want 0, 1 or 2 (L3 never runs)", c.RemediationMaxRisk))
 	}

@@ -60,11 +60,11 @@ func TestConfigUses(t *testing.T) {
 		{name: "MigrateOK", uses: UsesStorage, env: pg, wantFlags: []string{"data-dir", "database-url"},
 			noFlags: []string{"addr", "token-ttl", "engine", "log-level"}, noErr: []string{"IT0_"}},
 		{name: "AuditNeedsOnlyItsKey", uses: UsesStorage | UsesAuditKey, env: pg,
-			wantErr: []string{"IT0_AUDIT_KEY is required"}, noErr: []string{"IT0_JWT_SECRET", "IT0_VAULT_MASTER_KEY", "IT0_TOKEN_TTL"}},
+			wantErr: []string{"IT0_AUDIT_KEY (or IT0_AUDIT_KEY_FILE) is required"}, noErr: []string{"IT0_JWT_SECRET", "IT0_VAULT_MASTER_KEY", "IT0_TOKEN_TTL"}},
 		{name: "VaultNeedsOnlyItsKey", uses: UsesStorage | UsesVault, env: pg,
 			wantErr: []string{"IT0_VAULT_MASTER_KEY is required"}, noErr: []string{"IT0_JWT_SECRET", "IT0_AUDIT_KEY"}},
 		{name: "ServeNeedsAll", uses: UsesAll, env: pg, wantFlags: []string{"addr", "data-dir", "token-ttl"},
-			wantErr: []string{"IT0_JWT_SECRET is required", "IT0_AUDIT_KEY is required", "IT0_VAULT_MASTER_KEY is required", `IT0_TOKEN_TTL="abc"`}},
+			wantErr: []string{"IT0_JWT_SECRET is required", "IT0_AUDIT_KEY (or IT0_AUDIT_KEY_FILE) is required", "IT0_VAULT_MASTER_KEY is required", `IT0_TOKEN_TTL="abc"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

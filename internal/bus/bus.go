@@ -35,6 +35,12 @@ type Message struct {
 	Redelivered bool
 }
 
+// Outgoing is a message to publish.
+type Outgoing struct {
+	Stream string
+	Data   []byte
+}
+
 // Handler handles one message. Returning nil acknowledges it; an error leaves it pending, to be handed
 // out again after Config.ClaimIdle.
 type Handler func(ctx context.Context, m Message) error
@@ -71,6 +77,9 @@ type GroupStats struct {
 type Bus interface {
 	// Publish appends data to stream and returns the message id.
 	Publish(ctx context.Context, stream string, data []byte) (string, error)
+	// PublishBatch appends each message to its stream, in order, in one round trip where the bus allows.
+	// On error a prefix of msgs may have been published (the caller publishes them again: at least once).
+	PublishBatch(ctx context.Context, msgs []Outgoing) error
 	// Consume joins c's group (creating it at the start of the stream if it is new) and handles messages
 	// until ctx ends, then returns nil. It returns an error only for an invalid Consumer or a closed bus;
 	// a bus that is unreachable for a while is retried.
@@ -151,4 +160,22 @@ func (c *Config) SetDefaults() {
 	if c.Metrics == nil {
 		c.Metrics = &Metrics{}
 	}
+}
+
+// Topics adapts a Bus to consumers that declare topic fan-out with plain types (agent.Fanout): Listen
+// is Subscribe returning the channel and the func that ends it.
+type Topics struct{ Bus Bus }
+
+// Broadcast sends data to every subscriber of topic.
+func (t Topics) Broadcast(ctx context.Context, topic string, data []byte) error {
+	return t.Bus.Broadcast(ctx, topic, data)
+}
+
+// Listen subscribes to topic.
+func (t Topics) Listen(ctx context.Context, topic string) (<-chan []byte, func(), error) {
+	s, err := t.Bus.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.C, s.Close, nil
 }

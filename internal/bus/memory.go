@@ -82,7 +82,8 @@ func (b *Memory) Publish(_ context.Context, stream string, data []byte) (string,
 	s := b.stream(stream)
 	s.entries = append(s.entries, append([]byte(nil), data...))
 	seq := s.first + int64(len(s.entries)) - 1
-	if over := int64(len(s.entries)) - b.cfg.MaxLen; over > 0 {
+	// Like MAXLEN ~ on Redis, trim in steps of a tenth, so a full stream does not copy itself on every publish.
+	if over := int64(len(s.entries)) - b.cfg.MaxLen; over > b.cfg.MaxLen/10 {
 		s.entries = append(s.entries[:0:0], s.entries[over:]...)
 		s.first += over
 	}
@@ -90,6 +91,16 @@ func (b *Memory) Publish(_ context.Context, stream string, data []byte) (string,
 	s.wake = make(chan struct{})
 	b.cfg.Metrics.Published(1, stream)
 	return memID(seq), nil
+}
+
+// PublishBatch implements Bus.
+func (b *Memory) PublishBatch(ctx context.Context, msgs []Outgoing) error {
+	for _, m := range msgs {
+		if _, err := b.Publish(ctx, m.Stream, m.Data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Consume implements Bus.

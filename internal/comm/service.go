@@ -71,8 +71,9 @@ type Config struct {
 	// Route, when set, says how an unattended run's escalation goes and what it tells people (the
 	// standing order's escalation rules and policy); nil = the tenant's default policy and the request.
 	Route func(ctx context.Context, sess *agent.Session, a *agent.Approval) (Route, error)
-	// OnMessage, when set, is told each message's channel, direction and final status (metrics).
-	OnMessage func(channel, direction, status string)
+	// OnMessage, when set, is told each message that reached a final status (metrics). It must not block
+	// or change m.
+	OnMessage func(m *Message)
 	Now       func() time.Time
 	Logger    *slog.Logger
 }
@@ -532,7 +533,7 @@ func (s *Service) save(ctx context.Context, m *Message) error {
 // counted reports a message that reached a final status to Config.OnMessage.
 func (s *Service) counted(m *Message) {
 	if s.cfg.OnMessage != nil && m.Status != StatusPending {
-		s.cfg.OnMessage(m.Channel, m.Direction, m.Status)
+		s.cfg.OnMessage(m)
 	}
 }
 

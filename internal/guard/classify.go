@@ -877,7 +877,13 @@ scan:
 	}
 	switch e.style {
 	case "shell":
-		s.codeText("shell", rawJoin(inner), allLit(inner), false, text, cmd, depth)
+		code, lit := rawJoin(inner), allLit(inner)
+		if !lit {
+			if vals, ok := s.knownAll(inner); ok { // ssh h "$(echo … | base64 -d)"
+				code, lit = strings.Join(vals, " "), true
+			}
+		}
+		s.codeText("shell", code, lit, false, text, cmd, depth)
 	case "xargs":
 		if in != nil && in.known && in.lit {
 			s.xargs(rest[:i], inner, in.code, depth)

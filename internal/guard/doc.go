@@ -10,6 +10,13 @@
 // "$x", | sh, a variable as the program) is at least L2. The verdict is the
 // highest level found, with the sub-command and rule that decided it.
 //
+// Operands are judged where they point: after a cd in the same command, as
+// every path a glob may expand to, and with variables that may be empty
+// expanded to nothing. Reads of credential material are at least L1 and mark
+// the verdict Secret (its output is redacted by the callers), and
+// (*Classifier).Raise applies the blast radius: the servers a command runs
+// on may raise its level.
+//
 // The rules are data: ops-config/risk-patterns.yaml, loaded with LoadRules
 // and made stricter per tenant with (*Rules).Override.
 package guard

@@ -65,58 +65,101 @@ func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 // match a common path, so a glob operand is judged as every path it may
 // expand to: rm /etc/* deletes /etc/passwd, cat ~/.ssh/* reads ~/.ssh/id_rsa.
 func globsMeet(a, b string) bool {
-	if len(a) > maxText || len(b) > maxText {
+	if len(a) > maxText || len(b) > maxText || !fixedEndsMeet(a, b) {
 		return false
 	}
-	// seen marks (i, j, mid) states already known not to meet; mid: the
-	// operand's star at i has matched something already.
-	w := len(b) + 1
-	seen := make([]bool, 2*(len(a)+1)*w)
-	var meet func(i, j int, mid bool) bool
-	meet = func(i, j int, mid bool) bool {
-		k := i*w + j
-		if mid {
-			k += (len(a) + 1) * w
-		}
-		if seen[k] {
-			return false
-		}
-		seen[k] = true
-		switch {
-		case i == len(a) && j == len(b):
-			return true
-		case i < len(a) && a[i] == '*':
-			if meet(i+1, j, false) {
-				return true
-			}
-			if j == len(b) {
-				return false
-			}
-			if b[j] == '*' { // b's star stands for characters a's star may match
-				return meet(i+1, j, false) || meet(i, j+1, true)
-			}
-			startOfName := !mid && (i == 0 || a[i-1] == '/')
-			return b[j] != '/' && !(startOfName && b[j] == '.') && meet(i, j+1, true)
-		case j < len(b) && b[j] == '*':
-			return meet(i, j+1, false) || i < len(a) && meet(i+1, j, false)
-		case i == len(a) || j == len(b):
-			return false
-		}
-		ca, cb := a[i], b[j]
-		ni, nj := i+1, j+1
-		if ca == '\\' && ni < len(a) {
-			ca, ni = a[ni], ni+1
-		}
-		if cb == '\\' && nj < len(b) {
-			cb, nj = b[nj], nj+1
-		}
-		if (ca == '?' && cb != '/') || cb == '?' && ca != '/' || ca == cb {
-			return meet(ni, nj, false)
-		}
-		return false
+	var buf [1024]bool
+	m := meeter{a: a, b: b, w: len(b) + 1}
+	if n := 2 * (len(a) + 1) * m.w; n <= len(buf) {
+		m.seen = buf[:n]
+	} else {
+		m.seen = make([]bool, n)
 	}
-	return meet(0, 0, false)
+	return m.meet(0, 0, false)
 }
+
+// meeter searches the states (i, j, mid) of globsMeet: a[i:] and b[j:] may
+// still match a common string; mid says the operand's star at i has already
+// matched something. seen marks states known not to meet.
+type meeter struct {
+	a, b string
+	w    int
+	seen []bool
+}
+
+func (m *meeter) meet(i, j int, mid bool) bool {
+	a, b := m.a, m.b
+	k := i*m.w + j
+	if mid {
+		k += (len(a) + 1) * m.w
+	}
+	if m.seen[k] {
+		return false
+	}
+	m.seen[k] = true
+	switch {
+	case i == len(a) && j == len(b):
+		return true
+	case i < len(a) && a[i] == '*':
+		if m.meet(i+1, j, false) {
+			return true
+		}
+		if j == len(b) {
+			return false
+		}
+		if b[j] == '*' { // b's star stands for characters a's star may match
+			return m.meet(i, j+1, true)
+		}
+		startOfName := !mid && (i == 0 || a[i-1] == '/')
+		return b[j] != '/' && !(startOfName && b[j] == '.') && m.meet(i, j+1, true)
+	case j < len(b) && b[j] == '*':
+		return m.meet(i, j+1, false) || i < len(a) && m.meet(i+1, j, false)
+	case i == len(a) || j == len(b):
+		return false
+	}
+	ca, cb := a[i], b[j]
+	ni, nj := i+1, j+1
+	if ca == '\\' && ni < len(a) {
+		ca, ni = a[ni], ni+1
+	}
+	if cb == '\\' && nj < len(b) {
+		cb, nj = b[nj], nj+1
+	}
+	if (ca == '?' && cb != '/') || cb == '?' && ca != '/' || ca == cb {
+		return m.meet(ni, nj, false)
+	}
+	return false
+}
+
+// fixedEndsMeet is globsMeet's quick test: the number of "/" must allow a
+// match, and the literal text before the first and after the last wildcard
+// of each glob must agree (one a prefix, or suffix, of the other). It
+// rejects most pairs without a search.
+func fixedEndsMeet(a, b string) bool {
+	// a's wildcards never make a "/": each "/" of b is one of a's, and when b
+	// has no star to make more, a has no other.
+	na, nb := strings.Count(a, "/"), strings.Count(b, "/")
+	if nb > na || nb < na && strings.IndexByte(b, '*') < 0 {
+		return false
+	}
+	pa, pb := a[:wildIndex(a)], b[:wildIndex(b)]
+	if !strings.HasPrefix(pa, pb) && !strings.HasPrefix(pb, pa) {
+		return false
+	}
+	sa, sb := a[lastWildIndex(a)+1:], b[lastWildIndex(b)+1:]
+	return strings.HasSuffix(sa, sb) || strings.HasSuffix(sb, sa)
+}
+
+// wildIndex is the index of the first wildcard or escape in g, or len(g).
+func wildIndex(g string) int {
+	if i := strings.IndexAny(g, "*?[\\"); i >= 0 {
+		return i
+	}
+	return len(g)
+}
+
+// lastWildIndex is the index of the last wildcard or escape in g, or -1.
+func lastWildIndex(g string) int { return strings.LastIndexAny(g, "*?[\\") }
 
 // pathMatch reports whether operand o names a path the globs cover: o
 // itself, o resolved against the working directory a cd set, and, for a glob

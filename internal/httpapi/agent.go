@@ -315,14 +315,44 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 			break
 		}
 	}
-	add := func(m agent.Message) {
+	// fill reads from the store what came before seq and was not received live: events of a session that
+	// runs on another replica, published there before this subscription began (or dropped on the way),
+	// and perhaps not stored yet; so it waits for them briefly.
+	fill := func(seq int64) bool {
+		for try := 0; try < 50 && sent < seq-1; try++ {
+			if try > 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+			evs, err := s.Agent.Events(ctx, sid, sent, int(min(seq-1-sent, 500)))
+			if err != nil {
+				return false
+			}
+			for _, e := range evs {
+				if e.Seq != sent+1 || e.Seq >= seq {
+					break
+				}
+				b, err := json.Marshal(e)
+				if err != nil {
+					return false
+				}
+				batch = append(append(batch, b...), '\n')
+				sent = e.Seq
+			}
+		}
+		return sent == seq-1
+	}
+	add := func(m agent.Message) bool {
 		if m.Seq != 0 && m.Seq <= sent {
-			return // already sent from the store
+			return true // already sent from the store
+		}
+		if m.Seq > sent+1 && !fill(m.Seq) {
+			return false
 		}
 		batch = append(append(batch, m.JSON...), '\n')
 		if m.Seq != 0 {
 			sent = m.Seq
 		}
+		return true
 	}
 	for {
 		select {
@@ -334,20 +364,24 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 				c.Close(websocket.StatusTryAgainLater, "too slow; reconnect with ?after="+strconv.FormatInt(sent, 10))
 				return nil
 			}
-			add(m)
+			ok = add(m)
 		drain:
-			for len(batch) < 256<<10 {
+			for ok && len(batch) < 256<<10 {
 				select {
-				case m, ok := <-sub.C:
-					if !ok {
+				case m, open := <-sub.C:
+					if !open {
 						break drain
 					}
-					add(m)
+					ok = add(m)
 				default:
 					break drain
 				}
 			}
 			if err := send(); err != nil {
+				return nil
+			}
+			if !ok {
+				c.Close(websocket.StatusTryAgainLater, "events missing; reconnect with ?after="+strconv.FormatInt(sent, 10))
 				return nil
 			}
 		}

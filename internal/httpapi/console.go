@@ -22,6 +22,11 @@ const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img
 	"connect-src 'self'; worker-src 'self'; manifest-src 'self'; media-src 'self' blob:; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
 
+// consolePages are the first path segments of the console's own routes (web/src/app.tsx), answered with
+// index.html so that a reload or a shared link opens the page.
+var consolePages = map[string]bool{"": true, "chat": true, "approvals": true, "orders": true, "fleet": true,
+	"monitoring": true, "escalations": true, "audit": true, "settings": true}
+
 // consoleFile is one built file, read and compressed once.
 type consoleFile struct {
 	body, gz    []byte
@@ -75,16 +80,14 @@ func (s *Server) consoleHandler(files fs.FS) (http.Handler, error) {
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Permissions-Policy", "microphone=(self), camera=(), geolocation=(), payment=()")
 		p := path.Clean("/" + r.URL.Path)
-		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ws/") || serverPaths[p] {
-			s.writeError(w, r, errs.New(errs.NotFound, "no endpoint %s %s", r.Method, p).
-				WithHint("GET /api/v1/openapi.json lists every endpoint"))
-			return
-		}
 		f := byPath[p]
 		if f == nil {
-			if path.Ext(p) != "" && p != "/index.html" {
-				// A missing asset (an old hashed name after an upgrade) must not come back as HTML.
-				http.NotFound(w, r)
+			page, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+			if !consolePages[page] {
+				// Not a console page: an unknown endpoint (/api/…, /ws/…, /metrics when it is served
+				// elsewhere) or a missing asset (an old hashed name after an upgrade) is a 404, not the page.
+				s.writeError(w, r, errs.New(errs.NotFound, "no endpoint %s %s", r.Method, p).
+					WithHint("GET /api/v1/openapi.json lists every endpoint"))
 				return
 			}
 			f = index
@@ -156,7 +159,3 @@ func consoleMethods(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
-
-// serverPaths are the server's own names, never the console's: when one is not served here (/metrics on its own
-// listener) it must answer 404, not the console's index.
-var serverPaths = map[string]bool{"/api": true, "/ws": true, "/metrics": true, "/healthz": true, "/readyz": true}

@@ -66,8 +66,8 @@ func TestConsole(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") {
 			t.Fatalf("asset: %d %v", resp.StatusCode, resp.Header)
 		}
-		resp, _ = get(t, "/assets/app-old.js")
-		if resp.StatusCode != 404 {
+		resp, body = get(t, "/assets/app-old.js")
+		if resp.StatusCode != 404 || strings.Contains(body, "<script") {
 			t.Errorf("a missing asset answered %d, want 404 (not the page)", resp.StatusCode)
 		}
 		resp, _ = get(t, "/assets/app-abc.css", "If-None-Match", resp.Header.Get("ETag"))
@@ -93,7 +93,7 @@ func TestConsole(t *testing.T) {
 	})
 	// Ensure an unknown API path is a JSON 404, not the console page.
 	t.Run("APINotFound", func(t *testing.T) {
-		for _, p := range []string{"/api/v1/nope", "/ws/nope"} {
+		for _, p := range []string{"/api/v1/nope", "/ws/nope", "/nope", "/chat.php"} {
 			resp, body := get(t, p)
 			if resp.StatusCode != 404 || !strings.Contains(body, `"not_found"`) {
 				t.Errorf("%s: %d %s", p, resp.StatusCode, body)

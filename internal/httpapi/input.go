@@ -50,17 +50,20 @@ func checkText(kind, name, v string) error {
 }
 
 // validID reports whether v has the shape of a record id: a UUID, or SO-YYYYMMDD-NNN for standing orders,
-// or (runbooks only) a runbook name.
+// vs_<UUID> for voice sessions, or (runbooks only) a runbook name.
 func validID(routePath, v string) bool {
 	if uuidPattern.MatchString(v) || standingOrderPattern.MatchString(v) {
 		return true
+	}
+	if rest, ok := strings.CutPrefix(v, "vs_"); ok && strings.HasPrefix(routePath, "/api/v1/voice/") {
+		return uuidPattern.MatchString(rest)
 	}
 	return strings.HasPrefix(routePath, "/api/v1/ops/runbooks/") && runbookNamePattern.MatchString(v)
 }
 
 func errBadID(name, v string) error {
 	return errs.New(errs.NotFound, "nothing has %s %q: ids are UUIDs such as 3f2b8c1e-5d4a-4e7b-9c2d-1a2b3c4d5e6f, "+
-		"or SO-YYYYMMDD-NNN for standing orders", name, v).WithHint("take ids from the list endpoints")
+		"SO-YYYYMMDD-NNN for standing orders or vs_<UUID> for voice sessions", name, v).WithHint("take ids from the list endpoints")
 }
 
 // checkParams validates r's path parameters (by routePath's wildcards), query parameters, form values and

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/sshtest"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/monitor/nodeexporter"
@@ -26,7 +28,13 @@ import (
 func (b *testBundle) newMonitoring(ag *agent.Service, orders *ops.Orders) *MonitoringDeps {
 	opsSvc := ops.New(b.db, ag, b.audit, b.now.Now)
 	alerts := monitor.NewAlerts(monitor.AlertsConfig{Now: b.now.Now, Logger: b.logger,
-		Remediator: monitor.NewRunbookRemediator(opsSvc, 2),
+		Remediator: monitor.NewRunbookRemediator(opsSvc, 2).WithServerNames(func(ctx context.Context, id string) (string, error) {
+			list, err := b.inv.Servers(ctx, inventory.Selector{ServerIDs: []string{id}})
+			if err != nil || len(list) == 0 {
+				return "", fmt.Errorf("server %s: %v", id, err)
+			}
+			return list[0].Name, nil
+		}),
 		CheckRunbook: func(ctx context.Context, id string) error {
 			_, err := opsSvc.Runbook(ctx, id)
 			return err
@@ -315,9 +323,12 @@ func TestMonitorAlertRemediation(t *testing.T) {
 		if items, _ := b.do("GET", "/api/v1/ops/standing-orders/"+hot.body["id"].(string)+"/executions", tok, nil).body["items"].([]any); len(items) != 1 {
 			t.Errorf("threshold order ran %d times", len(items))
 		}
-		// The remediation session used list_alerts and saw its alert.
+		// The remediation session used list_alerts and saw its alert; its runbook named the server.
 		ctx := tenant.WithID(context.Background(), tid)
 		sessID := ev["remediation_session_id"].(string)
+		if s := b.do("GET", "/api/v1/agent/sessions/"+sessID, tok, nil); !strings.HasPrefix(s.body["title"].(string), "look at web-1: cpu high") {
+			t.Errorf("{{.server}} is not the server's name: %s", s.body["title"])
+		}
 		sub := b.srv.Agent.Hub().Subscribe(sessID)
 		defer b.srv.Agent.Hub().Unsubscribe(sub)
 		var out string

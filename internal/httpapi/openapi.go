@@ -254,10 +254,11 @@ func operationID(rt route) string {
 }
 
 var (
-	timeType      = reflect.TypeFor[time.Time]()
-	rawType       = reflect.TypeFor[json.RawMessage]()
-	marshalerType = reflect.TypeFor[json.Marshaler]()
-	textType      = reflect.TypeFor[encoding.TextMarshaler]()
+	timeType        = reflect.TypeFor[time.Time]()
+	rawType         = reflect.TypeFor[json.RawMessage]()
+	marshalerType   = reflect.TypeFor[json.Marshaler]()
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	textType        = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
 func deref(t reflect.Type) reflect.Type {
@@ -273,6 +274,13 @@ func (b *specBuilder) schema(t reflect.Type, mode schemaMode) map[string]any {
 	t = deref(t)
 	if e, ok := enumByType[t]; ok {
 		return map[string]any{"type": jsonType(t), "enum": e}
+	}
+	if mode == modeRequest && reflect.PointerTo(t).Implements(unmarshalerType) && t != timeType && t != rawType {
+		// A type that decodes itself accepts what its UnmarshalJSON accepts.
+		if s, ok := requestSchemaByType[t]; ok {
+			return s
+		}
+		return map[string]any{"description": "any JSON value the server's decoder accepts"}
 	}
 	switch {
 	case t == timeType:

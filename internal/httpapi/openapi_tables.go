@@ -196,6 +196,13 @@ var optionalBody = map[reflect.Type]bool{
 	reflect.TypeFor[runRunbookRequest](): true,
 }
 
+// requestSchemaByType describes request types that decode themselves (UnmarshalJSON).
+var requestSchemaByType = map[reflect.Type]map[string]any{
+	// ops.Strings takes one string or a list of strings.
+	reflect.TypeFor[ops.Strings](): {"oneOf": []any{map[string]any{"type": "string"},
+		map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}},
+}
+
 // enumByType lists the values of named types that are enums in JSON.
 var enumByType = map[reflect.Type][]any{
 	reflect.TypeFor[auth.Role]():          anys(auth.RoleViewer, auth.RoleOperator, auth.RoleAdmin),

@@ -25,6 +25,7 @@ import (
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/tenant"
+	"github.com/it0/it0/internal/voice"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -48,6 +49,8 @@ type Deps struct {
 	Monitoring *MonitoringDeps
 	// Checks are the health checks (nil leaves their routes out).
 	Checks *monitor.Checks
+	// Voice is the voice gateway (nil leaves its routes out).
+	Voice *voice.Service
 	// WSOrigins are the browser origins allowed to open WebSockets (host patterns); same-origin always is.
 	WSOrigins []string
 	Ready     map[string]Pinger // name → check, reported by /readyz

@@ -19,8 +19,9 @@ type RunbookRunner interface {
 // within what may run unattended. Commands above L0 still wait for approval inside the run, unless the
 // runbook itself auto-approves (emergency mode).
 type RunbookRemediator struct {
-	runner  RunbookRunner
-	maxRisk int
+	runner     RunbookRunner
+	maxRisk    int
+	serverName func(ctx context.Context, id string) (string, error)
 }
 
 var _ Remediator = (*RunbookRemediator)(nil)
@@ -28,6 +29,13 @@ var _ Remediator = (*RunbookRemediator)(nil)
 // NewRunbookRemediator returns a remediator allowing runbooks up to maxRisk (0–2).
 func NewRunbookRemediator(r RunbookRunner, maxRisk int) *RunbookRemediator {
 	return &RunbookRemediator{runner: r, maxRisk: maxRisk}
+}
+
+// WithServerNames makes {{.server}} the alert's server name, looked up by name (its id stays in
+// {{.server_id}}); without it {{.server}} is the id.
+func (r *RunbookRemediator) WithServerNames(name func(ctx context.Context, id string) (string, error)) *RunbookRemediator {
+	r.serverName = name
+	return r
 }
 
 // Remediate starts runbookID on the alert's server, with the alert as template variables (server,
@@ -44,7 +52,13 @@ func (r *RunbookRemediator) Remediate(ctx context.Context, runbookID string, ev 
 		return "", "", errs.New(errs.Forbidden, "runbook %s may run L%d commands; unattended remediation is limited to L%d (IT0_MONITOR_REMEDIATION_MAX_RISK)",
 			rb.Name, rb.MaxRiskLevel, r.maxRisk)
 	}
-	vars := map[string]string{"server": ev.ServerID, "server_id": ev.ServerID, "alert": ev.RuleName, "alert_id": ev.ID,
+	server := ev.ServerID
+	if r.serverName != nil && ev.ServerID != "" {
+		if server, err = r.serverName(ctx, ev.ServerID); err != nil {
+			return "", "", fmt.Errorf("name of server %s: %w", ev.ServerID, err)
+		}
+	}
+	vars := map[string]string{"server": server, "server_id": ev.ServerID, "alert": ev.RuleName, "alert_id": ev.ID,
 		"metric": ev.Metric, "value": fmt.Sprintf("%g", ev.Value), "threshold": fmt.Sprintf("%g", ev.Threshold), "severity": ev.Severity, "label": ev.Label}
 	t, err := r.runner.RunRunbook(ctx, rb.ID, vars, []string{ev.ServerID})
 	if err != nil {

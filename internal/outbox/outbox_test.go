@@ -44,6 +44,13 @@ func (f *failingBus) Publish(ctx context.Context, stream string, data []byte) (s
 	return f.Bus.Publish(ctx, stream, data)
 }
 
+func (f *failingBus) PublishBatch(ctx context.Context, msgs []bus.Outgoing) error {
+	if f.down {
+		return errors.New("bus down")
+	}
+	return f.Bus.PublishBatch(ctx, msgs)
+}
+
 // TestRelay: an approval's events are written with it and published in order, once the bus takes them;
 // while the bus is down they wait in the outbox.
 func TestRelay(t *testing.T) {

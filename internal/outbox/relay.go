@@ -89,14 +89,13 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 	}
 }
 
-// publish sends evs in order; the first failure stops (and rolls back) the batch.
+// publish sends evs in order, in one batch; a failure rolls the batch back (it is sent again: at least once).
 func (r *Relay) publish(ctx context.Context, evs []Event) error {
-	for _, e := range evs {
-		if _, err := r.bus.Publish(ctx, e.Stream, e.Payload); err != nil {
-			return err
-		}
+	msgs := make([]bus.Outgoing, len(evs))
+	for i, e := range evs {
+		msgs[i] = bus.Outgoing{Stream: e.Stream, Data: e.Payload}
 	}
-	return nil
+	return r.bus.PublishBatch(ctx, msgs)
 }
 
 // Start runs the relay in the background until Stop.

@@ -710,33 +710,6 @@ func (db *DB) AlertStateDelete(ctx context.Context, ruleID, serverID string) err
 	return err
 }
 
-// AgentCounts counts the tenant's agent sessions by status and its pending approvals (IT0's own metrics).
-func (db *DB) AgentCounts(ctx context.Context) (sessions map[string]int, pendingApprovals int, err error) {
-	sc, err := db.scope(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	rows, err := sc.query(ctx, `SELECT status, COUNT(*) FROM ~agent_sessions WHERE tenant_id = ? GROUP BY status`, sc.tenantID)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
-	sessions = map[string]int{}
-	for rows.Next() {
-		var s string
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, 0, err
-		}
-		sessions[s] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
-	err = sc.queryRow(ctx, `SELECT COUNT(*) FROM ~approval_requests WHERE tenant_id = ? AND status = 'pending'`, sc.tenantID).Scan(&pendingApprovals)
-	return sessions, pendingApprovals, err
-}
-
 // anyTime scans a timestamp that SQLite may hand back as text: columns computed by MIN() or by a UNION
 // carry no declared type, so the driver cannot convert them itself.
 type anyTime struct {

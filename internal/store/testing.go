@@ -99,3 +99,27 @@ func (db *DB) AuditBulkLoadForBench(ctx context.Context, key []byte, n int) erro
 	}
 	return nil
 }
+
+// OutboxFillForBench writes n outbox rows of stream with payload in the tenant in ctx, in large
+// transactions. Benchmarks of the relay use it to build a backlog quickly.
+func (db *DB) OutboxFillForBench(ctx context.Context, stream string, payload []byte, n int) error {
+	s, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	at := db.Now()
+	for start := 0; start < n; start += 5000 {
+		err := s.inTx(ctx, func(tx scopeTx) error {
+			for i := start; i < min(n, start+5000); i++ {
+				if err := tx.outboxAdd(ctx, stream, payload, at); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -535,6 +535,20 @@ func (c *Conversation) player(ctx context.Context) {
 		}
 	}()
 	var next time.Time // when the next frame is due
+	// A stream that ends mid-reply still records what was said of it.
+	turn, sent, total, text := -1, 0, 0, ""
+	defer func() {
+		if turn < 0 {
+			return
+		}
+		if sent > 0 && sent < total {
+			r := []rune(text)
+			spoken = append(spoken, string(r[:len(r)*sent/total])+"…")
+		}
+		if len(spoken) > 0 {
+			c.finishReply(context.WithoutCancel(ctx), turn, spoken, true)
+		}
+	}()
 	for {
 		var cl clip
 		select {
@@ -542,9 +556,10 @@ func (c *Conversation) player(ctx context.Context) {
 			return
 		case cl = <-c.playq:
 		}
+		turn = cl.turn
 		if cl.end {
 			c.finishReply(ctx, cl.turn, spoken, interrupted)
-			spoken, interrupted = spoken[:0], false
+			spoken, interrupted, turn = spoken[:0], false, -1
 			select {
 			case c.played <- cl.turn:
 			case <-ctx.Done():
@@ -562,7 +577,7 @@ func (c *Conversation) player(ctx context.Context) {
 		if now := time.Now(); next.Before(now) {
 			next = now.Add(-time.Duration(c.cfg.Lead) * c.cfg.Frame) // a fresh start: send the lead at once
 		}
-		sent, total := 0, (len(cl.audio)+frame-1)/frame
+		sent, total, text = 0, (len(cl.audio)+frame-1)/frame, cl.text
 		for i := 0; i < len(cl.audio); i += frame {
 			if cl.gen != c.gen.Load() {
 				break
@@ -598,13 +613,15 @@ func (c *Conversation) player(ctx context.Context) {
 		}
 		c.clipAt.Store(0)
 		c.pending.Add(-1)
-		if sent == total {
+		done := sent
+		sent = 0 // recorded below
+		if done == total {
 			spoken = append(spoken, cl.text)
 			continue
 		}
 		interrupted = true
-		if r := []rune(cl.text); sent > 0 {
-			spoken = append(spoken, string(r[:len(r)*sent/total])+"…")
+		if r := []rune(cl.text); done > 0 {
+			spoken = append(spoken, string(r[:len(r)*done/total])+"…")
 		}
 		next = time.Time{}
 	}

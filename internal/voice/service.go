@@ -401,23 +401,23 @@ func (s *Service) ServeTwilio(ctx context.Context, conn Conn) {
 	brain := &escalationBrain{s: s, claims: c, callSID: start.CallSID, vsID: vsID}
 	s.update(vsID, func(vs *Session) { vs.State, vs.StartedAt = SessionActive, ptr(s.cfg.Now()) })
 	out := newTwilioOut(ctx, conn, start.StreamSID)
-	err = s.converse(ctx, conn, vsID, c.Lang, brain, out, 0, s.cfg.SilenceTimeout, func(ctx context.Context, conv *Conversation) error {
+	s.converse(ctx, conn, vsID, c.Lang, brain, out, 0, s.cfg.SilenceTimeout, func(ctx context.Context, conv *Conversation) error {
 		return pumpTwilio(ctx, conn, start.StreamSID, conv)
+	}, func(err error) {
+		if errors.Is(err, ErrHangup) && s.calls != nil && start.CallSID != "" && brain.decided {
+			// Decided: end the call before the stream, or Twilio would go on to the keypad fallback.
+			if herr := s.calls.Hangup(context.WithoutCancel(ctx), start.CallSID); herr != nil {
+				s.log.WarnContext(ctx, "hang up the call", slog.String("error", herr.Error()))
+			}
+		}
+		if brain.outcome == "" {
+			brain.outcome = "no_answer"
+			if err != nil && !errors.Is(err, ErrHangup) && !errors.Is(err, errStreamEnded) {
+				brain.outcome = "failed"
+			}
+		}
+		s.end(ctx, vsID, brain.outcome, err)
 	})
-	if brain.outcome == "" {
-		brain.outcome = "no_answer"
-		if err != nil && !errors.Is(err, ErrHangup) && !errors.Is(err, errStreamEnded) {
-			brain.outcome = "failed"
-		}
-	}
-	s.end(ctx, vsID, brain.outcome, err)
-	if errors.Is(err, ErrHangup) && s.calls != nil && start.CallSID != "" && brain.decided {
-		// Decided: end the call here, or Twilio would go on to the keypad fallback after the stream.
-		if herr := s.calls.Hangup(context.WithoutCancel(ctx), start.CallSID); herr != nil {
-			s.log.WarnContext(ctx, "hang up the call", slog.String("error", herr.Error()))
-		}
-	}
-	closeWith(conn, err)
 }
 
 // ServeApp runs the console's voice stream of voice session vsID for the signed-in user in ctx.
@@ -440,19 +440,19 @@ func (s *Service) ServeApp(ctx context.Context, conn Conn, vsID string) {
 	s.update(vsID, func(v *Session) { v.State, v.StartedAt = SessionActive, ptr(s.cfg.Now()) })
 	out := &appOut{ctx: ctx, conn: conn}
 	brain := &agentBrain{s: s, sessionID: vs.AgentSessionID, lang: vs.Language}
-	err = s.converse(ctx, conn, vsID, vs.Language, brain, out, s.cfg.EchoGuard, 0, func(ctx context.Context, conv *Conversation) error {
+	s.converse(ctx, conn, vsID, vs.Language, brain, out, s.cfg.EchoGuard, 0, func(ctx context.Context, conv *Conversation) error {
 		return pumpApp(ctx, conn, conv, out)
-	})
-	s.end(ctx, vsID, "", err)
-	closeWith(conn, err)
+	}, func(err error) { s.end(ctx, vsID, "", err) })
 }
 
 // errStreamEnded is the far end closing or stopping the stream.
 var errStreamEnded = errors.New("the stream ended")
 
-// converse runs a conversation against its transport's reader until either ends.
+// converse runs a conversation against its transport's reader until either ends, then closes conn with
+// the reason, after beforeClose (which records the end: whoever sees the close sees the record). The reader keeps the request's context: cancelling a
+// WebSocket read kills the connection before the close frame could say why.
 func (s *Service) converse(ctx context.Context, conn Conn, vsID, lang string, brain Brain, out Output, echo, silence time.Duration,
-	pump func(context.Context, *Conversation) error) error {
+	pump func(context.Context, *Conversation) error, beforeClose func(error)) error {
 	s.mu.Lock()
 	vs := s.sessions[vsID]
 	s.mu.Unlock()
@@ -462,22 +462,26 @@ func (s *Service) converse(ctx context.Context, conn Conn, vsID, lang string, br
 	}
 	conv := NewConversation(ConversationConfig{STT: s.cfg.STT, TTS: s.cfg.TTS, Brain: brain, Journal: j, Out: out, VAD: s.cfg.NewVAD(),
 		Lang: lang, EchoGuard: echo, SilenceTimeout: silence, Frame: s.cfg.Frame, Metrics: s.cfg.Metrics, Logger: s.log})
-	ctx, cancel := context.WithCancelCause(ctx)
+	convCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	pumped := make(chan error, 1)
 	go func() {
 		err := pump(ctx, conv)
-		if err == nil || ctx.Err() == nil && !isClose(err) {
+		if err == nil || !isClose(err) {
 			err = errors.Join(errStreamEnded, err)
 		}
 		pumped <- err
 		cancel(err)
 	}()
-	err := conv.Run(ctx)
-	cancel(err)
-	if perr := <-pumped; !errors.Is(err, ErrHangup) && !errors.Is(err, ErrSpeechFailed) && perr != nil && !errors.Is(perr, context.Canceled) {
-		err = perr
+	err := conv.Run(convCtx)
+	if !errors.Is(err, ErrHangup) && !errors.Is(err, ErrSpeechFailed) {
+		if cause := context.Cause(convCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause // the stream ended first: its reason is the session's
+		}
 	}
+	beforeClose(err)
+	closeWith(conn, err)
+	<-pumped
 	return err
 }
 

@@ -40,7 +40,7 @@ func (e *CloseError) Error() string { return fmt.Sprintf("stream closed (%d): %s
 func closeWith(conn Conn, err error) {
 	var ce *CloseError
 	switch {
-	case err == nil, errors.Is(err, ErrHangup):
+	case err == nil, errors.Is(err, ErrHangup), errors.Is(err, errStreamEnded):
 		conn.Close(CloseNormal, "")
 	case errors.As(err, &ce):
 		conn.Close(ce.Code, clipStr(ce.Reason, 120))

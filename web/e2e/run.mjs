@@ -143,6 +143,17 @@ await test('chat: reject path', async () => {
   await shot(admin, 'en-chat-rejected');
 });
 
+await test('hostile tool output is shown as text, coloured and folded', async () => {
+  await startTask(admin, '[html] print something nasty');
+  const out = admin.locator('.output').last();
+  await out.locator('pre', { hasText: '<img src=x onerror=alert(1)>' }).waitFor();
+  await out.locator('span.a-fg2', { hasText: 'red' }).waitFor();
+  if ((await admin.locator('.output img').count()) !== 0) throw new Error('tool output became HTML');
+  await out.getByRole('button', { name: /Show all \(\d+ lines\)/ }).click();
+  await out.locator('pre', { hasText: '40' }).waitFor();
+  await shot(admin, 'en-chat-hostile-output');
+});
+
 await test('standing order: drafted in chat, confirmed, listed, paused and resumed', async () => {
   await startTask(admin, '[order] check disks every night');
   const draft = admin.locator('section.draft');
@@ -176,6 +187,9 @@ await test('every page renders (en)', async () => {
     await admin.getByRole('heading', { level: 1 }).first().waitFor();
     await shot(admin, 'en-' + file);
   }
+  await admin.getByRole('navigation').getByRole('link', { name: 'Monitoring' }).click();
+  await admin.locator('figure.chart', { hasText: 'disk_usage' }).locator('.uplot').waitFor();
+  await shot(admin, 'en-monitoring-charts');
   await admin.getByRole('navigation').getByRole('link', { name: 'Fleet' }).click();
   const row = admin.locator('tr', { hasText: 'web-1' });
   await row.getByRole('button', { name: 'Check connectivity' }).click();
@@ -196,6 +210,15 @@ await test('zh: the console in Chinese', async () => {
   await admin.locator('.verify.ok', { hasText: '哈希链完整' }).waitFor();
   await nav.getByRole('link', { name: '对话' }).click();
   await admin.getByRole('link', { name: /新任务/ }).waitFor();
+});
+
+await test('dark theme', async () => {
+  await admin.getByRole('navigation').getByRole('link', { name: '设置' }).click();
+  await admin.getByLabel('主题').selectOption('dark');
+  await admin.locator('html[data-theme="dark"]').waitFor({ state: 'attached' });
+  await admin.getByRole('navigation').getByRole('link', { name: '监控' }).click();
+  await admin.locator('figure.chart .uplot').first().waitFor();
+  await shot(admin, 'zh-dark-monitoring');
 });
 
 await test('no CSP violation or page error', async () => {

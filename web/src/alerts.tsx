@@ -122,7 +122,7 @@ export function EscalationOverlay() {
               {t('alert.openChat')}
             </button>
           )}
-          {sessionId && <VoiceButton sessionId={sessionId} approvalId={id} />}
+          {sessionId && <VoiceButton sessionId={sessionId} />}
           <button type="button" onClick={() => urgent.set(null)}>
             {t('alert.dismiss')}
           </button>

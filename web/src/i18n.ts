@@ -115,7 +115,10 @@ const zh: Record<Key, string> = {
 
 const dicts: Record<Lang, Record<Key, string>> = { en, zh };
 
+// The language and theme (not the session) are remembered in localStorage.
 function initial(): Lang {
+  const saved = globalThis.localStorage?.getItem('it0.lang');
+  if (saved === 'en' || saved === 'zh') return saved;
   return (navigator.language || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
 }
 
@@ -123,6 +126,7 @@ export const lang = new Store<Lang>(typeof navigator === 'undefined' ? 'en' : in
 
 export function setLang(l: Lang) {
   document.documentElement.lang = l === 'zh' ? 'zh-CN' : 'en';
+  globalThis.localStorage?.setItem('it0.lang', l);
   lang.set(l);
 }
 

@@ -143,7 +143,7 @@ export function canDecide(level: number): boolean {
   return level >= 2 ? can('approve') : can('approve_l1');
 }
 
-export function ApprovalCard({ a, onDecided, children, approveLabel }: { a: Approval; onDecided?: (a: Approval) => void; children?: ComponentChildren; approveLabel?: string }) {
+export function ApprovalCard({ a, onDecided, children, approveLabel, hideCommand }: { a: Approval; onDecided?: (a: Approval) => void; children?: ComponentChildren; approveLabel?: string; hideCommand?: boolean }) {
   useT();
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
@@ -168,7 +168,7 @@ export function ApprovalCard({ a, onDecided, children, approveLabel }: { a: Appr
         <strong>{pending ? t('approval.title') : a.status === 'approved' ? t('approval.approved') : a.status === 'rejected' ? t('approval.rejected') : a.status}</strong>
         <Countdown a={a} />
       </header>
-      {children ?? <code class="cmd">{a.command}</code>}
+      {children ?? (!hideCommand && <code class="cmd">{a.command}</code>)}
       {a.reason && <p class="muted">{a.reason}</p>}
       {!pending && a.decision_reason && <p class="muted">“{a.decision_reason}”</p>}
       {pending &&
@@ -248,13 +248,13 @@ export function VirtualList<T>({ items, keyOf, render, estimate = 72, class: cls
   const box = useRef<HTMLDivElement>(null);
   const heights = useRef(new Map<string, number>());
   const [scroll, setScroll] = useState({ top: 0, height: 800 });
-  const [, bump] = useState(0);
+  const [measured, bump] = useState(0); // bumped when a row's measured height changes
   const stick = useRef(true);
   const offsets = useMemo(() => {
     const o = new Float64Array(items.length + 1);
     for (let i = 0; i < items.length; i++) o[i + 1] = o[i] + (heights.current.get(keyOf(items[i])) ?? estimate);
     return o;
-  }, [items, scroll, bump]);
+  }, [items, measured]);
   const total = offsets[items.length];
   const over = 600;
   let lo = 0;

@@ -159,7 +159,8 @@ func (e *Engine) Run(ctx context.Context, t agent.Task, emit func(agent.Event)) 
 	cmd.WaitDelay = e.cfg.KillGrace
 	r := &run{e: e, ctx: ctx, sessionID: t.SessionID, emit: emit, cancel: cancel, p: newParser()}
 	stderr := &tailBuffer{max: stderrTail}
-	cmd.Stderr = io.MultiWriter(stderr, &lineWriter{max: maxStderrLine, line: r.stderrLine})
+	stderrLines := &lineWriter{max: maxStderrLine, line: r.stderrLine}
+	cmd.Stderr = io.MultiWriter(stderr, stderrLines)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return agent.Outcome{}, fmt.Errorf("claudecode: stdout pipe: %w", err)
@@ -199,6 +200,7 @@ func (e *Engine) Run(ctx context.Context, t agent.Task, emit func(agent.Event)) 
 	escalate.Wait()
 	waitErr := cmd.Wait()
 	killGroup(cmd) // whatever the CLI left behind (background shells, MCP servers) goes with it
+	stderrLines.flush()
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -459,8 +461,8 @@ func withStderr(msg, stderr string) string {
 	return msg + "; stderr: " + stderr
 }
 
-// lineWriter splits what is written to it into lines (cut at max bytes) and hands each to line. A last
-// line without a newline is dropped: the CLI ends what it prints with one.
+// lineWriter splits what is written to it into lines (cut at max bytes) and hands each to line; flush
+// hands over a last line that had no newline.
 type lineWriter struct {
 	max  int
 	line func(string)
@@ -494,6 +496,14 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		rest = rest[i+1:]
 	}
 	return len(p), nil
+}
+
+// flush hands over the line written since the last newline, if any. Call it once writing has stopped.
+func (w *lineWriter) flush() {
+	if len(w.buf) > 0 && !w.long {
+		w.line(string(w.buf))
+	}
+	w.buf, w.long = w.buf[:0], false
 }
 
 // tailBuffer keeps the last max bytes written to it (the CLI's stderr, for diagnosis).

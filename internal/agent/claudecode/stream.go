@@ -29,6 +29,11 @@ type line struct {
 	ToolName      string          `json:"tool_name"`
 	ToolUseID     string          `json:"tool_use_id"`
 	ToolUseResult json.RawMessage `json:"tool_use_result"`
+	// system/init lines
+	MCPServers []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	} `json:"mcp_servers"`
 
 	// result lines
 	PermissionDenials []denial        `json:"permission_denials"`
@@ -142,8 +147,16 @@ func (p *parser) parseLine(b []byte) ([]agent.Event, error) {
 	sub := l.ParentToolUseID != nil && *l.ParentToolUseID != ""
 	switch l.Type {
 	case "system":
-		if l.Subtype == "permission_denied" {
+		switch l.Subtype {
+		case "permission_denied":
 			return p.refused(denial{ToolName: l.ToolName, ToolUseID: l.ToolUseID}, jsonString(l.Message)), nil
+		case "init":
+			for _, srv := range l.MCPServers {
+				if srv.Name == MCPServerName && srv.Status != "connected" {
+					return []agent.Event{{Type: agent.EventNotice, Code: agent.CodeEngineLog, Message: fmt.Sprintf(
+						"IT0's MCP server (`it0 mcp`, from the workspace's %s) is %q in Claude Code, not connected: IT0's tools are missing from this run", MCPConfigFile, srv.Status)}}, nil
+				}
+			}
 		}
 		return nil, errSkip
 	case "stream_event":

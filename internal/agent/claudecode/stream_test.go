@@ -282,3 +282,32 @@ func TestPermissionDenials(t *testing.T) {
 		})
 	}
 }
+
+// TestLineWriter ensures stderr is cut into lines whatever the writes' boundaries, long lines are cut at
+// the limit once, and a last line without a newline comes out on flush.
+func TestLineWriter(t *testing.T) {
+	t.Parallel()
+	var got []string
+	w := &lineWriter{max: 8, line: func(s string) { got = append(got, s) }}
+	for _, p := range []string{"warn", "ing one\nshort\n", "0123456789abcdef", "ghij\nx", "\n", "tail"} {
+		if n, err := w.Write([]byte(p)); n != len(p) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", p, n, err)
+		}
+	}
+	w.flush()
+	want := []string{"warning …", "short", "01234567…", "x", "tail"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("lines = %q, want %q", got, want)
+	}
+}
+
+// TestMCPServerNotConnected ensures an init line whose IT0 MCP server failed gives a notice.
+func TestMCPServerNotConnected(t *testing.T) {
+	t.Parallel()
+	for status, want := range map[string]int{"connected": 0, "failed": 1, "pending": 1} {
+		evs, _ := newParser().parseLine([]byte(`{"type":"system","subtype":"init","session_id":"s","mcp_servers":[{"name":"other","status":"failed"},{"name":"it0","status":"` + status + `"}]}`))
+		if len(evs) != want || want == 1 && (evs[0].Type != agent.EventNotice || !strings.Contains(evs[0].Message, status)) {
+			t.Errorf("status %s: events %+v", status, evs)
+		}
+	}
+}

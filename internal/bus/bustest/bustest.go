@@ -178,6 +178,32 @@ func Run(t *testing.T, open Open) {
 		}
 	})
 
+	// Ensure a batch is published in order, each message to its stream.
+	t.Run("PublishBatch", func(t *testing.T) {
+		t.Parallel()
+		b := open(t, testConfig())
+		var msgs []bus.Outgoing
+		for i := range 20 {
+			msgs = append(msgs, bus.Outgoing{Stream: []string{"x", "y"}[i%2], Data: []byte(strconv.Itoa(i))})
+		}
+		if err := b.PublishBatch(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan string, 20)
+		consume(t, b, bus.Consumer{Stream: "y", Group: "g", Name: "c"}, func(_ context.Context, m bus.Message) error {
+			got <- string(m.Data)
+			return nil
+		})
+		for i := 1; i < 20; i += 2 {
+			if v := recv(t, got); v != strconv.Itoa(i) {
+				t.Fatalf("got %q, want %d", v, i)
+			}
+		}
+		if n, err := b.Len(ctx, "x"); err != nil || n != 10 {
+			t.Fatalf("stream x holds %d, %v", n, err)
+		}
+	})
+
 	// Ensure a group created after messages were published still gets them (groups start at the beginning).
 	t.Run("NewGroupReadsFromStart", func(t *testing.T) {
 		t.Parallel()

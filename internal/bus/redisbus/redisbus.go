@@ -59,6 +59,26 @@ func (b *Bus) Publish(ctx context.Context, stream string, data []byte) (string, 
 	return id, nil
 }
 
+// PublishBatch implements bus.Bus with one pipeline of XADDs.
+func (b *Bus) PublishBatch(ctx context.Context, msgs []bus.Outgoing) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range msgs {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: b.key(m.Stream), MaxLen: b.cfg.MaxLen, Approx: true, Values: []any{"d", m.Data}})
+		}
+		return nil
+	})
+	if err != nil {
+		return b.wrap("publish", err)
+	}
+	for _, m := range msgs {
+		b.cfg.Metrics.Published(1, m.Stream)
+	}
+	return nil
+}
+
 func (b *Bus) wrap(op string, err error) error {
 	if errors.Is(err, redis.ErrClosed) {
 		return bus.ErrClosed

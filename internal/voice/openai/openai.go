@@ -51,7 +51,7 @@ func (c *Config) endpoint(what string) string {
 }
 
 // Validate checks the URL and model.
-func (c *Config) Validate(prefix string) error {
+func (c Config) Validate(prefix string) error {
 	var list []error
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		list = append(list, fmt.Errorf("%s_BASE_URL %q: want an http(s) URL of an OpenAI-compatible speech server", prefix, c.BaseURL))

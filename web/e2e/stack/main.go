@@ -6,6 +6,7 @@
 // The model follows a script chosen by a marker in the first user message:
 //
 //	[l1]    proposes an L1 command on web-1 (tee a marker file); after the result, reports what happened
+//	[html]  runs an L0 command whose output is HTML, ANSI colours and 41 lines (escaping, folding)
 //	[order] drafts a standing order with create_standing_order; after the result, confirms it
 //	else    answers with one line of text
 package main
@@ -21,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -43,6 +45,8 @@ const (
 	viewerPass  = "viewer-password-e2e"
 	// L1Marker is what the approved command prints.
 	L1Marker = "it0-e2e-approved"
+	// HTMLCommand prints markup that must show as text, a red ANSI span and 40 more lines.
+	HTMLCommand = `printf '<img src=x onerror=alert(1)>\033[31mred\033[0m\n'; seq 1 40`
 )
 
 // Info is the line printed for the test driver.
@@ -203,9 +207,26 @@ func seed(url string, sshd *sshtest.Server) error {
 		"username": sshd.User, "secret": sshd.UserKey.Reveal()}, &cred); err != nil {
 		return err
 	}
+	var srv struct{ ID string }
 	if err := call(url, "POST", "/api/v1/inventory/servers", tok.AccessToken, map[string]any{"name": "web-1", "host": sshd.Addr, "port": sshd.Port,
 		"ssh_user": sshd.User, "credential_id": cred.ID, "environment": "dev", "role": "web", "tags": []string{"e2e"},
-		"host_key_policy": "pin", "host_key": sshd.HostKey}, nil); err != nil {
+		"host_key_policy": "pin", "host_key": sshd.HostKey}, &srv); err != nil {
+		return err
+	}
+	// An hour of samples, so the monitoring page draws its charts (disk: one series per mount).
+	var samples []map[string]any
+	now := time.Now().UTC()
+	for i := 60; i >= 0; i-- {
+		at := now.Add(-time.Duration(i) * time.Minute)
+		x := float64(i)
+		samples = append(samples,
+			map[string]any{"server_id": srv.ID, "metric_type": "cpu_usage", "value": 20 + math.Mod(x*7, 30), "collected_at": at},
+			map[string]any{"server_id": srv.ID, "metric_type": "memory_usage", "value": 55 + math.Mod(x, 5), "collected_at": at},
+			map[string]any{"server_id": srv.ID, "metric_type": "disk_usage", "label": "/", "value": 61 + x/60, "collected_at": at},
+			map[string]any{"server_id": srv.ID, "metric_type": "disk_usage", "label": "/var", "value": 80 - x/30, "collected_at": at},
+			map[string]any{"server_id": srv.ID, "metric_type": "load_1m", "value": 0.5 + math.Mod(x, 3)/3, "collected_at": at})
+	}
+	if err := call(url, "POST", "/api/v1/monitor/metrics", tok.AccessToken, map[string]any{"samples": samples}, nil); err != nil {
 		return err
 	}
 	return call(url, "POST", "/api/v1/auth/users", tok.AccessToken, map[string]string{"email": viewerEmail, "password": viewerPass, "role": "viewer"}, nil)
@@ -253,6 +274,8 @@ func modelHandler(l1 string) http.Handler {
 		switch {
 		case strings.Contains(first, "[l1]") && results == 0:
 			text, tool, input = "I will write the marker file on web-1.", "run_command", map[string]string{"server": "web-1", "command": l1}
+		case strings.Contains(first, "[html]") && results == 0:
+			text, tool, input = "Printing hostile output.", "run_command", map[string]string{"server": "web-1", "command": HTMLCommand}
 		case strings.Contains(first, "[order]") && results == 0:
 			text, tool, input = "Here is the standing order I propose.", "create_standing_order", orderDraft
 		case results > 0 && strings.Contains(strings.ToLower(last), "reject"):

@@ -49,9 +49,9 @@ export function ChatPage() {
   useT();
   const { parts } = useRoute();
   const sid = parts[1];
-  const sessions = useLoad(() => get<List<AgentSession>>('/api/v1/agent/sessions?limit=50'), [sid]);
   const current = useLoad(() => (sid ? get<AgentSession>('/api/v1/agent/sessions/' + encodeURIComponent(sid)) : Promise.resolve(undefined)), [sid]);
   const { view, setView, connected } = useAgentStream(sid);
+  const sessions = useLoad(() => get<List<AgentSession>>('/api/v1/agent/sessions?limit=50'), [sid, view.state]);
   const approvalIds = useMemo(() => view.items.map((i) => (i.kind === 'tool' || i.kind === 'approval' ? i.approvalId : undefined)).filter(Boolean).join(','), [view.items]);
   const [approvals, setApprovals] = useState<Record<string, Approval>>({});
   useEffect(() => {
@@ -144,6 +144,11 @@ export function ChatPage() {
   };
 
   const running = view.state === 'running' || view.state === 'waiting';
+  // The stream does not echo the person's first prompt: an opened session starts with its title.
+  const items = useMemo<Item[]>(
+    () => (view.items[0]?.kind === 'user' || !current.data?.title ? view.items : [{ kind: 'user', key: 'title', text: current.data.title }, ...view.items]),
+    [view.items, current.data?.title],
+  );
   return (
     <div class="chat">
       <aside class="sessions" aria-label={t('chat.sessions')}>
@@ -181,7 +186,7 @@ export function ChatPage() {
         </header>
         {!connected && sid && <div class="banner">{t('chat.reconnecting')}</div>}
         {sid ? (
-          <VirtualList class="stream" items={view.items} keyOf={(i) => i.key} render={renderItem} />
+          <VirtualList class="stream" items={items} keyOf={(i) => i.key} render={renderItem} />
         ) : (
           <div class="stream empty muted">{t('chat.empty')}</div>
         )}
@@ -260,7 +265,7 @@ function ToolCall({ it, approval, onDecided, onEdit }: { it: ToolItem; approval?
             </div>
           </ApprovalCard>
         ) : (
-          <ApprovalCard a={a} onDecided={onDecided} />
+          <ApprovalCard a={a} onDecided={onDecided} hideCommand />
         ))}
       {it.done && <Output text={it.output ?? ''} error={it.isError} />}
     </div>

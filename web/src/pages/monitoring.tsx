@@ -4,6 +4,8 @@ import 'uplot/dist/uPlot.min.css';
 import { ApiError, can, get, post, type List } from '../api';
 import { fmtTime, t, useT } from '../i18n';
 import { ErrorBox, Loading, useLoad } from '../ui';
+import { useStore } from '../state';
+import { theme } from '../theme';
 
 const METRICS = ['cpu_usage', 'memory_usage', 'disk_usage', 'load_1m', 'network_in', 'network_out'];
 const RANGES: Record<string, [number, string]> = { '1h': [3600, '60s'], '24h': [86400, '300s'], '7d': [604800, '3600s'] };
@@ -165,20 +167,26 @@ const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2'
 
 export function Chart({ data, labels = [], width, height = 180, spark = false }: { data: uPlot.AlignedData; labels?: string[]; width?: number; height?: number; spark?: boolean }) {
   const el = useRef<HTMLDivElement>(null);
+  const th = useStore(theme);
   useEffect(() => {
     const box = el.current!;
     const w = width ?? Math.max(280, box.clientWidth || 480);
+    // uPlot draws on a canvas: give it the theme's colours (CSS variables do not reach the canvas).
+    const css = getComputedStyle(document.documentElement);
+    const fg = css.getPropertyValue('--muted').trim() || '#5b6472';
+    const grid = css.getPropertyValue('--line').trim() || '#d8dde4';
+    const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     const opts: uPlot.Options = {
       width: w,
       height,
       legend: { show: !spark },
       cursor: { show: !spark },
-      axes: spark ? [{ show: false }, { show: false }] : undefined,
+      axes: spark ? [{ show: false }, { show: false }] : [axis, axis],
       scales: { x: { time: true } },
       series: [{}, ...data.slice(1).map((_, i) => ({ label: labels[i] ?? '', stroke: COLORS[i % COLORS.length], width: spark ? 1 : 1.5, spanGaps: true }))],
     };
     const u = new uPlot(opts, data, box);
     return () => u.destroy();
-  }, [data, width, height]);
+  }, [data, width, height, th]);
   return <div ref={el} class={spark ? 'spark' : 'uplot-box'} />;
 }

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, post } from '../api';
-import { t, useT } from '../i18n';
+import { lang, t, useT } from '../i18n';
 import { Socket } from '../ws';
 import { pcm16ToFloat } from './resample';
 import workletURL from './worklet.ts?worker&url';
@@ -24,7 +24,7 @@ interface Line {
   final: boolean;
 }
 
-export function VoiceButton({ sessionId, approvalId }: { sessionId: string; approvalId?: string }) {
+export function VoiceButton({ sessionId }: { sessionId: string }) {
   useT();
   const [support, setSupport] = useState({ ws: false, create: false });
   const [on, setOn] = useState(false);
@@ -50,7 +50,7 @@ export function VoiceButton({ sessionId, approvalId }: { sessionId: string; appr
     let vsid = sessionId;
     if (support.create) {
       try {
-        const r = await post<{ id: string }>('/api/v1/voice/sessions', { session_id: sessionId, approval_id: approvalId });
+        const r = await post<{ id: string }>('/api/v1/voice/sessions', { session_id: sessionId, locale: lang.get() === 'zh' ? 'zh-CN' : 'en' });
         vsid = r.id;
       } catch (e: any) {
         media.getTracks().forEach((tr) => tr.stop());

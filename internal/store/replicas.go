@@ -1,0 +1,51 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Replica is a process sharing the database, as it last announced itself.
+type Replica struct {
+	ID     string
+	HasBus bool // it runs with the shared bus (IT0_REDIS_URL)
+	SeenAt time.Time
+}
+
+// ReplicaBeat records that replica r is alive at r.SeenAt, and forgets replicas silent since before
+// forgetBefore.
+func (db *DB) ReplicaBeat(ctx context.Context, r Replica, forgetBefore time.Time) error {
+	sc := db.sharedScope()
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO ~replicas (id, has_bus, seen_at) VALUES (?,?,?)
+			ON CONFLICT (id) DO UPDATE SET has_bus = excluded.has_bus, seen_at = excluded.seen_at`, r.ID, r.HasBus, r.SeenAt); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, `DELETE FROM ~replicas WHERE seen_at < ?`, forgetBefore)
+		return err
+	})
+}
+
+// ReplicaList returns the replicas seen since since, other than self.
+func (db *DB) ReplicaList(ctx context.Context, self string, since time.Time) ([]Replica, error) {
+	rows, err := db.sharedScope().query(ctx, `SELECT id, has_bus, seen_at FROM ~replicas WHERE id <> ? AND seen_at >= ? ORDER BY id`, self, since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Replica
+	for rows.Next() {
+		var r Replica
+		if err := rows.Scan(&r.ID, &r.HasBus, &r.SeenAt); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ReplicaForget removes replica id (at shutdown).
+func (db *DB) ReplicaForget(ctx context.Context, id string) error {
+	_, err := db.sharedScope().exec(ctx, `DELETE FROM ~replicas WHERE id = ?`, id)
+	return err
+}
