@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/it0/it0/internal/store"
 )
@@ -64,6 +67,32 @@ func TestMalformedInput(t *testing.T) {
 		}
 		if r := b.do("GET", "/api/v1/auth/me", b.adminTok, nil, "X-Tenant-Id", "../../etc"); r.status != 400 {
 			t.Errorf("bad X-Tenant-Id: %d %s", r.status, r.raw)
+		}
+	})
+}
+
+// FuzzCheckBody: whatever the bytes, checkBody does not panic, and a JSON body it accepts holds no NUL in
+// any string (key or value) and is valid UTF-8.
+func FuzzCheckBody(f *testing.F) {
+	for _, s := range []string{`{"a":"b"}`, `{"a":"\u0000"}`, `{"a":"\\u0000"}`, `{"\u0000":1}`, `["x","\\\u0000"]`, "{\"a\":\"\xff\"}", `{"a":`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if checkBody(body) != nil || !json.Valid(body) {
+			return
+		}
+		if !utf8.Valid(body) {
+			t.Fatalf("accepted invalid UTF-8: %q", body)
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				return
+			}
+			if s, ok := tok.(string); ok && strings.ContainsRune(s, 0) {
+				t.Fatalf("accepted a NUL: %q", body)
+			}
 		}
 	})
 }
