@@ -197,13 +197,13 @@ func (c *Config) Validate() error {
 	}
 	if c.DatabaseURL != "" {
 		for _, req := range []struct {
-			uses      Settings
-			name, alt string
-			value     string
-		}{{UsesServer, "IT0_JWT_SECRET", "", c.JWTSecret}, {UsesAuditKey, "IT0_AUDIT_KEY", " (or IT0_AUDIT_KEY_FILE)", c.AuditKey + c.AuditKeyFile},
-			{UsesVault, "IT0_VAULT_MASTER_KEY", "", c.VaultMasterKey}} {
+			uses  Settings
+			name  string
+			value string
+		}{{UsesServer, "IT0_JWT_SECRET", c.JWTSecret}, {UsesAuditKey, "IT0_AUDIT_KEY (or IT0_AUDIT_KEY_FILE)", c.AuditKey + c.AuditKeyFile},
+			{UsesVault, "IT0_VAULT_MASTER_KEY", c.VaultMasterKey}} {
 			if uses&req.uses != 0 && req.value == "" {
-				list = append(list, fmt.Errorf("%s is required with IT0_DATABASE_URL%s (replicas must share it); generate one with: openssl rand -base64 32", req.name, req.alt))
+				list = append(list, fmt.Errorf("%s is required with IT0_DATABASE_URL (replicas must share it); generate one with: openssl rand -base64 32", req.name))
 			}
 		}
 	}
