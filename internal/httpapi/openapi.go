@@ -387,7 +387,7 @@ func (b *specBuilder) object(t reflect.Type, mode schemaMode) map[string]any {
 	var required []string
 	b.fields(t, t, mode, props, &required)
 	if mode == modeRequest {
-		required = requiredFields[t]
+		required = slices.Clone(requiredFields[t]) // the table is shared: sort a copy
 	}
 	obj := map[string]any{"type": "object", "properties": props}
 	if len(required) > 0 {

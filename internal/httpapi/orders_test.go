@@ -100,7 +100,14 @@ func TestStandingOrderLifecycle(t *testing.T) {
 	if s := b.waitSessionStatus(t, tok, run, "cancelled"); s.body["status"] != "cancelled" {
 		t.Errorf("rejected run's session: %v", s.raw)
 	}
-	latest := b.do("GET", "/api/v1/ops/standing-orders/"+id+"/executions?limit=1", tok, nil).body["items"].([]any)[0].(map[string]any)
+	// The execution follows the session's end (the decision resumes the run in the background).
+	var latest map[string]any
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		latest = b.do("GET", "/api/v1/ops/standing-orders/"+id+"/executions?limit=1", tok, nil).body["items"].([]any)[0].(map[string]any)
+		if latest["status"] == "aborted" || time.Now().After(deadline) {
+			break
+		}
+	}
 	if latest["status"] != "aborted" {
 		t.Errorf("rejected run: %v", latest)
 	}
