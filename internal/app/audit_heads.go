@@ -20,16 +20,8 @@ func (a *App) logAuditHeads(ctx context.Context) func(context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(auditHeadLogInterval)
-		defer t.Stop()
-		for {
-			a.logAuditHeadsOnce(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		a.logAuditHeadsOnce(ctx)
+		every(ctx, auditHeadLogInterval, auditHeadLogInterval, a.logAuditHeadsOnce)
 	})
 	return func(stop context.Context) error {
 		cancel()

@@ -175,16 +175,5 @@ func (c *replicaCheck) beat(ctx context.Context) {
 }
 
 func (c *replicaCheck) loop(ctx context.Context) {
-	t := time.NewTicker(replicaBeatEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		bctx, cancel := context.WithTimeout(ctx, replicaBeatEvery)
-		c.beat(bctx)
-		cancel()
-	}
+	every(ctx, replicaBeatEvery, replicaBeatEvery, c.beat)
 }

@@ -32,18 +32,9 @@ func (a *App) repairApprovals(ctx context.Context) error {
 
 // repairLoop runs repairApprovals every repairInterval until ctx ends.
 func (a *App) repairLoop(ctx context.Context) {
-	t := time.NewTicker(repairInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	every(ctx, repairInterval, time.Minute, func(rctx context.Context) {
 		if err := a.repairApprovals(rctx); err != nil && ctx.Err() == nil {
 			a.log.WarnContext(ctx, "repair approval timeouts", slog.String("error", err.Error()))
 		}
-		cancel()
-	}
+	})
 }
