@@ -661,27 +661,7 @@ func (s *state) hostsOf(cmd *command, p parsed) {
 
 // writes judges the files a command writes against the paths table.
 func (s *state) writes(cmd *command, p parsed, args []word, text string) {
-	var targets []string
-	switch cmd.writes {
-	case "operands":
-		targets = p.operands
-	case "last":
-		if len(p.operands) > 0 {
-			targets = p.operands[len(p.operands)-1:]
-		}
-	case "rest":
-		if len(p.operands) > 1 {
-			targets = p.operands[1:]
-		}
-	case "of":
-		for _, w := range args {
-			if t, ok := strings.CutPrefix(w.val, "of="); ok {
-				targets = append(targets, t)
-			}
-		}
-	}
-	targets = append(targets, flagValues(cmd.writeFlags, args)...)
-	for _, t := range targets {
+	for _, t := range fileArgs(cmd.writes, cmd.writeFlags, p, args) {
 		if o, ok := tableLevel(s.r.paths, t, p.cwd); ok {
 			s.add(text, o)
 		} else if cmd.def.Level < s.r.defaults.Redirect.Level {
@@ -696,27 +676,36 @@ func (s *state) reads(cmd *command, p parsed, args []word, text string) {
 	if len(s.r.secrets) == 0 {
 		return
 	}
-	var targets []string
-	switch cmd.reads {
-	case "operands":
-		targets = p.operands
-	case "rest":
-		if len(p.operands) > 1 {
-			targets = p.operands[1:]
-		}
-	case "if":
-		for _, w := range args {
-			if t, ok := strings.CutPrefix(w.val, "if="); ok {
-				targets = append(targets, t)
-			}
-		}
-	}
-	targets = append(targets, flagValues(cmd.readFlags, args)...)
-	for _, t := range targets {
+	for _, t := range fileArgs(cmd.reads, cmd.readFlags, p, args) {
 		if o, ok := tableLevel(s.r.secrets, t, p.cwd); ok {
 			s.add(text, o)
 		}
 	}
+}
+
+// fileArgs are the files a command names by position (mode: operands, last, rest; of or if for dd's
+// of=/if= arguments) and by the given flags' values.
+func fileArgs(mode string, flags map[string]bool, p parsed, args []word) []string {
+	var files []string
+	switch mode {
+	case "operands":
+		files = slices.Clip(p.operands)
+	case "last":
+		if len(p.operands) > 0 {
+			files = p.operands[len(p.operands)-1:]
+		}
+	case "rest":
+		if len(p.operands) > 1 {
+			files = slices.Clip(p.operands[1:])
+		}
+	case "of", "if":
+		for _, w := range args {
+			if f, ok := strings.CutPrefix(w.val, mode+"="); ok {
+				files = append(files, f)
+			}
+		}
+	}
+	return append(files, flagValues(flags, args)...)
 }
 
 // flagValues returns the values of the given flags in args ("-o F",
