@@ -116,32 +116,12 @@ export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_
 		t.Fatal(err)
 	}
 	tok := p.api(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@it0.local", "password": "first-password"})["access_token"].(string)
-	cred := p.api(t, "POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "pw", "type": "ssh_password", "secret": target.Password.Reveal()})
-	p.api(t, "POST", "/api/v1/inventory/servers", tok, map[string]any{"name": "web-1", "host": target.Addr, "port": target.Port,
-		"ssh_user": target.PasswordUser, "credential_id": cred["id"], "host_key": target.HostKey})
+	p.addPasswordServer(t, tok, target)
 	sid := p.api(t, "POST", "/api/v1/agent/tasks", tok, map[string]string{"prompt": "Check the disk on web-1, then touch the marker file."})["session_id"].(string)
 
 	events := func(after int64, until agent.EventType) []agent.Event {
 		t.Helper()
-		deadline := time.Now().Add(3 * time.Minute)
-		for {
-			var evs []agent.Event
-			raw, _ := json.Marshal(p.api(t, "GET", fmt.Sprintf("/api/v1/agent/sessions/%s/events?after=%d", sid, after), tok, nil)["events"])
-			json.Unmarshal(raw, &evs)
-			for _, e := range evs {
-				if e.Type == until || e.Type == agent.EventError {
-					return evs
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s event in 3m; got %+v\nmodel saw: %s", until, evs, model.summary())
-			}
-			select {
-			case <-time.After(100 * time.Millisecond): // the events API has no long-poll
-			case <-t.Context().Done():
-				t.FailNow()
-			}
-		}
+		return p.events(t, tok, sid, after, until, 3*time.Minute, func() string { return "\nmodel saw: " + model.summary() })
 	}
 
 	// 1 and 2: df -h runs, touch waits for a human.

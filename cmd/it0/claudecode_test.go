@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,32 +50,12 @@ func TestClaudeCodeEndToEnd(t *testing.T) {
 	}
 	tok := p.api(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@it0.local", "password": "first-password"})["access_token"].(string)
 	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.14", Password: true})
-	cred := p.api(t, "POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "pw", "type": "ssh_password", "secret": target.Password.Reveal()})
-	p.api(t, "POST", "/api/v1/inventory/servers", tok, map[string]any{"name": "web-1", "host": target.Addr, "port": target.Port,
-		"ssh_user": target.PasswordUser, "credential_id": cred["id"], "host_key": target.HostKey})
+	p.addPasswordServer(t, tok, target)
 	sid := p.api(t, "POST", "/api/v1/agent/tasks", tok, map[string]string{"prompt": "restart nginx if needed"})["session_id"].(string)
 
 	events := func(after int64, until agent.EventType) []agent.Event {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			var evs []agent.Event
-			raw, _ := json.Marshal(p.api(t, "GET", fmt.Sprintf("/api/v1/agent/sessions/%s/events?after=%d", sid, after), tok, nil)["events"])
-			json.Unmarshal(raw, &evs)
-			for _, e := range evs {
-				if e.Type == until || e.Type == agent.EventError {
-					return evs
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s event; got %v", until, evs)
-			}
-			select {
-			case <-time.After(50 * time.Millisecond): // the events API has no long-poll; the WebSocket is tested elsewhere
-			case <-t.Context().Done():
-				t.FailNow()
-			}
-		}
+		return p.events(t, tok, sid, after, until, 60*time.Second, func() string { return "" })
 	}
 	evs := events(0, agent.EventApprovalRequired)
 	ap := evs[len(evs)-1]

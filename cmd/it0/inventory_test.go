@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/inventory/sshtest"
 )
 
@@ -82,6 +83,40 @@ func (p *inProcess) api(t *testing.T, method, path, token string, body any) map[
 		t.Fatalf("%s %s: %d %v", method, path, resp.StatusCode, m)
 	}
 	return m
+}
+
+// addPasswordServer registers target as server web-1, signing in with its password.
+func (p *inProcess) addPasswordServer(t *testing.T, tok string, target *sshtest.Server) {
+	t.Helper()
+	cred := p.api(t, "POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "pw", "type": "ssh_password", "secret": target.Password.Reveal()})
+	p.api(t, "POST", "/api/v1/inventory/servers", tok, map[string]any{"name": "web-1", "host": target.Addr, "port": target.Port,
+		"ssh_user": target.PasswordUser, "credential_id": cred["id"], "host_key": target.HostKey})
+}
+
+// events polls session sid's events after seq after until one of type until (or an error) arrives, for
+// at most within; describe adds context to the failure. The events API has no long-poll (the WebSocket is
+// tested elsewhere).
+func (p *inProcess) events(t *testing.T, tok, sid string, after int64, until agent.EventType, within time.Duration, describe func() string) []agent.Event {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var evs []agent.Event
+		raw, _ := json.Marshal(p.api(t, "GET", fmt.Sprintf("/api/v1/agent/sessions/%s/events?after=%d", sid, after), tok, nil)["events"])
+		json.Unmarshal(raw, &evs)
+		for _, e := range evs {
+			if e.Type == until || e.Type == agent.EventError {
+				return evs
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s event in %s; got %+v%s", until, within, evs, describe())
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-t.Context().Done():
+			t.FailNow()
+		}
+	}
 }
 
 func TestCLIExecImportAndVault(t *testing.T) {
