@@ -179,31 +179,40 @@ func TestRestartAfterKill(t *testing.T) {
 	}
 }
 
-func TestAuditVerifyCLI(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	getenv := func(k string) string {
-		return map[string]string{"IT0_BOOTSTRAP_ADMIN_PASSWORD": "first-password"}[k]
-	}
+// serveListening runs `it0 serve` in this process on a free port with data in dir until it logs that it
+// listens; it returns the log and a stop that waits for serve's end.
+func serveListening(t *testing.T, dir string, getenv func(string) string) (*syncWriter, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	serr := &syncWriter{}
 	go func() {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, nil, io.Discard, serr)
 	}()
-	// The bootstrap writes audit entries; wait for the server to be up, then stop it.
 	deadline := time.After(30 * time.Second)
 	for !strings.Contains(serr.String(), `"msg":"listening"`) {
 		select {
 		case err := <-done:
+			cancel()
 			t.Fatalf("serve: %v", err)
 		case <-deadline:
+			cancel()
 			t.Fatal("serve did not start")
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
+	return serr, func() error { cancel(); return <-done }
+}
+
+func TestAuditVerifyCLI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	getenv := func(k string) string {
+		return map[string]string{"IT0_BOOTSTRAP_ADMIN_PASSWORD": "first-password"}[k]
+	}
+	// The bootstrap writes audit entries; wait for the server to be up, then stop it.
+	_, stop := serveListening(t, dir, getenv)
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer

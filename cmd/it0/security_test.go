@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 var metricsListening = regexp.MustCompile(`"msg":"metrics listening","addr":"([^"]+)"`)
@@ -26,22 +25,7 @@ func TestServeHardening(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	env := map[string]string{"IT0_BOOTSTRAP_ADMIN_PASSWORD": "first-password", "IT0_METRICS_ADDR": "127.0.0.1:0"}
 	getenv := func(k string) string { return env[k] }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	serr := &syncWriter{}
-	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, nil, io.Discard, serr)
-	}()
-	deadline := time.After(30 * time.Second)
-	for !strings.Contains(serr.String(), `"msg":"listening"`) {
-		select {
-		case err := <-done:
-			t.Fatalf("serve: %v", err)
-		case <-deadline:
-			t.Fatal("serve did not start")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	serr, stop := serveListening(t, dir, getenv)
 	logs := serr.String()
 	api := listening.FindStringSubmatch(logs)
 	met := metricsListening.FindStringSubmatch(logs)
@@ -68,8 +52,7 @@ func TestServeHardening(t *testing.T) {
 	if code, _ := get("http://" + met[1] + "/api/v1/auth/me"); code != 404 {
 		t.Errorf("the metrics listener serves the API: %d", code)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	// Ensure the generated audit key is warned about and each chain's head reaches the log.
