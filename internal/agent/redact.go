@@ -11,11 +11,16 @@ import (
 type revealKey struct{}
 
 // revealContext returns ctx marked so that execTool shows the output of a read of credential material:
-// only when approval a was approved by the principal in ctx and that principal may approve L2 (an
-// admin). An operator's confirmation runs the read, but its output stays redacted.
-func revealContext(ctx context.Context, a *Approval) context.Context {
-	p, ok := auth.PrincipalFrom(ctx)
-	if !ok || a.Status != ApprovalApproved || a.DecidedBy == "" || a.DecidedBy != p.UserID || !p.Can(auth.PermApprove) {
+// only when approval a was approved by a user who, as the store has it now, is active and may approve L2
+// (an admin). An operator's confirmation runs the read, but its output stays redacted. The decider is
+// read from the approval, not from ctx, so whichever resumes the session (the deciding request's
+// background run or the durable resume job) reveals alike; any doubt keeps it redacted.
+func (s *Service) revealContext(ctx context.Context, a *Approval) context.Context {
+	if a.Status != ApprovalApproved || a.DecidedBy == "" {
+		return ctx
+	}
+	u, err := s.tenants.User(ctx, a.DecidedBy)
+	if err != nil || u.Status != auth.UserActive || !(auth.Principal{Role: u.Role}).Can(auth.PermApprove) {
 		return ctx
 	}
 	return context.WithValue(ctx, revealKey{}, true)

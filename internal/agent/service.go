@@ -33,6 +33,8 @@ type Fleet interface {
 type Tenants interface {
 	Tenant(ctx context.Context, id string) (*auth.Tenant, error)
 	IssueToken(ctx context.Context, userID string, ttl time.Duration) (string, error)
+	// User is user id of the tenant in ctx (who decided an approval).
+	User(ctx context.Context, id string) (*auth.User, error)
 }
 
 // AuditLog records what the agent does.
@@ -1158,19 +1160,13 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, reason st
 // JobResume is the durable job that continues a session after a decision.
 const JobResume = "session.resume"
 
-// resumeGrace delays the durable resume job behind the in-process resume of a decision.
-const resumeGrace = 10 * time.Second
-
 // resumeLater is all a decision's request does after recording it: it queues the session's resume as a
 // durable job (a crash before the resume ran still resumes the session) and starts it at once in the
 // background, detached from the request, whose end (a provider hanging up a webhook) must not cut off
 // an approved command. The job then finds the session resumed and does nothing.
 func (s *Service) resumeLater(ctx context.Context, a *Approval) error {
 	if s.cfg.Schedule != nil {
-		// The job is the safety net for a crash; it waits resumeGrace so that in the normal case the
-		// kick below, which carries the decider's principal (an admin's approval reveals a secret read),
-		// is the one that resumes.
-		if err := s.cfg.Schedule(ctx, JobResume, map[string]string{"session_id": a.SessionID}, s.now().Add(resumeGrace), "resume:"+a.ID); err != nil {
+		if err := s.cfg.Schedule(ctx, JobResume, map[string]string{"session_id": a.SessionID}, s.now(), "resume:"+a.ID); err != nil {
 			return fmt.Errorf("schedule the resume: %w", err)
 		}
 	}
@@ -1299,7 +1295,7 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	if err := json.Unmarshal(a.ToolInput, &in); err != nil {
 		return ToolResult{IsError: true, Output: "approved tool input is unreadable: " + err.Error()}
 	}
-	ctx = audit.WithAuthority(revealContext(ctx, a), fmt.Sprintf("approval %s (L%d) approved by %s", a.ID, a.RiskLevel, a.DecidedBy))
+	ctx = audit.WithAuthority(s.revealContext(ctx, a), fmt.Sprintf("approval %s (L%d) approved by %s", a.ID, a.RiskLevel, a.DecidedBy))
 	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
 }
 
