@@ -446,7 +446,7 @@ func (s *Service) execTool(ctx context.Context, sessionID string, in runCommandI
 		return toolError("%v", err)
 	}
 	timeout := time.Duration(in.TimeoutSeconds) * time.Second
-	secret := s.guard.Classify(ctx, in.Command).Secret && !revealed(ctx)
+	reveal := revealed(ctx)
 	var b strings.Builder
 	sum, err := s.fleet.Exec(ctx, inventory.ExecRequest{Selector: sel, Command: in.Command, Timeout: timeout, SessionID: sessionID,
 		AllowLevel: allow, MaxOutputBytes: 64 << 10}, func(r inventory.ExecResult) {
@@ -455,7 +455,7 @@ func (s *Service) execTool(ctx context.Context, sessionID string, in runCommandI
 			exit = fmt.Sprint(*r.ExitCode)
 		}
 		fmt.Fprintf(&b, "== %s: %s (exit %s, %dms)\n", r.Server, r.Status, exit, r.DurationMS)
-		if secret {
+		if r.Secret && !reveal {
 			r.Stdout, r.Stderr = redactSecret(r.Stdout), redactSecret(r.Stderr)
 		}
 		for _, part := range []string{r.Stdout, r.Stderr, r.Error, r.Reason} {

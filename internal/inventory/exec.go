@@ -54,10 +54,13 @@ type ExecResult struct {
 	Truncated  bool   `json:"truncated"`
 	DurationMS int64  `json:"duration_ms"`
 	RiskLevel  int    `json:"risk_level"`
-	Reason     string `json:"reason,omitempty"`
-	Error      string `json:"error,omitempty"`
-	FailedHop  string `json:"failed_hop,omitempty"`
-	Stage      string `json:"stage,omitempty"`
+	// Secret says the output is credential material (guard.Verdict.Secret): callers redact it unless an
+	// admin approved the read.
+	Secret    bool   `json:"secret,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Error     string `json:"error,omitempty"`
+	FailedHop string `json:"failed_hop,omitempty"`
+	Stage     string `json:"stage,omitempty"`
 }
 
 // Summary counts outcomes.
@@ -139,7 +142,7 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest, onResult func(ExecR
 	var mu sync.Mutex
 	var intent *audit.Entry
 	emit := func(srv *Server, r ExecResult) {
-		r.ServerID, r.Server, r.RiskLevel = srv.ID, srv.Name, int(v.Level)
+		r.ServerID, r.Server, r.RiskLevel, r.Secret = srv.ID, srv.Name, int(v.Level), v.Secret
 		s.record(ctx, req, srv, v, r, intent)
 		mu.Lock()
 		defer mu.Unlock()
