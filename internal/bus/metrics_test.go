@@ -47,6 +47,10 @@ func TestMetrics(t *testing.T) {
 			t.Fatal("not every message was handled")
 		}
 	}
+	// The handler signals before it returns, and the ack follows the return: wait for the last ack.
+	for deadline := time.Now().Add(10 * time.Second); gauge(t, reg, "it0_bus_pending") != 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	cancel()
 	for name, want := range map[string]float64{"it0_bus_published_total": 3, "it0_bus_failed_total": 1, "it0_bus_reclaimed_total": 1,
 		"it0_bus_pending": 0, "it0_bus_lag": 0} {
