@@ -407,18 +407,26 @@ func waitListening(p *process, count int) error {
 		switch {
 		case strings.Count(log, "Server listening on") >= count:
 			return nil
-		case strings.Contains(log, "Bind to port") || strings.Contains(log, "Address already in use"):
+		case portTaken(log):
 			return fmt.Errorf("%w: %s", errPortTaken, firstLine(log, "Bind to port"))
 		}
 		select {
 		case <-p.done:
 			b, _ := os.ReadFile(p.logPath)
+			if portTaken(string(b)) { // it exited on the bind failure before the log was read above
+				return fmt.Errorf("%w: %s", errPortTaken, firstLine(string(b), "Bind to port"))
+			}
 			return fmt.Errorf("sshtest: sshd exited (%v): %s", p.waitErr, bytes.TrimSpace(b))
 		case <-deadline.C:
 			return fmt.Errorf("sshtest: sshd not listening after %v: %s", startTimeout, log)
 		case <-tick.C:
 		}
 	}
+}
+
+// portTaken reports whether sshd's log says another process holds one of its ports.
+func portTaken(log string) bool {
+	return strings.Contains(log, "Bind to port") || strings.Contains(log, "Address already in use")
 }
 
 func firstLine(log, substr string) string {
