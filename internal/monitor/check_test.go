@@ -137,7 +137,8 @@ func TestCheckHTTP(t *testing.T) {
 	t.Parallel()
 	var failing atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if failing.Load() {
+		// Only /health flips, so parallel subtests probing other paths never see the outage.
+		if r.URL.Path == "/health" && failing.Load() {
 			http.Error(w, "boom", http.StatusInternalServerError)
 			return
 		}
