@@ -54,7 +54,7 @@ type defaults struct {
 
 type pathRule struct {
 	outcome
-	globs []string
+	globs []glob
 }
 
 type regexRule struct {
@@ -100,11 +100,11 @@ type codeSpec struct {
 
 type rule struct {
 	outcome
-	sub        [][]string
+	sub        [][]glob
 	flags      []string
-	args       []string
-	operands   []string
-	last       []string
+	args       []glob
+	operands   []glob
+	last       []glob
 	re         *regexp.Regexp
 	noOperands bool
 	noexec     bool
@@ -375,7 +375,7 @@ func (b *builder) compileShared(raw *rawFile) {
 			id = "tenant:" + id
 		}
 		o := b.lr(p, rawLR{pr.Level, pr.Reason}, id)
-		globs := b.globs(p+".globs", pr.Globs, true)
+		globs := compileGlobs(b.globs(p+".globs", pr.Globs, true))
 		table = append(table, pathRule{outcome: o, globs: globs})
 	}
 	if len(table) > 0 {
@@ -393,7 +393,7 @@ func (b *builder) compileShared(raw *rawFile) {
 			b.fail(p+".level", "a read of credential material is at least L1, got %s", o.Level)
 		}
 		o.Secret = true
-		globs := b.globs(p+".globs", pr.Globs, true)
+		globs := compileGlobs(b.globs(p+".globs", pr.Globs, true))
 		secrets = append(secrets, pathRule{outcome: o, globs: globs})
 	}
 	if len(secrets) > 0 {
@@ -641,12 +641,12 @@ func (b *builder) rules(p, id string, in []rawRule) []rule {
 		}
 		r := rule{outcome: b.lr(rp, rawLR{rr.Level, rr.Reason}, rid), noOperands: rr.NoOperands, noexec: rr.NoExec}
 		for _, s := range rr.Sub {
-			r.sub = append(r.sub, strings.Fields(strings.ToLower(s)))
+			r.sub = append(r.sub, compileGlobs(strings.Fields(strings.ToLower(s))))
 		}
 		r.flags = rr.Flags
-		r.args = b.globs(rp+".args", rr.Args, false)
-		r.operands = b.globs(rp+".operands", rr.Operands, false)
-		r.last = b.globs(rp+".last", rr.Last, false)
+		r.args = compileGlobs(b.globs(rp+".args", rr.Args, false))
+		r.operands = compileGlobs(b.globs(rp+".operands", rr.Operands, false))
+		r.last = compileGlobs(b.globs(rp+".last", rr.Last, false))
 		if rr.Regex != "" {
 			re, err := regexp.Compile(rr.Regex)
 			if err != nil {
