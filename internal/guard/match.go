@@ -61,7 +61,7 @@ type glob struct {
 	// dollar is set when pat names an unexpanded variable ("$*"): such a
 	// rule is not about paths, so glob operands are not met with it.
 	dollar bool
-	ends globEnds
+	ends   globEnds
 }
 
 func compileGlob(pat string) glob {
