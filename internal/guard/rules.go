@@ -59,7 +59,7 @@ type pathRule struct {
 
 type regexRule struct {
 	outcome
-	re *regexp.Regexp
+	re *pattern
 }
 
 // command is the compiled spec of one program (or of "program subcommand").
@@ -105,7 +105,7 @@ type rule struct {
 	args       []glob
 	operands   []glob
 	last       []glob
-	re         *regexp.Regexp
+	re         *pattern
 	noOperands bool
 	noexec     bool
 }
@@ -423,7 +423,7 @@ func (b *builder) compileShared(raw *rawFile) {
 				id = "tenant:" + id
 			}
 			o := b.lr(p, rawLR{sr.Level, sr.Reason}, id)
-			re, err := regexp.Compile(sr.Regex)
+			re, err := compilePattern(sr.Regex)
 			if err != nil || sr.Regex == "" {
 				b.fail(p+".regex", "sql rules need a valid regex: %v", err)
 				continue
@@ -648,7 +648,7 @@ func (b *builder) rules(p, id string, in []rawRule) []rule {
 		r.operands = compileGlobs(b.globs(rp+".operands", rr.Operands, false))
 		r.last = compileGlobs(b.globs(rp+".last", rr.Last, false))
 		if rr.Regex != "" {
-			re, err := regexp.Compile(rr.Regex)
+			re, err := compilePattern(rr.Regex)
 			if err != nil {
 				b.fail(rp+".regex", "bad regex: %v", err)
 			}
