@@ -157,6 +157,8 @@ func (c *VoiceConfig) vad(log *slog.Logger) (newVAD func() voice.VAD, name strin
 	return newVAD, "silero (ONNX Runtime " + rt.Version() + ")", rt.Close, nil
 }
 
+var _ voice.VAD = (*silero.VAD)(nil)
+
 // voiceSecret derives the key of stream tokens from the JWT secret, so the two never share a key.
 func voiceSecret(jwtSecret string) []byte {
 	m := hmac.New(sha256.New, []byte(jwtSecret))
