@@ -35,7 +35,9 @@ func config(srv *emailtest.Server, mode, auth string) email.Config {
 // staticToken is an XOAUTH2 token source that always returns tok.
 type staticToken string
 
-func (s staticToken) Token() (*oauth2.Token, error) { return &oauth2.Token{AccessToken: string(s)}, nil }
+func (s staticToken) Token() (*oauth2.Token, error) {
+	return &oauth2.Token{AccessToken: string(s)}, nil
+}
 
 func TestSend(t *testing.T) {
 	t.Parallel()
