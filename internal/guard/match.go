@@ -375,11 +375,17 @@ func (c *command) parse(args []word) parsed {
 			continue
 		}
 		if !dd && isFlag(v) {
+			if p.flags == nil {
+				p.flags = make([]string, 0, len(args)-i)
+			}
 			p.flags = append(p.flags, v)
 			if c.takesValue(v) {
 				i++
 			}
 			continue
+		}
+		if p.operands == nil {
+			p.operands, p.opIdx = make([]string, 0, len(args)-i), make([]int, 0, len(args)-i)
 		}
 		p.operands = append(p.operands, v)
 		p.opIdx = append(p.opIdx, i)
@@ -487,19 +493,20 @@ func (a *argList) joined() string {
 	return a.text
 }
 
-// evaluate applies every layer of rules: in the shipped layer the highest
-// matching rule wins, or the command's default when none matches; tenant
-// layers and the tenant floor can only raise the result.
+// evaluate applies every layer of a command's rules and adds their outcomes
+// to the matches as text: in the shipped layer the highest matching rule
+// wins, or the command's default when none matches; tenant layers and the
+// tenant floor can only raise the result.
 //
 // It also reports whether a shipped rule matched and whether a matching
 // rule says the wrapper does not run its operands (command -v).
-func (c *command) evaluate(p *parsed, args []word) (out []outcome, matched, noexec bool) {
+func (s *state) evaluate(c *command, p *parsed, args []word, text string) (matched, noexec bool) {
 	al := argList{words: args}
 	for li, layer := range c.layers {
 		m := false
 		for i := range layer {
 			if layer[i].match(p, &al) {
-				out = append(out, layer[i].outcome)
+				s.add(text, layer[i].outcome)
 				m = true
 				noexec = noexec || layer[i].noexec
 			}
@@ -507,12 +514,12 @@ func (c *command) evaluate(p *parsed, args []word) (out []outcome, matched, noex
 		if li == 0 {
 			matched = m
 			if !m {
-				out = append(out, c.def)
+				s.add(text, c.def)
 			}
 		}
 	}
 	if c.floor.Rule != "" {
-		out = append(out, c.floor)
+		s.add(text, c.floor)
 	}
-	return out, matched, noexec
+	return matched, noexec
 }
