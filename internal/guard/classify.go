@@ -219,11 +219,7 @@ func (s *state) shell(code string, depth int) {
 		s.add(code, s.r.defaults.TooDeep)
 		return
 	}
-	pp := parsers.Get().(*pooledParser)
-	pp.r.Reset(code)
-	f, err := pp.p.Parse(&pp.r, "")
-	pp.r.Reset("")
-	parsers.Put(pp)
+	f, err := parse(code)
 	if err != nil {
 		o := s.r.defaults.ParseError
 		o.Reason = fmt.Sprintf("%s: %v", o.Reason, err)
@@ -278,6 +274,19 @@ func (s *state) shell(code string, depth int) {
 		}
 		return true
 	})
+}
+
+// parse parses code as bash.
+func parse(code string) (*syntax.File, error) {
+	if f, ok := simpleParse(code); ok {
+		return f, nil
+	}
+	pp := parsers.Get().(*pooledParser)
+	pp.r.Reset(code)
+	f, err := pp.p.Parse(&pp.r, "")
+	pp.r.Reset("")
+	parsers.Put(pp)
+	return f, err
 }
 
 // unescape removes backslash quoting from a literal: outside double quotes
