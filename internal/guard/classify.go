@@ -226,8 +226,10 @@ func (s *state) shell(code string, depth int) {
 		s.add(code, o)
 		return
 	}
+	// What the nested code defines, where it cds to and what it assigns
+	// stays in it (restored below; not deferred, which costs on this hot
+	// path: nothing here recovers from a panic).
 	saved, savedCwd, savedVars, savedEnd := s.funcs, s.cwd, s.vars, s.varEnd
-	defer func() { s.funcs, s.cwd, s.vars, s.varEnd = saved, savedCwd, savedVars, savedEnd }()
 	s.funcs = nil
 	var assigns map[*syntax.Stmt][]varDef
 	if strings.IndexByte(code, '=') >= 0 {
@@ -274,6 +276,7 @@ func (s *state) shell(code string, depth int) {
 		}
 		return true
 	})
+	s.funcs, s.cwd, s.vars, s.varEnd = saved, savedCwd, savedVars, savedEnd
 }
 
 // parse parses code as bash.

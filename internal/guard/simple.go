@@ -39,8 +39,15 @@ func simpleParse(code string) (*syntax.File, bool) {
 	}
 	ws := make([]wordLit, n)
 	args := make([]*syntax.Word, n)
-	k := 0
-	for f := range strings.FieldsFuncSeq(code, isBlank) {
+	for k, i := 0, 0; k < n; k++ {
+		for code[i] == ' ' || code[i] == '\t' {
+			i++
+		}
+		j := i
+		for j < len(code) && code[j] != ' ' && code[j] != '\t' {
+			j++
+		}
+		f := code[i:j]
 		if k == 0 && (strings.IndexByte(f, '=') >= 0 || reservedFirst[f]) {
 			return nil, false // an assignment, a keyword or a declaration
 		}
@@ -49,13 +56,11 @@ func simpleParse(code string) (*syntax.File, bool) {
 		wl.parts[0] = &wl.l
 		wl.w.Parts = wl.parts[:]
 		args[k] = &wl.w
-		k++
+		i = j
 	}
 	st := &syntax.Stmt{Cmd: &syntax.CallExpr{Args: args}}
 	return &syntax.File{Stmts: []*syntax.Stmt{st}}, true
 }
-
-func isBlank(r rune) bool { return r == ' ' || r == '\t' }
 
 // plainByte reports whether c means nothing to bash in a word: letters,
 // digits and - _ . / : , @ % + = ~ * ? (a * ? @ + only starts a pattern
