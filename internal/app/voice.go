@@ -199,7 +199,11 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 	if a.Comm != nil {
 		answers = a.Comm
 	}
-	svc, err := voice.New(voice.Config{STT: stt, TTS: tts, Secret: voiceSecret(a.cfg.JWTSecret), PublicURL: a.cfg.PublicURL, MaxStreams: maxStreams,
+	var vstore voice.Store
+	if a.Store != nil {
+		vstore = a.Store
+	}
+	svc, err := voice.New(voice.Config{STT: stt, TTS: tts, Store: vstore, Secret: voiceSecret(a.cfg.JWTSecret), PublicURL: a.cfg.PublicURL, MaxStreams: maxStreams,
 		NewVAD: newVAD, Logger: a.log, Streams: func(tr string, d int) { streams.WithLabelValues(tr).Add(float64(d)) },
 		Metrics: voice.Metrics{Stage: func(st string, d time.Duration) { stages.WithLabelValues(st).Observe(d.Seconds()) },
 			BargeIn: bargeIns.Inc, Error: func(st string) { failures.WithLabelValues(st).Inc() }}},
