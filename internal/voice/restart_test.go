@@ -20,7 +20,9 @@ type restartAgent struct {
 	approval *agent.Approval
 }
 
-func (f restartAgent) Approval(context.Context, string) (*agent.Approval, error) { return f.approval, nil }
+func (f restartAgent) Approval(context.Context, string) (*agent.Approval, error) {
+	return f.approval, nil
+}
 func (f restartAgent) Session(_ context.Context, id string) (*agent.Session, error) {
 	return &agent.Session{ID: id, Title: "disk cleanup"}, nil
 }

@@ -150,6 +150,7 @@ type Service struct {
 	answers Answerer
 	calls   Calls
 	audit   AuditLog
+	pacer   *Pacer // one for every stream of the process
 
 	mu       sync.Mutex
 	sessions map[string]*liveSession
@@ -185,6 +186,7 @@ func New(cfg Config, ag Agent, answers Answerer, calls Calls, al AuditLog) (*Ser
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{cfg: cfg, log: cfg.Logger.With(slog.String("component", "voice")), agent: ag, answers: answers, calls: calls, audit: al,
+		pacer:    NewPacer(PacerConfig{Late: cfg.Metrics.PacingLate}),
 		sessions: map[string]*liveSession{}, streams: map[string]int{}, used: map[string]time.Time{}}, nil
 }
 
@@ -580,7 +582,7 @@ func (s *Service) converse(ctx context.Context, conn Conn, vsID, lang string, br
 		defer c.Close() // Silero's tensors live outside the Go heap
 	}
 	conv := NewConversation(ConversationConfig{STT: s.cfg.STT, TTS: s.cfg.TTS, Brain: brain, Journal: j, Out: out, VAD: vad,
-		Lang: lang, EchoGuard: echo, SilenceTimeout: silence, Frame: s.cfg.Frame, Metrics: s.cfg.Metrics, Logger: s.log})
+		Lang: lang, EchoGuard: echo, SilenceTimeout: silence, Frame: s.cfg.Frame, Pacer: s.pacer, Metrics: s.cfg.Metrics, Logger: s.log})
 	convCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	pumped := make(chan error, 1)
