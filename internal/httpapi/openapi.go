@@ -201,7 +201,7 @@ func errorStatuses(rt route, hasParams bool) []int {
 	if rt.req != nil {
 		codes = append(codes, http.StatusRequestEntityTooLarge)
 	}
-	if rt.public {
+	if rt.public || rt.limited {
 		codes = append(codes, http.StatusTooManyRequests)
 	}
 	slices.Sort(codes)
