@@ -21,6 +21,7 @@ import (
 	"github.com/it0/it0/internal/agent/agenttest"
 	"github.com/it0/it0/internal/bus/bustest"
 	"github.com/it0/it0/internal/inventory/sshtest"
+	"github.com/redis/go-redis/v9"
 )
 
 // cluster is several `it0 serve` replicas on one PostgreSQL database and one Redis of the test's own.
@@ -283,5 +284,112 @@ func TestClusterKill(t *testing.T) {
 	}
 	if v := c.must(t, 2, 200, "GET", "/api/v1/audit/verify", c.tok, nil); v["ok"] != true {
 		t.Fatalf("audit chain after the kill: %v", v)
+	}
+}
+
+// TestClusterRedisRestart runs two replicas on PostgreSQL and a Redis of the test's own, and kills Redis
+// mid-run: /readyz says the bus is down, an approval asked for during the outage reaches its stream once
+// Redis is back (the outbox replays it), and live events cross between the replicas again.
+func TestClusterRedisRestart(t *testing.T) {
+	t.Parallel()
+	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.62"})
+	model, open, _ := gatedModel(t, "redis-key", []agenttest.Step{
+		{Text: "Restarting nginx.", Server: "web-1", Command: "systemctl restart nginx"},
+		{Text: "Done.", Server: "", Command: ""}})
+	open()
+	c := startCluster(t, 2, "IT0_ANTHROPIC_API_KEY=redis-key", "IT0_ANTHROPIC_BASE_URL="+model.URL)
+	c.addServer(t, target)
+	ready := func(i int) (int, map[string]any) { return c.members[i].call(t, "GET", "/readyz", "", nil) }
+
+	c.redis.Kill()
+	waitFor(t, 30*time.Second, "/readyz to report the bus down", func() bool {
+		st, m := ready(0)
+		checks, _ := m["checks"].(map[string]any)
+		return st == 503 && strings.HasPrefix(fmt.Sprint(checks["bus"]), "error")
+	})
+	sid := c.must(t, 0, 201, "POST", "/api/v1/agent/tasks", c.tok, map[string]string{"prompt": "restart nginx on web-1"})["session_id"].(string)
+	var aid string
+	waitFor(t, 30*time.Second, "the approval asked for during the outage", func() bool {
+		items := c.must(t, 1, 200, "GET", "/api/v1/agent/approvals?status=pending&session_id="+sid, c.tok, nil)["items"].([]any)
+		if len(items) > 0 {
+			aid = items[0].(map[string]any)["id"].(string)
+		}
+		return aid != ""
+	})
+
+	c.redis.Start()
+	for i := range c.members {
+		waitFor(t, 30*time.Second, "/readyz after Redis came back", func() bool { st, _ := ready(i); return st == 200 })
+	}
+	opt, err := redis.ParseURL(c.redis.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	waitFor(t, 30*time.Second, "the approval's event on its stream", func() bool {
+		msgs, err := rdb.XRange(context.Background(), "it0:events.approvals", "-", "+").Result()
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, m := range msgs {
+			if strings.Contains(fmt.Sprint(m.Values["d"]), aid) {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("approval %s published %d times", aid, n)
+		}
+		return n == 1
+	})
+
+	// Live events cross between the replicas again: B follows A's session to its end.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	var evs []wsEvent
+	go func() {
+		var err error
+		evs, err = follow(ctx, c.members[1], c.tok, sid, "completed")
+		done <- err
+	}()
+	c.must(t, 0, 200, "POST", "/api/v1/agent/approvals/"+aid+"/approve", c.tok, nil)
+	if err := <-done; err != nil {
+		t.Fatalf("follower on B: %v (saw %+v)", err, evs)
+	}
+	for j, e := range evs {
+		if e.Seq != int64(j+1) {
+			t.Fatalf("follower on B: event %d has seq %d: %+v", j, e.Seq, evs)
+		}
+	}
+}
+
+// TestClusterReplicaWithoutRedis starts a replica on the cluster's PostgreSQL without IT0_REDIS_URL while
+// another one is alive: it warns loudly and /readyz says why.
+func TestClusterReplicaWithoutRedis(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 1)
+	var env []string
+	for _, kv := range c.env {
+		if !strings.HasPrefix(kv, "IT0_REDIS_URL=") {
+			env = append(env, kv)
+		}
+	}
+	alone := startServe(t, env, "--data-dir", t.TempDir())
+	var checks map[string]any
+	waitFor(t, 30*time.Second, "/readyz of the replica without Redis", func() bool {
+		st, m := alone.call(t, "GET", "/readyz", "", nil)
+		checks, _ = m["checks"].(map[string]any)
+		return st == 503
+	})
+	if why := fmt.Sprint(checks["replicas"]); !strings.Contains(why, "IT0_REDIS_URL") {
+		t.Fatalf("/readyz checks: %v", checks)
+	}
+	if !strings.Contains(alone.out.String(), `"level":"WARN","msg":"replica not ready"`) {
+		t.Fatalf("no warning in the log:\n%s", alone.out.String())
+	}
+	if st, m := c.members[0].call(t, "GET", "/readyz", "", nil); st != 200 {
+		t.Fatalf("/readyz of the replica with Redis: %d %v", st, m)
 	}
 }
