@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 type child struct {
 	cmd  *exec.Cmd
 	addr string
-	out  *bytes.Buffer
+	out  *syncWriter // its log, read while it runs
 }
 
 var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
@@ -47,13 +47,13 @@ func startServe(t *testing.T, env []string, args ...string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, out: &bytes.Buffer{}}
+	c := &child{cmd: cmd, out: &syncWriter{}}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sent := false
 		for sc.Scan() {
-			c.out.WriteString(sc.Text() + "\n")
+			c.out.Write([]byte(sc.Text() + "\n"))
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil && !sent {
 				found <- m[1]
 				sent = true

@@ -135,6 +135,9 @@ func (a *App) ListTargets(w io.Writer) {
 
 // Start starts the target's modules and returns a func that stops them.
 func (a *App) Start(ctx context.Context) (func(context.Context) error, error) {
+	if err := checkTarget(a.cfg); err != nil {
+		return nil, err
+	}
 	return a.mgr.Start(ctx, strings.Split(a.cfg.Target, ","))
 }
 
