@@ -9,11 +9,13 @@ import (
 
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/metrics"
 )
 
 var (
-	_ monitor.MetricStore = (*DB)(nil)
-	_ monitor.AlertStore  = (*DB)(nil)
+	_ metrics.Store = (*DB)(nil)
+	_ alerts.Store  = (*DB)(nil)
 )
 
 // insertBatch bounds the rows of one multi-row INSERT (6 parameters each, far below both backends'
@@ -48,7 +50,7 @@ func (db *DB) MetricInsert(ctx context.Context, samples []monitor.Sample) error 
 }
 
 // MetricPoints returns raw samples and rollups of a series in [from, to), oldest first.
-func (db *DB) MetricPoints(ctx context.Context, serverID, metric, label string, from, to time.Time) ([]monitor.RawPoint, error) {
+func (db *DB) MetricPoints(ctx context.Context, serverID, metric, label string, from, to time.Time) ([]metrics.RawPoint, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -64,9 +66,9 @@ func (db *DB) MetricPoints(ctx context.Context, serverID, metric, label string, 
 		return nil, err
 	}
 	defer rows.Close()
-	var out []monitor.RawPoint
+	var out []metrics.RawPoint
 	for rows.Next() {
-		var p monitor.RawPoint
+		var p metrics.RawPoint
 		var at anyTime
 		if err := rows.Scan(&p.Label, &at, &p.Avg, &p.Min, &p.Max, &p.Count); err != nil {
 			return nil, err
@@ -118,8 +120,8 @@ const rollupWindow = time.Hour
 
 // MetricMaintain folds raw samples older than the raw retention into rollups, deletes expired rollups,
 // and on PostgreSQL creates the coming months' partitions and drops the emptied old ones.
-func (db *DB) MetricMaintain(ctx context.Context, p monitor.MaintainParams) (monitor.MaintainResult, error) {
-	var res monitor.MaintainResult
+func (db *DB) MetricMaintain(ctx context.Context, p metrics.MaintainParams) (metrics.MaintainResult, error) {
+	var res metrics.MaintainResult
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return res, err
@@ -333,7 +335,7 @@ func (db *DB) dropEmptyPartitions(ctx context.Context, sc scope, cutoff time.Tim
 }
 
 // MetricSourceCreate inserts s; errs.Conflict when the name is taken.
-func (db *DB) MetricSourceCreate(ctx context.Context, s *monitor.Source) error {
+func (db *DB) MetricSourceCreate(ctx context.Context, s *metrics.Source) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -357,7 +359,7 @@ func uniqueConflict(err error, what string) error {
 }
 
 // MetricSourceGet returns source id.
-func (db *DB) MetricSourceGet(ctx context.Context, id string) (*monitor.Source, error) {
+func (db *DB) MetricSourceGet(ctx context.Context, id string) (*metrics.Source, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -366,12 +368,12 @@ func (db *DB) MetricSourceGet(ctx context.Context, id string) (*monitor.Source, 
 	if err := sc.queryRow(ctx, `SELECT doc FROM ~metric_sources WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
 		return nil, notFound(err, "metric source")
 	}
-	var s monitor.Source
+	var s metrics.Source
 	return &s, json.Unmarshal([]byte(doc), &s)
 }
 
 // MetricSourceList returns every source, by name.
-func (db *DB) MetricSourceList(ctx context.Context) ([]monitor.Source, error) {
+func (db *DB) MetricSourceList(ctx context.Context) ([]metrics.Source, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -381,13 +383,13 @@ func (db *DB) MetricSourceList(ctx context.Context) ([]monitor.Source, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []monitor.Source
+	var out []metrics.Source
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
 			return nil, err
 		}
-		var s monitor.Source
+		var s metrics.Source
 		if err := json.Unmarshal([]byte(doc), &s); err != nil {
 			return nil, err
 		}
@@ -397,7 +399,7 @@ func (db *DB) MetricSourceList(ctx context.Context) ([]monitor.Source, error) {
 }
 
 // MetricSourceUpdate saves s.
-func (db *DB) MetricSourceUpdate(ctx context.Context, s *monitor.Source) error {
+func (db *DB) MetricSourceUpdate(ctx context.Context, s *metrics.Source) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -429,7 +431,7 @@ func (db *DB) MetricSourceCollected(ctx context.Context, id string, at time.Time
 		if err := tx.queryRow(ctx, `SELECT doc FROM ~metric_sources WHERE id = ? AND tenant_id = ?`+lock, id, sc.tenantID).Scan(&doc); err != nil {
 			return notFound(err, "metric source")
 		}
-		var s monitor.Source
+		var s metrics.Source
 		if err := json.Unmarshal([]byte(doc), &s); err != nil {
 			return err
 		}
@@ -473,7 +475,7 @@ func (db *DB) MetricSourceDelete(ctx context.Context, id string) error {
 }
 
 // AlertRuleCreate inserts r; errs.Conflict when the name is taken.
-func (db *DB) AlertRuleCreate(ctx context.Context, r *monitor.Rule) error {
+func (db *DB) AlertRuleCreate(ctx context.Context, r *alerts.Rule) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -489,7 +491,7 @@ func (db *DB) AlertRuleCreate(ctx context.Context, r *monitor.Rule) error {
 }
 
 // AlertRuleGet returns rule id.
-func (db *DB) AlertRuleGet(ctx context.Context, id string) (*monitor.Rule, error) {
+func (db *DB) AlertRuleGet(ctx context.Context, id string) (*alerts.Rule, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -498,12 +500,12 @@ func (db *DB) AlertRuleGet(ctx context.Context, id string) (*monitor.Rule, error
 	if err := sc.queryRow(ctx, `SELECT doc FROM ~alert_rules WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
 		return nil, notFound(err, "alert rule")
 	}
-	var r monitor.Rule
+	var r alerts.Rule
 	return &r, json.Unmarshal([]byte(doc), &r)
 }
 
 // AlertRuleList returns every rule, by name.
-func (db *DB) AlertRuleList(ctx context.Context) ([]monitor.Rule, error) {
+func (db *DB) AlertRuleList(ctx context.Context) ([]alerts.Rule, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -513,13 +515,13 @@ func (db *DB) AlertRuleList(ctx context.Context) ([]monitor.Rule, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []monitor.Rule
+	var out []alerts.Rule
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
 			return nil, err
 		}
-		var r monitor.Rule
+		var r alerts.Rule
 		if err := json.Unmarshal([]byte(doc), &r); err != nil {
 			return nil, err
 		}
@@ -529,7 +531,7 @@ func (db *DB) AlertRuleList(ctx context.Context) ([]monitor.Rule, error) {
 }
 
 // AlertRuleUpdate saves r.
-func (db *DB) AlertRuleUpdate(ctx context.Context, r *monitor.Rule) error {
+func (db *DB) AlertRuleUpdate(ctx context.Context, r *alerts.Rule) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -565,7 +567,7 @@ func (db *DB) AlertRuleDelete(ctx context.Context, id string) error {
 }
 
 // AlertEventOpen inserts e; errs.Conflict when the rule already has an open event on the server.
-func (db *DB) AlertEventOpen(ctx context.Context, e *monitor.AlertEvent) error {
+func (db *DB) AlertEventOpen(ctx context.Context, e *alerts.Event) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -581,7 +583,7 @@ func (db *DB) AlertEventOpen(ctx context.Context, e *monitor.AlertEvent) error {
 }
 
 // AlertEventGet returns event id.
-func (db *DB) AlertEventGet(ctx context.Context, id string) (*monitor.AlertEvent, error) {
+func (db *DB) AlertEventGet(ctx context.Context, id string) (*alerts.Event, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -590,12 +592,12 @@ func (db *DB) AlertEventGet(ctx context.Context, id string) (*monitor.AlertEvent
 	if err := sc.queryRow(ctx, `SELECT doc FROM ~alert_events WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
 		return nil, notFound(err, "alert")
 	}
-	var e monitor.AlertEvent
+	var e alerts.Event
 	return &e, json.Unmarshal([]byte(doc), &e)
 }
 
 // AlertEventList returns events matching f, newest first.
-func (db *DB) AlertEventList(ctx context.Context, f monitor.AlertFilter) ([]monitor.AlertEvent, error) {
+func (db *DB) AlertEventList(ctx context.Context, f alerts.Filter) ([]alerts.Event, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -610,13 +612,13 @@ func (db *DB) AlertEventList(ctx context.Context, f monitor.AlertFilter) ([]moni
 		return nil, err
 	}
 	defer rows.Close()
-	var out []monitor.AlertEvent
+	var out []alerts.Event
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
 			return nil, err
 		}
-		var e monitor.AlertEvent
+		var e alerts.Event
 		if err := json.Unmarshal([]byte(doc), &e); err != nil {
 			return nil, err
 		}
@@ -626,7 +628,7 @@ func (db *DB) AlertEventList(ctx context.Context, f monitor.AlertFilter) ([]moni
 }
 
 // AlertEventUpdate saves e.
-func (db *DB) AlertEventUpdate(ctx context.Context, e *monitor.AlertEvent) error {
+func (db *DB) AlertEventUpdate(ctx context.Context, e *alerts.Event) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -667,7 +669,7 @@ func (db *DB) AlertEventCount(ctx context.Context) (map[string]int, error) {
 }
 
 // AlertStateList returns every persisted evaluation state.
-func (db *DB) AlertStateList(ctx context.Context) ([]monitor.State, error) {
+func (db *DB) AlertStateList(ctx context.Context) ([]alerts.State, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -677,9 +679,9 @@ func (db *DB) AlertStateList(ctx context.Context) ([]monitor.State, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []monitor.State
+	var out []alerts.State
 	for rows.Next() {
-		var s monitor.State
+		var s alerts.State
 		if err := rows.Scan(&s.RuleID, &s.ServerID, &s.Since, &s.Value, &s.EventID); err != nil {
 			return nil, err
 		}
@@ -690,7 +692,7 @@ func (db *DB) AlertStateList(ctx context.Context) ([]monitor.State, error) {
 }
 
 // AlertStatePut inserts or replaces a state.
-func (db *DB) AlertStatePut(ctx context.Context, s *monitor.State) error {
+func (db *DB) AlertStatePut(ctx context.Context, s *alerts.State) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
