@@ -13,6 +13,7 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/tenant"
+	"github.com/it0/it0/internal/testsignal"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -49,6 +50,9 @@ type SchedulerConfig struct {
 // each run first claims its slot in the database: whichever replica claims it runs the check, the others
 // skip that slot. State and results are therefore written by one replica per slot.
 type Scheduler struct {
+	// TestSignals report the scheduler's steps to tests; disabled unless a test initialises them.
+	TestSignals SchedulerTestSignals
+
 	cfg    SchedulerConfig
 	checks *Service
 	log    *slog.Logger
@@ -59,6 +63,12 @@ type Scheduler struct {
 	signal  chan struct{} // a reload is wanted
 	sem     chan struct{}
 	wg      sync.WaitGroup
+}
+
+// SchedulerTestSignals are the steps of a Scheduler a test can wait for instead of polling on wall time.
+type SchedulerTestSignals struct {
+	Reloaded testsignal.Signal[int]    // a reload finished; the value is how many checks are scheduled
+	Ran      testsignal.Signal[string] // a run finished and its state is kept; the value is the check id
 }
 
 // schedEntry is one check in the schedule. check is the scheduler's copy, whose state is kept current by
@@ -228,6 +238,7 @@ func (s *Scheduler) Reload(ctx context.Context) error {
 			delete(s.entries, key)
 		}
 	}
+	s.TestSignals.Reloaded.Signal(len(s.entries))
 	return errors.Join(failed...)
 }
 
@@ -316,6 +327,9 @@ func (s *Scheduler) run(ctx context.Context, e *schedEntry, c Check, slot, due t
 		e.check.LastCheckedAt, e.check.LastStatus, e.check.LastMessage = c.LastCheckedAt, c.LastStatus, c.LastMessage
 	}
 	s.mu.Unlock()
+	if err == nil {
+		s.TestSignals.Ran.Signal(c.ID)
+	}
 	// A check deleted during its run is not an error: the next reload drops it.
 	if err != nil && ctx.Err() == nil && !errs.Is(err, errs.NotFound) {
 		s.log.ErrorContext(ctx, "run check", slog.String("check_id", c.ID), slog.String("tenant_id", e.tenantID),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/it0/it0/internal/monitor/monitortest"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
+	"github.com/it0/it0/internal/testsignal"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -108,6 +108,7 @@ func TestCheckSchedulerConcurrency(t *testing.T) {
 	b := setupChecks(t)
 	var cur, peak atomic.Int32
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 6)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := cur.Add(1)
 		defer cur.Add(-1)
@@ -117,6 +118,7 @@ func TestCheckSchedulerConcurrency(t *testing.T) {
 				break
 			}
 		}
+		arrived <- struct{}{}
 		<-release
 	}))
 	t.Cleanup(srv.Close)
@@ -138,20 +140,27 @@ func TestCheckSchedulerConcurrency(t *testing.T) {
 		// A whole interval later every check is due at once.
 		s.RunDue(context.Background(), b.clock.Now().Add(time.Minute))
 	}()
-	// Let requests through one at a time, each once the workers are all busy; the peak must stay at the bound.
-	for left := 6; left > 0; left-- {
-		deadline := time.Now().Add(10 * time.Second)
-		for cur.Load() < int32(min(2, left)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d checks running, want %d", cur.Load(), min(2, left))
-			}
-			runtime.Gosched()
+	// Let requests through one at a time, each once the workers are all busy (two requests have arrived
+	// that are not released yet); the peak must stay at the bound.
+	waitArrival := func() {
+		t.Helper()
+		select {
+		case <-arrived:
+		case <-time.After(testsignal.Timeout):
+			t.Fatalf("%d checks running, want 2", cur.Load())
 		}
+	}
+	waitArrival()
+	waitArrival()
+	for left := 6; left > 0; left-- {
 		release <- struct{}{}
+		if left > 2 {
+			waitArrival() // the freed worker takes the next check
+		}
 	}
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testsignal.Timeout):
 		t.Fatal("RunDue did not return")
 	}
 	if p := peak.Load(); p != 2 {
@@ -169,28 +178,22 @@ func TestCheckSchedulerRun(t *testing.T) {
 	b.create(&checks.Check{Name: "first", Type: checks.TypeTCP, Target: addr, IntervalSeconds: 5, TimeoutSeconds: 1})
 	s := checks.NewScheduler(checks.SchedulerConfig{Registerer: reg,
 		Tenants: func(context.Context) ([]string, error) { return []string{b.tid}, nil }}, b.checks)
+	s.TestSignals.Reloaded.Init(t)
+	s.TestSignals.Ran.Init(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			<-time.After(time.Millisecond)
-		}
+	if n := s.TestSignals.Reloaded.WaitOrTimeout(t); n != 1 {
+		t.Fatalf("initial load scheduled %d checks, want 1", n)
 	}
-	waitFor("the initial load", func() bool { return s.Len() == 1 })
-	// Ensure a new check reaches the running scheduler without waiting for the periodic reload.
+	// Ensure a new check reaches the running scheduler without waiting for the periodic reload (a minute).
 	second := b.create(&checks.Check{Name: "second", Type: checks.TypeTCP, Target: addr, IntervalSeconds: 5, TimeoutSeconds: 1})
-	waitFor("the reload after a create", func() bool { return s.Len() == 2 })
+	s.TestSignals.Reloaded.WaitUntil(t, func(n int) bool { return n == 2 })
 	// Ensure it runs within its interval, and the metrics count it.
-	waitFor("a run of the new check", func() bool {
-		got, err := b.checks.Get(b.ctx, second.ID)
-		return err == nil && got.State == checks.Up
-	})
+	s.TestSignals.Ran.WaitUntil(t, func(id string) bool { return id == second.ID })
+	if got, err := b.checks.Get(b.ctx, second.ID); err != nil || got.State != checks.Up {
+		t.Fatalf("after its run: %+v, %v", got, err)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +216,7 @@ func TestCheckSchedulerRun(t *testing.T) {
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testsignal.Timeout):
 		t.Fatal("Run did not return after cancel")
 	}
 }
