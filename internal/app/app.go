@@ -100,7 +100,7 @@ type App struct {
 
 // New builds the module graph for cfg. Nothing starts until Run.
 func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
-	a := &App{cfg: cfg, log: log, stderr: stderr, mgr: NewManager(), registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, log: log, stderr: stderr, mgr: NewManager(), registry: prometheus.NewRegistry(), replicaID: replicaName()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newAppMetrics(a.registry)
 	a.mgr.Register(Store, a.initStore)
@@ -111,7 +111,7 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
 	a.mgr.Register(Jobs, a.initJobs)
 	a.mgr.Register(Bus, a.initBus, Store)
-	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard, Jobs)
+	a.mgr.Register(Agent, a.withRunner(a.initAgent), Store, Audit, Auth, Inventory, Guard, Jobs, Bus)
 	a.mgr.Register(Replicas, a.initReplicas, Bus, Agent)
 	a.mgr.Register(Comm, a.initComm, Store, Audit, Auth, Agent, Jobs)
 	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory, Comm)
@@ -339,10 +339,8 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 		tctx := tenant.WithID(ctx, t.ID)
 		// Runs that were going when the process stopped cannot continue: say so in each session, once
 		// every run-end hook is wired (a standing order's execution is marked failed and reported).
-		if n, err := a.Agent.InterruptedRuns(audit.WithActor(tctx, audit.Actor{Type: audit.ActorSystem, ID: "restart"})); err != nil {
+		if err := a.interruptedRuns(tctx, t.ID); err != nil {
 			return nil, fmt.Errorf("mark interrupted sessions of %s: %w", t.Slug, err)
-		} else if n > 0 {
-			a.log.Warn("marked interrupted sessions failed", slog.String("tenant_id", t.ID), slog.Int("sessions", n))
 		}
 		if err := a.Orders.EnsureSchedules(tctx); err != nil {
 			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
@@ -356,6 +354,7 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 	}
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go a.repairLoop(rctx)
+	go a.interruptLoop(rctx)
 	return func(context.Context) error { stop(); return nil }, nil
 }
 

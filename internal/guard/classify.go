@@ -124,9 +124,10 @@ func (r *Rules) pathLevel(p string) (outcome, bool) { return tableLevel(r.paths,
 func tableLevel(tables [][]pathRule, p, cwd string) (outcome, bool) {
 	var best outcome
 	found := false
+	t := newTarget(p, cwd)
 	for _, layer := range tables {
 		for _, pr := range layer {
-			if pathMatch(pr.globs, p, cwd) {
+			if t.match(pr.globs) {
 				if !found || pr.Level > best.Level {
 					best = pr.outcome
 				}
@@ -620,7 +621,7 @@ func (s *state) argv(a []word, in *input, depth int) {
 	}
 	p := cmd.parse(rest)
 	p.cwd = s.cwd
-	outs, _, _ := cmd.evaluate(p, rest)
+	outs, _, _ := cmd.evaluate(&p, rest)
 	for _, o := range outs {
 		s.add(text, o)
 	}
@@ -842,7 +843,7 @@ scan:
 		// Rules see the wrapper's own options plus a placeholder for the command.
 		p.operands = append(slices.Clip(p.operands), inner[0].val)
 	}
-	outs, matched, noexec := cmd.evaluate(p, rest[:i])
+	outs, matched, noexec := cmd.evaluate(&p, rest[:i])
 	for _, o := range outs {
 		s.add(text, o)
 	}
@@ -993,7 +994,7 @@ func (s *state) find(cmd *command, rest []word, text string, in *input, depth in
 		main = append(main, rest[i])
 	}
 	p := parsed{flags: flags, operands: roots, cwd: s.cwd}
-	outs, _, _ := cmd.evaluate(p, main)
+	outs, _, _ := cmd.evaluate(&p, main)
 	for _, o := range outs {
 		s.add(text, o)
 	}

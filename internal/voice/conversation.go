@@ -186,6 +186,9 @@ func NewConversation(cfg ConversationConfig) *Conversation {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Segment.FrameMs <= 0 {
+		cfg.Segment.FrameMs = cfg.VAD.FrameSize() * 1000 / SampleRate
+	}
 	c := &Conversation{cfg: cfg, log: cfg.Logger, seg: NewSegmenter(cfg.Segment),
 		segments: make(chan segment, 4), speakq: make(chan speakItem, 256), playq: make(chan clip, 4),
 		played: make(chan int, 16), marks: make(chan string, 16), timings: map[int]*turnClock{}}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -456,7 +457,11 @@ func (s *Service) converse(ctx context.Context, conn Conn, vsID, lang string, br
 	if vs != nil {
 		j.agentSession = vs.AgentSessionID
 	}
-	conv := NewConversation(ConversationConfig{STT: s.cfg.STT, TTS: s.cfg.TTS, Brain: brain, Journal: j, Out: out, VAD: s.cfg.NewVAD(),
+	vad := s.cfg.NewVAD()
+	if c, ok := vad.(io.Closer); ok {
+		defer c.Close() // Silero's tensors live outside the Go heap
+	}
+	conv := NewConversation(ConversationConfig{STT: s.cfg.STT, TTS: s.cfg.TTS, Brain: brain, Journal: j, Out: out, VAD: vad,
 		Lang: lang, EchoGuard: echo, SilenceTimeout: silence, Frame: s.cfg.Frame, Metrics: s.cfg.Metrics, Logger: s.log})
 	convCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
