@@ -1,4 +1,12 @@
-package monitor
+// Package alerts evaluates alert rules on metric samples like Prometheus `for:` clauses and keeps alert
+// events: a fired alert is published (standing orders waiting for alert_fired) and may start the rule's
+// runbook through a Remediator.
+//
+// Evaluation state (pending since, firing event) is persisted on every transition, so a restart neither
+// forgets a condition that has been pending for four of its five minutes nor fires a second event for an
+// alert that is already firing. Replicas share it: states are re-read with the rules, and the database
+// keeps one open event per rule and server.
+package alerts
 
 import (
 	"context"
@@ -7,6 +15,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/monitor"
 )
 
 // Severities, lowest first.
@@ -17,13 +26,13 @@ var Operators = []string{">", ">=", "<", "<=", "==", "!="}
 
 // Alert event statuses. An acknowledged alert is still firing; someone has taken it.
 const (
-	AlertFiring       = "firing"
-	AlertAcknowledged = "acknowledged"
-	AlertResolved     = "resolved"
+	Firing       = "firing"
+	Acknowledged = "acknowledged"
+	Resolved     = "resolved"
 )
 
-// AlertStatuses lists the event statuses.
-var AlertStatuses = []string{AlertFiring, AlertAcknowledged, AlertResolved}
+// Statuses lists the event statuses.
+var Statuses = []string{Firing, Acknowledged, Resolved}
 
 // Condition is when a rule fires: metric operator threshold, held for DurationSeconds (Prometheus' `for:`).
 type Condition struct {
@@ -87,8 +96,8 @@ func (r *Rule) Validate() error {
 	if strings.TrimSpace(r.Name) == "" || len(r.Name) > 200 {
 		list = append(list, errs.Invalidf("name", "name is required (at most 200 characters)"))
 	}
-	if !validMetricType(r.Metric) {
-		list = append(list, errs.Invalidf("metric_type", "metric_type %q is not one of %s (or a custom lowercase name)", r.Metric, strings.Join(MetricTypes, ", ")))
+	if !monitor.ValidMetricType(r.Metric) {
+		list = append(list, errs.Invalidf("metric_type", "metric_type %q is not one of %s (or a custom lowercase name)", r.Metric, strings.Join(monitor.MetricTypes, ", ")))
 	}
 	if !slices.Contains(Operators, r.Condition.Operator) {
 		list = append(list, errs.Invalidf("condition.operator", "condition.operator %q is not one of %s", r.Condition.Operator, strings.Join(Operators, " ")))
@@ -113,9 +122,9 @@ func (r *Rule) targets(serverID string) bool {
 	return len(r.TargetServers) == 0 || slices.Contains(r.TargetServers, serverID)
 }
 
-// AlertEvent is an alert: one firing of a rule on one server, from fired to resolved. There is at most one
+// Event is an alert: one firing of a rule on one server, from fired to resolved. There is at most one
 // open (unresolved) event per rule and server.
-type AlertEvent struct {
+type Event struct {
 	ID        string  `json:"id"`
 	TenantID  string  `json:"tenant_id"`
 	RuleID    string  `json:"rule_id"`
@@ -145,8 +154,8 @@ type AlertEvent struct {
 	Resolution string `json:"resolution,omitempty"`
 }
 
-// AlertFilter selects alert events.
-type AlertFilter struct {
+// Filter selects alert events.
+type Filter struct {
 	Status   string // firing, acknowledged or resolved; "" for all
 	Severity string
 	RuleID   string
@@ -164,18 +173,18 @@ type State struct {
 	EventID  string    `json:"event_id,omitempty"` // the open event once firing
 }
 
-// AlertStore is what alerting needs from storage; every method acts on the tenant in ctx.
-type AlertStore interface {
+// Store is what alerting needs from storage; every method acts on the tenant in ctx.
+type Store interface {
 	AlertRuleCreate(ctx context.Context, r *Rule) error
 	AlertRuleGet(ctx context.Context, id string) (*Rule, error) // errs.NotFound
 	AlertRuleList(ctx context.Context) ([]Rule, error)
 	AlertRuleUpdate(ctx context.Context, r *Rule) error   // errs.NotFound
 	AlertRuleDelete(ctx context.Context, id string) error // errs.NotFound; also drops its states
 	// AlertEventOpen inserts e unless the rule already has an open event on the server: then errs.Conflict.
-	AlertEventOpen(ctx context.Context, e *AlertEvent) error
-	AlertEventGet(ctx context.Context, id string) (*AlertEvent, error) // errs.NotFound
-	AlertEventList(ctx context.Context, f AlertFilter) ([]AlertEvent, error)
-	AlertEventUpdate(ctx context.Context, e *AlertEvent) error // errs.NotFound
+	AlertEventOpen(ctx context.Context, e *Event) error
+	AlertEventGet(ctx context.Context, id string) (*Event, error) // errs.NotFound
+	AlertEventList(ctx context.Context, f Filter) ([]Event, error)
+	AlertEventUpdate(ctx context.Context, e *Event) error // errs.NotFound
 	// AlertEventCount counts open events by severity.
 	AlertEventCount(ctx context.Context) (map[string]int, error)
 	AlertStateList(ctx context.Context) ([]State, error)

@@ -1,4 +1,4 @@
-package monitor
+package metrics
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -42,15 +43,15 @@ type PromQuerier interface {
 	QueryRange(ctx context.Context, baseURL, query string, from, to time.Time, step time.Duration) ([]PromSample, error)
 }
 
-// MetricsConfig configures metric collection.
-type MetricsConfig struct {
+// Config configures metric collection.
+type Config struct {
 	// Now is the clock (default time.Now in UTC); tests control it.
 	Now func() time.Time
 	// Tenants lists the tenants the collector loop visits.
 	Tenants func(ctx context.Context) ([]string, error)
 	// OnSamples receives every batch of samples after it is stored, in the samples' tenant (alert
 	// evaluation).
-	OnSamples func(ctx context.Context, samples []Sample)
+	OnSamples func(ctx context.Context, samples []monitor.Sample)
 	// OnSample receives each server's value of each metric in a batch (standing-order threshold
 	// triggers). Of several series (the mounts of disk_usage) it gets the highest.
 	OnSample func(ctx context.Context, serverID, metric string, value float64, at time.Time)
@@ -64,14 +65,14 @@ type MetricsConfig struct {
 	Logger                                    *slog.Logger
 }
 
-// Metrics collects, stores and answers queries on server metrics.
-type Metrics struct {
-	cfg   MetricsConfig
-	store MetricStore
+// Service collects, stores and answers queries on server metrics.
+type Service struct {
+	cfg   Config
+	store Store
 	fleet Fleet
 	node  NodeScraper
 	prom  PromQuerier
-	audit AuditRecorder
+	audit monitor.AuditRecorder
 	log   *slog.Logger
 
 	mu   sync.Mutex
@@ -83,8 +84,8 @@ type prevReading struct {
 	at    time.Time
 }
 
-// NewMetrics returns the metrics service.
-func NewMetrics(cfg MetricsConfig, store MetricStore, fleet Fleet, node NodeScraper, prom PromQuerier, log AuditRecorder) *Metrics {
+// New returns the metrics service.
+func New(cfg Config, store Store, fleet Fleet, node NodeScraper, prom PromQuerier, log monitor.AuditRecorder) *Service {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
@@ -109,14 +110,14 @@ func NewMetrics(cfg MetricsConfig, store MetricStore, fleet Fleet, node NodeScra
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Metrics{cfg: cfg, store: store, fleet: fleet, node: node, prom: prom, audit: log,
+	return &Service{cfg: cfg, store: store, fleet: fleet, node: node, prom: prom, audit: log,
 		log: cfg.Logger.With(slog.String("component", "metrics")), prev: map[string]prevReading{}}
 }
 
-func (m *Metrics) now() time.Time { return m.cfg.Now().UTC().Truncate(time.Microsecond) }
+func (m *Service) now() time.Time { return m.cfg.Now().UTC().Truncate(time.Microsecond) }
 
 // CreateSource validates and stores a metric source.
-func (m *Metrics) CreateSource(ctx context.Context, s *Source) error {
+func (m *Service) CreateSource(ctx context.Context, s *Source) error {
 	if err := m.checkSource(ctx, s); err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func (m *Metrics) CreateSource(ctx context.Context, s *Source) error {
 }
 
 // checkSource validates s and that the servers it names exist.
-func (m *Metrics) checkSource(ctx context.Context, s *Source) error {
+func (m *Service) checkSource(ctx context.Context, s *Source) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
@@ -146,17 +147,17 @@ func (m *Metrics) checkSource(ctx context.Context, s *Source) error {
 }
 
 // Source returns source id.
-func (m *Metrics) Source(ctx context.Context, id string) (*Source, error) {
+func (m *Service) Source(ctx context.Context, id string) (*Source, error) {
 	return m.store.MetricSourceGet(ctx, id)
 }
 
 // Sources lists the tenant's sources.
-func (m *Metrics) Sources(ctx context.Context) ([]Source, error) {
+func (m *Service) Sources(ctx context.Context) ([]Source, error) {
 	return m.store.MetricSourceList(ctx)
 }
 
 // UpdateSource saves a changed source.
-func (m *Metrics) UpdateSource(ctx context.Context, s *Source) error {
+func (m *Service) UpdateSource(ctx context.Context, s *Source) error {
 	if err := m.checkSource(ctx, s); err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func (m *Metrics) UpdateSource(ctx context.Context, s *Source) error {
 }
 
 // DeleteSource removes a source.
-func (m *Metrics) DeleteSource(ctx context.Context, id string) error {
+func (m *Service) DeleteSource(ctx context.Context, id string) error {
 	s, err := m.store.MetricSourceGet(ctx, id)
 	if err != nil {
 		return err
@@ -185,7 +186,7 @@ func (m *Metrics) DeleteSource(ctx context.Context, id string) error {
 
 // Ingest stores pushed samples (from an agent or script outside IT0) and evaluates them like collected
 // ones. Every sample needs a known server and metric type; At defaults to now.
-func (m *Metrics) Ingest(ctx context.Context, samples []Sample) error {
+func (m *Service) Ingest(ctx context.Context, samples []monitor.Sample) error {
 	if len(samples) == 0 || len(samples) > 10000 {
 		return errs.Invalidf("samples", "send 1 to 10000 samples")
 	}
@@ -196,7 +197,7 @@ func (m *Metrics) Ingest(ctx context.Context, samples []Sample) error {
 		if s.ServerID == "" {
 			return errs.Invalidf("samples", "samples[%d].server_id is required", i)
 		}
-		if !validMetricType(s.Metric) {
+		if !monitor.ValidMetricType(s.Metric) {
 			return errs.Invalidf("samples", "samples[%d].metric_type %q is not a metric type", i, s.Metric)
 		}
 		if s.At.IsZero() {
@@ -220,7 +221,7 @@ func (m *Metrics) Ingest(ctx context.Context, samples []Sample) error {
 }
 
 // deliver stores samples and hands them on.
-func (m *Metrics) deliver(ctx context.Context, samples []Sample) error {
+func (m *Service) deliver(ctx context.Context, samples []monitor.Sample) error {
 	if len(samples) == 0 {
 		return nil
 	}
@@ -239,10 +240,10 @@ func (m *Metrics) deliver(ctx context.Context, samples []Sample) error {
 }
 
 // highest keeps, per server and metric, the highest value of a batch, in first-seen order.
-func highest(samples []Sample) []Sample {
+func highest(samples []monitor.Sample) []monitor.Sample {
 	type key struct{ server, metric string }
 	idx := map[key]int{}
-	var out []Sample
+	var out []monitor.Sample
 	for _, s := range samples {
 		k := key{s.ServerID, s.Metric}
 		if i, ok := idx[k]; ok {
@@ -259,7 +260,7 @@ func highest(samples []Sample) []Sample {
 
 // Query returns a server's metric over a time range, one series per label, averaged into steps when
 // q.Step is set.
-func (m *Metrics) Query(ctx context.Context, q MetricQuery) ([]Series, error) {
+func (m *Service) Query(ctx context.Context, q Query) ([]Series, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
@@ -313,13 +314,13 @@ func bucket(raw []RawPoint, from time.Time, step time.Duration) []Point {
 }
 
 // Latest returns the newest value of every series of a server (every server when serverID is empty).
-func (m *Metrics) Latest(ctx context.Context, serverID string) ([]Sample, error) {
+func (m *Service) Latest(ctx context.Context, serverID string) ([]monitor.Sample, error) {
 	return m.store.MetricLatest(ctx, serverID)
 }
 
 // Maintain applies the retention policy in the tenant of ctx: folds old raw samples into 5-minute
 // rollups, deletes expired rollups and (PostgreSQL) creates the coming months' partitions.
-func (m *Metrics) Maintain(ctx context.Context) (MaintainResult, error) {
+func (m *Service) Maintain(ctx context.Context) (MaintainResult, error) {
 	return m.store.MetricMaintain(ctx, MaintainParams{Now: m.now(), RawRetention: m.cfg.RawRetention,
 		RollupRetention: m.cfg.RollupRetention, RollupStep: m.cfg.RollupStep, MonthsAhead: m.cfg.MonthsAhead})
 }
@@ -327,7 +328,7 @@ func (m *Metrics) Maintain(ctx context.Context) (MaintainResult, error) {
 // CollectDue collects every due source of the tenant in ctx and returns how many it collected. Each
 // source is claimed first, so with several replicas running the loop one of them collects it. A source's
 // failure is recorded on it (last_error), not returned.
-func (m *Metrics) CollectDue(ctx context.Context) (int, error) {
+func (m *Service) CollectDue(ctx context.Context) (int, error) {
 	list, err := m.store.MetricSourceList(ctx)
 	if err != nil {
 		return 0, err
@@ -359,10 +360,10 @@ func (m *Metrics) CollectDue(ctx context.Context) (int, error) {
 
 // Collect reads source s once, stores and hands on what it read, and records the outcome on the source.
 // Commands and alerts are audited as the actor in ctx (the collector loop acts as system "monitor").
-func (m *Metrics) Collect(ctx context.Context, s *Source) ([]Sample, error) {
+func (m *Service) Collect(ctx context.Context, s *Source) ([]monitor.Sample, error) {
 	cctx, cancel := context.WithTimeout(ctx, m.cfg.CollectTimeout)
 	defer cancel()
-	var samples []Sample
+	var samples []monitor.Sample
 	var err error
 	switch s.Type {
 	case SourceSSH:
@@ -389,13 +390,13 @@ func (m *Metrics) Collect(ctx context.Context, s *Source) ([]Sample, error) {
 	return samples, err
 }
 
-func (m *Metrics) prevKey(ctx context.Context, sourceID, serverID string) string {
+func (m *Service) prevKey(ctx context.Context, sourceID, serverID string) string {
 	tid, _ := tenant.ID(ctx)
 	return tid + "/" + sourceID + "/" + serverID
 }
 
 // reading turns a host reading into samples against the previous reading of the same source and server.
-func (m *Metrics) reading(ctx context.Context, sourceID, serverID string, h *HostStats, at time.Time) []Sample {
+func (m *Service) reading(ctx context.Context, sourceID, serverID string, h *HostStats, at time.Time) []monitor.Sample {
 	key := m.prevKey(ctx, sourceID, serverID)
 	m.mu.Lock()
 	prev, ok := m.prev[key]
@@ -410,9 +411,9 @@ func (m *Metrics) reading(ctx context.Context, sourceID, serverID string, h *Hos
 }
 
 // collectSSH runs the one /proc and df command on the source's servers through the guarded executor.
-func (m *Metrics) collectSSH(ctx context.Context, s *Source) ([]Sample, error) {
+func (m *Service) collectSSH(ctx context.Context, s *Source) ([]monitor.Sample, error) {
 	var mu sync.Mutex
-	var out []Sample
+	var out []monitor.Sample
 	var failed []string
 	_, err := m.fleet.Exec(ctx, inventory.ExecRequest{Selector: *s.Selector, Command: procCommand, Timeout: m.cfg.CollectTimeout,
 		Parallelism: 50, SessionID: "monitor:" + s.ID}, func(r inventory.ExecResult) {
@@ -446,7 +447,7 @@ func firstLine(s string) string {
 	return ""
 }
 
-func (m *Metrics) collectNode(ctx context.Context, s *Source) ([]Sample, error) {
+func (m *Service) collectNode(ctx context.Context, s *Source) ([]monitor.Sample, error) {
 	if m.node == nil {
 		return nil, errs.New(errs.Unavailable, "node_exporter scraping is not available in this process")
 	}
@@ -459,7 +460,7 @@ func (m *Metrics) collectNode(ctx context.Context, s *Source) ([]Sample, error) 
 
 // collectProm runs the source's queries and maps each result series to a server: the pinned server, or
 // the one whose name or host equals the ServerLabel value (without its port).
-func (m *Metrics) collectProm(ctx context.Context, s *Source) ([]Sample, error) {
+func (m *Service) collectProm(ctx context.Context, s *Source) ([]monitor.Sample, error) {
 	if m.prom == nil {
 		return nil, errs.New(errs.Unavailable, "Prometheus queries are not available in this process")
 	}
@@ -489,7 +490,7 @@ func (m *Metrics) collectProm(ctx context.Context, s *Source) ([]Sample, error) 
 	}
 	now := m.now()
 	interval := time.Duration(s.IntervalSeconds) * time.Second
-	var out []Sample
+	var out []monitor.Sample
 	var problems []error
 	for _, q := range queries {
 		if err := m.backfillProm(ctx, s, q, now, interval, serverOf); err != nil {
@@ -502,7 +503,7 @@ func (m *Metrics) collectProm(ctx context.Context, s *Source) ([]Sample, error) 
 		}
 		for _, r := range res {
 			if id := serverOf(r); id != "" {
-				out = append(out, Sample{ServerID: id, Metric: q.Metric, Label: r.Labels[q.LabelFrom], Value: round2(r.Value), At: now})
+				out = append(out, monitor.Sample{ServerID: id, Metric: q.Metric, Label: r.Labels[q.LabelFrom], Value: round2(r.Value), At: now})
 			}
 		}
 	}
@@ -515,7 +516,7 @@ const maxBackfill = 6 * time.Hour
 // backfillProm fills a gap left while IT0 was not collecting (down, or the source failing) from
 // Prometheus' own history with a range query at the source's interval. Backfilled samples are stored but
 // not evaluated: alerts judge the present.
-func (m *Metrics) backfillProm(ctx context.Context, s *Source, q PromQuery, now time.Time, interval time.Duration, serverOf func(PromSample) string) error {
+func (m *Service) backfillProm(ctx context.Context, s *Source, q PromQuery, now time.Time, interval time.Duration, serverOf func(PromSample) string) error {
 	if s.LastCollectedAt == nil || now.Sub(*s.LastCollectedAt) < 2*interval {
 		return nil
 	}
@@ -527,10 +528,10 @@ func (m *Metrics) backfillProm(ctx context.Context, s *Source, q PromQuery, now 
 	if err != nil {
 		return err
 	}
-	var fill []Sample
+	var fill []monitor.Sample
 	for _, r := range res {
 		if id := serverOf(r); id != "" {
-			fill = append(fill, Sample{ServerID: id, Metric: q.Metric, Label: r.Labels[q.LabelFrom], Value: round2(r.Value), At: r.At.UTC().Truncate(time.Microsecond)})
+			fill = append(fill, monitor.Sample{ServerID: id, Metric: q.Metric, Label: r.Labels[q.LabelFrom], Value: round2(r.Value), At: r.At.UTC().Truncate(time.Microsecond)})
 		}
 	}
 	if len(fill) == 0 {
@@ -541,7 +542,7 @@ func (m *Metrics) backfillProm(ctx context.Context, s *Source, q PromQuery, now 
 
 // Run collects due sources of every tenant each Tick and applies the retention policy hourly, until ctx
 // ends.
-func (m *Metrics) Run(ctx context.Context) {
+func (m *Service) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Tick)
 	defer t.Stop()
 	var lastMaintain time.Time

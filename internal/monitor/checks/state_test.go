@@ -1,4 +1,4 @@
-package monitor
+package checks
 
 import (
 	"strings"
@@ -25,16 +25,16 @@ func TestCheckObserve(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := &Check{ID: "c1", State: CheckUnknown, Retries: tc.retries}
+			c := &Check{ID: "c1", State: Unknown, Retries: tc.retries}
 			at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			var got strings.Builder
 			changes := 0
 			for i, ch := range tc.results {
-				st := CheckUp
+				st := Up
 				if ch == 'd' {
-					st = CheckDown
+					st = Down
 				}
-				tr := c.observe(&CheckResult{Status: st, CheckedAt: at.Add(time.Duration(i) * time.Minute), Message: string(ch)})
+				tr := c.observe(&Result{Status: st, CheckedAt: at.Add(time.Duration(i) * time.Minute), Message: string(ch)})
 				if tr != nil {
 					changes++
 					if tr.To != c.State || tr.From == tr.To {

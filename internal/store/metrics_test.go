@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -37,7 +39,7 @@ func TestMetricRetention(t *testing.T) {
 			if err := db.MetricInsert(ctx, samples); err != nil {
 				t.Fatal(err)
 			}
-			p := monitor.MaintainParams{Now: now, RawRetention: 7 * 24 * time.Hour, RollupRetention: 90 * 24 * time.Hour,
+			p := metrics.MaintainParams{Now: now, RawRetention: 7 * 24 * time.Hour, RollupRetention: 90 * 24 * time.Hour,
 				RollupStep: 5 * time.Minute, MonthsAhead: 2}
 			res, err := db.MetricMaintain(ctx, p)
 			if err != nil {
@@ -124,8 +126,8 @@ func TestAlertStore(t *testing.T) {
 			ten := storetest.NewTenant(t, db, "alerts")
 			ctx := tenant.WithID(context.Background(), ten.ID)
 			now := time.Now().UTC().Truncate(time.Microsecond)
-			r := &monitor.Rule{ID: uuid.NewString(), Name: "cpu high", Metric: monitor.MetricCPU, Severity: "critical", Active: true,
-				Condition: monitor.Condition{Operator: ">", Threshold: 90, DurationSeconds: 300}, TargetServers: []string{}, CreatedAt: now, UpdatedAt: now}
+			r := &alerts.Rule{ID: uuid.NewString(), Name: "cpu high", Metric: monitor.MetricCPU, Severity: "critical", Active: true,
+				Condition: alerts.Condition{Operator: ">", Threshold: 90, DurationSeconds: 300}, TargetServers: []string{}, CreatedAt: now, UpdatedAt: now}
 			if err := db.AlertRuleCreate(ctx, r); err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +136,7 @@ func TestAlertStore(t *testing.T) {
 			if err := db.AlertRuleCreate(ctx, &dup); !errs.Is(err, errs.Conflict) {
 				t.Errorf("duplicate name: %v, want conflict", err)
 			}
-			ev := &monitor.AlertEvent{ID: uuid.NewString(), RuleID: r.ID, ServerID: "s1", Status: monitor.AlertFiring, Severity: "critical", FiredAt: now}
+			ev := &alerts.Event{ID: uuid.NewString(), RuleID: r.ID, ServerID: "s1", Status: alerts.Firing, Severity: "critical", FiredAt: now}
 			if err := db.AlertEventOpen(ctx, ev); err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +145,7 @@ func TestAlertStore(t *testing.T) {
 			if err := db.AlertEventOpen(ctx, &again); !errs.Is(err, errs.Conflict) {
 				t.Errorf("second open event: %v, want conflict", err)
 			}
-			ev.Status, ev.ResolvedAt = monitor.AlertResolved, &now
+			ev.Status, ev.ResolvedAt = alerts.Resolved, &now
 			if err := db.AlertEventUpdate(ctx, ev); err != nil {
 				t.Fatal(err)
 			}
@@ -154,11 +156,11 @@ func TestAlertStore(t *testing.T) {
 			if err != nil || counts["critical"] != 1 {
 				t.Errorf("counts = %v %v, want 1 critical open", counts, err)
 			}
-			list, err := db.AlertEventList(ctx, monitor.AlertFilter{Status: monitor.AlertResolved})
+			list, err := db.AlertEventList(ctx, alerts.Filter{Status: alerts.Resolved})
 			if err != nil || len(list) != 1 || list[0].ID != ev.ID {
 				t.Errorf("resolved list = %+v %v", list, err)
 			}
-			st := &monitor.State{RuleID: r.ID, ServerID: "s1", Since: now, Value: 95}
+			st := &alerts.State{RuleID: r.ID, ServerID: "s1", Since: now, Value: 95}
 			if err := db.AlertStatePut(ctx, st); err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package monitor_test
+package metrics_test
 
 import (
 	"context"
@@ -9,9 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/metrics"
+	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
+	"github.com/it0/it0/internal/tenant"
 )
 
 // procFixture is /proc and df output as ProcCommand prints it (a 2-CPU VM).
@@ -46,13 +51,13 @@ tmpfs              2017480        0   2017480       0% /dev/shm
 // second reading over the host's own uptime.
 func TestParseProc(t *testing.T) {
 	t.Parallel()
-	h, err := monitor.ParseProc(procFixture)
+	h, err := metrics.ParseProc(procFixture)
 	if err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	got := map[string]float64{}
-	for _, s := range monitor.HostSamples("s", nil, h, at, 0) {
+	for _, s := range metrics.HostSamples("s", nil, h, at, 0) {
 		got[s.Metric+s.Label] = s.Value
 	}
 	want := map[string]float64{"memory_usage": 75, "load_1m": 1.25, "load_5m": 0.8, "load_15m": 0.5,
@@ -67,18 +72,18 @@ func TestParseProc(t *testing.T) {
 	}
 	next := strings.NewReplacer("35021.51 ", "35031.51 ", "cpu  10132153 290696 3084719 46828483", "cpu  10132253 290696 3084719 46828883",
 		"eth0: 1000000", "eth0: 2000000", "  500000    1500", "  600000    1500").Replace(procFixture)
-	h2, err := monitor.ParseProc(next)
+	h2, err := metrics.ParseProc(next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range monitor.HostSamples("s", h, h2, at.Add(time.Minute), time.Minute) {
+	for _, s := range metrics.HostSamples("s", h, h2, at.Add(time.Minute), time.Minute) {
 		got[s.Metric+s.Label] = s.Value
 	}
 	// 100 busy of 500 jiffies; 1 MB in and 100 kB out over 10 s of uptime (not the collector's minute).
 	if got["cpu_usage"] != 20 || got["network_in"] != 100000 || got["network_out"] != 10000 {
 		t.Errorf("cpu %v in %v out %v", got["cpu_usage"], got["network_in"], got["network_out"])
 	}
-	if _, err := monitor.ParseProc("bash: cat: command not found\n"); err == nil {
+	if _, err := metrics.ParseProc("bash: cat: command not found\n"); err == nil {
 		t.Error("output without sections parsed")
 	}
 }
@@ -86,11 +91,11 @@ func TestParseProc(t *testing.T) {
 // TestParseLocalProc ensures the parser reads this machine's real /proc and df output.
 func TestParseLocalProc(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command("sh", "-c", monitor.ProcCommand()).Output()
+	out, err := exec.Command("sh", "-c", metrics.ProcCommand()).Output()
 	if err != nil && len(out) == 0 {
-		t.Fatalf("run %q: %v", monitor.ProcCommand(), err)
+		t.Fatalf("run %q: %v", metrics.ProcCommand(), err)
 	}
-	h, err := monitor.ParseProc(string(out))
+	h, err := metrics.ParseProc(string(out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +109,7 @@ func FuzzParseProc(f *testing.F) {
 	f.Add(procFixture)
 	f.Add("@@df\n/dev/x 1 2 -3 x /\n@@stat\ncpu -1 -2 -3 -4\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		h, err := monitor.ParseProc(s)
+		h, err := metrics.ParseProc(s)
 		if err != nil {
 			return
 		}
@@ -123,14 +128,14 @@ func FuzzParseProc(f *testing.F) {
 // hands every batch on.
 func TestCollectDue(t *testing.T) {
 	t.Parallel()
-	_, b := setupAlerts(t, openSQLite)
+	b := setupMetrics(t, storetest.OpenSQLite)
 	var got [][]monitor.Sample
-	scraper := scraperFunc(func(ctx context.Context, url string) (*monitor.HostStats, error) {
-		return &monitor.HostStats{HasLoad: true, Load: [3]float64{1, 2, 3}}, nil
+	scraper := scraperFunc(func(ctx context.Context, url string) (*metrics.HostStats, error) {
+		return &metrics.HostStats{HasLoad: true, Load: [3]float64{1, 2, 3}}, nil
 	})
-	m := monitor.NewMetrics(monitor.MetricsConfig{Now: b.clock.Now, OnSamples: func(ctx context.Context, s []monitor.Sample) { got = append(got, s) }},
+	m := metrics.New(metrics.Config{Now: b.clock.Now, OnSamples: func(ctx context.Context, s []monitor.Sample) { got = append(got, s) }},
 		b.db, fleetWith("srv-1"), scraper, nil, b.log)
-	src := &monitor.Source{Name: "n", Type: monitor.SourceNodeExporter, URL: "http://node:9100/metrics", ServerID: "srv-1", IntervalSeconds: 60, Enabled: true}
+	src := &metrics.Source{Name: "n", Type: metrics.SourceNodeExporter, URL: "http://node:9100/metrics", ServerID: "srv-1", IntervalSeconds: 60, Enabled: true}
 	if err := m.CreateSource(b.ctx, src); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +156,7 @@ func TestCollectDue(t *testing.T) {
 	ctx, cancel := context.WithCancel(b.ctx)
 	done := make(chan struct{})
 	go func() {
-		monitor.NewMetrics(monitor.MetricsConfig{Tick: time.Hour, Tenants: func(context.Context) ([]string, error) { return nil, nil }},
+		metrics.New(metrics.Config{Tick: time.Hour, Tenants: func(context.Context) ([]string, error) { return nil, nil }},
 			b.db, fleetWith(), nil, nil, b.log).Run(ctx)
 		close(done)
 	}()
@@ -163,19 +168,38 @@ func TestCollectDue(t *testing.T) {
 	}
 }
 
-var openSQLite = storetest.OpenSQLite
+// metricBundle is what a metrics test works with: a store with one tenant, its clock and audit log.
+type metricBundle struct {
+	db    *store.DB
+	ctx   context.Context
+	clock *jobstest.Clock
+	log   *audit.Log
+}
+
+func setupMetrics(t testing.TB, open func(testing.TB) *store.DB) *metricBundle {
+	t.Helper()
+	db := open(t)
+	ten := storetest.NewTenant(t, db, "mon")
+	b := &metricBundle{db: db, clock: jobstest.NewClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))}
+	b.ctx = tenant.WithID(context.Background(), ten.ID)
+	var err error
+	if b.log, err = audit.New(db, []byte("0123456789abcdef0123456789abcdef"), b.clock.Now); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 // scraperFunc is a NodeScraper made of a func.
-type scraperFunc func(ctx context.Context, url string) (*monitor.HostStats, error)
+type scraperFunc func(ctx context.Context, url string) (*metrics.HostStats, error)
 
-func (f scraperFunc) Scrape(ctx context.Context, url string) (*monitor.HostStats, error) {
+func (f scraperFunc) Scrape(ctx context.Context, url string) (*metrics.HostStats, error) {
 	return f(ctx, url)
 }
 
 // fakeFleet is an inventory of named servers that cannot run commands.
 type fakeFleet struct{ servers []inventory.Server }
 
-var _ monitor.Fleet = (*fakeFleet)(nil)
+var _ metrics.Fleet = (*fakeFleet)(nil)
 
 func fleetWith(ids ...string) *fakeFleet {
 	f := &fakeFleet{}
@@ -206,15 +230,15 @@ func (f *fakeFleet) Exec(ctx context.Context, req inventory.ExecRequest, onResul
 
 // promFunc is a PromQuerier made of funcs.
 type promFunc struct {
-	query      func(query string, at time.Time) []monitor.PromSample
-	queryRange func(query string, from, to time.Time, step time.Duration) []monitor.PromSample
+	query      func(query string, at time.Time) []metrics.PromSample
+	queryRange func(query string, from, to time.Time, step time.Duration) []metrics.PromSample
 }
 
-func (p promFunc) Query(ctx context.Context, baseURL, query string, at time.Time) ([]monitor.PromSample, error) {
+func (p promFunc) Query(ctx context.Context, baseURL, query string, at time.Time) ([]metrics.PromSample, error) {
 	return p.query(query, at), nil
 }
 
-func (p promFunc) QueryRange(ctx context.Context, baseURL, query string, from, to time.Time, step time.Duration) ([]monitor.PromSample, error) {
+func (p promFunc) QueryRange(ctx context.Context, baseURL, query string, from, to time.Time, step time.Duration) ([]metrics.PromSample, error) {
 	return p.queryRange(query, from, to, step), nil
 }
 
@@ -222,25 +246,25 @@ func (p promFunc) QueryRange(ctx context.Context, baseURL, query string, from, t
 // range query at its interval, and maps series to servers by the instance label's host.
 func TestPromBackfill(t *testing.T) {
 	t.Parallel()
-	_, b := setupAlerts(t, openSQLite)
+	b := setupMetrics(t, storetest.OpenSQLite)
 	var ranges []string
 	prom := promFunc{
-		query: func(q string, at time.Time) []monitor.PromSample {
-			return []monitor.PromSample{{Labels: map[string]string{"instance": "web-1:9100"}, Value: 1, At: at}}
+		query: func(q string, at time.Time) []metrics.PromSample {
+			return []metrics.PromSample{{Labels: map[string]string{"instance": "web-1:9100"}, Value: 1, At: at}}
 		},
-		queryRange: func(q string, from, to time.Time, step time.Duration) []monitor.PromSample {
+		queryRange: func(q string, from, to time.Time, step time.Duration) []metrics.PromSample {
 			ranges = append(ranges, from.Format("15:04")+"-"+to.Format("15:04")+"/"+step.String())
-			var out []monitor.PromSample
+			var out []metrics.PromSample
 			for at := from; !at.After(to); at = at.Add(step) {
-				out = append(out, monitor.PromSample{Labels: map[string]string{"instance": "web-1:9100"}, Value: 2, At: at})
+				out = append(out, metrics.PromSample{Labels: map[string]string{"instance": "web-1:9100"}, Value: 2, At: at})
 			}
 			return out
 		}}
 	var evaluated int
-	m := monitor.NewMetrics(monitor.MetricsConfig{Now: b.clock.Now, OnSamples: func(ctx context.Context, s []monitor.Sample) { evaluated += len(s) }},
+	m := metrics.New(metrics.Config{Now: b.clock.Now, OnSamples: func(ctx context.Context, s []monitor.Sample) { evaluated += len(s) }},
 		b.db, fleetWith("web-1"), nil, prom, b.log)
-	src := &monitor.Source{Name: "p", Type: monitor.SourcePrometheus, URL: "http://prom:9090", IntervalSeconds: 60, Enabled: true,
-		Queries: []monitor.PromQuery{{Metric: monitor.MetricLoad1, Query: "node_load1"}}}
+	src := &metrics.Source{Name: "p", Type: metrics.SourcePrometheus, URL: "http://prom:9090", IntervalSeconds: 60, Enabled: true,
+		Queries: []metrics.PromQuery{{Metric: monitor.MetricLoad1, Query: "node_load1"}}}
 	if err := m.CreateSource(b.ctx, src); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +283,7 @@ func TestPromBackfill(t *testing.T) {
 	if len(ranges) != 1 || ranges[0] != "10:02-10:10/1m0s" {
 		t.Fatalf("range queries = %v, want one over the gap", ranges)
 	}
-	series, err := m.Query(b.ctx, monitor.MetricQuery{ServerID: "web-1", Metric: monitor.MetricLoad1, From: start, To: b.clock.Now().Add(time.Second)})
+	series, err := m.Query(b.ctx, metrics.Query{ServerID: "web-1", Metric: monitor.MetricLoad1, From: start, To: b.clock.Now().Add(time.Second)})
 	if err != nil || len(series) != 1 {
 		t.Fatalf("%+v %v", series, err)
 	}
@@ -277,26 +301,26 @@ func TestCollectOnceAcrossReplicas(t *testing.T) {
 	for _, be := range storetest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			_, b := setupAlerts(t, be.Open)
+			b := setupMetrics(t, be.Open)
 			var mu sync.Mutex
 			scrapes := 0
-			scraper := scraperFunc(func(ctx context.Context, url string) (*monitor.HostStats, error) {
+			scraper := scraperFunc(func(ctx context.Context, url string) (*metrics.HostStats, error) {
 				mu.Lock()
 				scrapes++
 				mu.Unlock()
-				return &monitor.HostStats{HasLoad: true}, nil
+				return &metrics.HostStats{HasLoad: true}, nil
 			})
-			replica := func() *monitor.Metrics {
-				return monitor.NewMetrics(monitor.MetricsConfig{Now: b.clock.Now}, b.db, fleetWith("srv-1"), scraper, nil, b.log)
+			replica := func() *metrics.Service {
+				return metrics.New(metrics.Config{Now: b.clock.Now}, b.db, fleetWith("srv-1"), scraper, nil, b.log)
 			}
 			r1, r2 := replica(), replica()
-			if err := r1.CreateSource(b.ctx, &monitor.Source{Name: "n", Type: monitor.SourceNodeExporter, URL: "http://node/metrics",
+			if err := r1.CreateSource(b.ctx, &metrics.Source{Name: "n", Type: metrics.SourceNodeExporter, URL: "http://node/metrics",
 				ServerID: "srv-1", IntervalSeconds: 60, Enabled: true}); err != nil {
 				t.Fatal(err)
 			}
 			for round := range 3 {
 				var wg sync.WaitGroup
-				for _, r := range []*monitor.Metrics{r1, r2} {
+				for _, r := range []*metrics.Service{r1, r2} {
 					wg.Go(func() {
 						if _, err := r.CollectDue(b.ctx); err != nil {
 							t.Error(err)

@@ -1,4 +1,4 @@
-package monitor_test
+package checks_test
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/inventory/sshtest"
 	"github.com/it0/it0/internal/jobs/jobstest"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/monitor/monitortest"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -35,17 +35,17 @@ import (
 type checkBundle struct {
 	t      testing.TB
 	db     *store.DB
-	checks *monitor.Checks
+	checks *checks.Service
 	inv    *inventory.Service
 	ctx    context.Context // the tenant's
 	tid    string
 	clock  *jobstest.Clock
 
 	mu          sync.Mutex
-	transitions []monitor.CheckTransition
+	transitions []checks.Transition
 }
 
-func setupChecks(t testing.TB, tweak ...func(*monitor.ChecksConfig)) *checkBundle {
+func setupChecks(t testing.TB, tweak ...func(*checks.Config)) *checkBundle {
 	t.Helper()
 	db := storetest.OpenSQLite(t)
 	b := &checkBundle{t: t, db: db, clock: jobstest.NewClock(time.Now().UTC())}
@@ -75,7 +75,7 @@ func setupChecks(t testing.TB, tweak ...func(*monitor.ChecksConfig)) *checkBundl
 	t.Cleanup(func() { exe.Close() })
 	inv = inventory.New(inventory.Config{}, db, v, log, authSvc, rules, exe)
 	b.inv = inv
-	cfg := monitor.ChecksConfig{Now: b.clock.Now, OnTransition: func(_ context.Context, _ monitor.Check, tr monitor.CheckTransition) {
+	cfg := checks.Config{Now: b.clock.Now, OnTransition: func(_ context.Context, _ checks.Check, tr checks.Transition) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.transitions = append(b.transitions, tr)
@@ -83,12 +83,12 @@ func setupChecks(t testing.TB, tweak ...func(*monitor.ChecksConfig)) *checkBundl
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	b.checks = monitor.NewChecks(cfg, db, inv, rules, log)
+	b.checks = checks.New(cfg, db, inv, rules, log)
 	return b
 }
 
 // create stores c through the service, failing the test on error.
-func (b *checkBundle) create(c *monitor.Check) *monitor.Check {
+func (b *checkBundle) create(c *checks.Check) *checks.Check {
 	b.t.Helper()
 	if err := b.checks.Create(b.ctx, c); err != nil {
 		b.t.Fatalf("create %s: %v", c.Name, err)
@@ -97,7 +97,7 @@ func (b *checkBundle) create(c *monitor.Check) *monitor.Check {
 }
 
 // run runs c once and returns the state it is in afterwards, checking that the store agrees.
-func (b *checkBundle) run(c *monitor.Check) (monitor.CheckState, *monitor.CheckResult) {
+func (b *checkBundle) run(c *checks.Check) (checks.State, *checks.Result) {
 	b.t.Helper()
 	r, err := b.checks.Run(b.ctx, c, time.Time{})
 	if err != nil {
@@ -115,7 +115,7 @@ func (b *checkBundle) run(c *monitor.Check) (monitor.CheckState, *monitor.CheckR
 }
 
 // expect runs c len(states) times and compares the state after each run.
-func (b *checkBundle) expect(c *monitor.Check, states ...monitor.CheckState) {
+func (b *checkBundle) expect(c *checks.Check, states ...checks.State) {
 	b.t.Helper()
 	for i, want := range states {
 		if got, r := b.run(c); got != want {
@@ -130,7 +130,7 @@ func (b *checkBundle) transitionCount() int {
 	return len(b.transitions)
 }
 
-const up, down = monitor.CheckUp, monitor.CheckDown
+const up, down = checks.Up, checks.Down
 
 // TestCheckHTTP drives an http check against a server that flips to 500 and back.
 func TestCheckHTTP(t *testing.T) {
@@ -149,9 +149,9 @@ func TestCheckHTTP(t *testing.T) {
 	t.Run("DownOnlyAfterRetries", func(t *testing.T) {
 		t.Parallel()
 		b := setupChecks(t)
-		c := b.create(&monitor.Check{Name: "api", Type: monitor.CheckHTTP, Target: srv.URL + "/health", IntervalSeconds: 30,
+		c := b.create(&checks.Check{Name: "api", Type: checks.TypeHTTP, Target: srv.URL + "/health", IntervalSeconds: 30,
 			TimeoutSeconds: 5, Retries: 3})
-		if c.State != monitor.CheckUnknown {
+		if c.State != checks.Unknown {
 			t.Fatalf("new check state %s", c.State)
 		}
 		// Ensure the first result sets the state at once.
@@ -187,7 +187,7 @@ func TestCheckHTTP(t *testing.T) {
 			contains string
 			regex    string
 			status   int
-			want     monitor.CheckState
+			want     checks.State
 			msg      string
 		}{
 			{"ContainsOK", "healthy", "", 0, up, "HTTP 200"},
@@ -196,7 +196,7 @@ func TestCheckHTTP(t *testing.T) {
 			{"RegexMiss", "", `"version":"2\.`, 0, down, "does not match"},
 			{"ExpectedStatusMiss", "", "", 204, down, "HTTP 200, want 204"},
 		} {
-			c := b.create(&monitor.Check{Name: "body-" + tc.name, Type: monitor.CheckHTTP, Target: srv.URL, IntervalSeconds: 30,
+			c := b.create(&checks.Check{Name: "body-" + tc.name, Type: checks.TypeHTTP, Target: srv.URL, IntervalSeconds: 30,
 				TimeoutSeconds: 5, BodyContains: tc.contains, BodyRegex: tc.regex, ExpectedStatus: tc.status})
 			st, r := b.run(c)
 			if st != tc.want || !strings.Contains(r.Message, tc.msg) {
@@ -211,7 +211,7 @@ func TestCheckHTTP(t *testing.T) {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		addr := ln.Addr().String()
 		ln.Close()
-		c := b.create(&monitor.Check{Name: "gone", Type: monitor.CheckHTTP, Target: "http://" + addr, IntervalSeconds: 10, TimeoutSeconds: 2})
+		c := b.create(&checks.Check{Name: "gone", Type: checks.TypeHTTP, Target: "http://" + addr, IntervalSeconds: 10, TimeoutSeconds: 2})
 		if st, r := b.run(c); st != down || !strings.Contains(r.Message, "refused") {
 			t.Errorf("closed port: %s %q", st, r.Message)
 		}
@@ -227,12 +227,12 @@ func TestCheckTLSExpiry(t *testing.T) {
 	cert := srv.Certificate()
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	withCA := func(cfg *monitor.ChecksConfig) { cfg.RootCAs = pool }
+	withCA := func(cfg *checks.Config) { cfg.RootCAs = pool }
 
 	t.Run("FarFromExpiry", func(t *testing.T) {
 		t.Parallel()
 		b := setupChecks(t, withCA)
-		c := b.create(&monitor.Check{Name: "tls", Type: monitor.CheckHTTP, Target: srv.URL, IntervalSeconds: 60, TimeoutSeconds: 5, TLSExpiryDays: 30})
+		c := b.create(&checks.Check{Name: "tls", Type: checks.TypeHTTP, Target: srv.URL, IntervalSeconds: 60, TimeoutSeconds: 5, TLSExpiryDays: 30})
 		st, r := b.run(c)
 		want := int(cert.NotAfter.Sub(b.clock.Now()) / (24 * time.Hour))
 		if st != up || r.TLSDaysLeft == nil || *r.TLSDaysLeft != want || r.Warning != "" {
@@ -241,14 +241,14 @@ func TestCheckTLSExpiry(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		name, action string
-		want         monitor.CheckState
-	}{{"NearExpiryDown", monitor.TLSExpiryDown, down}, {"NearExpiryWarn", monitor.TLSExpiryWarn, up}} {
+		want         checks.State
+	}{{"NearExpiryDown", checks.TLSExpiryDown, down}, {"NearExpiryWarn", checks.TLSExpiryWarn, up}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setupChecks(t, withCA)
 			// Ten days and an hour before expiry: ten full days left, under a 30-day threshold.
 			b.clock.Set(cert.NotAfter.Add(-10*24*time.Hour - time.Hour))
-			c := b.create(&monitor.Check{Name: "tls", Type: monitor.CheckHTTP, Target: srv.URL, IntervalSeconds: 60, TimeoutSeconds: 5,
+			c := b.create(&checks.Check{Name: "tls", Type: checks.TypeHTTP, Target: srv.URL, IntervalSeconds: 60, TimeoutSeconds: 5,
 				TLSExpiryDays: 30, TLSExpiryAction: tc.action})
 			st, r := b.run(c)
 			if st != tc.want || r.TLSDaysLeft == nil || *r.TLSDaysLeft != 10 {
@@ -266,7 +266,7 @@ func TestCheckTLSExpiry(t *testing.T) {
 	t.Run("UntrustedCertificate", func(t *testing.T) {
 		t.Parallel()
 		b := setupChecks(t)
-		c := b.create(&monitor.Check{Name: "tls", Type: monitor.CheckHTTP, Target: srv.URL, IntervalSeconds: 60, TimeoutSeconds: 5})
+		c := b.create(&checks.Check{Name: "tls", Type: checks.TypeHTTP, Target: srv.URL, IntervalSeconds: 60, TimeoutSeconds: 5})
 		if st, r := b.run(c); st != down || !strings.Contains(r.Message, "certificate") {
 			t.Errorf("untrusted: %s %q", st, r.Message)
 		}
@@ -278,7 +278,7 @@ func TestCheckTCP(t *testing.T) {
 	t.Parallel()
 	b := setupChecks(t)
 	ln := monitortest.Listen(t, "127.0.0.1:0")
-	c := b.create(&monitor.Check{Name: "db", Type: monitor.CheckTCP, Target: ln.Addr().String(), IntervalSeconds: 10, TimeoutSeconds: 2, Retries: 2})
+	c := b.create(&checks.Check{Name: "db", Type: checks.TypeTCP, Target: ln.Addr().String(), IntervalSeconds: 10, TimeoutSeconds: 2, Retries: 2})
 	b.expect(c, up, up)
 	ln.Close()
 	b.expect(c, up, down, down)
@@ -298,15 +298,15 @@ func TestCheckPing(t *testing.T) {
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		var p int
 		fmt.Sscan(port, &p)
-		c := b.create(&monitor.Check{Name: "lo", Type: monitor.CheckPing, Target: "127.0.0.1", IntervalSeconds: 10, TimeoutSeconds: 2, FallbackPort: p})
+		c := b.create(&checks.Check{Name: "lo", Type: checks.TypePing, Target: "127.0.0.1", IntervalSeconds: 10, TimeoutSeconds: 2, FallbackPort: p})
 		st, r := b.run(c)
 		t.Logf("ping method on this machine: %s (%s)", r.Method, r.Message)
 		switch r.Method {
-		case monitor.PingICMP, monitor.PingICMPUnprivileged:
+		case checks.PingICMP, checks.PingICMPUnprivileged:
 			if st != up || !strings.Contains(r.Message, "echo reply from 127.0.0.1") {
 				t.Errorf("icmp: %s %q", st, r.Message)
 			}
-		case monitor.PingTCPFallback:
+		case checks.PingTCPFallback:
 			if st != up || !strings.Contains(r.Message, "ICMP not permitted") {
 				t.Errorf("fallback: %s %q", st, r.Message)
 			}
@@ -316,22 +316,22 @@ func TestCheckPing(t *testing.T) {
 	})
 	t.Run("Fallback", func(t *testing.T) {
 		t.Parallel()
-		b := setupChecks(t, func(cfg *monitor.ChecksConfig) { cfg.DisableICMP = true })
+		b := setupChecks(t, func(cfg *checks.Config) { cfg.DisableICMP = true })
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		var p int
 		fmt.Sscan(port, &p)
-		c := b.create(&monitor.Check{Name: "fb", Type: monitor.CheckPing, Target: "127.0.0.1", IntervalSeconds: 10, TimeoutSeconds: 2, FallbackPort: p})
+		c := b.create(&checks.Check{Name: "fb", Type: checks.TypePing, Target: "127.0.0.1", IntervalSeconds: 10, TimeoutSeconds: 2, FallbackPort: p})
 		st, r := b.run(c)
-		if st != up || r.Method != monitor.PingTCPFallback || !strings.Contains(r.Message, "disabled") {
+		if st != up || r.Method != checks.PingTCPFallback || !strings.Contains(r.Message, "disabled") {
 			t.Errorf("fallback: %s %s %q", st, r.Method, r.Message)
 		}
 		ln.Close()
-		if st, r := b.run(c); st != down || r.Method != monitor.PingTCPFallback {
+		if st, r := b.run(c); st != down || r.Method != checks.PingTCPFallback {
 			t.Errorf("fallback, closed: %s %s %q", st, r.Method, r.Message)
 		}
 		stored, _ := b.checks.Results(b.ctx, c.ID, 1)
-		if len(stored) != 1 || stored[0].Method != monitor.PingTCPFallback {
+		if len(stored) != 1 || stored[0].Method != checks.PingTCPFallback {
 			t.Errorf("stored method: %+v", stored)
 		}
 	})
@@ -362,13 +362,13 @@ func TestCheckSSH(t *testing.T) {
 	id := b.addSSHServer("web-1", sshd, b.addSSHServer("bastion", bastion, ""))
 	ctx := audit.WithActor(b.ctx, audit.Actor{Type: audit.ActorSystem, ID: "monitor"})
 
-	sshCheck := b.create(&monitor.Check{Name: "ssh", Type: monitor.CheckSSH, ServerID: id, IntervalSeconds: 30, TimeoutSeconds: 10, Retries: 2})
+	sshCheck := b.create(&checks.Check{Name: "ssh", Type: checks.TypeSSH, ServerID: id, IntervalSeconds: 30, TimeoutSeconds: 10, Retries: 2})
 	if sshCheck.Target != id {
 		t.Errorf("target %q, want the server id", sshCheck.Target)
 	}
-	custom := b.create(&monitor.Check{Name: "echo", Type: monitor.CheckCustom, Target: id, IntervalSeconds: 30, TimeoutSeconds: 10,
+	custom := b.create(&checks.Check{Name: "echo", Type: checks.TypeCustom, Target: id, IntervalSeconds: 30, TimeoutSeconds: 10,
 		Command: "echo ok", OutputMatch: `^ok\b`})
-	wrongCode := b.create(&monitor.Check{Name: "exit", Type: monitor.CheckCustom, ServerID: id, IntervalSeconds: 30, TimeoutSeconds: 10,
+	wrongCode := b.create(&checks.Check{Name: "exit", Type: checks.TypeCustom, ServerID: id, IntervalSeconds: 30, TimeoutSeconds: 10,
 		Command: "test -e /nonexistent-it0-file", ExpectedExitCode: 0})
 
 	st, r := b.run(sshCheck)
@@ -389,7 +389,7 @@ func TestCheckSSH(t *testing.T) {
 	}
 
 	// Ensure a command above L0 is refused at creation, naming the field.
-	err = b.checks.Create(b.ctx, &monitor.Check{Name: "rm", Type: monitor.CheckCustom, ServerID: id, IntervalSeconds: 30, TimeoutSeconds: 10,
+	err = b.checks.Create(b.ctx, &checks.Check{Name: "rm", Type: checks.TypeCustom, ServerID: id, IntervalSeconds: 30, TimeoutSeconds: 10,
 		Command: "rm -rf /tmp/x"})
 	var e *errs.Error
 	if !errs.Is(err, errs.Invalid) || !errors.As(err, &e) || e.Field != "command" || !strings.Contains(err.Error(), "L0") {
@@ -410,30 +410,30 @@ func TestCheckSSH(t *testing.T) {
 func TestCheckValidate(t *testing.T) {
 	t.Parallel()
 	b := setupChecks(t)
-	ok := func() monitor.Check {
-		return monitor.Check{Name: "x", Type: monitor.CheckTCP, Target: "127.0.0.1:80", IntervalSeconds: 30, TimeoutSeconds: 5}
+	ok := func() checks.Check {
+		return checks.Check{Name: "x", Type: checks.TypeTCP, Target: "127.0.0.1:80", IntervalSeconds: 30, TimeoutSeconds: 5}
 	}
 	for _, tc := range []struct {
 		name  string
 		field string
-		edit  func(c *monitor.Check)
+		edit  func(c *checks.Check)
 	}{
-		{"BadType", "type", func(c *monitor.Check) { c.Type = "smtp" }},
-		{"IntervalTooShort", "interval_seconds", func(c *monitor.Check) { c.IntervalSeconds = 4; c.TimeoutSeconds = 1 }},
-		{"TimeoutNotBelowInterval", "timeout_seconds", func(c *monitor.Check) { c.TimeoutSeconds = 30 }},
-		{"RetriesTooMany", "retries", func(c *monitor.Check) { c.Retries = 11 }},
-		{"JitterTooBig", "jitter_seconds", func(c *monitor.Check) { c.JitterSeconds = 26 }},
-		{"NameMissing", "name", func(c *monitor.Check) { c.Name = "" }},
-		{"TCPTargetNoPort", "target", func(c *monitor.Check) { c.Target = "db.internal" }},
-		{"HTTPTargetNotURL", "target", func(c *monitor.Check) { c.Type, c.Target = monitor.CheckHTTP, "ftp://x" }},
-		{"BodyRegexBad", "body_regex", func(c *monitor.Check) { c.Type, c.Target, c.BodyRegex = monitor.CheckHTTP, "http://x", "(" }},
-		{"BodyMatchOnTCP", "body_contains", func(c *monitor.Check) { c.BodyContains = "ok" }},
-		{"SSHWithoutServer", "server_id", func(c *monitor.Check) { c.Type, c.Target = monitor.CheckSSH, "" }},
-		{"SSHUnknownServer", "server_id", func(c *monitor.Check) { c.Type, c.Target = monitor.CheckSSH, "no-such-server" }},
-		{"CustomWithoutCommand", "command", func(c *monitor.Check) { c.Type, c.Target = monitor.CheckCustom, "" }},
-		{"TLSExpiryOnPlainHTTP", "tls_expiry_days", func(c *monitor.Check) { c.Type, c.Target, c.TLSExpiryDays = monitor.CheckHTTP, "http://x", 5 }},
-		{"TLSActionBad", "tls_expiry_action", func(c *monitor.Check) {
-			c.Type, c.Target, c.TLSExpiryDays, c.TLSExpiryAction = monitor.CheckHTTP, "https://x", 5, "page"
+		{"BadType", "type", func(c *checks.Check) { c.Type = "smtp" }},
+		{"IntervalTooShort", "interval_seconds", func(c *checks.Check) { c.IntervalSeconds = 4; c.TimeoutSeconds = 1 }},
+		{"TimeoutNotBelowInterval", "timeout_seconds", func(c *checks.Check) { c.TimeoutSeconds = 30 }},
+		{"RetriesTooMany", "retries", func(c *checks.Check) { c.Retries = 11 }},
+		{"JitterTooBig", "jitter_seconds", func(c *checks.Check) { c.JitterSeconds = 26 }},
+		{"NameMissing", "name", func(c *checks.Check) { c.Name = "" }},
+		{"TCPTargetNoPort", "target", func(c *checks.Check) { c.Target = "db.internal" }},
+		{"HTTPTargetNotURL", "target", func(c *checks.Check) { c.Type, c.Target = checks.TypeHTTP, "ftp://x" }},
+		{"BodyRegexBad", "body_regex", func(c *checks.Check) { c.Type, c.Target, c.BodyRegex = checks.TypeHTTP, "http://x", "(" }},
+		{"BodyMatchOnTCP", "body_contains", func(c *checks.Check) { c.BodyContains = "ok" }},
+		{"SSHWithoutServer", "server_id", func(c *checks.Check) { c.Type, c.Target = checks.TypeSSH, "" }},
+		{"SSHUnknownServer", "server_id", func(c *checks.Check) { c.Type, c.Target = checks.TypeSSH, "no-such-server" }},
+		{"CustomWithoutCommand", "command", func(c *checks.Check) { c.Type, c.Target = checks.TypeCustom, "" }},
+		{"TLSExpiryOnPlainHTTP", "tls_expiry_days", func(c *checks.Check) { c.Type, c.Target, c.TLSExpiryDays = checks.TypeHTTP, "http://x", 5 }},
+		{"TLSActionBad", "tls_expiry_action", func(c *checks.Check) {
+			c.Type, c.Target, c.TLSExpiryDays, c.TLSExpiryAction = checks.TypeHTTP, "https://x", 5, "page"
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -452,7 +452,7 @@ func TestCheckValidate(t *testing.T) {
 		t.Errorf("bad patch: %v", err)
 	}
 	got, err := b.checks.Update(b.ctx, c.ID, []byte(`{"interval_seconds": 120, "state": "down"}`))
-	if err != nil || got.IntervalSeconds != 120 || got.State != monitor.CheckUnknown || got.TimeoutSeconds != 5 {
+	if err != nil || got.IntervalSeconds != 120 || got.State != checks.Unknown || got.TimeoutSeconds != 5 {
 		t.Errorf("patch: %v %+v", err, got)
 	}
 }

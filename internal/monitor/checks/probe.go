@@ -1,4 +1,4 @@
-package monitor
+package checks
 
 import (
 	"context"
@@ -32,9 +32,9 @@ const maxProbeBody = 1 << 20
 // capability of this host, and the inventory for SSH.
 type prober struct {
 	now      func() time.Time
-	inv      CheckInventory
+	inv      Inventory
 	rootCAs  *x509.CertPool
-	noICMP   bool // ChecksConfig.DisableICMP
+	noICMP   bool // Config.DisableICMP
 	initOnce sync.Once
 	verify   *http.Transport // verifies certificates
 
@@ -45,25 +45,25 @@ type prober struct {
 
 // probe runs c once and fills r (Status, Message and the type's details). It never returns an error: a
 // failure to probe is a down result that says why.
-func (p *prober) probe(ctx context.Context, c *Check, r *CheckResult) {
+func (p *prober) probe(ctx context.Context, c *Check, r *Result) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout())
 	defer cancel()
-	r.Status = CheckDown
+	r.Status = Down
 	switch c.Type {
-	case CheckHTTP:
+	case TypeHTTP:
 		p.probeHTTP(ctx, c, r)
-	case CheckTCP:
+	case TypeTCP:
 		probeTCP(ctx, c.Target, r)
-	case CheckPing:
+	case TypePing:
 		p.probePing(ctx, c, r)
-	case CheckSSH:
+	case TypeSSH:
 		p.probeSSH(ctx, c, r)
-	case CheckCustom:
+	case TypeCustom:
 		p.probeCustom(ctx, c, r)
 	default:
 		r.Message = fmt.Sprintf("unknown check type %q", c.Type)
 	}
-	if ctx.Err() != nil && r.Status == CheckDown && !strings.Contains(r.Message, "timeout") {
+	if ctx.Err() != nil && r.Status == Down && !strings.Contains(r.Message, "timeout") {
 		r.Message = fmt.Sprintf("timeout after %ds: %s", c.TimeoutSeconds, r.Message)
 	}
 }
@@ -83,7 +83,7 @@ func (p *prober) transport() *http.Transport {
 	return p.verify
 }
 
-func (p *prober) probeHTTP(ctx context.Context, c *Check, r *CheckResult) {
+func (p *prober) probeHTTP(ctx context.Context, c *Check, r *Result) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Target, nil)
 	if err != nil {
 		r.Message = "bad URL: " + err.Error()
@@ -118,7 +118,7 @@ func (p *prober) probeHTTP(ctx context.Context, c *Check, r *CheckResult) {
 		r.Message = fmt.Sprintf("HTTP %d, body does not match /%s/", resp.StatusCode, clipText(c.BodyRegex, 80))
 		return
 	}
-	r.Status, r.Message = CheckUp, fmt.Sprintf("HTTP %d", resp.StatusCode)
+	r.Status, r.Message = Up, fmt.Sprintf("HTTP %d", resp.StatusCode)
 	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
 		leaf := resp.TLS.PeerCertificates[0]
 		days := int(leaf.NotAfter.Sub(p.now()) / (24 * time.Hour))
@@ -129,7 +129,7 @@ func (p *prober) probeHTTP(ctx context.Context, c *Check, r *CheckResult) {
 			if c.TLSExpiryAction == TLSExpiryWarn {
 				r.Warning = msg
 			} else {
-				r.Status, r.Message = CheckDown, msg
+				r.Status, r.Message = Down, msg
 			}
 		}
 	}
@@ -146,7 +146,7 @@ func unwrapURLError(err error) string {
 
 // probeTCP connects to addr. The connection is closed with SO_LINGER 0 (a reset): at thousands of checks a
 // minute, a polite close would leave a TIME_WAIT socket per run on the checker's side.
-func probeTCP(ctx context.Context, addr string, r *CheckResult) {
+func probeTCP(ctx context.Context, addr string, r *Result) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -157,7 +157,7 @@ func probeTCP(ctx context.Context, addr string, r *CheckResult) {
 		tc.SetLinger(0)
 	}
 	conn.Close()
-	r.Status, r.Message = CheckUp, "connected to "+addr
+	r.Status, r.Message = Up, "connected to "+addr
 }
 
 func dialError(err error) string {
@@ -198,7 +198,7 @@ func (p *prober) icmpNetwork() (string, string) {
 	return p.icmpNet, p.icmpWhy
 }
 
-func (p *prober) probePing(ctx context.Context, c *Check, r *CheckResult) {
+func (p *prober) probePing(ctx context.Context, c *Check, r *Result) {
 	network, why := p.icmpNetwork()
 	var ip net.IP
 	if network != "" {
@@ -229,7 +229,7 @@ func (p *prober) probePing(ctx context.Context, c *Check, r *CheckResult) {
 		r.Message = "no echo reply from " + ip.String() + ": " + err.Error()
 		return
 	}
-	r.Status, r.Message = CheckUp, fmt.Sprintf("echo reply from %s in %.2f ms", ip, float64(rtt.Microseconds())/1000)
+	r.Status, r.Message = Up, fmt.Sprintf("echo reply from %s in %.2f ms", ip, float64(rtt.Microseconds())/1000)
 }
 
 // pingOnce sends one ICMP echo request to ip and waits for its reply until ctx ends.
@@ -294,7 +294,7 @@ func peerIs(a net.Addr, ip net.IP) bool {
 }
 
 // probeSSH opens an SSH session to the server through its jump chain, hop by hop.
-func (p *prober) probeSSH(ctx context.Context, c *Check, r *CheckResult) {
+func (p *prober) probeSSH(ctx context.Context, c *Check, r *Result) {
 	r.Method = "ssh"
 	if p.inv == nil {
 		r.Message = "the inventory is not running in this process"
@@ -320,13 +320,13 @@ func (p *prober) probeSSH(ctx context.Context, c *Check, r *CheckResult) {
 		return
 	}
 	last := hops[len(hops)-1]
-	r.Status, r.Message = CheckUp, fmt.Sprintf("session established with %s through %d hop(s) in %d ms", last.Name, len(hops),
+	r.Status, r.Message = Up, fmt.Sprintf("session established with %s through %d hop(s) in %d ms", last.Name, len(hops),
 		last.Latency.Milliseconds())
 }
 
 // probeCustom runs the check's command on its server through the inventory, which classifies it again
 // (a tenant's rules may have changed since the check was created) and runs it only at L0.
-func (p *prober) probeCustom(ctx context.Context, c *Check, r *CheckResult) {
+func (p *prober) probeCustom(ctx context.Context, c *Check, r *Result) {
 	r.Method = "ssh"
 	if p.inv == nil {
 		r.Message = "the inventory is not running in this process"
@@ -358,7 +358,7 @@ func (p *prober) probeCustom(ctx context.Context, c *Check, r *CheckResult) {
 	case c.OutputMatch != "" && !regexp.MustCompile(c.OutputMatch).MatchString(got.Stdout):
 		r.Message = fmt.Sprintf("exit code %d, output does not match /%s/%s", *got.ExitCode, clipText(c.OutputMatch, 80), tail(got.Stdout))
 	default:
-		r.Status, r.Message = CheckUp, fmt.Sprintf("exit code %d%s", *got.ExitCode, tail(got.Stdout))
+		r.Status, r.Message = Up, fmt.Sprintf("exit code %d%s", *got.ExitCode, tail(got.Stdout))
 	}
 }
 

@@ -1,4 +1,4 @@
-package monitor_test
+package alerts_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
@@ -24,7 +25,7 @@ type fakeRemediator struct {
 	err      error
 }
 
-func (f *fakeRemediator) Remediate(ctx context.Context, runbookID string, ev *monitor.AlertEvent) (string, string, error) {
+func (f *fakeRemediator) Remediate(ctx context.Context, runbookID string, ev *alerts.Event) (string, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, runbookID+"/"+ev.ID)
@@ -54,24 +55,24 @@ type alertBundle struct {
 	log       *audit.Log
 	rem       *fakeRemediator
 	mu        sync.Mutex
-	published []monitor.AlertEvent
+	published []alerts.Event
 }
 
-func (b *alertBundle) newAlerts() *monitor.Alerts {
-	return monitor.NewAlerts(monitor.AlertsConfig{Now: b.clock.Now, Remediator: b.rem, OnAlert: func(ctx context.Context, ev monitor.AlertEvent) {
+func (b *alertBundle) newAlerts() *alerts.Service {
+	return alerts.New(alerts.Config{Now: b.clock.Now, Remediator: b.rem, OnAlert: func(ctx context.Context, ev alerts.Event) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.published = append(b.published, ev)
 	}}, b.db, b.log)
 }
 
-func (b *alertBundle) events() []monitor.AlertEvent {
+func (b *alertBundle) events() []alerts.Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]monitor.AlertEvent(nil), b.published...)
+	return append([]alerts.Event(nil), b.published...)
 }
 
-func setupAlerts(t testing.TB, open func(testing.TB) *store.DB) (*monitor.Alerts, *alertBundle) {
+func setupAlerts(t testing.TB, open func(testing.TB) *store.DB) (*alerts.Service, *alertBundle) {
 	t.Helper()
 	db := open(t)
 	ten := storetest.NewTenant(t, db, "mon")
@@ -85,7 +86,7 @@ func setupAlerts(t testing.TB, open func(testing.TB) *store.DB) (*monitor.Alerts
 }
 
 // feed evaluates one cpu sample of server s at the clock's time.
-func (b *alertBundle) feed(t *testing.T, a *monitor.Alerts, server string, v float64) []monitor.AlertEvent {
+func (b *alertBundle) feed(t *testing.T, a *alerts.Service, server string, v float64) []alerts.Event {
 	t.Helper()
 	ch, err := a.Evaluate(b.ctx, []monitor.Sample{{ServerID: server, Metric: monitor.MetricCPU, Value: v, At: b.clock.Now()}})
 	if err != nil {
@@ -103,8 +104,8 @@ func TestAlertForDuration(t *testing.T) {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
 			a, b := setupAlerts(t, be.Open)
-			rule := &monitor.Rule{Name: "cpu high", Metric: monitor.MetricCPU, Severity: "critical", Active: true, RunbookID: "rb-1",
-				Condition: monitor.Condition{Operator: ">", Threshold: 90, DurationSeconds: 300}}
+			rule := &alerts.Rule{Name: "cpu high", Metric: monitor.MetricCPU, Severity: "critical", Active: true, RunbookID: "rb-1",
+				Condition: alerts.Condition{Operator: ">", Threshold: 90, DurationSeconds: 300}}
 			if err := a.CreateRule(b.ctx, rule); err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +115,7 @@ func TestAlertForDuration(t *testing.T) {
 			b.feed(t, a, "web-1", 10)
 			b.clock.Advance(10 * time.Minute)
 			b.feed(t, a, "web-1", 10)
-			if ev, _ := a.Events(b.ctx, monitor.AlertFilter{}); len(ev) != 0 {
+			if ev, _ := a.Events(b.ctx, alerts.Filter{}); len(ev) != 0 {
 				t.Fatalf("a single sample fired: %+v", ev)
 			}
 			// Above the threshold every minute: pending for 4 minutes, firing at 5.
@@ -128,7 +129,7 @@ func TestAlertForDuration(t *testing.T) {
 				}
 			}
 			ch := b.feed(t, a, "web-1", 97)
-			if len(ch) != 1 || ch[0].Status != monitor.AlertFiring || ch[0].Value != 97 {
+			if len(ch) != 1 || ch[0].Status != alerts.Firing || ch[0].Value != 97 {
 				t.Fatalf("after 5 minutes: %+v, want one firing event with value 97", ch)
 			}
 			fired := ch[0]
@@ -153,11 +154,11 @@ func TestAlertForDuration(t *testing.T) {
 			// It drops: resolved, with the resolution recorded.
 			b.clock.Advance(time.Minute)
 			ch = b.feed(t, a, "web-1", 40)
-			if len(ch) != 1 || ch[0].Status != monitor.AlertResolved || ch[0].ID != fired.ID || ch[0].ResolvedAt == nil || ch[0].Resolution == "" {
+			if len(ch) != 1 || ch[0].Status != alerts.Resolved || ch[0].ID != fired.ID || ch[0].ResolvedAt == nil || ch[0].Resolution == "" {
 				t.Fatalf("after the drop: %+v, want the event resolved", ch)
 			}
 			got, err := a.Event(b.ctx, fired.ID)
-			if err != nil || got.Status != monitor.AlertResolved || got.LastValue != 40 || got.RemediationTaskID != fired.RemediationTaskID {
+			if err != nil || got.Status != alerts.Resolved || got.LastValue != 40 || got.RemediationTaskID != fired.RemediationTaskID {
 				t.Errorf("stored event = %+v %v", got, err)
 			}
 			b.rem.mu.Lock()
@@ -167,7 +168,7 @@ func TestAlertForDuration(t *testing.T) {
 				t.Errorf("resolution recorded on the remediation task: %q", resolved)
 			}
 			pub := b.events()
-			if len(pub) != 2 || pub[0].Status != monitor.AlertFiring || pub[1].Status != monitor.AlertResolved {
+			if len(pub) != 2 || pub[0].Status != alerts.Firing || pub[1].Status != alerts.Resolved {
 				t.Errorf("published %+v, want fired then resolved", pub)
 			}
 			entries, err := b.log.List(b.ctx, audit.Filter{Limit: 100})
@@ -196,8 +197,8 @@ func TestAlertEvaluation(t *testing.T) {
 	t.Run("ImmediateTargetedWorst", func(t *testing.T) {
 		t.Parallel()
 		a, b := setupAlerts(t, storetest.OpenSQLite)
-		rule := &monitor.Rule{Name: "disk full", Metric: monitor.MetricDisk, Severity: "warning", Active: true, TargetServers: []string{"db-1"},
-			Condition: monitor.Condition{Operator: ">=", Threshold: 90}}
+		rule := &alerts.Rule{Name: "disk full", Metric: monitor.MetricDisk, Severity: "warning", Active: true, TargetServers: []string{"db-1"},
+			Condition: alerts.Condition{Operator: ">=", Threshold: 90}}
 		if err := a.CreateRule(b.ctx, rule); err != nil {
 			t.Fatal(err)
 		}
@@ -221,24 +222,24 @@ func TestAlertEvaluation(t *testing.T) {
 	t.Run("Acknowledge", func(t *testing.T) {
 		t.Parallel()
 		a, b := setupAlerts(t, storetest.OpenSQLite)
-		if err := a.CreateRule(b.ctx, &monitor.Rule{Name: "load", Metric: monitor.MetricCPU, Severity: "info", Active: true,
-			Condition: monitor.Condition{Operator: ">", Threshold: 1}}); err != nil {
+		if err := a.CreateRule(b.ctx, &alerts.Rule{Name: "load", Metric: monitor.MetricCPU, Severity: "info", Active: true,
+			Condition: alerts.Condition{Operator: ">", Threshold: 1}}); err != nil {
 			t.Fatal(err)
 		}
 		ev := b.feed(t, a, "s", 5)[0]
 		ctx := audit.WithActor(b.ctx, audit.Actor{Type: audit.ActorUser, ID: "alice"})
 		got, err := a.Acknowledge(ctx, ev.ID)
-		if err != nil || got.Status != monitor.AlertAcknowledged || got.AcknowledgedBy != "alice" {
+		if err != nil || got.Status != alerts.Acknowledged || got.AcknowledgedBy != "alice" {
 			t.Fatalf("ack = %+v %v", got, err)
 		}
 		if _, err := a.Acknowledge(ctx, ev.ID); err == nil {
 			t.Error("second acknowledge succeeded")
 		}
-		if list, _ := a.Events(b.ctx, monitor.AlertFilter{Status: monitor.AlertAcknowledged}); len(list) != 1 {
+		if list, _ := a.Events(b.ctx, alerts.Filter{Status: alerts.Acknowledged}); len(list) != 1 {
 			t.Errorf("acknowledged filter = %+v", list)
 		}
 		b.clock.Advance(time.Minute)
-		if ch := b.feed(t, a, "s", 0); len(ch) != 1 || ch[0].AcknowledgedBy != "alice" || ch[0].Status != monitor.AlertResolved {
+		if ch := b.feed(t, a, "s", 0); len(ch) != 1 || ch[0].AcknowledgedBy != "alice" || ch[0].Status != alerts.Resolved {
 			t.Errorf("resolve = %+v", ch)
 		}
 	})
@@ -249,8 +250,8 @@ func TestAlertEvaluation(t *testing.T) {
 		t.Parallel()
 		a, b := setupAlerts(t, storetest.OpenSQLite)
 		b.rem.err = errors.New("runbook restart-nginx allows L2 commands; unattended remediation is limited to L1")
-		rule := &monitor.Rule{Name: "mem", Metric: monitor.MetricMemory, Severity: "fatal", Active: true, RunbookID: "rb",
-			Condition: monitor.Condition{Operator: ">", Threshold: 50}}
+		rule := &alerts.Rule{Name: "mem", Metric: monitor.MetricMemory, Severity: "fatal", Active: true, RunbookID: "rb",
+			Condition: alerts.Condition{Operator: ">", Threshold: 50}}
 		if err := a.CreateRule(b.ctx, rule); err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +266,7 @@ func TestAlertEvaluation(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _ := a.Event(b.ctx, ch[0].ID)
-		if got.Status != monitor.AlertResolved || got.Resolution != "rule deleted" {
+		if got.Status != alerts.Resolved || got.Resolution != "rule deleted" {
 			t.Errorf("after delete: %+v", got)
 		}
 	})
@@ -275,13 +276,13 @@ func TestAlertEvaluation(t *testing.T) {
 		t.Parallel()
 		for _, tc := range []struct {
 			name  string
-			rule  monitor.Rule
+			rule  alerts.Rule
 			field string
 		}{
-			{"operator", monitor.Rule{Name: "x", Metric: "cpu_usage", Severity: "info", Condition: monitor.Condition{Operator: "=>"}}, "condition.operator"},
-			{"severity", monitor.Rule{Name: "x", Metric: "cpu_usage", Severity: "page", Condition: monitor.Condition{Operator: ">"}}, "severity"},
-			{"metric", monitor.Rule{Name: "x", Metric: "CPU!", Severity: "info", Condition: monitor.Condition{Operator: ">"}}, "metric_type"},
-			{"duration", monitor.Rule{Name: "x", Metric: "cpu_usage", Severity: "info", Condition: monitor.Condition{Operator: ">", DurationSeconds: -1}}, "condition.duration_seconds"},
+			{"operator", alerts.Rule{Name: "x", Metric: "cpu_usage", Severity: "info", Condition: alerts.Condition{Operator: "=>"}}, "condition.operator"},
+			{"severity", alerts.Rule{Name: "x", Metric: "cpu_usage", Severity: "page", Condition: alerts.Condition{Operator: ">"}}, "severity"},
+			{"metric", alerts.Rule{Name: "x", Metric: "CPU!", Severity: "info", Condition: alerts.Condition{Operator: ">"}}, "metric_type"},
+			{"duration", alerts.Rule{Name: "x", Metric: "cpu_usage", Severity: "info", Condition: alerts.Condition{Operator: ">", DurationSeconds: -1}}, "condition.duration_seconds"},
 		} {
 			err := tc.rule.Validate()
 			if err == nil || !strings.Contains(err.Error(), tc.field) {

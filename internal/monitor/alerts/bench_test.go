@@ -1,24 +1,26 @@
-package monitor_test
+package alerts_test
 
 import (
 	"fmt"
 	"testing"
 
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/store/storetest"
 )
 
 // BenchmarkAlertEvaluation measures one evaluation pass of 5 rules over the samples of 10,000 servers (a
 // full collection round: 7 samples per server, two disk mounts), in steady state: 1% of the servers hold
 // a condition that is pending, the rest are healthy. Report ns/op (one pass) and allocs/op.
 func BenchmarkAlertEvaluation(b *testing.B) {
-	a, bb := setupAlerts(b, openSQLite)
+	a, bb := setupAlerts(b, storetest.OpenSQLite)
 	const servers = 10000
-	rules := []monitor.Rule{
-		{Name: "cpu", Metric: monitor.MetricCPU, Severity: "critical", Condition: monitor.Condition{Operator: ">", Threshold: 90, DurationSeconds: 300}},
-		{Name: "mem", Metric: monitor.MetricMemory, Severity: "warning", Condition: monitor.Condition{Operator: ">", Threshold: 95, DurationSeconds: 600}},
-		{Name: "disk", Metric: monitor.MetricDisk, Severity: "critical", Condition: monitor.Condition{Operator: ">=", Threshold: 90, DurationSeconds: 0}},
-		{Name: "load", Metric: monitor.MetricLoad1, Severity: "info", Condition: monitor.Condition{Operator: ">", Threshold: 16, DurationSeconds: 900}},
-		{Name: "net", Metric: monitor.MetricNetworkIn, Severity: "warning", Condition: monitor.Condition{Operator: ">", Threshold: 1e9, DurationSeconds: 120}},
+	rules := []alerts.Rule{
+		{Name: "cpu", Metric: monitor.MetricCPU, Severity: "critical", Condition: alerts.Condition{Operator: ">", Threshold: 90, DurationSeconds: 300}},
+		{Name: "mem", Metric: monitor.MetricMemory, Severity: "warning", Condition: alerts.Condition{Operator: ">", Threshold: 95, DurationSeconds: 600}},
+		{Name: "disk", Metric: monitor.MetricDisk, Severity: "critical", Condition: alerts.Condition{Operator: ">=", Threshold: 90, DurationSeconds: 0}},
+		{Name: "load", Metric: monitor.MetricLoad1, Severity: "info", Condition: alerts.Condition{Operator: ">", Threshold: 16, DurationSeconds: 900}},
+		{Name: "net", Metric: monitor.MetricNetworkIn, Severity: "warning", Condition: alerts.Condition{Operator: ">", Threshold: 1e9, DurationSeconds: 120}},
 	}
 	for i := range rules {
 		rules[i].Active = true

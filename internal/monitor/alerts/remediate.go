@@ -1,4 +1,4 @@
-package monitor
+package alerts
 
 import (
 	"context"
@@ -40,7 +40,7 @@ func (r *RunbookRemediator) WithServerNames(name func(ctx context.Context, id st
 
 // Remediate starts runbookID on the alert's server, with the alert as template variables (server,
 // server_id, alert, alert_id, metric, value, threshold, severity, label).
-func (r *RunbookRemediator) Remediate(ctx context.Context, runbookID string, ev *AlertEvent) (string, string, error) {
+func (r *RunbookRemediator) Remediate(ctx context.Context, runbookID string, ev *Event) (string, string, error) {
 	rb, err := r.runner.Runbook(ctx, runbookID)
 	if err != nil {
 		return "", "", fmt.Errorf("runbook %s: %w", runbookID, err)

@@ -1,4 +1,4 @@
-package monitor
+package alerts
 
 import (
 	"context"
@@ -12,44 +12,40 @@ import (
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/tenant"
 )
-
-// AuditRecorder records what monitoring does (audit.Log).
-type AuditRecorder interface {
-	Record(ctx context.Context, r audit.Record) (*audit.Entry, error)
-}
 
 // Remediator starts a rule's runbook for a fired alert. It returns the ops task and agent session it
 // started; an error says why it did not (a disabled runbook, one whose risk level is beyond what may run
 // unattended), and is recorded on the event.
 type Remediator interface {
-	Remediate(ctx context.Context, runbookID string, ev *AlertEvent) (taskID, sessionID string, err error)
+	Remediate(ctx context.Context, runbookID string, ev *Event) (taskID, sessionID string, err error)
 	// Resolved records on the remediation task that its alert resolved, and how.
 	Resolved(ctx context.Context, taskID, resolution string) error
 }
 
-// AlertsConfig configures alerting.
-type AlertsConfig struct {
+// Config configures alerting.
+type Config struct {
 	// Now is the clock (default time.Now in UTC); tests control it.
 	Now func() time.Time
 	// RuleCacheTTL is how long a tenant's rules are reused between evaluations before they are read
-	// again (default 15s). Changes made through this Alerts take effect at once.
+	// again (default 15s). Changes made through this Service take effect at once.
 	RuleCacheTTL time.Duration
 	Logger       *slog.Logger
 	// OnAlert is called after an event fires (Status firing) and after it resolves (Status resolved).
-	OnAlert func(ctx context.Context, ev AlertEvent)
+	OnAlert func(ctx context.Context, ev Event)
 	// Remediator starts linked runbooks; nil leaves runbooks alone.
 	Remediator Remediator
 	// CheckRunbook, when set, vets a rule's runbook_id (errs.NotFound when there is no such runbook).
 	CheckRunbook func(ctx context.Context, id string) error
 }
 
-// Alerts manages alert rules and evaluates them on metric samples.
-type Alerts struct {
-	cfg   AlertsConfig
-	store AlertStore
-	audit AuditRecorder
+// Service manages alert rules and evaluates them on metric samples.
+type Service struct {
+	cfg   Config
+	store Store
+	audit monitor.AuditRecorder
 	log   *slog.Logger
 
 	mu      sync.Mutex
@@ -72,8 +68,8 @@ type compiledRule struct {
 
 type stateKey struct{ rule, server string }
 
-// NewAlerts returns alerting over store.
-func NewAlerts(cfg AlertsConfig, store AlertStore, log AuditRecorder) *Alerts {
+// New returns alerting over store.
+func New(cfg Config, store Store, log monitor.AuditRecorder) *Service {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
@@ -83,12 +79,12 @@ func NewAlerts(cfg AlertsConfig, store AlertStore, log AuditRecorder) *Alerts {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Alerts{cfg: cfg, store: store, audit: log, log: cfg.Logger.With(slog.String("component", "alerts")), tenants: map[string]*tenantAlerts{}}
+	return &Service{cfg: cfg, store: store, audit: log, log: cfg.Logger.With(slog.String("component", "alerts")), tenants: map[string]*tenantAlerts{}}
 }
 
-func (a *Alerts) now() time.Time { return a.cfg.Now().UTC().Truncate(time.Microsecond) }
+func (a *Service) now() time.Time { return a.cfg.Now().UTC().Truncate(time.Microsecond) }
 
-func (a *Alerts) tenantState(ctx context.Context) (*tenantAlerts, error) {
+func (a *Service) tenantState(ctx context.Context) (*tenantAlerts, error) {
 	tid, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, err
@@ -104,7 +100,7 @@ func (a *Alerts) tenantState(ctx context.Context) (*tenantAlerts, error) {
 }
 
 // invalidate makes the next evaluation of the tenant in ctx read its rules again.
-func (a *Alerts) invalidate(ctx context.Context) {
+func (a *Service) invalidate(ctx context.Context) {
 	if t, err := a.tenantState(ctx); err == nil {
 		t.mu.Lock()
 		t.loadedAt = time.Time{}
@@ -113,7 +109,7 @@ func (a *Alerts) invalidate(ctx context.Context) {
 }
 
 // validateRule checks r and the runbook it names.
-func (a *Alerts) validateRule(ctx context.Context, r *Rule) error {
+func (a *Service) validateRule(ctx context.Context, r *Rule) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
@@ -128,7 +124,7 @@ func (a *Alerts) validateRule(ctx context.Context, r *Rule) error {
 }
 
 // CreateRule validates and stores r.
-func (a *Alerts) CreateRule(ctx context.Context, r *Rule) error {
+func (a *Service) CreateRule(ctx context.Context, r *Rule) error {
 	if err := a.validateRule(ctx, r); err != nil {
 		return err
 	}
@@ -148,15 +144,15 @@ func ruleDetail(r *Rule) map[string]any {
 }
 
 // Rule returns rule id.
-func (a *Alerts) Rule(ctx context.Context, id string) (*Rule, error) {
+func (a *Service) Rule(ctx context.Context, id string) (*Rule, error) {
 	return a.store.AlertRuleGet(ctx, id)
 }
 
 // Rules lists the tenant's rules.
-func (a *Alerts) Rules(ctx context.Context) ([]Rule, error) { return a.store.AlertRuleList(ctx) }
+func (a *Service) Rules(ctx context.Context) ([]Rule, error) { return a.store.AlertRuleList(ctx) }
 
 // UpdateRule saves a changed rule. Deactivating a rule resolves its open alerts.
-func (a *Alerts) UpdateRule(ctx context.Context, r *Rule) error {
+func (a *Service) UpdateRule(ctx context.Context, r *Rule) error {
 	if err := a.validateRule(ctx, r); err != nil {
 		return err
 	}
@@ -175,7 +171,7 @@ func (a *Alerts) UpdateRule(ctx context.Context, r *Rule) error {
 }
 
 // DeleteRule removes a rule and resolves its open alerts.
-func (a *Alerts) DeleteRule(ctx context.Context, id string) error {
+func (a *Service) DeleteRule(ctx context.Context, id string) error {
 	r, err := a.store.AlertRuleGet(ctx, id)
 	if err != nil {
 		return err
@@ -191,7 +187,7 @@ func (a *Alerts) DeleteRule(ctx context.Context, id string) error {
 }
 
 // closeRule resolves every open event of a rule that stops being evaluated and forgets its states.
-func (a *Alerts) closeRule(ctx context.Context, ruleID, why string) error {
+func (a *Service) closeRule(ctx context.Context, ruleID, why string) error {
 	t, err := a.tenantState(ctx)
 	if err != nil {
 		return err
@@ -203,8 +199,8 @@ func (a *Alerts) closeRule(ctx context.Context, ruleID, why string) error {
 			delete(t.states, k)
 		}
 	}
-	for _, status := range []string{AlertFiring, AlertAcknowledged} {
-		open, err := a.store.AlertEventList(ctx, AlertFilter{RuleID: ruleID, Status: status, Limit: 100000})
+	for _, status := range []string{Firing, Acknowledged} {
+		open, err := a.store.AlertEventList(ctx, Filter{RuleID: ruleID, Status: status, Limit: 100000})
 		if err != nil {
 			return err
 		}
@@ -221,9 +217,9 @@ func (a *Alerts) closeRule(ctx context.Context, ruleID, why string) error {
 }
 
 // Events lists alert events, newest first.
-func (a *Alerts) Events(ctx context.Context, f AlertFilter) ([]AlertEvent, error) {
-	if f.Status != "" && !slices.Contains(AlertStatuses, f.Status) {
-		return nil, errs.Invalidf("status", "status %q is not one of %s", f.Status, strings.Join(AlertStatuses, ", "))
+func (a *Service) Events(ctx context.Context, f Filter) ([]Event, error) {
+	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
+		return nil, errs.Invalidf("status", "status %q is not one of %s", f.Status, strings.Join(Statuses, ", "))
 	}
 	if f.Severity != "" && !slices.Contains(Severities, f.Severity) {
 		return nil, errs.Invalidf("severity", "severity %q is not one of %s", f.Severity, strings.Join(Severities, ", "))
@@ -235,13 +231,13 @@ func (a *Alerts) Events(ctx context.Context, f AlertFilter) ([]AlertEvent, error
 }
 
 // Event returns alert event id.
-func (a *Alerts) Event(ctx context.Context, id string) (*AlertEvent, error) {
+func (a *Service) Event(ctx context.Context, id string) (*Event, error) {
 	return a.store.AlertEventGet(ctx, id)
 }
 
 // Acknowledge marks a firing alert as taken by the actor in ctx. A resolved or already acknowledged
 // alert is errs.Conflict.
-func (a *Alerts) Acknowledge(ctx context.Context, id string) (*AlertEvent, error) {
+func (a *Service) Acknowledge(ctx context.Context, id string) (*Event, error) {
 	t, err := a.tenantState(ctx)
 	if err != nil {
 		return nil, err
@@ -253,12 +249,12 @@ func (a *Alerts) Acknowledge(ctx context.Context, id string) (*AlertEvent, error
 	if err != nil {
 		return nil, err
 	}
-	if ev.Status != AlertFiring {
+	if ev.Status != Firing {
 		return nil, errs.New(errs.Conflict, "alert %s is %s; only a firing alert can be acknowledged", id, ev.Status)
 	}
 	at := a.now()
 	actor := audit.ActorFrom(ctx)
-	ev.Status, ev.AcknowledgedAt, ev.AcknowledgedBy = AlertAcknowledged, &at, actor.ID
+	ev.Status, ev.AcknowledgedAt, ev.AcknowledgedBy = Acknowledged, &at, actor.ID
 	if err := a.store.AlertEventUpdate(ctx, ev); err != nil {
 		return nil, err
 	}
@@ -267,11 +263,11 @@ func (a *Alerts) Acknowledge(ctx context.Context, id string) (*AlertEvent, error
 }
 
 // FiringCounts counts the tenant's open alerts by severity.
-func (a *Alerts) FiringCounts(ctx context.Context) (map[string]int, error) {
+func (a *Service) FiringCounts(ctx context.Context) (map[string]int, error) {
 	return a.store.AlertEventCount(ctx)
 }
 
-func (a *Alerts) record(ctx context.Context, action, typ, id, desc string, detail map[string]any) error {
+func (a *Service) record(ctx context.Context, action, typ, id, desc string, detail map[string]any) error {
 	_, err := a.audit.Record(ctx, audit.Record{Action: action, ResourceType: typ, ResourceID: id, Description: desc, Detail: detail})
 	return err
 }
@@ -280,7 +276,7 @@ func (a *Alerts) record(ctx context.Context, action, typ, id, desc string, detai
 // replicas that evaluate different rounds of the same servers see each other's transitions (what one
 // misses within a TTL is absorbed: a second firing adopts the open event, a second resolve finds it
 // resolved). Called with t.mu held.
-func (a *Alerts) load(ctx context.Context, t *tenantAlerts, now time.Time) error {
+func (a *Service) load(ctx context.Context, t *tenantAlerts, now time.Time) error {
 	if t.states != nil && !t.loadedAt.IsZero() && now.Sub(t.loadedAt) < a.cfg.RuleCacheTTL && now.After(t.loadedAt.Add(-time.Second)) {
 		return nil
 	}
@@ -326,7 +322,7 @@ type verdict struct {
 // many servers), applying the transitions: pending and cleared states are persisted, firing opens an
 // event (then OnAlert and the runbook), resolution closes it. A rule judges the worst of a server's
 // series (the fullest mount for disk_usage > 90). It returns the events that fired and resolved.
-func (a *Alerts) Evaluate(ctx context.Context, samples []Sample) ([]AlertEvent, error) {
+func (a *Service) Evaluate(ctx context.Context, samples []monitor.Sample) ([]Event, error) {
 	if len(samples) == 0 {
 		return nil, nil
 	}
@@ -345,7 +341,7 @@ func (a *Alerts) Evaluate(ctx context.Context, samples []Sample) ([]AlertEvent, 
 	}
 	clear(t.worst)
 	worst := worstValues(t, samples, t.worst)
-	var changed []AlertEvent
+	var changed []Event
 	for k, v := range worst {
 		at := v.at
 		st := t.states[k]
@@ -398,7 +394,7 @@ type worstValue struct {
 }
 
 // worstValues picks, for each rule and server in samples, the value furthest into the rule's condition.
-func worstValues(t *tenantAlerts, samples []Sample, out map[stateKey]worstValue) map[stateKey]worstValue {
+func worstValues(t *tenantAlerts, samples []monitor.Sample, out map[stateKey]worstValue) map[stateKey]worstValue {
 	for i := range samples {
 		s := &samples[i]
 		for _, r := range t.byMetric[s.Metric] {
@@ -421,10 +417,10 @@ func worstValues(t *tenantAlerts, samples []Sample, out map[stateKey]worstValue)
 
 // fire opens the event of a rule on a server (adopting an open one left by a crash between the insert and
 // the state write), persists the firing state, audits, publishes and starts the runbook once.
-func (a *Alerts) fire(ctx context.Context, r *Rule, st *State, value float64, label string, at time.Time) (*AlertEvent, error) {
+func (a *Service) fire(ctx context.Context, r *Rule, st *State, value float64, label string, at time.Time) (*Event, error) {
 	tid, _ := tenant.ID(ctx)
-	ev := &AlertEvent{ID: uuid.NewString(), TenantID: tid, RuleID: r.ID, RuleName: r.Name, ServerID: st.ServerID, Metric: r.Metric, Label: label,
-		Severity: r.Severity, Status: AlertFiring, Value: value, LastValue: value, Operator: r.Condition.Operator, Threshold: r.Condition.Threshold,
+	ev := &Event{ID: uuid.NewString(), TenantID: tid, RuleID: r.ID, RuleName: r.Name, ServerID: st.ServerID, Metric: r.Metric, Label: label,
+		Severity: r.Severity, Status: Firing, Value: value, LastValue: value, Operator: r.Condition.Operator, Threshold: r.Condition.Threshold,
 		PendingSince: st.Since, FiredAt: at, RunbookID: r.RunbookID}
 	ev.Message = fmt.Sprintf("%s: %s %s %g (value %g) for %ds", r.Name, r.Metric, r.Condition.Operator, r.Condition.Threshold, value, r.Condition.DurationSeconds)
 	if label != "" {
@@ -432,7 +428,7 @@ func (a *Alerts) fire(ctx context.Context, r *Rule, st *State, value float64, la
 	}
 	err := a.store.AlertEventOpen(ctx, ev)
 	if errs.Is(err, errs.Conflict) {
-		open, lerr := a.store.AlertEventList(ctx, AlertFilter{RuleID: r.ID, ServerID: st.ServerID, Limit: 10})
+		open, lerr := a.store.AlertEventList(ctx, Filter{RuleID: r.ID, ServerID: st.ServerID, Limit: 10})
 		if lerr != nil {
 			return nil, lerr
 		}
@@ -465,7 +461,7 @@ func (a *Alerts) fire(ctx context.Context, r *Rule, st *State, value float64, la
 
 // remediate starts the rule's runbook for ev and records the run (or why it did not start) on the event.
 // It runs once per firing: only fire calls it, right after the event was created.
-func (a *Alerts) remediate(ctx context.Context, ev *AlertEvent) {
+func (a *Service) remediate(ctx context.Context, ev *Event) {
 	taskID, sessID, err := a.cfg.Remediator.Remediate(ctx, ev.RunbookID, ev)
 	ev.RemediationTaskID, ev.RemediationSessID = taskID, sessID
 	action, desc := "alert.remediation_started", "runbook started for "+ev.RuleName
@@ -484,9 +480,9 @@ func (a *Alerts) remediate(ctx context.Context, ev *AlertEvent) {
 }
 
 // resolveEvent closes ev with the value that ended it; why overrides the description of how it ended.
-func (a *Alerts) resolveEvent(ctx context.Context, ev *AlertEvent, value float64, why string) error {
+func (a *Service) resolveEvent(ctx context.Context, ev *Event, value float64, why string) error {
 	at := a.now()
-	ev.Status, ev.ResolvedAt, ev.LastValue = AlertResolved, &at, value
+	ev.Status, ev.ResolvedAt, ev.LastValue = Resolved, &at, value
 	switch {
 	case why != "":
 		ev.Resolution = why

@@ -1,4 +1,4 @@
-package monitor_test
+package checks_test
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/audit"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/monitor/monitortest"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -97,13 +97,13 @@ type latenessRecorder struct {
 	down     int
 }
 
-func (l *latenessRecorder) CheckRecord(ctx context.Context, c *monitor.Check, r *monitor.CheckResult, t *monitor.CheckTransition) error {
+func (l *latenessRecorder) CheckRecord(ctx context.Context, c *checks.Check, r *checks.Result, t *checks.Transition) error {
 	err := l.DB.CheckRecord(ctx, c, r, t)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.from.IsZero() && !r.CheckedAt.Before(l.from) {
 		l.lateness = append(l.lateness, time.Duration(r.LatenessMS)*time.Millisecond)
-		if r.Status != monitor.CheckUp {
+		if r.Status != checks.Up {
 			l.down++
 		}
 	}
@@ -132,18 +132,18 @@ func BenchmarkTCPChecks10kPerMinute(b *testing.B) {
 	ctx := tenant.WithID(context.Background(), ten.ID)
 	addrs := startListeners(b, *benchListeners)
 	rec := &latenessRecorder{DB: db}
-	checks := monitor.NewChecks(monitor.ChecksConfig{Registerer: prometheus.NewRegistry()}, rec, nil, nil, nopAudit{})
+	svc := checks.New(checks.Config{Registerer: prometheus.NewRegistry()}, rec, nil, nil, nopAudit{})
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	interval := int(benchInterval.Seconds())
 	for i := range *benchChecks {
-		c := &monitor.Check{ID: uuid.NewString(), Name: fmt.Sprintf("tcp-%05d", i), Type: monitor.CheckTCP, Target: addrs[i%len(addrs)],
-			IntervalSeconds: interval, TimeoutSeconds: 5, Retries: 2, Enabled: true, State: monitor.CheckUnknown, CreatedAt: now, UpdatedAt: now}
+		c := &checks.Check{ID: uuid.NewString(), Name: fmt.Sprintf("tcp-%05d", i), Type: checks.TypeTCP, Target: addrs[i%len(addrs)],
+			IntervalSeconds: interval, TimeoutSeconds: 5, Retries: 2, Enabled: true, State: checks.Unknown, CreatedAt: now, UpdatedAt: now}
 		if err := db.CheckCreate(ctx, c); err != nil {
 			b.Fatal(err)
 		}
 	}
-	sched := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Registerer: prometheus.NewRegistry(),
-		Tenants: func(context.Context) ([]string, error) { return []string{ten.ID}, nil }}, checks)
+	sched := checks.NewScheduler(checks.SchedulerConfig{Registerer: prometheus.NewRegistry(),
+		Tenants: func(context.Context) ([]string, error) { return []string{ten.ID}, nil }}, svc)
 
 	for b.Loop() {
 		rctx, cancel := context.WithCancel(context.Background())

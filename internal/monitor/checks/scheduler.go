@@ -1,4 +1,4 @@
-package monitor
+package checks
 
 import (
 	"container/heap"
@@ -13,11 +13,12 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/tenant"
+	"github.com/it0/it0/internal/testsignal"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// CheckSchedulerConfig tunes the scheduler.
-type CheckSchedulerConfig struct {
+// SchedulerConfig tunes the scheduler.
+type SchedulerConfig struct {
 	// Tenants lists the ids of the tenants whose checks run here (the active ones).
 	Tenants func(ctx context.Context) ([]string, error)
 	// Now is the clock; Run waits on real timers for the time it reads from it.
@@ -36,7 +37,7 @@ type CheckSchedulerConfig struct {
 	Logger     *slog.Logger
 }
 
-// CheckScheduler runs every enabled check of every tenant once per interval.
+// Scheduler runs every enabled check of every tenant once per interval.
 //
 // Each check has a fixed phase within its interval, a hash of its tenant and id, so that checks with the
 // same interval are spread evenly over it rather than bunched at the moment they were loaded; every run
@@ -48,9 +49,12 @@ type CheckSchedulerConfig struct {
 // Replicas sharing a database compute the same slots (the phase depends only on the tenant and id), and
 // each run first claims its slot in the database: whichever replica claims it runs the check, the others
 // skip that slot. State and results are therefore written by one replica per slot.
-type CheckScheduler struct {
-	cfg    CheckSchedulerConfig
-	checks *Checks
+type Scheduler struct {
+	// TestSignals report the scheduler's steps to tests; disabled unless a test initialises them.
+	TestSignals SchedulerTestSignals
+
+	cfg    SchedulerConfig
+	checks *Service
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -59,6 +63,12 @@ type CheckScheduler struct {
 	signal  chan struct{} // a reload is wanted
 	sem     chan struct{}
 	wg      sync.WaitGroup
+}
+
+// SchedulerTestSignals are the steps of a Scheduler a test can wait for instead of polling on wall time.
+type SchedulerTestSignals struct {
+	Reloaded testsignal.Signal[int]    // a reload finished; the value is how many checks are scheduled
+	Ran      testsignal.Signal[string] // a run finished and its state is kept; the value is the check id
 }
 
 // schedEntry is one check in the schedule. check is the scheduler's copy, whose state is kept current by
@@ -75,8 +85,8 @@ type schedEntry struct {
 	index    int
 }
 
-// NewCheckScheduler returns a scheduler for checks; it signals the scheduler when checks change.
-func NewCheckScheduler(cfg CheckSchedulerConfig, checks *Checks) *CheckScheduler {
+// NewScheduler returns a scheduler for checks; it signals the scheduler when checks change.
+func NewScheduler(cfg SchedulerConfig, checks *Service) *Scheduler {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
@@ -95,7 +105,7 @@ func NewCheckScheduler(cfg CheckSchedulerConfig, checks *Checks) *CheckScheduler
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &CheckScheduler{cfg: cfg, checks: checks, log: cfg.Logger.With(slog.String("component", "check_scheduler")),
+	s := &Scheduler{cfg: cfg, checks: checks, log: cfg.Logger.With(slog.String("component", "check_scheduler")),
 		entries: map[string]*schedEntry{}, signal: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Concurrency)}
 	checks.onChange = s.Notify
 	if cfg.Registerer != nil {
@@ -106,7 +116,7 @@ func NewCheckScheduler(cfg CheckSchedulerConfig, checks *Checks) *CheckScheduler
 }
 
 // Notify asks the running scheduler to reload the checks soon. It never blocks.
-func (s *CheckScheduler) Notify() {
+func (s *Scheduler) Notify() {
 	select {
 	case s.signal <- struct{}{}:
 	default:
@@ -114,12 +124,12 @@ func (s *CheckScheduler) Notify() {
 }
 
 // Down counts the scheduled checks whose state is down.
-func (s *CheckScheduler) Down() int {
+func (s *Scheduler) Down() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, e := range s.entries {
-		if e.check.State == CheckDown {
+		if e.check.State == Down {
 			n++
 		}
 	}
@@ -127,7 +137,7 @@ func (s *CheckScheduler) Down() int {
 }
 
 // Len is the number of scheduled checks.
-func (s *CheckScheduler) Len() int {
+func (s *Scheduler) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.entries)
@@ -151,7 +161,7 @@ func slotAtOrAfter(t time.Time, interval, phase time.Duration) time.Time {
 	return s
 }
 
-func (s *CheckScheduler) jitter(c *Check) time.Duration {
+func (s *Scheduler) jitter(c *Check) time.Duration {
 	if c.JitterSeconds <= 0 {
 		return 0
 	}
@@ -160,7 +170,7 @@ func (s *CheckScheduler) jitter(c *Check) time.Duration {
 
 // Reload loads every enabled check of every tenant, keeping the schedule and in-memory state of the checks
 // it already has. A tenant whose checks cannot be read keeps its current schedule.
-func (s *CheckScheduler) Reload(ctx context.Context) error {
+func (s *Scheduler) Reload(ctx context.Context) error {
 	tids, err := s.cfg.Tenants(ctx)
 	if err != nil {
 		return err
@@ -228,6 +238,7 @@ func (s *CheckScheduler) Reload(ctx context.Context) error {
 			delete(s.entries, key)
 		}
 	}
+	s.TestSignals.Reloaded.Signal(len(s.entries))
 	return errors.Join(failed...)
 }
 
@@ -238,7 +249,7 @@ func newerState(a, b *Check) bool {
 
 // dispatch starts every check due at now (waiting for a free worker when all are busy) and returns when the
 // next one is due (zero when none is scheduled).
-func (s *CheckScheduler) dispatch(ctx context.Context, now time.Time) time.Time {
+func (s *Scheduler) dispatch(ctx context.Context, now time.Time) time.Time {
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 {
@@ -284,7 +295,7 @@ func (s *CheckScheduler) dispatch(ctx context.Context, now time.Time) time.Time 
 }
 
 // run claims the slot, runs one check and keeps its new state in the schedule.
-func (s *CheckScheduler) run(ctx context.Context, e *schedEntry, c Check, slot, due time.Time) {
+func (s *Scheduler) run(ctx context.Context, e *schedEntry, c Check, slot, due time.Time) {
 	rctx := audit.WithActor(tenant.WithID(ctx, e.tenantID), audit.Actor{Type: audit.ActorSystem, ID: "monitor"})
 	claimed, err := s.checks.store.CheckClaim(rctx, c.ID, slot)
 	if err == nil && !claimed {
@@ -316,6 +327,9 @@ func (s *CheckScheduler) run(ctx context.Context, e *schedEntry, c Check, slot, 
 		e.check.LastCheckedAt, e.check.LastStatus, e.check.LastMessage = c.LastCheckedAt, c.LastStatus, c.LastMessage
 	}
 	s.mu.Unlock()
+	if err == nil {
+		s.TestSignals.Ran.Signal(c.ID)
+	}
 	// A check deleted during its run is not an error: the next reload drops it.
 	if err != nil && ctx.Err() == nil && !errs.Is(err, errs.NotFound) {
 		s.log.ErrorContext(ctx, "run check", slog.String("check_id", c.ID), slog.String("tenant_id", e.tenantID),
@@ -325,14 +339,14 @@ func (s *CheckScheduler) run(ctx context.Context, e *schedEntry, c Check, slot, 
 
 // RunDue starts the checks due at now and waits for every run to finish. Tests drive the schedule with it
 // and a controllable clock.
-func (s *CheckScheduler) RunDue(ctx context.Context, now time.Time) (next time.Time) {
+func (s *Scheduler) RunDue(ctx context.Context, now time.Time) (next time.Time) {
 	next = s.dispatch(ctx, now)
 	s.wg.Wait()
 	return next
 }
 
 // Run loads the checks and runs them on schedule until ctx ends, then waits for the runs in progress.
-func (s *CheckScheduler) Run(ctx context.Context) {
+func (s *Scheduler) Run(ctx context.Context) {
 	defer s.wg.Wait()
 	reload := func() {
 		if err := s.Reload(ctx); err != nil && ctx.Err() == nil {
@@ -370,7 +384,7 @@ func (s *CheckScheduler) Run(ctx context.Context) {
 }
 
 // prune deletes results older than the retention in every tenant.
-func (s *CheckScheduler) prune(ctx context.Context) {
+func (s *Scheduler) prune(ctx context.Context) {
 	tids, err := s.cfg.Tenants(ctx)
 	if err != nil {
 		return

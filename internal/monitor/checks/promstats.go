@@ -1,4 +1,4 @@
-package monitor
+package checks
 
 import "github.com/prometheus/client_golang/prometheus"
 
@@ -25,9 +25,9 @@ func newCheckMetrics(reg prometheus.Registerer) checkMetrics {
 	return m
 }
 
-func (m checkMetrics) observe(t CheckType, result CheckState) {
+func (m checkMetrics) observe(t Type, result State) {
 	m.runs.WithLabelValues(string(t), string(result)).Inc()
-	if result == CheckDown {
+	if result == Down {
 		m.failed.Inc()
 	}
 }

@@ -1,58 +1,21 @@
-package monitor
+// Package metrics collects server metrics: from sources that read /proc over SSH, scrape node_exporter
+// endpoints or query Prometheus, and from clients that push samples. The collector loop visits every
+// tenant's due sources; each round of a source is claimed by one replica.
+//
+// Storage policy: raw samples are kept for 7 days; older samples are folded into 5-minute averages (with
+// min, max and count) that are kept for 90 days. On PostgreSQL the raw table is partitioned by month and
+// the maintenance job creates the coming months' partitions ahead of time.
+package metrics
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/monitor"
 )
-
-// Metric types IT0 collects. Usage metrics are percentages (0–100), load is the kernel's load average,
-// network metrics are bytes per second summed over every interface but loopback.
-const (
-	MetricCPU        = "cpu_usage"
-	MetricMemory     = "memory_usage"
-	MetricDisk       = "disk_usage" // one series per mount point (Sample.Label)
-	MetricLoad1      = "load_1m"
-	MetricLoad5      = "load_5m"
-	MetricLoad15     = "load_15m"
-	MetricNetworkIn  = "network_in"
-	MetricNetworkOut = "network_out"
-)
-
-// MetricTypes lists every metric type IT0 collects.
-var MetricTypes = []string{MetricCPU, MetricMemory, MetricDisk, MetricLoad1, MetricLoad5, MetricLoad15, MetricNetworkIn, MetricNetworkOut}
-
-// validMetricType reports whether t is a known metric type or a custom one (lowercase letters, digits and
-// underscores, as PromQL-backed sources may define their own).
-func validMetricType(t string) bool {
-	if slices.Contains(MetricTypes, t) {
-		return true
-	}
-	if t == "" || len(t) > 64 {
-		return false
-	}
-	for _, c := range t {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
-			return false
-		}
-	}
-	return t[0] >= 'a' && t[0] <= 'z'
-}
-
-// Sample is one metric value of one server.
-type Sample struct {
-	ServerID string `json:"server_id"`
-	Metric   string `json:"metric_type"`
-	// Label distinguishes series of one metric on one server: the mount point of disk_usage, the series
-	// labels of a PromQL result; empty otherwise.
-	Label string    `json:"label,omitempty"`
-	Value float64   `json:"value"`
-	At    time.Time `json:"collected_at"`
-}
 
 // Point is one value of a queried series: a raw sample, or the average of a step.
 type Point struct {
@@ -71,8 +34,8 @@ type Series struct {
 	Points   []Point `json:"points"`
 }
 
-// MetricQuery selects stored samples. Step, when set, averages them into buckets of that width.
-type MetricQuery struct {
+// Query selects stored samples. Step, when set, averages them into buckets of that width.
+type Query struct {
 	ServerID string
 	Metric   string
 	Label    string // optional: one series
@@ -85,13 +48,13 @@ type MetricQuery struct {
 const maxPoints = 11000
 
 // Validate checks q, naming the bad parameter.
-func (q *MetricQuery) Validate() error {
+func (q *Query) Validate() error {
 	var list []error
 	if q.ServerID == "" {
 		list = append(list, errs.Invalidf("server_id", "server_id is required"))
 	}
-	if !validMetricType(q.Metric) {
-		list = append(list, errs.Invalidf("metric_type", "metric_type %q is not one of %s (or a custom lowercase name)", q.Metric, strings.Join(MetricTypes, ", ")))
+	if !monitor.ValidMetricType(q.Metric) {
+		list = append(list, errs.Invalidf("metric_type", "metric_type %q is not one of %s (or a custom lowercase name)", q.Metric, strings.Join(monitor.MetricTypes, ", ")))
 	}
 	if !q.To.After(q.From) {
 		list = append(list, errs.Invalidf("to", "to must be after from"))
@@ -156,16 +119,16 @@ type PromQuery struct {
 
 // DefaultPromQueries compute IT0's metric types from node_exporter series in Prometheus.
 var DefaultPromQueries = []PromQuery{
-	{Metric: MetricCPU, Query: `100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])))`},
-	{Metric: MetricMemory, Query: `100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)`},
-	{Metric: MetricDisk, LabelFrom: "mountpoint", Query: `100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|devtmpfs|overlay|squashfs"}` +
+	{Metric: monitor.MetricCPU, Query: `100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])))`},
+	{Metric: monitor.MetricMemory, Query: `100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)`},
+	{Metric: monitor.MetricDisk, LabelFrom: "mountpoint", Query: `100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|devtmpfs|overlay|squashfs"}` +
 		` / (node_filesystem_avail_bytes{fstype!~"tmpfs|devtmpfs|overlay|squashfs"} + node_filesystem_size_bytes{fstype!~"tmpfs|devtmpfs|overlay|squashfs"}` +
 		` - node_filesystem_free_bytes{fstype!~"tmpfs|devtmpfs|overlay|squashfs"}))`},
-	{Metric: MetricLoad1, Query: `node_load1`},
-	{Metric: MetricLoad5, Query: `node_load5`},
-	{Metric: MetricLoad15, Query: `node_load15`},
-	{Metric: MetricNetworkIn, Query: `sum by (instance) (rate(node_network_receive_bytes_total{device!="lo"}[5m]))`},
-	{Metric: MetricNetworkOut, Query: `sum by (instance) (rate(node_network_transmit_bytes_total{device!="lo"}[5m]))`},
+	{Metric: monitor.MetricLoad1, Query: `node_load1`},
+	{Metric: monitor.MetricLoad5, Query: `node_load5`},
+	{Metric: monitor.MetricLoad15, Query: `node_load15`},
+	{Metric: monitor.MetricNetworkIn, Query: `sum by (instance) (rate(node_network_receive_bytes_total{device!="lo"}[5m]))`},
+	{Metric: monitor.MetricNetworkOut, Query: `sum by (instance) (rate(node_network_transmit_bytes_total{device!="lo"}[5m]))`},
 }
 
 // Source is where metrics come from: servers over SSH (a selection of the inventory), a node_exporter
@@ -230,7 +193,7 @@ func (s *Source) Validate() error {
 			s.ServerLabel = "instance"
 		}
 		for i, q := range s.Queries {
-			if !validMetricType(q.Metric) {
+			if !monitor.ValidMetricType(q.Metric) {
 				list = append(list, errs.Invalidf("queries", "queries[%d].metric_type %q is not a metric type", i, q.Metric))
 			}
 			if strings.TrimSpace(q.Query) == "" {
@@ -243,14 +206,14 @@ func (s *Source) Validate() error {
 	return errs.Join(list...)
 }
 
-// MetricStore is what metrics need from storage; every method acts on the tenant in ctx.
-type MetricStore interface {
-	MetricInsert(ctx context.Context, samples []Sample) error
+// Store is what metrics need from storage; every method acts on the tenant in ctx.
+type Store interface {
+	MetricInsert(ctx context.Context, samples []monitor.Sample) error
 	// MetricPoints returns the stored values of a server's metric in [from, to), oldest first: raw samples
 	// and 5-minute rollups of older data.
 	MetricPoints(ctx context.Context, serverID, metric, label string, from, to time.Time) ([]RawPoint, error)
 	// MetricLatest returns the newest sample of every series of serverID (every server when empty).
-	MetricLatest(ctx context.Context, serverID string) ([]Sample, error)
+	MetricLatest(ctx context.Context, serverID string) ([]monitor.Sample, error)
 	MetricMaintain(ctx context.Context, p MaintainParams) (MaintainResult, error)
 	MetricSourceCreate(ctx context.Context, s *Source) error
 	MetricSourceGet(ctx context.Context, id string) (*Source, error) // errs.NotFound

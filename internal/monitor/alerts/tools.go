@@ -1,4 +1,4 @@
-package monitor
+package alerts
 
 import (
 	"context"
@@ -16,13 +16,13 @@ const ToolListAlerts = "list_alerts"
 
 // Tools offers monitoring to agent sessions: list_alerts, read-only.
 type Tools struct {
-	alerts *Alerts
+	alerts *Service
 }
 
 var _ agent.ToolProvider = (*Tools)(nil)
 
 // NewTools returns the monitoring tools over alerts.
-func NewTools(alerts *Alerts) *Tools { return &Tools{alerts: alerts} }
+func NewTools(alerts *Service) *Tools { return &Tools{alerts: alerts} }
 
 // Tools lists the monitoring tools with their JSON Schemas.
 func (t *Tools) Tools() []agent.Tool {
@@ -53,7 +53,7 @@ func (t *Tools) CallTool(ctx context.Context, sess *agent.Session, name string, 
 	if in.Limit <= 0 || in.Limit > 200 {
 		in.Limit = 20
 	}
-	list, err := t.alerts.Events(ctx, AlertFilter{Status: in.Status, Severity: in.Severity, ServerID: in.ServerID, Limit: in.Limit})
+	list, err := t.alerts.Events(ctx, Filter{Status: in.Status, Severity: in.Severity, ServerID: in.ServerID, Limit: in.Limit})
 	if err != nil {
 		// Bad filters are the model's to fix; anything else ends the run.
 		if errs.Is(err, errs.Invalid) {
@@ -70,7 +70,7 @@ func (t *Tools) Approved(ctx context.Context, sess *agent.Session, a *agent.Appr
 }
 
 // FormatAlerts renders alerts one per line, as the agent and the CLI show them.
-func FormatAlerts(list []AlertEvent) string {
+func FormatAlerts(list []Event) string {
 	if len(list) == 0 {
 		return "no alerts match"
 	}

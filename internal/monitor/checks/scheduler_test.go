@@ -1,19 +1,19 @@
-package monitor_test
+package checks_test
 
 import (
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/monitor/monitortest"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
+	"github.com/it0/it0/internal/testsignal"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -24,16 +24,16 @@ func TestCheckScheduler(t *testing.T) {
 	other := storetest.NewTenant(t, b.db, "checks-other")
 	ctxB := tenant.WithID(context.Background(), other.ID)
 	addr := monitortest.Listen(t, "127.0.0.1:0").Addr().String()
-	mk := func(ctx context.Context, name string, interval int) *monitor.Check {
-		c := &monitor.Check{Name: name, Type: monitor.CheckTCP, Target: addr, IntervalSeconds: interval, TimeoutSeconds: 2}
+	mk := func(ctx context.Context, name string, interval int) *checks.Check {
+		c := &checks.Check{Name: name, Type: checks.TypeTCP, Target: addr, IntervalSeconds: interval, TimeoutSeconds: 2}
 		if err := b.checks.Create(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
-	checks := []*monitor.Check{mk(b.ctx, "a-10", 10), mk(b.ctx, "a-30", 30), mk(b.ctx, "a-60", 60), mk(ctxB, "b-10", 10), mk(ctxB, "b-60", 60)}
+	list := []*checks.Check{mk(b.ctx, "a-10", 10), mk(b.ctx, "a-30", 30), mk(b.ctx, "a-60", 60), mk(ctxB, "b-10", 10), mk(ctxB, "b-60", 60)}
 	tenants := []string{b.tid, other.ID}
-	s := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Now: b.clock.Now, Concurrency: 4,
+	s := checks.NewScheduler(checks.SchedulerConfig{Now: b.clock.Now, Concurrency: 4,
 		Tenants: func(context.Context) ([]string, error) { return tenants, nil }}, b.checks)
 	ctx := context.Background()
 	if err := s.Reload(ctx); err != nil {
@@ -51,7 +51,7 @@ func TestCheckScheduler(t *testing.T) {
 	// The slots in the last second of the two minutes.
 	s.RunDue(ctx, start.Add(2*time.Minute-time.Nanosecond))
 	// Ensure each check ran exactly once per interval, never more than a second late, in its own tenant.
-	for i, c := range checks {
+	for i, c := range list {
 		cctx := b.ctx
 		if i >= 3 {
 			cctx = ctxB
@@ -64,7 +64,7 @@ func TestCheckScheduler(t *testing.T) {
 			t.Errorf("%s ran %d times in 2 minutes, want %d", c.Name, len(res), want)
 		}
 		for j, r := range res {
-			if r.LatenessMS < 0 || r.LatenessMS >= 1000 || r.Status != monitor.CheckUp {
+			if r.LatenessMS < 0 || r.LatenessMS >= 1000 || r.Status != checks.Up {
 				t.Errorf("%s result %d: %+v", c.Name, j, r)
 			}
 			if j > 0 && res[j-1].CheckedAt.Sub(r.CheckedAt) != time.Duration(c.IntervalSeconds)*time.Second {
@@ -77,10 +77,10 @@ func TestCheckScheduler(t *testing.T) {
 	}
 
 	// Ensure a deleted check and a disabled one leave the schedule on reload, and a new one joins it.
-	if err := b.checks.Delete(b.ctx, checks[0].ID); err != nil {
+	if err := b.checks.Delete(b.ctx, list[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.checks.Update(ctxB, checks[3].ID, []byte(`{"enabled": false}`)); err != nil {
+	if _, err := b.checks.Update(ctxB, list[3].ID, []byte(`{"enabled": false}`)); err != nil {
 		t.Fatal(err)
 	}
 	mk(b.ctx, "a-new", 5)
@@ -94,7 +94,7 @@ func TestCheckScheduler(t *testing.T) {
 		s.RunDue(ctx, b.clock.Now())
 		b.clock.Advance(time.Second)
 	}
-	if res, _ := b.checks.Results(ctxB, checks[3].ID, 1000); len(res) != 12 {
+	if res, _ := b.checks.Results(ctxB, list[3].ID, 1000); len(res) != 12 {
 		t.Errorf("disabled check ran on: %d results", len(res))
 	}
 	if s.Down() != 0 {
@@ -108,6 +108,7 @@ func TestCheckSchedulerConcurrency(t *testing.T) {
 	b := setupChecks(t)
 	var cur, peak atomic.Int32
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 6)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := cur.Add(1)
 		defer cur.Add(-1)
@@ -117,17 +118,18 @@ func TestCheckSchedulerConcurrency(t *testing.T) {
 				break
 			}
 		}
+		arrived <- struct{}{}
 		<-release
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
 	for i := range 6 {
-		c := &monitor.Check{Name: "slow-" + string(rune('a'+i)), Type: monitor.CheckHTTP, Target: srv.URL, IntervalSeconds: 60, TimeoutSeconds: 30}
+		c := &checks.Check{Name: "slow-" + string(rune('a'+i)), Type: checks.TypeHTTP, Target: srv.URL, IntervalSeconds: 60, TimeoutSeconds: 30}
 		if err := b.checks.Create(b.ctx, c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Now: b.clock.Now, Concurrency: 2,
+	s := checks.NewScheduler(checks.SchedulerConfig{Now: b.clock.Now, Concurrency: 2,
 		Tenants: func(context.Context) ([]string, error) { return []string{b.tid}, nil }}, b.checks)
 	if err := s.Reload(context.Background()); err != nil {
 		t.Fatal(err)
@@ -138,20 +140,27 @@ func TestCheckSchedulerConcurrency(t *testing.T) {
 		// A whole interval later every check is due at once.
 		s.RunDue(context.Background(), b.clock.Now().Add(time.Minute))
 	}()
-	// Let requests through one at a time, each once the workers are all busy; the peak must stay at the bound.
-	for left := 6; left > 0; left-- {
-		deadline := time.Now().Add(10 * time.Second)
-		for cur.Load() < int32(min(2, left)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d checks running, want %d", cur.Load(), min(2, left))
-			}
-			runtime.Gosched()
+	// Let requests through one at a time, each once the workers are all busy (two requests have arrived
+	// that are not released yet); the peak must stay at the bound.
+	waitArrival := func() {
+		t.Helper()
+		select {
+		case <-arrived:
+		case <-time.After(testsignal.Timeout):
+			t.Fatalf("%d checks running, want 2", cur.Load())
 		}
+	}
+	waitArrival()
+	waitArrival()
+	for left := 6; left > 0; left-- {
 		release <- struct{}{}
+		if left > 2 {
+			waitArrival() // the freed worker takes the next check
+		}
 	}
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testsignal.Timeout):
 		t.Fatal("RunDue did not return")
 	}
 	if p := peak.Load(); p != 2 {
@@ -164,33 +173,27 @@ func TestCheckSchedulerConcurrency(t *testing.T) {
 func TestCheckSchedulerRun(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	b := setupChecks(t, func(cfg *monitor.ChecksConfig) { cfg.Registerer = reg; cfg.Now = nil })
+	b := setupChecks(t, func(cfg *checks.Config) { cfg.Registerer = reg; cfg.Now = nil })
 	addr := monitortest.Listen(t, "127.0.0.1:0").Addr().String()
-	b.create(&monitor.Check{Name: "first", Type: monitor.CheckTCP, Target: addr, IntervalSeconds: 5, TimeoutSeconds: 1})
-	s := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Registerer: reg,
+	b.create(&checks.Check{Name: "first", Type: checks.TypeTCP, Target: addr, IntervalSeconds: 5, TimeoutSeconds: 1})
+	s := checks.NewScheduler(checks.SchedulerConfig{Registerer: reg,
 		Tenants: func(context.Context) ([]string, error) { return []string{b.tid}, nil }}, b.checks)
+	s.TestSignals.Reloaded.Init(t)
+	s.TestSignals.Ran.Init(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			<-time.After(time.Millisecond)
-		}
+	if n := s.TestSignals.Reloaded.WaitOrTimeout(t); n != 1 {
+		t.Fatalf("initial load scheduled %d checks, want 1", n)
 	}
-	waitFor("the initial load", func() bool { return s.Len() == 1 })
-	// Ensure a new check reaches the running scheduler without waiting for the periodic reload.
-	second := b.create(&monitor.Check{Name: "second", Type: monitor.CheckTCP, Target: addr, IntervalSeconds: 5, TimeoutSeconds: 1})
-	waitFor("the reload after a create", func() bool { return s.Len() == 2 })
+	// Ensure a new check reaches the running scheduler without waiting for the periodic reload (a minute).
+	second := b.create(&checks.Check{Name: "second", Type: checks.TypeTCP, Target: addr, IntervalSeconds: 5, TimeoutSeconds: 1})
+	s.TestSignals.Reloaded.WaitUntil(t, func(n int) bool { return n == 2 })
 	// Ensure it runs within its interval, and the metrics count it.
-	waitFor("a run of the new check", func() bool {
-		got, err := b.checks.Get(b.ctx, second.ID)
-		return err == nil && got.State == monitor.CheckUp
-	})
+	s.TestSignals.Ran.WaitUntil(t, func(id string) bool { return id == second.ID })
+	if got, err := b.checks.Get(b.ctx, second.ID); err != nil || got.State != checks.Up {
+		t.Fatalf("after its run: %+v, %v", got, err)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +216,7 @@ func TestCheckSchedulerRun(t *testing.T) {
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testsignal.Timeout):
 		t.Fatal("Run did not return after cancel")
 	}
 }
@@ -226,14 +229,14 @@ func TestCheckSchedulerReplicas(t *testing.T) {
 	ln := monitortest.Listen(t, "127.0.0.1:0")
 	var ids []string
 	for i := range 3 {
-		c := b.create(&monitor.Check{Name: fmt.Sprintf("db-%d", i), Type: monitor.CheckTCP, Target: ln.Addr().String(),
+		c := b.create(&checks.Check{Name: fmt.Sprintf("db-%d", i), Type: checks.TypeTCP, Target: ln.Addr().String(),
 			IntervalSeconds: 10, TimeoutSeconds: 2, Retries: 2})
 		ids = append(ids, c.ID)
 	}
 	tenants := func(context.Context) ([]string, error) { return []string{b.tid}, nil }
-	replica := func() *monitor.CheckScheduler {
-		checks := monitor.NewChecks(monitor.ChecksConfig{Now: b.clock.Now}, b.db, b.inv, nil, nil)
-		s := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Now: b.clock.Now, Tenants: tenants}, checks)
+	replica := func() *checks.Scheduler {
+		svc := checks.New(checks.Config{Now: b.clock.Now}, b.db, b.inv, nil, nil)
+		s := checks.NewScheduler(checks.SchedulerConfig{Now: b.clock.Now, Tenants: tenants}, svc)
 		if err := s.Reload(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +269,7 @@ func TestCheckSchedulerReplicas(t *testing.T) {
 	step(40)
 	for _, id := range ids {
 		trs, err := b.checks.Transitions(b.ctx, id, 10)
-		if err != nil || len(trs) != 2 || trs[0].To != monitor.CheckDown || trs[0].Results != 2 || trs[1].To != monitor.CheckUp {
+		if err != nil || len(trs) != 2 || trs[0].To != checks.Down || trs[0].Results != 2 || trs[1].To != checks.Up {
 			t.Errorf("check %s transitions: %v %+v", id, err, trs)
 		}
 		if res, _ := b.checks.Results(b.ctx, id, 100); len(res) != 10 {
@@ -274,7 +277,7 @@ func TestCheckSchedulerReplicas(t *testing.T) {
 		}
 	}
 	// Ensure a reload brings each replica's view (it0_checks_down) up to the stored state.
-	for _, r := range []*monitor.CheckScheduler{a, c} {
+	for _, r := range []*checks.Scheduler{a, c} {
 		if err := r.Reload(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package monitor
+package metrics
 
 import (
 	"bufio"
@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/it0/it0/internal/monitor"
 )
 
 // HostStats is one reading of a host's counters and gauges, from /proc and df over SSH or from
@@ -38,21 +40,21 @@ type DiskUsage struct {
 // HostSamples turns a reading into samples, using prev (the server's previous reading, or nil) for CPU
 // usage and network rates. elapsed is the collector's time between the readings, used when the host has
 // no clock of its own.
-func HostSamples(serverID string, prev, cur *HostStats, at time.Time, elapsed time.Duration) []Sample {
-	out := make([]Sample, 0, 8+len(cur.Disks))
+func HostSamples(serverID string, prev, cur *HostStats, at time.Time, elapsed time.Duration) []monitor.Sample {
+	out := make([]monitor.Sample, 0, 8+len(cur.Disks))
 	add := func(metric, label string, v float64) {
-		out = append(out, Sample{ServerID: serverID, Metric: metric, Label: label, Value: v, At: at})
+		out = append(out, monitor.Sample{ServerID: serverID, Metric: metric, Label: label, Value: v, At: at})
 	}
 	if cur.HasMem && cur.MemTotal > 0 {
-		add(MetricMemory, "", round2(100*(cur.MemTotal-cur.MemAvailable)/cur.MemTotal))
+		add(monitor.MetricMemory, "", round2(100*(cur.MemTotal-cur.MemAvailable)/cur.MemTotal))
 	}
 	if cur.HasLoad {
-		add(MetricLoad1, "", cur.Load[0])
-		add(MetricLoad5, "", cur.Load[1])
-		add(MetricLoad15, "", cur.Load[2])
+		add(monitor.MetricLoad1, "", cur.Load[0])
+		add(monitor.MetricLoad5, "", cur.Load[1])
+		add(monitor.MetricLoad15, "", cur.Load[2])
 	}
 	for _, d := range cur.Disks {
-		add(MetricDisk, d.Mount, round2(d.Percent))
+		add(monitor.MetricDisk, d.Mount, round2(d.Percent))
 	}
 	if prev == nil {
 		return out
@@ -60,7 +62,7 @@ func HostSamples(serverID string, prev, cur *HostStats, at time.Time, elapsed ti
 	if cur.HasCPU && prev.HasCPU {
 		dt, di := cur.CPUTotal-prev.CPUTotal, cur.CPUIdle-prev.CPUIdle
 		if dt > 0 && di >= 0 && di <= dt {
-			add(MetricCPU, "", round2(100*(1-di/dt)))
+			add(monitor.MetricCPU, "", round2(100*(1-di/dt)))
 		}
 	}
 	secs := elapsed.Seconds()
@@ -70,8 +72,8 @@ func HostSamples(serverID string, prev, cur *HostStats, at time.Time, elapsed ti
 	if cur.HasNet && prev.HasNet && secs > 0 {
 		// A counter that went down was reset (reboot, interface gone): no rate this time.
 		if rx, tx := cur.RxBytes-prev.RxBytes, cur.TxBytes-prev.TxBytes; rx >= 0 && tx >= 0 {
-			add(MetricNetworkIn, "", round2(rx/secs))
-			add(MetricNetworkOut, "", round2(tx/secs))
+			add(monitor.MetricNetworkIn, "", round2(rx/secs))
+			add(monitor.MetricNetworkOut, "", round2(tx/secs))
 		}
 	}
 	return out

@@ -1,4 +1,4 @@
-package monitor
+package checks
 
 import (
 	"bytes"
@@ -15,12 +15,13 @@ import (
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// CheckStore keeps checks, their results and their state transitions, in the tenant of ctx.
-type CheckStore interface {
+// Store keeps checks, their results and their state transitions, in the tenant of ctx.
+type Store interface {
 	// CheckCreate inserts c.
 	CheckCreate(ctx context.Context, c *Check) error
 	// CheckGet returns check id, or errs.NotFound.
@@ -33,11 +34,11 @@ type CheckStore interface {
 	CheckDelete(ctx context.Context, id string) error
 	// CheckRecord saves c's state, inserts r and, when not nil, t, in one transaction. It sets their IDs.
 	// errs.NotFound when the check was deleted meanwhile.
-	CheckRecord(ctx context.Context, c *Check, r *CheckResult, t *CheckTransition) error
+	CheckRecord(ctx context.Context, c *Check, r *Result, t *Transition) error
 	// CheckResultList returns check id's latest results, newest first.
-	CheckResultList(ctx context.Context, checkID string, limit int) ([]CheckResult, error)
+	CheckResultList(ctx context.Context, checkID string, limit int) ([]Result, error)
 	// CheckTransitionList returns check id's latest transitions, newest first.
-	CheckTransitionList(ctx context.Context, checkID string, limit int) ([]CheckTransition, error)
+	CheckTransitionList(ctx context.Context, checkID string, limit int) ([]Transition, error)
 	// CheckClaim claims a run slot of check id for the caller; false when another replica claimed it (or a
 	// later slot) first, or the check is gone.
 	CheckClaim(ctx context.Context, id string, slot time.Time) (bool, error)
@@ -45,30 +46,25 @@ type CheckStore interface {
 	CheckResultPrune(ctx context.Context, before time.Time) (int64, error)
 }
 
-// CheckInventory is what ssh and custom checks need from the inventory.
-type CheckInventory interface {
+// Inventory is what ssh and custom checks need from the inventory.
+type Inventory interface {
 	Server(ctx context.Context, id string) (*inventory.Server, error)
 	Check(ctx context.Context, id string) ([]ssh.HopResult, error)
 	Exec(ctx context.Context, req inventory.ExecRequest, onResult func(inventory.ExecResult)) (inventory.Summary, error)
 }
 
-// CheckGuard classifies custom check commands.
-type CheckGuard interface {
+// Guard classifies custom check commands.
+type Guard interface {
 	Classify(ctx context.Context, command string) guard.Verdict
 }
 
-// CheckAudit records changes to checks.
-type CheckAudit interface {
-	Record(ctx context.Context, r audit.Record) (*audit.Entry, error)
-}
-
-// ChecksConfig tunes the health check service.
-type ChecksConfig struct {
+// Config tunes the health check service.
+type Config struct {
 	// Now is the clock: results, transitions, lateness and TLS expiry are read from it.
 	Now func() time.Time
 	// OnTransition is called after every state change is stored (the app publishes check_failed from it).
 	// It runs on the checker's goroutine: keep it short.
-	OnTransition func(ctx context.Context, c Check, t CheckTransition)
+	OnTransition func(ctx context.Context, c Check, t Transition)
 	// RootCAs verifies HTTPS targets; nil uses the system pool.
 	RootCAs *x509.CertPool
 	// DisableICMP makes ping checks use their TCP fallback even where ICMP is permitted.
@@ -78,43 +74,43 @@ type ChecksConfig struct {
 	Logger     *slog.Logger
 }
 
-// Checks is the health check service: definitions, runs, state and history.
-type Checks struct {
-	cfg      ChecksConfig
-	store    CheckStore
-	inv      CheckInventory
-	guard    CheckGuard
-	audit    CheckAudit
+// Service is the health check service: definitions, runs, state and history.
+type Service struct {
+	cfg      Config
+	store    Store
+	inv      Inventory
+	guard    Guard
+	audit    monitor.AuditRecorder
 	prober   *prober
 	log      *slog.Logger
 	metrics  checkMetrics
 	onChange func() // the scheduler's reload signal
 }
 
-// NewChecks returns the service. inv and g may be nil when the inventory does not run in this process; ssh
+// New returns the service. inv and g may be nil when the inventory does not run in this process; ssh
 // and custom checks are then refused at creation and fail when run.
-func NewChecks(cfg ChecksConfig, store CheckStore, inv CheckInventory, g CheckGuard, log CheckAudit) *Checks {
+func New(cfg Config, store Store, inv Inventory, g Guard, log monitor.AuditRecorder) *Service {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Checks{cfg: cfg, store: store, inv: inv, guard: g, audit: log, log: cfg.Logger.With(slog.String("component", "checks")),
+	s := &Service{cfg: cfg, store: store, inv: inv, guard: g, audit: log, log: cfg.Logger.With(slog.String("component", "checks")),
 		prober: &prober{now: cfg.Now, inv: inv, rootCAs: cfg.RootCAs, noICMP: cfg.DisableICMP}, metrics: newCheckMetrics(cfg.Registerer)}
 	return s
 }
 
-func (s *Checks) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
 
-func (s *Checks) changed() {
+func (s *Service) changed() {
 	if s.onChange != nil {
 		s.onChange()
 	}
 }
 
 // validate checks c's definition, that its server exists, and that a custom command is L0.
-func (s *Checks) validate(ctx context.Context, c *Check) error {
+func (s *Service) validate(ctx context.Context, c *Check) error {
 	var list []error
 	if err := c.Validate(); err != nil {
 		list = append(list, err)
@@ -129,7 +125,7 @@ func (s *Checks) validate(ctx context.Context, c *Check) error {
 			return err
 		}
 	}
-	if c.Type == CheckCustom && c.Command != "" {
+	if c.Type == TypeCustom && c.Command != "" {
 		if s.guard == nil {
 			list = append(list, errs.Invalidf("command", "custom checks need the command guard, which does not run in this process"))
 		} else if v := s.guard.Classify(ctx, c.Command); v.Level > guard.L0 {
@@ -141,7 +137,7 @@ func (s *Checks) validate(ctx context.Context, c *Check) error {
 }
 
 // Create validates c and stores it, enabled, with state unknown.
-func (s *Checks) Create(ctx context.Context, c *Check) error {
+func (s *Service) Create(ctx context.Context, c *Check) error {
 	tid, err := tenant.ID(ctx)
 	if err != nil {
 		return err
@@ -150,7 +146,7 @@ func (s *Checks) Create(ctx context.Context, c *Check) error {
 	if err := s.validate(ctx, c); err != nil {
 		return err
 	}
-	c.State, c.Streak, c.StateChangedAt, c.LastCheckedAt, c.LastStatus, c.LastMessage = CheckUnknown, 0, nil, nil, "", ""
+	c.State, c.Streak, c.StateChangedAt, c.LastCheckedAt, c.LastStatus, c.LastMessage = Unknown, 0, nil, nil, "", ""
 	c.CreatedAt, c.UpdatedAt = s.now(), s.now()
 	if err := s.store.CheckCreate(ctx, c); err != nil {
 		return err
@@ -163,16 +159,16 @@ func (s *Checks) Create(ctx context.Context, c *Check) error {
 }
 
 // Get returns check id with its current state.
-func (s *Checks) Get(ctx context.Context, id string) (*Check, error) {
+func (s *Service) Get(ctx context.Context, id string) (*Check, error) {
 	return s.store.CheckGet(ctx, id)
 }
 
 // List returns every check of the tenant.
-func (s *Checks) List(ctx context.Context) ([]Check, error) { return s.store.CheckList(ctx) }
+func (s *Service) List(ctx context.Context) ([]Check, error) { return s.store.CheckList(ctx) }
 
 // Update applies a JSON merge patch to check id's definition (state and identity cannot be patched) and
 // validates the result like a new check.
-func (s *Checks) Update(ctx context.Context, id string, patch json.RawMessage) (*Check, error) {
+func (s *Service) Update(ctx context.Context, id string, patch json.RawMessage) (*Check, error) {
 	old, err := s.store.CheckGet(ctx, id)
 	if err != nil {
 		return nil, err
@@ -186,7 +182,7 @@ func (s *Checks) Update(ctx context.Context, id string, patch json.RawMessage) (
 	c.ID, c.TenantID, c.CreatedAt = old.ID, old.TenantID, old.CreatedAt
 	c.State, c.Streak, c.StateChangedAt, c.LastCheckedAt, c.LastStatus, c.LastMessage = old.State, old.Streak, old.StateChangedAt,
 		old.LastCheckedAt, old.LastStatus, old.LastMessage
-	if c.Type == CheckSSH || c.Type == CheckCustom {
+	if c.Type == TypeSSH || c.Type == TypeCustom {
 		// target and server_id are one field for these types: follow whichever the patch changed.
 		if c.ServerID != old.ServerID && c.Target == old.Target {
 			c.Target = c.ServerID
@@ -233,7 +229,7 @@ func checkDiff(a, b *Check) map[string]any {
 }
 
 // Delete removes check id with its history.
-func (s *Checks) Delete(ctx context.Context, id string) error {
+func (s *Service) Delete(ctx context.Context, id string) error {
 	c, err := s.store.CheckGet(ctx, id)
 	if err != nil {
 		return err
@@ -248,7 +244,7 @@ func (s *Checks) Delete(ctx context.Context, id string) error {
 }
 
 // Results returns check id's latest results, newest first.
-func (s *Checks) Results(ctx context.Context, id string, limit int) ([]CheckResult, error) {
+func (s *Service) Results(ctx context.Context, id string, limit int) ([]Result, error) {
 	if _, err := s.store.CheckGet(ctx, id); err != nil {
 		return nil, err
 	}
@@ -256,7 +252,7 @@ func (s *Checks) Results(ctx context.Context, id string, limit int) ([]CheckResu
 }
 
 // Transitions returns check id's latest state changes, newest first.
-func (s *Checks) Transitions(ctx context.Context, id string, limit int) ([]CheckTransition, error) {
+func (s *Service) Transitions(ctx context.Context, id string, limit int) ([]Transition, error) {
 	if _, err := s.store.CheckGet(ctx, id); err != nil {
 		return nil, err
 	}
@@ -268,9 +264,9 @@ func (s *Checks) Transitions(ctx context.Context, id string, limit int) ([]Check
 // scheduled (zero for a run out of schedule): the delay is recorded as lateness. ctx carries the tenant.
 //
 // When ctx ends during the probe (shutdown) nothing is recorded and ctx's error is returned.
-func (s *Checks) Run(ctx context.Context, c *Check, due time.Time) (*CheckResult, error) {
+func (s *Service) Run(ctx context.Context, c *Check, due time.Time) (*Result, error) {
 	raw := s.cfg.Now().UTC()
-	r := &CheckResult{CheckID: c.ID, CheckedAt: raw.Truncate(time.Microsecond)}
+	r := &Result{CheckID: c.ID, CheckedAt: raw.Truncate(time.Microsecond)}
 	if !due.IsZero() {
 		late := max(0, raw.Sub(due))
 		r.LatenessMS = late.Milliseconds()

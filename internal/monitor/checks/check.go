@@ -1,4 +1,9 @@
-package monitor
+// Package checks is health checking: a Check probes an HTTP(S) URL, a TCP port, a host (ICMP echo), an
+// inventory server over SSH through its jump chain, or runs a guarded L0 command, and keeps a state (up,
+// down, unknown) that changes only after Retries consecutive failures. The Scheduler runs every enabled
+// check of every tenant on its own fixed slots (a per-check phase spreads them), at most Concurrency at a
+// time; replicas sharing a database claim each slot once. Results are pruned after a retention period.
+package checks
 
 import (
 	"fmt"
@@ -14,29 +19,29 @@ import (
 	"github.com/it0/it0/internal/errs"
 )
 
-// CheckType is what a health check probes.
-type CheckType string
+// Type is what a health check probes.
+type Type string
 
 // Check types.
 const (
-	CheckHTTP   CheckType = "http"   // an HTTP(S) URL: status, body match, TLS certificate expiry
-	CheckTCP    CheckType = "tcp"    // a TCP connect to host:port
-	CheckPing   CheckType = "ping"   // ICMP echo where permitted, otherwise a TCP connect reported as such
-	CheckSSH    CheckType = "ssh"    // an SSH session to an inventory server through its jump chain
-	CheckCustom CheckType = "custom" // a guarded L0 command over SSH with an expected exit code and output
+	TypeHTTP   Type = "http"   // an HTTP(S) URL: status, body match, TLS certificate expiry
+	TypeTCP    Type = "tcp"    // a TCP connect to host:port
+	TypePing   Type = "ping"   // ICMP echo where permitted, otherwise a TCP connect reported as such
+	TypeSSH    Type = "ssh"    // an SSH session to an inventory server through its jump chain
+	TypeCustom Type = "custom" // a guarded L0 command over SSH with an expected exit code and output
 )
 
-// CheckTypes lists every check type.
-var CheckTypes = []CheckType{CheckHTTP, CheckTCP, CheckPing, CheckSSH, CheckCustom}
+// Types lists every check type.
+var Types = []Type{TypeHTTP, TypeTCP, TypePing, TypeSSH, TypeCustom}
 
-// CheckState is a check's current verdict.
-type CheckState string
+// State is a check's current verdict.
+type State string
 
 // Check states.
 const (
-	CheckUnknown CheckState = "unknown" // never run yet
-	CheckUp      CheckState = "up"
-	CheckDown    CheckState = "down"
+	Unknown State = "unknown" // never run yet
+	Up      State = "up"
+	Down    State = "down"
 )
 
 // TLS expiry actions: what a certificate closer to expiry than TLSExpiryDays does to an otherwise good result.
@@ -47,18 +52,18 @@ const (
 
 // Bounds of a check's timing.
 const (
-	MinCheckInterval = 5 * time.Second
-	MaxCheckInterval = 24 * time.Hour
-	MaxCheckRetries  = 10
+	MinInterval = 5 * time.Second
+	MaxInterval = 24 * time.Hour
+	MaxRetries  = 10
 )
 
 // Check is one health check of the tenant. The fields up to UpdatedAt are its definition, sent by clients;
 // the rest is its state, kept by the checker.
 type Check struct {
-	ID       string    `json:"id"`
-	TenantID string    `json:"tenant_id"`
-	Name     string    `json:"name"`
-	Type     CheckType `json:"type"`
+	ID       string `json:"id"`
+	TenantID string `json:"tenant_id"`
+	Name     string `json:"name"`
+	Type     Type   `json:"type"`
 	// Target is what to probe: a URL (http), host:port (tcp), a host (ping). For ssh and custom checks it is
 	// the inventory server id (the same as ServerID).
 	Target string `json:"target"`
@@ -96,12 +101,12 @@ type Check struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
-	State          CheckState `json:"state"`
+	State          State      `json:"state"`
 	StateChangedAt *time.Time `json:"state_changed_at,omitempty"`
 	// Streak counts the latest consecutive results that disagree with State.
 	Streak        int        `json:"streak"`
 	LastCheckedAt *time.Time `json:"last_checked_at,omitempty"`
-	LastStatus    CheckState `json:"last_status,omitempty"`
+	LastStatus    State      `json:"last_status,omitempty"`
 	LastMessage   string     `json:"last_message,omitempty"`
 }
 
@@ -114,11 +119,11 @@ func (c *Check) Timeout() time.Duration { return time.Duration(c.TimeoutSeconds)
 // Jitter is the upper bound of the random delay of each run.
 func (c *Check) Jitter() time.Duration { return time.Duration(c.JitterSeconds) * time.Second }
 
-// CheckResult is the outcome of one run.
-type CheckResult struct {
-	ID      int64      `json:"id"`
-	CheckID string     `json:"check_id"`
-	Status  CheckState `json:"status"` // up or down
+// Result is the outcome of one run.
+type Result struct {
+	ID      int64  `json:"id"`
+	CheckID string `json:"check_id"`
+	Status  State  `json:"status"` // up or down
 	// CheckedAt is when the run started; Lateness how long after its scheduled time.
 	CheckedAt  time.Time `json:"checked_at"`
 	DurationMS int64     `json:"duration_ms"`
@@ -133,13 +138,13 @@ type CheckResult struct {
 	Warning     string `json:"warning,omitempty"`
 }
 
-// CheckTransition is a change of a check's state.
-type CheckTransition struct {
-	ID      int64      `json:"id"`
-	CheckID string     `json:"check_id"`
-	From    CheckState `json:"from"`
-	To      CheckState `json:"to"`
-	At      time.Time  `json:"at"`
+// Transition is a change of a check's state.
+type Transition struct {
+	ID      int64     `json:"id"`
+	CheckID string    `json:"check_id"`
+	From    State     `json:"from"`
+	To      State     `json:"to"`
+	At      time.Time `json:"at"`
 	// Results is how many consecutive results agreed on To; Message is the last one's.
 	Results int    `json:"results"`
 	Message string `json:"message"`
@@ -151,17 +156,17 @@ type CheckTransition struct {
 // established state to protect from flapping and a new check should not stay unknown for retries×interval.
 // After that the state changes only when Retries consecutive results (at least one) disagree with it;
 // one agreeing result resets the count.
-func (c *Check) observe(r *CheckResult) *CheckTransition {
+func (c *Check) observe(r *Result) *Transition {
 	c.LastCheckedAt, c.LastStatus, c.LastMessage = &r.CheckedAt, r.Status, r.Message
 	if r.Status == c.State {
 		c.Streak = 0
 		return nil
 	}
 	c.Streak++
-	if c.State != CheckUnknown && c.Streak < max(c.Retries, 1) {
+	if c.State != Unknown && c.Streak < max(c.Retries, 1) {
 		return nil
 	}
-	t := &CheckTransition{CheckID: c.ID, From: c.State, To: r.Status, At: r.CheckedAt, Results: c.Streak, Message: r.Message}
+	t := &Transition{CheckID: c.ID, From: c.State, To: r.Status, At: r.CheckedAt, Results: c.Streak, Message: r.Message}
 	c.State, c.StateChangedAt, c.Streak = r.Status, &r.CheckedAt, 0
 	return t
 }
@@ -179,14 +184,14 @@ func (c *Check) Validate() error {
 	if !checkNamePattern.MatchString(c.Name) {
 		bad("name", "name is required: 1 to 100 letters, digits, spaces or ._:/@()- starting with a letter or digit")
 	}
-	if !slices.Contains(CheckTypes, c.Type) {
+	if !slices.Contains(Types, c.Type) {
 		bad("type", "type %q is not one of http, tcp, ping, ssh, custom", c.Type)
 	}
 	if c.IntervalSeconds == 0 {
 		c.IntervalSeconds = 60
 	}
-	if c.Interval() < MinCheckInterval || c.Interval() > MaxCheckInterval {
-		bad("interval_seconds", "interval_seconds must be from %d to %d", int(MinCheckInterval.Seconds()), int(MaxCheckInterval.Seconds()))
+	if c.Interval() < MinInterval || c.Interval() > MaxInterval {
+		bad("interval_seconds", "interval_seconds must be from %d to %d", int(MinInterval.Seconds()), int(MaxInterval.Seconds()))
 	}
 	if c.TimeoutSeconds == 0 {
 		c.TimeoutSeconds = min(10, c.IntervalSeconds-1)
@@ -194,8 +199,8 @@ func (c *Check) Validate() error {
 	if c.TimeoutSeconds < 1 || c.TimeoutSeconds >= c.IntervalSeconds {
 		bad("timeout_seconds", "timeout_seconds must be at least 1 and less than interval_seconds (%d)", c.IntervalSeconds)
 	}
-	if c.Retries < 0 || c.Retries > MaxCheckRetries {
-		bad("retries", "retries must be from 0 to %d (consecutive results needed to change state)", MaxCheckRetries)
+	if c.Retries < 0 || c.Retries > MaxRetries {
+		bad("retries", "retries must be from 0 to %d (consecutive results needed to change state)", MaxRetries)
 	}
 	// A run, delayed by its jitter, must end before the next one may start.
 	if c.JitterSeconds < 0 || c.JitterSeconds > 0 && c.JitterSeconds > c.IntervalSeconds-c.TimeoutSeconds {
@@ -204,23 +209,23 @@ func (c *Check) Validate() error {
 	if c.ServerID != "" && len(c.ServerID) > 100 {
 		bad("server_id", "server_id is too long")
 	}
-	notFor := func(field string, set bool, types ...CheckType) {
+	notFor := func(field string, set bool, types ...Type) {
 		if set && !slices.Contains(types, c.Type) {
 			bad(field, "%s applies only to %s checks", field, joinTypes(types))
 		}
 	}
-	notFor("expected_status", c.ExpectedStatus != 0, CheckHTTP)
-	notFor("body_contains", c.BodyContains != "", CheckHTTP)
-	notFor("body_regex", c.BodyRegex != "", CheckHTTP)
-	notFor("tls_expiry_days", c.TLSExpiryDays != 0, CheckHTTP)
-	notFor("tls_expiry_action", c.TLSExpiryAction != "", CheckHTTP)
-	notFor("fallback_port", c.FallbackPort != 0, CheckPing)
-	notFor("command", c.Command != "", CheckCustom)
-	notFor("expected_exit_code", c.ExpectedExitCode != 0, CheckCustom)
-	notFor("output_match", c.OutputMatch != "", CheckCustom)
+	notFor("expected_status", c.ExpectedStatus != 0, TypeHTTP)
+	notFor("body_contains", c.BodyContains != "", TypeHTTP)
+	notFor("body_regex", c.BodyRegex != "", TypeHTTP)
+	notFor("tls_expiry_days", c.TLSExpiryDays != 0, TypeHTTP)
+	notFor("tls_expiry_action", c.TLSExpiryAction != "", TypeHTTP)
+	notFor("fallback_port", c.FallbackPort != 0, TypePing)
+	notFor("command", c.Command != "", TypeCustom)
+	notFor("expected_exit_code", c.ExpectedExitCode != 0, TypeCustom)
+	notFor("output_match", c.OutputMatch != "", TypeCustom)
 
 	switch c.Type {
-	case CheckHTTP:
+	case TypeHTTP:
 		u, err := url.Parse(c.Target)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("target", "target must be an http:// or https:// URL for an http check")
@@ -247,19 +252,19 @@ func (c *Check) Validate() error {
 		if c.TLSExpiryAction != "" && c.TLSExpiryAction != TLSExpiryDown && c.TLSExpiryAction != TLSExpiryWarn {
 			bad("tls_expiry_action", "tls_expiry_action must be down or warn")
 		}
-	case CheckTCP:
+	case TypeTCP:
 		host, port, err := net.SplitHostPort(c.Target)
 		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 1 || p > 65535 || !checkHostPattern.MatchString(strings.Trim(host, "[]")) {
 			bad("target", "target must be host:port for a tcp check, e.g. db.internal:5432")
 		}
-	case CheckPing:
+	case TypePing:
 		if !checkHostPattern.MatchString(c.Target) {
 			bad("target", "target must be a host name or IP address for a ping check")
 		}
 		if c.FallbackPort < 0 || c.FallbackPort > 65535 {
 			bad("fallback_port", "fallback_port must be from 1 to 65535 (default 22)")
 		}
-	case CheckSSH, CheckCustom:
+	case TypeSSH, TypeCustom:
 		if c.ServerID == "" {
 			c.ServerID = c.Target
 		}
@@ -270,7 +275,7 @@ func (c *Check) Validate() error {
 			bad("server_id", "an %s check needs server_id (an inventory server id; target, if sent, must be the same id)", c.Type)
 		}
 	}
-	if c.Type == CheckCustom {
+	if c.Type == TypeCustom {
 		if strings.TrimSpace(c.Command) == "" || len(c.Command) > 4096 || !utf8.ValidString(c.Command) {
 			bad("command", "command is required for a custom check (a read-only L0 command, at most 4096 bytes)")
 		}
@@ -283,13 +288,13 @@ func (c *Check) Validate() error {
 			}
 		}
 	}
-	if c.Type != CheckSSH && c.Type != CheckCustom && len(c.Target) > 2048 {
+	if c.Type != TypeSSH && c.Type != TypeCustom && len(c.Target) > 2048 {
 		bad("target", "target must be at most 2048 bytes")
 	}
 	return errs.Join(list...)
 }
 
-func joinTypes(ts []CheckType) string {
+func joinTypes(ts []Type) string {
 	s := make([]string, len(ts))
 	for i, t := range ts {
 		s[i] = string(t)
