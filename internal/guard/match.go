@@ -373,9 +373,22 @@ type parsed struct {
 	operands []string
 	opIdx    []int  // index of each operand in the input
 	cwd      string // where a cd in the same command went ("" none, cwdUnknown)
-	// targets caches the operands as path rules see them (target), filled
-	// on first use: set operands and cwd before.
+	// targets caches the operands as path rules see them (target), and
+	// lowers in lower case (sub rules), filled on first use: set operands
+	// and cwd before.
 	targets []target
+	lowers  []string
+}
+
+// lower returns operand i in lower case.
+func (p *parsed) lower(i int) string {
+	if p.lowers == nil {
+		p.lowers = make([]string, len(p.operands))
+		for k, o := range p.operands {
+			p.lowers[k] = strings.ToLower(o)
+		}
+	}
+	return p.lowers[i]
 }
 
 // target returns operand i as path rules see it.
@@ -458,7 +471,7 @@ func (r *rule) match(p *parsed, args *argList) bool {
 			}
 			ok = true
 			for i := range s {
-				if !s[i].match(strings.ToLower(p.operands[i])) {
+				if !s[i].match(p.lower(i)) {
 					ok = false
 					break
 				}
