@@ -452,7 +452,7 @@ func (c *command) parse(args []word) parsed {
 func hasFlag(flags []string, f string) bool {
 	short := len(f) == 2 && f[0] == '-' && f[1] != '-'
 	for _, w := range flags {
-		if w == f || strings.HasPrefix(w, f+"=") {
+		if w == f || len(w) > len(f) && w[len(f)] == '=' && strings.HasPrefix(w, f) { // f or f=…
 			return true
 		}
 		if short && len(w) > 2 && w[1] != '-' && strings.IndexByte(w[1:], f[1]) >= 0 {
