@@ -119,6 +119,7 @@ type Service struct {
 	seqs         sync.Map // session id → *eventSeq
 	fallbacks    sync.Map // tenant id → the engine used while the default cannot run (enginepick.go)
 	replicas     atomic.Pointer[replicaLink]
+	runners      runners // this replica's name on the sessions it runs (claim.go)
 }
 
 // OnApprovalDecided registers fn to be called after each approval is decided, by a person or by its
@@ -433,6 +434,9 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 	if err := s.store.SessionCreate(ctx, sess); err != nil {
 		return nil, nil, err
 	}
+	if err := s.claim(ctx, sess, StatusRunning); err != nil { // names this replica its runner
+		return nil, nil, err
+	}
 	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: p.Prompt, Status: StatusRunning, CreatedAt: now}
 	if err := s.store.TaskCreate(ctx, task); err != nil {
 		return nil, nil, err
@@ -485,8 +489,8 @@ func (s *Service) SendMessage(ctx context.Context, sessionID, text string) (*Tas
 	case StatusCancelled:
 		return nil, errs.New(errs.Conflict, "the session was cancelled").WithHint("start a new task")
 	}
-	sess.Status, sess.Error, sess.UpdatedAt = StatusRunning, "", s.now()
-	if err := s.store.SessionUpdate(ctx, sess); err != nil {
+	// A compare-and-set: the same message sent to two replicas continues the session once.
+	if err := s.claim(ctx, sess, StatusIdle, StatusCompleted, StatusFailed); err != nil {
 		return nil, err
 	}
 	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: text, Status: StatusRunning, CreatedAt: s.now()}
@@ -1232,8 +1236,9 @@ func (s *Service) resume(ctx context.Context, sessionID string) error {
 			return nil
 		}
 	}
-	sess.Status, sess.UpdatedAt = StatusRunning, s.now()
-	if err := s.store.SessionUpdate(ctx, sess); err != nil {
+	if err := s.claim(ctx, sess, StatusAwaitingApproval); errs.Is(err, errs.Conflict) {
+		return nil // another replica resumed it
+	} else if err != nil {
 		return err
 	}
 	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: "(resumed after approval)", Status: StatusRunning, CreatedAt: s.now()}
@@ -1299,40 +1304,50 @@ func (s *Service) resultFor(ctx context.Context, sess *Session, a *Approval) Too
 	return s.execTool(ctx, sess.ID, in, guard.Level(a.RiskLevel))
 }
 
-// InterruptedRuns repairs the sessions that were running when the process stopped. A run cut off while it
-// carried out an approved command (its grant used, its result never handed to the engine) leaves a record
-// that the command started with an unknown outcome, and the session asks a human again with a new
-// approval for the same call. A run that had a decision to act on but had not used it waits for its
-// resume (the durable job, or here). Any other run is marked failed with an error event, so no client
-// waits forever. Paused sessions keep waiting: their state is in the database.
+// InterruptedRuns repairs the sessions whose run was cut off: the process (this one before a restart, or
+// another replica) stopped while they ran. A run cut off while it carried out an approved command (its
+// grant used, its result never handed to the engine) leaves a record that the command started with an
+// unknown outcome, and the session asks a human again with a new approval for the same call. A run that
+// had a decision to act on but had not used it waits for its resume (the durable job, or here). Any other
+// run is marked failed (interrupted) with an error event, so no client waits forever, and a message
+// resumes it on any replica. Paused sessions keep waiting: their state is in the database. Runs of live
+// replicas are left alone, and each interrupted run is taken over by one replica only (a compare-and-set
+// on its status and runner). It returns how many runs it repaired.
 func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
-	list, err := s.store.SessionList(ctx, StatusRunning, 1000)
+	owners, err := s.store.SessionRunners(ctx)
 	if err != nil {
 		return 0, err
 	}
-	for i := range list {
-		sess := &list[i]
-		s.mu.Lock()
-		_, live := s.running[sess.ID]
-		s.mu.Unlock()
-		if live {
+	n := 0
+	for _, o := range owners {
+		if s.live(o.SessionID) != nil {
 			continue
 		}
+		if gone, err := s.gone(ctx, o); err != nil || !gone {
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
+		sess, won, err := s.interrupt(ctx, o)
+		if err != nil {
+			return n, err
+		}
+		if !won {
+			continue // another replica took it over, or it moved on
+		}
+		n++
 		repaired, err := s.repairRun(ctx, sess)
 		if err != nil {
-			return i, err
+			return n, err
 		}
 		if repaired {
 			continue
 		}
-		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "the run was interrupted by a restart of IT0; send a message to continue"})
-		sess.Status, sess.Error, sess.UpdatedAt = StatusFailed, "interrupted by restart", s.now()
-		if err := s.store.SessionUpdate(ctx, sess); err != nil {
-			return i, err
-		}
+		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "the run was interrupted (the IT0 process running it stopped); send a message to continue"})
 		s.runEnded(ctx, sess) // a standing order's execution is marked failed with it
 	}
-	return len(list), nil
+	return n, nil
 }
 
 // repairRun handles an interrupted run that was answering decided approvals (see InterruptedRuns). It

@@ -248,6 +248,7 @@ func (s *Server) apiRoutes() []route {
 	rs = append(rs, s.monitoringRoutes()...)
 	rs = append(rs, s.checkRoutes()...)
 	rs = append(rs, s.commRoutes()...)
+	rs = append(rs, s.wecomRoutes()...)
 	rs = append(rs, s.voiceRoutes()...)
 	return rs
 }
