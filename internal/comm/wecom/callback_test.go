@@ -256,6 +256,16 @@ func TestCallback(t *testing.T) {
 		if rep.ToUserName != "zhangsan" || rep.FromUserName != wecomtest.CorpID || rep.MsgType != "text" || rep.Content != "已批准 <ok> & done" {
 			t.Errorf("reply %+v", rep)
 		}
+		// A card's button press is answered by the button's new caption, clipped.
+		r = c.CardEvent("zhangsan", "y:0d9a", "task-2")
+		if m, err = cb.Open(query(r), r.Body); err != nil {
+			t.Fatal(err)
+		}
+		body, _ = cb.Reply(m, "Thanks: your answer (approved) was recorded.")
+		rep, err = c.OpenReply(body)
+		if err != nil || rep.MsgType != "update_button" || rep.ReplaceName != "Thanks: your answer (approved) …" || rep.Content != "" {
+			t.Errorf("button reply %+v %v", rep, err)
+		}
 	})
 }
 
