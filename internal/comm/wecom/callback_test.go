@@ -333,3 +333,24 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkOpen measures verifying, replay-checking and decrypting one callback message.
+func BenchmarkOpen(b *testing.B) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	c := wecomtest.New(b, "", func() time.Time { return now })
+	cfg := c.Config()
+	cb, err := wecom.NewCallback(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]*wecomtest.Request, b.N)
+	for i := range reqs {
+		reqs[i] = c.Text("zhangsan", "Y 482113 只重启 nginx", int64(i))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := cb.Open(query(reqs[i]), reqs[i].Body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

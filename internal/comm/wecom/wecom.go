@@ -1,6 +1,7 @@
 // Package wecom is comm's WeCom (企业微信) adapter: application messages to a user (with a cached access
-// token, refreshed on expiry) and, when no application is configured, the group robot webhook mentioning
-// the user.
+// token, refreshed on expiry, and a button card when the callback is configured) and, when no application
+// is configured, the group robot webhook mentioning the user; and the application's encrypted callback
+// (callback.go), by which users' replies and button presses come back.
 package wecom
 
 import (
