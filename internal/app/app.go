@@ -27,7 +27,9 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/checks"
+	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
@@ -75,9 +77,9 @@ type App struct {
 	Ops       *ops.Service
 	Orders    *ops.Orders
 	Comm      *comm.Service
-	Metrics   *monitor.Metrics
-	Alerts    *monitor.Alerts
-	Checks    *monitor.Checks
+	Metrics   *metrics.Service
+	Alerts    *alerts.Service
+	Checks    *checks.Service
 	Voice     *voice.Service
 	Jobs      *jobs.Runner
 	API       *httpapi.Server
@@ -135,6 +137,9 @@ func (a *App) ListTargets(w io.Writer) {
 
 // Start starts the target's modules and returns a func that stops them.
 func (a *App) Start(ctx context.Context) (func(context.Context) error, error) {
+	if err := checkTarget(a.cfg); err != nil {
+		return nil, err
+	}
 	return a.mgr.Start(ctx, strings.Split(a.cfg.Target, ","))
 }
 

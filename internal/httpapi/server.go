@@ -23,7 +23,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/logging"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/voice"
@@ -51,7 +51,7 @@ type Deps struct {
 	// Monitoring is metrics and alerting (nil leaves their routes out).
 	Monitoring *MonitoringDeps
 	// Checks are the health checks (nil leaves their routes out).
-	Checks *monitor.Checks
+	Checks *checks.Service
 	// Voice is the voice gateway (nil leaves its routes out).
 	Voice *voice.Service
 	// WSOrigins are the browser origins allowed to open WebSockets (host patterns); same-origin always is.
