@@ -271,7 +271,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 		openai.New(openai.Config{BaseURL: a.cfg.OpenAIBaseURL, APIKey: openai.APIKey(a.cfg.OpenAIKey), Model: a.cfg.OpenAIModel,
 			Logger: a.log}),
 	}
-	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.Guard,
+	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.riskRules(),
 		PromptHint: ops.PromptHint, Schedule: a.schedule,
 		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
