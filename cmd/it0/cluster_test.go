@@ -492,3 +492,28 @@ func psql(t *testing.T, env []string, query string) string {
 	}
 	return string(out)
 }
+
+// TestClusterSuspension suspends a tenant on replica A while replica B has its status cached: B refuses
+// the tenant's next request (403) at once, not when its cache entry expires.
+func TestClusterSuspension(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	ten := c.must(t, 0, 201, "POST", "/api/v1/auth/tenants", c.tok, map[string]any{"name": "Acme", "slug": "acme",
+		"admin_email": "admin@acme.example", "admin_password": "acme-password-1"})
+	tid := ten["id"].(string)
+	tok := c.must(t, 1, 200, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@acme.example", "password": "acme-password-1"})["access_token"].(string)
+	c.must(t, 1, 200, "GET", "/api/v1/auth/me", tok, nil) // B caches the tenant's status (active)
+	c.must(t, 0, 200, "POST", "/api/v1/auth/tenants/"+tid+"/suspend", c.tok, nil)
+	// B's cache entry lives 5 s; the invalidation arrives in milliseconds.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st, m := c.members[1].call(t, "GET", "/api/v1/auth/me", tok, nil)
+		if st == 403 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica B still serves the suspended tenant: %d %v", st, m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
