@@ -189,7 +189,7 @@ func serveListening(t *testing.T, dir string, getenv func(string) string) (*sync
 	go func() {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, nil, io.Discard, serr)
 	}()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(90 * time.Second) // generous: a loaded CI machine builds caches on first start
 	for !strings.Contains(serr.String(), `"msg":"listening"`) {
 		select {
 		case err := <-done:
@@ -197,7 +197,7 @@ func serveListening(t *testing.T, dir string, getenv func(string) string) (*sync
 			t.Fatalf("serve: %v", err)
 		case <-deadline:
 			cancel()
-			t.Fatal("serve did not start")
+			t.Fatalf("serve did not start in 90s; its log:\n%s", serr.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -27,7 +27,9 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/checks"
+	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
@@ -75,9 +77,9 @@ type App struct {
 	Ops       *ops.Service
 	Orders    *ops.Orders
 	Comm      *comm.Service
-	Metrics   *monitor.Metrics
-	Alerts    *monitor.Alerts
-	Checks    *monitor.Checks
+	Metrics   *metrics.Service
+	Alerts    *alerts.Service
+	Checks    *checks.Service
 	Voice     *voice.Service
 	Jobs      *jobs.Runner
 	API       *httpapi.Server
@@ -390,7 +392,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, WeCom: a.wecomCallback(), Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: a.readyChecks()})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
