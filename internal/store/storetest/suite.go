@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(testing.TB) *store.DB) {
 	}{
 		{"Platform", runPlatform},
 		{"Agent", runAgent},
+		{"Inventory", runInventory},
 	} {
 		t.Run(area.name, func(t *testing.T) {
 			t.Parallel()
