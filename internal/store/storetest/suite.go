@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(testing.TB) *store.DB) {
 		{"Platform", runPlatform},
 		{"Agent", runAgent},
 		{"Inventory", runInventory},
+		{"Ops", runOps},
 	} {
 		t.Run(area.name, func(t *testing.T) {
 			t.Parallel()
