@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(testing.TB) *store.DB) {
 		{"Agent", runAgent},
 		{"Inventory", runInventory},
 		{"Ops", runOps},
+		{"Monitor", runMonitor},
+		{"Shared", runShared},
 	} {
 		t.Run(area.name, func(t *testing.T) {
 			t.Parallel()
