@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
 	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
@@ -83,6 +85,112 @@ func runMonitor(t *testing.T, open func(testing.TB) *store.DB) {
 		}
 		if _, err := db.MetricSourceGet(actx, node.ID); !errs.Is(err, errs.NotFound) {
 			t.Errorf("deleted source: %v", err)
+		}
+	})
+
+	t.Run("Alerts", func(t *testing.T) {
+		// Ensure rules, events and states round-trip, only in their tenant, and at most one event per rule
+		// and server is open at a time.
+		t.Parallel()
+		db := open(t)
+		ctx, bctx := twoTenants(t, db, "alerts")
+		now := at
+		r := &alerts.Rule{ID: uuid.NewString(), Name: "cpu high", Metric: monitor.MetricCPU, Severity: "critical", Active: true,
+			Condition: alerts.Condition{Operator: ">", Threshold: 90, DurationSeconds: 300}, TargetServers: []string{}, CreatedAt: now, UpdatedAt: now}
+		if err := db.AlertRuleCreate(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		dup := *r
+		dup.ID = uuid.NewString()
+		if err := db.AlertRuleCreate(ctx, &dup); !errs.Is(err, errs.Conflict) {
+			t.Errorf("duplicate name: %v, want conflict", err)
+		}
+		if _, err := db.AlertRuleGet(bctx, r.ID); !errs.Is(err, errs.NotFound) {
+			t.Errorf("cross-tenant rule: %v", err)
+		}
+		r.Condition.Threshold, r.TargetServers, r.UpdatedAt = 95, []string{"s1"}, now.Add(time.Minute)
+		if err := db.AlertRuleUpdate(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.AlertRuleUpdate(bctx, r); !errs.Is(err, errs.NotFound) {
+			t.Errorf("cross-tenant rule update: %v", err)
+		}
+		if list, err := db.AlertRuleList(ctx); err != nil || len(list) != 1 || list[0].Condition.Threshold != 95 || len(list[0].TargetServers) != 1 {
+			t.Errorf("rules after update: %v %+v", err, list)
+		}
+		if list, _ := db.AlertRuleList(bctx); len(list) != 0 {
+			t.Errorf("tenant b lists %d rules", len(list))
+		}
+		ev := &alerts.Event{ID: uuid.NewString(), RuleID: r.ID, ServerID: "s1", Status: alerts.Firing, Severity: "critical", FiredAt: now}
+		if err := db.AlertEventOpen(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.AlertEventGet(ctx, ev.ID); err != nil || got.RuleID != r.ID || got.Status != alerts.Firing || !got.FiredAt.Equal(now) {
+			t.Errorf("event round trip: %v %+v", err, got)
+		}
+		if _, err := db.AlertEventGet(bctx, ev.ID); !errs.Is(err, errs.NotFound) {
+			t.Errorf("cross-tenant event: %v", err)
+		}
+		again := *ev
+		again.ID = uuid.NewString()
+		if err := db.AlertEventOpen(ctx, &again); !errs.Is(err, errs.Conflict) {
+			t.Errorf("second open event: %v, want conflict", err)
+		}
+		ev.Status, ev.ResolvedAt = alerts.Resolved, &now
+		if err := db.AlertEventUpdate(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.AlertEventOpen(ctx, &again); err != nil {
+			t.Errorf("open after resolve: %v", err)
+		}
+		counts, err := db.AlertEventCount(ctx)
+		if err != nil || counts["critical"] != 1 {
+			t.Errorf("counts = %v %v, want 1 critical open", counts, err)
+		}
+		if counts, _ := db.AlertEventCount(bctx); len(counts) != 0 && counts["critical"] != 0 {
+			t.Errorf("tenant b counts %v", counts)
+		}
+		list, err := db.AlertEventList(ctx, alerts.Filter{Status: alerts.Resolved})
+		if err != nil || len(list) != 1 || list[0].ID != ev.ID {
+			t.Errorf("resolved list = %+v %v", list, err)
+		}
+		st := &alerts.State{RuleID: r.ID, ServerID: "s1", Since: now, Value: 95}
+		if err := db.AlertStatePut(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		st.EventID = again.ID
+		if err := db.AlertStatePut(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.AlertStatePut(ctx, &alerts.State{RuleID: r.ID, ServerID: "s2", Since: now, Value: 91}); err != nil {
+			t.Fatal(err)
+		}
+		states, err := db.AlertStateList(ctx)
+		if err != nil || len(states) != 2 {
+			t.Fatalf("states = %+v %v", states, err)
+		}
+		for _, s := range states {
+			if s.ServerID == "s1" && (s.EventID != again.ID || !s.Since.Equal(now)) {
+				t.Errorf("state of s1 = %+v", s)
+			}
+		}
+		if states, _ := db.AlertStateList(bctx); len(states) != 0 {
+			t.Errorf("tenant b lists %d states", len(states))
+		}
+		if err := db.AlertStateDelete(ctx, r.ID, "s2"); err != nil {
+			t.Fatal(err)
+		}
+		if states, _ := db.AlertStateList(ctx); len(states) != 1 || states[0].ServerID != "s1" {
+			t.Errorf("after deleting s2's state: %+v", states)
+		}
+		if err := db.AlertRuleDelete(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if states, _ := db.AlertStateList(ctx); len(states) != 0 {
+			t.Errorf("states of a deleted rule remain: %+v", states)
+		}
+		if _, err := db.AlertRuleGet(ctx, r.ID); !errs.Is(err, errs.NotFound) {
+			t.Errorf("deleted rule: %v", err)
 		}
 	})
 }
