@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(testing.TB) *store.DB) {
 		{"Inventory", runInventory},
 		{"Ops", runOps},
 		{"Monitor", runMonitor},
+		{"Checks", runChecks},
+		{"Comm", runComm},
 		{"Shared", runShared},
 	} {
 		t.Run(area.name, func(t *testing.T) {
