@@ -186,7 +186,10 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 		Buckets: []float64{.005, .01, .02, .05, .1, .2, .3, .5, .75, 1, 2, 5, 10}}, []string{"stage"})
 	bargeIns := prometheus.NewCounter(prometheus.CounterOpts{Name: "it0_voice_barge_ins_total", Help: "Times a person talked over the agent."})
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "it0_voice_errors_total", Help: "Voice errors by stage (stt, tts, agent)."}, []string{"stage"})
-	for _, col := range []prometheus.Collector{streams, stages, bargeIns, failures} {
+	pacing := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "it0_voice_pacing_late_seconds",
+		Help:    "How late each paced outbound audio frame left the gateway: send time minus its deadline (target under 5 ms).",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1}})
+	for _, col := range []prometheus.Collector{streams, stages, bargeIns, failures, pacing} {
 		if err := a.registry.Register(col); err != nil {
 			closeEngines()
 			return nil, fmt.Errorf("register voice metrics: %w", err)
@@ -199,10 +202,15 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 	if a.Comm != nil {
 		answers = a.Comm
 	}
-	svc, err := voice.New(voice.Config{STT: stt, TTS: tts, Secret: voiceSecret(a.cfg.JWTSecret), PublicURL: a.cfg.PublicURL, MaxStreams: maxStreams,
+	var vstore voice.Store
+	if a.Store != nil {
+		vstore = a.Store
+	}
+	svc, err := voice.New(voice.Config{STT: stt, TTS: tts, Store: vstore, Secret: voiceSecret(a.cfg.JWTSecret), PublicURL: a.cfg.PublicURL, MaxStreams: maxStreams,
 		NewVAD: newVAD, Logger: a.log, Streams: func(tr string, d int) { streams.WithLabelValues(tr).Add(float64(d)) },
 		Metrics: voice.Metrics{Stage: func(st string, d time.Duration) { stages.WithLabelValues(st).Observe(d.Seconds()) },
-			BargeIn: bargeIns.Inc, Error: func(st string) { failures.WithLabelValues(st).Inc() }}},
+			BargeIn: bargeIns.Inc, Error: func(st string) { failures.WithLabelValues(st).Inc() },
+			PacingLate: func(d time.Duration) { pacing.Observe(max(d, 0).Seconds()) }}},
 		a.Agent, answers, tw, a.Audit)
 	if err != nil {
 		closeEngines()

@@ -11,13 +11,20 @@ import (
 
 // pattern is a rule's regexp with a cheap necessary condition: most rule
 // regexps cannot match unless the text contains one of a few literal
-// strings ("--privileged", "prune" …), and strings.Contains rejects the
-// usual text much faster than the regexp's backtracker does.
+// strings ("--privileged", "prune", "drop" …), and strings.Contains rejects
+// the usual text much faster than the regexp's backtracker does.
 type pattern struct {
 	re *regexp.Regexp
 	// lits: a text the regexp matches contains one of them; nil when the
 	// regexp has no such literals.
-	lits []string
+	lits []lit
+	fold bool // some lit is case-insensitive
+}
+
+// lit is a string a match contains; with fold, in any ASCII case.
+type lit struct {
+	s    string // lower-case when fold
+	fold bool
 }
 
 func compilePattern(expr string) (*pattern, error) {
@@ -30,6 +37,9 @@ func compilePattern(expr string) (*pattern, error) {
 	if tree, err := syntax.Parse(expr, syntax.Perl); err == nil {
 		if lits, ok := requiredLits(tree); ok {
 			p.lits = lits
+			for _, l := range lits {
+				p.fold = p.fold || l.fold
+			}
 		}
 	}
 	return p, nil
@@ -37,15 +47,27 @@ func compilePattern(expr string) (*pattern, error) {
 
 // MatchString reports whether the regexp matches s.
 func (p *pattern) MatchString(s string) bool {
-	if p.lits != nil && !containsAny(s, p.lits) {
+	if p.lits != nil && !p.mayMatch(s) {
 		return false
 	}
 	return p.re.MatchString(s)
 }
 
-func containsAny(s string, subs []string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
+// mayMatch reports whether s contains one of the literals.
+func (p *pattern) mayMatch(s string) bool {
+	lower := ""
+	if p.fold {
+		// A case-insensitive ASCII letter also matches non-ASCII runes
+		// (K, the Kelvin sign, matches k): only pure ASCII is pre-checked.
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				return true
+			}
+		}
+		lower = strings.ToLower(s)
+	}
+	for _, l := range p.lits {
+		if l.fold && strings.Contains(lower, l.s) || !l.fold && strings.Contains(s, l.s) {
 			return true
 		}
 	}
@@ -53,21 +75,31 @@ func containsAny(s string, subs []string) bool {
 }
 
 // maxLits bounds the literals a pattern checks before its regexp.
-const maxLits = 16
+const maxLits = 32
 
 // requiredLits returns strings one of which every match of re contains,
-// when re has them: a case-sensitive literal; any of each alternative's; the
-// most selective of a concatenation's parts; a repeated (at least once) or
-// captured part's.
-func requiredLits(re *syntax.Regexp) ([]string, bool) {
+// when re has them: a literal (case-insensitive ones only when ASCII); any
+// of each alternative's; the most selective of a concatenation's parts; a
+// repeated (at least once) or captured part's.
+func requiredLits(re *syntax.Regexp) ([]lit, bool) {
 	switch re.Op {
 	case syntax.OpLiteral:
+		fold := false
 		for _, r := range re.Rune {
-			if r == utf8.RuneError || re.Flags&syntax.FoldCase != 0 && unicode.SimpleFold(r) != r {
-				return nil, false // invalid UTF-8 matches it; other runes fold to it
+			if r == utf8.RuneError {
+				return nil, false // invalid UTF-8 matches it too
+			}
+			if re.Flags&syntax.FoldCase != 0 && unicode.SimpleFold(r) != r {
+				if r >= utf8.RuneSelf {
+					return nil, false
+				}
+				fold = true
 			}
 		}
-		return []string{string(re.Rune)}, true
+		if fold {
+			return []lit{{s: strings.ToLower(string(re.Rune)), fold: true}}, true
+		}
+		return []lit{{s: string(re.Rune)}}, true
 	case syntax.OpCapture, syntax.OpPlus:
 		return requiredLits(re.Sub[0])
 	case syntax.OpRepeat:
@@ -75,7 +107,7 @@ func requiredLits(re *syntax.Regexp) ([]string, bool) {
 			return requiredLits(re.Sub[0])
 		}
 	case syntax.OpConcat:
-		var best []string
+		var best []lit
 		found := false
 		for _, sub := range re.Sub {
 			if lits, ok := requiredLits(sub); ok && (!found || shortest(lits) > shortest(best)) {
@@ -84,7 +116,7 @@ func requiredLits(re *syntax.Regexp) ([]string, bool) {
 		}
 		return best, found
 	case syntax.OpAlternate:
-		var all []string
+		var all []lit
 		for _, sub := range re.Sub {
 			lits, ok := requiredLits(sub)
 			if !ok {
@@ -104,11 +136,11 @@ func requiredLits(re *syntax.Regexp) ([]string, bool) {
 	return nil, false
 }
 
-func shortest(lits []string) int {
+func shortest(lits []lit) int {
 	n := -1
 	for _, l := range lits {
-		if n < 0 || len(l) < n {
-			n = len(l)
+		if n < 0 || len(l.s) < n {
+			n = len(l.s)
 		}
 	}
 	return n

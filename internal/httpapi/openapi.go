@@ -75,6 +75,7 @@ var tagDescriptions = map[string]string{
 	"monitor":   "Metric sources, metrics, alert rules, alerts and health checks",
 	"comm":      "Contacts, escalation policies, messages and inbound answers",
 	"twilio":    "Twilio webhooks (signed by Twilio)",
+	"wecom":     "WeCom's encrypted callback (signed by WeCom): answers to escalations",
 	"ws":        "WebSocket streams",
 	"voice":     "Voice sessions and calls",
 	"console":   "The web console",
@@ -201,7 +202,7 @@ func errorStatuses(rt route, hasParams bool) []int {
 	if rt.req != nil {
 		codes = append(codes, http.StatusRequestEntityTooLarge)
 	}
-	if rt.public {
+	if rt.public || rt.limited {
 		codes = append(codes, http.StatusTooManyRequests)
 	}
 	slices.Sort(codes)

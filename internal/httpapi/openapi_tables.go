@@ -158,7 +158,9 @@ var queryParams = map[string][]queryParam{
 		{name: "status", desc: "only escalations in this status", enum: escalationStatuses},
 		limitParam(100, 1000),
 	},
-	"POST /api/v1/twilio/voice": {{name: "escalation", desc: "the escalation the call is about (set by IT0 in the callback URL)"}},
+	"POST /api/v1/twilio/voice":   {{name: "escalation", desc: "the escalation the call is about (set by IT0 in the callback URL)"}},
+	"GET /api/v1/wecom/callback":  wecomParams(true),
+	"POST /api/v1/wecom/callback": wecomParams(false),
 }
 
 // pathEnums restricts path parameters, keyed "path#name".
@@ -272,4 +274,17 @@ func anys[T any](vs ...T) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// wecomParams are the signed query parameters of WeCom's callback; the URL check adds echostr.
+func wecomParams(check bool) []queryParam {
+	ps := []queryParam{
+		{name: "msg_signature", desc: "SHA-1 over the sorted token, timestamp, nonce and encrypted payload", required: true},
+		{name: "timestamp", desc: "Unix seconds; refused when more than 5 minutes from the server's clock", required: true},
+		{name: "nonce", desc: "taken once within the timestamp window", required: true},
+	}
+	if check {
+		ps = append(ps, queryParam{name: "echostr", desc: "the encrypted echo to decrypt and answer", required: true})
+	}
+	return ps
 }

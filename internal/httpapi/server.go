@@ -19,6 +19,7 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/comm"
+	"github.com/it0/it0/internal/comm/wecom"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/logging"
@@ -45,6 +46,8 @@ type Deps struct {
 	Ops       *ops.Service
 	Orders    *ops.Orders
 	Comm      *comm.Service
+	// WeCom verifies and decrypts WeCom's callback (nil refuses it: not configured).
+	WeCom *wecom.Callback
 	// Monitoring is metrics and alerting (nil leaves their routes out).
 	Monitoring *MonitoringDeps
 	// Checks are the health checks (nil leaves their routes out).

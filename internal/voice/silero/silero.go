@@ -144,14 +144,17 @@ func (v *VAD) FrameSize() int { return Window }
 
 // Reset forgets the stream: the recurrent state and the context samples.
 func (v *VAD) Reset() {
+	if v.input == nil {
+		return
+	}
 	v.state.ZeroContents()
 	clear(v.input.GetData())
 }
 
 // Speech scores one window of Window samples: the probability that it holds speech. A window of another
-// size, or a failed run (kept in Err), scores 0.
+// size, a closed VAD, or a failed run (kept in Err) scores 0.
 func (v *VAD) Speech(frame []int16) float32 {
-	if len(frame) != Window {
+	if len(frame) != Window || v.input == nil {
 		return 0
 	}
 	in := v.input.GetData()
@@ -173,16 +176,18 @@ func (v *VAD) Speech(frame []int16) float32 {
 // Err is the first failed run of this VAD, if any.
 func (v *VAD) Err() error { return v.err }
 
-// Close releases the VAD's tensors.
+// Close releases the VAD's tensors; a second Close does nothing.
 func (v *VAD) Close() error {
 	var errs []error
-	for _, t := range []*ort.Tensor[float32]{v.input, v.state, v.stateN, v.output} {
-		if t != nil {
-			errs = append(errs, t.Destroy())
+	for _, t := range []**ort.Tensor[float32]{&v.input, &v.state, &v.stateN, &v.output} {
+		if *t != nil {
+			errs = append(errs, (*t).Destroy())
+			*t = nil
 		}
 	}
 	if v.sr != nil {
 		errs = append(errs, v.sr.Destroy())
+		v.sr = nil
 	}
 	return errors.Join(errs...)
 }
