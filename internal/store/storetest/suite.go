@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(testing.TB) *store.DB) {
 		run  func(*testing.T, func(testing.TB) *store.DB)
 	}{
 		{"Platform", runPlatform},
+		{"PlatformMore", runPlatformMore},
 		{"Agent", runAgent},
 		{"Inventory", runInventory},
 		{"Ops", runOps},
