@@ -159,7 +159,7 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 		Logger: a.log, Streams: func(tr string, d int) { streams.WithLabelValues(tr).Add(float64(d)) },
 		Metrics: voice.Metrics{Stage: func(st string, d time.Duration) { stages.WithLabelValues(st).Observe(d.Seconds()) },
 			BargeIn: bargeIns.Inc, Error: func(st string) { failures.WithLabelValues(st).Inc() }}},
-		a.Agent, answers, tw, a.Audit)
+		voiceAgent{a.Agent, a.Approvals}, answers, tw, a.Audit)
 	if err != nil {
 		closeEngines()
 		return nil, err

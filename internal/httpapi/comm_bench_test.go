@@ -68,12 +68,11 @@ func runEscalationBench(b *testing.B, chains int) {
 			tid, _ := tenant.ID(ctx)
 			_, err := runner.Enqueue(ctx, jobs.Job{Kind: kind, Args: raw, RunAt: at, TenantID: tid, UniqueKey: key})
 			return err
-		}, CancelKey: runner.CancelKey}, bundle.db, ag, bundle.auth, bundle.audit, tw.SMS())
+		}, CancelKey: runner.CancelKey}, bundle.db, bundle.approvals, bundle.auth, bundle.audit, tw.SMS())
 	if err != nil {
 		b.Fatal(err)
 	}
-	ag.OnApprovalRequested(cs.OnApprovalRequested)
-	ag.OnApprovalDecided(cs.OnApprovalDecided)
+	bundle.subscribe("comm", cs.OnApprovalEvent)
 	runner.Register(comm.JobStep, func(ctx context.Context, j *jobs.Job) error {
 		var a struct {
 			ApprovalID string `json:"approval_id"`
