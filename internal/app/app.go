@@ -448,7 +448,7 @@ func agentJobResult(err error) error {
 
 // approvalJobResult maps a sweeper job's result to the runner's: the periodic sweep runs again later.
 func approvalJobResult(err error) error {
-	var again *approval.ErrTickAgain
+	var again *approval.ErrRunAgain
 	if errors.As(err, &again) {
 		return jobs.Snooze(again.After)
 	}

@@ -29,7 +29,7 @@ func TestApprovalTimeoutWithoutTrigger(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tid := f.do("GET", "/api/v1/auth/me", f.tok, nil).body["tenant_id"].(string)
+	tid := f.tenantOf(f.tok)
 	if err := f.approvals.EnsureTick(tenant.WithID(ctx, tid)); err != nil { // startup
 		t.Fatal(err)
 	}

@@ -198,6 +198,7 @@ func (f *commFixture) escalate(t *testing.T, prompt string) (string, string) {
 		}
 		return id != ""
 	})
+	f.settleEvents() // comm has started the escalation
 	return sess.ID, id
 }
 
@@ -227,6 +228,7 @@ func (f *commFixture) waitSession(t *testing.T, sid string, ok func(*agent.Sessi
 
 func (f *commFixture) due(t *testing.T) {
 	t.Helper()
+	f.settleEvents()
 	if _, err := f.jobs.RunDue(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,8 @@ type testBundle struct {
 	approvals  *approval.Service // built with the job runner; sweeps on it
 	bus        *bus.Memory       // the in-process bus approval events travel on, as in the embedded default
 	relay      *outbox.Relay
+	groupsMu   sync.Mutex
+	groups     []string     // consumer groups subscribed on bus
 	failSched  atomic.Int32 // that many next Schedule calls fail (a crash between an insert and its job)
 	skillsRoot string
 	inv        *inventory.Service
@@ -329,7 +332,7 @@ func (b *testBundle) registerAgentJobs(r *jobs.Runner) {
 	for _, kind := range approval.JobKinds {
 		r.Register(kind, func(ctx context.Context, j *jobs.Job) error {
 			err := b.approvals.HandleJob(tenant.WithID(ctx, j.TenantID), j.Kind)
-			var again *approval.ErrTickAgain
+			var again *approval.ErrRunAgain
 			if errors.As(err, &again) {
 				return jobs.Snooze(again.After)
 			}
@@ -363,8 +366,37 @@ func (b *testBundle) startBus() {
 	})
 }
 
+// settleEvents publishes what waits in the outbox and returns once every group subscribed on the bundle's
+// bus has handled it (a test then sees what the subscribers did, as a user would a moment later).
+func (b *testBundle) settleEvents() {
+	b.t.Helper()
+	ctx := context.Background()
+	if _, err := b.relay.RunOnce(ctx); err != nil {
+		b.t.Fatalf("relay: %v", err)
+	}
+	b.groupsMu.Lock()
+	groups := slices.Clone(b.groups)
+	b.groupsMu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, g := range groups {
+		for {
+			st, err := b.bus.Stats(ctx, outbox.StreamApprovals, g)
+			if err == nil && st.Lag == 0 && st.Pending == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.t.Fatalf("group %s did not handle the approval events: %+v, %v", g, st, err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
 // subscribe makes h handle approval events as consumer group group on the bundle's bus, until the test ends.
 func (b *testBundle) subscribe(group string, h approval.Handler) {
+	b.groupsMu.Lock()
+	b.groups = append(b.groups, group)
+	b.groupsMu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

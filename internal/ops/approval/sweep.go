@@ -16,9 +16,10 @@ import (
 // Approvals are not expired one job each: 10,000 approvals that time out together would be 10,000 jobs and
 // 10,000 transactions. Instead:
 //
-//   - JobSweep is the precise trigger: opening an approval queues one for the second the approval expires,
-//     keyed by that second, so a burst of approvals expiring together shares one job. The job decides
-//     every approval due by then in one transaction.
+//   - JobSweep is the precise trigger: opening an approval queues one for the moment it expires, keyed by
+//     that second, so a burst of approvals expiring together shares one job. The job decides every
+//     approval due by then in one transaction; if another one expires later in the same second (its own
+//     enqueue found the job already queued), the job runs again at that moment.
 //   - JobTick is the safety net: one per tenant, run every Config.TickEvery (it snoozes itself), so an
 //     approval whose trigger was never queued (the trigger lives in the job database, queued after the
 //     approval's commit) is still decided within TickEvery of its moment. The app's repair pass queues the
@@ -40,23 +41,33 @@ var JobKinds = []string{JobSweep, JobTick, JobExpire}
 // tickKey is the unique key of a tenant's periodic sweep.
 const tickKey = "approval.tick"
 
-// ErrTickAgain is what HandleJob returns for JobTick: run it again after the duration (jobs.Snooze).
-type ErrTickAgain struct{ After time.Duration }
+// ErrRunAgain is what HandleJob returns when its job must run again after the duration (jobs.Snooze).
+type ErrRunAgain struct{ After time.Duration }
 
-func (e *ErrTickAgain) Error() string { return "sweep again in " + e.After.String() }
+func (e *ErrRunAgain) Error() string { return "sweep again in " + e.After.String() }
 
-// HandleJob runs one of the sweeper's jobs for the tenant in ctx. For JobTick it returns *ErrTickAgain
-// once the sweep is done (or failed: the tick must go on either way; the failure is logged).
+// HandleJob runs one of the sweeper's jobs for the tenant in ctx. For JobTick it returns *ErrRunAgain
+// once the sweep is done (or failed: the tick must go on either way; the failure is logged); for JobSweep
+// when an approval expires later in the job's second.
 func (s *Service) HandleJob(ctx context.Context, kind string) error {
 	switch kind {
 	case JobSweep, JobExpire:
-		_, err := s.Sweep(ctx)
-		return err
+		if _, err := s.Sweep(ctx); err != nil {
+			return err
+		}
+		next, ok, err := s.store.ApprovalNextExpiry(ctx)
+		if err != nil || !ok || kind == JobExpire {
+			return err
+		}
+		if wait := next.Sub(s.now()); wait < time.Second {
+			return &ErrRunAgain{After: max(wait, 0)}
+		}
+		return nil
 	case JobTick:
 		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "periodic approval sweep", slog.String("error", err.Error()))
 		}
-		return &ErrTickAgain{After: s.cfg.TickEvery}
+		return &ErrRunAgain{After: s.cfg.TickEvery}
 	}
 	return fmt.Errorf("the approval sweeper has no job %q", kind)
 }
@@ -99,12 +110,8 @@ func (s *Service) trigger(ctx context.Context, at time.Time) {
 	if s.cfg.Schedule == nil {
 		return
 	}
-	sec := at.Truncate(time.Second)
-	if sec.Before(at) {
-		sec = sec.Add(time.Second)
-	}
 	err := errors.Join(
-		s.cfg.Schedule(ctx, JobSweep, struct{}{}, sec, JobSweep+":"+strconv.FormatInt(sec.Unix(), 10)),
+		s.cfg.Schedule(ctx, JobSweep, struct{}{}, at, JobSweep+":"+strconv.FormatInt(at.Unix(), 10)),
 		s.EnsureTick(ctx))
 	if err != nil {
 		s.log.WarnContext(ctx, "queue approval sweep (the periodic sweep decides it)", slog.String("error", err.Error()))
