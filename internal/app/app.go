@@ -412,7 +412,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Approvals: a.Approvals, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: a.readyChecks()})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
