@@ -291,8 +291,28 @@ func auditAppendBatch(ctx context.Context, tx scopeTx, entries []*audit.Entry, s
 		e.Hash = seal.Sum(e.PrevHash, e)
 		prev = e.Hash
 	}
+	if tx.s.pg {
+		// One statement of arrays: PostgreSQL parses and plans it once for the whole batch.
+		seqs, tenants, actions, actorTypes, actorIDs, resTypes, resIDs, descs, details, ips, reqs := make([]int64, len(entries)),
+			make([]string, len(entries)), make([]string, len(entries)), make([]string, len(entries)), make([]string, len(entries)),
+			make([]string, len(entries)), make([]string, len(entries)), make([]string, len(entries)), make([]string, len(entries)),
+			make([]string, len(entries)), make([]string, len(entries))
+		ats, prevs, hashes := make([]time.Time, len(entries)), make([][]byte, len(entries)), make([][]byte, len(entries))
+		for i, e := range entries {
+			seqs[i], tenants[i], actions[i], actorTypes[i], actorIDs[i], resTypes[i], resIDs[i], descs[i] = e.Seq, e.TenantID, e.ActionType,
+				e.ActorType, e.ActorID, e.ResourceType, e.ResourceID, e.Description
+			details[i], ips[i], reqs[i], ats[i], prevs[i], hashes[i] = string(e.Detail), e.IPAddress, e.RequestID, e.CreatedAt, e.PrevHash, e.Hash
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO ~audit_logs (seq, tenant_id, action_type, actor_type, actor_id, resource_type,
+			resource_id, description, detail, ip_address, request_id, created_at, prev_hash, hash)
+			SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+				?::text[], ?::text[], ?::timestamptz[], ?::bytea[], ?::bytea[])`,
+			seqs, tenants, actions, actorTypes, actorIDs, resTypes, resIDs, descs, details, ips, reqs, ats, prevs, hashes); err != nil {
+			return fmt.Errorf("insert audit entries: %w", err)
+		}
+	}
 	const row = `(?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
-	for start := 0; start < len(entries); start += auditRowsPerInsert {
+	for start := 0; start < len(entries) && !tx.s.pg; start += auditRowsPerInsert {
 		chunk := entries[start:min(start+auditRowsPerInsert, len(entries))]
 		args := make([]any, 0, len(chunk)*14)
 		for _, e := range chunk {
@@ -320,6 +340,18 @@ const outboxRowsPerInsert = 1000
 
 // outboxAddBatch writes many domain events in tx, in order, many rows per statement.
 func (t scopeTx) outboxAddBatch(ctx context.Context, evs []outboxRow, at time.Time) error {
+	if t.s.pg {
+		// One statement of arrays: PostgreSQL parses and plans it once for the whole batch.
+		streams, payloads := make([]string, len(evs)), make([][]byte, len(evs))
+		for i, e := range evs {
+			streams[i], payloads[i] = e.stream, e.payload
+		}
+		if _, err := t.exec(ctx, `INSERT INTO ~outbox (tenant_id, stream, payload, created_at)
+			SELECT ?, s, p, ? FROM unnest(?::text[], ?::bytea[]) AS x(s, p)`, t.s.tenantID, at, streams, payloads); err != nil {
+			return fmt.Errorf("insert outbox rows: %w", err)
+		}
+		return nil
+	}
 	const row = `(?,?,?,?)`
 	for start := 0; start < len(evs); start += outboxRowsPerInsert {
 		chunk := evs[start:min(start+outboxRowsPerInsert, len(evs))]

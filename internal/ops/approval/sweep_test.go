@@ -36,11 +36,8 @@ func setup(tb testing.TB, open func(testing.TB) *store.DB, cfg approval.Config) 
 	db := open(tb)
 	tn := storetest.NewTenant(tb, db, "sweep")
 	clock := jobstest.NewClock(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC))
-	log, err := audit.New(db, auditKey, clock.Now)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	cfg.Now = clock.Now
+	log := newAuditLog(tb, db, clock)
 	return &fixture{db: db, log: log, svc: approval.New(cfg, db, log), clock: clock, ctx: tenant.WithID(context.Background(), tn.ID)}
 }
 
@@ -217,4 +214,17 @@ func TestSweepConcurrent(t *testing.T) {
 func withAdmin(ctx context.Context) context.Context {
 	tid, _ := tenant.ID(ctx)
 	return auth.WithPrincipal(ctx, auth.Principal{UserID: "admin-1", TenantID: tid, Role: auth.RoleAdmin})
+}
+
+func newAuditLog(tb testing.TB, db *store.DB, clock *jobstest.Clock) *audit.Log {
+	tb.Helper()
+	var now func() time.Time
+	if clock != nil {
+		now = clock.Now
+	}
+	log, err := audit.New(db, auditKey, now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return log
 }
