@@ -11,40 +11,50 @@ import (
 	"github.com/it0/it0/internal/ops/approval"
 )
 
-// InterruptedRuns repairs the sessions that were running when the process stopped. A run cut off while it
-// carried out an approved command (its grant used, its result never handed to the engine) leaves a record
-// that the command started with an unknown outcome, and the session asks a human again with a new
-// approval for the same call. A run that had a decision to act on but had not used it waits for its
-// resume (the durable job, or here). Any other run is marked failed with an error event, so no client
-// waits forever. Paused sessions keep waiting: their state is in the database.
+// InterruptedRuns repairs the sessions whose run was cut off: the process (this one before a restart, or
+// another replica) stopped while they ran. A run cut off while it carried out an approved command (its
+// grant used, its result never handed to the engine) leaves a record that the command started with an
+// unknown outcome, and the session asks a human again with a new approval for the same call. A run that
+// had a decision to act on but had not used it waits for its resume (the approval.decided event, or
+// here). Any other run is marked failed (interrupted) with an error event, so no client waits forever, and
+// a message resumes it on any replica. Paused sessions keep waiting: their state is in the database. Runs
+// of live replicas are left alone, and each interrupted run is taken over by one replica only (a
+// compare-and-set on its status and runner). It returns how many runs it repaired.
 func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
-	list, err := s.store.SessionList(ctx, StatusRunning, 1000)
+	owners, err := s.store.SessionRunners(ctx)
 	if err != nil {
 		return 0, err
 	}
-	for i := range list {
-		sess := &list[i]
-		s.mu.Lock()
-		_, live := s.running[sess.ID]
-		s.mu.Unlock()
-		if live {
+	n := 0
+	for _, o := range owners {
+		if s.live(o.SessionID) != nil {
 			continue
 		}
+		if gone, err := s.gone(ctx, o); err != nil || !gone {
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
+		sess, won, err := s.interrupt(ctx, o)
+		if err != nil {
+			return n, err
+		}
+		if !won {
+			continue // another replica took it over, or it moved on
+		}
+		n++
 		repaired, err := s.repairRun(ctx, sess)
 		if err != nil {
-			return i, err
+			return n, err
 		}
 		if repaired {
 			continue
 		}
-		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "the run was interrupted by a restart of IT0; send a message to continue"})
-		sess.Status, sess.Error, sess.UpdatedAt = StatusFailed, "interrupted by restart", s.now()
-		if err := s.store.SessionUpdate(ctx, sess); err != nil {
-			return i, err
-		}
+		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "the run was interrupted (the IT0 process running it stopped); send a message to continue"})
 		s.runEnded(ctx, sess) // a standing order's execution is marked failed with it
 	}
-	return len(list), nil
+	return n, nil
 }
 
 // repairRun handles an interrupted run that was answering decided approvals (see InterruptedRuns). It

@@ -190,8 +190,9 @@ func (s *Service) resume(ctx context.Context, sessionID string) error {
 			return nil
 		}
 	}
-	sess.Status, sess.UpdatedAt = StatusRunning, s.now()
-	if err := s.store.SessionUpdate(ctx, sess); err != nil {
+	if err := s.claim(ctx, sess, StatusAwaitingApproval); errs.Is(err, errs.Conflict) {
+		return nil // another replica resumed it
+	} else if err != nil {
 		return err
 	}
 	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: "(resumed after approval)", Status: StatusRunning, CreatedAt: s.now()}

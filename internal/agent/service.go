@@ -104,6 +104,7 @@ type Service struct {
 	seqs         sync.Map // session id → *eventSeq
 	fallbacks    sync.Map // tenant id → the engine used while the default cannot run (enginepick.go)
 	replicas     atomic.Pointer[replicaLink]
+	runners      runners // this replica's name on the sessions it runs (claim.go)
 }
 
 // OnRunEnd registers fn to be called after every run of a session ends (completed, failed, cancelled or

@@ -70,6 +70,7 @@ type TaskRecord struct {
 
 // Store is what the agent needs from storage; every method acts on the tenant in ctx.
 type Store interface {
+	RunClaims
 	SessionCreate(ctx context.Context, s *Session) error
 	SessionGet(ctx context.Context, id string) (*Session, error) // errs.NotFound
 	SessionList(ctx context.Context, status string, limit int) ([]Session, error)

@@ -123,6 +123,9 @@ func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *Task
 	if err := s.store.SessionCreate(ctx, sess); err != nil {
 		return nil, nil, err
 	}
+	if err := s.claim(ctx, sess, StatusRunning); err != nil { // names this replica its runner
+		return nil, nil, err
+	}
 	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: p.Prompt, Status: StatusRunning, CreatedAt: now}
 	if err := s.store.TaskCreate(ctx, task); err != nil {
 		return nil, nil, err
@@ -175,8 +178,8 @@ func (s *Service) SendMessage(ctx context.Context, sessionID, text string) (*Tas
 	case StatusCancelled:
 		return nil, errs.New(errs.Conflict, "the session was cancelled").WithHint("start a new task")
 	}
-	sess.Status, sess.Error, sess.UpdatedAt = StatusRunning, "", s.now()
-	if err := s.store.SessionUpdate(ctx, sess); err != nil {
+	// A compare-and-set: the same message sent to two replicas continues the session once.
+	if err := s.claim(ctx, sess, StatusIdle, StatusCompleted, StatusFailed); err != nil {
 		return nil, err
 	}
 	task := &TaskRecord{ID: uuid.NewString(), SessionID: sess.ID, Prompt: text, Status: StatusRunning, CreatedAt: s.now()}

@@ -27,7 +27,9 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/checks"
+	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/outbox"
@@ -77,9 +79,9 @@ type App struct {
 	Ops       *ops.Service
 	Orders    *ops.Orders
 	Comm      *comm.Service
-	Metrics   *monitor.Metrics
-	Alerts    *monitor.Alerts
-	Checks    *monitor.Checks
+	Metrics   *metrics.Service
+	Alerts    *alerts.Service
+	Checks    *checks.Service
 	Voice     *voice.Service
 	Jobs      *jobs.Runner
 	API       *httpapi.Server
@@ -100,7 +102,7 @@ type App struct {
 
 // New builds the module graph for cfg. Nothing starts until Run.
 func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
-	a := &App{cfg: cfg, log: log, stderr: stderr, mgr: NewManager(), registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, log: log, stderr: stderr, mgr: NewManager(), registry: prometheus.NewRegistry(), replicaID: replicaName()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newAppMetrics(a.registry)
 	a.mgr.Register(Store, a.initStore)
@@ -111,7 +113,7 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
 	a.mgr.Register(Jobs, a.initJobs)
 	a.mgr.Register(Bus, a.initBus, Store)
-	a.mgr.Register(Agent, a.initAgent, Store, Audit, Auth, Inventory, Guard, Jobs)
+	a.mgr.Register(Agent, a.withRunner(a.initAgent), Store, Audit, Auth, Inventory, Guard, Jobs, Bus)
 	a.mgr.Register(Replicas, a.initReplicas, Bus, Agent)
 	a.mgr.Register(Comm, a.initComm, Store, Audit, Auth, Agent, Jobs)
 	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory, Comm, Bus)
@@ -137,6 +139,9 @@ func (a *App) ListTargets(w io.Writer) {
 
 // Start starts the target's modules and returns a func that stops them.
 func (a *App) Start(ctx context.Context) (func(context.Context) error, error) {
+	if err := checkTarget(a.cfg); err != nil {
+		return nil, err
+	}
 	return a.mgr.Start(ctx, strings.Split(a.cfg.Target, ","))
 }
 
@@ -361,10 +366,8 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 		tctx := tenant.WithID(ctx, t.ID)
 		// Runs that were going when the process stopped cannot continue: say so in each session, once
 		// every run-end hook is wired (a standing order's execution is marked failed and reported).
-		if n, err := a.Agent.InterruptedRuns(audit.WithActor(tctx, audit.Actor{Type: audit.ActorSystem, ID: "restart"})); err != nil {
+		if err := a.interruptedRuns(tctx, t.ID); err != nil {
 			return nil, fmt.Errorf("mark interrupted sessions of %s: %w", t.Slug, err)
-		} else if n > 0 {
-			a.log.Warn("marked interrupted sessions failed", slog.String("tenant_id", t.ID), slog.Int("sessions", n))
 		}
 		if err := a.Orders.EnsureSchedules(tctx); err != nil {
 			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
@@ -378,6 +381,7 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 	}
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go a.repairLoop(rctx)
+	go a.interruptLoop(rctx)
 	return func(context.Context) error { stop(); return nil }, nil
 }
 
@@ -412,7 +416,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Approvals: a.Approvals, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Approvals: a.Approvals, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, WeCom: a.wecomCallback(), Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: a.readyChecks()})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {

@@ -47,7 +47,6 @@ func (a *App) initBus(ctx context.Context) (func(context.Context) error, error) 
 		cfg.MaxLen = 10_000
 		a.Bus = bus.NewMemory(cfg)
 	}
-	a.replicaID = replicaName()
 	a.Relay = outbox.NewRelay(outbox.RelayConfig{Logger: a.log}, a.Store, a.Bus, a.tenantIDs)
 	a.Relay.Start(context.WithoutCancel(ctx))
 	stops := []func(context.Context) error{

@@ -16,6 +16,7 @@ import (
 	"github.com/it0/it0/internal/voice"
 	"github.com/it0/it0/internal/voice/espeak"
 	"github.com/it0/it0/internal/voice/openai"
+	"github.com/it0/it0/internal/voice/silero"
 	"github.com/it0/it0/internal/voice/sphinx"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -36,13 +37,17 @@ type VoiceConfig struct {
 	TTSVoiceZH string
 	TTSVoiceEN string
 	MaxStreams string // per tenant, IT0_VOICE_MAX_STREAMS
+	// VAD is silero, energy, or "" for Silero when its runtime loads and the energy VAD otherwise.
+	VAD    string
+	Silero silero.Config // IT0_ONNXRUNTIME_LIB, IT0_SILERO_MODEL (default: the install script's cache)
 }
 
 func (c *VoiceConfig) load(getenv func(string) string) {
 	*c = VoiceConfig{STT: getenv("IT0_STT"), STTBaseURL: getenv("IT0_STT_BASE_URL"), STTModel: getenv("IT0_STT_MODEL"),
 		STTKey: vault.Secret(getenv("IT0_STT_API_KEY")), TTS: getenv("IT0_TTS"), TTSBaseURL: getenv("IT0_TTS_BASE_URL"),
 		TTSModel: getenv("IT0_TTS_MODEL"), TTSKey: vault.Secret(getenv("IT0_TTS_API_KEY")), TTSVoiceZH: getenv("IT0_TTS_VOICE_ZH"),
-		TTSVoiceEN: getenv("IT0_TTS_VOICE_EN"), MaxStreams: getenv("IT0_VOICE_MAX_STREAMS")}
+		TTSVoiceEN: getenv("IT0_TTS_VOICE_EN"), MaxStreams: getenv("IT0_VOICE_MAX_STREAMS"), VAD: getenv("IT0_VAD"),
+		Silero: silero.DefaultConfig(getenv)}
 	if c.STT == "" && c.STTBaseURL != "" {
 		c.STT = "openai"
 	}
@@ -76,6 +81,11 @@ func (c *VoiceConfig) validate() []error {
 		}
 	default:
 		list = append(list, fmt.Errorf("IT0_TTS %q: want openai or espeak", c.TTS))
+	}
+	switch c.VAD {
+	case "", "silero", "energy":
+	default:
+		list = append(list, fmt.Errorf("IT0_VAD %q: want silero or energy (unset: Silero when its runtime is installed)", c.VAD))
 	}
 	if c.MaxStreams != "" {
 		if n, err := strconv.Atoi(c.MaxStreams); err != nil || n < 1 || n > 10000 {
@@ -121,6 +131,34 @@ func (c *VoiceConfig) engines() (stt voice.STT, tts voice.TTS, close func() erro
 	return stt, tts, close, nil
 }
 
+// vad loads the configured VAD: nil newVAD means the energy VAD. With IT0_VAD unset a Silero that does
+// not load is not an error: the gateway says once which VAD it uses and why.
+func (c *VoiceConfig) vad(log *slog.Logger) (newVAD func() voice.VAD, name string, close func() error, err error) {
+	close = func() error { return nil }
+	if c.VAD == "energy" {
+		return nil, "energy", close, nil
+	}
+	rt, err := silero.Open(c.Silero)
+	if err != nil {
+		if c.VAD == "silero" {
+			return nil, "", close, fmt.Errorf("IT0_VAD=silero: %w (run scripts/install-voice-models.sh, or set IT0_ONNXRUNTIME_LIB and IT0_SILERO_MODEL)", err)
+		}
+		log.Info("voice: Silero VAD unavailable, using the energy VAD", slog.String("reason", err.Error()))
+		return nil, "energy", close, nil
+	}
+	newVAD = func() voice.VAD {
+		v, err := rt.NewVAD()
+		if err != nil { // out of memory for five small tensors: this stream gets the fallback
+			log.Warn("voice: Silero VAD for a stream", slog.String("error", err.Error()))
+			return voice.NewEnergyVAD()
+		}
+		return v
+	}
+	return newVAD, "silero (ONNX Runtime " + rt.Version() + ")", rt.Close, nil
+}
+
+var _ voice.VAD = (*silero.VAD)(nil)
+
 // voiceSecret derives the key of stream tokens from the JWT secret, so the two never share a key.
 func voiceSecret(jwtSecret string) []byte {
 	m := hmac.New(sha256.New, []byte(jwtSecret))
@@ -132,17 +170,26 @@ func voiceSecret(jwtSecret string) []byte {
 // what to set), and escalation calls keep the keypad.
 func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 	c := a.cfg.Voice
-	stt, tts, closeEngines, err := c.engines()
+	stt, tts, closeSpeech, err := c.engines()
 	if err != nil {
 		return nil, err
 	}
+	newVAD, vadName, closeVAD, err := c.vad(a.log)
+	if err != nil {
+		closeSpeech()
+		return nil, err
+	}
+	closeEngines := func() error { return errors.Join(closeSpeech(), closeVAD()) }
 	streams := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "it0_voice_streams", Help: "Open voice streams by transport."}, []string{"transport"})
 	stages := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "it0_voice_turn_seconds",
 		Help:    "Voice turn latency by stage, from the end of the person's speech (stt, agent, tts, first_audio) and the gateway's own share (gateway).",
 		Buckets: []float64{.005, .01, .02, .05, .1, .2, .3, .5, .75, 1, 2, 5, 10}}, []string{"stage"})
 	bargeIns := prometheus.NewCounter(prometheus.CounterOpts{Name: "it0_voice_barge_ins_total", Help: "Times a person talked over the agent."})
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "it0_voice_errors_total", Help: "Voice errors by stage (stt, tts, agent)."}, []string{"stage"})
-	for _, col := range []prometheus.Collector{streams, stages, bargeIns, failures} {
+	pacing := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "it0_voice_pacing_late_seconds",
+		Help:    "How late each paced outbound audio frame left the gateway: send time minus its deadline (target under 5 ms).",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1}})
+	for _, col := range []prometheus.Collector{streams, stages, bargeIns, failures, pacing} {
 		if err := a.registry.Register(col); err != nil {
 			closeEngines()
 			return nil, fmt.Errorf("register voice metrics: %w", err)
@@ -155,10 +202,15 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 	if a.Comm != nil {
 		answers = a.Comm
 	}
-	svc, err := voice.New(voice.Config{STT: stt, TTS: tts, Secret: voiceSecret(a.cfg.JWTSecret), PublicURL: a.cfg.PublicURL, MaxStreams: maxStreams,
-		Logger: a.log, Streams: func(tr string, d int) { streams.WithLabelValues(tr).Add(float64(d)) },
+	var vstore voice.Store
+	if a.Store != nil {
+		vstore = a.Store
+	}
+	svc, err := voice.New(voice.Config{STT: stt, TTS: tts, Store: vstore, Secret: voiceSecret(a.cfg.JWTSecret), PublicURL: a.cfg.PublicURL, MaxStreams: maxStreams,
+		NewVAD: newVAD, Logger: a.log, Streams: func(tr string, d int) { streams.WithLabelValues(tr).Add(float64(d)) },
 		Metrics: voice.Metrics{Stage: func(st string, d time.Duration) { stages.WithLabelValues(st).Observe(d.Seconds()) },
-			BargeIn: bargeIns.Inc, Error: func(st string) { failures.WithLabelValues(st).Inc() }}},
+			BargeIn: bargeIns.Inc, Error: func(st string) { failures.WithLabelValues(st).Inc() },
+			PacingLate: func(d time.Duration) { pacing.Observe(max(d, 0).Seconds()) }}},
 		voiceAgent{a.Agent, a.Approvals}, answers, tw, a.Audit)
 	if err != nil {
 		closeEngines()
@@ -167,7 +219,7 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 	if err := svc.Available(); err != nil {
 		a.log.Info("voice unavailable", slog.String("reason", err.Error()))
 	} else {
-		a.log.Info("voice ready", slog.String("stt", c.STT), slog.String("tts", c.TTS), slog.String("vad", "energy"))
+		a.log.Info("voice ready", slog.String("stt", c.STT), slog.String("tts", c.TTS), slog.String("vad", vadName))
 	}
 	a.Voice = svc
 	return func(context.Context) error { return closeEngines() }, nil

@@ -48,9 +48,101 @@ func globMatch(pat, s string) bool {
 	return true
 }
 
-func anyGlob(pats []string, s string) bool {
-	for _, p := range pats {
-		if globMatch(p, s) {
+// glob is a rule pattern (see globMatch) compiled when the rules load, so
+// matching an operand against a list of them mostly compares a prefix.
+type glob struct {
+	pat string
+	// exact is set when pat has no '*', '?' or '': it matches only itself.
+	exact bool
+	// pre and suf are pat's literal text before its first and after its
+	// last '*', '?' or '': every string it matches starts with pre and
+	// ends with suf, and is at least as long as both.
+	pre, suf string
+	// dollar is set when pat names an unexpanded variable ("$*"): such a
+	// rule is not about paths, so glob operands are not met with it.
+	dollar bool
+	ends   globEnds
+}
+
+func compileGlob(pat string) glob {
+	g := glob{pat: pat, dollar: strings.IndexByte(pat, '$') >= 0, ends: endsOf(pat)}
+	first := strings.IndexAny(pat, "*?\\")
+	if first < 0 {
+		g.exact, g.pre = true, pat
+		return g
+	}
+	g.pre, g.suf = pat[:first], pat[strings.LastIndexAny(pat, "*?\\")+1:]
+	return g
+}
+
+func compileGlobs(pats []string) []glob {
+	if len(pats) == 0 {
+		return nil
+	}
+	out := make([]glob, len(pats))
+	for i, p := range pats {
+		out[i] = compileGlob(p)
+	}
+	return out
+}
+
+// match reports whether s matches the pattern (globMatch).
+func (g *glob) match(s string) bool {
+	if g.exact {
+		return s == g.pat
+	}
+	if len(s) < len(g.pre)+len(g.suf) || !strings.HasPrefix(s, g.pre) || !strings.HasSuffix(s, g.suf) {
+		return false
+	}
+	return globMatch(g.pat, s)
+}
+
+// globSet is a rule's list of globs with a quick test that rejects most
+// strings none of them matches: by the first byte of each glob's literal
+// prefix or, for a glob without one, the last byte of its literal suffix.
+type globSet struct {
+	globs []glob
+	// first and last hold those bytes; free is set when some glob has
+	// neither (it may match anything).
+	first, last byteSet
+	free        bool
+}
+
+type byteSet [4]uint64
+
+func (b *byteSet) add(c byte)      { b[c>>6] |= 1 << (c & 63) }
+func (b *byteSet) has(c byte) bool { return b[c>>6]&(1<<(c&63)) != 0 }
+
+// newGlobSet compiles pats; it returns nil for none.
+func newGlobSet(pats []string) *globSet {
+	if len(pats) == 0 {
+		return nil
+	}
+	gs := &globSet{globs: compileGlobs(pats)}
+	for i := range gs.globs {
+		switch g := &gs.globs[i]; {
+		case g.pre != "":
+			gs.first.add(g.pre[0])
+		case g.suf != "":
+			gs.last.add(g.suf[len(g.suf)-1])
+		default:
+			gs.free = true
+		}
+	}
+	return gs
+}
+
+// match reports whether some glob matches s.
+func (gs *globSet) match(s string) bool {
+	if !gs.free && (s == "" || !gs.first.has(s[0]) && !gs.last.has(s[len(s)-1])) {
+		return false
+	}
+	return anyGlob(gs.globs, s)
+}
+
+func anyGlob(gs []glob, s string) bool {
+	for i := range gs {
+		if gs[i].match(s) {
 			return true
 		}
 	}
@@ -65,7 +157,12 @@ func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 // match a common path, so a glob operand is judged as every path it may
 // expand to: rm /etc/* deletes /etc/passwd, cat ~/.ssh/* reads ~/.ssh/id_rsa.
 func globsMeet(a, b string) bool {
-	if len(a) > maxText || len(b) > maxText || !fixedEndsMeet(a, b) {
+	return globsMeetEnds(a, endsOf(a), b, endsOf(b))
+}
+
+// globsMeetEnds is globsMeet with both globs' ends already known.
+func globsMeetEnds(a string, ea globEnds, b string, eb globEnds) bool {
+	if len(a) > maxText || len(b) > maxText || !fixedEndsMeet(ea, eb) {
 		return false
 	}
 	var buf [1024]bool
@@ -131,23 +228,38 @@ func (m *meeter) meet(i, j int, mid bool) bool {
 	return false
 }
 
+// globEnds is what globsMeet's quick test needs to know of a glob.
+type globEnds struct {
+	slashes int
+	star    bool
+	// pre and suf are the literal text before the first and after the last
+	// wildcard or escape.
+	pre, suf string
+}
+
+func endsOf(g string) globEnds {
+	return globEnds{
+		slashes: strings.Count(g, "/"),
+		star:    strings.IndexByte(g, '*') >= 0,
+		pre:     g[:wildIndex(g)],
+		suf:     g[lastWildIndex(g)+1:],
+	}
+}
+
 // fixedEndsMeet is globsMeet's quick test: the number of "/" must allow a
 // match, and the literal text before the first and after the last wildcard
 // of each glob must agree (one a prefix, or suffix, of the other). It
 // rejects most pairs without a search.
-func fixedEndsMeet(a, b string) bool {
+func fixedEndsMeet(a, b globEnds) bool {
 	// a's wildcards never make a "/": each "/" of b is one of a's, and when b
 	// has no star to make more, a has no other.
-	na, nb := strings.Count(a, "/"), strings.Count(b, "/")
-	if nb > na || nb < na && strings.IndexByte(b, '*') < 0 {
+	if b.slashes > a.slashes || b.slashes < a.slashes && !b.star {
 		return false
 	}
-	pa, pb := a[:wildIndex(a)], b[:wildIndex(b)]
-	if !strings.HasPrefix(pa, pb) && !strings.HasPrefix(pb, pa) {
+	if !strings.HasPrefix(a.pre, b.pre) && !strings.HasPrefix(b.pre, a.pre) {
 		return false
 	}
-	sa, sb := a[lastWildIndex(a)+1:], b[lastWildIndex(b)+1:]
-	return strings.HasSuffix(sa, sb) || strings.HasSuffix(sb, sa)
+	return strings.HasSuffix(a.suf, b.suf) || strings.HasSuffix(b.suf, a.suf)
 }
 
 // wildIndex is the index of the first wildcard or escape in g, or len(g).
@@ -161,27 +273,59 @@ func wildIndex(g string) int {
 // lastWildIndex is the index of the last wildcard or escape in g, or -1.
 func lastWildIndex(g string) int { return strings.LastIndexAny(g, "*?[\\") }
 
-// pathMatch reports whether operand o names a path the globs cover: o
-// itself, o resolved against the working directory a cd set, and, for a glob
-// operand, any path it may expand to.
-func pathMatch(globs []string, o, cwd string) bool {
-	c, r := candidates(o, cwd)
-	return pathMatch1(globs, c) || (r != "" && pathMatch1(globs, r))
+// target is an operand as path rules see it: the paths it may name (see
+// candidates), computed once however many rules judge it.
+type target struct {
+	clean, resolved cand
 }
 
-func pathMatch1(globs []string, c string) bool {
-	if anyGlob(globs, c) {
+// cand is one path an operand may name; a glob under / or ~ is also judged
+// as every path it may expand to.
+type cand struct {
+	s    string
+	glob bool
+	ends globEnds
+}
+
+func newTarget(o, cwd string) target {
+	c, r := candidates(o, cwd)
+	return target{clean: newCand(c), resolved: newCand(r)}
+}
+
+func newCand(c string) cand {
+	if isGlob(c) && (c[0] == '/' || c[0] == '~') {
+		return cand{s: c, glob: true, ends: endsOf(c)}
+	}
+	return cand{s: c}
+}
+
+// match reports whether the operand names a path the globs cover: o
+// itself, o resolved against the working directory a cd set, and, for a glob
+// operand, any path it may expand to.
+func (t *target) match(globs *globSet) bool {
+	return t.clean.match(globs) || (t.resolved.s != "" && t.resolved.match(globs))
+}
+
+func (c *cand) match(globs *globSet) bool {
+	if globs.match(c.s) {
 		return true
 	}
-	if isGlob(c) && (c[0] == '/' || c[0] == '~') {
-		for _, g := range globs {
+	if c.glob {
+		for i := range globs.globs {
 			// Rules about unexpanded variables ("$*") are not about paths.
-			if strings.IndexByte(g, '$') < 0 && globsMeet(c, g) {
+			if g := &globs.globs[i]; !g.dollar && globsMeetEnds(c.s, c.ends, g.pat, g.ends) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// pathMatch reports whether operand o, after a cd to cwd, names a path the
+// globs cover (see target.match).
+func pathMatch(globs *globSet, o, cwd string) bool {
+	t := newTarget(o, cwd)
+	return t.match(globs)
 }
 
 // cwdUnknown is the working directory after a cd the guard cannot follow.
@@ -229,6 +373,20 @@ type parsed struct {
 	operands []string
 	opIdx    []int  // index of each operand in the input
 	cwd      string // where a cd in the same command went ("" none, cwdUnknown)
+	// targets caches the operands as path rules see them (target), filled
+	// on first use: set operands and cwd before.
+	targets []target
+}
+
+// target returns operand i as path rules see it.
+func (p *parsed) target(i int) *target {
+	if p.targets == nil {
+		p.targets = make([]target, len(p.operands))
+		for k, o := range p.operands {
+			p.targets[k] = newTarget(o, p.cwd)
+		}
+	}
+	return &p.targets[i]
 }
 
 func isFlag(v string) bool { return len(v) > 1 && v[0] == '-' }
@@ -260,11 +418,17 @@ func (c *command) parse(args []word) parsed {
 			continue
 		}
 		if !dd && isFlag(v) {
+			if p.flags == nil {
+				p.flags = make([]string, 0, len(args)-i)
+			}
 			p.flags = append(p.flags, v)
 			if c.takesValue(v) {
 				i++
 			}
 			continue
+		}
+		if p.operands == nil {
+			p.operands, p.opIdx = make([]string, 0, len(args)-i), make([]int, 0, len(args)-i)
 		}
 		p.operands = append(p.operands, v)
 		p.opIdx = append(p.opIdx, i)
@@ -285,7 +449,7 @@ func hasFlag(flags []string, f string) bool {
 	return false
 }
 
-func (r *rule) match(p parsed, args []word, joined string) bool {
+func (r *rule) match(p *parsed, args *argList) bool {
 	if len(r.sub) > 0 {
 		ok := false
 		for _, s := range r.sub {
@@ -293,8 +457,8 @@ func (r *rule) match(p parsed, args []word, joined string) bool {
 				continue
 			}
 			ok = true
-			for i, w := range s {
-				if !globMatch(w, strings.ToLower(p.operands[i])) {
+			for i := range s {
+				if !s[i].match(strings.ToLower(p.operands[i])) {
 					ok = false
 					break
 				}
@@ -319,10 +483,10 @@ func (r *rule) match(p parsed, args []word, joined string) bool {
 			return false
 		}
 	}
-	if len(r.args) > 0 {
+	if r.args != nil {
 		ok := false
-		for _, a := range args {
-			if anyGlob(r.args, a.val) {
+		for _, a := range args.words {
+			if r.args.match(a.val) {
 				ok = true
 				break
 			}
@@ -331,10 +495,10 @@ func (r *rule) match(p parsed, args []word, joined string) bool {
 			return false
 		}
 	}
-	if len(r.operands) > 0 {
+	if r.operands != nil {
 		ok := false
-		for _, o := range p.operands {
-			if pathMatch(r.operands, o, p.cwd) {
+		for i := range p.operands {
+			if p.target(i).match(r.operands) {
 				ok = true
 				break
 			}
@@ -343,33 +507,49 @@ func (r *rule) match(p parsed, args []word, joined string) bool {
 			return false
 		}
 	}
-	if len(r.last) > 0 {
-		if len(p.operands) == 0 || !pathMatch(r.last, p.operands[len(p.operands)-1], p.cwd) {
+	if r.last != nil {
+		if len(p.operands) == 0 || !p.target(len(p.operands)-1).match(r.last) {
 			return false
 		}
 	}
 	if r.noOperands && len(p.operands) > 0 {
 		return false
 	}
-	if r.re != nil && !r.re.MatchString(joined) {
+	if r.re != nil && !r.re.MatchString(args.joined()) {
 		return false
 	}
 	return true
 }
 
-// evaluate applies every layer of rules: in the shipped layer the highest
-// matching rule wins, or the command's default when none matches; tenant
-// layers and the tenant floor can only raise the result.
+// argList is a command's arguments with their space-joined text, built
+// only when a rule's regex needs it.
+type argList struct {
+	words []word
+	text  string
+	done  bool
+}
+
+func (a *argList) joined() string {
+	if !a.done {
+		a.text, a.done = rawJoin(a.words), true
+	}
+	return a.text
+}
+
+// evaluate applies every layer of a command's rules and adds their outcomes
+// to the matches as text: in the shipped layer the highest matching rule
+// wins, or the command's default when none matches; tenant layers and the
+// tenant floor can only raise the result.
 //
 // It also reports whether a shipped rule matched and whether a matching
 // rule says the wrapper does not run its operands (command -v).
-func (c *command) evaluate(p parsed, args []word) (out []outcome, matched, noexec bool) {
-	joined := rawJoin(args)
+func (s *state) evaluate(c *command, p *parsed, args []word, text string) (matched, noexec bool) {
+	al := argList{words: args}
 	for li, layer := range c.layers {
 		m := false
 		for i := range layer {
-			if layer[i].match(p, args, joined) {
-				out = append(out, layer[i].outcome)
+			if layer[i].match(p, &al) {
+				s.add(text, layer[i].outcome)
 				m = true
 				noexec = noexec || layer[i].noexec
 			}
@@ -377,12 +557,12 @@ func (c *command) evaluate(p parsed, args []word) (out []outcome, matched, noexe
 		if li == 0 {
 			matched = m
 			if !m {
-				out = append(out, c.def)
+				s.add(text, c.def)
 			}
 		}
 	}
 	if c.floor.Rule != "" {
-		out = append(out, c.floor)
+		s.add(text, c.floor)
 	}
-	return out, matched, noexec
+	return matched, noexec
 }

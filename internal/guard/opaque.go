@@ -5,10 +5,73 @@ import (
 	"strings"
 )
 
-// execCall finds calls that run a command in languages the guard cannot
+// execCalls finds calls that run a command in languages the guard cannot
 // parse (python, perl, ruby, node, php, awk): their string arguments are
 // classified as shell, so python -c 'os.system("rm -rf /")' is still L3.
-var execCall = regexp.MustCompile(`(?:\bos\.system|\bos\.popen|\bos\.exec\w*|\bsubprocess\.\w+|\bcommands\.\w+|\bsystem|\bexec|\bexecSync|\bexecFile\w*|\bspawn\w*|\bpopen|\bshell_exec|\bpassthru|\bproc_open|\bRuntime\.getRuntime\(\)\.exec|\bIO\.popen|\bOpen3\.\w+)\s*\(`)
+// A call is one of execNames, optional spaces and "(" (the regexp
+// execCallPattern in the tests, which check the two agree; scanning by hand
+// avoids a backtracking regexp's attempt at every byte).
+// execNames are the names of calls that run a command, in order: a literal name and what
+// may follow it before the spaces and "(": nothing, any word characters
+// (\w*) or at least one (\w+).
+var execNames = []struct {
+	name string
+	tail byte // 0, '*' or '+'
+}{
+	{"os.system", 0}, {"os.popen", 0}, {"os.exec", '*'}, {"subprocess.", '+'}, {"commands.", '+'},
+	{"system", 0}, {"exec", 0}, {"execSync", 0}, {"execFile", '*'}, {"spawn", '*'}, {"popen", 0},
+	{"shell_exec", 0}, {"passthru", 0}, {"proc_open", 0}, {"Runtime.getRuntime().exec", 0},
+	{"IO.popen", 0}, {"Open3.", '+'},
+}
+
+// execCalls returns where the argument list of each of the first n calls
+// execCall matches starts (just after its "("), leftmost first, as
+// regexp's FindAllStringIndex would report their ends.
+func execCalls(code string, n int) []int {
+	var out []int
+	for i := 0; i < len(code) && len(out) < n; i++ {
+		if !isIdent(code[i]) || i > 0 && isIdent(code[i-1]) {
+			continue // every name starts a word (\b)
+		}
+		for _, e := range execNames {
+			if end, ok := execCallAt(code, i, e.name, e.tail); ok {
+				out = append(out, end)
+				i = end - 1
+				break
+			}
+		}
+	}
+	return out
+}
+
+// execCallAt reports whether code at i is name, its tail, spaces and "(",
+// and where that "(" ends.
+func execCallAt(code string, i int, name string, tail byte) (int, bool) {
+	if !strings.HasPrefix(code[i:], name) {
+		return 0, false
+	}
+	j := i + len(name)
+	if tail != 0 {
+		k := j
+		for k < len(code) && isIdent(code[k]) {
+			k++
+		}
+		if tail == '+' && k == j {
+			return 0, false
+		}
+		j = k
+	}
+	for j < len(code) && isRESpace(code[j]) {
+		j++
+	}
+	if j < len(code) && code[j] == '(' {
+		return j + 1, true
+	}
+	return 0, false
+}
+
+// isRESpace is regexp's \s.
+func isRESpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' }
 
 // backtick finds `cmd` and %x(cmd) in perl, ruby and php.
 var backtick = regexp.MustCompile("`([^`]*)`|%x\\(([^)]*)\\)|\\bqx\\s*[({/]([^)}/]*)[)}/]")
@@ -19,11 +82,14 @@ func execStrings(code string) []string {
 		return nil
 	}
 	var out []string
-	for _, loc := range execCall.FindAllStringIndex(code, 8) {
-		out = append(out, strings.Join(stringLiterals(balanced(code[loc[1]:])), " "))
+	for _, at := range execCalls(code, 8) {
+		out = append(out, strings.Join(stringLiterals(balanced(code[at:])), " "))
 	}
-	for _, m := range backtick.FindAllStringSubmatch(code, 8) {
-		out = append(out, m[1]+m[2]+m[3])
+	// Every backtick match holds one of these.
+	if strings.IndexByte(code, '`') >= 0 || strings.Contains(code, "%x") || strings.Contains(code, "qx") {
+		for _, m := range backtick.FindAllStringSubmatch(code, 8) {
+			out = append(out, m[1]+m[2]+m[3])
+		}
 	}
 	return out
 }
@@ -145,8 +211,35 @@ func deleteCallAt(code string, i int, name string) (int, bool) {
 	return 0, false
 }
 
-// absPath finds absolute path literals in code.
-var absPath = regexp.MustCompile(`['"](/[^'"\s]*)['"]`)
+// absPaths returns the first n absolute path literals in code: a quote,
+// "/", then no quote or space up to a quote (the regexp
+// ['"](/[^'"\s]*)['"] in the tests, which check the two agree), each as
+// where its path starts and ends.
+func absPaths(code string, n int) [][2]int {
+	var out [][2]int
+	for i := 0; i+1 < len(code) && len(out) < n; i++ {
+		if !isQuote(code[i]) || code[i+1] != '/' {
+			continue
+		}
+		j := i + 2
+		for j < len(code) && !isQuote(code[j]) && !isRESpace(code[j]) {
+			j++
+		}
+		if j < len(code) && isQuote(code[j]) {
+			out = append(out, [2]int{i + 1, j})
+			i = j
+		}
+	}
+	return out
+}
+
+func isQuote(c byte) bool { return c == '\'' || c == '"' }
+
+// isBarePath reports whether s is exactly one absolute path literal.
+func isBarePath(s string) bool {
+	m := absPaths(s, 1)
+	return len(m) == 1 && m[0][0] == 1 && m[0][1] == len(s)-1
+}
 
 // maxDeletes bounds the delete calls judged per piece of code.
 const maxDeletes = 8
@@ -201,17 +294,18 @@ func deleteArgv(code string, i, at int, recursive bool) [][]word {
 	// A bare literal is the target; a literal inside an expression
 	// (os.path.join("/etc", f)) is a directory something in it is.
 	trimmed := strings.TrimSpace(args)
-	bare := trimmed != "" && absPath.FindString(trimmed) == trimmed
+	bare := isBarePath(trimmed)
 	var paths []string
-	for _, p := range absPath.FindAllStringSubmatch(args, 4) {
-		paths = append(paths, p[1])
+	for _, m := range absPaths(args, 4) {
+		p := args[m[0]:m[1]]
+		paths = append(paths, p)
 		if !bare {
-			paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
+			paths = append(paths, strings.TrimSuffix(p, "/")+"/*")
 		}
 	}
 	if len(paths) == 0 {
-		for _, p := range absPath.FindAllStringSubmatch(code, 4) {
-			paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
+		for _, m := range absPaths(code, 4) {
+			paths = append(paths, strings.TrimSuffix(code[m[0]:m[1]], "/")+"/*")
 		}
 	}
 	out := make([][]word, 0, len(paths))

@@ -54,12 +54,12 @@ type defaults struct {
 
 type pathRule struct {
 	outcome
-	globs []string
+	globs *globSet
 }
 
 type regexRule struct {
 	outcome
-	re *regexp.Regexp
+	re *pattern
 }
 
 // command is the compiled spec of one program (or of "program subcommand").
@@ -100,12 +100,12 @@ type codeSpec struct {
 
 type rule struct {
 	outcome
-	sub        [][]string
+	sub        [][]glob
 	flags      []string
-	args       []string
-	operands   []string
-	last       []string
-	re         *regexp.Regexp
+	args       *globSet
+	operands   *globSet
+	last       *globSet
+	re         *pattern
 	noOperands bool
 	noexec     bool
 }
@@ -375,7 +375,7 @@ func (b *builder) compileShared(raw *rawFile) {
 			id = "tenant:" + id
 		}
 		o := b.lr(p, rawLR{pr.Level, pr.Reason}, id)
-		globs := b.globs(p+".globs", pr.Globs, true)
+		globs := newGlobSet(b.globs(p+".globs", pr.Globs, true))
 		table = append(table, pathRule{outcome: o, globs: globs})
 	}
 	if len(table) > 0 {
@@ -393,7 +393,7 @@ func (b *builder) compileShared(raw *rawFile) {
 			b.fail(p+".level", "a read of credential material is at least L1, got %s", o.Level)
 		}
 		o.Secret = true
-		globs := b.globs(p+".globs", pr.Globs, true)
+		globs := newGlobSet(b.globs(p+".globs", pr.Globs, true))
 		secrets = append(secrets, pathRule{outcome: o, globs: globs})
 	}
 	if len(secrets) > 0 {
@@ -423,7 +423,7 @@ func (b *builder) compileShared(raw *rawFile) {
 				id = "tenant:" + id
 			}
 			o := b.lr(p, rawLR{sr.Level, sr.Reason}, id)
-			re, err := regexp.Compile(sr.Regex)
+			re, err := compilePattern(sr.Regex)
 			if err != nil || sr.Regex == "" {
 				b.fail(p+".regex", "sql rules need a valid regex: %v", err)
 				continue
@@ -641,20 +641,21 @@ func (b *builder) rules(p, id string, in []rawRule) []rule {
 		}
 		r := rule{outcome: b.lr(rp, rawLR{rr.Level, rr.Reason}, rid), noOperands: rr.NoOperands, noexec: rr.NoExec}
 		for _, s := range rr.Sub {
-			r.sub = append(r.sub, strings.Fields(strings.ToLower(s)))
+			r.sub = append(r.sub, compileGlobs(strings.Fields(strings.ToLower(s))))
 		}
 		r.flags = rr.Flags
-		r.args = b.globs(rp+".args", rr.Args, false)
-		r.operands = b.globs(rp+".operands", rr.Operands, false)
-		r.last = b.globs(rp+".last", rr.Last, false)
+		args := b.globs(rp+".args", rr.Args, false)
+		operands := b.globs(rp+".operands", rr.Operands, false)
+		last := b.globs(rp+".last", rr.Last, false)
+		r.args, r.operands, r.last = newGlobSet(args), newGlobSet(operands), newGlobSet(last)
 		if rr.Regex != "" {
-			re, err := regexp.Compile(rr.Regex)
+			re, err := compilePattern(rr.Regex)
 			if err != nil {
 				b.fail(rp+".regex", "bad regex: %v", err)
 			}
 			r.re = re
 		}
-		if len(r.sub)+len(r.flags)+len(r.args)+len(r.operands)+len(r.last) == 0 && rr.Regex == "" && !r.noOperands {
+		if len(r.sub)+len(r.flags)+len(args)+len(operands)+len(last) == 0 && rr.Regex == "" && !r.noOperands {
 			b.fail(rp, "a rule needs at least one condition (sub, flags, args, operands, last, regex, no_operands)")
 		}
 		out = append(out, r)

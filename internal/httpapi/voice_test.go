@@ -25,6 +25,7 @@ import (
 	"github.com/it0/it0/internal/voice"
 	"github.com/it0/it0/internal/voice/espeak"
 	"github.com/it0/it0/internal/voice/openai"
+	"github.com/it0/it0/internal/voice/silero/silerotest"
 	"github.com/it0/it0/internal/voice/sphinx"
 )
 
@@ -52,7 +53,10 @@ func newVoiceFixture(t *testing.T) *voiceFixture {
 	t.Cleanup(func() { stt.Close() })
 	f := newCommFixture(t, storetest.OpenSQLite)
 	vf := &voiceFixture{commFixture: f}
-	vs, url := serveVoice(t, f.testBundle, voice.Config{STT: stt, TTS: tts, Frame: 2 * time.Millisecond, SilenceTimeout: time.Second})
+	// The escalation calls hear with Silero (the story test below keeps the energy VAD).
+	rt := silerotest.Open(t)
+	vs, url := serveVoice(t, f.testBundle, voice.Config{STT: stt, TTS: tts, Frame: 2 * time.Millisecond, SilenceTimeout: time.Second,
+		NewVAD: func() voice.VAD { return silerotest.NewVAD(t, rt) }})
 	vf.voice, vf.url = vs, url
 	return vf
 }

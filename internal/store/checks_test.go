@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/errs"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -22,8 +22,8 @@ func TestChecks(t *testing.T) {
 			a, b := storetest.NewTenant(t, db, "checks-a"), storetest.NewTenant(t, db, "checks-b")
 			ctxA, ctxB := tenant.WithID(context.Background(), a.ID), tenant.WithID(context.Background(), b.ID)
 			now := time.Now().UTC().Truncate(time.Microsecond)
-			c := &monitor.Check{ID: uuid.NewString(), Name: "web", Type: monitor.CheckHTTP, Target: "http://127.0.0.1/health",
-				IntervalSeconds: 30, TimeoutSeconds: 5, Retries: 3, Enabled: true, BodyContains: "ok", State: monitor.CheckUnknown,
+			c := &checks.Check{ID: uuid.NewString(), Name: "web", Type: checks.TypeHTTP, Target: "http://127.0.0.1/health",
+				IntervalSeconds: 30, TimeoutSeconds: 5, Retries: 3, Enabled: true, BodyContains: "ok", State: checks.Unknown,
 				CreatedAt: now, UpdatedAt: now}
 			if err := db.CheckCreate(ctxA, c); err != nil {
 				t.Fatal(err)
@@ -38,7 +38,7 @@ func TestChecks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Name != "web" || got.BodyContains != "ok" || got.State != monitor.CheckUnknown || got.LastCheckedAt != nil || !got.CreatedAt.Equal(now) {
+			if got.Name != "web" || got.BodyContains != "ok" || got.State != checks.Unknown || got.LastCheckedAt != nil || !got.CreatedAt.Equal(now) {
 				t.Errorf("round trip: %+v", got)
 			}
 			// Ensure another tenant sees nothing.
@@ -52,21 +52,21 @@ func TestChecks(t *testing.T) {
 			// Record a result and a transition; the state columns follow.
 			at := now.Add(time.Second)
 			days := 12
-			c.State, c.StateChangedAt, c.LastCheckedAt, c.LastStatus, c.LastMessage = monitor.CheckDown, &at, &at, monitor.CheckDown, "HTTP 500"
-			r := &monitor.CheckResult{Status: monitor.CheckDown, CheckedAt: at, DurationMS: 3, LatenessMS: 7, Message: "HTTP 500", StatusCode: 500, TLSDaysLeft: &days}
-			tr := &monitor.CheckTransition{From: monitor.CheckUnknown, To: monitor.CheckDown, At: at, Results: 1, Message: "HTTP 500"}
+			c.State, c.StateChangedAt, c.LastCheckedAt, c.LastStatus, c.LastMessage = checks.Down, &at, &at, checks.Down, "HTTP 500"
+			r := &checks.Result{Status: checks.Down, CheckedAt: at, DurationMS: 3, LatenessMS: 7, Message: "HTTP 500", StatusCode: 500, TLSDaysLeft: &days}
+			tr := &checks.Transition{From: checks.Unknown, To: checks.Down, At: at, Results: 1, Message: "HTTP 500"}
 			if err := db.CheckRecord(ctxA, c, r, tr); err != nil {
 				t.Fatal(err)
 			}
 			if r.ID == 0 || tr.ID == 0 {
 				t.Errorf("ids not set: result %d transition %d", r.ID, tr.ID)
 			}
-			r2 := &monitor.CheckResult{Status: monitor.CheckDown, CheckedAt: at.Add(30 * time.Second), Message: "HTTP 500", StatusCode: 500}
+			r2 := &checks.Result{Status: checks.Down, CheckedAt: at.Add(30 * time.Second), Message: "HTTP 500", StatusCode: 500}
 			if err := db.CheckRecord(ctxA, c, r2, nil); err != nil {
 				t.Fatal(err)
 			}
 			got, _ = db.CheckGet(ctxA, c.ID)
-			if got.State != monitor.CheckDown || got.StateChangedAt == nil || !got.StateChangedAt.Equal(at) || got.LastMessage != "HTTP 500" {
+			if got.State != checks.Down || got.StateChangedAt == nil || !got.StateChangedAt.Equal(at) || got.LastMessage != "HTTP 500" {
 				t.Errorf("state after record: %+v", got)
 			}
 			res, err := db.CheckResultList(ctxA, c.ID, 10)
@@ -77,7 +77,7 @@ func TestChecks(t *testing.T) {
 				t.Errorf("results: %+v", res)
 			}
 			trs, err := db.CheckTransitionList(ctxA, c.ID, 10)
-			if err != nil || len(trs) != 1 || trs[0].From != monitor.CheckUnknown || trs[0].To != monitor.CheckDown || !trs[0].At.Equal(at) {
+			if err != nil || len(trs) != 1 || trs[0].From != checks.Unknown || trs[0].To != checks.Down || !trs[0].At.Equal(at) {
 				t.Errorf("transitions: %v %+v", err, trs)
 			}
 			// Ensure a slot is claimed once, an earlier slot never, and a later one again.
@@ -95,12 +95,12 @@ func TestChecks(t *testing.T) {
 			}
 			// Ensure an update keeps the state and a prune drops only old results.
 			c.Name, c.UpdatedAt = "web-2", now.Add(time.Minute)
-			c.State = monitor.CheckUp // the update must not write state
+			c.State = checks.Up // the update must not write state
 			if err := db.CheckUpdate(ctxA, c); err != nil {
 				t.Fatal(err)
 			}
 			got, _ = db.CheckGet(ctxA, c.ID)
-			if got.Name != "web-2" || got.State != monitor.CheckDown {
+			if got.Name != "web-2" || got.State != checks.Down {
 				t.Errorf("after update: name %s state %s", got.Name, got.State)
 			}
 			if n, err := db.CheckResultPrune(ctxA, at.Add(time.Second)); err != nil || n != 1 {
@@ -116,7 +116,7 @@ func TestChecks(t *testing.T) {
 				t.Errorf("results survive the check: %d", len(res))
 			}
 			// Ensure recording for a deleted check is not found.
-			if err := db.CheckRecord(ctxA, c, &monitor.CheckResult{Status: monitor.CheckUp, CheckedAt: at}, nil); !errs.Is(err, errs.NotFound) {
+			if err := db.CheckRecord(ctxA, c, &checks.Result{Status: checks.Up, CheckedAt: at}, nil); !errs.Is(err, errs.NotFound) {
 				t.Errorf("record on deleted check: %v", err)
 			}
 		})

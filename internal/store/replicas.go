@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"time"
 )
 
@@ -48,4 +50,15 @@ func (db *DB) ReplicaList(ctx context.Context, self string, since time.Time) ([]
 func (db *DB) ReplicaForget(ctx context.Context, id string) error {
 	_, err := db.sharedScope().exec(ctx, `DELETE FROM ~replicas WHERE id = ?`, id)
 	return err
+}
+
+// ReplicaSeen returns when replica id last announced itself (the zero time if it never did or was
+// forgotten).
+func (db *DB) ReplicaSeen(ctx context.Context, id string) (time.Time, error) {
+	var at time.Time
+	err := db.sharedScope().queryRow(ctx, `SELECT seen_at FROM ~replicas WHERE id = ?`, id).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return at, err
 }

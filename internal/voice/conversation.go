@@ -80,6 +80,8 @@ type Metrics struct {
 	Stage   func(stage string, d time.Duration) // stt, agent, tts, first_audio, gateway
 	BargeIn func()
 	Error   func(stage string) // stt, tts, agent
+	// PacingLate is how late each paced outbound frame left: send time minus deadline.
+	PacingLate func(d time.Duration)
 }
 
 // ConversationConfig wires one conversation.
@@ -101,6 +103,9 @@ type ConversationConfig struct {
 	// the far end has a cushion against network jitter (default 2).
 	Frame time.Duration
 	Lead  int
+	// Pacer sends the paced frames (default: a pacer of this conversation's own; the service shares one
+	// among all its streams).
+	Pacer *Pacer
 	// MarkWait bounds the wait for the far end's last mark before hanging up (default 3 s).
 	MarkWait time.Duration
 	Metrics  Metrics
@@ -180,11 +185,17 @@ func NewConversation(cfg ConversationConfig) *Conversation {
 	if cfg.Lead <= 0 {
 		cfg.Lead = 2
 	}
+	if cfg.Pacer == nil {
+		cfg.Pacer = NewPacer(PacerConfig{Late: cfg.Metrics.PacingLate})
+	}
 	if cfg.MarkWait <= 0 {
 		cfg.MarkWait = 3 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Segment.FrameMs <= 0 {
+		cfg.Segment.FrameMs = cfg.VAD.FrameSize() * 1000 / SampleRate
 	}
 	c := &Conversation{cfg: cfg, log: cfg.Logger, seg: NewSegmenter(cfg.Segment),
 		segments: make(chan segment, 4), speakq: make(chan speakItem, 256), playq: make(chan clip, 4),
@@ -528,13 +539,8 @@ func (c *Conversation) player(ctx context.Context) {
 	frame := SampleRate * FrameMs / 1000
 	var spoken []string
 	interrupted := false
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	var next time.Time // when the next frame is due
+	lane := c.cfg.Pacer.Lane()
+	var next, fresh time.Time // when the next frame is due; when the current run of frames started
 	// A stream that ends mid-reply still records what was said of it.
 	turn, sent, total, text := -1, 0, 0, ""
 	defer func() {
@@ -576,34 +582,35 @@ func (c *Conversation) player(ctx context.Context) {
 		c.clipAt.Store(time.Now().UnixNano())
 		if now := time.Now(); next.Before(now) {
 			next = now.Add(-time.Duration(c.cfg.Lead) * c.cfg.Frame) // a fresh start: send the lead at once
+			fresh = now
 		}
 		sent, total, text = 0, (len(cl.audio)+frame-1)/frame, cl.text
 		for i := 0; i < len(cl.audio); i += frame {
 			if cl.gen != c.gen.Load() {
 				break
 			}
-			if d := time.Until(next); d > 0 {
-				if timer == nil {
-					timer = time.NewTimer(d)
-				} else {
-					timer.Reset(d)
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-timer.C:
-				}
-			}
 			f := cl.audio[i:min(i+frame, len(cl.audio))]
 			if len(f) < frame {
 				f = append(append(make([]int16, 0, frame), f...), make([]int16, frame-len(f))...)
 			}
-			if cl.gen != c.gen.Load() {
+			send := func() error {
+				if cl.gen != c.gen.Load() { // cut while it waited for its deadline
+					return errCut
+				}
+				return c.cfg.Out.Audio(f)
+			}
+			var err error
+			if next.Before(fresh) {
+				err = send() // the lead
+			} else {
+				err = lane.Send(ctx, next, send)
+			}
+			if errors.Is(err, errCut) {
 				break
 			}
-			if err := c.cfg.Out.Audio(f); err != nil {
+			if err != nil {
 				c.pending.Add(-1)
-				return // the stream is gone; Run ends with the transport
+				return // the stream is gone (or ctx ended); Run ends with the transport
 			}
 			if sent == 0 {
 				c.firstAudio(cl.turn)

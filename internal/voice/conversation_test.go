@@ -3,10 +3,14 @@ package voice
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/it0/it0/internal/voice/silero/silerotest"
 )
 
 // toneTTS "synthesises" each sentence as 50 ms of tone per word: long enough to be talked over.
@@ -154,71 +158,126 @@ func waitFor[T any](t *testing.T, c <-chan T, what string) T {
 func speech(ms int) []int16  { return speechLike(ms*SampleRate/1000, 8000) }
 func silence(ms int) []int16 { return make([]int16, ms*SampleRate/1000) }
 
+// vadCase is a VAD with speech it hears: the energy VAD with a synthetic voiced burst, Silero with real
+// espeak-ng speech (the Silero case skips without its runtime, and fails under CI).
+type vadCase struct {
+	name        string
+	vad         func(t *testing.T) VAD
+	short, long func(t *testing.T) []int16
+}
+
+func vadCases() []vadCase {
+	return []vadCase{
+		{"Energy", func(*testing.T) VAD { return NewEnergyVAD() },
+			func(*testing.T) []int16 { return speech(300) }, func(*testing.T) []int16 { return speech(1500) }},
+		{"Silero", func(t *testing.T) VAD { return silerotest.NewVAD(t, silerotest.Open(t)) },
+			func(t *testing.T) []int16 { return espeakSay(t, "hello") },
+			func(t *testing.T) []int16 {
+				return espeakSay(t, "goodbye, that is everything I wanted to tell you today, thank you very much")
+			}},
+	}
+}
+
+// espeakSay synthesises text with espeak-ng at 16 kHz (the espeak package imports this one, so the test
+// runs the command itself).
+func espeakSay(t *testing.T, text string) []int16 {
+	t.Helper()
+	out, err := exec.Command("espeak-ng", "-v", "en", "--stdout", text).Output()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI needs espeak-ng: %v", err)
+		}
+		t.Skipf("espeak-ng: %v", err)
+	}
+	pcm, rate, err := ParseWAV(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Resample(pcm, rate, SampleRate)
+}
+
 func TestConversationBargeIn(t *testing.T) {
 	t.Parallel()
-	out, j := newRecorder(), &testJournal{said: make(chan struct{}, 8)}
-	brain := &scriptBrain{greeting: "this greeting is long enough to be interrupted by the person on the line for sure"}
-	stt := lenSTT{text: func(a []int16) (string, error) {
-		if len(a) > SampleRate { // over a second: the long answer
-			return "bye", nil
-		}
-		return "hello", nil
-	}}
-	c := NewConversation(ConversationConfig{STT: stt, TTS: &toneTTS{}, Brain: brain, Journal: j, Out: out, Lang: "en"})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	// Ensure the greeting starts playing, then talk over it.
-	waitFor(t, out.audio, "greeting audio")
-	c.Feed(silence(200))
-	c.Feed(speech(300))
-	waitFor(t, out.cleared, "clear after barge-in")
-	// Ensure the output stops: once the player has dropped the greeting, at most one frame (already on
-	// its way when the clear went out) followed the clear.
-	waitFor(t, j.said, "the cut greeting in the journal")
-	if n := out.after("clear"); n > 1 {
-		t.Fatalf("%d frames sent after clear", n)
-	}
-	c.Feed(silence(600)) // ends the utterance "hello"
-	// The reply to "hello" plays; then a long utterance says bye.
-	waitFor(t, out.audio, "reply audio")
-	c.Feed(speech(1200))
-	c.Feed(silence(600))
-	if err := waitFor(t, done, "end"); !errors.Is(err, ErrHangup) {
-		t.Fatalf("Run = %v, want ErrHangup", err)
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	// Ensure the journal holds what was actually said: the greeting cut short, then the replies.
-	if len(j.agent) < 2 || !j.cut[0] || !strings.HasSuffix(j.agent[0], "…") || len(j.agent[0]) >= len(brain.greeting) {
-		t.Fatalf("agent journal = %q (interrupted %v)", j.agent, j.cut)
-	}
-	if last := j.agent[len(j.agent)-1]; last != "goodbye" {
-		t.Fatalf("last agent line = %q", last)
-	}
-	if len(j.user) < 2 || j.user[0] != "hello" || j.user[len(j.user)-1] != "bye" {
-		t.Fatalf("user journal = %q", j.user)
+	for _, tc := range vadCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			vad, short, long := tc.vad(t), tc.short(t), tc.long(t)
+			// A segment holds the utterance plus up to 200 ms of pre-roll and 500 ms of trailing silence.
+			threshold := len(short) + 900*SampleRate/1000
+			if len(long) < threshold+300*SampleRate/1000 {
+				t.Fatalf("the long utterance (%d samples) is too short against the short one (%d)", len(long), len(short))
+			}
+			out, j := newRecorder(), &testJournal{said: make(chan struct{}, 8)}
+			brain := &scriptBrain{greeting: "this greeting is long enough to be interrupted by the person on the line for sure"}
+			stt := lenSTT{text: func(a []int16) (string, error) {
+				if len(a) > threshold {
+					return "bye", nil
+				}
+				return "hello", nil
+			}}
+			c := NewConversation(ConversationConfig{STT: stt, TTS: &toneTTS{}, Brain: brain, Journal: j, Out: out, Lang: "en", VAD: vad})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			// Ensure the greeting starts playing, then talk over it.
+			waitFor(t, out.audio, "greeting audio")
+			c.Feed(silence(200))
+			c.Feed(short)
+			waitFor(t, out.cleared, "clear after barge-in")
+			// Ensure the output stops: once the player has dropped the greeting, at most one frame (already on
+			// its way when the clear went out) followed the clear.
+			waitFor(t, j.said, "the cut greeting in the journal")
+			if n := out.after("clear"); n > 1 {
+				t.Fatalf("%d frames sent after clear", n)
+			}
+			c.Feed(silence(800)) // ends the utterance "hello"
+			// The reply to "hello" plays; then a long utterance says bye.
+			waitFor(t, out.audio, "reply audio")
+			c.Feed(long)
+			c.Feed(silence(800))
+			if err := waitFor(t, done, "end"); !errors.Is(err, ErrHangup) {
+				t.Fatalf("Run = %v, want ErrHangup", err)
+			}
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			// Ensure the journal holds what was actually said: the greeting cut short, then the replies.
+			if len(j.agent) < 2 || !j.cut[0] || !strings.HasSuffix(j.agent[0], "…") || len(j.agent[0]) >= len(brain.greeting) {
+				t.Fatalf("agent journal = %q (interrupted %v)", j.agent, j.cut)
+			}
+			if last := j.agent[len(j.agent)-1]; last != "goodbye" {
+				t.Fatalf("last agent line = %q", last)
+			}
+			if len(j.user) < 2 || j.user[0] != "hello" || j.user[len(j.user)-1] != "bye" {
+				t.Fatalf("user journal = %q", j.user)
+			}
+		})
 	}
 }
 
 func TestConversationEchoGuard(t *testing.T) {
 	t.Parallel()
-	out, j := newRecorder(), &testJournal{}
-	brain := &scriptBrain{greeting: "hello there"}
-	stt := lenSTT{text: func([]int16) (string, error) { return "bye", nil }}
-	// Ensure an onset inside the echo guard does not cut the agent off.
-	c := NewConversation(ConversationConfig{STT: stt, TTS: &toneTTS{}, Brain: brain, Journal: j, Out: out, Lang: "en", EchoGuard: time.Hour})
-	done := make(chan error, 1)
-	go func() { done <- c.Run(context.Background()) }()
-	waitFor(t, out.audio, "greeting audio")
-	c.Feed(speech(200))
-	c.Feed(silence(600))
-	if err := waitFor(t, done, "end"); !errors.Is(err, ErrHangup) {
-		t.Fatalf("Run = %v", err)
-	}
-	if out.after("clear") >= 0 {
-		t.Fatal("echo inside the guard window cleared the output")
+	for _, tc := range vadCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			vad, short := tc.vad(t), tc.short(t)
+			out, j := newRecorder(), &testJournal{}
+			brain := &scriptBrain{greeting: "hello there"}
+			stt := lenSTT{text: func([]int16) (string, error) { return "bye", nil }}
+			// Ensure an onset inside the echo guard does not cut the agent off.
+			c := NewConversation(ConversationConfig{STT: stt, TTS: &toneTTS{}, Brain: brain, Journal: j, Out: out, Lang: "en", EchoGuard: time.Hour, VAD: vad})
+			done := make(chan error, 1)
+			go func() { done <- c.Run(context.Background()) }()
+			waitFor(t, out.audio, "greeting audio")
+			c.Feed(short)
+			c.Feed(silence(800))
+			if err := waitFor(t, done, "end"); !errors.Is(err, ErrHangup) {
+				t.Fatalf("Run = %v", err)
+			}
+			if out.after("clear") >= 0 {
+				t.Fatal("echo inside the guard window cleared the output")
+			}
+		})
 	}
 }
 

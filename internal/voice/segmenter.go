@@ -1,19 +1,26 @@
 package voice
 
-// SegmenterConfig tunes when speech starts and ends. Durations are counted in VAD frames.
+// SegmenterConfig tunes when speech starts and ends. Durations are counted in VAD frames; zero fields
+// default to the same durations whatever the VAD's frame length.
 type SegmenterConfig struct {
+	// FrameMs is the length of the VAD's frames (default 20; Silero's windows are 32).
+	FrameMs int
 	// StartThreshold and EndThreshold are the VAD probabilities that open and close a segment (hysteresis:
 	// defaults 0.5 and 0.35).
 	StartThreshold, EndThreshold float32
-	// StartFrames of speech in a row open a segment (default 2); EndFrames of silence in a row close it
-	// (default 25, 500 ms at 20 ms frames: comma pauses are bridged).
+	// StartFrames of speech in a row open a segment (default 40 ms' worth, at least 2 frames); EndFrames
+	// of silence in a row close it (default 500 ms' worth: comma pauses are bridged).
 	StartFrames, EndFrames int
-	// PreRollFrames of audio before the onset are kept in the segment (default 10), MaxFrames caps its
-	// length (default 750, 15 s at 20 ms).
+	// PreRollFrames of audio before the onset are kept in the segment (default 200 ms' worth), MaxFrames
+	// caps its length (default 15 s' worth).
 	PreRollFrames, MaxFrames int
 }
 
 func (c *SegmenterConfig) defaults() {
+	if c.FrameMs <= 0 {
+		c.FrameMs = FrameMs
+	}
+	frames := func(ms int) int { return (ms + c.FrameMs - 1) / c.FrameMs }
 	if c.StartThreshold == 0 {
 		c.StartThreshold = 0.5
 	}
@@ -21,16 +28,16 @@ func (c *SegmenterConfig) defaults() {
 		c.EndThreshold = 0.35
 	}
 	if c.StartFrames <= 0 {
-		c.StartFrames = 2
+		c.StartFrames = max(frames(40), 2)
 	}
 	if c.EndFrames <= 0 {
-		c.EndFrames = 25
+		c.EndFrames = frames(500)
 	}
 	if c.PreRollFrames <= 0 {
-		c.PreRollFrames = 10
+		c.PreRollFrames = frames(200)
 	}
 	if c.MaxFrames <= 0 {
-		c.MaxFrames = 750
+		c.MaxFrames = frames(15000)
 	}
 }
 

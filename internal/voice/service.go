@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -49,6 +50,15 @@ type Calls interface {
 	Hangup(ctx context.Context, callSID string) error
 }
 
+// Store keeps voice sessions, so that a session's record and a call prepared for an escalation outlive a
+// restart.
+type Store interface {
+	// VoiceSessionPut inserts or replaces voice session vs of the tenant in ctx.
+	VoiceSessionPut(ctx context.Context, vs *Session) error
+	// VoiceSessionGet returns voice session id of the tenant in ctx; errs.NotFound when there is none.
+	VoiceSessionGet(ctx context.Context, id string) (*Session, error)
+}
+
 // AuditLog records what voice does.
 type AuditLog interface {
 	Record(ctx context.Context, r audit.Record) (*audit.Entry, error)
@@ -59,6 +69,8 @@ type AuditLog interface {
 type Config struct {
 	STT STT
 	TTS TTS
+	// Store keeps the sessions; nil keeps them in memory only (lost with the process).
+	Store Store
 	// Secret signs the single-use tokens of phone streams (required).
 	Secret []byte
 	// PublicURL is IT0's public https base URL; Twilio connects to its wss:// form.
@@ -130,8 +142,9 @@ var (
 	ErrTooMany  = &CloseError{Code: CloseTryLater, Reason: "too many voice streams for this tenant; try again later"}
 )
 
-// Service runs voice sessions. Sessions live in memory (a call lasts minutes); their transcripts are
-// stored as session events and audited.
+// Service runs voice sessions. Every change of a session is written through to the store (when there is
+// one); sessions in use are also kept in memory, which is the working copy while a stream runs. Their
+// transcripts are also stored as session events and audited.
 type Service struct {
 	cfg     Config
 	log     *slog.Logger
@@ -139,9 +152,10 @@ type Service struct {
 	answers Answerer
 	calls   Calls
 	audit   AuditLog
+	pacer   *Pacer // one for every stream of the process
 
 	mu       sync.Mutex
-	sessions map[string]*Session
+	sessions map[string]*liveSession
 	streams  map[string]int       // tenant → open streams
 	used     map[string]time.Time // token nonces used → expiry
 }
@@ -174,7 +188,8 @@ func New(cfg Config, ag Agent, answers Answerer, calls Calls, al AuditLog) (*Ser
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{cfg: cfg, log: cfg.Logger.With(slog.String("component", "voice")), agent: ag, answers: answers, calls: calls, audit: al,
-		sessions: map[string]*Session{}, streams: map[string]int{}, used: map[string]time.Time{}}, nil
+		pacer:    NewPacer(PacerConfig{Late: cfg.Metrics.PacingLate}),
+		sessions: map[string]*liveSession{}, streams: map[string]int{}, used: map[string]time.Time{}}, nil
 }
 
 // Available returns nil when speech in and out are configured.
@@ -211,36 +226,75 @@ func (s *Service) CreateSession(ctx context.Context, sessionID, locale string) (
 	}
 	p, _ := auth.PrincipalFrom(ctx)
 	vs := &Session{ID: uuid.NewString(), TenantID: tid, AgentSessionID: sessionID, UserID: p.UserID, Transport: TransportApp,
-		Language: Lang(locale), State: SessionWaiting, CreatedAt: s.cfg.Now()}
-	s.mu.Lock()
-	s.sessions[vs.ID] = vs
-	s.gc()
-	s.mu.Unlock()
+		Language: Lang(locale), State: SessionWaiting, CreatedAt: s.cfg.Now(), Turns: []Turn{}}
+	if err := s.create(ctx, vs); err != nil {
+		return nil, err
+	}
 	return s.Session(ctx, vs.ID)
 }
 
-// Session returns voice session id of the tenant in ctx (a copy).
+// liveSession is a session in this process's memory: the working copy while its stream runs. save
+// serialises its writes to the store, so that they land in the order they were made.
+type liveSession struct {
+	vs   *Session
+	save sync.Mutex
+}
+
+// create stores new session vs and keeps it in memory; without its record a prepared call could not be
+// answered after a restart, so a store failure fails the caller.
+func (s *Service) create(ctx context.Context, vs *Session) error {
+	if s.cfg.Store != nil {
+		if err := s.cfg.Store.VoiceSessionPut(ctx, vs); err != nil {
+			return fmt.Errorf("store voice session: %w", err)
+		}
+	}
+	s.mu.Lock()
+	s.sessions[vs.ID] = &liveSession{vs: vs}
+	s.gc()
+	s.mu.Unlock()
+	return nil
+}
+
+// Session returns voice session id of the tenant in ctx (a copy): the live one, else the stored one.
 func (s *Service) Session(ctx context.Context, id string) (*Session, error) {
 	tid, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	vs, ok := s.sessions[id]
-	if !ok || vs.TenantID != tid {
-		return nil, errs.New(errs.NotFound, "voice session %s not found", clipStr(id, 60))
+	ls, ok := s.sessions[id]
+	if ok && ls.vs.TenantID == tid {
+		c := copySession(ls.vs)
+		s.mu.Unlock()
+		return c, nil
 	}
-	c := *vs
-	c.Turns = append([]Turn{}, vs.Turns...)
-	return &c, nil
+	s.mu.Unlock()
+	if s.cfg.Store != nil && !ok {
+		vs, err := s.cfg.Store.VoiceSessionGet(ctx, id)
+		if err == nil && vs.TenantID == tid {
+			return vs, nil
+		}
+		if err != nil && !errs.Is(err, errs.NotFound) {
+			return nil, fmt.Errorf("load voice session: %w", err)
+		}
+	}
+	return nil, errs.New(errs.NotFound, "voice session %s not found", clipStr(id, 60))
 }
 
-// gc forgets sessions that ended an hour ago, or never started within a day. Callers hold s.mu.
+func copySession(vs *Session) *Session {
+	c := *vs
+	c.Turns = append([]Turn{}, vs.Turns...)
+	return &c
+}
+
+// gc forgets sessions that ended, or never started within a day, from memory (the store keeps them).
+// Callers hold s.mu.
 func (s *Service) gc() {
 	now := s.cfg.Now()
-	for id, vs := range s.sessions {
-		if (vs.EndedAt != nil && now.Sub(*vs.EndedAt) > time.Hour) || (vs.State == SessionWaiting && now.Sub(vs.CreatedAt) > 24*time.Hour) {
+	for id, ls := range s.sessions {
+		vs := ls.vs
+		if (vs.EndedAt != nil && (s.cfg.Store != nil || now.Sub(*vs.EndedAt) > time.Hour)) ||
+			(vs.State == SessionWaiting && now.Sub(vs.CreatedAt) > 24*time.Hour) {
 			delete(s.sessions, id)
 		}
 	}
@@ -251,12 +305,59 @@ func (s *Service) gc() {
 	}
 }
 
-func (s *Service) update(id string, f func(*Session)) {
+// live returns voice session id of the tenant in ctx from memory, loading it from the store when this
+// process has not seen it (a call prepared before a restart).
+func (s *Service) live(ctx context.Context, id string) (*liveSession, error) {
+	tid, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	ls, ok := s.sessions[id]
+	s.mu.Unlock()
+	if ok {
+		if ls.vs.TenantID != tid {
+			return nil, errs.New(errs.NotFound, "voice session %s not found", clipStr(id, 60))
+		}
+		return ls, nil
+	}
+	vs, err := s.Session(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if vs, ok := s.sessions[id]; ok {
-		f(vs)
+	if ls, ok := s.sessions[id]; ok { // loaded meanwhile by another caller
+		return ls, nil
 	}
+	ls = &liveSession{vs: vs}
+	s.sessions[id] = ls
+	return ls, nil
+}
+
+// update changes voice session id with f and writes the result through to the store. f may refuse the
+// change by returning an error (nothing is written then). A failed write is logged: the conversation
+// goes on, its record is behind.
+func (s *Service) update(ctx context.Context, id string, f func(*Session) error) error {
+	ls, err := s.live(ctx, id)
+	if err != nil {
+		return err
+	}
+	ls.save.Lock()
+	defer ls.save.Unlock()
+	s.mu.Lock()
+	if err := f(ls.vs); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	c := copySession(ls.vs)
+	s.mu.Unlock()
+	if s.cfg.Store != nil {
+		if err := s.cfg.Store.VoiceSessionPut(context.WithoutCancel(ctx), c); err != nil {
+			s.log.ErrorContext(ctx, "store voice session", slog.String("voice_session", id), slog.String("error", err.Error()))
+		}
+	}
+	return nil
 }
 
 // acquire takes one of the tenant's stream slots.
@@ -354,11 +455,10 @@ func (s *Service) PrepareCall(ctx context.Context, approvalID, to, locale string
 		return "", nil, err
 	}
 	vsID, now := uuid.NewString(), s.cfg.Now()
-	s.mu.Lock()
-	s.sessions[vsID] = &Session{ID: vsID, TenantID: tid, AgentSessionID: a.SessionID, ApprovalID: approvalID, Transport: TransportTwilio,
-		Language: Lang(locale), State: SessionWaiting, CreatedAt: now}
-	s.gc()
-	s.mu.Unlock()
+	if err := s.create(ctx, &Session{ID: vsID, TenantID: tid, AgentSessionID: a.SessionID, ApprovalID: approvalID, Transport: TransportTwilio,
+		Language: Lang(locale), State: SessionWaiting, CreatedAt: now, Turns: []Turn{}}); err != nil {
+		return "", nil, err
+	}
 	tok := s.token(streamClaims{Tenant: tid, Voice: vsID, Approval: approvalID, To: to, Lang: Lang(locale), Exp: now.Add(s.cfg.TokenTTL).Unix()})
 	u := s.cfg.PublicURL
 	switch {
@@ -396,8 +496,17 @@ func (s *Service) ServeTwilio(ctx context.Context, conn Conn) {
 		return
 	}
 	defer release()
+	// The session must still be waiting: a token is single-use in memory, and a session that already had
+	// its stream (before a restart too) cannot have another.
+	if err := s.update(ctx, vsID, s.begin); err != nil {
+		if !isClose(err) {
+			err = &CloseError{Code: ClosePolicy, Reason: err.Error()}
+		}
+		s.refused(ctx, TransportTwilio, vsID, err)
+		closeWith(conn, err)
+		return
+	}
 	brain := &escalationBrain{s: s, claims: c, callSID: start.CallSID, vsID: vsID}
-	s.update(vsID, func(vs *Session) { vs.State, vs.StartedAt = SessionActive, ptr(s.cfg.Now()) })
 	out := newTwilioOut(ctx, conn, start.StreamSID)
 	s.converse(ctx, conn, vsID, c.Lang, brain, out, 0, s.cfg.SilenceTimeout, func(ctx context.Context, conv *Conversation) error {
 		return pumpTwilio(ctx, conn, start.StreamSID, conv)
@@ -422,7 +531,7 @@ func (s *Service) ServeTwilio(ctx context.Context, conn Conn) {
 func (s *Service) ServeApp(ctx context.Context, conn Conn, vsID string) {
 	vs, err := s.Session(ctx, vsID)
 	if err == nil && vs.State != SessionWaiting {
-		err = &CloseError{Code: ClosePolicy, Reason: "this voice session already had its stream; create a new one"}
+		err = errStreamUsed
 	}
 	if err != nil {
 		closeWith(conn, &CloseError{Code: ClosePolicy, Reason: err.Error()})
@@ -435,12 +544,27 @@ func (s *Service) ServeApp(ctx context.Context, conn Conn, vsID string) {
 		return
 	}
 	defer release()
-	s.update(vsID, func(v *Session) { v.State, v.StartedAt = SessionActive, ptr(s.cfg.Now()) })
+	if err := s.update(ctx, vsID, s.begin); err != nil {
+		closeWith(conn, &CloseError{Code: ClosePolicy, Reason: err.Error()})
+		return
+	}
 	out := &appOut{ctx: ctx, conn: conn}
 	brain := &agentBrain{s: s, sessionID: vs.AgentSessionID, lang: vs.Language}
 	s.converse(ctx, conn, vsID, vs.Language, brain, out, s.cfg.EchoGuard, 0, func(ctx context.Context, conv *Conversation) error {
 		return pumpApp(ctx, conn, conv, out)
 	}, func(err error) { s.end(ctx, vsID, "", err) })
+}
+
+// errStreamUsed is a second stream for one voice session.
+var errStreamUsed = &CloseError{Code: ClosePolicy, Reason: "this voice session already had its stream; create a new one"}
+
+// begin marks a waiting session active; any other state refuses the stream.
+func (s *Service) begin(vs *Session) error {
+	if vs.State != SessionWaiting {
+		return errStreamUsed
+	}
+	vs.State, vs.StartedAt = SessionActive, ptr(s.cfg.Now())
+	return nil
 }
 
 // errStreamEnded is the far end closing or stopping the stream.
@@ -451,15 +575,16 @@ var errStreamEnded = errors.New("the stream ended")
 // WebSocket read kills the connection before the close frame could say why.
 func (s *Service) converse(ctx context.Context, conn Conn, vsID, lang string, brain Brain, out Output, echo, silence time.Duration,
 	pump func(context.Context, *Conversation) error, beforeClose func(error)) error {
-	s.mu.Lock()
-	vs := s.sessions[vsID]
-	s.mu.Unlock()
 	j := &journal{s: s, vsID: vsID}
-	if vs != nil {
+	if vs, err := s.Session(ctx, vsID); err == nil {
 		j.agentSession = vs.AgentSessionID
 	}
-	conv := NewConversation(ConversationConfig{STT: s.cfg.STT, TTS: s.cfg.TTS, Brain: brain, Journal: j, Out: out, VAD: s.cfg.NewVAD(),
-		Lang: lang, EchoGuard: echo, SilenceTimeout: silence, Frame: s.cfg.Frame, Metrics: s.cfg.Metrics, Logger: s.log})
+	vad := s.cfg.NewVAD()
+	if c, ok := vad.(io.Closer); ok {
+		defer c.Close() // Silero's tensors live outside the Go heap
+	}
+	conv := NewConversation(ConversationConfig{STT: s.cfg.STT, TTS: s.cfg.TTS, Brain: brain, Journal: j, Out: out, VAD: vad,
+		Lang: lang, EchoGuard: echo, SilenceTimeout: silence, Frame: s.cfg.Frame, Pacer: s.pacer, Metrics: s.cfg.Metrics, Logger: s.log})
 	convCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	pumped := make(chan error, 1)
@@ -499,10 +624,14 @@ func (s *Service) end(ctx context.Context, vsID, outcome string, err error) {
 		reason = "stream ended: " + err.Error()
 	}
 	var vs Session
-	s.update(vsID, func(v *Session) {
+	s.update(ctx, vsID, func(v *Session) error {
 		v.State, v.EndedAt, v.EndReason, v.Outcome = SessionEnded, ptr(s.cfg.Now()), clipStr(reason, 300), outcome
 		vs = *v
+		return nil
 	})
+	s.mu.Lock()
+	s.gc()
+	s.mu.Unlock()
 	s.record(ctx, "voice.session_ended", vsID, fmt.Sprintf("voice session ended (%s): %s", cmpOr(outcome, vs.Transport), clipStr(reason, 200)),
 		map[string]any{"transport": vs.Transport, "outcome": outcome, "turns": len(vs.Turns), "agent_session_id": vs.AgentSessionID,
 			"approval_id": vs.ApprovalID})
@@ -546,8 +675,9 @@ type journal struct {
 
 func (j *journal) line(ctx context.Context, role, text string, interrupted bool, t Timings) {
 	now := j.s.cfg.Now()
-	j.s.update(j.vsID, func(v *Session) {
+	j.s.update(ctx, j.vsID, func(v *Session) error {
 		v.Turns = append(v.Turns, Turn{Role: role, Text: text, Interrupted: interrupted, Timings: t, At: now})
+		return nil
 	})
 	typ := agent.EventVoiceUser
 	if role == "agent" {

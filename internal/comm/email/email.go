@@ -1,46 +1,79 @@
-// Package email is comm's SMTP adapter: STARTTLS or implicit TLS, AUTH PLAIN, and multipart/alternative
-// messages with a text and an HTML part. It uses net/smtp from the standard library.
+// Package email is comm's SMTP adapter, built on github.com/wneessen/go-mail: implicit TLS (port 465) or a
+// STARTTLS policy (mandatory, opportunistic or none); AUTH PLAIN, LOGIN, CRAM-MD5 or XOAUTH2 (Gmail and
+// Google Workspace, Microsoft 365 / Exchange Online); and multipart/alternative messages with a text and an
+// HTML part.
 package email
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
 	"net/mail"
-	"net/smtp"
 	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
 
+	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+	"golang.org/x/oauth2"
+
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/vault"
 )
 
-// TLS modes.
+// TLS modes (IT0_SMTP_TLS).
 const (
-	TLSStartTLS = "starttls" // plain connect, then STARTTLS (required): port 587
-	TLSImplicit = "tls"      // TLS from the first byte: port 465
-	TLSNone     = "none"     // no TLS (a local relay only); AUTH is then refused by net/smtp except on localhost
+	TLSStartTLS      = "starttls"      // plain connect, then STARTTLS, required (port 587)
+	TLSOpportunistic = "opportunistic" // STARTTLS when the server offers it, else plain text
+	TLSImplicit      = "tls"           // TLS from the first byte (port 465)
+	TLSNone          = "none"          // no TLS: a relay on a trusted network only
+)
+
+// TLSModes are the values IT0_SMTP_TLS takes.
+var TLSModes = []string{TLSStartTLS, TLSOpportunistic, TLSImplicit, TLSNone}
+
+// AUTH mechanisms (IT0_SMTP_AUTH).
+const (
+	AuthAuto    = "auto"     // XOAUTH2 when a token source is set, else the first of PLAIN, LOGIN, CRAM-MD5 the server offers
+	AuthPlain   = "plain"    // RFC 4616
+	AuthLogin   = "login"    // Microsoft's LOGIN (Office 365, Exchange)
+	AuthCramMD5 = "cram-md5" // RFC 2195: the password never crosses the wire
+	AuthXOAUTH2 = "xoauth2"  // an OAuth 2.0 bearer token (Gmail, Microsoft 365)
+	AuthNone    = "none"     // no AUTH (a relay that trusts the network)
+)
+
+// AuthModes are the values IT0_SMTP_AUTH takes.
+var AuthModes = []string{AuthAuto, AuthPlain, AuthLogin, AuthCramMD5, AuthXOAUTH2, AuthNone}
+
+// Errors a send wraps, for callers and tests that branch on the cause.
+var (
+	// ErrAuth: the server refused the credentials or the mechanism.
+	ErrAuth = errors.New("smtp authentication failed")
+	// ErrTLS: the TLS handshake or the certificate check failed.
+	ErrTLS = errors.New("smtp tls failed")
+	// ErrToken: no XOAUTH2 access token could be obtained.
+	ErrToken = errors.New("smtp oauth2 token")
 )
 
 // Config configures the SMTP relay. Empty Host or From leave the channel unavailable.
 type Config struct {
 	Host     string
-	Port     int // default 587 (465 with TLSImplicit)
+	Port     int // default 587 (465 with TLSImplicit, 25 with TLSNone)
 	Username string
 	Password vault.Secret
 	From     string // "IT0 <it0@example.com>"
-	TLS      string // starttls (default), tls or none
+	TLS      string // starttls (default), opportunistic, tls or none
+	Auth     string // auto (default), plain, login, cram-md5, xoauth2 or none
+	// OAuth2 supplies XOAUTH2 access tokens (see NewTokenSource); required with Auth xoauth2, and auto then
+	// picks XOAUTH2. The user is Username, or From's address when Username is empty.
+	OAuth2 oauth2.TokenSource
 	// TLSConfig overrides the TLS client settings (tests trust their own CA); ServerName defaults to Host.
 	TLSConfig *tls.Config
 	Timeout   time.Duration // per message; default 30 s
@@ -52,13 +85,22 @@ type Sender struct{ cfg Config }
 
 // New returns a sender for cfg.
 func New(cfg Config) *Sender {
+	cfg.TLS = strings.ToLower(cfg.TLS)
+	cfg.Auth = strings.ToLower(cfg.Auth)
 	if cfg.TLS == "" {
 		cfg.TLS = TLSStartTLS
 	}
+	if cfg.Auth == "" {
+		cfg.Auth = AuthAuto
+	}
 	if cfg.Port == 0 {
-		cfg.Port = 587
-		if cfg.TLS == TLSImplicit {
+		switch cfg.TLS {
+		case TLSImplicit:
 			cfg.Port = 465
+		case TLSNone:
+			cfg.Port = 25
+		default:
+			cfg.Port = 587
 		}
 	}
 	if cfg.Timeout <= 0 {
@@ -82,17 +124,55 @@ func (s *Sender) Available() error {
 	if s.cfg.From == "" {
 		missing = append(missing, "IT0_SMTP_FROM")
 	}
+	switch s.cfg.Auth {
+	case AuthPlain, AuthLogin, AuthCramMD5:
+		if s.cfg.Username == "" {
+			missing = append(missing, "IT0_SMTP_USERNAME")
+		}
+		if s.cfg.Password.IsZero() {
+			missing = append(missing, "IT0_SMTP_PASSWORD")
+		}
+	case AuthXOAUTH2:
+		if s.cfg.OAuth2 == nil {
+			missing = append(missing, "an OAuth2 token source (IT0_SMTP_OAUTH2_*)")
+		}
+	}
 	if len(missing) > 0 {
 		return comm.Unavailable(comm.ChannelEmail, missing...)
 	}
-	if s.cfg.TLS != TLSStartTLS && s.cfg.TLS != TLSImplicit && s.cfg.TLS != TLSNone {
-		return fmt.Errorf("IT0_SMTP_TLS %q: want starttls, tls or none", s.cfg.TLS)
+	return errors.Join(CheckTLS(s.cfg.TLS), CheckAuth(s.cfg.Auth))
+}
+
+// CheckTLS validates an IT0_SMTP_TLS value ("" is the default, starttls).
+func CheckTLS(mode string) error {
+	if mode == "" || contains(TLSModes, strings.ToLower(mode)) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("IT0_SMTP_TLS %q: want one of %s", mode, strings.Join(TLSModes, ", "))
+}
+
+// CheckAuth validates an IT0_SMTP_AUTH value ("" is the default, auto).
+func CheckAuth(mode string) error {
+	if mode == "" || contains(AuthModes, strings.ToLower(mode)) {
+		return nil
+	}
+	return fmt.Errorf("IT0_SMTP_AUTH %q: want one of %s", mode, strings.Join(AuthModes, ", "))
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }
 
 // Send implements comm.Sender: one message to m.To. The id returned is the Message-ID.
 func (s *Sender) Send(ctx context.Context, m comm.OutboundMessage) (string, error) {
+	if err := s.Available(); err != nil {
+		return "", err
+	}
 	from, err := mail.ParseAddress(s.cfg.From)
 	if err != nil {
 		return "", fmt.Errorf("IT0_SMTP_FROM %q: %w", s.cfg.From, err)
@@ -102,98 +182,196 @@ func (s *Sender) Send(ctx context.Context, m comm.OutboundMessage) (string, erro
 		return "", fmt.Errorf("recipient %q: %w", m.To, err)
 	}
 	msgID := messageID(m.Key, from.Address)
-	raw, err := Build(from, to, m.Subject, m.Text, m.HTML, msgID, s.cfg.Now())
+	msg, err := Build(from, to, m.Subject, m.Text, m.HTML, msgID, s.cfg.Now())
 	if err != nil {
 		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	if err := s.deliver(ctx, from.Address, to.Address, raw); err != nil {
-		return "", classify(err)
+	a, err := s.auth(from.Address)
+	if err != nil {
+		return "", err
+	}
+	if err := s.deliver(ctx, a, msg); err != nil {
+		return "", err
 	}
 	return msgID, nil
 }
 
-func (s *Sender) tlsConfig() *tls.Config {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
+// auth is the AUTH step for one connection; nil sends no AUTH. An XOAUTH2 token is fetched now, before
+// the connection opens, so a slow token endpoint holds no SMTP session.
+func (s *Sender) auth(fromAddr string) (*mechAuth, error) {
+	mode := s.cfg.Auth
+	if mode == AuthAuto && s.cfg.OAuth2 != nil {
+		mode = AuthXOAUTH2
+	}
+	if mode == AuthNone || (mode == AuthAuto && s.cfg.Username == "") {
+		return nil, nil
+	}
+	a := &mechAuth{mode: mode, user: s.cfg.Username, secret: s.cfg.Password.Reveal(), host: s.cfg.Host}
+	if mode == AuthXOAUTH2 {
+		if a.user == "" {
+			a.user = fromAddr
+		}
+		tok, err := s.cfg.OAuth2.Token()
+		if err != nil {
+			return nil, tokenError(err)
+		}
+		a.secret = tok.AccessToken
+	}
+	return a, nil
+}
+
+// deliver connects (TLS per the policy, then AUTH) and sends msg.
+func (s *Sender) deliver(ctx context.Context, a *mechAuth, msg *gomail.Msg) error {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.cfg.TLSConfig != nil {
-		c = s.cfg.TLSConfig.Clone()
+		tc = s.cfg.TLSConfig.Clone()
 	}
-	if c.ServerName == "" {
-		c.ServerName = s.cfg.Host
+	if tc.ServerName == "" {
+		tc.ServerName = s.cfg.Host
 	}
-	return c
-}
-
-func (s *Sender) deliver(ctx context.Context, from, to string, raw []byte) error {
-	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return comm.NetError("smtp dial", err)
-	}
-	if s.cfg.TLS == TLSImplicit {
-		tc := tls.Client(conn, s.tlsConfig())
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return fmt.Errorf("smtp tls: %w", err)
+	implicit := s.cfg.TLS == TLSImplicit
+	// go-mail bounds each command by its timeout but takes no ctx after the dial: closing the connection
+	// when ctx ends is what makes a hung server or a shutdown stop the send.
+	var stop func() bool
+	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
+		var conn net.Conn
+		var err error
+		if implicit {
+			d := tls.Dialer{Config: tc}
+			conn, err = d.DialContext(dctx, network, addr)
+		} else {
+			var d net.Dialer
+			conn, err = d.DialContext(dctx, network, addr)
 		}
-		conn = tc
+		if err == nil {
+			stop = context.AfterFunc(ctx, func() { conn.Close() })
+		}
+		return conn, err
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	policy := gomail.TLSMandatory
+	switch s.cfg.TLS {
+	case TLSOpportunistic:
+		policy = gomail.TLSOpportunistic
+	case TLSNone, TLSImplicit: // implicit TLS needs no STARTTLS on top
+		policy = gomail.NoTLS
+	}
+	timeout := s.cfg.Timeout
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		timeout = time.Until(dl)
 	}
-	c, err := smtp.NewClient(conn, s.cfg.Host)
+	opts := []gomail.Option{gomail.WithPort(s.cfg.Port), gomail.WithTLSPolicy(policy), gomail.WithTLSConfig(tc),
+		gomail.WithTimeout(max(timeout, time.Millisecond)), gomail.WithDialContextFunc(dial), gomail.WithoutNoop()}
+	if a != nil {
+		opts = append(opts, gomail.WithSMTPAuthCustom(a))
+	}
+	c, err := gomail.NewClient(s.cfg.Host, opts...)
 	if err != nil {
-		conn.Close()
-		return err
+		return fmt.Errorf("smtp client: %w", err)
 	}
-	defer c.Close()
-	if s.cfg.TLS == TLSStartTLS {
-		if ok, _ := c.Extension("STARTTLS"); !ok {
-			return errors.New("smtp: the server does not offer STARTTLS (set IT0_SMTP_TLS=tls for port 465, or none for a local relay)")
-		}
-		if err := c.StartTLS(s.tlsConfig()); err != nil {
-			return fmt.Errorf("smtp starttls: %w", err)
-		}
-	}
-	if s.cfg.Username != "" {
-		if err := c.Auth(smtp.PlainAuth("", s.cfg.Username, s.cfg.Password.Reveal(), s.cfg.Host)); err != nil {
-			return fmt.Errorf("smtp auth as %s: %w", s.cfg.Username, err)
-		}
-	}
-	if err := c.Mail(from); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to); err != nil {
-		return err
-	}
-	w, err := c.Data()
+	sc, err := c.DialToSMTPClientWithContext(ctx)
 	if err != nil {
-		return err
+		return s.connectError(ctx, err, a)
 	}
-	if _, err := w.Write(raw); err != nil {
-		return err
+	defer sc.Close()
+	if err := c.SendWithSMTPClient(sc, msg); err != nil {
+		return sendError(err)
 	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	c.CloseWithSMTPClient(sc) // QUIT; the message is already accepted
+	return nil
 }
 
-// classify marks SMTP 4xx replies and network failures temporary; 5xx replies are permanent.
-func classify(err error) error {
+// connectError explains a failure before MAIL FROM: the dial, the greeting, TLS, or AUTH.
+func (s *Sender) connectError(ctx context.Context, err error, a *mechAuth) error {
+	if ctx.Err() != nil {
+		return comm.NetError("smtp", ctx.Err())
+	}
+	var (
+		uae    x509.UnknownAuthorityError
+		he     x509.HostnameError
+		cie    x509.CertificateInvalidError
+		cve    *tls.CertificateVerificationError
+		rhe    tls.RecordHeaderError
+		ae     tls.AlertError
+		te     *textproto.Error
+		neterr net.Error
+	)
+	switch {
+	case errors.As(err, &uae), errors.As(err, &he), errors.As(err, &cie), errors.As(err, &cve):
+		return &comm.SendError{Err: fmt.Errorf("%w: the server's certificate is not trusted for %s: %v", ErrTLS, s.cfg.Host, certReason(err))}
+	case errors.As(err, &rhe):
+		return &comm.SendError{Err: fmt.Errorf("%w: the server did not answer TLS (IT0_SMTP_TLS=%s; port 587 usually wants starttls, 465 tls)", ErrTLS, s.cfg.TLS)}
+	case errors.As(err, &ae):
+		return &comm.SendError{Err: fmt.Errorf("%w: the server refused the handshake: %v", ErrTLS, ae)}
+	case a != nil && a.started:
+		return a.failure(err)
+	case errors.As(err, &te):
+		return replyError(te)
+	case errors.As(err, &neterr):
+		return comm.NetError("smtp connect", err)
+	}
+	// Mostly the STARTTLS policy: "STARTTLS mode set to: TLSMandatory, but target host does not support STARTTLS".
+	return &comm.SendError{Err: fmt.Errorf("smtp connect to %s (IT0_SMTP_TLS=%s): %v", s.cfg.Host, s.cfg.TLS, err)}
+}
+
+// certReason is the certificate error without the chain's details.
+func certReason(err error) string {
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) && cve.Err != nil {
+		return cve.Err.Error()
+	}
+	return err.Error()
+}
+
+func tokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		// ErrorCode is the token endpoint's "error" (invalid_grant, invalid_client…); the body may echo
+		// request fields, so it stays out.
+		temp := re.Response != nil && (re.Response.StatusCode >= 500 || re.Response.StatusCode == 429)
+		code := re.ErrorCode
+		if code == "" && re.Response != nil {
+			code = "HTTP " + strconv.Itoa(re.Response.StatusCode)
+		}
+		return &comm.SendError{Temporary: temp, Err: fmt.Errorf("%w: the token endpoint refused: %s", ErrToken, code)}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return &comm.SendError{Temporary: true, Err: fmt.Errorf("%w: %v", ErrToken, ne)}
+	}
+	return &comm.SendError{Err: fmt.Errorf("%w: %v", ErrToken, err)}
+}
+
+// sendError classifies a failure after the connection was set up: SMTP 4xx replies and network failures
+// are temporary, 5xx replies permanent.
+func sendError(err error) error {
+	var ge *gomail.SendError
 	var te *textproto.Error
 	if errors.As(err, &te) {
-		return &comm.SendError{Temporary: te.Code >= 400 && te.Code < 500, Err: fmt.Errorf("smtp: %d %s", te.Code, te.Msg)}
+		return replyError(te)
+	}
+	if errors.As(err, &ge) {
+		var ne net.Error
+		if errors.As(err, &ne) {
+			return comm.NetError("smtp", err)
+		}
+		return &comm.SendError{Temporary: ge.IsTemp(), Err: fmt.Errorf("smtp: %v", err)}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {
 		return comm.NetError("smtp", err)
 	}
-	return err
+	return &comm.SendError{Err: fmt.Errorf("smtp: %v", err)}
+}
+
+func replyError(te *textproto.Error) error {
+	return &comm.SendError{Temporary: te.Code >= 400 && te.Code < 500, Err: fmt.Errorf("smtp: %d %s", te.Code, te.Msg)}
 }
 
 // messageID derives a stable Message-ID from the idempotency key, so a resent message is recognisable as
@@ -212,48 +390,24 @@ func messageID(key, from string) string {
 	return "<" + hex.EncodeToString(sum[:12]) + "@" + domain + ">"
 }
 
-// Build renders a MIME message: multipart/alternative with a quoted-printable UTF-8 text part and, when html
-// is not empty, an HTML part (the last part is the preferred one).
-func Build(from, to *mail.Address, subject, text, html, msgID string, date time.Time) ([]byte, error) {
-	var b bytes.Buffer
-	h := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
-	h("From", from.String())
-	h("To", to.String())
-	h("Subject", mime.QEncoding.Encode("utf-8", subject))
-	h("Date", date.Format(time.RFC1123Z))
-	h("Message-ID", msgID)
-	h("MIME-Version", "1.0")
-	if html == "" {
-		h("Content-Type", "text/plain; charset=utf-8")
-		h("Content-Transfer-Encoding", "quoted-printable")
-		b.WriteString("\r\n")
-		if err := writeQP(&b, text); err != nil {
-			return nil, err
-		}
-		return b.Bytes(), nil
+// Build renders a message: a quoted-printable UTF-8 text part and, when html is not empty, an HTML
+// alternative (the last part is the preferred one). msgID is "<id@domain>".
+func Build(from, to *mail.Address, subject, text, html, msgID string, date time.Time) (*gomail.Msg, error) {
+	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithCharset(gomail.CharsetUTF8), gomail.WithEncoding(gomail.EncodingQP))
+	if err := m.From(from.String()); err != nil {
+		return nil, fmt.Errorf("from: %w", err)
 	}
-	mw := multipart.NewWriter(&b)
-	h("Content-Type", `multipart/alternative; boundary="`+mw.Boundary()+`"`)
-	b.WriteString("\r\n")
-	for _, p := range []struct{ typ, body string }{{"text/plain; charset=utf-8", text}, {"text/html; charset=utf-8", html}} {
-		w, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {p.typ}, "Content-Transfer-Encoding": {"quoted-printable"}})
-		if err != nil {
-			return nil, err
-		}
-		if err := writeQP(w, p.body); err != nil {
-			return nil, err
-		}
+	if err := m.To(to.String()); err != nil {
+		return nil, fmt.Errorf("to: %w", err)
 	}
-	if err := mw.Close(); err != nil {
-		return nil, err
+	m.Subject(subject)
+	m.SetMessageIDWithValue(strings.TrimSuffix(strings.TrimPrefix(msgID, "<"), ">"))
+	m.SetDateWithValue(date)
+	m.SetBodyString(gomail.TypeTextPlain, text)
+	if html != "" {
+		m.AddAlternativeString(gomail.TypeTextHTML, html)
 	}
-	return b.Bytes(), nil
+	return m, nil
 }
 
-func writeQP(w interface{ Write([]byte) (int, error) }, s string) error {
-	qp := quotedprintable.NewWriter(w)
-	if _, err := qp.Write([]byte(strings.ReplaceAll(s, "\n", "\r\n"))); err != nil {
-		return err
-	}
-	return qp.Close()
-}
+var _ smtp.Auth = (*mechAuth)(nil)
