@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 // revealKey marks a context whose command an admin approved (see revealContext).
@@ -15,8 +16,8 @@ type revealKey struct{}
 // (an admin). An operator's confirmation runs the read, but its output stays redacted. The decider is
 // read from the approval, not from ctx, so whichever resumes the session (the deciding request's
 // background run or the durable resume job) reveals alike; any doubt keeps it redacted.
-func (s *Service) revealContext(ctx context.Context, a *Approval) context.Context {
-	if a.Status != ApprovalApproved || a.DecidedBy == "" {
+func (s *Service) revealContext(ctx context.Context, a *approval.Approval) context.Context {
+	if a.Status != approval.Approved || a.DecidedBy == "" {
 		return ctx
 	}
 	u, err := s.tenants.User(ctx, a.DecidedBy)

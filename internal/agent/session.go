@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"time"
-
-	"github.com/it0/it0/internal/errs"
 )
 
 // Session statuses. A session ends completed, failed or cancelled; it is awaiting_approval while paused.
@@ -70,71 +68,6 @@ type TaskRecord struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
-// Approval statuses.
-const (
-	ApprovalPending  = "pending"
-	ApprovalApproved = "approved"
-	ApprovalRejected = "rejected"
-	ApprovalExpired  = "expired"
-)
-
-// Approval is a human decision a risky command waits for. A grant is single-use and bound to the session
-// and the exact command.
-type Approval struct {
-	ID             string          `json:"id"`
-	TenantID       string          `json:"tenant_id"`
-	SessionID      string          `json:"session_id"`
-	Command        string          `json:"command"`
-	RiskLevel      int             `json:"risk_level"`
-	Reason         string          `json:"reason"`
-	Tool           string          `json:"tool"`
-	ToolUseID      string          `json:"tool_use_id,omitempty"`
-	ToolInput      json.RawMessage `json:"tool_input,omitempty"`
-	Status         string          `json:"status"`
-	RequestedBy    string          `json:"requested_by"`
-	DecidedBy      string          `json:"decided_by,omitempty"`
-	DecisionReason string          `json:"decision_reason,omitempty"`
-	DecidedAt      *time.Time      `json:"decided_at,omitempty"`
-	UsedAt         *time.Time      `json:"used_at,omitempty"`
-	ExpiresAt      time.Time       `json:"expires_at"`
-	CreatedAt      time.Time       `json:"created_at"`
-}
-
-// Decide applies a decision to a pending approval. It is the approval state machine: only a pending,
-// unexpired approval can be decided, once.
-func (a *Approval) Decide(approve bool, by, reason string, now time.Time) error {
-	if a.Status != ApprovalPending {
-		return errs.New(errs.Conflict, "approval %s is already %s", a.ID, a.Status)
-	}
-	if !now.Before(a.ExpiresAt) {
-		return errs.New(errs.Conflict, "approval %s expired at %s", a.ID, a.ExpiresAt.Format(time.RFC3339))
-	}
-	a.Status = ApprovalRejected
-	if approve {
-		a.Status = ApprovalApproved
-	}
-	a.DecidedBy, a.DecisionReason, a.DecidedAt = by, reason, &now
-	return nil
-}
-
-// decidedByTimeout is DecidedBy of an approval its timeout decided.
-const decidedByTimeout = "system:timeout"
-
-// Expire applies the timeout of a pending approval at now: an L1 confirmation is approved (the default is
-// to proceed with a low-risk change), anything riskier — and anything an unattended run asked for, which is
-// beyond its boundary by definition — is rejected. It reports whether it changed a.
-func (a *Approval) Expire(now time.Time, unattended bool) bool {
-	if a.Status != ApprovalPending || now.Before(a.ExpiresAt) {
-		return false
-	}
-	a.Status, a.DecidedBy, a.DecidedAt = ApprovalExpired, decidedByTimeout, &now
-	a.DecisionReason = "no decision before the timeout: rejected"
-	if a.RiskLevel <= 1 && !unattended {
-		a.Status, a.DecisionReason = ApprovalApproved, "no decision before the timeout: auto-approved (L1)"
-	}
-	return true
-}
-
 // Store is what the agent needs from storage; every method acts on the tenant in ctx.
 type Store interface {
 	RunClaims
@@ -148,17 +81,6 @@ type Store interface {
 	TaskFinish(ctx context.Context, id, status string, at time.Time) error
 	EventAppend(ctx context.Context, e *Event) error // sets e.Seq
 	EventList(ctx context.Context, sessionID string, afterSeq int64, limit int) ([]Event, error)
-	ApprovalCreate(ctx context.Context, a *Approval) error
-	ApprovalGet(ctx context.Context, id string) (*Approval, error) // errs.NotFound
-	ApprovalList(ctx context.Context, sessionID, status string, limit int) ([]Approval, error)
-	// ApprovalDecide stores a decision made by Approval.Decide, only if the row is still pending
-	// (errs.Conflict otherwise): two deciders cannot both win.
-	ApprovalDecide(ctx context.Context, a *Approval) error
-	// ApprovalSetToolUse records which tool call of the engine an approval answers.
-	ApprovalSetToolUse(ctx context.Context, id, toolUseID string) error
-	// ApprovalUse marks a decided approval used (a grant consumed, or its answer handed to the engine);
-	// errs.Conflict if it was used already or is still pending. This is what makes grants single-use.
-	ApprovalUse(ctx context.Context, id string, at time.Time) error
 	SettingGet(ctx context.Context, key string) (string, error) // "" when unset
 	SettingSet(ctx context.Context, key, value string) error
 }

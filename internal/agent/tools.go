@@ -13,6 +13,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -59,7 +60,7 @@ type ToolProvider interface {
 	// CallTool runs tool name in sess; handled is false when name is not one of the provider's tools.
 	CallTool(ctx context.Context, sess *Session, name string, input json.RawMessage) (res ToolResult, handled bool, err error)
 	// Approved acts on decided approval a of one of the provider's tools (a.Status says how it was decided).
-	Approved(ctx context.Context, sess *Session, a *Approval) (res ToolResult, handled bool)
+	Approved(ctx context.Context, sess *Session, a *approval.Approval) (res ToolResult, handled bool)
 }
 
 // AddTools registers a tool provider; call it during wiring, before sessions run.
@@ -86,8 +87,8 @@ func (s *Service) ToolSpecs() []Tool {
 
 // RequestApproval opens (or finds) a pending approval for a provider's tool call. summary is what the
 // human reads and decides on; a grant is bound to it exactly, like a command.
-func (s *Service) RequestApproval(ctx context.Context, sess *Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*Approval, error) {
-	return s.openApproval(ctx, sess.ID, tool, summary, input, guard.Verdict{Level: level, Reason: reason})
+func (s *Service) RequestApproval(ctx context.Context, sess *Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*approval.Approval, error) {
+	return s.approvals.Open(ctx, approvalRequest(sess, tool, summary, input, guard.Verdict{Level: level, Reason: reason}))
 }
 
 // UseGrant consumes an approved, unused grant for exactly summary in the session (the Claude Code path,
@@ -421,21 +422,8 @@ func (s *Service) authority(ctx context.Context, sess *Session) (by, label strin
 // autoApprove records an approval of command that is decided and used at once, auditing who allowed it.
 // Nobody is asked, so nobody is notified.
 func (s *Service) autoApprove(ctx context.Context, sess *Session, tool, command string, input json.RawMessage, v guard.Verdict) error {
-	a, err := s.newApproval(ctx, sess, tool, command, input, v)
-	if err != nil {
-		return err
-	}
 	by, label := s.authority(ctx, sess)
-	if err := a.Decide(true, by, "auto-approved by "+label, s.now()); err != nil {
-		return err
-	}
-	a.UsedAt = a.DecidedAt // decided and used in one write: it answers this call only
-	if err := s.store.ApprovalCreate(ctx, a); err != nil {
-		return err
-	}
-	_, err = s.audit.Record(ctx, audit.Record{Action: "approval.auto_approved", ResourceType: "approval", ResourceID: a.ID,
-		Description: fmt.Sprintf("L%d auto-approved by %s: %s", a.RiskLevel, label, clipRunes(a.Command, 200)),
-		Detail:      map[string]any{"session_id": sess.ID, "command": a.Command, "approved_by": by, "max_risk_level": sess.MaxRiskLevel}})
+	_, err := s.approvals.AutoApprove(ctx, approvalRequest(sess, tool, command, input, v), by, label, sess.MaxRiskLevel)
 	return err
 }
 

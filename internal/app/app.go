@@ -31,6 +31,7 @@ import (
 	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
@@ -74,6 +75,7 @@ type App struct {
 	Inventory *inventory.Service
 	SSH       *ssh.Executor
 	Agent     *agent.Service
+	Approvals *approval.Service
 	Ops       *ops.Service
 	Orders    *ops.Orders
 	Comm      *comm.Service
@@ -114,7 +116,7 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Agent, a.withRunner(a.initAgent), Store, Audit, Auth, Inventory, Guard, Jobs, Bus)
 	a.mgr.Register(Replicas, a.initReplicas, Bus, Agent)
 	a.mgr.Register(Comm, a.initComm, Store, Audit, Auth, Agent, Jobs)
-	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory, Comm)
+	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory, Comm, Bus)
 	a.mgr.Register(Scheduler, a.initScheduler, Jobs, Agent, Ops)
 	a.mgr.Register(Metrics, a.initMetrics, Store, Audit, Auth, Inventory, Agent, Ops, Jobs)
 	a.mgr.Register(Checks, a.initChecks, Store, Audit, Auth, Inventory, Guard, Ops)
@@ -273,8 +275,11 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 		openai.New(openai.Config{BaseURL: a.cfg.OpenAIBaseURL, APIKey: openai.APIKey(a.cfg.OpenAIKey), Model: a.cfg.OpenAIModel,
 			Logger: a.log}),
 	}
+	// Approvals belong to ops (internal/ops/approval); the agent opens them and pauses on them, so they are
+	// built here, with the agent. Their timeouts are the sweeper's jobs (registered in initOps).
+	a.Approvals = approval.New(approval.Config{Schedule: a.schedule, Notify: a.notifyOutbox, Logger: a.log}, a.Store, a.Audit)
 	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.riskRules(),
-		PromptHint: ops.PromptHint, Schedule: a.schedule,
+		PromptHint: ops.PromptHint, Approvals: a.Approvals,
 		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
@@ -286,12 +291,18 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	return func(context.Context) error { a.Agent.Close(); return nil }, nil
 }
 
-func (a *App) initOps(context.Context) (func(context.Context) error, error) {
+func (a *App) initOps(ctx context.Context) (func(context.Context) error, error) {
 	a.Ops = ops.New(a.Store, a.Agent, a.Audit, nil)
 	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, nil)
 	a.Agent.AddTools(a.Orders)
 	a.Agent.OnRunEnd(a.Orders.OnSessionEnd)
+	a.Orders.SetApprovals(a.Approvals)
 	a.Orders.SetScheduler(jobs.NextCron, a.schedule)
+	for _, kind := range approval.JobKinds {
+		a.Jobs.Register(kind, inTenant(func(ctx context.Context, j *jobs.Job) error {
+			return approvalJobResult(a.Approvals.HandleJob(ctx, j.Kind))
+		}))
+	}
 	for _, kind := range agent.JobKinds {
 		a.Jobs.Register(kind, inTenant(func(ctx context.Context, j *jobs.Job) error {
 			return agentJobResult(a.Agent.HandleJob(ctx, j.Kind, j.Args))
@@ -301,7 +312,20 @@ func (a *App) initOps(context.Context) (func(context.Context) error, error) {
 	a.Jobs.Register(ops.JobDigest, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleDigest(ctx, j.Args) }))
 	a.Orders.SetReports(a.notifier(), a.Auth.TenantLocale, a.log)
 	a.Orders.SetPeople(a.personName)
-	return nil, nil
+	// The subscriptions start once the agent, comm and orders are all wired: an event taken earlier would
+	// resume a session without its tools, or route an escalation without its standing order. A decided
+	// approval resumes its session (agent); a new one escalates, a decided one ends its escalation (comm).
+	stops := []func(context.Context) error{a.subscribeApprovals(ctx, groupAgent, a.Agent.OnApprovalEvent)}
+	if a.Comm != nil {
+		stops = append(stops, a.subscribeApprovals(ctx, groupComm, a.Comm.OnApprovalEvent))
+	}
+	return func(ctx context.Context) error {
+		var list []error
+		for _, stop := range stops {
+			list = append(list, stop(ctx))
+		}
+		return errors.Join(list...)
+	}, nil
 }
 
 // inTenant runs a job handler in the job's tenant, as the system.
@@ -392,7 +416,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, WeCom: a.wecomCallback(), Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Approvals: a.Approvals, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, WeCom: a.wecomCallback(), Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: a.readyChecks()})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
@@ -418,14 +442,19 @@ func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) 
 	}, nil
 }
 
-// agentJobResult maps an agent job's result to the runner's: bad arguments fail it for good, ErrRunAgain
-// runs it again once the jobs due now have run.
+// agentJobResult maps an agent job's result to the runner's: bad arguments fail it for good.
 func agentJobResult(err error) error {
-	switch {
-	case errors.Is(err, agent.ErrRunAgain):
-		return jobs.Snooze(0)
-	case errs.Is(err, errs.Invalid):
+	if errs.Is(err, errs.Invalid) {
 		return jobs.Permanent(err)
+	}
+	return err
+}
+
+// approvalJobResult maps a sweeper job's result to the runner's: the periodic sweep runs again later.
+func approvalJobResult(err error) error {
+	var again *approval.ErrRunAgain
+	if errors.As(err, &again) {
+		return jobs.Snooze(again.After)
 	}
 	return err
 }

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/it0/it0/internal/agent"
 	"log/slog"
 	"net/mail"
 	"strconv"
 	"strings"
+
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/ops/approval"
 
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/comm/email"
@@ -129,8 +131,8 @@ func linkSecret(jwtSecret string) []byte {
 	return m.Sum(nil)
 }
 
-// initComm builds the channels and the comm service, hooks it to the agent's approvals and registers the
-// escalation jobs.
+// initComm builds the channels and the comm service and registers the escalation jobs. Comm follows the
+// approvals through their events (subscribed in initOps).
 func (a *App) initComm(ctx context.Context) (func(context.Context) error, error) {
 	c := a.cfg.Comm
 	tw := twilio.New(twilio.Config{AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioPhoneNumber, BaseURL: c.TwilioBaseURL,
@@ -159,18 +161,16 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 		return nil, fmt.Errorf("register it0_comm_messages_total: %w", err)
 	}
 	cs, err := comm.New(comm.Config{PublicURL: a.cfg.PublicURL, LinkSecret: linkSecret(a.cfg.JWTSecret), Schedule: a.schedule,
-		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log, Route: a.escalationRoute,
+		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log, Route: a.escalationRoute, Session: a.commSession,
 		OnMessage: func(m *comm.Message) {
 			msgs.WithLabelValues(m.Channel, m.Direction, m.Status).Inc()
 			if m.EscalationID != "" && m.Direction == comm.Outbound {
 				a.metrics.escalationSteps.WithLabelValues(m.Channel, m.Status).Inc()
 			}
-		}}, a.Store, a.Agent, a.Auth, a.Audit, senders...)
+		}}, a.Store, a.Approvals, a.Auth, a.Audit, senders...)
 	if err != nil {
 		return nil, err
 	}
-	a.Agent.OnApprovalRequested(cs.OnApprovalRequested)
-	a.Agent.OnApprovalDecided(cs.OnApprovalDecided)
 	a.Jobs.Register(comm.JobStep, inTenant(func(ctx context.Context, j *jobs.Job) error {
 		var args struct {
 			ApprovalID string `json:"approval_id"`
@@ -213,12 +213,42 @@ func (n commNotifier) Notify(ctx context.Context, x ops.Notice) error {
 }
 
 // escalationRoute routes an unattended run's escalation by its standing order (ops is built after comm;
-// runs start only once both exist).
-func (a *App) escalationRoute(ctx context.Context, sess *agent.Session, ap *agent.Approval) (comm.Route, error) {
+// comm's subscription starts once both exist).
+func (a *App) escalationRoute(ctx context.Context, ap *approval.Approval) (comm.Route, error) {
 	if a.Orders == nil {
 		return comm.Route{}, nil
 	}
-	return a.Orders.EscalationRoute(ctx, sess, ap)
+	return a.Orders.EscalationRoute(ctx, ap)
+}
+
+// commSession describes an approval's session for an escalation report.
+func (a *App) commSession(ctx context.Context, id string) (*comm.Session, error) {
+	sess, err := a.Agent.Session(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &comm.Session{ID: sess.ID, Title: sess.Title, Summary: sess.Summary}, nil
+}
+
+// voiceAgent is what voice needs of the agent and of the approvals, in one (voice.Agent).
+type voiceAgent struct {
+	*agent.Service
+	approvals *approval.Service
+}
+
+// Approval implements voice.Agent.
+func (v voiceAgent) Approval(ctx context.Context, id string) (*approval.Approval, error) {
+	return v.approvals.Get(ctx, id)
+}
+
+// Approvals implements voice.Agent.
+func (v voiceAgent) Approvals(ctx context.Context, sessionID, status string, limit int) ([]approval.Approval, error) {
+	return v.approvals.List(ctx, sessionID, status, limit)
+}
+
+// Decide implements voice.Agent: a decision spoken on a call.
+func (v voiceAgent) Decide(ctx context.Context, id string, approve bool, reason string) (*approval.Approval, error) {
+	return v.approvals.Decide(ctx, id, approval.Decision{Approve: approve, Reason: reason, Via: comm.ChannelPhone})
 }
 
 // wecomCallback is WeCom's callback for the API, or nil when IT0_WECOM_CALLBACK_TOKEN is not set (the

@@ -14,6 +14,7 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -94,8 +95,18 @@ func (m *appMetrics) runEnded(ctx context.Context, sess *agent.Session) {
 	}
 }
 
-func (m *appMetrics) approvalDecided(_ context.Context, a *agent.Approval) {
-	m.approvalsDecided.WithLabelValues(a.Status, "L"+strconv.Itoa(a.RiskLevel)).Inc()
+// approvalEvent counts approval events (consumer group "metrics": each event is counted once, on one
+// replica). Counting needs nothing but the event.
+func (m *appMetrics) approvalEvent(esc prometheus.Counter) approval.Handler {
+	return func(_ context.Context, e approval.Event) error {
+		switch {
+		case e.Type == approval.EventDecided:
+			m.approvalsDecided.WithLabelValues(e.Status, "L"+strconv.Itoa(e.RiskLevel)).Inc()
+		case e.Type == approval.EventRequested && e.Status == approval.Pending && e.Origin == approval.OriginStandingOrder && esc != nil:
+			esc.Inc()
+		}
+		return nil
+	}
 }
 
 // gaugesMaxAge is how long a read of the gauges serves scrapes: several Prometheus servers (or a scrape
@@ -122,22 +133,20 @@ func (a *App) registerOwnMetrics() error {
 		return fmt.Errorf("register monitor metrics: %w", err)
 	}
 	a.Agent.OnRunEnd(a.metrics.runEnded)
-	a.Agent.OnApprovalDecided(a.metrics.approvalDecided)
 	// it0_escalations_total counts approvals opened by unattended runs (escalations beyond a standing
 	// order's boundary). The comm module may own the counter; if it registered one, that one counts.
-	esc := prometheus.NewCounter(prometheus.CounterOpts{Name: "it0_escalations_total", Help: "Escalations to humans from unattended runs."})
+	var esc prometheus.Counter = prometheus.NewCounter(prometheus.CounterOpts{Name: "it0_escalations_total", Help: "Escalations to humans from unattended runs."})
 	if err := a.registry.Register(esc); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if !errors.As(err, &are) {
 			return fmt.Errorf("register it0_escalations_total: %w", err)
 		}
-		return nil // someone else counts escalations
+		esc = nil // someone else counts escalations
 	}
-	a.Agent.OnApprovalRequested(func(ctx context.Context, sess *agent.Session, ap *agent.Approval) {
-		if sess.Unattended() {
-			esc.Inc()
-		}
-	})
+	if a.Bus != nil {
+		// Ends when the bus closes (it is stopped after this module).
+		a.subscribeApprovals(context.Background(), groupMetrics, a.metrics.approvalEvent(esc))
+	}
 	return nil
 }
 

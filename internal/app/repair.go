@@ -3,19 +3,22 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/tenant"
 )
 
 // repairInterval is how often the repair pass runs after startup.
 const repairInterval = 5 * time.Minute
 
-// repairApprovals queues the missing timeout job of every pending approval in every tenant
-// (agent.Service.EnsureApprovalTimeouts): the job is queued after the approval is committed, in the job
-// database, so a crash in between would leave the approval pending for ever. Each replica runs it; the
-// jobs' unique keys make every pass after the first a no-op.
+// repairApprovals makes sure every tenant's periodic approval sweep is queued (approval.Service.EnsureTick:
+// the sweep decides every overdue approval, whatever happened to its own trigger, queued in the job
+// database after the approval's commit), and resumes the paused sessions whose approvals are all decided
+// (agent.Service.ResumeDecided: a decision whose event the in-process bus lost with the process). Each
+// replica runs it; the tick's unique key and the resume's checks make every pass after the first a no-op.
 func (a *App) repairApprovals(ctx context.Context) error {
 	tenants, err := a.Auth.Tenants(ctx)
 	if err != nil {
@@ -23,8 +26,12 @@ func (a *App) repairApprovals(ctx context.Context) error {
 	}
 	var list []error
 	for _, t := range tenants {
-		if _, err := a.Agent.EnsureApprovalTimeouts(tenant.WithID(ctx, t.ID)); err != nil {
-			list = append(list, err)
+		tctx := tenant.WithID(ctx, t.ID)
+		if err := a.Approvals.EnsureTick(tctx); err != nil {
+			list = append(list, fmt.Errorf("tenant %s: queue the approval sweep: %w", t.ID, err))
+		}
+		if _, err := a.Agent.ResumeDecided(audit.WithActor(tctx, audit.Actor{Type: audit.ActorSystem, ID: "repair"})); err != nil {
+			list = append(list, fmt.Errorf("tenant %s: resume decided sessions: %w", t.ID, err))
 		}
 	}
 	return errors.Join(list...)

@@ -211,7 +211,7 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 		Metrics: voice.Metrics{Stage: func(st string, d time.Duration) { stages.WithLabelValues(st).Observe(d.Seconds()) },
 			BargeIn: bargeIns.Inc, Error: func(st string) { failures.WithLabelValues(st).Inc() },
 			PacingLate: func(d time.Duration) { pacing.Observe(max(d, 0).Seconds()) }}},
-		a.Agent, answers, tw, a.Audit)
+		voiceAgent{a.Agent, a.Approvals}, answers, tw, a.Audit)
 	if err != nil {
 		closeEngines()
 		return nil, err

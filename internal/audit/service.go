@@ -65,8 +65,40 @@ func New(store Store, key []byte, now func() time.Time) (*Log, error) {
 	return &Log{store: store, key: key, now: now}, nil
 }
 
+// Entry returns r as Record would append it in the tenant in ctx (actor from ctx, time from the clock),
+// not yet sealed nor stored: for a store that appends entries itself, in the transaction of the change
+// they record, sealing them with Sum and HeadMAC.
+func (l *Log) Entry(ctx context.Context, r Record) (*Entry, error) {
+	e, err := l.entry(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("audit %s: %w", r.Action, err)
+	}
+	return e, nil
+}
+
+// Sum is the chain MAC of e after prev, with the log's key (see Sum).
+func (l *Log) Sum(prev []byte, e *Entry) []byte { return Sum(l.key, prev, e) }
+
+// HeadMAC is the MAC of chain's head at seq, with the log's key (see HeadMAC).
+func (l *Log) HeadMAC(chain string, seq int64, hash []byte) []byte {
+	return HeadMAC(l.key, chain, seq, hash)
+}
+
 // Record appends r to the chain of the tenant in ctx.
 func (l *Log) Record(ctx context.Context, r Record) (*Entry, error) {
+	e, err := l.entry(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("audit detail: %w", err)
+	}
+	err = l.store.AuditAppend(ctx, e, func(prev []byte, e *Entry) []byte { return Sum(l.key, prev, e) },
+		func(seq int64, hash []byte) []byte { return HeadMAC(l.key, e.TenantID, seq, hash) })
+	if err != nil {
+		return nil, fmt.Errorf("audit %s: %w", r.Action, err)
+	}
+	return e, nil
+}
+
+func (l *Log) entry(ctx context.Context, r Record) (*Entry, error) {
 	a := ActorFrom(ctx)
 	e := &Entry{
 		ActionType:   r.Action,
@@ -83,14 +115,9 @@ func (l *Log) Record(ctx context.Context, r Record) (*Entry, error) {
 	if r.Detail != nil {
 		b, err := json.Marshal(r.Detail)
 		if err != nil {
-			return nil, fmt.Errorf("audit detail: %w", err)
+			return nil, err
 		}
 		e.Detail = b
-	}
-	err := l.store.AuditAppend(ctx, e, func(prev []byte, e *Entry) []byte { return Sum(l.key, prev, e) },
-		func(seq int64, hash []byte) []byte { return HeadMAC(l.key, e.TenantID, seq, hash) })
-	if err != nil {
-		return nil, fmt.Errorf("audit %s: %w", r.Action, err)
 	}
 	return e, nil
 }

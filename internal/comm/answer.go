@@ -16,10 +16,10 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
-	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -135,11 +135,9 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 	tid, _ := tenant.ID(ctx)
 	p := auth.Principal{UserID: u.ID, TenantID: tid, Role: u.Role, Email: u.Email}
 	dctx := audit.WithActor(auth.WithPrincipal(ctx, p), audit.Actor{Type: audit.ActorUser, ID: u.ID, IP: audit.ActorFrom(ctx).IP})
-	// The escalation is finished as answered in the decision's own step (OnApprovalDecided), before the
-	// session is resumed: the answer is complete once Decide returns, whatever happens to this request.
-	dctx = context.WithValue(dctx, answeringKey{}, answering{approvalID: ans.ApprovalID, by: u.ID, channel: ans.Channel, decision: ans.Decision, esc: ans.esc})
 	approve := ans.Decision != DecisionReject
-	if a, err := s.approvals.Decide(dctx, ans.ApprovalID, approve, ans.Text); err != nil && (a == nil || a.Status == agent.ApprovalPending) {
+	a, err := s.approvals.Decide(dctx, ans.ApprovalID, approval.Decision{Approve: approve, Reason: ans.Text, Via: ans.Channel})
+	if err != nil && (a == nil || a.Status == approval.Pending) {
 		switch {
 		case errs.Is(err, errs.Conflict):
 			return nil, s.refuse(ctx, m, ErrLate)
@@ -148,9 +146,13 @@ func (s *Service) Answer(ctx context.Context, ans Answer) (*Answered, error) {
 		}
 		return nil, err
 	} else if err != nil {
-		// Decided, but the session did not take it up: the answer stands (the agent logs and shows why).
-		s.log.ErrorContext(ctx, "session not resumed after the answer", slog.String("approval_id", ans.ApprovalID), slog.String("error", err.Error()))
+		// Decided, but not audited: the answer stands.
+		s.log.ErrorContext(ctx, "answer decided but not recorded", slog.String("approval_id", ans.ApprovalID), slog.String("error", err.Error()))
 	}
+	// The escalation is finished here, as answered by this responder on this channel (the approval.decided
+	// event leaves decisions made through comm to this step). A crash in between leaves the chain to its
+	// next step, which finds the approval decided and closes it.
+	s.finishEscalation(context.WithoutCancel(ctx), a, answering{by: u.ID, channel: ans.Channel, decision: ans.Decision, esc: ans.esc})
 	s.counted(m)
 	if err := s.record(dctx, "escalation.answered", "escalation", ans.ApprovalID,
 		fmt.Sprintf("%s by %s via %s", ans.Decision, u.Email, ans.Channel),
@@ -499,7 +501,7 @@ func (s *Service) PeekLink(ctx context.Context, token string) (*LinkInfo, error)
 		return nil, err
 	}
 	ctx = tenant.WithID(ctx, c.Tenant)
-	a, err := s.approvals.Approval(ctx, c.Approval)
+	a, err := s.approvals.Get(ctx, c.Approval)
 	if err != nil {
 		return nil, ErrBadLink
 	}
@@ -508,7 +510,7 @@ func (s *Service) PeekLink(ctx context.Context, token string) (*LinkInfo, error)
 	} else if !errs.Is(err, errs.NotFound) {
 		return nil, err
 	}
-	if a.Status != agent.ApprovalPending {
+	if a.Status != approval.Pending {
 		return nil, ErrLate
 	}
 	loc, err := s.locale(ctx, nil)

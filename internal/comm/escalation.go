@@ -13,9 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/ops/approval"
+	"github.com/it0/it0/internal/tenant"
 )
 
 // stepArgs are a JobStep's arguments.
@@ -27,66 +28,83 @@ type stepArgs struct {
 // stepKey is the unique job key of step i of escalation id: enqueueing it again while it waits is a no-op.
 func stepKey(id string, i int) string { return fmt.Sprintf("esc:%s:%d", id, i) }
 
-// OnApprovalRequested is the agent's hook (agent.Service.OnApprovalRequested). An approval of an
-// unattended run starts an escalation chain; an interactive approval is pushed to the session's user in
-// the app. It never blocks on a provider: every step is a durable job.
-func (s *Service) OnApprovalRequested(ctx context.Context, sess *agent.Session, a *agent.Approval) {
-	var err error
-	if sess.Unattended() {
-		_, err = s.Escalate(ctx, sess, a)
-	} else {
-		err = s.pushApproval(ctx, sess, a)
+// OnApprovalEvent is comm's subscription to approval events (consumer group "comm"). A new approval of an
+// unattended run starts an escalation chain; an interactive one is pushed to the session's user in the app.
+// A decided approval finishes its escalation (as answered through the approvals API, or closed by its
+// timeout) and cancels the rest of its chain. It never blocks on a provider (every step is a durable job)
+// and is idempotent: the escalation and each message are keyed by the approval.
+func (s *Service) OnApprovalEvent(ctx context.Context, e approval.Event) error {
+	a, err := s.approvals.Get(ctx, e.ApprovalID)
+	if errs.Is(err, errs.NotFound) {
+		return nil // the tenant or the approval is gone
 	}
 	if err != nil {
-		s.log.ErrorContext(ctx, "escalation not started", slog.String("approval_id", a.ID), slog.String("error", err.Error()))
+		return err
 	}
+	switch e.Type {
+	case approval.EventRequested:
+		if a.Status != approval.Pending {
+			return nil // auto-approved, or decided before comm saw it: nobody to ask
+		}
+		if a.Unattended() {
+			_, err = s.Escalate(ctx, a)
+		} else {
+			err = s.pushApproval(ctx, a)
+		}
+		if err != nil {
+			return fmt.Errorf("escalate approval %s: %w", a.ID, err)
+		}
+	case approval.EventDecided:
+		if a.DecidedVia != "" && a.DecidedVia != approval.ViaAPI {
+			return nil // answered through comm: Answer finishes the escalation with who and how
+		}
+		if err := s.finishEscalation(ctx, a, answering{}); err != nil {
+			return fmt.Errorf("finish escalation %s: %w", a.ID, err)
+		}
+	}
+	return nil
 }
 
-// answeringKey marks a context in which comm itself decides an approval (Answer): its value, an answering,
-// says who answered on which channel, for OnApprovalDecided to finish the escalation with.
-type answeringKey struct{}
-
+// answering says who answered an escalation through comm, on which channel, and how.
 type answering struct {
-	approvalID, by, channel, decision string
-	esc                               *Escalation // when the caller read it already
+	by, channel, decision string
+	esc                   *Escalation // when the caller read it already
 }
 
-// OnApprovalDecided is the agent's hook (agent.Service.OnApprovalDecided), run in the step that records the
-// decision: the escalation is finished as answered (through comm, or through the approvals API) or closed
-// (a timeout), and the rest of its chain is cancelled.
-func (s *Service) OnApprovalDecided(ctx context.Context, a *agent.Approval) {
-	ctx = context.WithoutCancel(ctx) // the decision is made: finishing its escalation must not depend on the request
-	ans, _ := ctx.Value(answeringKey{}).(answering)
+// finishEscalation finishes the escalation of decided approval a, if it is still active: as answered by
+// ans (a comm answer), as answered through the approvals API (a person decided there), or closed (its
+// timeout); then cancels the rest of its chain.
+func (s *Service) finishEscalation(ctx context.Context, a *approval.Approval, ans answering) error {
 	e, err := ans.esc, error(nil)
-	if e == nil || ans.approvalID != a.ID {
+	if e == nil || e.ID != a.ID {
 		e, err = s.store.EscalationGet(ctx, a.ID)
 	}
 	if errs.Is(err, errs.NotFound) || (err == nil && e.Status != EscalationActive) {
-		return
-	}
-	if err == nil {
-		now := s.now()
-		e.Status, e.Decision, e.AnsweredAt = EscalationClosed, a.Status, &now
-		switch {
-		case ans.approvalID == a.ID:
-			e.Status, e.AnsweredBy, e.AnsweredChannel, e.Decision = EscalationAnswered, ans.by, ans.channel, ans.decision
-		case !strings.HasPrefix(a.DecidedBy, "system:"):
-			// A person decided through the approvals API.
-			e.Status, e.AnsweredBy, e.AnsweredChannel = EscalationAnswered, a.DecidedBy, ChannelAPI
-		}
-		if err = s.store.EscalationFinish(ctx, e); errs.Is(err, errs.Conflict) {
-			return
-		}
+		return nil
 	}
 	if err != nil {
-		s.log.ErrorContext(ctx, "escalation not closed", slog.String("approval_id", a.ID), slog.String("error", err.Error()))
-		return
+		return err
+	}
+	now := s.now()
+	e.Status, e.Decision, e.AnsweredAt = EscalationClosed, a.Status, &now
+	switch {
+	case ans.by != "":
+		e.Status, e.AnsweredBy, e.AnsweredChannel, e.Decision = EscalationAnswered, ans.by, ans.channel, ans.decision
+	case !strings.HasPrefix(a.DecidedBy, "system:"):
+		// A person decided through the approvals API.
+		e.Status, e.AnsweredBy, e.AnsweredChannel = EscalationAnswered, a.DecidedBy, ChannelAPI
+	}
+	if err := s.store.EscalationFinish(ctx, e); errs.Is(err, errs.Conflict) {
+		return nil
+	} else if err != nil {
+		return err
 	}
 	s.cancelSteps(ctx, e, -1)
+	return nil
 }
 
 // Severity is an approval's severity: the report_escalation tool's "severity" when given, else critical.
-func Severity(a *agent.Approval) string {
+func Severity(a *approval.Approval) string {
 	var in struct {
 		Severity string `json:"severity"`
 	}
@@ -99,8 +117,8 @@ func Severity(a *agent.Approval) string {
 // Escalate starts the chain for approval a of unattended session sess: it records the escalation and
 // enqueues one durable job per step of the tenant's policy for the approval's severity, each at its delay.
 // Calling it again for the same approval does nothing.
-func (s *Service) Escalate(ctx context.Context, sess *agent.Session, a *agent.Approval) (*Escalation, error) {
-	route, err := s.route(ctx, sess, a)
+func (s *Service) Escalate(ctx context.Context, a *approval.Approval) (*Escalation, error) {
+	route, err := s.route(ctx, a)
 	if err != nil {
 		return nil, fmt.Errorf("route the escalation: %w", err)
 	}
@@ -114,16 +132,23 @@ func (s *Service) Escalate(ctx context.Context, sess *agent.Session, a *agent.Ap
 	if err != nil {
 		return nil, err
 	}
-	e := &Escalation{ID: a.ID, SessionID: sess.ID, Severity: severity, Status: EscalationActive, Ref: ref, Summary: route.summary(a),
-		Report: report(sess, a, route), Steps: route.steps(p), StartedAt: now, ExpiresAt: a.ExpiresAt}
+	e := &Escalation{ID: a.ID, SessionID: a.SessionID, Severity: severity, Status: EscalationActive, Ref: ref, Summary: route.summary(a),
+		Report: report(s.session(ctx, a.SessionID), a, route), Steps: route.steps(p), StartedAt: now, ExpiresAt: a.ExpiresAt}
 	for _, st := range p.Steps {
 		if slices.Contains(st.Channels, ChannelPhone) {
 			// Placeholder for the voice issue: the call's TwiML names this session.
 			e.VoiceSession = "vs_" + a.ID
 		}
 	}
+	started := true
 	if err := s.store.EscalationCreate(ctx, e); errs.Is(err, errs.Conflict) {
-		return s.store.EscalationGet(ctx, a.ID)
+		// Started before (the event handed out again): queue its steps again in case the first attempt
+		// stopped before queueing them all. The steps' unique keys and the messages' idempotency keys
+		// make this send nothing twice.
+		if e, err = s.store.EscalationGet(ctx, a.ID); err != nil || e.Status != EscalationActive {
+			return e, err
+		}
+		started = false
 	} else if err != nil {
 		return nil, err
 	}
@@ -138,13 +163,16 @@ func (s *Service) Escalate(ctx context.Context, sess *agent.Session, a *agent.Ap
 	if err := s.cfg.Schedule(ctx, JobStep, stepArgs{ApprovalID: e.ID, Step: len(e.Steps)}, e.ExpiresAt.Add(time.Minute), stepKey(e.ID, len(e.Steps))); err != nil {
 		return nil, fmt.Errorf("schedule escalation close: %w", err)
 	}
+	if !started {
+		return e, nil
+	}
 	return e, s.record(ctx, "escalation.started", "escalation", e.ID, fmt.Sprintf("%s escalation started: %s", severity, clip(a.Command, 200)),
-		map[string]any{"session_id": sess.ID, "severity": severity, "policy": p.Severity, "steps": len(e.Steps), "rule": route.Rule,
+		map[string]any{"session_id": a.SessionID, "severity": severity, "policy": p.Severity, "steps": len(e.Steps), "rule": route.Rule,
 			"rule_channels": route.Channels, "order": route.Order})
 }
 
 // report is the full text of an escalation, for email and the app.
-func report(sess *agent.Session, a *agent.Approval, r Route) string {
+func report(sess *Session, a *approval.Approval, r Route) string {
 	var b strings.Builder
 	for _, l := range [][2]string{{"Standing order", strings.TrimSpace(r.Order + " " + r.OrderName)}, {"Server", r.Server},
 		{"Found", r.Finding}, {"Proposed", r.Proposal}, {"Why a human", r.Why}, {"Escalation rule", r.Rule}} {
@@ -153,8 +181,8 @@ func report(sess *agent.Session, a *agent.Approval, r Route) string {
 		}
 	}
 	fmt.Fprintf(&b, "Session: %s (%s)\n", sess.ID, sess.Title)
-	if sess.OriginID != "" {
-		fmt.Fprintf(&b, "Standing order run: %s\n", sess.OriginID)
+	if a.OriginID != "" {
+		fmt.Fprintf(&b, "Standing order run: %s\n", a.OriginID)
 	}
 	fmt.Fprintf(&b, "Request (L%d, %s): %s\n", a.RiskLevel, a.Tool, a.Command)
 	if a.Reason != "" {
@@ -206,8 +234,8 @@ func (s *Service) RunStep(ctx context.Context, id string, step int) error {
 	if err != nil || e.Status != EscalationActive || step < 0 || step > len(e.Steps) {
 		return err
 	}
-	a, err := s.approvals.Approval(ctx, id)
-	if errs.Is(err, errs.NotFound) || (err == nil && a.Status != agent.ApprovalPending) {
+	a, err := s.approvals.Get(ctx, id)
+	if errs.Is(err, errs.NotFound) || (err == nil && a.Status != approval.Pending) {
 		// Decided elsewhere (the API, a timeout) or gone: the chain has nothing left to do.
 		e.Status = EscalationClosed
 		if err == nil {
@@ -379,8 +407,8 @@ func (s *Service) cancelSteps(ctx context.Context, e *Escalation, after int) {
 }
 
 // pushApproval tells an interactive session's user in the app that an approval waits, with signed links.
-func (s *Service) pushApproval(ctx context.Context, sess *agent.Session, a *agent.Approval) error {
-	if sess.UserID == "" {
+func (s *Service) pushApproval(ctx context.Context, a *approval.Approval) error {
+	if a.UserID == "" {
 		return nil
 	}
 	loc, err := s.locale(ctx, nil)
@@ -388,13 +416,24 @@ func (s *Service) pushApproval(ctx context.Context, sess *agent.Session, a *agen
 		return err
 	}
 	exp := a.ExpiresAt.Unix()
-	out := OutboundMessage{To: sess.UserID, Subject: T(loc, "approval_subject", a.RiskLevel, clip(a.Command, 80)),
+	tid, _ := tenant.ID(ctx)
+	out := OutboundMessage{To: a.UserID, Subject: T(loc, "approval_subject", a.RiskLevel, clip(a.Command, 80)),
 		Text: T(loc, "approval_text", a.RiskLevel, a.Command, a.Reason, expiryText(loc, a.ExpiresAt)),
-		Data: map[string]string{"kind": "approval", "approval_id": a.ID, "session_id": sess.ID},
+		Data: map[string]string{"kind": "approval", "approval_id": a.ID, "session_id": a.SessionID},
 		Actions: []Action{
-			{Label: T(loc, "approve"), URL: s.linkURL(linkClaims{Tenant: sess.TenantID, Approval: a.ID, User: sess.UserID, Decision: "y", Exp: exp})},
-			{Label: T(loc, "reject"), URL: s.linkURL(linkClaims{Tenant: sess.TenantID, Approval: a.ID, User: sess.UserID, Decision: "n", Exp: exp})}}}
-	m := &Message{Direction: Outbound, Channel: ChannelApp, Address: sess.UserID, Subject: out.Subject, Body: out.Text,
+			{Label: T(loc, "approve"), URL: s.linkURL(linkClaims{Tenant: tid, Approval: a.ID, User: a.UserID, Decision: "y", Exp: exp})},
+			{Label: T(loc, "reject"), URL: s.linkURL(linkClaims{Tenant: tid, Approval: a.ID, User: a.UserID, Decision: "n", Exp: exp})}}}
+	m := &Message{Direction: Outbound, Channel: ChannelApp, Address: a.UserID, Subject: out.Subject, Body: out.Text,
 		IdempotencyKey: "approval:" + a.ID}
 	return s.deliver(ctx, m, out)
+}
+
+// session describes session id for an escalation report (the id only when Config.Session cannot say more).
+func (s *Service) session(ctx context.Context, id string) *Session {
+	if s.cfg.Session != nil {
+		if sess, err := s.cfg.Session(ctx, id); err == nil && sess != nil {
+			return sess
+		}
+	}
+	return &Session{ID: id}
 }

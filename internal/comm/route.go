@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 // Route is how one escalation goes and what it tells people, as the standing order behind the run decides
@@ -59,12 +59,12 @@ func expandChannels(list []string) []string {
 	return out
 }
 
-// route asks Config.Route how approval a of sess escalates; the zero Route without one.
-func (s *Service) route(ctx context.Context, sess *agent.Session, a *agent.Approval) (Route, error) {
+// route asks Config.Route how approval a escalates; the zero Route without one.
+func (s *Service) route(ctx context.Context, a *approval.Approval) (Route, error) {
 	if s.cfg.Route == nil {
 		return Route{}, nil
 	}
-	return s.cfg.Route(ctx, sess, a)
+	return s.cfg.Route(ctx, a)
 }
 
 // steps are the escalation's steps: the policy's, with a rule's channels added to the first step.
@@ -84,7 +84,7 @@ func (r Route) steps(p Policy) []Step {
 
 // summary is the one line that tells a person what the escalation is about: where, which order, what was
 // found, what is proposed and why it needs them. Without a route it is the approval's request.
-func (r Route) summary(a *agent.Approval) string {
+func (r Route) summary(a *approval.Approval) string {
 	if r.Finding == "" && r.Order == "" {
 		return a.Command
 	}

@@ -11,19 +11,27 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/tenant"
 )
 
-// Approvals is what comm needs from the agent: the approvals it escalates and the one way to decide them.
+// Approvals is what comm needs of the approval service (approval.Service): the approvals it escalates and
+// the one way to decide them.
 type Approvals interface {
-	Approval(ctx context.Context, id string) (*agent.Approval, error)
-	Session(ctx context.Context, id string) (*agent.Session, error)
+	// Get returns approval id; errs.NotFound when there is none.
+	Get(ctx context.Context, id string) (*approval.Approval, error)
 	// Decide needs an auth principal in ctx; errs.Conflict when the approval is no longer pending.
-	Decide(ctx context.Context, id string, approve bool, reason string) (*agent.Approval, error)
+	Decide(ctx context.Context, id string, d approval.Decision) (*approval.Approval, error)
+}
+
+// Session is what an escalation's report shows of the agent session that asked.
+type Session struct {
+	ID      string
+	Title   string
+	Summary string // what the run did so far
 }
 
 // Users finds tenants and the users who answer.
@@ -70,7 +78,10 @@ type Config struct {
 	}
 	// Route, when set, says how an unattended run's escalation goes and what it tells people (the
 	// standing order's escalation rules and policy); nil = the tenant's default policy and the request.
-	Route func(ctx context.Context, sess *agent.Session, a *agent.Approval) (Route, error)
+	Route func(ctx context.Context, a *approval.Approval) (Route, error)
+	// Session, when set, describes the session an approval belongs to, for escalation reports; nil (or
+	// an error) reports the session id only.
+	Session func(ctx context.Context, id string) (*Session, error)
 	// OnMessage, when set, is told each message that reached a final status (metrics). It must not block
 	// or change m.
 	OnMessage func(m *Message)

@@ -11,6 +11,7 @@ import (
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard/hook"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 type startTaskRequest struct {
@@ -146,16 +147,16 @@ func (s *Server) setEngine(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	list, err := s.Agent.Approvals(r.Context(), q.Get("session_id"), q.Get("status"), 200)
+	list, err := s.Approvals.List(r.Context(), q.Get("session_id"), q.Get("status"), 200)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, listResponse[agent.Approval]{Items: nonNil(list)})
+	writeJSON(w, http.StatusOK, listResponse[approval.Approval]{Items: nonNil(list)})
 	return nil
 }
 
 func (s *Server) getApproval(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.Agent.Approval(r.Context(), r.PathValue("id"))
+	a, err := s.Approvals.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func (s *Server) decide(approve bool) func(http.ResponseWriter, *http.Request) e
 				return err
 			}
 		}
-		a, err := s.Agent.Decide(r.Context(), r.PathValue("id"), approve, req.Reason)
+		a, err := s.Approvals.Decide(r.Context(), r.PathValue("id"), approval.Decision{Approve: approve, Reason: req.Reason, Via: approval.ViaAPI})
 		if err != nil {
 			return err
 		}

@@ -9,10 +9,12 @@ import (
 	"github.com/it0/it0/internal/tenant"
 )
 
-// TestApprovalTimeoutRepair: the timeout job of an approval is queued after the approval is saved, in
-// another database. When that enqueue fails (a crash in between), the approval would stay pending for
-// ever; the repair pass queues it again and the timeout fires at its moment.
-func TestApprovalTimeoutRepair(t *testing.T) {
+// TestApprovalTimeoutWithoutTrigger: an approval's precise timeout trigger is queued after the approval is
+// saved, in another database. A crash (here: a failing job database) between the two leaves no trigger at
+// all; the approval is still decided at its timeout, by the tenant's periodic sweep, which reads the
+// approvals themselves and was queued independently of any approval (at startup, as internal/app's repair
+// pass does). The decision then resumes the session, which sees the rejection.
+func TestApprovalTimeoutWithoutTrigger(t *testing.T) {
 	t.Parallel()
 	f := newAgentFixture(t, nil)
 	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: map[string][]scriptStep{
@@ -27,36 +29,40 @@ func TestApprovalTimeoutRepair(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	tid := f.tenantOf(f.tok)
+	if err := f.approvals.EnsureTick(tenant.WithID(ctx, tid)); err != nil { // startup
+		t.Fatal(err)
+	}
+	due()
 
-	f.failSched.Store(1) // the enqueue right after the approval's insert fails
+	f.failSched.Store(2) // both enqueues after the approval's insert fail: its trigger, and the tick check
 	sid := f.do("POST", "/api/v1/agent/tasks", f.tok, map[string]string{"prompt": "L2 install"}).body["session_id"].(string)
-	f.watch(t, sid, 0, func(e agent.Event) bool { return e.Type == agent.EventError || e.Type == agent.EventCompleted })
+	f.watch(t, sid, 0, func(e agent.Event) bool { return e.Type == agent.EventApprovalRequired || e.Type == agent.EventError })
 	list := f.do("GET", "/api/v1/agent/approvals?status=pending&session_id="+sid, f.tok, nil)
 	items, _ := list.body["items"].([]any)
 	if len(items) != 1 {
 		t.Fatalf("pending approvals after the failed enqueue: %s", list.raw)
 	}
 	id := items[0].(map[string]any)["id"].(string)
-	tctx := tenant.WithID(ctx, items[0].(map[string]any)["tenant_id"].(string))
+	if n := f.failSched.Load(); n > 0 {
+		t.Fatalf("%d injected failures unused: the approval did not try to queue its trigger", n)
+	}
 
-	// Without the repair, nothing ever decides it.
-	f.now.Advance(31 * time.Minute)
+	// Before its timeout, the tick decides nothing.
+	f.now.Advance(29 * time.Minute)
 	due()
 	if a := f.do("GET", "/api/v1/agent/approvals/"+id, f.tok, nil); a.body["status"] != "pending" {
-		t.Fatalf("decided without a timeout job: %s", a.raw)
+		t.Fatalf("decided before its timeout: %s", a.raw)
 	}
-
-	n, err := svc.EnsureApprovalTimeouts(tctx)
-	if err != nil || n != 1 {
-		t.Fatalf("repair: %d, %v", n, err)
-	}
+	f.now.Advance(2 * time.Minute)
 	due()
 	a := f.do("GET", "/api/v1/agent/approvals/"+id, f.tok, nil)
 	if a.body["status"] != "expired" || a.body["decided_by"] != "system:timeout" {
-		t.Fatalf("after the repair pass: %s", a.raw)
+		t.Fatalf("after the timeout: %s", a.raw)
 	}
-	// A second pass finds nothing pending and queues nothing.
-	if n, err := svc.EnsureApprovalTimeouts(tctx); err != nil || n != 0 {
-		t.Fatalf("second repair: %d, %v", n, err)
+	// The decision reaches the session through its event: the run answers the call with the refusal.
+	evs := f.watch(t, sid, 0, func(e agent.Event) bool { return e.Type == agent.EventCompleted || e.Type == agent.EventError })
+	if last := evs[len(evs)-1]; last.Type != agent.EventCompleted {
+		t.Fatalf("session after the timeout: %+v", last)
 	}
 }

@@ -24,26 +24,79 @@ import (
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
 
 // BenchmarkEscalationChains runs 1,000 escalation chains at once on the real job runner (its Start loop,
-// wall clock) over SQLite: each chain has three SMS steps (5, 10 and 15 seconds after it started), reported
-// as the lateness of each send at the provider after its due time. Then every chain is answered by an
-// inbound SMS "Y <ref>" through the signed Twilio webhook, half of them 4 at a time and half 16 at a time,
-// reported as the time from the webhook request to the session's next event (its run continuing).
+// wall clock), on SQLite and on PostgreSQL (store and job table): each chain has three SMS steps (5, 10 and
+// 15 seconds after it started), reported as the lateness of each send at the provider after its due time.
+// The chains start from the approval.requested events comm takes from the bus. "floor-p99-late-ms" is the
+// bare job runner on the same database running the same number of no-op jobs in the same three waves,
+// measured in the same run, and "ratio-p99" = p99-step-late-ms / floor-p99-late-ms. Then every chain is
+// answered by an inbound SMS "Y <ref>" through the signed Twilio webhook, half of them 4 at a time and half
+// 16 at a time, reported as the time from the webhook request to the session's next event (its run
+// continuing, through the approval.decided event).
 //
 //	go test -run '^$' -bench EscalationChains -benchtime 1x ./internal/httpapi/
 func BenchmarkEscalationChains(b *testing.B) {
 	const chains = 1000
-	for b.Loop() {
-		runEscalationBench(b, chains)
+	for _, be := range []struct {
+		name string
+		open func(testing.TB) *store.DB
+		jobs jobs.Dialect
+	}{{"sqlite", storetest.OpenSQLite, jobs.SQLite}, {"postgres", storetest.OpenPostgres, jobs.Postgres}} {
+		b.Run(be.name, func(b *testing.B) {
+			for b.Loop() {
+				runEscalationBench(b, chains, be.open, be.jobs)
+			}
+		})
 	}
 }
 
-func runEscalationBench(b *testing.B, chains int) {
-	bundle := setupWith(b, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
+// floorWaves runs n no-op jobs in three waves (5, 10 and 15 s from now) on a bare runner over dialect,
+// and returns the lateness of each handler start after its due time, in ms.
+func floorWaves(b *testing.B, n int, dialect jobs.Dialect) []float64 {
+	jcfg := jobstest.Open(b, dialect).Config(b)
+	jcfg.PollInterval = 100 * time.Millisecond
+	runner := jobstest.New(b, jcfg)
+	var mu sync.Mutex
+	var late []float64
+	done := make(chan struct{})
+	runner.Register("noop", func(_ context.Context, j *jobs.Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		late = append(late, float64(time.Since(j.RunAt))/float64(time.Millisecond))
+		if len(late) == 3*n {
+			close(done)
+		}
+		return nil
+	})
+	start := time.Now()
+	for wave := 1; wave <= 3; wave++ {
+		for i := range n {
+			if _, err := runner.Enqueue(context.Background(), jobs.Job{Kind: "noop", Args: []byte(`{}`), RunAt: start.Add(time.Duration(5*wave) * time.Second),
+				UniqueKey: fmt.Sprintf("noop:%d:%d", wave, i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := runner.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("only %d of %d no-op jobs ran", len(late), 3*n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(late)
+}
+
+func runEscalationBench(b *testing.B, chains int, open func(testing.TB) *store.DB, dialect jobs.Dialect) {
+	bundle := setupWith(b, open, &scriptEngine{name: agent.EngineClaudeAPI})
 	r := bundle.do("POST", "/api/v1/auth/tenants", bundle.adminTok, map[string]any{"name": "bench", "slug": "bench", "plan": "enterprise",
 		"admin_email": "admin@bench.example", "admin_password": "password-bench"})
 	if r.status != 201 {
@@ -56,7 +109,7 @@ func runEscalationBench(b *testing.B, chains int) {
 
 	// An agent service without the bundle's hooks, a job runner on the wall clock, and comm over both.
 	ag := newAgentService(b, bundle, &scriptEngine{name: agent.EngineClaudeAPI})
-	jdb := jobstest.Open(b, jobs.SQLite)
+	jdb := jobstest.Open(b, dialect)
 	jcfg := jdb.Config(b)
 	jcfg.PollInterval = 100 * time.Millisecond
 	runner := jobstest.New(b, jcfg)
@@ -68,12 +121,11 @@ func runEscalationBench(b *testing.B, chains int) {
 			tid, _ := tenant.ID(ctx)
 			_, err := runner.Enqueue(ctx, jobs.Job{Kind: kind, Args: raw, RunAt: at, TenantID: tid, UniqueKey: key})
 			return err
-		}, CancelKey: runner.CancelKey}, bundle.db, ag, bundle.auth, bundle.audit, tw.SMS())
+		}, CancelKey: runner.CancelKey}, bundle.db, bundle.approvals, bundle.auth, bundle.audit, tw.SMS())
 	if err != nil {
 		b.Fatal(err)
 	}
-	ag.OnApprovalRequested(cs.OnApprovalRequested)
-	ag.OnApprovalDecided(cs.OnApprovalDecided)
+	bundle.subscribe("comm", cs.OnApprovalEvent)
 	runner.Register(comm.JobStep, func(ctx context.Context, j *jobs.Job) error {
 		var a struct {
 			ApprovalID string `json:"approval_id"`
@@ -122,6 +174,7 @@ func runEscalationBench(b *testing.B, chains int) {
 	if b.Failed() {
 		return
 	}
+	bundle.settleEvents() // comm has taken every approval.requested event
 	b.Logf("created %d chains in %v", chains, time.Since(created))
 	escs, err := cs.Escalations(ctx, comm.EscalationActive, chains)
 	if err != nil || len(escs) != chains {
@@ -202,6 +255,9 @@ func runEscalationBench(b *testing.B, chains int) {
 	if n := len(prov.Sent(comm.ChannelSMS)); n != 3*chains {
 		b.Errorf("%d SMS sent, want %d (each step once)", n, 3*chains)
 	}
+	floor := floorWaves(b, chains, dialect)
+	b.ReportMetric(percentile(floor, 99), "floor-p99-late-ms")
+	b.ReportMetric(percentile(late, 99)/max(percentile(floor, 99), 1), "ratio-p99")
 }
 
 // parallel runs fn(0..n-1) on width goroutines.

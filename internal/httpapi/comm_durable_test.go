@@ -98,6 +98,7 @@ func TestEscalationFollowsOrderRule(t *testing.T) {
 		}
 		sid := r.body["session_id"].(string)
 		f.waitSession(t, sid, func(s *agent.Session) bool { return s.Status == agent.StatusAwaitingApproval })
+		f.settleEvents() // comm has taken the approval.requested event
 		for _, e := range f.do("GET", "/api/v1/comm/escalations", f.tok, nil).body["items"].([]any) {
 			if e.(map[string]any)["session_id"] == sid {
 				return e.(map[string]any)

@@ -28,6 +28,7 @@ import (
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
@@ -41,6 +42,7 @@ const testPublicURL = "https://it0.example"
 type commState struct {
 	cur        atomic.Pointer[comm.Service]
 	registered *jobs.Runner // the runner comm's job kinds are registered with
+	subscribed atomic.Bool  // comm follows approval events (once per bundle, reaching cur)
 	provider   *commtest.Provider
 	smtp       *commtest.SMTPServer
 }
@@ -79,7 +81,14 @@ func (b *testBundle) newComm(ag *agent.Service, orders *ops.Orders) *comm.Servic
 			_, err := b.jobs.Enqueue(ctx, jobs.Job{Kind: kind, Args: raw, RunAt: at, TenantID: tid, UniqueKey: key})
 			return err
 		},
-		CancelKey: b.jobs.CancelKey, Route: orders.EscalationRoute}
+		CancelKey: b.jobs.CancelKey, Route: orders.EscalationRoute,
+		Session: func(ctx context.Context, id string) (*comm.Session, error) {
+			sess, err := ag.Session(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return &comm.Session{ID: sess.ID, Title: sess.Title, Summary: sess.Summary}, nil
+		}}
 	var senders []comm.Sender
 	if p := st.provider; p != nil {
 		tw, tg := p.Twilio(), p.Telegram()
@@ -89,13 +98,14 @@ func (b *testBundle) newComm(ag *agent.Service, orders *ops.Orders) *comm.Servic
 	if st.smtp != nil {
 		senders = append(senders, email.New(st.smtp.Config(email.TLSStartTLS)))
 	}
-	cs, err := comm.New(cfg, b.db, ag, b.auth, b.audit, senders...)
+	cs, err := comm.New(cfg, b.db, b.approvals, b.auth, b.audit, senders...)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	ag.OnApprovalRequested(cs.OnApprovalRequested)
-	ag.OnApprovalDecided(cs.OnApprovalDecided)
 	st.cur.Store(cs)
+	if !st.subscribed.Swap(true) {
+		b.subscribe("comm", func(ctx context.Context, e approval.Event) error { return st.cur.Load().OnApprovalEvent(ctx, e) })
+	}
 	return cs
 }
 
@@ -182,12 +192,13 @@ func (f *commFixture) escalate(t *testing.T, prompt string) (string, string) {
 		if s.Status != agent.StatusAwaitingApproval {
 			return false
 		}
-		list, _ := f.agentSvc.Load().Approvals(f.ctx(), sess.ID, agent.ApprovalPending, 1)
+		list, _ := f.approvals.List(f.ctx(), sess.ID, approval.Pending, 1)
 		if len(list) > 0 {
 			id = list[0].ID
 		}
 		return id != ""
 	})
+	f.settleEvents() // comm has started the escalation
 	return sess.ID, id
 }
 
@@ -217,6 +228,7 @@ func (f *commFixture) waitSession(t *testing.T, sid string, ok func(*agent.Sessi
 
 func (f *commFixture) due(t *testing.T) {
 	t.Helper()
+	f.settleEvents()
 	if _, err := f.jobs.RunDue(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +348,7 @@ func TestEscalationChainAnswered(t *testing.T) {
 		if r.status != 403 {
 			t.Errorf("no signature: %d", r.status)
 		}
-		if a, _ := f.agentSvc.Load().Approval(f.ctx(), id); a.Status != agent.ApprovalPending {
+		if a, _ := f.approvals.Get(f.ctx(), id); a.Status != approval.Pending {
 			t.Fatalf("a forged answer decided: %s", a.Status)
 		}
 		// An SMS from a number that is no contact is refused (IT0 replies, Twilio does not retry).
@@ -362,8 +374,8 @@ func TestEscalationChainAnswered(t *testing.T) {
 		}) {
 			t.Errorf("the run did not continue with the approval: %+v", evs)
 		}
-		a, _ := f.agentSvc.Load().Approval(f.ctx(), id)
-		if a.Status != agent.ApprovalApproved || a.DecidedBy != f.adminID {
+		a, _ := f.approvals.Get(f.ctx(), id)
+		if a.Status != approval.Approved || a.DecidedBy != f.adminID {
 			t.Errorf("approval: %s by %s", a.Status, a.DecidedBy)
 		}
 		esc = f.do("GET", "/api/v1/comm/escalations/"+id, f.tok, nil)
@@ -508,7 +520,7 @@ func TestEscalationAnswers(t *testing.T) {
 	if page.status != 200 || !strings.Contains(page.raw, "<form method=\"post\">") || !strings.Contains(page.raw, "disk 80%") {
 		t.Errorf("page: %d %s", page.status, page.raw)
 	}
-	if a, _ := f.agentSvc.Load().Approval(f.ctx(), id); a.Status != agent.ApprovalPending {
+	if a, _ := f.approvals.Get(f.ctx(), id); a.Status != approval.Pending {
 		t.Fatal("a GET decided")
 	}
 	forged := tok[:len(tok)-2] + "xx"

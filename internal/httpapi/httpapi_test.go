@@ -110,7 +110,7 @@ func TestCrossTenant(t *testing.T) {
 		waitApproval := b.srv.Agent.Hub().Subscribe(aSession)
 		var aApproval string
 		for aApproval == "" {
-			if list, _ := b.srv.Agent.Approvals(tenant.WithID(context.Background(), aID), aSession, "", 1); len(list) > 0 {
+			if list, _ := b.approvals.List(tenant.WithID(context.Background(), aID), aSession, "", 1); len(list) > 0 {
 				aApproval = list[0].ID
 				break
 			}

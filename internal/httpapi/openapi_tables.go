@@ -12,6 +12,7 @@ import (
 	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 // This file holds what the OpenAPI document needs and reflection cannot see. Tests keep it honest:
@@ -65,7 +66,7 @@ func afterParam() queryParam {
 var (
 	sessionStatuses = []string{agent.StatusRunning, agent.StatusAwaitingApproval, agent.StatusIdle, agent.StatusCompleted,
 		agent.StatusFailed, agent.StatusCancelled}
-	approvalStatuses   = []string{agent.ApprovalPending, agent.ApprovalApproved, agent.ApprovalRejected, agent.ApprovalExpired}
+	approvalStatuses   = approval.Statuses
 	taskStatuses       = []string{"running", "awaiting_approval", "completed", "failed", "cancelled"}
 	orderStatuses      = []string{"active", "paused", "archived"}
 	executionStatuses  = []string{ops.ExecRunning, ops.ExecCompleted, ops.ExecFailed, ops.ExecAwaitingHuman, ops.ExecAborted, ops.ExecSkipped}
@@ -123,7 +124,7 @@ var queryParams = map[string][]queryParam{
 	},
 	"GET /api/v1/ops/approvals": {
 		{name: "status", desc: "approvals in this status, or all", enum: append(append([]string{}, approvalStatuses...), "all"),
-			def: agent.ApprovalPending},
+			def: approval.Pending},
 		{name: "session_id", desc: "only approvals of this session"},
 	},
 	"GET /api/v1/ops/standing-orders":                 {{name: "status", desc: "only orders in this status", enum: orderStatuses}},
@@ -234,7 +235,7 @@ var enumByField = map[string][]any{
 	"*.preferred_channel":              anys(comm.Channels...),
 	"*.audience":                       anys(comm.Audiences...),
 	"agent.Session.status":             anys(sessionStatuses...),
-	"agent.Approval.status":            anys(approvalStatuses...),
+	"approval.Approval.status":         anys(approvalStatuses...),
 	"ops.Task.status":                  anys(taskStatuses...),
 	"ops.StandingOrder.status":         anys(orderStatuses...),
 	"ops.Execution.status":             anys(executionStatuses...),

@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 type createOpsTaskRequest struct {
@@ -184,13 +184,13 @@ func (s *Server) listOpsApprovals(w http.ResponseWriter, r *http.Request) error 
 	q := r.URL.Query()
 	status := q.Get("status")
 	if status == "" {
-		status = agent.ApprovalPending
+		status = approval.Pending
 	}
-	list, err := s.Agent.Approvals(r.Context(), q.Get("session_id"), status, 500)
+	list, err := s.Approvals.List(r.Context(), q.Get("session_id"), status, 500)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, listResponse[agent.Approval]{Items: nonNil(list)})
+	writeJSON(w, http.StatusOK, listResponse[approval.Approval]{Items: nonNil(list)})
 	return nil
 }
 
@@ -201,7 +201,7 @@ type approvalTimeouts struct {
 }
 
 func (s *Server) getApprovalTimeouts(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.Agent.ApprovalTimeouts(r.Context())
+	t, err := s.Approvals.Timeouts(r.Context())
 	if err != nil {
 		return err
 	}
@@ -215,7 +215,7 @@ func (s *Server) putApprovalTimeouts(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
-	if err := s.Agent.SetApprovalTimeouts(r.Context(), agent.Timeouts{L1: sec(req.L1Seconds), L2: sec(req.L2Seconds), Unattended: sec(req.UnattendedSeconds)}); err != nil {
+	if err := s.Approvals.SetTimeouts(r.Context(), approval.Timeouts{L1: sec(req.L1Seconds), L2: sec(req.L2Seconds), Unattended: sec(req.UnattendedSeconds)}); err != nil {
 		return err
 	}
 	return s.getApprovalTimeouts(w, r)

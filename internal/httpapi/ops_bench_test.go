@@ -18,6 +18,7 @@ import (
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
@@ -180,10 +181,11 @@ func BenchmarkApprovalExpiry(b *testing.B) {
 		total := *benchTenants * *benchPer
 		var ended, decided atomic.Int64
 		allEnded, allDecided := make(chan time.Time, 1), make(chan time.Time, 1)
-		ag.OnApprovalDecided(func(context.Context, *agent.Approval) {
-			if decided.Add(1) == int64(total) {
+		tb.subscribe("bench", func(_ context.Context, e approval.Event) error {
+			if e.Type == approval.EventDecided && decided.Add(1) == int64(total) {
 				allDecided <- time.Now()
 			}
+			return nil
 		})
 		var seen sync.Map
 		ag.OnRunEnd(func(ctx context.Context, sess *agent.Session) {

@@ -24,7 +24,7 @@ func TestSystemSessionRunsAsServicePrincipal(t *testing.T) {
 	svcID, _ := b.newUser(tok, "it0-service@principal.invalid", auth.RoleOperator)
 	workspaceUser := make(chan string, 1)
 	eng := &scriptEngine{name: agent.EngineClaudeCode}
-	ag, err := agent.New(agent.Config{Logger: b.logger, Now: b.now.Now, PromptHint: ops.PromptHint,
+	ag, err := agent.New(agent.Config{Logger: b.logger, Now: b.now.Now, PromptHint: ops.PromptHint, Approvals: b.approvals,
 		SkillsRoot:       func(tid string) string { return filepath.Join(t.TempDir(), tid) },
 		ServicePrincipal: func(context.Context) (string, error) { return svcID, nil },
 		Workspace: func(ctx context.Context, sess *agent.Session) (string, []string, error) {

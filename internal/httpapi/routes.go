@@ -8,6 +8,7 @@ import (
 	"github.com/it0/it0/internal/guard/hook"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 // route is one endpoint: what it answers, who may call it, and what it takes and returns (for OpenAPI).
@@ -144,13 +145,13 @@ func (s *Server) apiRoutes() []route {
 			route{method: "POST", path: ag + "/engine", summary: "Switch the tenant's engine", perm: auth.PermSwitchEngine,
 				handler: s.setEngine, req: setEngineRequest{}, resp: listResponse[agent.EngineInfo]{}},
 			route{method: "GET", path: ag + "/approvals", summary: "Approvals (?status=pending&session_id=)", perm: view,
-				handler: s.listApprovals, resp: listResponse[agent.Approval]{}},
+				handler: s.listApprovals, resp: listResponse[approval.Approval]{}},
 			route{method: "GET", path: ag + "/approvals/{id}", summary: "Get an approval", perm: view,
-				handler: s.getApproval, resp: agent.Approval{}},
+				handler: s.getApproval, resp: approval.Approval{}},
 			route{method: "POST", path: ag + "/approvals/{id}/approve", summary: "Approve (L2 needs an admin; operators may confirm L1)", perm: auth.PermApproveL1,
-				handler: s.decide(true), req: decideRequest{}, resp: agent.Approval{}},
+				handler: s.decide(true), req: decideRequest{}, resp: approval.Approval{}},
 			route{method: "POST", path: ag + "/approvals/{id}/reject", summary: "Reject an approval", perm: auth.PermApproveL1,
-				handler: s.decide(false), req: decideRequest{}, resp: agent.Approval{}},
+				handler: s.decide(false), req: decideRequest{}, resp: approval.Approval{}},
 			route{method: "POST", path: ag + "/hook/pre-tool-use", summary: "Claude Code PreToolUse hook decisions (used by it0 hook)", perm: run,
 				handler: s.hookPreToolUse, req: hook.Request{}, resp: hook.Response{}},
 			route{method: "GET", path: ag + "/tools", summary: "The agent's tools (used by it0 mcp)", perm: run,
@@ -206,11 +207,11 @@ func (s *Server) apiRoutes() []route {
 			route{method: "PUT", path: op + "/approval-timeouts", summary: "Set the tenant's approval timeouts (seconds; 0 keeps one)", perm: manage,
 				handler: s.putApprovalTimeouts, req: approvalTimeouts{}, resp: approvalTimeouts{}},
 			route{method: "GET", path: op + "/approvals", summary: "The approval queue (?status=pending|approved|rejected|expired|all)", perm: view,
-				handler: s.listOpsApprovals, resp: listResponse[agent.Approval]{}},
+				handler: s.listOpsApprovals, resp: listResponse[approval.Approval]{}},
 			route{method: "POST", path: op + "/approvals/{id}/approve", summary: "Approve (L2 needs an admin; operators may confirm L1)", perm: auth.PermApproveL1,
-				handler: s.decide(true), req: decideRequest{}, resp: agent.Approval{}},
+				handler: s.decide(true), req: decideRequest{}, resp: approval.Approval{}},
 			route{method: "POST", path: op + "/approvals/{id}/reject", summary: "Reject an approval", perm: auth.PermApproveL1,
-				handler: s.decide(false), req: decideRequest{}, resp: agent.Approval{}},
+				handler: s.decide(false), req: decideRequest{}, resp: approval.Approval{}},
 		)
 	}
 	if s.Orders != nil {

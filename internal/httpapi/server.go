@@ -25,6 +25,7 @@ import (
 	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/voice"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,8 @@ type Deps struct {
 	Audit     *audit.Log
 	Inventory *inventory.Service
 	Agent     *agent.Service
+	// Approvals opens, decides and lists approvals (internal/ops/approval).
+	Approvals *approval.Service
 	Ops       *ops.Service
 	Orders    *ops.Orders
 	Comm      *comm.Service

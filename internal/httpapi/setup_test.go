@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
@@ -30,6 +32,8 @@ import (
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
+	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
@@ -50,6 +54,11 @@ type testBundle struct {
 	logs       *lockedBuffer
 	jobs       *jobs.Runner
 	agentSvc   atomic.Pointer[agent.Service]
+	approvals  *approval.Service // built with the job runner; sweeps on it
+	bus        *bus.Memory       // the in-process bus approval events travel on, as in the embedded default
+	relay      *outbox.Relay
+	groupsMu   sync.Mutex
+	groups     []string     // consumer groups subscribed on bus
 	failSched  atomic.Int32 // that many next Schedule calls fail (a crash between an insert and its job)
 	skillsRoot string
 	inv        *inventory.Service
@@ -113,6 +122,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 	t.Cleanup(func() { b.ssh.Close() })
 	inv = inventory.New(inventory.Config{Logger: logger, Now: clock}, db, v, log, svc, g, b.ssh)
 	b.inv, b.guard, b.logger = inv, g, logger
+	b.startBus()
 	b.serve(newAgentService(t, b, engines...))
 	b.adminTok = b.login("root@example.com", "root-password")
 	return b
@@ -130,7 +140,8 @@ func (b *testBundle) serve(ag *agent.Service) {
 	})
 	ag.AddTools(orders)
 	ag.OnRunEnd(orders.OnSessionEnd)
-	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
+	orders.SetApprovals(b.approvals)
+	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Approvals: b.approvals, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
 		Checks: b.newChecks(), Comm: b.newComm(ag, orders),
 		Version: "test", Logger: b.logger, Monitoring: b.newMonitoring(ag, orders)})
 	b.http = httptest.NewServer(b.srv.Handler())
@@ -296,7 +307,10 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 		b.failSched.Store(0)
 		return b.jobs.Schedule(ctx, kind, args, at, key)
 	}
-	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, Schedule: schedule,
+	if b.approvals == nil {
+		b.approvals = approval.New(approval.Config{Schedule: schedule, Notify: b.relay.Notify, Now: b.now.Now, Logger: b.logger}, b.db, b.audit)
+	}
+	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, Approvals: b.approvals,
 		Now: b.now.Now, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},
 		b.db, engines, b.inv, b.auth, b.audit, b.guard, agent.NewHub(0))
 	if err != nil {
@@ -307,16 +321,87 @@ func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agen
 	return svc
 }
 
-// registerAgentJobs registers the agent's durable jobs on r. The handlers reach whichever agent service is
-// current (a test may "restart" it).
+// registerAgentJobs registers the agent's durable jobs and the approval sweeper's on r. The handlers reach
+// whichever agent service is current (a test may "restart" it).
 func (b *testBundle) registerAgentJobs(r *jobs.Runner) {
 	for _, kind := range agent.JobKinds {
 		r.Register(kind, func(ctx context.Context, j *jobs.Job) error {
-			err := b.agentSvc.Load().HandleJob(tenant.WithID(ctx, j.TenantID), j.Kind, j.Args)
-			if errors.Is(err, agent.ErrRunAgain) {
-				return jobs.Snooze(0)
+			return b.agentSvc.Load().HandleJob(tenant.WithID(ctx, j.TenantID), j.Kind, j.Args)
+		})
+	}
+	for _, kind := range approval.JobKinds {
+		r.Register(kind, func(ctx context.Context, j *jobs.Job) error {
+			err := b.approvals.HandleJob(tenant.WithID(ctx, j.TenantID), j.Kind)
+			var again *approval.ErrRunAgain
+			if errors.As(err, &again) {
+				return jobs.Snooze(again.After)
 			}
 			return err
 		})
 	}
+}
+
+// startBus starts the in-process bus and the outbox relay, and subscribes the current agent service to
+// approval events, as internal/app does for the embedded default.
+func (b *testBundle) startBus() {
+	b.bus = bus.NewMemory(bus.Config{})
+	b.relay = outbox.NewRelay(outbox.RelayConfig{Poll: 100 * time.Millisecond, Logger: b.logger}, b.db, b.bus, func(ctx context.Context) ([]string, error) {
+		list, err := b.db.TenantList(ctx)
+		ids := make([]string, len(list))
+		for i, t := range list {
+			ids[i] = t.ID
+		}
+		return ids, err
+	})
+	b.relay.Start(context.Background())
+	b.t.Cleanup(func() {
+		b.relay.Stop()
+		b.bus.Close()
+	})
+	b.subscribe("agent", func(ctx context.Context, e approval.Event) error {
+		if ag := b.agentSvc.Load(); ag != nil {
+			return ag.OnApprovalEvent(ctx, e)
+		}
+		return errors.New("no agent service yet")
+	})
+}
+
+// settleEvents publishes what waits in the outbox and returns once every group subscribed on the bundle's
+// bus has handled it (a test then sees what the subscribers did, as a user would a moment later).
+func (b *testBundle) settleEvents() {
+	b.t.Helper()
+	ctx := context.Background()
+	if _, err := b.relay.RunOnce(ctx); err != nil {
+		b.t.Fatalf("relay: %v", err)
+	}
+	b.groupsMu.Lock()
+	groups := slices.Clone(b.groups)
+	b.groupsMu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, g := range groups {
+		for {
+			st, err := b.bus.Stats(ctx, outbox.StreamApprovals, g)
+			if err == nil && st.Lag == 0 && st.Pending == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.t.Fatalf("group %s did not handle the approval events: %+v, %v", g, st, err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// subscribe makes h handle approval events as consumer group group on the bundle's bus, until the test ends.
+func (b *testBundle) subscribe(group string, h approval.Handler) {
+	b.groupsMu.Lock()
+	b.groups = append(b.groups, group)
+	b.groupsMu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		approval.Consume(ctx, b.bus, group, "test", b.logger, h)
+	}()
+	b.t.Cleanup(func() { cancel(); <-done })
 }

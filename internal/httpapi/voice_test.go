@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/voice"
@@ -74,7 +75,7 @@ func serveVoice(t *testing.T, b *testBundle, cfg voice.Config) (*voice.Service, 
 	if cs := b.comm.cur.Load(); cs != nil {
 		answers = cs
 	}
-	vs, err := voice.New(cfg, b.agentSvc.Load(), answers, nil, b.audit)
+	vs, err := voice.New(cfg, voiceAgent{b.agentSvc.Load(), b.approvals}, answers, nil, b.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,9 +202,9 @@ func TestVoiceEscalationCall(t *testing.T) {
 	for _, tc := range []struct {
 		said, status, outcome string
 	}{
-		{"yes approve", agent.ApprovalApproved, "approved"},
-		{"no reject", agent.ApprovalRejected, "rejected"},
-		{"the weather is nice today", agent.ApprovalPending, "no_answer"},
+		{"yes approve", approval.Approved, "approved"},
+		{"no reject", approval.Rejected, "rejected"},
+		{"the weather is nice today", approval.Pending, "no_answer"},
 	} {
 		t.Run(strings.ReplaceAll(tc.said, " ", "_"), func(t *testing.T) {
 			t.Parallel()
@@ -213,14 +214,14 @@ func TestVoiceEscalationCall(t *testing.T) {
 			if media == 0 {
 				t.Fatal("no audio from the agent")
 			}
-			a, err := vf.agentSvc.Load().Approval(vf.ctx(), id)
+			a, err := vf.approvals.Get(vf.ctx(), id)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if a.Status != tc.status {
 				t.Fatalf("approval %s, want %s", a.Status, tc.status)
 			}
-			if tc.status != agent.ApprovalPending && a.DecidedBy != vf.adminID {
+			if tc.status != approval.Pending && a.DecidedBy != vf.adminID {
 				t.Fatalf("decided by %q, want the contact's user %s", a.DecidedBy, vf.adminID)
 			}
 			// Ensure the voice session says how it went, with both sides' lines.
@@ -237,7 +238,7 @@ func TestVoiceEscalationCall(t *testing.T) {
 			if !strings.Contains(ev.raw, `"voice_agent"`) {
 				t.Fatalf("no voice_agent event: %s", ev.raw)
 			}
-			if tc.status != agent.ApprovalPending && !strings.Contains(ev.raw, `"voice_user"`) {
+			if tc.status != approval.Pending && !strings.Contains(ev.raw, `"voice_user"`) {
 				t.Fatalf("no voice_user event: %s", ev.raw)
 			}
 			// Another tenant cannot see the session.
@@ -467,4 +468,22 @@ func TestVoiceEscalationStory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "fresh.log")); err != nil {
 		t.Fatal("fresh.log was deleted")
 	}
+}
+
+// voiceAgent is the agent and the approvals in one voice.Agent, as internal/app wires it.
+type voiceAgent struct {
+	*agent.Service
+	approvals *approval.Service
+}
+
+func (v voiceAgent) Approval(ctx context.Context, id string) (*approval.Approval, error) {
+	return v.approvals.Get(ctx, id)
+}
+
+func (v voiceAgent) Approvals(ctx context.Context, sessionID, status string, limit int) ([]approval.Approval, error) {
+	return v.approvals.List(ctx, sessionID, status, limit)
+}
+
+func (v voiceAgent) Decide(ctx context.Context, id string, approve bool, reason string) (*approval.Approval, error) {
+	return v.approvals.Decide(ctx, id, approval.Decision{Approve: approve, Reason: reason, Via: "phone"})
 }

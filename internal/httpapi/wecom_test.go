@@ -10,6 +10,7 @@ import (
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/comm/wecom"
 	"github.com/it0/it0/internal/comm/wecom/wecomtest"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store/storetest"
 )
 
@@ -152,7 +153,7 @@ func TestWeComAnswers(t *testing.T) {
 	if status, code := wecomStatus(t, c, staleReq); status != 403 || code != "forbidden" {
 		t.Errorf("stale: %d %s", status, code)
 	}
-	if a, _ := f.agentSvc.Load().Approval(f.ctx(), id); a.Status != agent.ApprovalPending {
+	if a, _ := f.approvals.Get(f.ctx(), id); a.Status != approval.Pending {
 		t.Fatalf("a refused request decided: %s", a.Status)
 	}
 	// The genuine request is taken once; the same request again is a replay.
@@ -172,7 +173,7 @@ func TestWeComAnswers(t *testing.T) {
 	if got := wecomDo(t, c, c.CardEvent("stranger", "y:"+id, "task-x")); !strings.Contains(got, "not a contact") {
 		t.Errorf("unknown user's card: %q", got)
 	}
-	if a, _ := f.agentSvc.Load().Approval(f.ctx(), id); a.Status != agent.ApprovalPending {
+	if a, _ := f.approvals.Get(f.ctx(), id); a.Status != approval.Pending {
 		t.Fatalf("a stranger decided: %s", a.Status)
 	}
 	// Other messages (a user entering the app) are acknowledged with an empty body.

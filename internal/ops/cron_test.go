@@ -15,6 +15,7 @@ import (
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
@@ -34,7 +35,7 @@ func (f *fakeAgent) StartTask(ctx context.Context, p agent.StartParams) (*agent.
 	return &agent.Session{ID: "s", Status: agent.StatusRunning, Origin: p.Origin, OriginID: p.OriginID}, &agent.TaskRecord{}, nil
 }
 func (f *fakeAgent) Session(context.Context, string) (*agent.Session, error) { return nil, nil }
-func (f *fakeAgent) RequestApproval(context.Context, *agent.Session, string, string, json.RawMessage, guard.Level, string) (*agent.Approval, error) {
+func (f *fakeAgent) RequestApproval(context.Context, *agent.Session, string, string, json.RawMessage, guard.Level, string) (*approval.Approval, error) {
 	return nil, nil
 }
 func (f *fakeAgent) UseGrant(context.Context, string, string) (bool, error) { return false, nil }

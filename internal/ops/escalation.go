@@ -11,6 +11,7 @@ import (
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 // reportInput is the input of the report_escalation tool.
@@ -56,12 +57,12 @@ func (b *DecisionBoundary) Rule(ref string) *EscalationRule {
 // and what it says. The rule the agent named (report_escalation's rule) sets the severity and the channel;
 // without one, the order's escalation policy; without that, comm uses the tenant's default. Sessions that
 // are no order's run get the zero Route.
-func (s *Orders) EscalationRoute(ctx context.Context, sess *agent.Session, a *agent.Approval) (comm.Route, error) {
+func (s *Orders) EscalationRoute(ctx context.Context, a *approval.Approval) (comm.Route, error) {
 	var r comm.Route
-	if !sess.Unattended() {
+	if !a.Unattended() {
 		return r, nil
 	}
-	e, err := s.store.ExecutionGet(ctx, sess.OriginID)
+	e, err := s.store.ExecutionGet(ctx, a.OriginID)
 	if errs.Is(err, errs.NotFound) {
 		return r, nil
 	} else if err != nil {
@@ -103,7 +104,9 @@ func (s *Orders) EscalationRoute(ctx context.Context, sess *agent.Session, a *ag
 	}
 	r.Server = strings.Trim(server, ", ")
 	if r.Server == "" {
-		r.Server = s.serverNames(ctx, sess.ServerIDs)
+		if sess, err := s.agent.Session(ctx, a.SessionID); err == nil {
+			r.Server = s.serverNames(ctx, sess.ServerIDs)
+		}
 	}
 	if r.Severity == "" && o.EscalationPolicyID != "" {
 		r.Severity, r.Policy = o.EscalationPolicyID, o.EscalationPolicyID

@@ -14,6 +14,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -78,10 +79,11 @@ type Orders struct {
 
 	thresholds *ThresholdTracker
 
-	notifier Notifier
-	people   func(ctx context.Context, userID string) string
-	locale   func(ctx context.Context) string
-	log      *slog.Logger
+	notifier  Notifier
+	people    func(ctx context.Context, userID string) string
+	approvals ApprovalLister // who approved what in a run (reports); nil = nobody named
+	locale    func(ctx context.Context) string
+	log       *slog.Logger
 }
 
 // JobCron is the durable job that fires one cron occurrence of a standing order.
@@ -184,7 +186,7 @@ func (s *Orders) HandleCron(ctx context.Context, raw json.RawMessage) error {
 type OrderAgent interface {
 	StartTask(ctx context.Context, p agent.StartParams) (*agent.Session, *agent.TaskRecord, error)
 	Session(ctx context.Context, id string) (*agent.Session, error)
-	RequestApproval(ctx context.Context, sess *agent.Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*agent.Approval, error)
+	RequestApproval(ctx context.Context, sess *agent.Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*approval.Approval, error)
 	UseGrant(ctx context.Context, sessionID, summary string) (bool, error)
 }
 

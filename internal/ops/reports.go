@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 // Notice is a report sent to people now (the comm module delivers it on the channels named).
@@ -133,6 +133,14 @@ func reportKind(e *Execution, acted bool) string {
 	return ReportSilent
 }
 
+// ApprovalLister lists a session's approvals (approval.Service).
+type ApprovalLister interface {
+	List(ctx context.Context, sessionID, status string, limit int) ([]approval.Approval, error)
+}
+
+// SetApprovals tells reports where to find who approved what in a run; without it reports name nobody.
+func (s *Orders) SetApprovals(l ApprovalLister) { s.approvals = l }
+
 // SetPeople tells reports how to name the person with a user id (their name or email); without it the id
 // is shown.
 func (s *Orders) SetPeople(name func(ctx context.Context, userID string) string) { s.people = name }
@@ -140,13 +148,10 @@ func (s *Orders) SetPeople(name func(ctx context.Context, userID string) string)
 // approvers names the people who approved something in a run (a human's decision, not the order's own
 // authority or a timeout), so a report never says a run acted on its own when someone approved it.
 func (s *Orders) approvers(ctx context.Context, sessionID string) []string {
-	lister, ok := s.agent.(interface {
-		Approvals(ctx context.Context, sessionID, status string, limit int) ([]agent.Approval, error)
-	})
-	if !ok {
+	if s.approvals == nil {
 		return nil
 	}
-	list, err := lister.Approvals(ctx, sessionID, agent.ApprovalApproved, 50)
+	list, err := s.approvals.List(ctx, sessionID, approval.Approved, 50)
 	if err != nil {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
+	"github.com/it0/it0/internal/ops/approval"
 	opsconfig "github.com/it0/it0/ops-config"
 )
 
@@ -199,7 +200,7 @@ func (s *Orders) markEscalated(ctx context.Context, execID string, detail json.R
 }
 
 // Approved carries out a confirmed standing-order call.
-func (s *Orders) Approved(ctx context.Context, sess *agent.Session, a *agent.Approval) (agent.ToolResult, bool) {
+func (s *Orders) Approved(ctx context.Context, sess *agent.Session, a *approval.Approval) (agent.ToolResult, bool) {
 	switch a.Tool {
 	case ToolCreateOrder:
 		o, err := decodeDraft(a.ToolInput)

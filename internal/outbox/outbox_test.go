@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/bus/bustest"
 	"github.com/it0/it0/internal/bus/redisbus"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -19,11 +19,11 @@ import (
 )
 
 // newApproval writes a pending approval (and so its approval.requested event) in the tenant in ctx.
-func newApproval(t testing.TB, db *store.DB, ctx context.Context) *agent.Approval {
+func newApproval(t testing.TB, db *store.DB, ctx context.Context) *approval.Approval {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	a := &agent.Approval{ID: uuid.NewString(), SessionID: uuid.NewString(), Command: "systemctl restart nginx", RiskLevel: 1,
-		Tool: agent.ToolRunCommand, ToolInput: json.RawMessage(`{}`), Status: agent.ApprovalPending, RequestedBy: "test",
+	a := &approval.Approval{ID: uuid.NewString(), SessionID: uuid.NewString(), Command: "systemctl restart nginx", RiskLevel: 1,
+		Tool: "run_command", ToolInput: json.RawMessage(`{}`), Status: approval.Pending, RequestedBy: "test",
 		ExpiresAt: now.Add(time.Minute), CreatedAt: now}
 	if err := db.ApprovalCreate(ctx, a); err != nil {
 		t.Fatal(err)

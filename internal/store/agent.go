@@ -8,7 +8,6 @@ import (
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/errs"
-	"github.com/it0/it0/internal/outbox"
 )
 
 var _ agent.Store = (*DB)(nil)
@@ -206,130 +205,6 @@ func (db *DB) EventList(ctx context.Context, sessionID string, afterSeq int64, l
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-const approvalCols = `id, tenant_id, session_id, command, risk_level, reason, tool, tool_use_id, tool_input, status, requested_by,
-	decided_by, decision_reason, decided_at, used_at, expires_at, created_at`
-
-func scanApproval(row interface{ Scan(...any) error }) (*agent.Approval, error) {
-	var a agent.Approval
-	var input string
-	if err := row.Scan(&a.ID, &a.TenantID, &a.SessionID, &a.Command, &a.RiskLevel, &a.Reason, &a.Tool, &a.ToolUseID, &input, &a.Status,
-		&a.RequestedBy, &a.DecidedBy, &a.DecisionReason, &a.DecidedAt, &a.UsedAt, &a.ExpiresAt, &a.CreatedAt); err != nil {
-		return nil, err
-	}
-	if input != "" {
-		a.ToolInput = json.RawMessage(input)
-	}
-	return &a, nil
-}
-
-// ApprovalCreate inserts a.
-func (db *DB) ApprovalCreate(ctx context.Context, a *agent.Approval) error {
-	sc, err := db.scope(ctx)
-	if err != nil {
-		return err
-	}
-	a.TenantID = sc.tenantID
-	return sc.inTx(ctx, func(tx scopeTx) error {
-		if _, err := tx.exec(ctx, `INSERT INTO ~approval_requests (`+approvalCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			a.ID, a.TenantID, a.SessionID, a.Command, a.RiskLevel, a.Reason, a.Tool, a.ToolUseID, string(a.ToolInput), a.Status,
-			a.RequestedBy, a.DecidedBy, a.DecisionReason, a.DecidedAt, a.UsedAt, a.ExpiresAt, a.CreatedAt); err != nil {
-			return err
-		}
-		return tx.outboxFact(ctx, outbox.StreamApprovals, "approval.requested", a.ID, a.CreatedAt, approvalFact(a))
-	})
-}
-
-// approvalFact is the data of an approval's domain events.
-func approvalFact(a *agent.Approval) map[string]any {
-	return map[string]any{"session_id": a.SessionID, "risk_level": a.RiskLevel, "status": a.Status, "expires_at": a.ExpiresAt}
-}
-
-// ApprovalGet returns approval id.
-func (db *DB) ApprovalGet(ctx context.Context, id string) (*agent.Approval, error) {
-	sc, err := db.scope(ctx)
-	if err != nil {
-		return nil, err
-	}
-	a, err := scanApproval(sc.queryRow(ctx, `SELECT `+approvalCols+` FROM ~approval_requests WHERE id = ? AND tenant_id = ?`, id, sc.tenantID))
-	return a, notFound(err, "approval")
-}
-
-// ApprovalList returns approvals, newest first, optionally of one session and one status.
-func (db *DB) ApprovalList(ctx context.Context, sessionID, status string, limit int) ([]agent.Approval, error) {
-	sc, err := db.scope(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := sc.query(ctx, `SELECT `+approvalCols+` FROM ~approval_requests WHERE tenant_id = ? AND (? = '' OR session_id = ?)
-		AND (? = '' OR status = ?) ORDER BY created_at DESC, id LIMIT ?`, sc.tenantID, sessionID, sessionID, status, status, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []agent.Approval
-	for rows.Next() {
-		a, err := scanApproval(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *a)
-	}
-	return out, rows.Err()
-}
-
-// ApprovalDecide stores a's decision if the row is still pending.
-func (db *DB) ApprovalDecide(ctx context.Context, a *agent.Approval) error {
-	sc, err := db.scope(ctx)
-	if err != nil {
-		return err
-	}
-	return sc.inTx(ctx, func(tx scopeTx) error {
-		res, err := tx.exec(ctx, `UPDATE ~approval_requests SET status = ?, decided_by = ?, decision_reason = ?, decided_at = ?
-		WHERE id = ? AND tenant_id = ? AND status = 'pending'`, a.Status, a.DecidedBy, a.DecisionReason, a.DecidedAt, a.ID, sc.tenantID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errs.New(errs.Conflict, "approval %s was already decided", a.ID)
-		}
-		at := db.Now()
-		if a.DecidedAt != nil {
-			at = *a.DecidedAt
-		}
-		return tx.outboxFact(ctx, outbox.StreamApprovals, "approval.decided", a.ID, at, approvalFact(a))
-	})
-}
-
-// ApprovalUse marks decided approval id used (a grant consumed, or a decision handed to the engine), once.
-func (db *DB) ApprovalUse(ctx context.Context, id string, at time.Time) error {
-	sc, err := db.scope(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := sc.exec(ctx, `UPDATE ~approval_requests SET used_at = ? WHERE id = ? AND tenant_id = ? AND status <> 'pending' AND used_at IS NULL`,
-		at, id, sc.tenantID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errs.New(errs.Conflict, "approval %s is pending or already used", id)
-	}
-	return nil
-}
-
-// ApprovalSetToolUse records the engine tool call approval id answers.
-func (db *DB) ApprovalSetToolUse(ctx context.Context, id, toolUseID string) error {
-	sc, err := db.scope(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := sc.exec(ctx, `UPDATE ~approval_requests SET tool_use_id = ? WHERE id = ? AND tenant_id = ?`, toolUseID, id, sc.tenantID)
-	if err != nil {
-		return err
-	}
-	return mustAffect(res, "approval")
 }
 
 // SettingGet returns a tenant setting, or "".

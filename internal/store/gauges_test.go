@@ -10,6 +10,7 @@ import (
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -39,8 +40,8 @@ func TestGauges(t *testing.T) {
 					t.Fatal(err)
 				}
 				if i == 2 {
-					for _, ast := range []string{agent.ApprovalPending, agent.ApprovalPending, agent.ApprovalExpired} {
-						a := &agent.Approval{ID: uuid.NewString(), TenantID: ten.ID, SessionID: s.ID, Command: "rm x", RiskLevel: 1,
+					for _, ast := range []string{approval.Pending, approval.Pending, approval.Expired} {
+						a := &approval.Approval{ID: uuid.NewString(), TenantID: ten.ID, SessionID: s.ID, Command: "rm x", RiskLevel: 1,
 							Status: ast, RequestedBy: "u", ExpiresAt: now.Add(time.Hour), CreatedAt: now}
 						if err := db.ApprovalCreate(ctx, a); err != nil {
 							t.Fatal(err)

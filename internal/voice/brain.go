@@ -9,6 +9,7 @@ import (
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 // phrases holds everything the gateway says itself, per language. Keys are fmt formats.
@@ -86,7 +87,7 @@ func (b *escalationBrain) Greeting(ctx context.Context) (string, bool, error) {
 		return "", false, err
 	}
 	lang := b.claims.Lang
-	if a.Status != agent.ApprovalPending {
+	if a.Status != approval.Pending {
 		b.outcome = "already_" + a.Status
 		return phrase(lang, "decided", a.Status), true, nil
 	}
@@ -187,7 +188,7 @@ func (b *agentBrain) Turn(ctx context.Context, u Utterance, say func(string)) (b
 			say(phrase(b.lang, "approve_or_not"))
 			return false, nil
 		}
-		pending, err := b.s.agent.Approvals(ctx, b.sessionID, agent.ApprovalPending, 20)
+		pending, err := b.s.agent.Approvals(ctx, b.sessionID, approval.Pending, 20)
 		if err != nil {
 			return false, err
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/voice"
@@ -17,10 +18,10 @@ import (
 // restartAgent answers what an escalation call and an app session look up; the rest is unused here.
 type restartAgent struct {
 	voice.Agent
-	approval *agent.Approval
+	approval *approval.Approval
 }
 
-func (f restartAgent) Approval(context.Context, string) (*agent.Approval, error) {
+func (f restartAgent) Approval(context.Context, string) (*approval.Approval, error) {
 	return f.approval, nil
 }
 func (f restartAgent) Session(_ context.Context, id string) (*agent.Session, error) {
@@ -123,7 +124,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	db := storetest.OpenSQLite(t)
 	ten := storetest.NewTenant(t, db, "voicerestart")
 	ctx := tenant.WithID(context.Background(), ten.ID)
-	a := &agent.Approval{ID: "ap1", SessionID: "s1", Command: "rm -rf /var/log/old", RiskLevel: 1, Status: agent.ApprovalPending,
+	a := &approval.Approval{ID: "ap1", SessionID: "s1", Command: "rm -rf /var/log/old", RiskLevel: 1, Status: approval.Pending,
 		ToolInput: json.RawMessage(`{"server":"web-1"}`)}
 	// start is one process's gateway; each call is a restart.
 	start := func() *voice.Service {

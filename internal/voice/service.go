@@ -21,6 +21,7 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -29,9 +30,10 @@ type Agent interface {
 	Session(ctx context.Context, id string) (*agent.Session, error)
 	SendMessage(ctx context.Context, sessionID, text string) (*agent.TaskRecord, error)
 	Hub() *agent.Hub
-	Approval(ctx context.Context, id string) (*agent.Approval, error)
-	Approvals(ctx context.Context, sessionID, status string, limit int) ([]agent.Approval, error)
-	Decide(ctx context.Context, id string, approve bool, reason string) (*agent.Approval, error)
+	// The approvals of sessions (the approval service's, internal/ops/approval).
+	Approval(ctx context.Context, id string) (*approval.Approval, error)
+	Approvals(ctx context.Context, sessionID, status string, limit int) ([]approval.Approval, error)
+	Decide(ctx context.Context, id string, approve bool, reason string) (*approval.Approval, error)
 	Note(ctx context.Context, sessionID string, e agent.Event) agent.Event
 }
 

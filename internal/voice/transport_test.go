@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/tenant"
 )
 
@@ -65,10 +66,12 @@ func (p *pipeConn) send(v any) {
 // fakeAgent answers the approval lookups of an escalation call; other methods are unused here.
 type fakeAgent struct {
 	Agent
-	approval *agent.Approval
+	approval *approval.Approval
 }
 
-func (f fakeAgent) Approval(context.Context, string) (*agent.Approval, error) { return f.approval, nil }
+func (f fakeAgent) Approval(context.Context, string) (*approval.Approval, error) {
+	return f.approval, nil
+}
 func (f fakeAgent) Session(context.Context, string) (*agent.Session, error) {
 	return &agent.Session{ID: f.approval.SessionID, Title: "disk cleanup"}, nil
 }
@@ -76,7 +79,7 @@ func (f fakeAgent) Note(_ context.Context, _ string, e agent.Event) agent.Event 
 
 func newTestService(t *testing.T, max int) *Service {
 	t.Helper()
-	a := &agent.Approval{ID: "ap1", SessionID: "s1", Command: "rm -rf /var/log/old", RiskLevel: 1, Status: agent.ApprovalPending,
+	a := &approval.Approval{ID: "ap1", SessionID: "s1", Command: "rm -rf /var/log/old", RiskLevel: 1, Status: approval.Pending,
 		ToolInput: json.RawMessage(`{"server":"web-1"}`)}
 	s, err := New(Config{STT: lenSTT{text: func([]int16) (string, error) { return "", nil }}, TTS: &toneTTS{}, Secret: []byte("0123456789abcdef0123"),
 		PublicURL: "https://it0.example", MaxStreams: max, Frame: time.Millisecond, SilenceTimeout: time.Hour}, fakeAgent{approval: a}, nil, nil, nil)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/ops/approval"
 )
 
 // ToolListAlerts is the agent tool that lists recent alerts.
@@ -65,7 +66,7 @@ func (t *Tools) CallTool(ctx context.Context, sess *agent.Session, name string, 
 }
 
 // Approved is never called: list_alerts needs no approval.
-func (t *Tools) Approved(ctx context.Context, sess *agent.Session, a *agent.Approval) (agent.ToolResult, bool) {
+func (t *Tools) Approved(ctx context.Context, sess *agent.Session, a *approval.Approval) (agent.ToolResult, bool) {
 	return agent.ToolResult{}, false
 }
 

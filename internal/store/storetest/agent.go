@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -142,9 +143,9 @@ func runAgent(t *testing.T, open func(testing.TB) *store.DB) {
 		db := open(t)
 		actx, bctx := twoTenants(t, db, "approvals")
 		s := NewSession(t, db, actx, at)
-		mk := func(i int) *agent.Approval {
-			a := &agent.Approval{ID: uuid.NewString(), SessionID: s.ID, Command: fmt.Sprintf("systemctl restart app-%d", i), RiskLevel: 2,
-				Reason: "restart", Tool: "exec", ToolInput: json.RawMessage(`{"command":"systemctl restart app"}`), Status: agent.ApprovalPending,
+		mk := func(i int) *approval.Approval {
+			a := &approval.Approval{ID: uuid.NewString(), SessionID: s.ID, Command: fmt.Sprintf("systemctl restart app-%d", i), RiskLevel: 2,
+				Reason: "restart", Tool: "exec", ToolInput: json.RawMessage(`{"command":"systemctl restart app"}`), Status: approval.Pending,
 				RequestedBy: "agent", ExpiresAt: at.Add(time.Hour), CreatedAt: at.Add(time.Duration(i) * time.Second)}
 			if err := db.ApprovalCreate(actx, a); err != nil {
 				t.Fatal(err)
@@ -153,7 +154,7 @@ func runAgent(t *testing.T, open func(testing.TB) *store.DB) {
 		}
 		a1, a2 := mk(1), mk(2)
 		got, err := db.ApprovalGet(actx, a1.ID)
-		if err != nil || got.Command != a1.Command || got.Status != agent.ApprovalPending || !got.ExpiresAt.Equal(a1.ExpiresAt) ||
+		if err != nil || got.Command != a1.Command || got.Status != approval.Pending || !got.ExpiresAt.Equal(a1.ExpiresAt) ||
 			string(got.ToolInput) != `{"command":"systemctl restart app"}` || got.DecidedAt != nil {
 			t.Fatalf("round trip: %v %+v", err, got)
 		}
@@ -165,7 +166,7 @@ func runAgent(t *testing.T, open func(testing.TB) *store.DB) {
 			t.Errorf("use while pending: %v", err)
 		}
 		decided := at.Add(time.Minute)
-		got.Status, got.DecidedBy, got.DecisionReason, got.DecidedAt = agent.ApprovalApproved, "ops@example.com", "ok", &decided
+		got.Status, got.DecidedBy, got.DecisionReason, got.DecidedAt = approval.Approved, "ops@example.com", "ok", &decided
 		if err := db.ApprovalDecide(bctx, got); err == nil {
 			t.Error("tenant b decided tenant a's approval")
 		}
@@ -174,7 +175,7 @@ func runAgent(t *testing.T, open func(testing.TB) *store.DB) {
 		}
 		// Ensure a decision is final: a second one is a conflict.
 		second := *got
-		second.Status = agent.ApprovalRejected
+		second.Status = approval.Rejected
 		if err := db.ApprovalDecide(actx, &second); !errs.Is(err, errs.Conflict) {
 			t.Errorf("second decision: %v", err)
 		}
@@ -192,7 +193,7 @@ func runAgent(t *testing.T, open func(testing.TB) *store.DB) {
 			t.Errorf("cross-tenant tool use: %v", err)
 		}
 		got, _ = db.ApprovalGet(actx, a1.ID)
-		if got.Status != agent.ApprovalApproved || got.DecidedBy != "ops@example.com" || got.DecidedAt == nil || !got.DecidedAt.Equal(decided) || got.UsedAt == nil {
+		if got.Status != approval.Approved || got.DecidedBy != "ops@example.com" || got.DecidedAt == nil || !got.DecidedAt.Equal(decided) || got.UsedAt == nil {
 			t.Errorf("after decide and use: %+v", got)
 		}
 		if got, _ := db.ApprovalGet(actx, a2.ID); got.ToolUseID != "toolu_1" {
@@ -203,7 +204,7 @@ func runAgent(t *testing.T, open func(testing.TB) *store.DB) {
 		if err != nil || len(list) != 2 || list[0].ID != a2.ID {
 			t.Fatalf("list: %v %+v", err, list)
 		}
-		if list, _ := db.ApprovalList(actx, s.ID, agent.ApprovalPending, 10); len(list) != 1 || list[0].ID != a2.ID {
+		if list, _ := db.ApprovalList(actx, s.ID, approval.Pending, 10); len(list) != 1 || list[0].ID != a2.ID {
 			t.Errorf("pending of session: %+v", list)
 		}
 		if list, _ := db.ApprovalList(actx, "other-session", "", 10); len(list) != 0 {
