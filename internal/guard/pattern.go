@@ -9,16 +9,24 @@ import (
 	"unicode/utf8"
 )
 
-// pattern is a rule's regexp with a cheap necessary condition: most rule
+// pattern is a rule's regexp with cheap necessary conditions: most rule
 // regexps cannot match unless the text contains one of a few literal
 // strings ("--privileged", "prune", "drop" …), and strings.Contains rejects
-// the usual text much faster than the regexp's backtracker does.
+// the usual text much faster than the regexp's backtracker does. A regexp
+// that is an alternation is matched branch by branch, each with its own
+// literals (system\s*\(|>\s*"|… runs only the branches whose literals the
+// text holds; branches without literals run together).
 type pattern struct {
-	re *regexp.Regexp
-	// lits: a text the regexp matches contains one of them; nil when the
-	// regexp has no such literals.
-	lits []lit
-	fold bool // some lit is case-insensitive
+	re       *regexp.Regexp // the whole regexp
+	branches []branch       // it matches when one of them does
+}
+
+// branch is a regexp and, when it has them, the literals one of which a
+// text it matches contains.
+type branch struct {
+	re   *regexp.Regexp
+	lits []lit // nil: no literal is required
+	fold bool  // some lit is case-insensitive
 }
 
 // lit is a string a match contains; with fold, in any ASCII case.
@@ -32,41 +40,108 @@ func compilePattern(expr string) (*pattern, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pattern{re: re}
+	p := &pattern{re: re, branches: []branch{{re: re}}}
 	// regexp.Compile parses with syntax.Perl.
-	if tree, err := syntax.Parse(expr, syntax.Perl); err == nil {
-		if lits, ok := requiredLits(tree); ok {
-			p.lits = lits
-			for _, l := range lits {
-				p.fold = p.fold || l.fold
-			}
-		}
+	tree, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return p, nil
+	}
+	if bs, ok := splitBranches(tree); ok {
+		p.branches = bs
+	} else if lits, ok := requiredLits(tree); ok {
+		p.branches[0].setLits(lits)
 	}
 	return p, nil
 }
 
-// MatchString reports whether the regexp matches s.
-func (p *pattern) MatchString(s string) bool {
-	if p.lits != nil && !p.mayMatch(s) {
-		return false
+func (b *branch) setLits(lits []lit) {
+	b.lits = lits
+	for _, l := range lits {
+		b.fold = b.fold || l.fold
 	}
-	return p.re.MatchString(s)
 }
 
-// mayMatch reports whether s contains one of the literals.
-func (p *pattern) mayMatch(s string) bool {
-	lower := ""
-	if p.fold {
-		// A case-insensitive ASCII letter also matches non-ASCII runes
-		// (K, the Kelvin sign, matches k): only pure ASCII is pre-checked.
-		for i := 0; i < len(s); i++ {
-			if s[i] >= utf8.RuneSelf {
-				return true
+// splitBranches returns the branches of a top-level alternation when some
+// have literals: one per such branch, then the others as one regexp.
+func splitBranches(tree *syntax.Regexp) ([]branch, bool) {
+	if tree.Op != syntax.OpAlternate || len(tree.Sub) < 2 {
+		return nil, false
+	}
+	var out []branch
+	var rest []*syntax.Regexp
+	for _, sub := range tree.Sub {
+		lits, ok := requiredLits(sub)
+		if !ok {
+			rest = append(rest, sub)
+			continue
+		}
+		re, err := regexp.Compile(sub.String())
+		if err != nil {
+			return nil, false
+		}
+		b := branch{re: re}
+		b.setLits(lits)
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, false
+	}
+	if len(rest) > 0 {
+		alt := &syntax.Regexp{Op: syntax.OpAlternate, Sub: rest}
+		if len(rest) == 1 {
+			alt = rest[0]
+		}
+		re, err := regexp.Compile(alt.String())
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, branch{re: re})
+	}
+	return out, true
+}
+
+// MatchString reports whether the regexp matches s.
+func (p *pattern) MatchString(s string) bool {
+	lower, ascii, folded := "", true, false
+	for i := range p.branches {
+		b := &p.branches[i]
+		if b.lits != nil {
+			if b.fold && !folded {
+				folded = true
+				ascii = isASCII(s)
+				if ascii {
+					lower = strings.ToLower(s)
+				}
+			}
+			if !b.mayMatch(s, lower, ascii) {
+				continue
 			}
 		}
-		lower = strings.ToLower(s)
+		if b.re.MatchString(s) {
+			return true
+		}
 	}
-	for _, l := range p.lits {
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// mayMatch reports whether s (lower: s in lower case, when b.fold and s is
+// ASCII) contains one of the literals.
+func (b *branch) mayMatch(s, lower string, ascii bool) bool {
+	if b.fold && !ascii {
+		// A case-insensitive ASCII letter also matches non-ASCII runes
+		// (K, the Kelvin sign, matches k): only pure ASCII is pre-checked.
+		return true
+	}
+	for _, l := range b.lits {
 		if l.fold && strings.Contains(lower, l.s) || !l.fold && strings.Contains(s, l.s) {
 			return true
 		}
