@@ -46,7 +46,7 @@ func compilePattern(expr string) (*pattern, error) {
 	if err != nil {
 		return p, nil
 	}
-	if bs, ok := splitBranches(tree); ok {
+	if bs, ok := splitBranches(expr, tree); ok {
 		p.branches = bs
 	} else if lits, ok := requiredLits(tree); ok {
 		p.branches[0].setLits(lits)
@@ -62,20 +62,30 @@ func (b *branch) setLits(lits []lit) {
 }
 
 // splitBranches returns the branches of a top-level alternation when some
-// have literals: one per such branch, then the others as one regexp.
-func splitBranches(tree *syntax.Regexp) ([]branch, bool) {
+// have literals: one per such branch, then the others as one regexp. Each
+// branch is compiled from its own text in expr, used only when it parses to
+// exactly the branch of tree (else expr is not split).
+func splitBranches(expr string, tree *syntax.Regexp) ([]branch, bool) {
 	if tree.Op != syntax.OpAlternate || len(tree.Sub) < 2 {
 		return nil, false
 	}
+	texts, ok := topLevelBranches(expr)
+	if !ok || len(texts) != len(tree.Sub) {
+		return nil, false
+	}
 	var out []branch
-	var rest []*syntax.Regexp
-	for _, sub := range tree.Sub {
+	var rest []string
+	for i, sub := range tree.Sub {
+		t, err := syntax.Parse(texts[i], syntax.Perl)
+		if err != nil || !sameRegexp(t, sub) {
+			return nil, false
+		}
 		lits, ok := requiredLits(sub)
 		if !ok {
-			rest = append(rest, sub)
+			rest = append(rest, texts[i])
 			continue
 		}
-		re, err := regexp.Compile(sub.String())
+		re, err := regexp.Compile(texts[i])
 		if err != nil {
 			return nil, false
 		}
@@ -87,17 +97,93 @@ func splitBranches(tree *syntax.Regexp) ([]branch, bool) {
 		return nil, false
 	}
 	if len(rest) > 0 {
-		alt := &syntax.Regexp{Op: syntax.OpAlternate, Sub: rest}
-		if len(rest) == 1 {
-			alt = rest[0]
-		}
-		re, err := regexp.Compile(alt.String())
+		re, err := regexp.Compile(strings.Join(rest, "|"))
 		if err != nil {
 			return nil, false
 		}
 		out = append(out, branch{re: re})
 	}
 	return out, true
+}
+
+// topLevelBranches splits expr at each "|" outside parentheses, classes
+// and escapes. A leading flag group ("(?i)") is given to every branch; any
+// other flag group, which holds until the end of its group, or \Q, stops
+// the split.
+func topLevelBranches(expr string) ([]string, bool) {
+	prefix := ""
+	if strings.HasPrefix(expr, "(?") {
+		if end := strings.IndexByte(expr, ')'); end > 2 && !strings.ContainsAny(expr[2:end], ":(") {
+			prefix, expr = expr[:end+1], expr[end+1:]
+		}
+	}
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(expr); i++ {
+		switch expr[i] {
+		case '\\':
+			if i+1 < len(expr) && expr[i+1] == 'Q' {
+				return nil, false
+			}
+			i++
+		case '[':
+			j := i + 1
+			if j < len(expr) && expr[j] == '^' {
+				j++
+			}
+			if j < len(expr) && expr[j] == ']' {
+				j++
+			}
+			for j < len(expr) && expr[j] != ']' {
+				if expr[j] == '\\' || expr[j] == '[' {
+					return nil, false // an escape or [:class:] in a class: not worth reading
+				}
+				j++
+			}
+			i = j
+		case '(':
+			if strings.HasPrefix(expr[i:], "(?") && !strings.HasPrefix(expr[i:], "(?:") && !strings.HasPrefix(expr[i:], "(?P<") && !strings.HasPrefix(expr[i:], "(?<") {
+				return nil, false // a flag group
+			}
+			depth++
+		case ')':
+			depth--
+		case '|':
+			if depth == 0 {
+				out = append(out, prefix+expr[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, prefix+expr[start:]), depth == 0
+}
+
+// sameRegexp is (*syntax.Regexp).Equal without capture numbers and names,
+// which do not change what matches.
+func sameRegexp(x, y *syntax.Regexp) bool {
+	if x.Op != y.Op || x.Flags&syntax.NonGreedy != y.Flags&syntax.NonGreedy || len(x.Sub) != len(y.Sub) {
+		return false
+	}
+	switch x.Op {
+	case syntax.OpEndText:
+		if x.Flags&syntax.WasDollar != y.Flags&syntax.WasDollar {
+			return false
+		}
+	case syntax.OpLiteral, syntax.OpCharClass:
+		if x.Flags&syntax.FoldCase != y.Flags&syntax.FoldCase || !slices.Equal(x.Rune, y.Rune) {
+			return false
+		}
+	case syntax.OpRepeat:
+		if x.Min != y.Min || x.Max != y.Max {
+			return false
+		}
+	}
+	for i := range x.Sub {
+		if !sameRegexp(x.Sub[i], y.Sub[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // MatchString reports whether the regexp matches s.
