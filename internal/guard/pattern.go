@@ -135,8 +135,11 @@ func topLevelBranches(expr string) ([]string, bool) {
 				j++
 			}
 			for j < len(expr) && expr[j] != ']' {
-				if expr[j] == '\\' || expr[j] == '[' {
-					return nil, false // an escape or [:class:] in a class: not worth reading
+				switch expr[j] {
+				case '\\':
+					j++
+				case '[':
+					return nil, false // [:alpha:] in a class: not worth reading
 				}
 				j++
 			}
