@@ -82,7 +82,9 @@ func FuzzRequiredLits(f *testing.F) {
 	for _, s := range [][2]string{
 		{`(^|\s)(-f|--file|-i)(\s|=|$)`, "sed --file x"}, {`[ewW]x|a+b(c|d)`, "aabd"}, {`(?i)dRoP\s+(x|y)`, "DROP y"},
 		{`(?i)k`, "\u212a"}, {`(a|b)(c|d)(e|f)(g|h)(i|j)(k|l)`, "bdfhjl"}, {`x*(ab)+c`, "ababc"}, {`[\x{FFFD}a]b`, "\xffb"},
-		{`(?s)a.b`, "a\nb"}, {`\bfoo\b`, "a foo"}, {`(?i)[a-c]x`, "Bx"}, {`(?U)a+?b`, "aab"},
+		{`(?s)a.b`, "a\nb"}, {`(?i)ab|x$|(?m)^c`, "AB"}, {`a.b|(?s)c.d|e$`, "c\nd"}, {`(?i)k|\bq`, "\u212a"}, {`x$|y`, "x\n"},
+		{`(?m)^a|b\z|c$`, "q\na"}, {`ab|(?i)cd|ef`, "EF"}, {`(a)|(b)c|[|]x`, "|x"}, {`\||y|\Qa|b\E`, "a|b"},
+		{`(?i)xy|z`, "Z"}, {`(?P<n>ab)|c+d|[]|]q`, "]q"}, {`a(b|c)|d`, "ac"}, {`(?s:a.)|b.c`, "a\n"}, {`[[:alpha:]]1|2`, "x1"}, {`(?U)a+b|c*?d`, "d"}, {`\Aa|(?i)B\b`, "xb"}, {`\bfoo\b`, "a foo"}, {`(?i)[a-c]x`, "Bx"}, {`(?U)a+?b`, "aab"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -92,7 +94,7 @@ func FuzzRequiredLits(f *testing.F) {
 			return
 		}
 		if got, want := p.MatchString(text), p.re.MatchString(text); got != want {
-			t.Fatalf("%q on %q: %v, the regexp alone %v (literals %+v)", expr, text, got, want, p.lits)
+			t.Fatalf("%q on %q: %v, the regexp alone %v (branches %+v)", expr, text, got, want, p.branches)
 		}
 	})
 }
@@ -119,7 +121,7 @@ func FuzzPattern(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, p := range pats {
 			if got, want := p.MatchString(s), p.re.MatchString(s); got != want {
-				t.Fatalf("%s on %q: %v, the regexp alone %v (literals %+v)", p.re, s, got, want, p.lits)
+				t.Fatalf("%s on %q: %v, the regexp alone %v (branches %+v)", p.re, s, got, want, p.branches)
 			}
 		}
 	})
