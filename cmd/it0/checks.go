@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/checks"
 )
 
 const checksUsage = `usage: it0 checks list [--json]
@@ -56,7 +56,7 @@ func checksList(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	list, err := getItems[monitor.Check](ctx, c, "/api/v1/monitor/checks")
+	list, err := getItems[checks.Check](ctx, c, "/api/v1/monitor/checks")
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func checksAdd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	var ch monitor.Check
+	var ch checks.Check
 	if err := c.call(ctx, "POST", "/api/v1/monitor/checks", body, &ch); err != nil {
 		return err
 	}
@@ -150,15 +150,15 @@ func checksShow(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	id := url.PathEscape(fs.Arg(0))
-	var ch monitor.Check
+	var ch checks.Check
 	if err := c.call(ctx, "GET", "/api/v1/monitor/checks/"+id, nil, &ch); err != nil {
 		return err
 	}
-	results, err := getItems[monitor.CheckResult](ctx, c, fmt.Sprintf("/api/v1/monitor/checks/%s/results?limit=%d", id, *n))
+	results, err := getItems[checks.Result](ctx, c, fmt.Sprintf("/api/v1/monitor/checks/%s/results?limit=%d", id, *n))
 	if err != nil {
 		return err
 	}
-	transitions, err := getItems[monitor.CheckTransition](ctx, c, "/api/v1/monitor/checks/"+id+"/transitions?limit=5")
+	transitions, err := getItems[checks.Transition](ctx, c, "/api/v1/monitor/checks/"+id+"/transitions?limit=5")
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func serveInProcess(t *testing.T, dir string, env map[string]string) (*inProcess
 	go func() {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, nil, io.Discard, p.stderr)
 	}()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(90 * time.Second) // generous: a loaded CI machine builds caches on first start
 	for {
 		if m := listeningAddr.FindStringSubmatch(p.stderr.String()); m != nil {
 			p.addr = m[1]
@@ -48,7 +48,7 @@ func serveInProcess(t *testing.T, dir string, env map[string]string) (*inProcess
 			return nil, err
 		case <-deadline:
 			cancel()
-			t.Fatal("serve did not start")
+			t.Fatalf("serve did not start in 90s; its log:\n%s", p.stderr.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

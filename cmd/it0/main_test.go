@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 type child struct {
 	cmd  *exec.Cmd
 	addr string
-	out  *bytes.Buffer
+	out  *syncWriter // its log, read while it runs
 }
 
 var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
@@ -47,13 +47,13 @@ func startServe(t *testing.T, env []string, args ...string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, out: &bytes.Buffer{}}
+	c := &child{cmd: cmd, out: &syncWriter{}}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sent := false
 		for sc.Scan() {
-			c.out.WriteString(sc.Text() + "\n")
+			c.out.Write([]byte(sc.Text() + "\n"))
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil && !sent {
 				found <- m[1]
 				sent = true
@@ -189,7 +189,7 @@ func serveListening(t *testing.T, dir string, getenv func(string) string) (*sync
 	go func() {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, nil, io.Discard, serr)
 	}()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(90 * time.Second) // generous: a loaded CI machine builds caches on first start
 	for !strings.Contains(serr.String(), `"msg":"listening"`) {
 		select {
 		case err := <-done:
@@ -197,7 +197,7 @@ func serveListening(t *testing.T, dir string, getenv func(string) string) (*sync
 			t.Fatalf("serve: %v", err)
 		case <-deadline:
 			cancel()
-			t.Fatal("serve did not start")
+			t.Fatalf("serve did not start in 90s; its log:\n%s", serr.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/metrics"
 )
 
 const alertsUsage = `usage:
@@ -37,7 +39,7 @@ func runAlerts(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return err
 		}
-		var ev monitor.AlertEvent
+		var ev alerts.Event
 		if err := c.call(ctx, "POST", "/api/v1/monitor/alerts/"+url.PathEscape(args[1])+"/acknowledge", nil, &ev); err != nil {
 			return err
 		}
@@ -79,7 +81,7 @@ func alertsList(ctx context.Context, args []string, getenv func(string) string, 
 			q.Set(k, v)
 		}
 	}
-	list, err := getItems[monitor.AlertEvent](ctx, c, "/api/v1/monitor/alerts?"+q.Encode())
+	list, err := getItems[alerts.Event](ctx, c, "/api/v1/monitor/alerts?"+q.Encode())
 	if err != nil {
 		return err
 	}
@@ -164,7 +166,7 @@ func runMetrics(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	res, err := getItems[monitor.Series](ctx, c, "/api/v1/monitor/metrics?"+q.Encode())
+	res, err := getItems[metrics.Series](ctx, c, "/api/v1/monitor/metrics?"+q.Encode())
 	if err != nil {
 		return err
 	}

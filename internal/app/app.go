@@ -27,7 +27,9 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/ssh"
 	"github.com/it0/it0/internal/jobs"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/checks"
+	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
@@ -75,9 +77,9 @@ type App struct {
 	Ops       *ops.Service
 	Orders    *ops.Orders
 	Comm      *comm.Service
-	Metrics   *monitor.Metrics
-	Alerts    *monitor.Alerts
-	Checks    *monitor.Checks
+	Metrics   *metrics.Service
+	Alerts    *alerts.Service
+	Checks    *checks.Service
 	Voice     *voice.Service
 	Jobs      *jobs.Runner
 	API       *httpapi.Server
@@ -135,6 +137,9 @@ func (a *App) ListTargets(w io.Writer) {
 
 // Start starts the target's modules and returns a func that stops them.
 func (a *App) Start(ctx context.Context) (func(context.Context) error, error) {
+	if err := checkTarget(a.cfg); err != nil {
+		return nil, err
+	}
 	return a.mgr.Start(ctx, strings.Split(a.cfg.Target, ","))
 }
 
@@ -268,7 +273,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 		openai.New(openai.Config{BaseURL: a.cfg.OpenAIBaseURL, APIKey: openai.APIKey(a.cfg.OpenAIKey), Model: a.cfg.OpenAIModel,
 			Logger: a.log}),
 	}
-	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.Guard,
+	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.riskRules(),
 		PromptHint: ops.PromptHint, Schedule: a.schedule,
 		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
@@ -387,7 +392,7 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 }
 
 func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
-	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
+	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, WeCom: a.wecomCallback(), Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: a.readyChecks()})
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
@@ -403,7 +408,7 @@ func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) 
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	a.log.Info("listening", slog.String("addr", a.Addr), slog.String("storage", string(a.Store.Dialect())))
+	a.log.Info("listening", slog.String("addr", a.Addr), slog.String("storage", string(a.Store.Dialect())), slog.String("replica", a.replicaID))
 	return func(ctx context.Context) error {
 		err := errors.Join(srv.Shutdown(ctx), stopMetrics(ctx))
 		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {

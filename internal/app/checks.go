@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/it0/it0/internal/auth"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/checks"
 )
 
 // Checks is the module that defines and runs health checks.
@@ -17,9 +17,9 @@ const Checks = "checks"
 // published to event-triggered standing orders as check_failed.
 func (a *App) initChecks(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "checks"))
-	a.Checks = monitor.NewChecks(monitor.ChecksConfig{Logger: a.log, Registerer: a.registry,
-		OnTransition: func(ctx context.Context, c monitor.Check, t monitor.CheckTransition) {
-			if t.To != monitor.CheckDown {
+	a.Checks = checks.New(checks.Config{Logger: a.log, Registerer: a.registry,
+		OnTransition: func(ctx context.Context, c checks.Check, t checks.Transition) {
+			if t.To != checks.Down {
 				return
 			}
 			data, _ := json.Marshal(map[string]any{"check_id": c.ID, "check": c.Name, "type": c.Type, "target": c.Target,
@@ -28,7 +28,7 @@ func (a *App) initChecks(ctx context.Context) (func(context.Context) error, erro
 				log.ErrorContext(ctx, "deliver check_failed to standing orders", slog.String("check_id", c.ID), slog.String("error", err.Error()))
 			}
 		}}, a.Store, a.Inventory, a.Guard, a.Audit)
-	sched := monitor.NewCheckScheduler(monitor.CheckSchedulerConfig{Logger: a.log, Registerer: a.registry,
+	sched := checks.NewScheduler(checks.SchedulerConfig{Logger: a.log, Registerer: a.registry,
 		Concurrency: a.cfg.CheckConcurrency, ResultRetention: a.cfg.CheckResultRetention,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)

@@ -5,10 +5,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/it0/it0/internal/agent"
 	"log/slog"
+	"net/mail"
 	"strconv"
+	"strings"
 
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/comm/email"
@@ -38,7 +41,9 @@ type CommConfig struct {
 	SMTPUsername string
 	SMTPPassword vault.Secret
 	SMTPFrom     string
-	SMTPTLS      string // starttls (default), tls or none
+	SMTPTLS      string // starttls (default), opportunistic, tls or none
+	SMTPAuth     string // auto (default), plain, login, cram-md5, xoauth2 or none
+	SMTPOAuth2   email.OAuth2Config
 
 	TelegramBotToken      vault.Secret
 	TelegramWebhookSecret vault.Secret
@@ -50,6 +55,9 @@ type CommConfig struct {
 	WeComSecret     vault.Secret
 	WeComAgentID    string
 	WeComBaseURL    string
+	// The app's callback ("API receive"): WeCom users' replies answer escalations.
+	WeComCallbackToken  vault.Secret
+	WeComEncodingAESKey vault.Secret
 
 	FCMCredentialsFile string
 	FCMBaseURL         string
@@ -62,11 +70,17 @@ func (c *CommConfig) load(getenv func(string) string) {
 		TwilioPhoneNumber: getenv("IT0_TWILIO_PHONE_NUMBER"), TwilioBaseURL: getenv("IT0_TWILIO_BASE_URL"),
 		SMTPHost: getenv("IT0_SMTP_HOST"), SMTPPort: getenv("IT0_SMTP_PORT"), SMTPUsername: getenv("IT0_SMTP_USERNAME"),
 		SMTPPassword: vault.Secret(getenv("IT0_SMTP_PASSWORD")), SMTPFrom: getenv("IT0_SMTP_FROM"), SMTPTLS: getenv("IT0_SMTP_TLS"),
+		SMTPAuth: getenv("IT0_SMTP_AUTH"),
+		SMTPOAuth2: email.OAuth2Config{TokenURL: getenv("IT0_SMTP_OAUTH2_TOKEN_URL"), ClientID: getenv("IT0_SMTP_OAUTH2_CLIENT_ID"),
+			ClientSecret: vault.Secret(getenv("IT0_SMTP_OAUTH2_CLIENT_SECRET")), RefreshToken: vault.Secret(getenv("IT0_SMTP_OAUTH2_REFRESH_TOKEN")),
+			Scopes: strings.Fields(strings.ReplaceAll(getenv("IT0_SMTP_OAUTH2_SCOPES"), ",", " ")), CredentialsFile: getenv("IT0_SMTP_OAUTH2_CREDENTIALS_FILE"),
+			TokenFile: getenv("IT0_SMTP_OAUTH2_TOKEN_FILE")},
 		TelegramBotToken: vault.Secret(getenv("IT0_TELEGRAM_BOT_TOKEN")), TelegramWebhookSecret: vault.Secret(getenv("IT0_TELEGRAM_WEBHOOK_SECRET")),
 		TelegramBaseURL: getenv("IT0_TELEGRAM_BASE_URL"),
 		WeComWebhookKey: vault.Secret(getenv("IT0_WECOM_WEBHOOK_KEY")), WeComWebhookURL: vault.Secret(getenv("IT0_WECOM_WEBHOOK_URL")),
 		WeComCorpID: getenv("IT0_WECOM_CORP_ID"), WeComSecret: vault.Secret(getenv("IT0_WECOM_SECRET")), WeComAgentID: getenv("IT0_WECOM_AGENT_ID"),
 		WeComBaseURL:       getenv("IT0_WECOM_BASE_URL"),
+		WeComCallbackToken: vault.Secret(getenv("IT0_WECOM_CALLBACK_TOKEN")), WeComEncodingAESKey: vault.Secret(getenv("IT0_WECOM_ENCODING_AES_KEY")),
 		FCMCredentialsFile: getenv("IT0_FCM_CREDENTIALS_FILE"), FCMBaseURL: getenv("IT0_FCM_BASE_URL"), FCMTokenURL: getenv("IT0_FCM_TOKEN_URL"),
 	}
 }
@@ -78,10 +92,24 @@ func (c *CommConfig) validate() []error {
 			list = append(list, fmt.Errorf("IT0_SMTP_PORT %q: want a port from 1 to 65535", c.SMTPPort))
 		}
 	}
-	switch c.SMTPTLS {
-	case "", email.TLSStartTLS, email.TLSImplicit, email.TLSNone:
-	default:
-		list = append(list, fmt.Errorf("IT0_SMTP_TLS %q: want starttls, tls or none", c.SMTPTLS))
+	if err := email.CheckTLS(c.SMTPTLS); err != nil {
+		list = append(list, err)
+	}
+	if err := email.CheckAuth(c.SMTPAuth); err != nil {
+		list = append(list, err)
+	}
+	if err := c.SMTPOAuth2.Validate(); err != nil {
+		list = append(list, err)
+	}
+	if strings.EqualFold(c.SMTPAuth, email.AuthXOAUTH2) && c.SMTPOAuth2.IsZero() {
+		list = append(list, errors.New("IT0_SMTP_AUTH=xoauth2: set IT0_SMTP_OAUTH2_TOKEN_URL (with client id and refresh token or secret), IT0_SMTP_OAUTH2_CREDENTIALS_FILE or IT0_SMTP_OAUTH2_TOKEN_FILE"))
+	}
+	if !c.WeComCallbackToken.IsZero() || !c.WeComEncodingAESKey.IsZero() {
+		if c.WeComCallbackToken.IsZero() || c.WeComEncodingAESKey.IsZero() || c.WeComCorpID == "" {
+			list = append(list, errors.New("IT0_WECOM_CALLBACK_TOKEN, IT0_WECOM_ENCODING_AES_KEY and IT0_WECOM_CORP_ID go together (the app's API receive settings)"))
+		} else if _, err := wecom.AESKey(c.WeComEncodingAESKey.Reveal()); err != nil {
+			list = append(list, fmt.Errorf("IT0_WECOM_ENCODING_AES_KEY: %w", err))
+		}
 	}
 	if c.WeComAgentID != "" {
 		if _, err := strconv.Atoi(c.WeComAgentID); err != nil {
@@ -109,11 +137,20 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 		Media: voiceMedia{a}})
 	tg := telegram.New(telegram.Config{Token: c.TelegramBotToken, WebhookSecret: c.TelegramWebhookSecret, BaseURL: c.TelegramBaseURL})
 	port, _ := strconv.Atoi(c.SMTPPort)
+	smtpUser := c.SMTPUsername
+	if from, err := mail.ParseAddress(c.SMTPFrom); err == nil && smtpUser == "" {
+		smtpUser = from.Address
+	}
+	smtpTokens, err := email.NewTokenSource(c.SMTPOAuth2, smtpUser)
+	if err != nil {
+		return nil, err
+	}
 	agentID, _ := strconv.Atoi(c.WeComAgentID)
 	senders := []comm.Sender{tw.SMS(), tw.Voice(), tg,
-		email.New(email.Config{Host: c.SMTPHost, Port: port, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.SMTPFrom, TLS: c.SMTPTLS}),
+		email.New(email.Config{Host: c.SMTPHost, Port: port, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.SMTPFrom, TLS: c.SMTPTLS,
+			Auth: c.SMTPAuth, OAuth2: smtpTokens}),
 		wecom.New(wecom.Config{CorpID: c.WeComCorpID, Secret: c.WeComSecret, AgentID: agentID, WebhookKey: c.WeComWebhookKey,
-			WebhookURL: c.WeComWebhookURL, BaseURL: c.WeComBaseURL}),
+			WebhookURL: c.WeComWebhookURL, BaseURL: c.WeComBaseURL, Cards: !c.WeComCallbackToken.IsZero()}),
 		fcm.New(fcm.Config{CredentialsFile: c.FCMCredentialsFile, BaseURL: c.FCMBaseURL, TokenURL: c.FCMTokenURL}),
 	}
 	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "it0_comm_messages_total",
@@ -182,4 +219,19 @@ func (a *App) escalationRoute(ctx context.Context, sess *agent.Session, ap *agen
 		return comm.Route{}, nil
 	}
 	return a.Orders.EscalationRoute(ctx, sess, ap)
+}
+
+// wecomCallback is WeCom's callback for the API, or nil when IT0_WECOM_CALLBACK_TOKEN is not set (the
+// route then refuses). The settings were validated with the config.
+func (a *App) wecomCallback() *wecom.Callback {
+	c := a.cfg.Comm
+	if c.WeComCallbackToken.IsZero() {
+		return nil
+	}
+	cb, err := wecom.NewCallback(wecom.CallbackConfig{Token: c.WeComCallbackToken, EncodingAESKey: c.WeComEncodingAESKey, ReceiverID: c.WeComCorpID})
+	if err != nil {
+		a.log.Error("wecom callback not served", slog.String("error", err.Error()))
+		return nil
+	}
+	return cb
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/jobs"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -206,7 +206,7 @@ func (c *ownCollector) snapshot() gaugeSnapshot {
 	defer cancel()
 	a := c.a
 	snap := gaugeSnapshot{alerts: map[string]int{}, sessions: map[string]int{}}
-	for _, s := range monitor.Severities {
+	for _, s := range alerts.Severities {
 		snap.alerts[s] = 0
 	}
 	for _, s := range []string{agent.StatusRunning, agent.StatusAwaitingApproval} {

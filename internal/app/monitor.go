@@ -11,6 +11,8 @@ import (
 	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/monitor/nodeexporter"
 	"github.com/it0/it0/internal/monitor/promapi"
 )
@@ -27,15 +29,15 @@ const (
 // ops; every sample also feeds threshold-triggered standing orders.
 func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "monitor"))
-	a.Alerts = monitor.NewAlerts(monitor.AlertsConfig{Logger: a.log,
-		Remediator: monitor.NewRunbookRemediator(a.Ops, a.cfg.RemediationMaxRisk).WithServerNames(a.serverName),
+	a.Alerts = alerts.New(alerts.Config{Logger: a.log,
+		Remediator: alerts.NewRunbookRemediator(a.Ops, a.cfg.RemediationMaxRisk).WithServerNames(a.serverName),
 		CheckRunbook: func(ctx context.Context, id string) error {
 			_, err := a.Ops.Runbook(ctx, id)
 			return err
 		},
-		OnAlert: func(ctx context.Context, ev monitor.AlertEvent) {
+		OnAlert: func(ctx context.Context, ev alerts.Event) {
 			kind := "alert_fired"
-			if ev.Status == monitor.AlertResolved {
+			if ev.Status == alerts.Resolved {
 				kind = "alert_resolved"
 			}
 			data, _ := json.Marshal(ev)
@@ -43,7 +45,7 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 				log.ErrorContext(ctx, "deliver alert to standing orders", slog.String("event_id", ev.ID), slog.String("error", err.Error()))
 			}
 		}}, a.Store, a.Audit)
-	a.Metrics = monitor.NewMetrics(monitor.MetricsConfig{Logger: a.log,
+	a.Metrics = metrics.New(metrics.Config{Logger: a.log,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)
 			ids := make([]string, 0, len(list))
@@ -62,7 +64,7 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 				log.ErrorContext(ctx, "feed threshold orders", slog.String("server_id", serverID), slog.String("error", err.Error()))
 			}
 		}}, a.Store, a.Inventory, nodeexporter.New(nil), promapi.New(nil), a.Audit)
-	a.Agent.AddTools(monitor.NewTools(a.Alerts))
+	a.Agent.AddTools(alerts.NewTools(a.Alerts))
 	if err := a.registerOwnMetrics(); err != nil {
 		return nil, err
 	}

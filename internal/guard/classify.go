@@ -33,7 +33,13 @@ const (
 // parsers reuses bash parsers (and their buffers) across Classify calls: a
 // parser is most of a classification's allocations. The tree a parse returns
 // does not refer to the parser.
-var parsers = sync.Pool{New: func() any { return syntax.NewParser(syntax.Variant(syntax.LangBash)) }}
+var parsers = sync.Pool{New: func() any { return &pooledParser{p: syntax.NewParser(syntax.Variant(syntax.LangBash))} }}
+
+// pooledParser is a parser with the reader it reads code from.
+type pooledParser struct {
+	p *syntax.Parser
+	r strings.Reader
+}
 
 // Verdict is the guard's decision about one command, with its explanation.
 type Verdict struct {
@@ -166,6 +172,9 @@ func (s *state) add(cmd string, o outcome) {
 	if slices.Contains(s.matches, m) {
 		return
 	}
+	if s.matches == nil {
+		s.matches = make([]Match, 0, 4) // most commands have a few
+	}
 	s.matches = append(s.matches, m)
 }
 
@@ -187,7 +196,7 @@ func (s *state) verdict() Verdict {
 	}
 	m := s.matches[best]
 	v.Level = m.Level
-	v.Reason = fmt.Sprintf("%s: %s (rule %s)", m.Command, m.Reason, m.Rule)
+	v.Reason = m.Command + ": " + m.Reason + " (rule " + m.Rule + ")"
 	return v
 }
 
@@ -210,17 +219,17 @@ func (s *state) shell(code string, depth int) {
 		s.add(code, s.r.defaults.TooDeep)
 		return
 	}
-	parser := parsers.Get().(*syntax.Parser)
-	f, err := parser.Parse(strings.NewReader(code), "")
-	parsers.Put(parser)
+	f, err := parse(code)
 	if err != nil {
 		o := s.r.defaults.ParseError
 		o.Reason = fmt.Sprintf("%s: %v", o.Reason, err)
 		s.add(code, o)
 		return
 	}
+	// What the nested code defines, where it cds to and what it assigns
+	// stays in it (restored below; not deferred, which costs on this hot
+	// path: nothing here recovers from a panic).
 	saved, savedCwd, savedVars, savedEnd := s.funcs, s.cwd, s.vars, s.varEnd
-	defer func() { s.funcs, s.cwd, s.vars, s.varEnd = saved, savedCwd, savedVars, savedEnd }()
 	s.funcs = nil
 	var assigns map[*syntax.Stmt][]varDef
 	if strings.IndexByte(code, '=') >= 0 {
@@ -267,6 +276,20 @@ func (s *state) shell(code string, depth int) {
 		}
 		return true
 	})
+	s.funcs, s.cwd, s.vars, s.varEnd = saved, savedCwd, savedVars, savedEnd
+}
+
+// parse parses code as bash.
+func parse(code string) (*syntax.File, error) {
+	if f, ok := simpleParse(code); ok {
+		return f, nil
+	}
+	pp := parsers.Get().(*pooledParser)
+	pp.r.Reset(code)
+	f, err := pp.p.Parse(&pp.r, "")
+	pp.r.Reset("")
+	parsers.Put(pp)
+	return f, err
 }
 
 // unescape removes backslash quoting from a literal: outside double quotes
@@ -621,10 +644,7 @@ func (s *state) argv(a []word, in *input, depth int) {
 	}
 	p := cmd.parse(rest)
 	p.cwd = s.cwd
-	outs, _, _ := cmd.evaluate(&p, rest)
-	for _, o := range outs {
-		s.add(text, o)
-	}
+	s.evaluate(cmd, &p, rest, text)
 	s.hostsOf(cmd, p)
 	s.writes(cmd, p, rest, text)
 	s.reads(cmd, p, rest, text)
@@ -843,10 +863,7 @@ scan:
 		// Rules see the wrapper's own options plus a placeholder for the command.
 		p.operands = append(slices.Clip(p.operands), inner[0].val)
 	}
-	outs, matched, noexec := cmd.evaluate(&p, rest[:i])
-	for _, o := range outs {
-		s.add(text, o)
-	}
+	matched, noexec := s.evaluate(cmd, &p, rest[:i], text)
 	s.hostsOf(cmd, p)
 	if noexec {
 		return
@@ -994,10 +1011,7 @@ func (s *state) find(cmd *command, rest []word, text string, in *input, depth in
 		main = append(main, rest[i])
 	}
 	p := parsed{flags: flags, operands: roots, cwd: s.cwd}
-	outs, _, _ := cmd.evaluate(&p, main)
-	for _, o := range outs {
-		s.add(text, o)
-	}
+	s.evaluate(cmd, &p, main, text)
 	if len(roots) == 0 {
 		roots = []string{"."}
 	}

@@ -97,6 +97,49 @@ func (g *glob) match(s string) bool {
 	return globMatch(g.pat, s)
 }
 
+// globSet is a rule's list of globs with a quick test that rejects most
+// strings none of them matches: by the first byte of each glob's literal
+// prefix or, for a glob without one, the last byte of its literal suffix.
+type globSet struct {
+	globs []glob
+	// first and last hold those bytes; free is set when some glob has
+	// neither (it may match anything).
+	first, last byteSet
+	free        bool
+}
+
+type byteSet [4]uint64
+
+func (b *byteSet) add(c byte)      { b[c>>6] |= 1 << (c & 63) }
+func (b *byteSet) has(c byte) bool { return b[c>>6]&(1<<(c&63)) != 0 }
+
+// newGlobSet compiles pats; it returns nil for none.
+func newGlobSet(pats []string) *globSet {
+	if len(pats) == 0 {
+		return nil
+	}
+	gs := &globSet{globs: compileGlobs(pats)}
+	for i := range gs.globs {
+		switch g := &gs.globs[i]; {
+		case g.pre != "":
+			gs.first.add(g.pre[0])
+		case g.suf != "":
+			gs.last.add(g.suf[len(g.suf)-1])
+		default:
+			gs.free = true
+		}
+	}
+	return gs
+}
+
+// match reports whether some glob matches s.
+func (gs *globSet) match(s string) bool {
+	if !gs.free && (s == "" || !gs.first.has(s[0]) && !gs.last.has(s[len(s)-1])) {
+		return false
+	}
+	return anyGlob(gs.globs, s)
+}
+
 func anyGlob(gs []glob, s string) bool {
 	for i := range gs {
 		if gs[i].match(s) {
@@ -259,18 +302,18 @@ func newCand(c string) cand {
 // match reports whether the operand names a path the globs cover: o
 // itself, o resolved against the working directory a cd set, and, for a glob
 // operand, any path it may expand to.
-func (t *target) match(globs []glob) bool {
+func (t *target) match(globs *globSet) bool {
 	return t.clean.match(globs) || (t.resolved.s != "" && t.resolved.match(globs))
 }
 
-func (c *cand) match(globs []glob) bool {
-	if anyGlob(globs, c.s) {
+func (c *cand) match(globs *globSet) bool {
+	if globs.match(c.s) {
 		return true
 	}
 	if c.glob {
-		for i := range globs {
+		for i := range globs.globs {
 			// Rules about unexpanded variables ("$*") are not about paths.
-			if g := &globs[i]; !g.dollar && globsMeetEnds(c.s, c.ends, g.pat, g.ends) {
+			if g := &globs.globs[i]; !g.dollar && globsMeetEnds(c.s, c.ends, g.pat, g.ends) {
 				return true
 			}
 		}
@@ -280,7 +323,7 @@ func (c *cand) match(globs []glob) bool {
 
 // pathMatch reports whether operand o, after a cd to cwd, names a path the
 // globs cover (see target.match).
-func pathMatch(globs []glob, o, cwd string) bool {
+func pathMatch(globs *globSet, o, cwd string) bool {
 	t := newTarget(o, cwd)
 	return t.match(globs)
 }
@@ -330,9 +373,22 @@ type parsed struct {
 	operands []string
 	opIdx    []int  // index of each operand in the input
 	cwd      string // where a cd in the same command went ("" none, cwdUnknown)
-	// targets caches the operands as path rules see them (target), filled
-	// on first use: set operands and cwd before.
+	// targets caches the operands as path rules see them (target), and
+	// lowers in lower case (sub rules), filled on first use: set operands
+	// and cwd before.
 	targets []target
+	lowers  []string
+}
+
+// lower returns operand i in lower case.
+func (p *parsed) lower(i int) string {
+	if p.lowers == nil {
+		p.lowers = make([]string, len(p.operands))
+		for k, o := range p.operands {
+			p.lowers[k] = strings.ToLower(o)
+		}
+	}
+	return p.lowers[i]
 }
 
 // target returns operand i as path rules see it.
@@ -375,11 +431,17 @@ func (c *command) parse(args []word) parsed {
 			continue
 		}
 		if !dd && isFlag(v) {
+			if p.flags == nil {
+				p.flags = make([]string, 0, len(args)-i)
+			}
 			p.flags = append(p.flags, v)
 			if c.takesValue(v) {
 				i++
 			}
 			continue
+		}
+		if p.operands == nil {
+			p.operands, p.opIdx = make([]string, 0, len(args)-i), make([]int, 0, len(args)-i)
 		}
 		p.operands = append(p.operands, v)
 		p.opIdx = append(p.opIdx, i)
@@ -390,7 +452,7 @@ func (c *command) parse(args []word) parsed {
 func hasFlag(flags []string, f string) bool {
 	short := len(f) == 2 && f[0] == '-' && f[1] != '-'
 	for _, w := range flags {
-		if w == f || strings.HasPrefix(w, f+"=") {
+		if w == f || len(w) > len(f) && w[len(f)] == '=' && strings.HasPrefix(w, f) { // f or f=…
 			return true
 		}
 		if short && len(w) > 2 && w[1] != '-' && strings.IndexByte(w[1:], f[1]) >= 0 {
@@ -409,7 +471,7 @@ func (r *rule) match(p *parsed, args *argList) bool {
 			}
 			ok = true
 			for i := range s {
-				if !s[i].match(strings.ToLower(p.operands[i])) {
+				if !s[i].match(p.lower(i)) {
 					ok = false
 					break
 				}
@@ -434,10 +496,10 @@ func (r *rule) match(p *parsed, args *argList) bool {
 			return false
 		}
 	}
-	if len(r.args) > 0 {
+	if r.args != nil {
 		ok := false
 		for _, a := range args.words {
-			if anyGlob(r.args, a.val) {
+			if r.args.match(a.val) {
 				ok = true
 				break
 			}
@@ -446,7 +508,7 @@ func (r *rule) match(p *parsed, args *argList) bool {
 			return false
 		}
 	}
-	if len(r.operands) > 0 {
+	if r.operands != nil {
 		ok := false
 		for i := range p.operands {
 			if p.target(i).match(r.operands) {
@@ -458,7 +520,7 @@ func (r *rule) match(p *parsed, args *argList) bool {
 			return false
 		}
 	}
-	if len(r.last) > 0 {
+	if r.last != nil {
 		if len(p.operands) == 0 || !p.target(len(p.operands)-1).match(r.last) {
 			return false
 		}
@@ -487,19 +549,20 @@ func (a *argList) joined() string {
 	return a.text
 }
 
-// evaluate applies every layer of rules: in the shipped layer the highest
-// matching rule wins, or the command's default when none matches; tenant
-// layers and the tenant floor can only raise the result.
+// evaluate applies every layer of a command's rules and adds their outcomes
+// to the matches as text: in the shipped layer the highest matching rule
+// wins, or the command's default when none matches; tenant layers and the
+// tenant floor can only raise the result.
 //
 // It also reports whether a shipped rule matched and whether a matching
 // rule says the wrapper does not run its operands (command -v).
-func (c *command) evaluate(p *parsed, args []word) (out []outcome, matched, noexec bool) {
+func (s *state) evaluate(c *command, p *parsed, args []word, text string) (matched, noexec bool) {
 	al := argList{words: args}
 	for li, layer := range c.layers {
 		m := false
 		for i := range layer {
 			if layer[i].match(p, &al) {
-				out = append(out, layer[i].outcome)
+				s.add(text, layer[i].outcome)
 				m = true
 				noexec = noexec || layer[i].noexec
 			}
@@ -507,12 +570,12 @@ func (c *command) evaluate(p *parsed, args []word) (out []outcome, matched, noex
 		if li == 0 {
 			matched = m
 			if !m {
-				out = append(out, c.def)
+				s.add(text, c.def)
 			}
 		}
 	}
 	if c.floor.Rule != "" {
-		out = append(out, c.floor)
+		s.add(text, c.floor)
 	}
-	return out, matched, noexec
+	return matched, noexec
 }

@@ -211,8 +211,35 @@ func deleteCallAt(code string, i int, name string) (int, bool) {
 	return 0, false
 }
 
-// absPath finds absolute path literals in code.
-var absPath = regexp.MustCompile(`['"](/[^'"\s]*)['"]`)
+// absPaths returns the first n absolute path literals in code: a quote,
+// "/", then no quote or space up to a quote (the regexp
+// ['"](/[^'"\s]*)['"] in the tests, which check the two agree), each as
+// where its path starts and ends.
+func absPaths(code string, n int) [][2]int {
+	var out [][2]int
+	for i := 0; i+1 < len(code) && len(out) < n; i++ {
+		if !isQuote(code[i]) || code[i+1] != '/' {
+			continue
+		}
+		j := i + 2
+		for j < len(code) && !isQuote(code[j]) && !isRESpace(code[j]) {
+			j++
+		}
+		if j < len(code) && isQuote(code[j]) {
+			out = append(out, [2]int{i + 1, j})
+			i = j
+		}
+	}
+	return out
+}
+
+func isQuote(c byte) bool { return c == '\'' || c == '"' }
+
+// isBarePath reports whether s is exactly one absolute path literal.
+func isBarePath(s string) bool {
+	m := absPaths(s, 1)
+	return len(m) == 1 && m[0][0] == 1 && m[0][1] == len(s)-1
+}
 
 // maxDeletes bounds the delete calls judged per piece of code.
 const maxDeletes = 8
@@ -267,17 +294,18 @@ func deleteArgv(code string, i, at int, recursive bool) [][]word {
 	// A bare literal is the target; a literal inside an expression
 	// (os.path.join("/etc", f)) is a directory something in it is.
 	trimmed := strings.TrimSpace(args)
-	bare := trimmed != "" && absPath.FindString(trimmed) == trimmed
+	bare := isBarePath(trimmed)
 	var paths []string
-	for _, p := range absPath.FindAllStringSubmatch(args, 4) {
-		paths = append(paths, p[1])
+	for _, m := range absPaths(args, 4) {
+		p := args[m[0]:m[1]]
+		paths = append(paths, p)
 		if !bare {
-			paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
+			paths = append(paths, strings.TrimSuffix(p, "/")+"/*")
 		}
 	}
 	if len(paths) == 0 {
-		for _, p := range absPath.FindAllStringSubmatch(code, 4) {
-			paths = append(paths, strings.TrimSuffix(p[1], "/")+"/*")
+		for _, m := range absPaths(code, 4) {
+			paths = append(paths, strings.TrimSuffix(code[m[0]:m[1]], "/")+"/*")
 		}
 	}
 	out := make([][]word, 0, len(paths))

@@ -39,3 +39,31 @@ func FuzzExecCalls(f *testing.F) {
 		}
 	})
 }
+
+// absPathPattern is what absPaths implements.
+var absPathPattern = regexp.MustCompile(`['"](/[^'"\s]*)['"]`)
+
+// FuzzAbsPaths checks that the hand-written scanner finds exactly the path
+// literals the regexp finds, and says a string is one of them exactly when
+// the regexp's leftmost match is the whole string.
+func FuzzAbsPaths(f *testing.F) {
+	for _, s := range []string{
+		`os.remove("/etc/passwd")`, `shutil.rmtree('/var/lib/mysql')`, `os.path.join("/etc", f)`, `"/a" '/b' "/c' '/d" "/e f" "/g"`,
+		`'/'`, `"/`, `"/x`, `""/x"`, `'/a''/b'`, "\"/a\tb\"", "\"/\xff\"", `rm("/a") + rm("/b") + rm("/c") + rm("/d") + rm("/e")`,
+		`"/etc/*"`, ` "/etc" `, `'/etc'x`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, code string) {
+		var want [][2]int
+		for _, m := range absPathPattern.FindAllStringSubmatchIndex(code, 4) {
+			want = append(want, [2]int{m[2], m[3]})
+		}
+		if got := absPaths(code, 4); !slices.Equal(got, want) {
+			t.Fatalf("absPaths(%q) = %v, the regexp finds %v", code, got, want)
+		}
+		if got, want := isBarePath(code), code != "" && absPathPattern.FindString(code) == code; got != want {
+			t.Fatalf("isBarePath(%q) = %v, want %v", code, got, want)
+		}
+	})
+}

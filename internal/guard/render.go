@@ -40,6 +40,18 @@ func wordsEnv(ws []*syntax.Word, vars map[string]string) []word {
 func render(w *syntax.Word) word { return renderEnv(w, nil) }
 
 func renderEnv(w *syntax.Word, vars map[string]string) word {
+	if len(w.Parts) == 1 {
+		// The common word, one plain literal or single-quoted string: its
+		// value without copying it.
+		switch x := w.Parts[0].(type) {
+		case *syntax.Lit:
+			return word{val: unescaped(x.Value, false), lit: true, node: w}
+		case *syntax.SglQuoted:
+			if !x.Dollar {
+				return word{val: x.Value, lit: true, node: w}
+			}
+		}
+	}
 	r := renderer{vars: vars, lit: true}
 	r.parts(w.Parts, false)
 	out := word{val: r.val.String(), lit: r.lit, node: w}

@@ -54,7 +54,7 @@ type defaults struct {
 
 type pathRule struct {
 	outcome
-	globs []glob
+	globs *globSet
 }
 
 type regexRule struct {
@@ -102,9 +102,9 @@ type rule struct {
 	outcome
 	sub        [][]glob
 	flags      []string
-	args       []glob
-	operands   []glob
-	last       []glob
+	args       *globSet
+	operands   *globSet
+	last       *globSet
 	re         *pattern
 	noOperands bool
 	noexec     bool
@@ -375,7 +375,7 @@ func (b *builder) compileShared(raw *rawFile) {
 			id = "tenant:" + id
 		}
 		o := b.lr(p, rawLR{pr.Level, pr.Reason}, id)
-		globs := compileGlobs(b.globs(p+".globs", pr.Globs, true))
+		globs := newGlobSet(b.globs(p+".globs", pr.Globs, true))
 		table = append(table, pathRule{outcome: o, globs: globs})
 	}
 	if len(table) > 0 {
@@ -393,7 +393,7 @@ func (b *builder) compileShared(raw *rawFile) {
 			b.fail(p+".level", "a read of credential material is at least L1, got %s", o.Level)
 		}
 		o.Secret = true
-		globs := compileGlobs(b.globs(p+".globs", pr.Globs, true))
+		globs := newGlobSet(b.globs(p+".globs", pr.Globs, true))
 		secrets = append(secrets, pathRule{outcome: o, globs: globs})
 	}
 	if len(secrets) > 0 {
@@ -644,9 +644,10 @@ func (b *builder) rules(p, id string, in []rawRule) []rule {
 			r.sub = append(r.sub, compileGlobs(strings.Fields(strings.ToLower(s))))
 		}
 		r.flags = rr.Flags
-		r.args = compileGlobs(b.globs(rp+".args", rr.Args, false))
-		r.operands = compileGlobs(b.globs(rp+".operands", rr.Operands, false))
-		r.last = compileGlobs(b.globs(rp+".last", rr.Last, false))
+		args := b.globs(rp+".args", rr.Args, false)
+		operands := b.globs(rp+".operands", rr.Operands, false)
+		last := b.globs(rp+".last", rr.Last, false)
+		r.args, r.operands, r.last = newGlobSet(args), newGlobSet(operands), newGlobSet(last)
 		if rr.Regex != "" {
 			re, err := compilePattern(rr.Regex)
 			if err != nil {
@@ -654,7 +655,7 @@ func (b *builder) rules(p, id string, in []rawRule) []rule {
 			}
 			r.re = re
 		}
-		if len(r.sub)+len(r.flags)+len(r.args)+len(r.operands)+len(r.last) == 0 && rr.Regex == "" && !r.noOperands {
+		if len(r.sub)+len(r.flags)+len(args)+len(operands)+len(last) == 0 && rr.Regex == "" && !r.noOperands {
 			b.fail(rp, "a rule needs at least one condition (sub, flags, args, operands, last, regex, no_operands)")
 		}
 		out = append(out, r)

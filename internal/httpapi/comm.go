@@ -41,6 +41,8 @@ func (s *Server) commRoutes() []route {
 			handler: s.updateContact, req: contactFields{}, resp: comm.Contact{}},
 		{method: "DELETE", path: c + "/contacts/{id}", summary: "Remove a contact", perm: manage,
 			handler: s.deleteContact, status: http.StatusNoContent},
+		{method: "POST", path: c + "/contacts/{id}/test", summary: "Send a contact a test message on one channel (?channel in the body; preferred by default); once per 30 s", perm: manage,
+			handler: s.testContact, req: contactTestRequest{}, resp: comm.Message{}, limited: true},
 		{method: "GET", path: c + "/escalation-policies", summary: "Escalation policies of every severity (defaults where unset)", perm: view,
 			handler: s.listPolicies, resp: listResponse[comm.Policy]{}},
 		{method: "PUT", path: c + "/escalation-policies/{severity}", summary: "Replace the escalation policy of a severity", perm: manage,

@@ -9,12 +9,14 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/metrics"
 )
 
 // MonitoringDeps are the metrics and alerting services (nil when the monitor module is not running here).
 type MonitoringDeps struct {
-	Metrics *monitor.Metrics
-	Alerts  *monitor.Alerts
+	Metrics *metrics.Service
+	Alerts  *alerts.Service
 }
 
 // monitoringRoutes are metric sources, metric queries, alert rules and alert events.
@@ -26,35 +28,35 @@ func (s *Server) monitoringRoutes() []route {
 	view, manage := auth.PermViewDashboard, auth.PermManageSettings
 	return []route{
 		{method: "POST", path: mon + "/sources", summary: "Add a metric source: ssh (a server selection), node_exporter (a URL for one server) or prometheus (PromQL)",
-			perm: auth.PermManageServers, handler: s.createSource, req: sourceRequest{}, resp: monitor.Source{}, status: http.StatusCreated},
+			perm: auth.PermManageServers, handler: s.createSource, req: sourceRequest{}, resp: metrics.Source{}, status: http.StatusCreated},
 		{method: "GET", path: mon + "/sources", summary: "List metric sources with their last collection and error", perm: view,
-			handler: s.listSources, resp: listResponse[monitor.Source]{}},
-		{method: "GET", path: mon + "/sources/{id}", summary: "Get a metric source", perm: view, handler: s.getSource, resp: monitor.Source{}},
+			handler: s.listSources, resp: listResponse[metrics.Source]{}},
+		{method: "GET", path: mon + "/sources/{id}", summary: "Get a metric source", perm: view, handler: s.getSource, resp: metrics.Source{}},
 		{method: "PATCH", path: mon + "/sources/{id}", summary: "Change a metric source (fields given are replaced; type is fixed)", perm: auth.PermManageServers,
-			handler: s.patchSource, req: sourceRequest{}, resp: monitor.Source{}},
+			handler: s.patchSource, req: sourceRequest{}, resp: metrics.Source{}},
 		{method: "DELETE", path: mon + "/sources/{id}", summary: "Delete a metric source (its samples stay)", perm: auth.PermManageServers,
 			handler: s.deleteSource, status: http.StatusNoContent},
 		{method: "POST", path: mon + "/sources/{id}/collect", summary: "Collect a metric source now and return what it read", perm: auth.PermManageServers,
 			handler: s.collectSource, resp: collectResponse{}},
 		{method: "GET", path: mon + "/metrics", summary: "A server's metric over time (?server_id=&metric_type=&from=&to=&step=60s&label=)", perm: view,
-			handler: s.queryMetrics, resp: listResponse[monitor.Series]{}},
+			handler: s.queryMetrics, resp: listResponse[metrics.Series]{}},
 		{method: "POST", path: mon + "/metrics", summary: "Push metric samples (stored and evaluated like collected ones)", perm: auth.PermManageServers,
 			handler: s.ingestMetrics, req: ingestRequest{}, status: http.StatusAccepted},
 		{method: "GET", path: mon + "/metrics/latest", summary: "The newest value of every series (?server_id= for one server)", perm: view,
 			handler: s.latestMetrics, resp: listResponse[monitor.Sample]{}},
 		{method: "POST", path: mon + "/alert-rules", summary: "Create an alert rule (operator > >= < <= == !=, severity info|warning|critical|fatal)", perm: manage,
-			handler: s.createAlertRule, req: ruleRequest{}, resp: monitor.Rule{}, status: http.StatusCreated},
-		{method: "GET", path: mon + "/alert-rules", summary: "List alert rules", perm: view, handler: s.listAlertRules, resp: listResponse[monitor.Rule]{}},
-		{method: "GET", path: mon + "/alert-rules/{id}", summary: "Get an alert rule", perm: view, handler: s.getAlertRule, resp: monitor.Rule{}},
+			handler: s.createAlertRule, req: ruleRequest{}, resp: alerts.Rule{}, status: http.StatusCreated},
+		{method: "GET", path: mon + "/alert-rules", summary: "List alert rules", perm: view, handler: s.listAlertRules, resp: listResponse[alerts.Rule]{}},
+		{method: "GET", path: mon + "/alert-rules/{id}", summary: "Get an alert rule", perm: view, handler: s.getAlertRule, resp: alerts.Rule{}},
 		{method: "PATCH", path: mon + "/alert-rules/{id}", summary: "Change an alert rule (fields given are replaced; deactivating resolves its alerts)", perm: manage,
-			handler: s.patchAlertRule, req: ruleRequest{}, resp: monitor.Rule{}},
+			handler: s.patchAlertRule, req: ruleRequest{}, resp: alerts.Rule{}},
 		{method: "DELETE", path: mon + "/alert-rules/{id}", summary: "Delete an alert rule (its open alerts are resolved)", perm: manage,
 			handler: s.deleteAlertRule, status: http.StatusNoContent},
 		{method: "GET", path: mon + "/alerts", summary: "List alerts, newest first (?status=firing|acknowledged|resolved&severity=&rule_id=&server_id=&limit=)", perm: view,
-			handler: s.listAlerts, resp: listResponse[monitor.AlertEvent]{}},
-		{method: "GET", path: mon + "/alerts/{id}", summary: "Get an alert with its remediation run", perm: view, handler: s.getAlert, resp: monitor.AlertEvent{}},
+			handler: s.listAlerts, resp: listResponse[alerts.Event]{}},
+		{method: "GET", path: mon + "/alerts/{id}", summary: "Get an alert with its remediation run", perm: view, handler: s.getAlert, resp: alerts.Event{}},
 		{method: "POST", path: mon + "/alerts/{id}/acknowledge", summary: "Acknowledge a firing alert", perm: auth.PermStartTask,
-			handler: s.acknowledgeAlert, resp: monitor.AlertEvent{}},
+			handler: s.acknowledgeAlert, resp: alerts.Event{}},
 	}
 }
 
@@ -65,13 +67,13 @@ type sourceRequest struct {
 	Selector        *inventory.Selector  `json:"selector"`
 	ServerID        *string              `json:"server_id"`
 	URL             *string              `json:"url"`
-	Queries         *[]monitor.PromQuery `json:"queries"`
+	Queries         *[]metrics.PromQuery `json:"queries"`
 	ServerLabel     *string              `json:"server_label"`
 	IntervalSeconds *int                 `json:"interval_seconds"`
 	Enabled         *bool                `json:"enabled"`
 }
 
-func (q *sourceRequest) apply(src *monitor.Source) {
+func (q *sourceRequest) apply(src *metrics.Source) {
 	set(&src.Name, q.Name)
 	set(&src.ServerID, q.ServerID)
 	set(&src.URL, q.URL)
@@ -95,7 +97,7 @@ func (s *Server) createSource(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	src := &monitor.Source{Enabled: true}
+	src := &metrics.Source{Enabled: true}
 	set(&src.Type, req.Type)
 	req.apply(src)
 	if err := s.Monitoring.Metrics.CreateSource(r.Context(), src); err != nil {
@@ -174,7 +176,7 @@ func (s *Server) collectSource(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) queryMetrics(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	mq := monitor.MetricQuery{ServerID: q.Get("server_id"), Metric: q.Get("metric_type"), Label: q.Get("label")}
+	mq := metrics.Query{ServerID: q.Get("server_id"), Metric: q.Get("metric_type"), Label: q.Get("label")}
 	var bad []error
 	var err error
 	if mq.From, err = queryTime(r, "from"); err != nil {
@@ -254,7 +256,7 @@ type conditionRequest struct {
 	DurationSeconds *int     `json:"duration_seconds"`
 }
 
-func (q *ruleRequest) apply(rule *monitor.Rule) {
+func (q *ruleRequest) apply(rule *alerts.Rule) {
 	set(&rule.Name, q.Name)
 	set(&rule.Metric, q.Metric)
 	set(&rule.Severity, q.Severity)
@@ -276,7 +278,7 @@ func (s *Server) createAlertRule(w http.ResponseWriter, r *http.Request) error {
 	if req.Condition == nil || req.Condition.Threshold == nil {
 		return errs.Invalidf("condition.threshold", "condition with operator, threshold and duration_seconds is required")
 	}
-	rule := &monitor.Rule{Active: true}
+	rule := &alerts.Rule{Active: true}
 	req.apply(rule)
 	if err := s.Monitoring.Alerts.CreateRule(r.Context(), rule); err != nil {
 		return err
@@ -334,7 +336,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	l, err := s.Monitoring.Alerts.Events(r.Context(), monitor.AlertFilter{Status: strings.TrimSpace(q.Get("status")), Severity: q.Get("severity"),
+	l, err := s.Monitoring.Alerts.Events(r.Context(), alerts.Filter{Status: strings.TrimSpace(q.Get("status")), Severity: q.Get("severity"),
 		RuleID: q.Get("rule_id"), ServerID: q.Get("server_id"), Limit: limit})
 	if err != nil {
 		return err

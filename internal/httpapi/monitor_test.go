@@ -16,6 +16,8 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/sshtest"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/monitor/nodeexporter"
 	"github.com/it0/it0/internal/monitor/promapi"
 	"github.com/it0/it0/internal/ops"
@@ -27,8 +29,8 @@ import (
 // rules and fed to threshold orders, alerts go to event orders, and rules' runbooks start through ops.
 func (b *testBundle) newMonitoring(ag *agent.Service, orders *ops.Orders) *MonitoringDeps {
 	opsSvc := ops.New(b.db, ag, b.audit, b.now.Now)
-	alerts := monitor.NewAlerts(monitor.AlertsConfig{Now: b.now.Now, Logger: b.logger,
-		Remediator: monitor.NewRunbookRemediator(opsSvc, 2).WithServerNames(func(ctx context.Context, id string) (string, error) {
+	alertSvc := alerts.New(alerts.Config{Now: b.now.Now, Logger: b.logger,
+		Remediator: alerts.NewRunbookRemediator(opsSvc, 2).WithServerNames(func(ctx context.Context, id string) (string, error) {
 			list, err := b.inv.Servers(ctx, inventory.Selector{ServerIDs: []string{id}})
 			if err != nil || len(list) == 0 {
 				return "", fmt.Errorf("server %s: %v", id, err)
@@ -39,9 +41,9 @@ func (b *testBundle) newMonitoring(ag *agent.Service, orders *ops.Orders) *Monit
 			_, err := opsSvc.Runbook(ctx, id)
 			return err
 		},
-		OnAlert: func(ctx context.Context, ev monitor.AlertEvent) {
+		OnAlert: func(ctx context.Context, ev alerts.Event) {
 			kind := "alert_fired"
-			if ev.Status == monitor.AlertResolved {
+			if ev.Status == alerts.Resolved {
 				kind = "alert_resolved"
 			}
 			data, _ := json.Marshal(ev)
@@ -49,9 +51,9 @@ func (b *testBundle) newMonitoring(ag *agent.Service, orders *ops.Orders) *Monit
 				b.t.Errorf("deliver %s: %v", kind, err)
 			}
 		}}, b.db, b.audit)
-	metrics := monitor.NewMetrics(monitor.MetricsConfig{Now: b.now.Now, Logger: b.logger,
+	metricSvc := metrics.New(metrics.Config{Now: b.now.Now, Logger: b.logger,
 		OnSamples: func(ctx context.Context, samples []monitor.Sample) {
-			if _, err := alerts.Evaluate(ctx, samples); err != nil {
+			if _, err := alertSvc.Evaluate(ctx, samples); err != nil {
 				b.t.Errorf("evaluate: %v", err)
 			}
 		},
@@ -60,8 +62,8 @@ func (b *testBundle) newMonitoring(ag *agent.Service, orders *ops.Orders) *Monit
 				b.t.Errorf("observe: %v", err)
 			}
 		}}, b.db, b.inv, nodeexporter.New(nil), promapi.New(nil), b.audit)
-	ag.AddTools(monitor.NewTools(alerts))
-	return &MonitoringDeps{Metrics: metrics, Alerts: alerts}
+	ag.AddTools(alerts.NewTools(alertSvc))
+	return &MonitoringDeps{Metrics: metricSvc, Alerts: alertSvc}
 }
 
 func series(t *testing.T, r response) map[string]float64 {
@@ -251,7 +253,7 @@ func TestMonitorHTTPSources(t *testing.T) {
 func TestMonitorAlertRemediation(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *storeDB) {
-		b := setupWith(t, open, &scriptEngine{name: agent.EngineClaudeAPI, steps: []scriptStep{{monitor.ToolListAlerts, `{"status":"firing"}`}}})
+		b := setupWith(t, open, &scriptEngine{name: agent.EngineClaudeAPI, steps: []scriptStep{{alerts.ToolListAlerts, `{"status":"firing"}`}}})
 		tid, tok := b.newTenant("mon-alert")
 		cred := b.do("POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "k", "type": "ssh_key", "secret": newKeyPEM(t)})
 		srv := b.do("POST", "/api/v1/inventory/servers", tok, map[string]any{"name": "web-1", "host": "127.0.0.34", "credential_id": cred.body["id"], "host_key_policy": "tofu"})
@@ -284,7 +286,7 @@ func TestMonitorAlertRemediation(t *testing.T) {
 				t.Fatalf("push: %d %s", r.status, r.raw)
 			}
 		}
-		alerts := func(status string) []any {
+		alertsBy := func(status string) []any {
 			r := b.do("GET", "/api/v1/monitor/alerts?status="+status, tok, nil)
 			items, _ := r.body["items"].([]any)
 			return items
@@ -295,7 +297,7 @@ func TestMonitorAlertRemediation(t *testing.T) {
 		for range 5 { // 95 at 0,1,2,3,4 minutes: pending
 			b.now.Advance(time.Minute)
 			push(95)
-			if n := len(alerts("")); n != 0 {
+			if n := len(alertsBy("")); n != 0 {
 				t.Fatalf("fired early (%d alerts)", n)
 			}
 		}
@@ -303,7 +305,7 @@ func TestMonitorAlertRemediation(t *testing.T) {
 		push(96) // five minutes held
 		b.now.Advance(time.Minute)
 		push(97)
-		firing := alerts("firing")
+		firing := alertsBy("firing")
 		if len(firing) != 1 {
 			t.Fatalf("firing alerts = %v", firing)
 		}
@@ -338,7 +340,7 @@ func TestMonitorAlertRemediation(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range evs {
-				if e.Type == agent.EventToolResult && e.Tool == monitor.ToolListAlerts {
+				if e.Type == agent.EventToolResult && e.Tool == alerts.ToolListAlerts {
 					out = e.Output
 				}
 			}

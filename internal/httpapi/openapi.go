@@ -75,6 +75,7 @@ var tagDescriptions = map[string]string{
 	"monitor":   "Metric sources, metrics, alert rules, alerts and health checks",
 	"comm":      "Contacts, escalation policies, messages and inbound answers",
 	"twilio":    "Twilio webhooks (signed by Twilio)",
+	"wecom":     "WeCom's encrypted callback (signed by WeCom): answers to escalations",
 	"ws":        "WebSocket streams",
 	"voice":     "Voice sessions and calls",
 	"console":   "The web console",
@@ -201,7 +202,7 @@ func errorStatuses(rt route, hasParams bool) []int {
 	if rt.req != nil {
 		codes = append(codes, http.StatusRequestEntityTooLarge)
 	}
-	if rt.public {
+	if rt.public || rt.limited {
 		codes = append(codes, http.StatusTooManyRequests)
 	}
 	slices.Sort(codes)
@@ -357,18 +358,26 @@ func (b *specBuilder) component(t reflect.Type, mode schemaMode) string {
 // "SessionList"), qualified by its package when two types share a name.
 func componentName(t reflect.Type, qualified bool) string {
 	name := t.Name()
+	if n, ok := componentNames[pkgName(t.PkgPath())+"."+name]; ok {
+		name = n
+	}
 	if base, arg, ok := strings.Cut(name, "["); ok {
 		arg = strings.TrimSuffix(arg, "]")
+		if n, ok := componentNames[arg[strings.LastIndex(arg, "/")+1:]]; ok {
+			arg = n
+		}
 		arg = arg[strings.LastIndex(arg, ".")+1:]
 		name = upperFirst(arg) + strings.TrimSuffix(upperFirst(base), "Response")
 	}
 	name = upperFirst(name)
 	if qualified {
-		pkg := t.PkgPath()
-		name = upperFirst(pkg[strings.LastIndex(pkg, "/")+1:]) + name
+		name = upperFirst(pkgName(t.PkgPath())) + name
 	}
 	return name
 }
+
+// pkgName is the last element of an import path.
+func pkgName(path string) string { return path[strings.LastIndex(path, "/")+1:] }
 
 func upperFirst(s string) string {
 	if s == "" {

@@ -8,6 +8,9 @@ import (
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/checks"
+	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/ops"
 )
 
@@ -135,8 +138,8 @@ var queryParams = map[string][]queryParam{
 	},
 	"GET /api/v1/monitor/metrics/latest": {{name: "server_id", desc: "only this server"}},
 	"GET /api/v1/monitor/alerts": {
-		{name: "status", desc: "only alerts in this status", enum: monitor.AlertStatuses},
-		{name: "severity", desc: "only alerts of this severity", enum: monitor.Severities},
+		{name: "status", desc: "only alerts in this status", enum: alerts.Statuses},
+		{name: "severity", desc: "only alerts of this severity", enum: alerts.Severities},
 		{name: "rule_id", desc: "only alerts of this rule"},
 		{name: "server_id", desc: "only alerts on this server"},
 		limitParam(100, 1000),
@@ -155,7 +158,9 @@ var queryParams = map[string][]queryParam{
 		{name: "status", desc: "only escalations in this status", enum: escalationStatuses},
 		limitParam(100, 1000),
 	},
-	"POST /api/v1/twilio/voice": {{name: "escalation", desc: "the escalation the call is about (set by IT0 in the callback URL)"}},
+	"POST /api/v1/twilio/voice":   {{name: "escalation", desc: "the escalation the call is about (set by IT0 in the callback URL)"}},
+	"GET /api/v1/wecom/callback":  wecomParams(true),
+	"POST /api/v1/wecom/callback": wecomParams(false),
 }
 
 // pathEnums restricts path parameters, keyed "path#name".
@@ -205,11 +210,19 @@ var requestSchemaByType = map[reflect.Type]map[string]any{
 
 // enumByType lists the values of named types that are enums in JSON.
 var enumByType = map[reflect.Type][]any{
-	reflect.TypeFor[auth.Role]():          anys(auth.RoleViewer, auth.RoleOperator, auth.RoleAdmin),
-	reflect.TypeFor[auth.Plan]():          anys(auth.PlanFree, auth.PlanPro, auth.PlanEnterprise),
-	reflect.TypeFor[auth.TenantStatus]():  anys(auth.TenantActive, auth.TenantSuspended, auth.TenantDeleted),
-	reflect.TypeFor[monitor.CheckType]():  anys(monitor.CheckTypes...),
-	reflect.TypeFor[monitor.CheckState](): anys(monitor.CheckUnknown, monitor.CheckUp, monitor.CheckDown),
+	reflect.TypeFor[auth.Role]():         anys(auth.RoleViewer, auth.RoleOperator, auth.RoleAdmin),
+	reflect.TypeFor[auth.Plan]():         anys(auth.PlanFree, auth.PlanPro, auth.PlanEnterprise),
+	reflect.TypeFor[auth.TenantStatus](): anys(auth.TenantActive, auth.TenantSuspended, auth.TenantDeleted),
+	reflect.TypeFor[checks.Type]():       anys(checks.Types...),
+	reflect.TypeFor[checks.State]():      anys(checks.Unknown, checks.Up, checks.Down),
+}
+
+// componentNames names the components of types whose Go name is too generic for a client ("pkg.Type" →
+// name): inside their package the name is clear, in a generated client it is not.
+var componentNames = map[string]string{
+	"alerts.Event":      "AlertEvent",
+	"checks.Result":     "CheckResult",
+	"checks.Transition": "CheckTransition",
 }
 
 // enumByField lists the values of plain string and int fields that are enums, keyed "pkg.Type.json_name";
@@ -231,9 +244,9 @@ var enumByField = map[string][]any{
 	"comm.Message.channel":             anys(messageChannels...),
 	"comm.Message.direction":           anys(comm.Inbound, comm.Outbound),
 	"*.channels":                       anys(comm.Channels...), // arrays: the enum is of the items
-	"monitor.AlertEvent.status":        anys(monitor.AlertStatuses...),
-	"monitor.Source.type":              anys(monitor.SourceTypes...),
-	"monitor.Condition.operator":       anys(monitor.Operators...),
+	"alerts.Event.status":              anys(alerts.Statuses...),
+	"metrics.Source.type":              anys(metrics.SourceTypes...),
+	"alerts.Condition.operator":        anys(alerts.Operators...),
 	"answerRequest.decision":           anys("approve", "reject", "instruct"),
 	"importRequest.format":             anys("yaml", "json", "ssh_config"),
 }
@@ -261,4 +274,17 @@ func anys[T any](vs ...T) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// wecomParams are the signed query parameters of WeCom's callback; the URL check adds echostr.
+func wecomParams(check bool) []queryParam {
+	ps := []queryParam{
+		{name: "msg_signature", desc: "SHA-1 over the sorted token, timestamp, nonce and encrypted payload", required: true},
+		{name: "timestamp", desc: "Unix seconds; refused when more than 5 minutes from the server's clock", required: true},
+		{name: "nonce", desc: "taken once within the timestamp window", required: true},
+	}
+	if check {
+		ps = append(ps, queryParam{name: "echostr", desc: "the encrypted echo to decrypt and answer", required: true})
+	}
+	return ps
 }

@@ -17,8 +17,9 @@ type route struct {
 	public       bool            // no credentials needed
 	perm         auth.Permission // needed on top of authentication; "" = any signed-in user
 	handler      func(http.ResponseWriter, *http.Request) error
-	req, resp    any // example values of the request and response bodies; nil for none
-	status       int // success status; default 200
+	req, resp    any  // example values of the request and response bodies; nil for none
+	status       int  // success status; default 200
+	limited      bool // rate-limited: may answer 429 (public routes always may)
 }
 
 // apiRoutes is the whole REST surface. Routes of a module that is not running here are left out.
@@ -247,6 +248,7 @@ func (s *Server) apiRoutes() []route {
 	rs = append(rs, s.monitoringRoutes()...)
 	rs = append(rs, s.checkRoutes()...)
 	rs = append(rs, s.commRoutes()...)
+	rs = append(rs, s.wecomRoutes()...)
 	rs = append(rs, s.voiceRoutes()...)
 	return rs
 }

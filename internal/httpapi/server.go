@@ -19,10 +19,11 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/comm"
+	"github.com/it0/it0/internal/comm/wecom"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/logging"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/voice"
@@ -45,10 +46,12 @@ type Deps struct {
 	Ops       *ops.Service
 	Orders    *ops.Orders
 	Comm      *comm.Service
+	// WeCom verifies and decrypts WeCom's callback (nil refuses it: not configured).
+	WeCom *wecom.Callback
 	// Monitoring is metrics and alerting (nil leaves their routes out).
 	Monitoring *MonitoringDeps
 	// Checks are the health checks (nil leaves their routes out).
-	Checks *monitor.Checks
+	Checks *checks.Service
 	// Voice is the voice gateway (nil leaves its routes out).
 	Voice *voice.Service
 	// WSOrigins are the browser origins allowed to open WebSockets (host patterns); same-origin always is.

@@ -19,6 +19,8 @@ func (s *Server) voiceRoutes() []route {
 		return nil
 	}
 	return []route{
+		{method: "GET", path: "/api/v1/voice/status", summary: "Whether voice works here (both speech engines configured)", perm: auth.PermViewDashboard,
+			handler: s.getVoiceStatus, resp: voiceStatus{}},
 		{method: "POST", path: "/api/v1/voice/sessions", summary: "Open a voice session on an agent session (then connect /ws/voice)", perm: auth.PermStartTask,
 			handler: s.createVoiceSession, req: createVoiceSessionRequest{}, resp: voice.Session{}, status: http.StatusCreated},
 		{method: "GET", path: "/api/v1/voice/sessions/{id}", summary: "A voice session: state, transport, turns and their timings", perm: auth.PermViewDashboard,

@@ -1,18 +1,16 @@
-// Package monitor is IT0's monitoring context: health checks, metrics collected from servers (over SSH,
-// from node_exporter endpoints and from Prometheus), alert rules evaluated on those metrics like
-// Prometheus `for:` clauses, and alert events that hand trouble to the agent (a linked runbook, standing
-// orders waiting for alert_fired).
+// Package monitor is IT0's monitoring context. It is three bounded contexts that meet at one value, the
+// metric sample, and each lives in a subpackage of its own:
 //
-// The package imports no database, HTTP client or vendor SDK. It declares what it needs as small
-// interfaces (MetricStore, AlertStore, Fleet, NodeScraper, PromQuerier, Remediator); internal/store,
-// internal/inventory, monitor/nodeexporter and monitor/promapi implement them, and internal/app wires them.
+//   - checks: health checks (HTTP, TCP, ping, SSH, custom commands), their scheduler and state machine;
+//     a transition to down is published as check_failed.
+//   - metrics: metric sources (SSH /proc readings, node_exporter endpoints, Prometheus queries), the
+//     collector loop, retention and rollups.
+//   - alerts: alert rules evaluated on samples like Prometheus `for:` clauses, and alert events that hand
+//     trouble to the agent (a linked runbook, standing orders waiting for alert_fired).
 //
-// Metrics storage policy: raw samples are kept for 7 days; older samples are folded into 5-minute
-// averages (with min, max and count) that are kept for 90 days. On PostgreSQL the raw table is partitioned
-// by month and the maintenance job creates the coming months' partitions ahead of time.
-//
-// Alert evaluation state (pending since, firing event) is persisted on every transition, so a restart
-// neither forgets a condition that has been pending for four of its five minutes nor fires a second event
-// for an alert that is already firing. Replicas share it: each round of a source is claimed by one
-// replica, states are re-read with the rules, and the database keeps one open event per rule and server.
+// This package holds only what they share: Sample and the metric types (metrics produces samples, alerts
+// evaluates them) and AuditRecorder. The subpackages import no database, HTTP client or vendor SDK: each
+// declares what it needs as small interfaces (checks.Store, metrics.Store, alerts.Store, metrics.Fleet,
+// metrics.NodeScraper, metrics.PromQuerier, alerts.Remediator); internal/store, internal/inventory,
+// monitor/nodeexporter and monitor/promapi implement them, and internal/app wires them.
 package monitor

@@ -8,16 +8,16 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/checks"
 )
 
-var _ monitor.CheckStore = (*DB)(nil)
+var _ checks.Store = (*DB)(nil)
 
 const checkCols = `doc, enabled, state, streak, state_changed_at, last_checked_at, last_status, last_message`
 
-func scanCheck(row interface{ Scan(...any) error }) (*monitor.Check, error) {
+func scanCheck(row interface{ Scan(...any) error }) (*checks.Check, error) {
 	var doc, state, lastStatus string
-	var c monitor.Check
+	var c checks.Check
 	var enabled bool
 	var changed, checked sql.NullTime
 	var streak int
@@ -28,7 +28,7 @@ func scanCheck(row interface{ Scan(...any) error }) (*monitor.Check, error) {
 	if err := json.Unmarshal([]byte(doc), &c); err != nil {
 		return nil, fmt.Errorf("check document: %w", err)
 	}
-	c.Enabled, c.State, c.Streak, c.LastStatus, c.LastMessage = enabled, monitor.CheckState(state), streak, monitor.CheckState(lastStatus), msg
+	c.Enabled, c.State, c.Streak, c.LastStatus, c.LastMessage = enabled, checks.State(state), streak, checks.State(lastStatus), msg
 	c.StateChangedAt, c.LastCheckedAt = nullTime(changed), nullTime(checked)
 	return &c, nil
 }
@@ -42,7 +42,7 @@ func nullTime(t sql.NullTime) *time.Time {
 }
 
 // checkDoc is a check's definition as stored; the state lives in columns.
-func checkDoc(c *monitor.Check) (string, error) {
+func checkDoc(c *checks.Check) (string, error) {
 	d := *c
 	d.State, d.Streak, d.StateChangedAt, d.LastCheckedAt, d.LastStatus, d.LastMessage = "", 0, nil, nil, "", ""
 	b, err := json.Marshal(d)
@@ -57,7 +57,7 @@ func checkNameTaken(err error, name string) error {
 }
 
 // CheckCreate inserts c.
-func (db *DB) CheckCreate(ctx context.Context, c *monitor.Check) error {
+func (db *DB) CheckCreate(ctx context.Context, c *checks.Check) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (db *DB) CheckCreate(ctx context.Context, c *monitor.Check) error {
 }
 
 // CheckGet returns check id.
-func (db *DB) CheckGet(ctx context.Context, id string) (*monitor.Check, error) {
+func (db *DB) CheckGet(ctx context.Context, id string) (*checks.Check, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -85,7 +85,7 @@ func (db *DB) CheckGet(ctx context.Context, id string) (*monitor.Check, error) {
 }
 
 // CheckList returns the tenant's checks by name.
-func (db *DB) CheckList(ctx context.Context) ([]monitor.Check, error) {
+func (db *DB) CheckList(ctx context.Context) ([]checks.Check, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ func (db *DB) CheckList(ctx context.Context) ([]monitor.Check, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []monitor.Check
+	var out []checks.Check
 	for rows.Next() {
 		c, err := scanCheck(rows)
 		if err != nil {
@@ -107,7 +107,7 @@ func (db *DB) CheckList(ctx context.Context) ([]monitor.Check, error) {
 }
 
 // CheckUpdate saves c's definition; its state columns are left to CheckRecord.
-func (db *DB) CheckUpdate(ctx context.Context, c *monitor.Check) error {
+func (db *DB) CheckUpdate(ctx context.Context, c *checks.Check) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -156,7 +156,7 @@ type checkDetail struct {
 }
 
 // CheckRecord saves c's state with result r and transition t (when not nil) in one transaction.
-func (db *DB) CheckRecord(ctx context.Context, c *monitor.Check, r *monitor.CheckResult, t *monitor.CheckTransition) error {
+func (db *DB) CheckRecord(ctx context.Context, c *checks.Check, r *checks.Result, t *checks.Transition) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
@@ -191,7 +191,7 @@ func (db *DB) CheckRecord(ctx context.Context, c *monitor.Check, r *monitor.Chec
 }
 
 // CheckResultList returns check id's latest results, newest first.
-func (db *DB) CheckResultList(ctx context.Context, checkID string, limit int) ([]monitor.CheckResult, error) {
+func (db *DB) CheckResultList(ctx context.Context, checkID string, limit int) ([]checks.Result, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -202,9 +202,9 @@ func (db *DB) CheckResultList(ctx context.Context, checkID string, limit int) ([
 		return nil, err
 	}
 	defer rows.Close()
-	var out []monitor.CheckResult
+	var out []checks.Result
 	for rows.Next() {
-		var r monitor.CheckResult
+		var r checks.Result
 		var status, detail string
 		if err := rows.Scan(&r.ID, &r.CheckID, &status, &r.CheckedAt, &r.DurationMS, &r.LatenessMS, &r.Message, &detail); err != nil {
 			return nil, err
@@ -213,7 +213,7 @@ func (db *DB) CheckResultList(ctx context.Context, checkID string, limit int) ([
 		if err := json.Unmarshal([]byte(detail), &d); err != nil {
 			return nil, fmt.Errorf("check result %d detail: %w", r.ID, err)
 		}
-		r.Status, r.CheckedAt = monitor.CheckState(status), r.CheckedAt.UTC()
+		r.Status, r.CheckedAt = checks.State(status), r.CheckedAt.UTC()
 		r.Method, r.StatusCode, r.TLSDaysLeft, r.ExitCode, r.Warning = d.Method, d.StatusCode, d.TLSDaysLeft, d.ExitCode, d.Warning
 		out = append(out, r)
 	}
@@ -221,7 +221,7 @@ func (db *DB) CheckResultList(ctx context.Context, checkID string, limit int) ([
 }
 
 // CheckTransitionList returns check id's latest transitions, newest first.
-func (db *DB) CheckTransitionList(ctx context.Context, checkID string, limit int) ([]monitor.CheckTransition, error) {
+func (db *DB) CheckTransitionList(ctx context.Context, checkID string, limit int) ([]checks.Transition, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return nil, err
@@ -232,14 +232,14 @@ func (db *DB) CheckTransitionList(ctx context.Context, checkID string, limit int
 		return nil, err
 	}
 	defer rows.Close()
-	var out []monitor.CheckTransition
+	var out []checks.Transition
 	for rows.Next() {
-		var t monitor.CheckTransition
+		var t checks.Transition
 		var from, to string
 		if err := rows.Scan(&t.ID, &t.CheckID, &from, &to, &t.At, &t.Results, &t.Message); err != nil {
 			return nil, err
 		}
-		t.From, t.To, t.At = monitor.CheckState(from), monitor.CheckState(to), t.At.UTC()
+		t.From, t.To, t.At = checks.State(from), checks.State(to), t.At.UTC()
 		out = append(out, t)
 	}
 	return out, rows.Err()

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -48,17 +49,17 @@ func TestGauges(t *testing.T) {
 				}
 			}
 			for i, sev := range []string{"critical", "warning"} {
-				r := &monitor.Rule{ID: uuid.NewString(), Name: "r" + sev, Metric: monitor.MetricCPU, Severity: sev, Active: true,
-					Condition: monitor.Condition{Operator: ">", Threshold: 90}, TargetServers: []string{}, CreatedAt: now, UpdatedAt: now}
+				r := &alerts.Rule{ID: uuid.NewString(), Name: "r" + sev, Metric: monitor.MetricCPU, Severity: sev, Active: true,
+					Condition: alerts.Condition{Operator: ">", Threshold: 90}, TargetServers: []string{}, CreatedAt: now, UpdatedAt: now}
 				if err := db.AlertRuleCreate(ctx, r); err != nil {
 					t.Fatal(err)
 				}
-				ev := &monitor.AlertEvent{ID: uuid.NewString(), RuleID: r.ID, ServerID: "s1", Status: monitor.AlertFiring, Severity: sev, FiredAt: now}
+				ev := &alerts.Event{ID: uuid.NewString(), RuleID: r.ID, ServerID: "s1", Status: alerts.Firing, Severity: sev, FiredAt: now}
 				if err := db.AlertEventOpen(ctx, ev); err != nil {
 					t.Fatal(err)
 				}
 				if i == 1 {
-					ev.Status, ev.ResolvedAt = monitor.AlertResolved, &now
+					ev.Status, ev.ResolvedAt = alerts.Resolved, &now
 					if err := db.AlertEventUpdate(ctx, ev); err != nil {
 						t.Fatal(err)
 					}

@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ansiSegments } from './ansi';
+import { FOLD_LINES, foldOutput } from './fold';
 import { ApiError, can, post } from './api';
 import { fmtDuration, t, useT } from './i18n';
 
@@ -68,20 +69,12 @@ export function Field({ label, error, children }: { label: string; error?: strin
   );
 }
 
-// Output shows tool output folded: ANSI colours, controls dropped, long output cut to its head and tail
-// (10 MB of output never goes into the DOM whole).
-const FOLD_LINES = 12;
-const MAX_SHOWN = 256 * 1024;
-
+// Output shows tool output folded (see foldOutput): ANSI colours, controls dropped, long output cut to its
+// head and tail (10 MB of output never goes into the DOM whole).
 export function Output({ text, error }: { text: string; error?: boolean }) {
   useT();
   const [open, setOpen] = useState(false);
-  const { shown, lines, cut } = useMemo(() => {
-    const cut = text.length > MAX_SHOWN;
-    const body = cut ? text.slice(0, MAX_SHOWN / 2) + '\n…\n' + text.slice(-MAX_SHOWN / 2) : text;
-    const all = body.split('\n');
-    return { shown: open || all.length <= FOLD_LINES ? body : all.slice(0, FOLD_LINES).join('\n'), lines: all.length, cut };
-  }, [text, open]);
+  const { shown, lines, cut } = useMemo(() => foldOutput(text, open), [text, open]);
   const segs = useMemo(() => ansiSegments(shown), [shown]);
   const download = () => {
     const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));

@@ -1,5 +1,5 @@
 // Package nodeexporter reads a Prometheus node_exporter endpoint (the text exposition format, parsed with
-// github.com/prometheus/common/expfmt) into a monitor.HostStats reading.
+// github.com/prometheus/common/expfmt) into a metrics.HostStats reading.
 package nodeexporter
 
 import (
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/metrics"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -28,7 +28,7 @@ type Scraper struct {
 	HTTP *http.Client
 }
 
-var _ monitor.NodeScraper = (*Scraper)(nil)
+var _ metrics.NodeScraper = (*Scraper)(nil)
 
 // New returns a scraper using hc (default: a client with a 15s timeout).
 func New(hc *http.Client) *Scraper {
@@ -39,7 +39,7 @@ func New(hc *http.Client) *Scraper {
 }
 
 // Scrape GETs url, asking for the text format, and parses it.
-func (s *Scraper) Scrape(ctx context.Context, url string) (*monitor.HostStats, error) {
+func (s *Scraper) Scrape(ctx context.Context, url string) (*metrics.HostStats, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -61,13 +61,13 @@ var pseudoFS = map[string]bool{"tmpfs": true, "devtmpfs": true, "overlay": true,
 	"cgroup": true, "cgroup2": true, "ramfs": true, "nsfs": true, "autofs": true, "rootfs": true}
 
 // Parse reads an exposition in the text format.
-func Parse(r io.Reader) (*monitor.HostStats, error) {
+func Parse(r io.Reader) (*metrics.HostStats, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
 		return nil, fmt.Errorf("parse node_exporter text: %w", err)
 	}
-	h := &monitor.HostStats{}
+	h := &metrics.HostStats{}
 	found := false
 	if f := fams["node_time_seconds"]; f != nil && len(f.Metric) > 0 {
 		h.Clock = value(f.Metric[0])
@@ -115,7 +115,7 @@ func Parse(r io.Reader) (*monitor.HostStats, error) {
 }
 
 // disks computes df's Capacity per mount point: used/(used+avail), used = size-free.
-func disks(fams map[string]*dto.MetricFamily) []monitor.DiskUsage {
+func disks(fams map[string]*dto.MetricFamily) []metrics.DiskUsage {
 	type fs struct{ size, free, avail float64 }
 	byMount := map[string]*fs{}
 	var order []string
@@ -145,14 +145,14 @@ func disks(fams map[string]*dto.MetricFamily) []monitor.DiskUsage {
 			}
 		}
 	}
-	var out []monitor.DiskUsage
+	var out []metrics.DiskUsage
 	for _, mount := range order {
 		d := byMount[mount]
 		used := d.size - d.free
 		if d.size <= 0 || used < 0 || used+d.avail <= 0 {
 			continue
 		}
-		out = append(out, monitor.DiskUsage{Mount: mount, Percent: 100 * used / (used + d.avail)})
+		out = append(out, metrics.DiskUsage{Mount: mount, Percent: 100 * used / (used + d.avail)})
 	}
 	return out
 }

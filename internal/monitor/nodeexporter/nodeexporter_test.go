@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/monitor/nodeexporter"
 )
 
@@ -50,7 +50,7 @@ func TestScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	samples := map[string]float64{}
-	for _, s := range monitor.HostSamples("s1", nil, first, monitorAt, 0) {
+	for _, s := range metrics.HostSamples("s1", nil, first, monitorAt, 0) {
 		samples[s.Metric+s.Label] = s.Value
 	}
 	want := map[string]float64{"memory_usage": 75, "load_1m": 0.42, "load_5m": 0.38, "load_15m": 0.31,
@@ -73,7 +73,7 @@ func TestScrape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range monitor.HostSamples("s1", first, next, monitorAt, 0) {
+	for _, s := range metrics.HostSamples("s1", first, next, monitorAt, 0) {
 		samples[s.Metric+s.Label] = s.Value
 	}
 	if !near(samples["cpu_usage"], 10) || !near(samples["network_in"], 100000) || !near(samples["network_out"], 50000) {

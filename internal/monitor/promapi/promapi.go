@@ -1,6 +1,6 @@
 // Package promapi queries a Prometheus server over its HTTP API (GET /api/v1/query and
 // /api/v1/query_range, the JSON envelope documented at prometheus.io/docs/prometheus/latest/querying/api),
-// for monitor.Metrics. It decodes the envelope itself: the official client would pull in a JSON library
+// for metrics.Service. It decodes the envelope itself: the official client would pull in a JSON library
 // for four fields.
 package promapi
 
@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/metrics"
 )
 
 // maxBody bounds an answer; a query that returns more should be narrowed.
@@ -28,7 +28,7 @@ type Client struct {
 	HTTP *http.Client
 }
 
-var _ monitor.PromQuerier = (*Client)(nil)
+var _ metrics.PromQuerier = (*Client)(nil)
 
 // New returns a client using hc (default: a client with a 30s timeout).
 func New(hc *http.Client) *Client {
@@ -105,7 +105,7 @@ func formatTime(t time.Time) string {
 }
 
 // Query runs an instant query at time at. Vector and scalar results are supported.
-func (c *Client) Query(ctx context.Context, baseURL, query string, at time.Time) ([]monitor.PromSample, error) {
+func (c *Client) Query(ctx context.Context, baseURL, query string, at time.Time) ([]metrics.PromSample, error) {
 	q := url.Values{"query": {query}}
 	if !at.IsZero() {
 		q.Set("time", formatTime(at))
@@ -114,7 +114,7 @@ func (c *Client) Query(ctx context.Context, baseURL, query string, at time.Time)
 }
 
 // QueryRange runs a range query and returns every point of every series.
-func (c *Client) QueryRange(ctx context.Context, baseURL, query string, from, to time.Time, step time.Duration) ([]monitor.PromSample, error) {
+func (c *Client) QueryRange(ctx context.Context, baseURL, query string, from, to time.Time, step time.Duration) ([]metrics.PromSample, error) {
 	if step <= 0 {
 		return nil, errors.New("query_range needs a positive step")
 	}
@@ -123,7 +123,7 @@ func (c *Client) QueryRange(ctx context.Context, baseURL, query string, from, to
 	return c.get(ctx, baseURL, "/api/v1/query_range", q)
 }
 
-func (c *Client) get(ctx context.Context, baseURL, path string, q url.Values) ([]monitor.PromSample, error) {
+func (c *Client) get(ctx context.Context, baseURL, path string, q url.Values) ([]metrics.PromSample, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/") + path)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("prometheus url %q is not an http(s) URL", baseURL)
@@ -151,7 +151,7 @@ func (c *Client) get(ctx context.Context, baseURL, path string, q url.Values) ([
 
 // Decode reads an API answer (the JSON envelope) received with HTTP status: the samples of a success,
 // *Error for an error answer, another error for anything that is not the API's JSON.
-func Decode(body []byte, status int) ([]monitor.PromSample, error) {
+func Decode(body []byte, status int) ([]metrics.PromSample, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, fmt.Errorf("prometheus answered HTTP %d with something that is not its API JSON: %w", status, err)
@@ -170,8 +170,8 @@ func Decode(body []byte, status int) ([]monitor.PromSample, error) {
 }
 
 // flatten turns a result into samples, dropping NaN and infinite values (they cannot be stored).
-func flatten(d queryData) ([]monitor.PromSample, error) {
-	var out []monitor.PromSample
+func flatten(d queryData) ([]metrics.PromSample, error) {
+	var out []metrics.PromSample
 	add := func(labels map[string]string, p pair) {
 		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
 			return
@@ -179,7 +179,7 @@ func flatten(d queryData) ([]monitor.PromSample, error) {
 		if labels == nil {
 			labels = map[string]string{}
 		}
-		out = append(out, monitor.PromSample{Labels: labels, Value: p.Value, At: p.At})
+		out = append(out, metrics.PromSample{Labels: labels, Value: p.Value, At: p.At})
 	}
 	switch d.ResultType {
 	case "vector", "matrix":

@@ -1,17 +1,25 @@
 // Command stack starts everything the console's browser tests need and prints one JSON line saying where:
 // a real OpenSSH sshd (inventory/sshtest), a local HTTP server speaking the Anthropic Messages streaming
 // wire format as the model, and a real `it0 serve` (the binary given by -it0) on embedded SQLite, seeded
-// through its API with the sshd as server web-1 and a viewer. It runs until stdin closes or a signal.
+// through its API with the sshd as server web-1 and a viewer. With espeak-ng and pocketsphinx installed the
+// server talks (IT0_TTS=espeak, IT0_STT=pocketsphinx). Access tokens live one minute, so that the console's
+// refresh and a real expiry happen during the run. It runs until stdin closes or a signal; the line
+// "restart" on stdin stops the server and starts it again on the same address and data (a deploy), then
+// prints {"restarted":true}.
 //
 // The model follows a script chosen by a marker in the first user message:
 //
 //	[l1]    proposes an L1 command on web-1 (tee a marker file); after the result, reports what happened
 //	[html]  runs an L0 command whose output is HTML, ANSI colours and 41 lines (escaping, folding)
 //	[order] drafts a standing order with create_standing_order; after the result, confirms it
+//	[many]  streams 10,000 events (alternating thinking and text blocks), the last text "the last event"
+//	[voice] answers one line; each later (spoken) turn gets a reply of many sentences, long enough to be
+//	        talked over
 //	else    answers with one line of text
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -57,6 +65,7 @@ type Info struct {
 	Server    string `json:"server"`
 	L1Command string `json:"l1_command"`
 	L1Marker  string `json:"l1_marker"`
+	Voice     bool   `json:"voice"` // the server has speech engines
 }
 
 // Login is one user's credentials.
@@ -104,18 +113,33 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	cmd := exec.CommandContext(ctx, *bin, "serve")
-	cmd.Env = append(os.Environ(), "IT0_ADDR="+addr, "IT0_DATA_DIR="+filepath.Join(dir, "data"), "IT0_LOG_LEVEL=warn",
+	_, errTTS := exec.LookPath("espeak-ng")
+	_, errSTT := exec.LookPath("pocketsphinx_continuous")
+	voice := errTTS == nil && errSTT == nil
+	env := append(os.Environ(), "IT0_ADDR="+addr, "IT0_DATA_DIR="+filepath.Join(dir, "data"), "IT0_LOG_LEVEL=warn",
 		"IT0_DEFAULT_ENGINE=claude_api", "IT0_ANTHROPIC_API_KEY="+modelKey, "IT0_ANTHROPIC_BASE_URL="+model.URL,
-		"IT0_BOOTSTRAP_ADMIN_EMAIL="+adminEmail, "IT0_BOOTSTRAP_ADMIN_PASSWORD="+adminPass, "IT0_DATABASE_URL=", "IT0_REDIS_URL=")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start it0 serve: %w", err)
+		"IT0_BOOTSTRAP_ADMIN_EMAIL="+adminEmail, "IT0_BOOTSTRAP_ADMIN_PASSWORD="+adminPass, "IT0_DATABASE_URL=", "IT0_REDIS_URL=",
+		"IT0_TOKEN_TTL=1m")
+	if voice {
+		env = append(env, "IT0_TTS=espeak", "IT0_STT=pocketsphinx")
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	start := func() (*exec.Cmd, chan error, error) {
+		cmd := exec.CommandContext(ctx, *bin, "serve")
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 10 * time.Second
+		if err := cmd.Start(); err != nil {
+			return nil, nil, fmt.Errorf("start it0 serve: %w", err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		return cmd, done, nil
+	}
+	cmd, done, err := start()
+	if err != nil {
+		return err
+	}
 	url := "http://" + addr
 	if err := waitHealthy(url, done); err != nil {
 		return err
@@ -124,20 +148,46 @@ func run() error {
 		return fmt.Errorf("seed: %w", err)
 	}
 	b, _ := json.Marshal(Info{URL: url, Admin: Login{adminEmail, adminPass}, Viewer: Login{viewerEmail, viewerPass},
-		Server: "web-1", L1Command: l1, L1Marker: L1Marker})
+		Server: "web-1", L1Command: l1, L1Marker: L1Marker, Voice: voice})
 	fmt.Println(string(b))
 
-	stdinClosed := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
-	select {
-	case <-ctx.Done():
-	case <-stdinClosed:
-		stop()
-	case err := <-done:
-		return fmt.Errorf("it0 serve exited: %v", err)
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			return nil
+		case err := <-done:
+			return fmt.Errorf("it0 serve exited: %v", err)
+		case l, ok := <-lines:
+			if !ok {
+				stop()
+				<-done
+				return nil
+			}
+			if strings.TrimSpace(l) != "restart" {
+				continue
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			if err := <-done; err != nil {
+				log.Printf("it0 serve stopped for the restart: %v", err)
+			}
+			if cmd, done, err = start(); err != nil {
+				return err
+			}
+			if err := waitHealthy(url, done); err != nil {
+				return err
+			}
+			fmt.Println(`{"restarted":true}`)
+		}
 	}
-	<-done
-	return nil
 }
 
 func freeAddr() (string, error) {
@@ -278,6 +328,13 @@ func modelHandler(l1 string) http.Handler {
 			text, tool, input = "Printing hostile output.", "run_command", map[string]string{"server": "web-1", "command": HTMLCommand}
 		case strings.Contains(first, "[order]") && results == 0:
 			text, tool, input = "Here is the standing order I propose.", "create_standing_order", orderDraft
+		case strings.Contains(first, "[many]"):
+			manyEvents(w)
+			return
+		case strings.Contains(first, "[voice]") && len(req.Messages) > 1:
+			text = voiceReply
+		case strings.Contains(first, "[voice]"):
+			text = "Ready to talk."
 		case results > 0 && strings.Contains(strings.ToLower(last), "reject"):
 			text = "Understood: the command was rejected, so I did not run it."
 		case results > 0:
@@ -309,4 +366,41 @@ func modelHandler(l1 string) http.Handler {
 			"usage": map[string]int{"output_tokens": 20}})
 		ev("message_stop", map[string]string{"type": "message_stop"})
 	})
+}
+
+// voiceReply is long enough (a dozen sentences, about half a minute of speech) that the person's next
+// words land while it is being spoken: a barge-in.
+var voiceReply = strings.Repeat("I checked the servers one by one and everything looks healthy. ", 6) +
+	strings.Repeat("The disks have room, the load is low and no service restarted overnight. ", 6)
+
+// manyEvents answers with 10,000 content blocks, thinking and text in turn (each one session event that
+// does not merge with its neighbour in the chat), the last one the text "the last event".
+func manyEvents(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	ev := func(name string, data any) {
+		b, _ := json.Marshal(data)
+		fmt.Fprintf(bw, "event: %s\ndata: %s\n\n", name, b)
+	}
+	ev("message_start", map[string]any{"type": "message_start", "message": map[string]any{"id": "msg_many", "type": "message",
+		"role": "assistant", "model": "e2e", "content": []any{}, "stop_reason": nil, "usage": map[string]int{"input_tokens": 50, "output_tokens": 1}}})
+	const n = 10000
+	for i := 0; i < n; i++ {
+		if i%2 == 0 {
+			ev("content_block_start", map[string]any{"type": "content_block_start", "index": i, "content_block": map[string]string{"type": "thinking", "thinking": "", "signature": ""}})
+			ev("content_block_delta", map[string]any{"type": "content_block_delta", "index": i, "delta": map[string]string{"type": "thinking_delta", "thinking": fmt.Sprintf("considering step %d", i+1)}})
+		} else {
+			text := fmt.Sprintf("event %d of %d", i+1, n)
+			if i == n-1 {
+				text = "the last event"
+			}
+			ev("content_block_start", map[string]any{"type": "content_block_start", "index": i, "content_block": map[string]string{"type": "text", "text": ""}})
+			ev("content_block_delta", map[string]any{"type": "content_block_delta", "index": i, "delta": map[string]string{"type": "text_delta", "text": text}})
+		}
+		ev("content_block_stop", map[string]any{"type": "content_block_stop", "index": i})
+	}
+	ev("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil},
+		"usage": map[string]int{"output_tokens": n}})
+	ev("message_stop", map[string]string{"type": "message_stop"})
+	bw.Flush()
 }

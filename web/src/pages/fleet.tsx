@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'preact/hooks';
-import { ApiError, can, get, post, session, type List } from '../api';
+import { ApiError, can, del, get, patch, post, session, type List } from '../api';
 import { t, useT } from '../i18n';
 import { ErrorBox, Field, Loading, Output, RiskBadge, useLoad } from '../ui';
 
@@ -255,20 +255,166 @@ function Import({ onDone }: { onDone: () => void }) {
   );
 }
 
+interface Cluster {
+  id: string;
+  name: string;
+  type: string;
+  environment: string;
+  description?: string;
+  has_kubeconfig: boolean;
+}
+
+const CLUSTER_TYPES = ['bare_metal', 'k8s', 'docker_swarm'];
+const ENVIRONMENTS = ['dev', 'staging', 'prod'];
+
+// Clusters lists clusters with their servers' count and lets a manager add, edit and remove them. The
+// kubeconfig is write-only: the page only says whether one is stored.
 function Clusters() {
-  const list = useLoad(() => get<List<any>>('/api/v1/inventory/clusters'), []);
+  useT();
+  const list = useLoad(() => get<List<Cluster>>('/api/v1/inventory/clusters'), []);
+  const servers = useLoad(() => get<List<Server & { cluster_id?: string }>>('/api/v1/inventory/servers'), []);
+  const [editing, setEditing] = useState<Cluster | 'new' | null>(null);
+  const [err, setErr] = useState<ApiError | null>(null);
+  const manage = can('manage_servers');
+  const count = (id: string) => servers.data?.items.filter((s) => s.cluster_id === id).length ?? 0;
+  const remove = async (c: Cluster) => {
+    if (!confirm(t('fleet.clusterDeleteConfirm', { name: c.name }))) return;
+    setErr(null);
+    try {
+      await del('/api/v1/inventory/clusters/' + encodeURIComponent(c.id));
+      list.reload();
+    } catch (x) {
+      setErr(x as ApiError);
+    }
+  };
   return (
     <>
-      <ErrorBox error={list.error} />
-      <ul>
-        {list.data?.items.map((c) => (
-          <li key={c.id}>
-            {c.name} <span class="muted">{c.type ?? ''} {c.api_server ?? ''}</span>
-          </li>
+      <ErrorBox error={list.error ?? err} />
+      <Loading when={list.loading && !list.data}>
+        {list.data?.items.length === 0 ? (
+          <p class="muted">{t('common.none')}</p>
+        ) : (
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th>{t('common.name')}</th>
+                  <th>{t('fleet.kind')}</th>
+                  <th>{t('fleet.env')}</th>
+                  <th>{t('fleet.servers')}</th>
+                  <th>kubeconfig</th>
+                  <th>{t('common.actions')}</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.data?.items.map((c) => (
+                  <tr key={c.id} data-cluster={c.name}>
+                    <td>
+                      {c.name}
+                      {c.description && <div class="muted small">{c.description}</div>}
+                    </td>
+                    <td>{c.type}</td>
+                    <td>{c.environment}</td>
+                    <td>{count(c.id)}</td>
+                    <td>{c.has_kubeconfig ? t('fleet.stored') : '—'}</td>
+                    <td>
+                      {manage && (
+                        <>
+                          <button type="button" class="small" onClick={() => setEditing(c)}>
+                            {t('orders.edit')}
+                          </button>{' '}
+                          <button type="button" class="small danger" onClick={() => remove(c)}>
+                            {t('common.delete')}
+                          </button>
+                        </>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Loading>
+      {manage &&
+        (editing ? (
+          <ClusterForm
+            key={editing === 'new' ? 'new' : editing.id}
+            c={editing === 'new' ? undefined : editing}
+            onDone={() => {
+              setEditing(null);
+              list.reload();
+            }}
+            onCancel={() => setEditing(null)}
+          />
+        ) : (
+          <button type="button" class="primary" onClick={() => setEditing('new')}>
+            + {t('fleet.addCluster')}
+          </button>
         ))}
-      </ul>
-      {list.data?.items.length === 0 && <p class="muted">{t('common.none')}</p>}
     </>
+  );
+}
+
+function ClusterForm({ c, onDone, onCancel }: { c?: Cluster; onDone: () => void; onCancel: () => void }) {
+  useT();
+  const [f, setF] = useState({ name: c?.name ?? '', type: c?.type ?? 'bare_metal', environment: c?.environment ?? 'prod', description: c?.description ?? '', kubeconfig: '' });
+  const [err, setErr] = useState<ApiError | null>(null);
+  const [busy, setBusy] = useState(false);
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setErr(null);
+    setBusy(true);
+    const body: Record<string, string> = { name: f.name, type: f.type, environment: f.environment, description: f.description };
+    if (f.kubeconfig) body.kubeconfig = f.kubeconfig; // write-only: sent only when replaced
+    try {
+      if (c) await patch('/api/v1/inventory/clusters/' + encodeURIComponent(c.id), body);
+      else await post('/api/v1/inventory/clusters', body);
+      setF({ ...f, kubeconfig: '' });
+      onDone();
+    } catch (x) {
+      setErr(x as ApiError);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const at = (field: string) => (err?.field === field ? err.message : undefined);
+  return (
+    <form class="card form" onSubmit={save} autocomplete="off" aria-label={c ? t('fleet.editCluster') : t('fleet.addCluster')}>
+      <h2>{c ? t('fleet.editCluster') : t('fleet.addCluster')}</h2>
+      <Field label={t('common.name')} error={at('name')}>
+        <input value={f.name} onInput={(e) => setF({ ...f, name: e.currentTarget.value })} />
+      </Field>
+      <Field label={t('fleet.kind')} error={at('type')}>
+        <select value={f.type} onChange={(e) => setF({ ...f, type: e.currentTarget.value })}>
+          {CLUSTER_TYPES.map((x) => (
+            <option value={x}>{x}</option>
+          ))}
+        </select>
+      </Field>
+      <Field label={t('fleet.env')} error={at('environment')}>
+        <select value={f.environment} onChange={(e) => setF({ ...f, environment: e.currentTarget.value })}>
+          {ENVIRONMENTS.map((x) => (
+            <option value={x}>{x}</option>
+          ))}
+        </select>
+      </Field>
+      <Field label={t('fleet.description')} error={at('description')}>
+        <input value={f.description} onInput={(e) => setF({ ...f, description: e.currentTarget.value })} />
+      </Field>
+      <Field label={c?.has_kubeconfig ? t('fleet.kubeconfigReplace') : t('fleet.kubeconfig')} error={at('kubeconfig')}>
+        <textarea rows={4} value={f.kubeconfig} onInput={(e) => setF({ ...f, kubeconfig: e.currentTarget.value })} />
+      </Field>
+      <div class="row">
+        <button type="submit" class="primary" disabled={busy}>
+          {t('common.save')}
+        </button>
+        <button type="button" onClick={onCancel}>
+          {t('common.cancel')}
+        </button>
+      </div>
+      {err && !err.field && <ErrorBox error={err} />}
+    </form>
   );
 }
 

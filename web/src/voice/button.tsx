@@ -7,15 +7,18 @@ import workletURL from './worklet.ts?worker&url';
 
 // Voice talks to the agent over /ws/voice (issue 15): binary frames are 16 kHz PCM16 mono both ways, text
 // frames are JSON control (transcript, state, interrupt, error). The button is hidden unless the server
-// runs the voice module (its routes are in the OpenAPI document).
-let voicePaths: Promise<{ ws: boolean; create: boolean }> | undefined;
+// runs the voice gateway with both speech engines (GET /api/v1/voice/status; a 404 means no gateway).
+let voiceReady: Promise<boolean> | undefined;
 
-function voiceSupport() {
-  voicePaths ??= get<{ paths: Record<string, unknown> }>('/api/v1/openapi.json').then(
-    (d) => ({ ws: '/ws/voice' in (d.paths ?? {}), create: '/api/v1/voice/sessions' in (d.paths ?? {}) }),
-    () => ({ ws: false, create: false }),
+export function voiceSupport(): Promise<boolean> {
+  voiceReady ??= get<{ available: boolean }>('/api/v1/voice/status').then(
+    (d) => !!d.available,
+    () => {
+      voiceReady = undefined; // ask again next time (a network error is not an answer)
+      return false;
+    },
   );
-  return voicePaths;
+  return voiceReady;
 }
 
 interface Line {
@@ -26,7 +29,7 @@ interface Line {
 
 export function VoiceButton({ sessionId }: { sessionId: string }) {
   useT();
-  const [support, setSupport] = useState({ ws: false, create: false });
+  const [support, setSupport] = useState(false);
   const [on, setOn] = useState(false);
   const [state, setState] = useState('');
   const [lines, setLines] = useState<Line[]>([]);
@@ -36,7 +39,8 @@ export function VoiceButton({ sessionId }: { sessionId: string }) {
     voiceSupport().then(setSupport);
     return () => stop.current?.();
   }, []);
-  if (!support.ws) return null;
+  const [queued, setQueued] = useState(0);
+  if (!support) return null;
 
   const start = async () => {
     setErr('');
@@ -47,16 +51,14 @@ export function VoiceButton({ sessionId }: { sessionId: string }) {
       setErr(t('voice.denied'));
       return;
     }
-    let vsid = sessionId;
-    if (support.create) {
-      try {
-        const r = await post<{ id: string }>('/api/v1/voice/sessions', { session_id: sessionId, locale: lang.get() === 'zh' ? 'zh-CN' : 'en' });
-        vsid = r.id;
-      } catch (e: any) {
-        media.getTracks().forEach((tr) => tr.stop());
-        setErr(e.message);
-        return;
-      }
+    let vsid: string;
+    try {
+      const r = await post<{ id: string }>('/api/v1/voice/sessions', { session_id: sessionId, locale: lang.get() === 'zh' ? 'zh-CN' : 'en' });
+      vsid = r.id;
+    } catch (e: any) {
+      media.getTracks().forEach((tr) => tr.stop());
+      setErr(e.message);
+      return;
     }
     const ctx = new AudioContext();
     await ctx.audioWorklet.addModule(workletURL);
@@ -69,6 +71,7 @@ export function VoiceButton({ sessionId }: { sessionId: string }) {
       for (const p of playing) p.stop();
       playing.clear();
       playAt = 0;
+      setQueued(0);
     };
     const sock = new Socket(
       '/ws/voice',
@@ -86,7 +89,11 @@ export function VoiceButton({ sessionId }: { sessionId: string }) {
           s.start(playAt);
           playAt += b.duration;
           playing.add(s);
-          s.onended = () => playing.delete(s);
+          setQueued(playing.size);
+          s.onended = () => {
+            playing.delete(s);
+            setQueued(playing.size);
+          };
           return;
         }
         let m: any;
@@ -110,6 +117,7 @@ export function VoiceButton({ sessionId }: { sessionId: string }) {
     );
     node.port.onmessage = (e) => sock.send(e.data as ArrayBuffer);
     stop.current = () => {
+      sock.send(JSON.stringify({ type: 'stop' })); // ends the voice session on the server at once
       sock.close();
       flush();
       node.disconnect();
@@ -123,7 +131,7 @@ export function VoiceButton({ sessionId }: { sessionId: string }) {
   };
 
   return (
-    <span class="voice">
+    <span class="voice" data-playing={on && queued > 0 ? 'yes' : 'no'}>
       <button type="button" class={on ? 'danger' : ''} aria-pressed={on} onClick={() => (on ? stop.current?.() : start())} title={on ? t('voice.stop') : t('voice.start')}>
         {on ? t('voice.stop') : t('voice.start')}
       </button>
