@@ -53,9 +53,10 @@ func closeWith(conn Conn, err error) {
 }
 
 // AudioWriteTimeout bounds one outbound audio write. The pacer sends every stream's frames from one
-// goroutine, so a far end that stopped reading (its socket buffer full: seconds of audio unread) must not
-// hold the others up: its write fails, which ends its stream (the WebSocket closes on a write timeout).
-const AudioWriteTimeout = 200 * time.Millisecond
+// goroutine, so a far end that stopped reading (its socket buffer full: many seconds of audio unread)
+// must not hold the others up for long: its write fails, which ends its stream (the WebSocket closes on
+// a write timeout). Not shorter: on a starved machine a healthy write can wait a few hundred ms for a CPU.
+const AudioWriteTimeout = time.Second
 
 // twilioOut is the Output of a Twilio stream: 16 kHz → 8 kHz → μ-law → media messages.
 type twilioOut struct {
