@@ -89,3 +89,24 @@ func TestPacer(t *testing.T) {
 		}
 	})
 }
+
+// stuckConn is a far end that stopped reading: every write blocks until its context ends.
+type stuckConn struct{}
+
+func (stuckConn) Read(ctx context.Context) (bool, []byte, error) {
+	<-ctx.Done()
+	return false, nil, ctx.Err()
+}
+func (stuckConn) Write(ctx context.Context, _ bool, _ []byte) error { <-ctx.Done(); return ctx.Err() }
+func (stuckConn) Close(int, string) error                           { return nil }
+
+func TestAudioWriteBounded(t *testing.T) {
+	t.Parallel()
+	// Ensure an audio write to a far end that stopped reading fails instead of holding the shared pacer.
+	frame := make([]int16, SampleRate*FrameMs/1000)
+	for _, out := range []Output{newTwilioOut(context.Background(), stuckConn{}, "MZ"), &appOut{ctx: context.Background(), conn: stuckConn{}}} {
+		if err := out.Audio(frame); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%T.Audio = %v, want a deadline error", out, err)
+		}
+	}
+}

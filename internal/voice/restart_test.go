@@ -160,7 +160,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 		t.Fatalf("call closed with %q", reason)
 	}
 
-	// Ensure the call's record is there after another restart: ended, what the agent said, its timings.
+	// Ensure the call's record is there after another restart: ended, what the agent said (cut by the hang-up).
 	third := start()
 	vs, err = third.Session(ctx, vsID)
 	if err != nil {
@@ -169,7 +169,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	if vs.State != voice.SessionEnded || vs.Outcome != "no_answer" || vs.StartedAt == nil || vs.EndedAt == nil || len(vs.Turns) == 0 {
 		t.Fatalf("ended call after a restart: %+v", vs)
 	}
-	if tu := vs.Turns[0]; tu.Role != "agent" || !strings.Contains(tu.Text, "I T zero") || tu.At.IsZero() {
+	if tu := vs.Turns[0]; tu.Role != "agent" || !strings.HasPrefix(tu.Text, "Hello") || tu.At.IsZero() {
 		t.Fatalf("first turn %+v", tu)
 	}
 	// Ensure the same token, replayed to a process that never saw it used, finds the session taken.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Conn is a WebSocket as the transports use it (the HTTP layer adapts its library to it).
@@ -51,6 +52,12 @@ func closeWith(conn Conn, err error) {
 	}
 }
 
+// AudioWriteTimeout bounds one outbound audio write. The pacer sends every stream's frames from one
+// goroutine, so a far end that stopped reading (its socket buffer full: many seconds of audio unread)
+// must not hold the others up for long: its write fails, which ends its stream (the WebSocket closes on
+// a write timeout). Not shorter: on a starved machine a healthy write can wait a few hundred ms for a CPU.
+const AudioWriteTimeout = time.Second
+
 // twilioOut is the Output of a Twilio stream: 16 kHz → 8 kHz → μ-law → media messages.
 type twilioOut struct {
 	ctx       context.Context
@@ -74,7 +81,9 @@ func (o *twilioOut) Audio(frame []int16) error {
 	if len(o.ulaw) == 0 {
 		return nil
 	}
-	return o.conn.Write(o.ctx, true, TwilioMediaOut(o.streamSID, o.ulaw))
+	ctx, cancel := context.WithTimeout(o.ctx, AudioWriteTimeout)
+	defer cancel()
+	return o.conn.Write(ctx, true, TwilioMediaOut(o.streamSID, o.ulaw))
 }
 
 func (o *twilioOut) Clear() error {
@@ -103,7 +112,9 @@ func (o *appOut) Audio(frame []int16) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.buf = PCMToBytes(o.buf[:0], frame)
-	return o.conn.Write(o.ctx, false, o.buf)
+	ctx, cancel := context.WithTimeout(o.ctx, AudioWriteTimeout)
+	defer cancel()
+	return o.conn.Write(ctx, false, o.buf)
 }
 
 func (o *appOut) Clear() error { return o.Control(Control{Type: "interrupt"}) }
