@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/monitor"
-	"github.com/it0/it0/internal/monitor/alerts"
 	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
@@ -110,76 +107,6 @@ func TestMetricRetention(t *testing.T) {
 				if len(pts) != 1 {
 					t.Errorf("the moved sample is gone: %+v", pts)
 				}
-			}
-		})
-	}
-}
-
-// TestAlertStore ensures rules, events and states round-trip, and at most one event per rule and server
-// is open at a time.
-func TestAlertStore(t *testing.T) {
-	t.Parallel()
-	for _, be := range storetest.Backends() {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			db := be.Open(t)
-			ten := storetest.NewTenant(t, db, "alerts")
-			ctx := tenant.WithID(context.Background(), ten.ID)
-			now := time.Now().UTC().Truncate(time.Microsecond)
-			r := &alerts.Rule{ID: uuid.NewString(), Name: "cpu high", Metric: monitor.MetricCPU, Severity: "critical", Active: true,
-				Condition: alerts.Condition{Operator: ">", Threshold: 90, DurationSeconds: 300}, TargetServers: []string{}, CreatedAt: now, UpdatedAt: now}
-			if err := db.AlertRuleCreate(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-			dup := *r
-			dup.ID = uuid.NewString()
-			if err := db.AlertRuleCreate(ctx, &dup); !errs.Is(err, errs.Conflict) {
-				t.Errorf("duplicate name: %v, want conflict", err)
-			}
-			ev := &alerts.Event{ID: uuid.NewString(), RuleID: r.ID, ServerID: "s1", Status: alerts.Firing, Severity: "critical", FiredAt: now}
-			if err := db.AlertEventOpen(ctx, ev); err != nil {
-				t.Fatal(err)
-			}
-			again := *ev
-			again.ID = uuid.NewString()
-			if err := db.AlertEventOpen(ctx, &again); !errs.Is(err, errs.Conflict) {
-				t.Errorf("second open event: %v, want conflict", err)
-			}
-			ev.Status, ev.ResolvedAt = alerts.Resolved, &now
-			if err := db.AlertEventUpdate(ctx, ev); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.AlertEventOpen(ctx, &again); err != nil {
-				t.Errorf("open after resolve: %v", err)
-			}
-			counts, err := db.AlertEventCount(ctx)
-			if err != nil || counts["critical"] != 1 {
-				t.Errorf("counts = %v %v, want 1 critical open", counts, err)
-			}
-			list, err := db.AlertEventList(ctx, alerts.Filter{Status: alerts.Resolved})
-			if err != nil || len(list) != 1 || list[0].ID != ev.ID {
-				t.Errorf("resolved list = %+v %v", list, err)
-			}
-			st := &alerts.State{RuleID: r.ID, ServerID: "s1", Since: now, Value: 95}
-			if err := db.AlertStatePut(ctx, st); err != nil {
-				t.Fatal(err)
-			}
-			st.EventID = again.ID
-			if err := db.AlertStatePut(ctx, st); err != nil {
-				t.Fatal(err)
-			}
-			states, err := db.AlertStateList(ctx)
-			if err != nil || len(states) != 1 || states[0].EventID != again.ID || !states[0].Since.Equal(now) {
-				t.Errorf("states = %+v %v", states, err)
-			}
-			if err := db.AlertRuleDelete(ctx, r.ID); err != nil {
-				t.Fatal(err)
-			}
-			if states, _ := db.AlertStateList(ctx); len(states) != 0 {
-				t.Errorf("states of a deleted rule remain: %+v", states)
-			}
-			if _, err := db.AlertRuleGet(ctx, r.ID); !errs.Is(err, errs.NotFound) {
-				t.Errorf("deleted rule: %v", err)
 			}
 		})
 	}

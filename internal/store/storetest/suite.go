@@ -43,8 +43,32 @@ func NewUser(tb testing.TB, db *store.DB, t *auth.Tenant, email string, role aut
 
 var testKey = bytes.Repeat([]byte{7}, 32)
 
-// Run is the contract every backend must satisfy.
+// Run is the contract every backend must satisfy: every context's store methods, exercised by the same
+// code on each backend.
 func Run(t *testing.T, open func(testing.TB) *store.DB) {
+	for _, area := range []struct {
+		name string
+		run  func(*testing.T, func(testing.TB) *store.DB)
+	}{
+		{"Platform", runPlatform},
+		{"PlatformMore", runPlatformMore},
+		{"Agent", runAgent},
+		{"Inventory", runInventory},
+		{"Ops", runOps},
+		{"Monitor", runMonitor},
+		{"Checks", runChecks},
+		{"Comm", runComm},
+		{"Shared", runShared},
+	} {
+		t.Run(area.name, func(t *testing.T) {
+			t.Parallel()
+			area.run(t, open)
+		})
+	}
+}
+
+// runPlatform covers tenants, users, API keys and the audit chain.
+func runPlatform(t *testing.T, open func(testing.TB) *store.DB) {
 	t.Run("Tenants", func(t *testing.T) {
 		t.Parallel()
 		db := open(t)
