@@ -23,6 +23,7 @@ type mechAuth struct {
 	host   string
 
 	started bool   // the server got as far as AUTH
+	refused bool   // the server answered AUTH with a permanent refusal (5xx)
 	mech    string // the SASL name chosen
 	inner   smtp.Auth
 }
@@ -118,6 +119,7 @@ func (a *mechAuth) failure(err error) error {
 	switch {
 	case errors.As(err, &te):
 		// 454 is a temporary authentication failure (RFC 4954); 5xx are refusals.
+		a.refused = te.Code >= 500
 		return &comm.SendError{Temporary: te.Code >= 400 && te.Code < 500,
 			Err: fmt.Errorf("%w: AUTH %s as %s: %d %s (%s)", ErrAuth, mech, a.user, te.Code, te.Msg, hint)}
 	case errors.Is(err, errNotOffered), errors.Is(err, errUnencrypted):

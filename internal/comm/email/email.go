@@ -192,7 +192,16 @@ func (s *Sender) Send(ctx context.Context, m comm.OutboundMessage) (string, erro
 	if err != nil {
 		return "", err
 	}
-	if err := s.deliver(ctx, a, msg); err != nil {
+	err = s.deliver(ctx, a, msg)
+	if f, ok := s.cfg.OAuth2.(interface{ Forget() }); ok && err != nil && a != nil && a.mech == "XOAUTH2" && a.refused {
+		// A refused bearer token may have been revoked before its expiry: try once more with a new one.
+		f.Forget()
+		if a, err = s.auth(from.Address); err != nil {
+			return "", err
+		}
+		err = s.deliver(ctx, a, msg)
+	}
+	if err != nil {
 		return "", err
 	}
 	return msgID, nil

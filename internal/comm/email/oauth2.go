@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -25,7 +26,8 @@ import (
 //     (scope https://mail.google.com/);
 //   - TokenFile: a file another process keeps fresh with a current access token, read on every send.
 //
-// Tokens are cached until shortly before they expire.
+// Tokens are cached until shortly before they expire, and fetched again at once when the server refuses
+// one.
 type OAuth2Config struct {
 	TokenURL        string
 	ClientID        string
@@ -107,15 +109,53 @@ func NewTokenSource(c OAuth2Config, user string) (oauth2.TokenSource, error) {
 			return nil, fmt.Errorf("IT0_SMTP_OAUTH2_CREDENTIALS_FILE: not a service account key: %w", err)
 		}
 		jc.Subject = cmpOr(c.Subject, user)
-		return jc.TokenSource(ctx), nil
+		return &TokenSource{fetch: func() (*oauth2.Token, error) { return jc.TokenSource(ctx).Token() }}, nil
 	case !c.RefreshToken.IsZero():
 		oc := &oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret.Reveal(), Scopes: c.Scopes,
 			Endpoint: oauth2.Endpoint{TokenURL: c.TokenURL}}
-		return oc.TokenSource(ctx, &oauth2.Token{RefreshToken: c.RefreshToken.Reveal()}), nil
+		refresh := c.RefreshToken.Reveal()
+		return &TokenSource{fetch: func() (*oauth2.Token, error) {
+			t, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: refresh}).Token()
+			if err == nil && t.RefreshToken != "" {
+				refresh = t.RefreshToken // the endpoint rotated it (Microsoft does): the old one may stop working
+			}
+			return t, err
+		}}, nil
 	default:
 		cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret.Reveal(), TokenURL: c.TokenURL, Scopes: c.Scopes}
-		return cc.TokenSource(ctx), nil
+		return &TokenSource{fetch: func() (*oauth2.Token, error) { return cc.Token(ctx) }}, nil
 	}
+}
+
+// TokenSource caches an access token until shortly before it expires, and forgets it when the SMTP
+// server refuses it (a token revoked before its expiry), so that the next send fetches a new one.
+type TokenSource struct {
+	fetch func() (*oauth2.Token, error) // called with mu held: one fetch at a time
+
+	mu  sync.Mutex
+	tok *oauth2.Token
+}
+
+// Token implements oauth2.TokenSource.
+func (s *TokenSource) Token() (*oauth2.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok.Valid() { // false for nil, and from 10 s before the expiry
+		return s.tok, nil
+	}
+	t, err := s.fetch()
+	if err != nil {
+		return nil, err
+	}
+	s.tok = t
+	return t, nil
+}
+
+// Forget drops the cached token.
+func (s *TokenSource) Forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tok = nil
 }
 
 // tokenFile reads a current access token from a file on every call.

@@ -38,7 +38,8 @@ type tokenServer struct {
 	saKey  *rsa.PrivateKey
 	mu     sync.Mutex
 	hits   int
-	status int // answer this status with an OAuth error instead, when set
+	status int      // answer this status with an OAuth error instead, when set
+	issue  []string // access tokens to issue first, before emailtest.Token
 }
 
 func startTokenServer(t *testing.T) *tokenServer {
@@ -70,6 +71,10 @@ func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	ts.mu.Lock()
 	ts.hits++
 	status := ts.status
+	token := emailtest.Token
+	if len(ts.issue) > 0 {
+		token, ts.issue = ts.issue[0], ts.issue[1:]
+	}
 	ts.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	oauthErr := func(code int, e string) {
@@ -115,7 +120,7 @@ func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 		oauthErr(400, "unsupported_grant_type")
 		return
 	}
-	fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, emailtest.Token)
+	fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, token)
 }
 
 // serviceAccount writes a Google service account key file for ts and returns its path.
@@ -222,6 +227,19 @@ func TestOAuth2(t *testing.T) {
 		}
 		if len(srv.Auths()) != 0 {
 			t.Error("connected without a token")
+		}
+	})
+	// Ensure a token the server refuses before its expiry (revoked) is dropped and a new one tried at once.
+	t.Run("RevokedEarly", func(t *testing.T) {
+		t.Parallel()
+		ts := startTokenServer(t)
+		ts.issue = []string{"revoked-token-value"}
+		srv := emailtest.Start(t, emailtest.Options{Mechs: xoauth})
+		if err := send(t, srv, email.OAuth2Config{TokenURL: ts.URL, ClientID: clientID, ClientSecret: clientSecret, RefreshToken: refreshToken}); err != nil {
+			t.Fatal(err)
+		}
+		if n, a := ts.count(), srv.Auths(); n != 2 || len(a) != 3 {
+			t.Errorf("%d token requests (want 2), AUTH tried %v (want 3: refused, then one per send)", n, a)
 		}
 	})
 	// Ensure an unavailable token endpoint is temporary.
