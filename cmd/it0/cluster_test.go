@@ -276,7 +276,13 @@ func TestClusterKill(t *testing.T) {
 	if decided["status"] != "approved" || at.Before(expires) || at.Sub(expires) > 5*time.Second {
 		t.Fatalf("approval expiring at %s: %s at %s", expires, decided["status"], at)
 	}
-	waitFor(t, 30*time.Second, "the approved session to complete", func() bool {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("approved session: %v\nits events: %v", c.must(t, 2, 200, "GET", "/api/v1/agent/sessions/"+paused, c.tok, nil),
+				c.must(t, 2, 200, "GET", "/api/v1/agent/sessions/"+paused+"/events", c.tok, nil))
+		}
+	})
+	waitFor(t, 60*time.Second, "the approved session to complete", func() bool {
 		return c.must(t, 2, 200, "GET", "/api/v1/agent/sessions/"+paused, c.tok, nil)["status"] == "completed"
 	})
 	recs := c.must(t, 1, 200, "GET", "/api/v1/inventory/command-records?session_id="+paused, c.tok, nil)["items"].([]any)

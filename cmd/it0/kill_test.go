@@ -95,9 +95,15 @@ func TestKillDuringRuns(t *testing.T) {
 			c.cmd.Wait()
 			c = startServe(t, env, "--data-dir", dir)
 
-			// The run that was in flight is failed, said to be interrupted, and reported.
-			execs := must(200, "GET", "/api/v1/ops/standing-orders/"+oid+"/executions", tok, nil)["items"].([]any)
-			e := execs[0].(map[string]any)
+			// The run that was in flight is failed, said to be interrupted, and reported. On SQLite at once; on
+			// PostgreSQL once the killed process's heartbeat is older than 15 s (until then it could be another
+			// live replica of the same database).
+			var e map[string]any
+			waitFor(t, 60*time.Second, "the interrupted execution", func() bool {
+				execs := must(200, "GET", "/api/v1/ops/standing-orders/"+oid+"/executions", tok, nil)["items"].([]any)
+				e = execs[0].(map[string]any)
+				return e["status"] != "running"
+			})
 			if e["id"] != exec["id"] || e["status"] != "failed" || e["finished_at"] == nil {
 				t.Fatalf("the interrupted execution after restart: %v", e)
 			}
