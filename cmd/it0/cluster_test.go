@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,5 +392,128 @@ func TestClusterReplicaWithoutRedis(t *testing.T) {
 	}
 	if st, m := c.members[0].call(t, "GET", "/readyz", "", nil); st != 200 {
 		t.Fatalf("/readyz of the replica with Redis: %d %v", st, m)
+	}
+}
+
+// TestClusterKillCron runs two replicas on PostgreSQL and Redis with a standing order due every minute,
+// and kills the replica running the first tick's run with SIGKILL: the survivor marks that run's
+// execution failed (interrupted), the next tick runs once, on the survivor, and the audit chain verifies.
+func TestClusterKillCron(t *testing.T) {
+	t.Parallel()
+	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.63"})
+	model, open, hung := gatedModel(t, "cron-key", []agenttest.Step{
+		{Text: "Checking the disk.", Server: "web-1", Command: "df -h"},
+		{Text: "Done: the disk is fine.", Server: "", Command: ""}}, 1)
+	open()
+	c := startCluster(t, 2, "IT0_ANTHROPIC_API_KEY=cron-key", "IT0_ANTHROPIC_BASE_URL="+model.URL)
+	c.addServer(t, target)
+	oid := c.must(t, 0, 201, "POST", "/api/v1/ops/standing-orders", c.tok, map[string]any{"name": "disk every minute",
+		"trigger":            map[string]string{"type": "cron", "cron_expression": "* * * * *", "timezone": "UTC"},
+		"targets":            map[string]any{"all_servers": true},
+		"agent_instructions": map[string]any{"prompt": "check the disk of web-1", "max_risk_level": 0}})["id"].(string)
+	executions := func(i int) []map[string]any {
+		var out []map[string]any
+		for _, e := range c.must(t, i, 200, "GET", "/api/v1/ops/standing-orders/"+oid+"/executions", c.tok, nil)["items"].([]any) {
+			out = append(out, e.(map[string]any))
+		}
+		return out
+	}
+	select {
+	case <-hung:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the first tick's run never reached the model")
+	}
+	first := executions(0)
+	if len(first) != 1 {
+		t.Fatalf("executions of the first tick: %v", first)
+	}
+	// Kill the replica running it (the session names it).
+	sid := first[0]["session_id"].(string)
+	runner := strings.TrimSpace(psql(t, c.env, fmt.Sprintf(`SELECT runner FROM it0_t_%s.agent_sessions WHERE id = '%s'`, strings.ReplaceAll(tenantOf(t, c), "-", "_"), sid)))
+	victim, survivor := -1, -1
+	for i, m := range c.members {
+		if strings.Contains(m.out.String(), `"replica":"`+runner+`"`) {
+			victim, survivor = i, 1-i
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("no replica is %q", runner)
+	}
+	c.members[victim].cmd.Process.Signal(syscall.SIGKILL)
+	c.members[victim].cmd.Wait()
+
+	waitFor(t, 60*time.Second, "the interrupted execution", func() bool {
+		e := executions(survivor)
+		return len(e) >= 1 && e[len(e)-1]["status"] == "failed"
+	})
+	waitFor(t, 90*time.Second, "the next tick's run to complete", func() bool {
+		e := executions(survivor)
+		return len(e) >= 2 && e[0]["status"] == "completed"
+	})
+	all := executions(survivor)
+	seen := map[string]bool{}
+	for _, e := range all {
+		tc := string(mustJSON(e["trigger_context"]))
+		if seen[tc] {
+			t.Fatalf("a tick ran twice: %v", all)
+		}
+		seen[tc] = true
+	}
+	if v := c.must(t, survivor, 200, "GET", "/api/v1/audit/verify", c.tok, nil); v["ok"] != true {
+		t.Fatalf("audit chain after the kill: %v", v)
+	}
+}
+
+// tenantOf returns the id of the cluster's (only) tenant, from the admin's profile.
+func tenantOf(t *testing.T, c *cluster) string {
+	t.Helper()
+	me := c.must(t, len(c.members)-1, 200, "GET", "/api/v1/auth/me", c.tok, nil)
+	if ten, ok := me["tenant"].(map[string]any); ok {
+		if id, ok := ten["id"].(string); ok {
+			return id
+		}
+	}
+	t.Fatalf("no tenant id in /auth/me: %v", me)
+	return ""
+}
+
+// psql runs query on the cluster's database and returns its unaligned output.
+func psql(t *testing.T, env []string, query string) string {
+	t.Helper()
+	var dsn string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "IT0_DATABASE_URL="); ok {
+			dsn = v
+		}
+	}
+	out, err := exec.Command("psql", dsn, "-tAc", query).CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql %q: %v: %s", query, err, out)
+	}
+	return string(out)
+}
+
+// TestClusterSuspension suspends a tenant on replica A while replica B has its status cached: B refuses
+// the tenant's next request (403) at once, not when its cache entry expires.
+func TestClusterSuspension(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	ten := c.must(t, 0, 201, "POST", "/api/v1/auth/tenants", c.tok, map[string]any{"name": "Acme", "slug": "acme",
+		"admin_email": "admin@acme.example", "admin_password": "acme-password-1"})
+	tid := ten["id"].(string)
+	tok := c.must(t, 1, 200, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@acme.example", "password": "acme-password-1"})["access_token"].(string)
+	c.must(t, 1, 200, "GET", "/api/v1/auth/me", tok, nil) // B caches the tenant's status (active)
+	c.must(t, 0, 200, "POST", "/api/v1/auth/tenants/"+tid+"/suspend", c.tok, nil)
+	// B's cache entry lives 5 s; the invalidation arrives in milliseconds.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st, m := c.members[1].call(t, "GET", "/api/v1/auth/me", tok, nil)
+		if st == 403 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica B still serves the suspended tenant: %d %v", st, m)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

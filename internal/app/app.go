@@ -273,7 +273,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 		openai.New(openai.Config{BaseURL: a.cfg.OpenAIBaseURL, APIKey: openai.APIKey(a.cfg.OpenAIKey), Model: a.cfg.OpenAIModel,
 			Logger: a.log}),
 	}
-	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.Guard,
+	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.riskRules(),
 		PromptHint: ops.PromptHint, Schedule: a.schedule,
 		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
@@ -408,7 +408,7 @@ func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) 
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	a.log.Info("listening", slog.String("addr", a.Addr), slog.String("storage", string(a.Store.Dialect())))
+	a.log.Info("listening", slog.String("addr", a.Addr), slog.String("storage", string(a.Store.Dialect())), slog.String("replica", a.replicaID))
 	return func(ctx context.Context) error {
 		err := errors.Join(srv.Shutdown(ctx), stopMetrics(ctx))
 		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {

@@ -74,7 +74,8 @@ func (a *App) initBus(ctx context.Context) (func(context.Context) error, error) 
 	}, nil
 }
 
-// initReplicas links the agent's live events and cancels to the other replicas through a shared bus.
+// initReplicas links the agent's live events and cancels, and cache invalidations, to the other replicas
+// through a shared bus.
 // With the in-process bus there are no other replicas to reach.
 func (a *App) initReplicas(ctx context.Context) (func(context.Context) error, error) {
 	if a.cfg.RedisURL == "" {
@@ -84,7 +85,13 @@ func (a *App) initReplicas(ctx context.Context) (func(context.Context) error, er
 	if err != nil {
 		return nil, fmt.Errorf("connect the agent to the other replicas: %w", err)
 	}
-	return func(context.Context) error { disconnect(); return nil }, nil
+	// Detached from the start-up ctx on purpose: the listener lives until the module is stopped.
+	stopListening, err := a.listenInvalidations(context.WithoutCancel(ctx))
+	if err != nil {
+		disconnect()
+		return nil, fmt.Errorf("listen for cache invalidations: %w", err)
+	}
+	return func(context.Context) error { stopListening(); disconnect(); return nil }, nil
 }
 
 // tenantIDs lists every tenant's id (the outbox relay's tenants).

@@ -150,7 +150,7 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 		email.New(email.Config{Host: c.SMTPHost, Port: port, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.SMTPFrom, TLS: c.SMTPTLS,
 			Auth: c.SMTPAuth, OAuth2: smtpTokens}),
 		wecom.New(wecom.Config{CorpID: c.WeComCorpID, Secret: c.WeComSecret, AgentID: agentID, WebhookKey: c.WeComWebhookKey,
-			WebhookURL: c.WeComWebhookURL, BaseURL: c.WeComBaseURL}),
+			WebhookURL: c.WeComWebhookURL, BaseURL: c.WeComBaseURL, Cards: !c.WeComCallbackToken.IsZero()}),
 		fcm.New(fcm.Config{CredentialsFile: c.FCMCredentialsFile, BaseURL: c.FCMBaseURL, TokenURL: c.FCMTokenURL}),
 	}
 	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "it0_comm_messages_total",

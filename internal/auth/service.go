@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -121,6 +122,8 @@ type Service struct {
 
 	usersMu sync.Mutex
 	users   map[string]cachedUser // tenant id + "/" + user id
+
+	onForget atomic.Pointer[func(tenantID, userID string)] // forget.go
 }
 
 type cachedUser struct {
@@ -352,6 +355,7 @@ func (s *Service) forgetUser(tenantID, userID string) {
 	s.usersMu.Lock()
 	delete(s.users, tenantID+"/"+userID)
 	s.usersMu.Unlock()
+	s.forgotten(tenantID, userID)
 }
 
 func (s *Service) tenantStatus(ctx context.Context, id string) (TenantStatus, error) {
@@ -379,6 +383,7 @@ func (s *Service) forgetStatus(id string) {
 	s.statusMu.Lock()
 	delete(s.status, id)
 	s.statusMu.Unlock()
+	s.forgotten(id, "")
 }
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)

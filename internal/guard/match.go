@@ -373,9 +373,22 @@ type parsed struct {
 	operands []string
 	opIdx    []int  // index of each operand in the input
 	cwd      string // where a cd in the same command went ("" none, cwdUnknown)
-	// targets caches the operands as path rules see them (target), filled
-	// on first use: set operands and cwd before.
+	// targets caches the operands as path rules see them (target), and
+	// lowers in lower case (sub rules), filled on first use: set operands
+	// and cwd before.
 	targets []target
+	lowers  []string
+}
+
+// lower returns operand i in lower case.
+func (p *parsed) lower(i int) string {
+	if p.lowers == nil {
+		p.lowers = make([]string, len(p.operands))
+		for k, o := range p.operands {
+			p.lowers[k] = strings.ToLower(o)
+		}
+	}
+	return p.lowers[i]
 }
 
 // target returns operand i as path rules see it.
@@ -439,7 +452,7 @@ func (c *command) parse(args []word) parsed {
 func hasFlag(flags []string, f string) bool {
 	short := len(f) == 2 && f[0] == '-' && f[1] != '-'
 	for _, w := range flags {
-		if w == f || strings.HasPrefix(w, f+"=") {
+		if w == f || len(w) > len(f) && w[len(f)] == '=' && strings.HasPrefix(w, f) { // f or f=…
 			return true
 		}
 		if short && len(w) > 2 && w[1] != '-' && strings.IndexByte(w[1:], f[1]) >= 0 {
@@ -458,7 +471,7 @@ func (r *rule) match(p *parsed, args *argList) bool {
 			}
 			ok = true
 			for i := range s {
-				if !s[i].match(strings.ToLower(p.operands[i])) {
+				if !s[i].match(p.lower(i)) {
 					ok = false
 					break
 				}

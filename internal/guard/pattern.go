@@ -77,63 +77,148 @@ func (p *pattern) mayMatch(s string) bool {
 // maxLits bounds the literals a pattern checks before its regexp.
 const maxLits = 32
 
+// maxClass bounds the characters of a class read as literals.
+const maxClass = 8
+
 // requiredLits returns strings one of which every match of re contains,
-// when re has them: a literal (case-insensitive ones only when ASCII); any
-// of each alternative's; the most selective of a concatenation's parts; a
-// repeated (at least once) or captured part's.
+// when re has them (see lits).
 func requiredLits(re *syntax.Regexp) ([]lit, bool) {
+	ls, _, ok := lits(re)
+	return ls, ok
+}
+
+// lits returns strings one of which every match of re contains, and
+// whether every match is exactly one of them: a literal (case-insensitive
+// only when ASCII) or a small character class is exactly its strings; an
+// alternation is any of its alternatives' strings; a concatenation is the
+// most selective of its parts' strings, where consecutive exact parts
+// combine into the strings they spell together; a part repeated at least
+// once, or captured, contains its strings.
+func lits(re *syntax.Regexp) (out []lit, exact, ok bool) {
 	switch re.Op {
 	case syntax.OpLiteral:
 		fold := false
 		for _, r := range re.Rune {
 			if r == utf8.RuneError {
-				return nil, false // invalid UTF-8 matches it too
+				return nil, false, false // invalid UTF-8 matches it too
 			}
 			if re.Flags&syntax.FoldCase != 0 && unicode.SimpleFold(r) != r {
 				if r >= utf8.RuneSelf {
-					return nil, false
+					return nil, false, false
 				}
 				fold = true
 			}
 		}
 		if fold {
-			return []lit{{s: strings.ToLower(string(re.Rune)), fold: true}}, true
+			return []lit{{s: strings.ToLower(string(re.Rune)), fold: true}}, true, true
 		}
-		return []lit{{s: string(re.Rune)}}, true
-	case syntax.OpCapture, syntax.OpPlus:
-		return requiredLits(re.Sub[0])
+		return []lit{{s: string(re.Rune)}}, true, true
+	case syntax.OpCharClass:
+		n := 0
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			n += int(re.Rune[i+1]-re.Rune[i]) + 1
+			if n > maxClass {
+				return nil, false, false
+			}
+		}
+		if n == 0 {
+			return nil, false, false
+		}
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				if r == utf8.RuneError || !utf8.ValidRune(r) {
+					return nil, false, false
+				}
+				out = append(out, lit{s: string(r)})
+			}
+		}
+		return out, true, true
+	case syntax.OpCapture:
+		return lits(re.Sub[0])
+	case syntax.OpPlus:
+		ls, _, ok := lits(re.Sub[0])
+		return ls, false, ok
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
-			return requiredLits(re.Sub[0])
+			ls, _, ok := lits(re.Sub[0])
+			return ls, false, ok
 		}
 	case syntax.OpConcat:
-		var best []lit
-		found := false
-		for _, sub := range re.Sub {
-			if lits, ok := requiredLits(sub); ok && (!found || shortest(lits) > shortest(best)) {
-				best, found = lits, true
-			}
-		}
-		return best, found
+		return concatLits(re.Sub)
 	case syntax.OpAlternate:
-		var all []lit
+		exact = true
 		for _, sub := range re.Sub {
-			lits, ok := requiredLits(sub)
+			ls, ex, ok := lits(sub)
 			if !ok {
-				return nil, false
+				return nil, false, false
 			}
-			for _, l := range lits {
-				if !slices.Contains(all, l) {
-					all = append(all, l)
+			exact = exact && ex
+			for _, l := range ls {
+				if !slices.Contains(out, l) {
+					out = append(out, l)
 				}
 			}
 		}
-		if len(all) > maxLits {
-			return nil, false
+		if len(out) > maxLits {
+			return nil, false, false
 		}
-		return all, true
+		return out, exact, true
 	}
-	return nil, false
+	return nil, false, false
+}
+
+// concatLits is lits of a concatenation.
+func concatLits(subs []*syntax.Regexp) ([]lit, bool, bool) {
+	var best []lit
+	found := false
+	consider := func(ls []lit) {
+		if !found || shortest(ls) > shortest(best) {
+			best, found = ls, true
+		}
+	}
+	var run []lit  // what the latest exact parts spell together
+	runAll := true // and they are all the parts so far
+	for _, sub := range subs {
+		ls, ex, ok := lits(sub)
+		if !ok || !ex {
+			if ok {
+				consider(ls)
+			}
+			run, runAll = nil, false
+			continue
+		}
+		if run != nil && len(run)*len(ls) <= maxLits {
+			run = product(run, ls)
+		} else {
+			if run != nil {
+				runAll = false
+			}
+			run = ls
+		}
+		consider(run)
+	}
+	if runAll && run != nil {
+		return run, true, true // the concatenation matches exactly these
+	}
+	return best, false, found
+}
+
+// product returns every string of a followed by one of b; a pair with a
+// case-insensitive part is case-insensitive (a weaker condition).
+func product(a, b []lit) []lit {
+	out := make([]lit, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			l := lit{s: x.s + y.s, fold: x.fold || y.fold}
+			if l.fold {
+				l.s = strings.ToLower(l.s)
+			}
+			if !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }
 
 func shortest(lits []lit) int {

@@ -17,15 +17,21 @@ func TestRequiredLits(t *testing.T) {
 		want []lit // nil: no literal is required
 	}{
 		{`--privileged`, []lit{{s: "--privileged"}}},
-		{`(^|\s)(-X|--request)\s*(POST|PUT)`, []lit{{s: "OST"}, {s: "UT"}}},
+		{`(^|\s)(-X|--request)\s*(POST|PUT)`, []lit{{s: "POST"}, {s: "PUT"}}},
 		{`a|b?`, nil},
 		{`(a|)x`, []lit{{s: "x"}}},
 		{`(?i)DROP\s+x`, []lit{{s: "drop", fold: true}}},
 		{`(?i)--`, []lit{{s: "--"}}},
 		{`(?i)é`, nil},
 		{`x{0,3}y{2}`, []lit{{s: "y"}}},
-		{`[ab]c+`, []lit{{s: "c"}}},
+		{`[ab]c+`, []lit{{s: "a"}, {s: "b"}}},
 		{`\x{FFFD}`, nil},
+		{`(^|\s)(-f|--file|-i)(\s|=|$)`, []lit{{s: "-f"}, {s: "--file"}, {s: "-i"}}},
+		{`[ewW]x`, []lit{{s: "Wx"}, {s: "ex"}, {s: "wx"}}},
+		{`a+bc`, []lit{{s: "bc"}}},
+		{`(?i)set-x`, []lit{{s: "set-x", fold: true}}},
+		{`[^a]`, nil},
+		{`[a-z]`, nil},
 		{`\s*`, nil},
 		{`^$`, nil},
 	} {
@@ -68,6 +74,27 @@ func shippedPatterns(tb testing.TB) []*pattern {
 		tb.Fatalf("only %d patterns in the shipped rules", len(out))
 	}
 	return out
+}
+
+// FuzzRequiredLits checks, for any regexp, that the literal pre-check
+// never rejects a text the regexp matches.
+func FuzzRequiredLits(f *testing.F) {
+	for _, s := range [][2]string{
+		{`(^|\s)(-f|--file|-i)(\s|=|$)`, "sed --file x"}, {`[ewW]x|a+b(c|d)`, "aabd"}, {`(?i)dRoP\s+(x|y)`, "DROP y"},
+		{`(?i)k`, "\u212a"}, {`(a|b)(c|d)(e|f)(g|h)(i|j)(k|l)`, "bdfhjl"}, {`x*(ab)+c`, "ababc"}, {`[\x{FFFD}a]b`, "\xffb"},
+		{`(?s)a.b`, "a\nb"}, {`\bfoo\b`, "a foo"}, {`(?i)[a-c]x`, "Bx"}, {`(?U)a+?b`, "aab"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, expr, text string) {
+		p, err := compilePattern(expr)
+		if err != nil {
+			return
+		}
+		if got, want := p.MatchString(text), p.re.MatchString(text); got != want {
+			t.Fatalf("%q on %q: %v, the regexp alone %v (literals %+v)", expr, text, got, want, p.lits)
+		}
+	})
 }
 
 // FuzzPattern checks that the literal pre-check never rejects a text a

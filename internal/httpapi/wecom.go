@@ -92,7 +92,7 @@ func (s *Server) wecomMessage(w http.ResponseWriter, r *http.Request) error {
 			key = "wecom:" + m.MsgID
 		}
 		reply, err = s.Comm.InboundText(ctx, comm.ChannelWeCom, m.FromUserName, m.Content, key)
-	case m.MsgType == "event" && m.Event == "template_card_event":
+	case m.MsgType == "event" && m.Event == wecom.EventCard:
 		// A card's buttons carry "y:<approval id>" / "n:<approval id>" like Telegram's; a card answers once.
 		reply, err = s.Comm.InboundButton(ctx, comm.ChannelWeCom, m.FromUserName, m.EventKey, "wecom:card:"+m.TaskID+":"+m.FromUserName)
 	default:

@@ -42,10 +42,17 @@ func wecomDo(t *testing.T, c *wecomtest.Client, r *wecomtest.Request) string {
 	if err != nil {
 		t.Fatalf("reply %s: %v", body, err)
 	}
-	if rep.MsgType != "text" || rep.FromUserName != wecomtest.CorpID {
+	if rep.FromUserName != wecomtest.CorpID {
 		t.Errorf("reply %+v", rep)
 	}
-	return rep.ToUserName + ": " + rep.Content
+	switch rep.MsgType {
+	case "text":
+		return rep.ToUserName + ": " + rep.Content
+	case "update_button": // a card's pressed button shows the outcome in place of the buttons
+		return rep.ToUserName + ": [" + rep.ReplaceName + "]"
+	}
+	t.Errorf("reply type %q", rep.MsgType)
+	return ""
 }
 
 // wecomStatus sends r and returns the status and the error code of the envelope.
@@ -104,7 +111,7 @@ func TestWeComAnswers(t *testing.T) {
 
 	// A card's reject button rejects and stops the run; the same card again is a replay.
 	sid, id = f.escalate(t, "warning: standing order SO-test")
-	if got := wecomDo(t, c, c.CardEvent("li", "n:"+id, "task-"+id)); !strings.Contains(got, "rejected") {
+	if got := wecomDo(t, c, c.CardEvent("li", "n:"+id, "task-"+id)); !strings.HasPrefix(got, "li: [") || !strings.Contains(got, "rejected") {
 		t.Errorf("card: %q", got)
 	}
 	f.waitSession(t, sid, func(s *agent.Session) bool { return s.Status == agent.StatusCancelled })

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, get, login, session, signOut, signOutReason } from './api';
+import { ApiError, get, login, probeSession, session, signOut, signOutReason } from './api';
 
 // A fake fetch that answers by path, recording what it was sent.
 function fakeFetch(routes: Record<string, (init: RequestInit) => [number, unknown]>) {
@@ -48,6 +48,26 @@ describe('session', () => {
     });
     await login('a@b.c', 'pw');
     await expect(get('/api/v1/agent/sessions')).rejects.toMatchObject({ status: 401, message: 'token expired', hint: 'sign in again' });
+    expect(session.get()).toBeNull();
+    expect(signOutReason.get()).toBe('token expired');
+  });
+
+  it('a probe after a refused WebSocket signs out on 401 only', async () => {
+    let status = 503;
+    fakeFetch({
+      '/api/v1/auth/login': () => [200, { access_token: 'tok0', expires_in: 3600 }],
+      '/api/v1/auth/me': (init) =>
+        (init.headers as Record<string, string>).Authorization === 'Bearer tok0' && status === 200 ? [200, me] : status === 401 ? [401, { error: { code: 'unauthorized', message: 'token expired' } }] : [status, me],
+    });
+    status = 200;
+    await login('a@b.c', 'pw');
+    status = 503; // the server is restarting: the session stays
+    probeSession();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(session.get()?.token).toBe('tok0');
+    status = 401; // the token expired: signed out, with the reason
+    probeSession();
+    await vi.advanceTimersByTimeAsync(0);
     expect(session.get()).toBeNull();
     expect(signOutReason.get()).toBe('token expired');
   });

@@ -65,6 +65,12 @@ export function signOut(reason = ''): void {
   session.set(null);
 }
 
+// probeSession asks the server whether the session's token still holds; a 401 signs out with its reason
+// (request does that), anything else (server down, network) leaves the session alone.
+export function probeSession(): void {
+  if (session.get()) request('GET', '/api/v1/auth/me').catch(() => {});
+}
+
 export function can(perm: string): boolean {
   return session.get()?.me.permissions.includes(perm) ?? false;
 }

@@ -81,4 +81,19 @@ describe('parseFrame', () => {
   it('splits lines and skips torn ones', () => {
     expect(parseFrame('{"seq":1,"type":"text"}\n{"seq":2,\n\n{"seq":3,"type":"text"}').map((e) => e.seq)).toEqual([1, 3]);
   });
+
+  it('does not repeat a run\'s answer in its summary, even when it was streamed in many blocks', () => {
+    const evs = [ev(1, 'text', { text: 'Disk is ' }), ev(2, 'thinking', { text: 'hmm' }), ev(3, 'text', { text: 'fine.' }), ev(4, 'completed', { summary: 'Disk is\nfine.' })];
+    const v = reduce(emptyView(), evs);
+    const done = v.items[v.items.length - 1];
+    expect(done.kind === 'done' && done.summary).toBe('');
+    // A summary that says something else is kept.
+    const w = reduce(emptyView(), [ev(1, 'text', { text: 'Checked.' }), ev(2, 'completed', { summary: 'Disk 80% on web-1.' })]);
+    const d2 = w.items[w.items.length - 1];
+    expect(d2.kind === 'done' && d2.summary).toBe('Disk 80% on web-1.');
+    // Only the current run counts: an earlier run's text does not swallow this summary.
+    const x = reduce(v, [ev(5, 'text', { text: 'Again.' }), ev(6, 'completed', { summary: 'Disk is fine. Again.' })]);
+    const d3 = x.items[x.items.length - 1];
+    expect(d3.kind === 'done' && d3.summary).toBe('Disk is fine. Again.');
+  });
 });

@@ -133,9 +133,8 @@ export function reduce(v: View, events: AgentEvent[]): View {
         break;
       }
       case 'completed': {
-        // The summary is often the final answer itself: don't show it twice.
-        const last = list[list.length - 1];
-        const summary = last && last.kind === 'text' && last.text.trim() === str(e.summary).trim() ? '' : str(e.summary);
+        // The summary is often the run's answer itself (its text blocks joined): don't show it twice.
+        const summary = sameAsRunText(list, str(e.summary)) ? '' : str(e.summary);
         mut().push({ kind: 'done', key, summary, tokens: e.tokens_used ?? 0, cost: e.cost_usd ?? 0 });
         state = 'completed';
         break;
@@ -148,6 +147,25 @@ export function reduce(v: View, events: AgentEvent[]): View {
   }
   if (!items && lastSeq === v.lastSeq && state === v.state) return v;
   return { items: items ?? v.items, lastSeq, state, toolIndex };
+}
+
+const squash = (s: string) => s.replace(/\s+/g, '');
+
+// sameAsRunText says whether summary is the text the current run already showed (its text items since the
+// person's last message or the previous run's end), whitespace aside. It compares piece by piece from the
+// end, so a long run costs one pass and no joined copy.
+function sameAsRunText(list: Item[], summary: string): boolean {
+  let rest = squash(summary);
+  if (!rest) return true;
+  for (let i = list.length - 1; i >= 0 && rest; i--) {
+    const it = list[i];
+    if (it.kind === 'user' || it.kind === 'done') break;
+    if (it.kind !== 'text') continue;
+    const t = squash(it.text);
+    if (!rest.endsWith(t)) return false;
+    rest = rest.slice(0, rest.length - t.length);
+  }
+  return rest === '';
 }
 
 // parseFrame splits one WebSocket text frame (one JSON event per line) into events, skipping bad lines.

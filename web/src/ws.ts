@@ -1,4 +1,4 @@
-import { session, wsURL } from './api';
+import { probeSession, session, wsURL } from './api';
 
 // Socket keeps a WebSocket open: it reconnects with backoff after a drop (server restart, network,
 // "too slow" close), asking params() afresh each time so the agent stream resumes after the last event
@@ -24,7 +24,9 @@ export class Socket {
     const ws = new WebSocket(wsURL(this.path, this.params()));
     if (this.binary) ws.binaryType = 'arraybuffer';
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       this.delay = 500;
       this.onState(true);
     };
@@ -33,6 +35,9 @@ export class Socket {
       if (this.ws !== ws) return;
       this.onState(false);
       if (this.closed) return;
+      // Refused at the upgrade: the browser does not say why. If it was the token (expired, revoked), the
+      // probe signs out with the server's reason instead of retrying in silence.
+      if (!opened) probeSession();
       this.timer = setTimeout(() => this.open(), this.delay);
       this.delay = Math.min(this.delay * 2, 10_000);
     };

@@ -399,3 +399,15 @@ func TestPasswordRedacted(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSend measures one message over STARTTLS with AUTH PLAIN to a loopback server (a connection each).
+func BenchmarkSend(b *testing.B) {
+	srv := emailtest.Start(b, emailtest.Options{})
+	s := email.New(config(srv, email.TLSStartTLS, ""))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.Send(context.Background(), msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

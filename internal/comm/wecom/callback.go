@@ -203,6 +203,9 @@ type envelope struct {
 // maxEnvelope bounds a POSTed envelope; WeCom's messages are a few kilobytes.
 const maxEnvelope = 256 << 10
 
+// EventCard is the event of a template card's button press.
+const EventCard = "template_card_event"
+
 // Message is a decrypted callback message: a user's text, or an event (a template card's button).
 type Message struct {
 	ToUserName   string `xml:"ToUserName"`   // the CorpID
@@ -316,18 +319,38 @@ type cdata struct {
 	Text string `xml:",cdata"`
 }
 
-// Reply is the passive reply to a callback POST: text to the sender, encrypted and signed.
+// replyMessage is a passive reply's plain XML: a text message, or (to a card's button) the new text of the
+// pressed button ("update_button"), which also makes the card's buttons unclickable.
+type replyMessage struct {
+	XMLName      xml.Name `xml:"xml"`
+	ToUserName   cdata
+	FromUserName cdata
+	CreateTime   int64
+	MsgType      cdata
+	Content      *cdata `xml:",omitempty"`
+	Button       *struct {
+		ReplaceName cdata
+	} `xml:",omitempty"`
+}
+
+// maxButtonText bounds the replacement text of a pressed button, which shows in place of the buttons.
+const maxButtonText = 32
+
+// Reply is the passive reply to a callback POST: text to the sender, or for a template card's button
+// press the button's new caption, encrypted and signed.
 func (c *Callback) Reply(to *Message, text string) ([]byte, error) {
 	now := c.cfg.Now()
-	inner, err := xml.Marshal(struct {
-		XMLName      xml.Name `xml:"xml"`
-		ToUserName   cdata
-		FromUserName cdata
-		CreateTime   int64
-		MsgType      cdata
-		Content      cdata
-	}{ToUserName: cdata{to.FromUserName}, FromUserName: cdata{c.cfg.ReceiverID}, CreateTime: now.Unix(),
-		MsgType: cdata{"text"}, Content: cdata{text}})
+	rm := replyMessage{ToUserName: cdata{to.FromUserName}, FromUserName: cdata{c.cfg.ReceiverID}, CreateTime: now.Unix()}
+	if to.Event == EventCard {
+		if r := []rune(text); len(r) > maxButtonText {
+			text = string(r[:maxButtonText-1]) + "…"
+		}
+		rm.MsgType = cdata{"update_button"}
+		rm.Button = &struct{ ReplaceName cdata }{cdata{text}}
+	} else {
+		rm.MsgType, rm.Content = cdata{"text"}, &cdata{text}
+	}
+	inner, err := xml.Marshal(rm)
 	if err != nil {
 		return nil, err
 	}

@@ -256,6 +256,16 @@ func TestCallback(t *testing.T) {
 		if rep.ToUserName != "zhangsan" || rep.FromUserName != wecomtest.CorpID || rep.MsgType != "text" || rep.Content != "已批准 <ok> & done" {
 			t.Errorf("reply %+v", rep)
 		}
+		// A card's button press is answered by the button's new caption, clipped.
+		r = c.CardEvent("zhangsan", "y:0d9a", "task-2")
+		if m, err = cb.Open(query(r), r.Body); err != nil {
+			t.Fatal(err)
+		}
+		body, _ = cb.Reply(m, "Thanks: your answer (approved) was recorded.")
+		rep, err = c.OpenReply(body)
+		if err != nil || rep.MsgType != "update_button" || rep.ReplaceName != "Thanks: your answer (approved) …" || rep.Content != "" {
+			t.Errorf("button reply %+v %v", rep, err)
+		}
 	})
 }
 
@@ -322,4 +332,25 @@ func FuzzOpen(f *testing.F) {
 			t.Fatal("opened a message without a sender")
 		}
 	})
+}
+
+// BenchmarkOpen measures verifying, replay-checking and decrypting one callback message.
+func BenchmarkOpen(b *testing.B) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	c := wecomtest.New(b, "", func() time.Time { return now })
+	cfg := c.Config()
+	cb, err := wecom.NewCallback(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]*wecomtest.Request, b.N)
+	for i := range reqs {
+		reqs[i] = c.Text("zhangsan", "Y 482113 只重启 nginx", int64(i))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := cb.Open(query(reqs[i]), reqs[i].Body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -1,12 +1,16 @@
 // Package wecom is comm's WeCom (企业微信) adapter: application messages to a user (with a cached access
-// token, refreshed on expiry) and, when no application is configured, the group robot webhook mentioning
-// the user.
+// token, refreshed on expiry, and a button card when the callback is configured) and, when no application
+// is configured, the group robot webhook mentioning the user; and the application's encrypted callback
+// (callback.go), by which users' replies and button presses come back.
 package wecom
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,8 +35,11 @@ type Config struct {
 	WebhookKey vault.Secret
 	WebhookURL vault.Secret // the robot's full URL (it carries the key)
 	BaseURL    string
-	HTTP       *http.Client
-	Now        func() time.Time
+	// Cards adds, to an application message that offers answers, a button card ("button_interaction")
+	// whose presses come back on the callback; set it only when the callback is configured.
+	Cards bool
+	HTTP  *http.Client
+	Now   func() time.Time
 }
 
 // Client sends WeCom messages.
@@ -88,6 +95,7 @@ const (
 	codeInvalidToken = 40014
 	codeExpiredToken = 42001
 	codeRateLimit    = 45009
+	codeTaskExists   = 42014 // a template card's task_id was used already
 )
 
 func (c *Client) do(ctx context.Context, method, u string, body any) (*result, error) {
@@ -122,10 +130,22 @@ func (c *Client) do(ctx context.Context, method, u string, body any) (*result, e
 	return &r, nil
 }
 
+// APIError is WeCom's non-zero errcode answer.
+type APIError struct {
+	Op      string // the API called: gettoken, message/send, webhook
+	Code    int
+	Message string
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	return fmt.Sprintf("wecom %s: errcode %d: %s", e.Op, e.Code, e.Message)
+}
+
 // codeError turns a non-zero errcode into an error: system busy and rate limits are temporary.
 func codeError(op string, r *result) error {
 	return &comm.SendError{Temporary: r.ErrCode == codeBusy || r.ErrCode == codeRateLimit,
-		Err: fmt.Errorf("wecom %s: errcode %d: %s", op, r.ErrCode, r.ErrMsg)}
+		Err: &APIError{Op: op, Code: r.ErrCode, Message: r.ErrMsg}}
 }
 
 // accessToken returns the cached token, fetching a new one when it is missing, near expiry, or refresh.
@@ -195,6 +215,74 @@ func (c *Client) Send(ctx context.Context, m comm.OutboundMessage) (string, erro
 func (c *Client) sendApp(ctx context.Context, m comm.OutboundMessage) (string, error) {
 	body := map[string]any{"touser": m.To, "msgtype": "markdown", "agentid": c.cfg.AgentID,
 		"markdown": map[string]string{"content": content(m)}, "safe": 0, "enable_duplicate_check": 1, "duplicate_check_interval": 1800}
+	id, err := c.post(ctx, m.To, body)
+	if err != nil {
+		return "", err
+	}
+	if card := c.card(m); card != nil {
+		// The markdown carries the whole text and the links; the card only the buttons. A retry after a
+		// failed card resends the markdown, which WeCom's duplicate check (30 minutes) drops.
+		_, err := c.post(ctx, m.To, card)
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Code == codeTaskExists {
+			err = nil // the card of this message was sent before (a retry whose first answer was lost)
+		}
+		if err != nil {
+			return "", fmt.Errorf("wecom button card: %w", err)
+		}
+	}
+	return id, nil
+}
+
+// card is the button card of m (nil when m offers no button answers or cards are off): one button per
+// action with callback data, whose key comes back as the callback's EventKey.
+func (c *Client) card(m comm.OutboundMessage) map[string]any {
+	if !c.cfg.Cards {
+		return nil
+	}
+	var buttons []map[string]any
+	for i, a := range m.Actions {
+		if a.Data == "" || len(a.Data) > 1024 {
+			continue
+		}
+		style := 1 // the first (approve) stands out; the others are plain
+		if i > 0 {
+			style = 2
+		}
+		buttons = append(buttons, map[string]any{"text": clipRunes(a.Label, 10), "style": style, "key": a.Data})
+	}
+	if len(buttons) == 0 {
+		return nil
+	}
+	// task_id (letters, digits and _-@, at most 128 bytes) must be unique per app and stable across
+	// retries of one message: it is derived from the message's key.
+	seed := m.Key
+	if seed == "" {
+		seed = m.To + "\x00" + m.Subject + "\x00" + m.Text
+	}
+	sum := sha256.Sum256([]byte(seed))
+	task := "it0-" + hex.EncodeToString(sum[:16])
+	title := m.Subject
+	if title == "" {
+		title = "IT0"
+	}
+	return map[string]any{"touser": m.To, "msgtype": "template_card", "agentid": c.cfg.AgentID,
+		"template_card": map[string]any{"card_type": "button_interaction", "task_id": task,
+			"main_title":     map[string]string{"title": clipRunes(title, 26)},
+			"sub_title_text": clipRunes(m.Text, 112), "button_list": buttons},
+		"enable_duplicate_check": 1, "duplicate_check_interval": 1800}
+}
+
+func clipRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// post sends one application message to user to, refreshing the access token once when WeCom says it
+// expired.
+func (c *Client) post(ctx context.Context, to string, body map[string]any) (string, error) {
 	for attempt := 0; ; attempt++ {
 		tok, err := c.accessToken(ctx, attempt > 0)
 		if err != nil {
@@ -211,7 +299,7 @@ func (c *Client) sendApp(ctx context.Context, m comm.OutboundMessage) (string, e
 			return "", codeError("message/send", r)
 		case r.InvalidUser != "" || r.Unlicensed != "":
 			// errcode 0 can still be a partial failure: our one recipient was not reached.
-			return "", fmt.Errorf("wecom message/send: user %s is invalid or unlicensed", m.To)
+			return "", fmt.Errorf("wecom message/send: user %s is invalid or unlicensed", to)
 		}
 		return r.MsgID, nil
 	}

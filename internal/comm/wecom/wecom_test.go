@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -171,5 +173,85 @@ func TestSecretsRedacted(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("cfg", slog.Any("cfg", cfg))
 	if strings.Contains(buf.String(), "-v") {
 		t.Errorf("leaked: %s", buf.String())
+	}
+}
+
+// Ensure an application message that offers answers gets a button card after the markdown when cards are
+// on, whose keys are the answers' callback data and whose task_id WeCom accepts and is stable for a message.
+func TestAppCards(t *testing.T) {
+	t.Parallel()
+	f := &fakeWeCom{t: t}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	m := comm.OutboundMessage{To: "li", Subject: "[IT0 WARNING] 需要您处理: disk 80% on web-2, and a subject longer than a card title",
+		Text: "disk 80% on web-2\nRef 482113", Key: "esc:a1:4:c1:wecom",
+		Actions: []comm.Action{{Label: "批准", Data: "y:0d9a-77", URL: "https://it0.example/a/y"}, {Label: "拒绝", Data: "n:0d9a-77", URL: "https://it0.example/a/n"}}}
+	ctx := context.Background()
+	off := wecom.New(wecom.Config{CorpID: "ww1", Secret: "app-secret", AgentID: 1000002, BaseURL: srv.URL})
+	if _, err := off.Send(ctx, m); err != nil || len(f.sends) != 1 || f.sends[0]["msgtype"] != "markdown" {
+		t.Fatalf("cards off: %v %v", err, f.sends)
+	}
+	on := wecom.New(wecom.Config{CorpID: "ww1", Secret: "app-secret", AgentID: 1000002, BaseURL: srv.URL, Cards: true})
+	for range 2 {
+		if id, err := on.Send(ctx, m); err != nil || id != "msg-1" {
+			t.Fatalf("send: %q %v", id, err)
+		}
+	}
+	if len(f.sends) != 5 || f.sends[1]["msgtype"] != "markdown" || f.sends[2]["msgtype"] != "template_card" {
+		t.Fatalf("sends %v", f.sends)
+	}
+	card := f.sends[2]["template_card"].(map[string]any)
+	task, _ := card["task_id"].(string)
+	buttons, _ := card["button_list"].([]any)
+	title := card["main_title"].(map[string]any)["title"].(string)
+	if card["card_type"] != "button_interaction" || !regexp.MustCompile(`^[A-Za-z0-9_@-]{1,128}$`).MatchString(task) || len(buttons) != 2 ||
+		buttons[0].(map[string]any)["key"] != "y:0d9a-77" || buttons[1].(map[string]any)["key"] != "n:0d9a-77" || len([]rune(title)) > 26 ||
+		f.sends[2]["touser"] != "li" || f.sends[2]["agentid"] != float64(1000002) {
+		t.Errorf("card %v", f.sends[2])
+	}
+	if again := f.sends[4]["template_card"].(map[string]any)["task_id"]; again != task {
+		t.Errorf("task_id %v then %v: a retried message must keep its card's task", task, again)
+	}
+	// A message without button answers (a notice) gets no card.
+	n := len(f.sends)
+	if _, err := on.Send(ctx, comm.OutboundMessage{To: "li", Text: "daily report"}); err != nil || len(f.sends) != n+1 {
+		t.Errorf("notice: %v, %d sends", err, len(f.sends)-n)
+	}
+}
+
+// Ensure a card whose task_id WeCom already has (a retry whose first answer was lost) is not an error,
+// while other card failures are.
+func TestAppCardRetry(t *testing.T) {
+	t.Parallel()
+	code := 42014
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path == "/cgi-bin/gettoken" {
+			fmt.Fprint(w, `{"errcode":0,"access_token":"t","expires_in":7200}`)
+			return
+		}
+		var body map[string]any
+		json.NewDecoder(r.Body).Decode(&body)
+		if body["msgtype"] == "template_card" {
+			fmt.Fprintf(w, `{"errcode":%d,"errmsg":"taskid has existed"}`, code)
+			return
+		}
+		fmt.Fprint(w, `{"errcode":0,"msgid":"m1"}`)
+	}))
+	defer srv.Close()
+	c := wecom.New(wecom.Config{CorpID: "ww1", Secret: "s", AgentID: 1, BaseURL: srv.URL, Cards: true})
+	m := comm.OutboundMessage{To: "li", Text: "x", Key: "k", Actions: []comm.Action{{Label: "ok", Data: "y:1"}}}
+	if _, err := c.Send(context.Background(), m); err != nil {
+		t.Errorf("42014: %v", err)
+	}
+	mu.Lock()
+	code = 45009
+	mu.Unlock()
+	_, err := c.Send(context.Background(), m)
+	var ae *wecom.APIError
+	if !isTemp(err) || !errors.As(err, &ae) || ae.Code != 45009 {
+		t.Errorf("45009: %v", err)
 	}
 }

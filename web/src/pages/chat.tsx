@@ -131,7 +131,7 @@ export function ChatPage() {
       case 'done':
         return (
           <div class="msg done">
-            <strong>{t('chat.done')}</strong> {it.summary} <span class="muted">{t('chat.tokens', { n: it.tokens })}</span>
+            <strong>{t('chat.done')}</strong> {it.summary.length > 4000 ? it.summary.slice(0, 4000) + '…' : it.summary} <span class="muted">{t('chat.tokens', { n: it.tokens })}</span>
           </div>
         );
       case 'error':

@@ -166,6 +166,8 @@ type Reply struct {
 	FromUserName string `xml:"FromUserName"`
 	MsgType      string `xml:"MsgType"`
 	Content      string `xml:"Content"`
+	// ReplaceName is the pressed button's new caption (MsgType update_button).
+	ReplaceName string `xml:"Button>ReplaceName"`
 }
 
 // OpenReply checks a passive reply's signature and receiveid and decrypts it, as WeCom does.
