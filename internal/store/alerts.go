@@ -31,12 +31,7 @@ func (db *DB) AlertRuleGet(ctx context.Context, id string) (*alerts.Rule, error)
 	if err != nil {
 		return nil, err
 	}
-	var doc string
-	if err := sc.queryRow(ctx, `SELECT doc FROM ~alert_rules WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
-		return nil, notFound(err, "alert rule")
-	}
-	var r alerts.Rule
-	return &r, json.Unmarshal([]byte(doc), &r)
+	return getDoc[alerts.Rule](ctx, sc, "alert rule", `SELECT doc FROM ~alert_rules WHERE id = ? AND tenant_id = ?`, id, sc.tenantID)
 }
 
 // AlertRuleList returns every rule, by name.
@@ -45,24 +40,7 @@ func (db *DB) AlertRuleList(ctx context.Context) ([]alerts.Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := sc.query(ctx, `SELECT doc FROM ~alert_rules WHERE tenant_id = ? ORDER BY name`, sc.tenantID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []alerts.Rule
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		var r alerts.Rule
-		if err := json.Unmarshal([]byte(doc), &r); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return listDocs[alerts.Rule](ctx, sc, `SELECT doc FROM ~alert_rules WHERE tenant_id = ? ORDER BY name`, sc.tenantID)
 }
 
 // AlertRuleUpdate saves r.
@@ -123,12 +101,7 @@ func (db *DB) AlertEventGet(ctx context.Context, id string) (*alerts.Event, erro
 	if err != nil {
 		return nil, err
 	}
-	var doc string
-	if err := sc.queryRow(ctx, `SELECT doc FROM ~alert_events WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
-		return nil, notFound(err, "alert")
-	}
-	var e alerts.Event
-	return &e, json.Unmarshal([]byte(doc), &e)
+	return getDoc[alerts.Event](ctx, sc, "alert", `SELECT doc FROM ~alert_events WHERE id = ? AND tenant_id = ?`, id, sc.tenantID)
 }
 
 // AlertEventList returns events matching f, newest first.
@@ -140,26 +113,9 @@ func (db *DB) AlertEventList(ctx context.Context, f alerts.Filter) ([]alerts.Eve
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	rows, err := sc.query(ctx, `SELECT doc FROM ~alert_events WHERE tenant_id = ? AND (? = '' OR status = ?) AND (? = '' OR severity = ?)
+	return listDocs[alerts.Event](ctx, sc, `SELECT doc FROM ~alert_events WHERE tenant_id = ? AND (? = '' OR status = ?) AND (? = '' OR severity = ?)
 		AND (? = '' OR rule_id = ?) AND (? = '' OR server_id = ?) ORDER BY fired_at DESC, id LIMIT ?`, sc.tenantID, f.Status, f.Status,
 		f.Severity, f.Severity, f.RuleID, f.RuleID, f.ServerID, f.ServerID, f.Limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []alerts.Event
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		var e alerts.Event
-		if err := json.Unmarshal([]byte(doc), &e); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 // AlertEventUpdate saves e.

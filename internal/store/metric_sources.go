@@ -39,12 +39,7 @@ func (db *DB) MetricSourceGet(ctx context.Context, id string) (*metrics.Source, 
 	if err != nil {
 		return nil, err
 	}
-	var doc string
-	if err := sc.queryRow(ctx, `SELECT doc FROM ~metric_sources WHERE id = ? AND tenant_id = ?`, id, sc.tenantID).Scan(&doc); err != nil {
-		return nil, notFound(err, "metric source")
-	}
-	var s metrics.Source
-	return &s, json.Unmarshal([]byte(doc), &s)
+	return getDoc[metrics.Source](ctx, sc, "metric source", `SELECT doc FROM ~metric_sources WHERE id = ? AND tenant_id = ?`, id, sc.tenantID)
 }
 
 // MetricSourceList returns every source, by name.
@@ -53,24 +48,7 @@ func (db *DB) MetricSourceList(ctx context.Context) ([]metrics.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := sc.query(ctx, `SELECT doc FROM ~metric_sources WHERE tenant_id = ? ORDER BY name`, sc.tenantID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []metrics.Source
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		var s metrics.Source
-		if err := json.Unmarshal([]byte(doc), &s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return listDocs[metrics.Source](ctx, sc, `SELECT doc FROM ~metric_sources WHERE tenant_id = ? ORDER BY name`, sc.tenantID)
 }
 
 // MetricSourceUpdate saves s.
