@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/inventory/sshtest"
 )
 
@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 200, "number of targets")
-	par := fs.Int("p", ssh.DefaultParallelism, "fan-out parallelism")
+	par := fs.Int("p", sshexec.DefaultParallelism, "fan-out parallelism")
 	runs := fs.Int("runs", 3, "timed runs of each kind (cold, pooled)")
 	cmd := fs.String("cmd", "uptime", "command to run on every target")
 	addr := fs.String("addr", "127.0.0.1", "loopback address the sshd targets listen on")
@@ -76,20 +76,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopServers()
-	targets := make([]ssh.Target, len(servers))
+	targets := make([]sshexec.Target, len(servers))
 	for i, s := range servers {
-		targets[i] = ssh.Target{Hops: []ssh.Hop{s.Hop()}}
+		targets[i] = sshexec.Target{Hops: []sshexec.Hop{s.Hop()}}
 	}
-	command := ssh.Command{Cmd: *cmd, Timeout: time.Minute}
-	newExecutor := func() *ssh.Executor {
-		return ssh.New(ssh.Config{Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	command := sshexec.Command{Cmd: *cmd, Timeout: time.Minute}
+	newExecutor := func() *sshexec.Executor {
+		return sshexec.New(sshexec.Config{Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	}
 
 	var failures atomic.Int64
-	fanOut := func(e *ssh.Executor) (wall, cpu time.Duration) {
+	fanOut := func(e *sshexec.Executor) (wall, cpu time.Duration) {
 		cpu0 := cpuTime()
 		start := time.Now()
-		e.FanOut(ctx, targets, command, *par, func(i int, r ssh.Result, err error) {
+		e.FanOut(ctx, targets, command, *par, func(i int, r sshexec.Result, err error) {
 			if err != nil || r.ExitCode != 0 {
 				if failures.Add(1) <= 5 {
 					fmt.Fprintf(stderr, "target %d: exit %d: %v\n", i, r.ExitCode, err)
@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	warmup.Close()
 
 	var cold, coldCPU, warm, warmCPU []time.Duration
-	var pooled *ssh.Executor
+	var pooled *sshexec.Executor
 	for i := range *runs {
 		if pooled != nil {
 			pooled.Close()

@@ -25,7 +25,7 @@ import (
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/httpapi"
 	"github.com/it0/it0/internal/inventory"
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/monitor/alerts"
 	"github.com/it0/it0/internal/monitor/checks"
@@ -73,7 +73,7 @@ type App struct {
 	Vault     *vault.Vault
 	Guard     *guard.TenantRules
 	Inventory *inventory.Service
-	SSH       *ssh.Executor
+	SSH       *sshexec.Executor
 	Agent     *agent.Service
 	Approvals *approval.Service
 	Ops       *ops.Service
@@ -255,7 +255,7 @@ func (a *App) initInventory(context.Context) (func(context.Context) error, error
 	var inv *inventory.Service
 	// The executor's host key callbacks go to the inventory, which is built with the executor: the
 	// closures break the cycle.
-	a.SSH = ssh.New(ssh.Config{Logger: a.log,
+	a.SSH = sshexec.New(sshexec.Config{Logger: a.log,
 		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
 		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
 	inv = inventory.New(inventory.Config{Logger: a.log}, a.Store, a.Vault, a.Audit, a.Auth, a.metrics.countVerdicts(a.Guard), a.SSH)

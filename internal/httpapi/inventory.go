@@ -9,7 +9,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/vault"
 )
 
@@ -140,8 +140,8 @@ func (s *Server) checkServer(w http.ResponseWriter, r *http.Request) error {
 }
 
 type checkResponse struct {
-	OK   bool            `json:"ok"`
-	Hops []ssh.HopResult `json:"hops"`
+	OK   bool                `json:"ok"`
+	Hops []sshexec.HopResult `json:"hops"`
 }
 
 func (s *Server) commandRecords(w http.ResponseWriter, r *http.Request) error {

@@ -27,7 +27,7 @@ import (
 	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/logging"
@@ -64,7 +64,7 @@ type testBundle struct {
 	inv        *inventory.Service
 	guard      *guard.TenantRules
 	logger     *slog.Logger
-	ssh        *ssh.Executor
+	ssh        *sshexec.Executor
 	adminTok   string // bootstrap admin: default tenant admin and platform admin
 	defaultID  string
 	comm       commState    // the comm service serve builds and its providers (comm_test.go)
@@ -116,7 +116,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 		return []byte(v), err
 	}, 0)
 	var inv *inventory.Service
-	b.ssh = ssh.New(ssh.Config{Logger: logger,
+	b.ssh = sshexec.New(sshexec.Config{Logger: logger,
 		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
 		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
 	t.Cleanup(func() { b.ssh.Close() })

@@ -12,7 +12,7 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
 )
@@ -192,12 +192,12 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest, onResult func(ExecR
 		return sum, nil
 	}
 	intent = in
-	list := make([]ssh.Target, len(runnable))
+	list := make([]sshexec.Target, len(runnable))
 	for j, i := range runnable {
 		list[j] = targets[i]
 	}
-	cmd := ssh.Command{Cmd: req.Command, Timeout: req.Timeout, MaxOutputBytes: req.MaxOutputBytes}
-	s.ssh.FanOut(ctx, list, cmd, req.Parallelism, func(j int, r ssh.Result, err error) {
+	cmd := sshexec.Command{Cmd: req.Command, Timeout: req.Timeout, MaxOutputBytes: req.MaxOutputBytes}
+	s.ssh.FanOut(ctx, list, cmd, req.Parallelism, func(j int, r sshexec.Result, err error) {
 		emit(&servers[runnable[j]], s.result(ctx, r, err))
 	})
 	sum.DurationMS = time.Since(start).Milliseconds()
@@ -205,9 +205,9 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest, onResult func(ExecR
 }
 
 // result turns an executor outcome into an ExecResult.
-func (s *Service) result(ctx context.Context, r ssh.Result, err error) ExecResult {
+func (s *Service) result(ctx context.Context, r sshexec.Result, err error) ExecResult {
 	out := ExecResult{Stdout: r.Stdout, Stderr: r.Stderr, Truncated: r.Truncated, DurationMS: r.Duration.Milliseconds()}
-	var he *ssh.HopError
+	var he *sshexec.HopError
 	switch {
 	case err == nil && r.TimedOut:
 		out.Status = StatusTimeout
@@ -218,7 +218,7 @@ func (s *Service) result(ctx context.Context, r ssh.Result, err error) ExecResul
 		if code != 0 {
 			out.Status = StatusFailed
 		}
-	case r.TimedOut || errors.Is(err, ssh.ErrTimeout):
+	case r.TimedOut || errors.Is(err, sshexec.ErrTimeout):
 		out.Status, out.Error = StatusTimeout, err.Error()
 	case ctx.Err() != nil:
 		out.Status, out.Error = StatusCancelled, ctx.Err().Error()
@@ -233,7 +233,7 @@ func (s *Service) result(ctx context.Context, r ssh.Result, err error) ExecResul
 
 // targets builds the SSH target of each server: its jump chain, each hop's credentials unsealed. Servers
 // that cannot be reached as configured are reported in bad by index.
-func (s *Service) targets(ctx context.Context, servers []Server) ([]ssh.Target, map[int]error) {
+func (s *Service) targets(ctx context.Context, servers []Server) ([]sshexec.Target, map[int]error) {
 	bad := map[int]error{}
 	all, err := s.serverMap(ctx)
 	if err != nil {
@@ -243,52 +243,52 @@ func (s *Service) targets(ctx context.Context, servers []Server) ([]ssh.Target, 
 		return nil, bad
 	}
 	tid, _ := tenant.ID(ctx)
-	creds := map[string]ssh.Auth{} // unsealed once per credential per call
-	auth := func(srv *Server) (ssh.Auth, error) {
+	creds := map[string]sshexec.Auth{} // unsealed once per credential per call
+	auth := func(srv *Server) (sshexec.Auth, error) {
 		if srv.CredentialID == "" {
-			return ssh.Auth{}, fmt.Errorf("server %s has no credential", srv.Name)
+			return sshexec.Auth{}, fmt.Errorf("server %s has no credential", srv.Name)
 		}
 		if a, ok := creds[srv.CredentialID]; ok {
 			return a, nil
 		}
 		c, err := s.store.CredentialGet(ctx, srv.CredentialID)
 		if err != nil {
-			return ssh.Auth{}, fmt.Errorf("credential of %s: %w", srv.Name, err)
+			return sshexec.Auth{}, fmt.Errorf("credential of %s: %w", srv.Name, err)
 		}
 		sc, err := s.openCredential(ctx, c)
 		if err != nil {
-			return ssh.Auth{}, err
+			return sshexec.Auth{}, err
 		}
-		var a ssh.Auth
+		var a sshexec.Auth
 		switch c.Type {
 		case "ssh_key":
-			a = ssh.Auth{PrivateKey: vault.Secret(sc.Secret), Passphrase: vault.Secret(sc.Passphrase)}
+			a = sshexec.Auth{PrivateKey: vault.Secret(sc.Secret), Passphrase: vault.Secret(sc.Passphrase)}
 		case "ssh_password":
-			a = ssh.Auth{Password: vault.Secret(sc.Secret)}
+			a = sshexec.Auth{Password: vault.Secret(sc.Secret)}
 		default:
-			return ssh.Auth{}, fmt.Errorf("credential %s of %s is a %s, not an SSH credential", c.Name, srv.Name, c.Type)
+			return sshexec.Auth{}, fmt.Errorf("credential %s of %s is a %s, not an SSH credential", c.Name, srv.Name, c.Type)
 		}
 		creds[srv.CredentialID] = a
 		return a, nil
 	}
-	out := make([]ssh.Target, len(servers))
+	out := make([]sshexec.Target, len(servers))
 	for i := range servers {
 		chain, err := s.chain(all, servers[i].ID)
 		if err != nil {
 			bad[i] = err
 			continue
 		}
-		hops := make([]ssh.Hop, len(chain))
+		hops := make([]sshexec.Hop, len(chain))
 		for j, srv := range chain {
 			a, err := auth(srv)
 			if err != nil {
 				bad[i] = err
 				break
 			}
-			hops[j] = ssh.Hop{ServerID: hopID(tid, srv.ID), Name: srv.Name, Host: srv.Host, Port: srv.Port, User: srv.SSHUser,
-				Auth: a, HostKey: srv.HostKey, HostKeyPolicy: ssh.HostKeyPolicy(srv.HostKeyPolicy)}
+			hops[j] = sshexec.Hop{ServerID: hopID(tid, srv.ID), Name: srv.Name, Host: srv.Host, Port: srv.Port, User: srv.SSHUser,
+				Auth: a, HostKey: srv.HostKey, HostKeyPolicy: sshexec.HostKeyPolicy(srv.HostKeyPolicy)}
 		}
-		out[i] = ssh.Target{Hops: hops}
+		out[i] = sshexec.Target{Hops: hops}
 	}
 	return out, bad
 }
@@ -382,7 +382,7 @@ func clip(s string, n int) string {
 }
 
 // Check tests reachability of server id through its whole jump chain and reports each hop.
-func (s *Service) Check(ctx context.Context, id string) ([]ssh.HopResult, error) {
+func (s *Service) Check(ctx context.Context, id string) ([]sshexec.HopResult, error) {
 	srv, err := s.store.ServerGet(ctx, id)
 	if err != nil {
 		return nil, err

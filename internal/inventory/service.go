@@ -13,7 +13,7 @@ import (
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
 )
@@ -43,8 +43,8 @@ type Classifier interface {
 
 // Runner runs commands over SSH.
 type Runner interface {
-	FanOut(ctx context.Context, targets []ssh.Target, cmd ssh.Command, parallelism int, onResult func(i int, r ssh.Result, err error))
-	Check(ctx context.Context, t ssh.Target) []ssh.HopResult
+	FanOut(ctx context.Context, targets []sshexec.Target, cmd sshexec.Command, parallelism int, onResult func(i int, r sshexec.Result, err error))
+	Check(ctx context.Context, t sshexec.Target) []sshexec.HopResult
 }
 
 // Config tunes the service.
@@ -205,7 +205,7 @@ func (s *Service) normaliseHostKey(srv *Server) error {
 		srv.HostKeyFingerprint = ""
 		return nil
 	}
-	key, fp, err := ssh.ParseHostKey(srv.HostKey)
+	key, fp, err := sshexec.ParseHostKey(srv.HostKey)
 	if err != nil {
 		return errs.Invalidf("host_key", "host_key is not a public key in authorized_keys format (e.g. \"ssh-ed25519 AAAA…\")")
 	}
@@ -397,11 +397,11 @@ func (s *Service) CreateCredential(ctx context.Context, in CredentialInput) (*Cr
 	}
 	switch c.Type {
 	case "ssh_key":
-		info, err := ssh.InspectPrivateKey(in.Secret, in.Passphrase)
+		info, err := sshexec.InspectPrivateKey(in.Secret, in.Passphrase)
 		if err != nil {
 			// The parser's message never holds key material, but keep ours generic and useful.
 			hint := "paste the whole PEM, including the BEGIN and END lines"
-			if errors.Is(err, ssh.ErrPrivateKey) && strings.Contains(err.Error(), "passphrase") {
+			if errors.Is(err, sshexec.ErrPrivateKey) && strings.Contains(err.Error(), "passphrase") {
 				hint = "the key is encrypted: send its passphrase"
 			}
 			return nil, errs.Invalidf("secret", "secret is not a usable SSH private key (rsa, ecdsa or ed25519)").WithHint(hint)
@@ -489,7 +489,7 @@ func (s *Service) OnHostKeyLearned(hopID, key string) {
 		return
 	}
 	ctx := tenant.WithID(context.Background(), tid)
-	k, fp, err := ssh.ParseHostKey(key)
+	k, fp, err := sshexec.ParseHostKey(key)
 	if err == nil {
 		err = s.store.ServerSetHostKey(ctx, sid, k, fp)
 	}
@@ -509,8 +509,8 @@ func (s *Service) OnHostKeyMismatch(hopID, want, got string) {
 		return
 	}
 	ctx := tenant.WithID(context.Background(), tid)
-	_, wfp, _ := ssh.ParseHostKey(want)
-	_, gfp, _ := ssh.ParseHostKey(got)
+	_, wfp, _ := sshexec.ParseHostKey(want)
+	_, gfp, _ := sshexec.ParseHostKey(got)
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "server.host_key_mismatch", ResourceType: "server", ResourceID: sid,
 		Description: "connection refused: the server presented a different host key",
 		Detail:      map[string]string{"expected_fingerprint": wfp, "presented_fingerprint": gfp}}); err != nil {

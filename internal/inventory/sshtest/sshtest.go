@@ -31,7 +31,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/vault"
 )
 
@@ -104,17 +104,17 @@ func (s *Server) HostPort() string { return net.JoinHostPort(s.Addr, strconv.Ito
 // PID returns the process id of the sshd listener process.
 func (s *Server) PID() int { return s.proc.cmd.Process.Pid }
 
-// Hop returns an ssh.Hop that logs in as User with UserKey and pins HostKey.
-func (s *Server) Hop() ssh.Hop {
-	return ssh.Hop{
+// Hop returns an sshexec.Hop that logs in as User with UserKey and pins HostKey.
+func (s *Server) Hop() sshexec.Hop {
+	return sshexec.Hop{
 		ServerID:      "srv-" + s.HostPort(),
 		Name:          "sshtest-" + s.HostPort(),
 		Host:          s.Addr,
 		Port:          s.Port,
 		User:          s.User,
-		Auth:          ssh.Auth{PrivateKey: s.UserKey},
+		Auth:          sshexec.Auth{PrivateKey: s.UserKey},
 		HostKey:       s.HostKey,
-		HostKeyPolicy: ssh.PolicyPin,
+		HostKeyPolicy: sshexec.PolicyPin,
 	}
 }
 

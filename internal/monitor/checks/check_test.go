@@ -19,7 +19,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/inventory/sshtest"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/monitor/checks"
@@ -69,7 +69,7 @@ func setupChecks(t testing.TB, tweak ...func(*checks.Config)) *checkBundle {
 	}
 	rules := guard.NewTenantRules(g, func(context.Context) ([]byte, error) { return nil, nil }, 0)
 	var inv *inventory.Service
-	exe := ssh.New(ssh.Config{
+	exe := sshexec.New(sshexec.Config{
 		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
 		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
 	t.Cleanup(func() { exe.Close() })

@@ -14,7 +14,7 @@ import (
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +49,7 @@ type Store interface {
 // Inventory is what ssh and custom checks need from the inventory.
 type Inventory interface {
 	Server(ctx context.Context, id string) (*inventory.Server, error)
-	Check(ctx context.Context, id string) ([]ssh.HopResult, error)
+	Check(ctx context.Context, id string) ([]sshexec.HopResult, error)
 	Exec(ctx context.Context, req inventory.ExecRequest, onResult func(inventory.ExecResult)) (inventory.Summary, error)
 }
 

@@ -1,4 +1,4 @@
-package ssh_test
+package sshexec_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/vault"
 )
 
@@ -33,7 +33,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // newExecutor returns an Executor closed at the end of the test.
-func newExecutor(t *testing.T, cfg ssh.Config) *ssh.Executor {
+func newExecutor(t *testing.T, cfg sshexec.Config) *sshexec.Executor {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
@@ -41,7 +41,7 @@ func newExecutor(t *testing.T, cfg ssh.Config) *ssh.Executor {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 10 * time.Second
 	}
-	e := ssh.New(cfg)
+	e := sshexec.New(cfg)
 	t.Cleanup(func() { e.Close() })
 	return e
 }
@@ -167,17 +167,17 @@ func (l *lines) wait(t *testing.T, n int) {
 	}
 }
 
-func target(hops ...ssh.Hop) ssh.Target { return ssh.Target{Hops: hops} }
+func target(hops ...sshexec.Hop) sshexec.Target { return sshexec.Target{Hops: hops} }
 
-func mustRun(t *testing.T, e *ssh.Executor, tg ssh.Target, cmd string) ssh.Result {
+func mustRun(t *testing.T, e *sshexec.Executor, tg sshexec.Target, cmd string) sshexec.Result {
 	t.Helper()
-	res, err := e.Run(ctxTimeout(t), tg, ssh.Command{Cmd: cmd, Timeout: waitTimeout})
+	res, err := e.Run(ctxTimeout(t), tg, sshexec.Command{Cmd: cmd, Timeout: waitTimeout})
 	if err != nil {
 		t.Fatalf("Run(%q): %v", cmd, err)
 	}
 	return res
 }
 
-func fmtResult(r ssh.Result) string {
+func fmtResult(r sshexec.Result) string {
 	return fmt.Sprintf("exit=%d stdout=%q stderr=%q", r.ExitCode, r.Stdout, r.Stderr)
 }

@@ -1,4 +1,4 @@
-// Package ssh runs commands on servers over SSH with golang.org/x/crypto/ssh:
+// Package sshexec runs commands on servers over SSH with golang.org/x/crypto/ssh:
 // no ssh binary and no key files on disk.
 //
 // A Target is a chain of hops, jump hosts first: each next hop is dialled
@@ -15,7 +15,7 @@
 // and the session, and a watcher started with the command kills the process
 // group when stdin closes, so the remote process dies even if the SSH
 // server ignores signal requests or the connection drops.
-package ssh
+package sshexec
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package ssh_test
+package sshexec_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/inventory/sshtest"
 )
 
@@ -23,9 +23,9 @@ func TestRun(t *testing.T) {
 	t.Run("KeyAuth", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		l := newLines()
-		res, err := e.Run(ctxTimeout(t), target(srv.Hop()), ssh.Command{
+		res, err := e.Run(ctxTimeout(t), target(srv.Hop()), sshexec.Command{
 			Cmd:    "echo one; echo two; echo oops >&2; printf 'no newline'; exit 3",
 			OnLine: l.onLine,
 		})
@@ -55,7 +55,7 @@ func TestRun(t *testing.T) {
 	t.Run("ShellSyntax", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		res := mustRun(t, e, target(srv.Hop()), "cat <<EOF\nx $((1+1))\nEOF\nif true; then\n  echo 'a  b'\nfi\ncat; echo \"stdin done\"")
 		if res.Stdout != "x 2\na  b\nstdin done\n" || res.ExitCode != 0 {
 			t.Fatalf("result %s", fmtResult(res))
@@ -67,10 +67,10 @@ func TestRun(t *testing.T) {
 	t.Run("PasswordAuth", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{Password: true})
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		hop := srv.Hop()
 		hop.User = srv.PasswordUser
-		hop.Auth = ssh.Auth{Password: srv.Password}
+		hop.Auth = sshexec.Auth{Password: srv.Password}
 		res := mustRun(t, e, target(hop), "id -un")
 		if strings.TrimSpace(res.Stdout) != srv.PasswordUser {
 			t.Fatalf("ran as %q", res.Stdout)
@@ -84,24 +84,24 @@ func TestRun(t *testing.T) {
 	t.Run("ErrWrongCredentials", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{Password: true})
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		otherKey, _ := newKeyPEM(t)
 		tests := []struct {
 			name string
-			hop  func(h ssh.Hop) ssh.Hop
+			hop  func(h sshexec.Hop) sshexec.Hop
 		}{
-			{"WrongKey", func(h ssh.Hop) ssh.Hop { h.Auth = ssh.Auth{PrivateKey: otherKey}; return h }},
-			{"WrongPassword", func(h ssh.Hop) ssh.Hop {
-				h.User, h.Auth = srv.PasswordUser, ssh.Auth{Password: "not-the-password"}
+			{"WrongKey", func(h sshexec.Hop) sshexec.Hop { h.Auth = sshexec.Auth{PrivateKey: otherKey}; return h }},
+			{"WrongPassword", func(h sshexec.Hop) sshexec.Hop {
+				h.User, h.Auth = srv.PasswordUser, sshexec.Auth{Password: "not-the-password"}
 				return h
 			}},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
-				_, err := e.Run(ctxTimeout(t), target(tc.hop(srv.Hop())), ssh.Command{Cmd: "true"})
-				var he *ssh.HopError
-				if !errors.As(err, &he) || he.Stage != ssh.StageAuth || he.Hop != 0 {
+				_, err := e.Run(ctxTimeout(t), target(tc.hop(srv.Hop())), sshexec.Command{Cmd: "true"})
+				var he *sshexec.HopError
+				if !errors.As(err, &he) || he.Stage != sshexec.StageAuth || he.Hop != 0 {
 					t.Fatalf("err = %v, want auth HopError on hop 0", err)
 				}
 			})
@@ -116,17 +116,17 @@ func TestRun(t *testing.T) {
 		_, otherPub := newKeyPEM(t)
 		var mu sync.Mutex
 		var calls [][3]string
-		e := newExecutor(t, ssh.Config{OnHostKeyMismatch: func(id, want, got string) {
+		e := newExecutor(t, sshexec.Config{OnHostKeyMismatch: func(id, want, got string) {
 			mu.Lock()
 			defer mu.Unlock()
 			calls = append(calls, [3]string{id, want, got})
 		}})
 		hop := srv.Hop()
 		hop.HostKey = otherPub
-		hop.HostKeyPolicy = ssh.PolicyTOFU // a stored key is never overridden by TOFU
-		_, err := e.Run(ctxTimeout(t), target(hop), ssh.Command{Cmd: "touch /nonexistent-should-not-run"})
-		var he *ssh.HopError
-		if !errors.Is(err, ssh.ErrHostKeyMismatch) || !errors.As(err, &he) || he.Stage != ssh.StageHostKey {
+		hop.HostKeyPolicy = sshexec.PolicyTOFU // a stored key is never overridden by TOFU
+		_, err := e.Run(ctxTimeout(t), target(hop), sshexec.Command{Cmd: "touch /nonexistent-should-not-run"})
+		var he *sshexec.HopError
+		if !errors.Is(err, sshexec.ErrHostKeyMismatch) || !errors.As(err, &he) || he.Stage != sshexec.StageHostKey {
 			t.Fatalf("err = %v, want hostkey HopError wrapping ErrHostKeyMismatch", err)
 		}
 		mu.Lock()
@@ -144,15 +144,15 @@ func TestRun(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
 		learned := make(chan [2]string, 1)
-		e := newExecutor(t, ssh.Config{OnHostKeyLearned: func(id, key string) { learned <- [2]string{id, key} }})
+		e := newExecutor(t, sshexec.Config{OnHostKeyLearned: func(id, key string) { learned <- [2]string{id, key} }})
 		hop := srv.Hop()
 		hop.HostKey = ""
 
-		hop.HostKeyPolicy = ssh.PolicyPin
-		if _, err := e.Run(ctxTimeout(t), target(hop), ssh.Command{Cmd: "true"}); !errors.Is(err, ssh.ErrHostKeyUnknown) {
+		hop.HostKeyPolicy = sshexec.PolicyPin
+		if _, err := e.Run(ctxTimeout(t), target(hop), sshexec.Command{Cmd: "true"}); !errors.Is(err, sshexec.ErrHostKeyUnknown) {
 			t.Fatalf("pin without key: err = %v, want ErrHostKeyUnknown", err)
 		}
-		hop.HostKeyPolicy = ssh.PolicyTOFU
+		hop.HostKeyPolicy = sshexec.PolicyTOFU
 		mustRun(t, e, target(hop), "true")
 		select {
 		case got := <-learned:
@@ -167,7 +167,7 @@ func TestRun(t *testing.T) {
 		mustRun(t, e, target(hop), "true")
 		_, otherPub := newKeyPEM(t)
 		hop.HostKey = otherPub
-		if _, err := e.Run(ctxTimeout(t), target(hop), ssh.Command{Cmd: "true"}); !errors.Is(err, ssh.ErrHostKeyMismatch) {
+		if _, err := e.Run(ctxTimeout(t), target(hop), sshexec.Command{Cmd: "true"}); !errors.Is(err, sshexec.ErrHostKeyMismatch) {
 			t.Fatalf("after re-pinning: err = %v, want ErrHostKeyMismatch", err)
 		}
 	})
@@ -180,22 +180,22 @@ func TestRun(t *testing.T) {
 	t.Run("TimeoutKillsRemoteProcess", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{Password: true})
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		user := srv.Hop()
-		user.User, user.Auth = srv.PasswordUser, ssh.Auth{Password: srv.Password}
+		user.User, user.Auth = srv.PasswordUser, sshexec.Auth{Password: srv.Password}
 		for _, tc := range []struct {
 			name string
-			hop  ssh.Hop
+			hop  sshexec.Hop
 		}{{"Root", srv.Hop()}, {"User", user}} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				l := newLines()
-				res, err := e.Run(ctxTimeout(t), target(tc.hop), ssh.Command{
+				res, err := e.Run(ctxTimeout(t), target(tc.hop), sshexec.Command{
 					Cmd:     "echo pid:$$; sleep 3001 & echo pid:$!; sleep 3002",
 					Timeout: 500 * time.Millisecond,
 					OnLine:  l.onLine,
 				})
-				if !errors.Is(err, ssh.ErrTimeout) || !res.TimedOut || res.ExitCode != -1 {
+				if !errors.Is(err, sshexec.ErrTimeout) || !res.TimedOut || res.ExitCode != -1 {
 					t.Fatalf("Run = %s, %v; want ErrTimeout", fmtResult(res), err)
 				}
 				pids := l.pids()
@@ -214,13 +214,13 @@ func TestRun(t *testing.T) {
 	t.Run("CancelMidStream", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		ctx, cancel := context.WithCancel(ctxTimeout(t))
 		defer cancel()
 		l := newLines()
 		done := make(chan error, 1)
 		go func() {
-			_, err := e.Run(ctx, target(srv.Hop()), ssh.Command{
+			_, err := e.Run(ctx, target(srv.Hop()), sshexec.Command{
 				Cmd:    "echo pid:$$; i=0; while :; do echo line $i; i=$((i+1)); sleep 0.02; done",
 				OnLine: l.onLine,
 			})
@@ -244,16 +244,16 @@ func TestRun(t *testing.T) {
 	t.Run("ConnectionDropKillsRemoteProcess", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := ssh.New(ssh.Config{Logger: testLogger(t)})
+		e := sshexec.New(sshexec.Config{Logger: testLogger(t)})
 		l := newLines()
 		done := make(chan error, 1)
 		go func() {
-			_, err := e.Run(ctxTimeout(t), target(srv.Hop()), ssh.Command{Cmd: "echo pid:$$; exec sleep 3003", OnLine: l.onLine})
+			_, err := e.Run(ctxTimeout(t), target(srv.Hop()), sshexec.Command{Cmd: "echo pid:$$; exec sleep 3003", OnLine: l.onLine})
 			done <- err
 		}()
 		l.wait(t, 1)
 		e.Close()
-		if err := <-done; !errors.Is(err, ssh.ErrConnectionLost) {
+		if err := <-done; !errors.Is(err, sshexec.ErrConnectionLost) {
 			t.Fatalf("err = %v, want ErrConnectionLost", err)
 		}
 		waitGone(t, l.pids()...)
@@ -264,9 +264,9 @@ func TestRun(t *testing.T) {
 	t.Run("OutputCap", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{MaxOutputBytes: 100})
+		e := newExecutor(t, sshexec.Config{MaxOutputBytes: 100})
 		l := newLines()
-		res, err := e.Run(ctxTimeout(t), target(srv.Hop()), ssh.Command{
+		res, err := e.Run(ctxTimeout(t), target(srv.Hop()), sshexec.Command{
 			Cmd:            "head -c 200000 /dev/zero | tr '\\0' 'x' | fold -w 10; echo done >&2",
 			MaxOutputBytes: 1000,
 			OnLine:         l.onLine,
@@ -287,7 +287,7 @@ func TestRun(t *testing.T) {
 	t.Run("PoolReuse", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		for range 3 {
 			mustRun(t, e, target(srv.Hop()), "true")
 		}
@@ -307,7 +307,7 @@ func TestRun(t *testing.T) {
 	t.Run("PoolIdleEviction", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{PoolIdleTimeout: 300 * time.Millisecond, KeepAlive: 50 * time.Millisecond})
+		e := newExecutor(t, sshexec.Config{PoolIdleTimeout: 300 * time.Millisecond, KeepAlive: 50 * time.Millisecond})
 		mustRun(t, e, target(srv.Hop()), "true")
 		if err := srv.WaitLog(ctxTimeout(t), "Connection closed by", 1); err != nil {
 			t.Fatal(err)
@@ -322,7 +322,7 @@ func TestRun(t *testing.T) {
 	t.Run("PoolDisabled", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{PoolIdleTimeout: -1})
+		e := newExecutor(t, sshexec.Config{PoolIdleTimeout: -1})
 		mustRun(t, e, target(srv.Hop()), "true")
 		mustRun(t, e, target(srv.Hop()), "true")
 		if err := srv.WaitLog(ctxTimeout(t), "Connection closed by", 2); err != nil {
@@ -335,7 +335,7 @@ func TestRun(t *testing.T) {
 	t.Run("PoolDeadConnection", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		res := mustRun(t, e, target(srv.Hop()), "echo $PPID")
 		// $PPID of the login shell is the sshd process serving this
 		// connection; killing it drops the pooled connection.
@@ -357,11 +357,11 @@ func TestRun(t *testing.T) {
 	t.Run("ConcurrentSessions", func(t *testing.T) {
 		t.Parallel()
 		srv := sshtest.Start(t, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{MaxSessionsPerConn: 4})
+		e := newExecutor(t, sshexec.Config{MaxSessionsPerConn: 4})
 		var wg sync.WaitGroup
 		for i := range 12 {
 			wg.Go(func() {
-				res, err := e.Run(ctxTimeout(t), target(srv.Hop()), ssh.Command{Cmd: fmt.Sprintf("echo %d", i)})
+				res, err := e.Run(ctxTimeout(t), target(srv.Hop()), sshexec.Command{Cmd: fmt.Sprintf("echo %d", i)})
 				if err != nil || strings.TrimSpace(res.Stdout) != strconv.Itoa(i) {
 					t.Errorf("Run %d = %s, %v", i, fmtResult(res), err)
 				}
@@ -376,39 +376,39 @@ func TestRun(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	hop := func(id, host string) ssh.Hop {
-		return ssh.Hop{ServerID: id, Host: host, User: "root", Auth: ssh.Auth{Password: "x"}, HostKeyPolicy: ssh.PolicyTOFU}
+	hop := func(id, host string) sshexec.Hop {
+		return sshexec.Hop{ServerID: id, Host: host, User: "root", Auth: sshexec.Auth{Password: "x"}, HostKeyPolicy: sshexec.PolicyTOFU}
 	}
-	deep := make([]ssh.Hop, 6)
+	deep := make([]sshexec.Hop, 6)
 	for i := range deep {
 		deep[i] = hop(fmt.Sprint("s", i), fmt.Sprint("10.0.0.", i))
 	}
 	tests := []struct {
 		name    string
-		target  ssh.Target
+		target  sshexec.Target
 		wantErr error
 		wantHop int
 	}{
-		{"ErrEmptyTarget", ssh.Target{}, ssh.ErrEmptyTarget, 0},
-		{"ErrChainTooDeep", ssh.Target{Hops: deep}, ssh.ErrChainTooDeep, 5},
-		{"ErrChainCycleByID", target(hop("a", "h1"), hop("b", "h2"), hop("a", "h3")), ssh.ErrChainCycle, 2},
-		{"ErrChainCycleByAddr", target(hop("", "h1"), hop("", "H1")), ssh.ErrChainCycle, 1},
-		{"ErrNoHost", target(hop("a", "")), ssh.ErrInvalidHop, 0},
-		{"ErrBadPolicy", target(ssh.Hop{Host: "h", User: "u", HostKeyPolicy: "always"}), ssh.ErrInvalidHop, 0},
-		{"ErrBadPort", target(ssh.Hop{Host: "h", User: "u", Port: 70000}), ssh.ErrInvalidHop, 0},
+		{"ErrEmptyTarget", sshexec.Target{}, sshexec.ErrEmptyTarget, 0},
+		{"ErrChainTooDeep", sshexec.Target{Hops: deep}, sshexec.ErrChainTooDeep, 5},
+		{"ErrChainCycleByID", target(hop("a", "h1"), hop("b", "h2"), hop("a", "h3")), sshexec.ErrChainCycle, 2},
+		{"ErrChainCycleByAddr", target(hop("", "h1"), hop("", "H1")), sshexec.ErrChainCycle, 1},
+		{"ErrNoHost", target(hop("a", "")), sshexec.ErrInvalidHop, 0},
+		{"ErrBadPolicy", target(sshexec.Hop{Host: "h", User: "u", HostKeyPolicy: "always"}), sshexec.ErrInvalidHop, 0},
+		{"ErrBadPort", target(sshexec.Hop{Host: "h", User: "u", Port: 70000}), sshexec.ErrInvalidHop, 0},
 	}
-	e := newExecutor(t, ssh.Config{})
+	e := newExecutor(t, sshexec.Config{})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := e.Run(t.Context(), tc.target, ssh.Command{Cmd: "true"})
-			var he *ssh.HopError
-			if !errors.Is(err, tc.wantErr) || !errors.As(err, &he) || he.Stage != ssh.StageConfig || he.Hop != tc.wantHop {
+			_, err := e.Run(t.Context(), tc.target, sshexec.Command{Cmd: "true"})
+			var he *sshexec.HopError
+			if !errors.Is(err, tc.wantErr) || !errors.As(err, &he) || he.Stage != sshexec.StageConfig || he.Hop != tc.wantHop {
 				t.Fatalf("err = %v, want %v at hop %d", err, tc.wantErr, tc.wantHop)
 			}
 			if len(tc.target.Hops) > 0 {
 				res := e.Check(t.Context(), tc.target)
-				if res[tc.wantHop].Stage != ssh.StageConfig || res[tc.wantHop].OK {
+				if res[tc.wantHop].Stage != sshexec.StageConfig || res[tc.wantHop].OK {
 					t.Fatalf("Check = %+v", res)
 				}
 			}

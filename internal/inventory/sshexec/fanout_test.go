@@ -1,4 +1,4 @@
-package ssh_test
+package sshexec_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/inventory/sshtest"
 )
 
@@ -18,8 +18,8 @@ func TestFanOut(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		t.Parallel()
 		srvs := sshtest.StartMany(t, 20, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{})
-		targets := make([]ssh.Target, len(srvs)+1)
+		e := newExecutor(t, sshexec.Config{})
+		targets := make([]sshexec.Target, len(srvs)+1)
 		for i, s := range srvs {
 			targets[i] = target(s.Hop())
 		}
@@ -28,14 +28,14 @@ func TestFanOut(t *testing.T) {
 		targets[len(srvs)] = target(bad)
 
 		seen := make(map[int]bool)
-		e.FanOut(ctxTimeout(t), targets, ssh.Command{Cmd: "echo $SSH_CONNECTION"}, 4, func(i int, r ssh.Result, err error) {
+		e.FanOut(ctxTimeout(t), targets, sshexec.Command{Cmd: "echo $SSH_CONNECTION"}, 4, func(i int, r sshexec.Result, err error) {
 			if seen[i] {
 				t.Errorf("target %d reported twice", i)
 			}
 			seen[i] = true
 			if i == len(srvs) {
-				var he *ssh.HopError
-				if !errors.As(err, &he) || he.Stage != ssh.StageTCP {
+				var he *sshexec.HopError
+				if !errors.As(err, &he) || he.Stage != sshexec.StageTCP {
 					t.Errorf("unreachable target: %v", err)
 				}
 				return
@@ -53,12 +53,12 @@ func TestFanOut(t *testing.T) {
 	t.Run("Cancelled", func(t *testing.T) {
 		t.Parallel()
 		srvs := sshtest.StartMany(t, 3, sshtest.Options{})
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		targets := []ssh.Target{target(srvs[0].Hop()), target(srvs[1].Hop()), target(srvs[2].Hop())}
+		targets := []sshexec.Target{target(srvs[0].Hop()), target(srvs[1].Hop()), target(srvs[2].Hop())}
 		n := 0
-		e.FanOut(ctx, targets, ssh.Command{Cmd: "true"}, 0, func(_ int, _ ssh.Result, err error) {
+		e.FanOut(ctx, targets, sshexec.Command{Cmd: "true"}, 0, func(_ int, _ sshexec.Result, err error) {
 			n++
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("err = %v", err)

@@ -1,4 +1,4 @@
-package ssh_test
+package sshexec_test
 
 import (
 	"crypto/ecdsa"
@@ -13,7 +13,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/vault"
 )
 
@@ -62,9 +62,9 @@ func TestInspectPrivateKey(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			info, err := ssh.InspectPrivateKey(tc.pem, tc.passphrase)
+			info, err := sshexec.InspectPrivateKey(tc.pem, tc.passphrase)
 			if tc.wantErr {
-				if !errors.Is(err, ssh.ErrPrivateKey) {
+				if !errors.Is(err, sshexec.ErrPrivateKey) {
 					t.Fatalf("err = %v, want ErrPrivateKey", err)
 				}
 				if strings.Contains(err.Error(), "c2VjcmV0") || strings.Contains(err.Error(), "s3cret") {
@@ -78,13 +78,13 @@ func TestInspectPrivateKey(t *testing.T) {
 			if info.Type != tc.wantType || info.Bits != tc.wantBits || info.Encrypted != tc.wantEnc || !strings.HasPrefix(info.Fingerprint, "SHA256:") {
 				t.Fatalf("info %+v", info)
 			}
-			key, fp, err := ssh.ParseHostKey(info.PublicKey + " comment")
+			key, fp, err := sshexec.ParseHostKey(info.PublicKey + " comment")
 			if err != nil || key != info.PublicKey || fp != info.Fingerprint {
 				t.Fatalf("ParseHostKey = %q, %q, %v", key, fp, err)
 			}
 		})
 	}
-	if _, _, err := ssh.ParseHostKey("ssh-ed25519 not-base64"); !errors.Is(err, ssh.ErrHostKeyInvalid) {
+	if _, _, err := sshexec.ParseHostKey("ssh-ed25519 not-base64"); !errors.Is(err, sshexec.ErrHostKeyInvalid) {
 		t.Fatalf("ParseHostKey(bad) = %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package ssh_test
+package sshexec_test
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 )
 
 // TestAuthRedaction logs and prints hops every way a careless caller might
@@ -17,7 +17,7 @@ func TestAuthRedaction(t *testing.T) {
 	t.Parallel()
 	key, _ := newKeyPEM(t)
 	const password, passphrase = "pa55word-secret", "passphrase-secret"
-	hop := ssh.Hop{ServerID: "s1", Host: "h", User: "u", Auth: ssh.Auth{PrivateKey: key, Passphrase: passphrase, Password: password}}
+	hop := sshexec.Hop{ServerID: "s1", Host: "h", User: "u", Auth: sshexec.Auth{PrivateKey: key, Passphrase: passphrase, Password: password}}
 	tg := target(hop)
 	tests := []struct {
 		name  string
@@ -44,7 +44,7 @@ func TestAuthRedaction(t *testing.T) {
 		{"Error", func(b *bytes.Buffer) {
 			bad := hop
 			bad.Auth.PrivateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + password + "\n-----END OPENSSH PRIVATE KEY-----\n"
-			_, err := newExecutor(t, ssh.Config{}).Run(t.Context(), target(bad), ssh.Command{Cmd: "true"})
+			_, err := newExecutor(t, sshexec.Config{}).Run(t.Context(), target(bad), sshexec.Command{Cmd: "true"})
 			fmt.Fprintf(b, "%v [REDACTED]", err)
 		}},
 	}

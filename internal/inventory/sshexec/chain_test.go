@@ -1,4 +1,4 @@
-package ssh_test
+package sshexec_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/inventory/sshtest"
 )
 
@@ -34,7 +34,7 @@ func TestChain(t *testing.T) {
 	t.Run("TwoHops", func(t *testing.T) {
 		t.Parallel()
 		jump1, jump2, dst := chainServers(t)
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		res := mustRun(t, e, target(jump1.Hop(), jump2.Hop(), dst.Hop()), "echo $SSH_CONNECTION")
 		// SSH_CONNECTION = client-ip client-port server-ip server-port.
 		f := strings.Fields(res.Stdout)
@@ -81,14 +81,14 @@ func TestChain(t *testing.T) {
 		t.Parallel()
 		jump := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.2", AllowTCPForwarding: true})
 		dsts := sshtest.StartMany(t, 3, sshtest.Options{Addr: "127.0.0.5"})
-		e := newExecutor(t, ssh.Config{})
-		targets := make([]ssh.Target, len(dsts))
+		e := newExecutor(t, sshexec.Config{})
+		targets := make([]sshexec.Target, len(dsts))
 		for i, d := range dsts {
 			targets[i] = target(jump.Hop(), d.Hop())
 		}
 		var mu sync.Mutex
 		ok := 0
-		e.FanOut(ctxTimeout(t), targets, ssh.Command{Cmd: "true"}, 3, func(i int, r ssh.Result, err error) {
+		e.FanOut(ctxTimeout(t), targets, sshexec.Command{Cmd: "true"}, 3, func(i int, r sshexec.Result, err error) {
 			if err != nil || r.ExitCode != 0 {
 				t.Errorf("target %d: %s, %v", i, fmtResult(r), err)
 			}
@@ -108,7 +108,7 @@ func TestChain(t *testing.T) {
 	t.Run("FailedHop", func(t *testing.T) {
 		t.Parallel()
 		jump1, jump2, dst := chainServers(t)
-		e := newExecutor(t, ssh.Config{})
+		e := newExecutor(t, sshexec.Config{})
 		closedPort := func() int {
 			l, err := net.Listen("tcp", "127.0.0.4:0")
 			if err != nil {
@@ -121,41 +121,41 @@ func TestChain(t *testing.T) {
 		otherKey, _ := newKeyPEM(t)
 		tests := []struct {
 			name      string
-			hops      func() []ssh.Hop
+			hops      func() []sshexec.Hop
 			wantHop   int
-			wantStage ssh.Stage
+			wantStage sshexec.Stage
 		}{
-			{"TCPViaJump", func() []ssh.Hop {
+			{"TCPViaJump", func() []sshexec.Hop {
 				d := dst.Hop()
 				d.Port = closedPort
-				return []ssh.Hop{jump1.Hop(), jump2.Hop(), d}
-			}, 2, ssh.StageTCP},
-			{"HostKeyOnJump", func() []ssh.Hop {
+				return []sshexec.Hop{jump1.Hop(), jump2.Hop(), d}
+			}, 2, sshexec.StageTCP},
+			{"HostKeyOnJump", func() []sshexec.Hop {
 				j := jump2.Hop()
 				j.HostKey = otherPub
-				return []ssh.Hop{jump1.Hop(), j, dst.Hop()}
-			}, 1, ssh.StageHostKey},
-			{"AuthOnTarget", func() []ssh.Hop {
+				return []sshexec.Hop{jump1.Hop(), j, dst.Hop()}
+			}, 1, sshexec.StageHostKey},
+			{"AuthOnTarget", func() []sshexec.Hop {
 				d := dst.Hop()
-				d.Auth = ssh.Auth{PrivateKey: otherKey}
-				return []ssh.Hop{jump1.Hop(), jump2.Hop(), d}
-			}, 2, ssh.StageAuth},
-			{"DNS", func() []ssh.Hop {
+				d.Auth = sshexec.Auth{PrivateKey: otherKey}
+				return []sshexec.Hop{jump1.Hop(), jump2.Hop(), d}
+			}, 2, sshexec.StageAuth},
+			{"DNS", func() []sshexec.Hop {
 				j := jump1.Hop()
 				j.Host = "nonexistent.invalid"
-				return []ssh.Hop{j, jump2.Hop(), dst.Hop()}
-			}, 0, ssh.StageDNS},
-			{"TCPDirect", func() []ssh.Hop {
+				return []sshexec.Hop{j, jump2.Hop(), dst.Hop()}
+			}, 0, sshexec.StageDNS},
+			{"TCPDirect", func() []sshexec.Hop {
 				d := dst.Hop()
 				d.Port = closedPort
-				return []ssh.Hop{d}
-			}, 0, ssh.StageTCP},
+				return []sshexec.Hop{d}
+			}, 0, sshexec.StageTCP},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				hops := tc.hops()
-				results := e.Check(ctxTimeout(t), ssh.Target{Hops: hops})
+				results := e.Check(ctxTimeout(t), sshexec.Target{Hops: hops})
 				for i, r := range results {
 					switch {
 					case i < tc.wantHop && !r.OK,
@@ -164,8 +164,8 @@ func TestChain(t *testing.T) {
 						t.Fatalf("Check = %+v", results)
 					}
 				}
-				_, err := e.Run(ctxTimeout(t), ssh.Target{Hops: hops}, ssh.Command{Cmd: "true"})
-				var he *ssh.HopError
+				_, err := e.Run(ctxTimeout(t), sshexec.Target{Hops: hops}, sshexec.Command{Cmd: "true"})
+				var he *sshexec.HopError
 				if !errors.As(err, &he) || he.Hop != tc.wantHop || he.Stage != tc.wantStage || he.ServerID != hops[tc.wantHop].ServerID {
 					t.Fatalf("Run err = %v, want %s at hop %d", err, tc.wantStage, tc.wantHop)
 				}
