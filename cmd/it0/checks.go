@@ -35,14 +35,29 @@ func runChecks(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 // parseSubFlags parses a subcommand's flags, leaving positional arguments in fs.Args(); help reports -h.
+// Flags may follow positional arguments (`it0 contacts test ID --channel sms`); after "--" everything is
+// positional.
 func parseSubFlags(fs *flag.FlagSet, args []string) (bool, error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return true, nil
+			}
+			return false, usageError{err.Error()}
 		}
-		return false, usageError{err.Error()}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	return false, nil
+	// Leave the positional arguments in fs.Args(); "--" keeps one that looks like a flag from being parsed.
+	return false, fs.Parse(append([]string{"--"}, pos...))
 }
 
 func checksList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -14,11 +14,12 @@ import (
 
 const contactsUsage = `usage: it0 contacts list [--audience primary|backup|managers] [--json]
        it0 contacts add --name NAME --audience primary|backup|managers [--user-id ID] [--phone +E164] [--email A]
-                        [--telegram CHAT_ID] [--wecom USER_ID] [--fcm-token T] [--locale zh-CN|en]`
+                        [--telegram CHAT_ID] [--wecom USER_ID] [--fcm-token T] [--locale zh-CN|en]
+       it0 contacts test ID [--channel app|sms|voice|email|telegram|wecom|fcm]`
 
 const escalationsUsage = `usage: it0 escalations list [--status active|answered|closed] [--json]`
 
-// runContacts implements `it0 contacts list|add` against a running server (IT0_URL, IT0_TOKEN).
+// runContacts implements `it0 contacts list|add|test` against a running server (IT0_URL, IT0_TOKEN).
 func runContacts(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{contactsUsage}
@@ -28,6 +29,8 @@ func runContacts(ctx context.Context, args []string, getenv func(string) string,
 		return contactsList(ctx, args[1:], getenv, stdout, stderr)
 	case "add":
 		return contactsAdd(ctx, args[1:], getenv, stdout, stderr)
+	case "test":
+		return contactsTest(ctx, args[1:], getenv, stdout, stderr)
 	}
 	return usageError{fmt.Sprintf("unknown contacts command %q\n%s", args[0], contactsUsage)}
 }
@@ -107,6 +110,37 @@ func contactsAdd(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	fmt.Fprintf(stdout, "added contact %s (%s, %s)\n", ct.ID, ct.Name, ct.Audience)
+	return nil
+}
+
+// contactsTest sends one test message to a contact on one channel (default: its preferred one) and prints
+// the delivery status; a failed delivery is an error, so scripts can check a contact's reachability.
+func contactsTest(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("it0 contacts test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	channel := fs.String("channel", "", "the channel to test (default: the contact's preferred channel)")
+	if help, err := parseSubFlags(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"it0 contacts test needs exactly one contact id\n" + contactsUsage}
+	}
+	c, err := newAPIClient(getenv)
+	if err != nil {
+		return err
+	}
+	req := map[string]string{}
+	if *channel != "" {
+		req["channel"] = *channel
+	}
+	var m comm.Message
+	if err := c.call(ctx, "POST", "/api/v1/comm/contacts/"+url.PathEscape(fs.Arg(0))+"/test", req, &m); err != nil {
+		return err
+	}
+	if m.Status == comm.StatusFailed {
+		return fmt.Errorf("test message to contact %s over %s failed: %s", fs.Arg(0), m.Channel, m.Error)
+	}
+	fmt.Fprintf(stdout, "test message %s over %s: %s\n", m.ID, m.Channel, m.Status)
 	return nil
 }
 
