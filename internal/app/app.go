@@ -64,6 +64,7 @@ type App struct {
 	log      *slog.Logger
 	stderr   io.Writer
 	mgr      *Manager
+	opts     Options // test replacements (testing.go); zero in the binary
 	registry *prometheus.Registry
 	metrics  *appMetrics // IT0's own counters, fed by the modules
 
@@ -159,6 +160,10 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 func (a *App) initStore(ctx context.Context) (func(context.Context) error, error) {
+	if db := a.opts.Store; db != nil { // a test's store: its owner closes it
+		a.Store = db
+		return nil, db.MigrateAll(ctx)
+	}
 	db, err := store.Open(ctx, store.Config{DataDir: a.cfg.DataDir, DatabaseURL: a.cfg.DatabaseURL, Logger: a.log})
 	if err != nil {
 		return nil, err
@@ -172,7 +177,7 @@ func (a *App) initStore(ctx context.Context) (func(context.Context) error, error
 }
 
 func (a *App) initAudit(ctx context.Context) (func(context.Context) error, error) {
-	l, err := audit.New(a.Store, []byte(a.cfg.AuditKey), nil)
+	l, err := audit.New(a.Store, []byte(a.cfg.AuditKey), a.opts.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +187,7 @@ func (a *App) initAudit(ctx context.Context) (func(context.Context) error, error
 }
 
 func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error) {
-	svc, err := auth.New(auth.Config{JWTSecret: []byte(a.cfg.JWTSecret), TokenTTL: a.cfg.TokenTTL}, a.Store, a.Audit)
+	svc, err := auth.New(auth.Config{JWTSecret: []byte(a.cfg.JWTSecret), TokenTTL: a.cfg.TokenTTL, Argon2: a.opts.Argon2, Now: a.opts.Now}, a.Store, a.Audit)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +263,7 @@ func (a *App) initInventory(context.Context) (func(context.Context) error, error
 	a.SSH = sshexec.New(sshexec.Config{Logger: a.log,
 		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
 		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
-	inv = inventory.New(inventory.Config{Logger: a.log}, a.Store, a.Vault, a.Audit, a.Auth, a.metrics.countVerdicts(a.Guard), a.SSH)
+	inv = inventory.New(inventory.Config{Logger: a.log, Now: a.opts.Now}, a.Store, a.Vault, a.Audit, a.Auth, a.metrics.countVerdicts(a.Guard), a.SSH)
 	a.Inventory = inv
 	return func(context.Context) error { return a.SSH.Close() }, nil
 }
@@ -277,14 +282,14 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	}
 	// Approvals belong to ops (internal/ops/approval); the agent opens them and pauses on them, so they are
 	// built here, with the agent. Their timeouts are the sweeper's jobs (registered in initOps).
-	a.Approvals = approval.New(approval.Config{Schedule: a.schedule, Notify: a.notifyOutbox, Logger: a.log}, a.Store, a.Audit)
+	a.Approvals = approval.New(approval.Config{Schedule: a.schedule, Notify: a.notifyOutbox, Logger: a.log, Now: a.opts.Now}, a.Store, a.Audit)
 	a.Agent, err = agent.New(agent.Config{DefaultEngine: a.cfg.DefaultEngine, Logger: a.log, Workspace: a.workspace(bin), RiskRules: a.riskRules(),
-		PromptHint: ops.PromptHint, Approvals: a.Approvals,
+		PromptHint: ops.PromptHint, Approvals: a.Approvals, Now: a.opts.Now,
 		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
 		SkillsRoot:     func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
-		a.Store, engines, a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
+		a.Store, a.engines(engines), a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +346,7 @@ func (a *App) initJobs(ctx context.Context) (func(context.Context) error, error)
 	if err != nil {
 		return nil, err
 	}
-	r, err := jobs.New(ctx, jobs.Config{DB: db, Dialect: dialect, Logger: a.log})
+	r, err := jobs.New(ctx, jobs.Config{DB: db, Dialect: dialect, Logger: a.log, Now: a.opts.Now})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -352,6 +357,11 @@ func (a *App) initJobs(ctx context.Context) (func(context.Context) error, error)
 
 // schedule enqueues durable work for the tenant in ctx (services are wired before the runner exists).
 func (a *App) schedule(ctx context.Context, kind string, args any, at time.Time, key string) error {
+	if f := a.opts.BeforeSchedule; f != nil {
+		if err := f(ctx, kind); err != nil {
+			return err
+		}
+	}
 	return a.Jobs.Schedule(ctx, kind, args, at, key)
 }
 

@@ -8,6 +8,9 @@ import (
 
 // notifier is what tells people about standing-order runs: the comm module.
 func (a *App) notifier() ops.Notifier {
+	if a.opts.Notifier != nil {
+		return a.opts.Notifier
+	}
 	if a.Comm == nil {
 		return nil
 	}

@@ -12,7 +12,7 @@ import (
 // logged while serving it carries the same ids.
 func TestAccessLog(t *testing.T) {
 	t.Parallel()
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	const id = "access-log-test-1"
 	if r := b.do("GET", "/api/v1/auth/me", b.adminTok, nil, "X-Request-Id", id); r.status != 200 {
 		t.Fatalf("me: %d %s", r.status, r.raw)

@@ -377,6 +377,8 @@ func (b *testBundle) tenantOf(tok string) string {
 	return r.body["tenant"].(map[string]any)["id"].(string)
 }
 
+// TODO(bundle): build it with setupApp; the app keeps skills under <data-dir>/workspaces/<tenant>/.claude/skills,
+// and the test looks under b.skillsRoot/<tenant>.
 func TestSkills(t *testing.T) {
 	t.Parallel()
 	tasks := make(chan agent.Task, 4)
@@ -443,7 +445,7 @@ func TestSkills(t *testing.T) {
 
 func TestAgentSessionQuota(t *testing.T) {
 	t.Parallel()
-	b := setupWith(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
+	b := setupApp(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
 	r := b.do("POST", "/api/v1/auth/tenants", b.adminTok, map[string]any{"name": "q", "slug": "quota", "admin_email": "a@quota.example",
 		"admin_password": "password-q", "max_sessions_per_day": 2})
 	if r.status != 201 {

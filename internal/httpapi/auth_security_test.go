@@ -20,7 +20,7 @@ import (
 func TestTokenRightsFollowTheStore(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
-		b := setup(t, open)
+		b := setupApp(t, open)
 		tid, tok := b.newTenant("rights")
 		ctx := tenant.WithID(context.Background(), tid)
 		bID, bTok := b.newUser(tok, "b@rights.example", auth.RoleAdmin)
@@ -96,7 +96,7 @@ func TestTokenRightsFollowTheStore(t *testing.T) {
 func TestOffboarding(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
-		b := setup(t, open)
+		b := setupApp(t, open)
 		tid, tok := b.newTenant("offb")
 		ctx := tenant.WithID(context.Background(), tid)
 		uID, uTok := b.newUser(tok, "leaver@offb.example", auth.RoleOperator)
@@ -196,7 +196,7 @@ func TestOffboarding(t *testing.T) {
 // an attacker cannot lock the owner out.
 func TestLoginThrottle(t *testing.T) {
 	t.Parallel()
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	b.newTenant("thr")
 	ctx := context.Background()
 	const email, pw = "admin@thr.example", "password-thr"

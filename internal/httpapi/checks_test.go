@@ -19,6 +19,7 @@ func (b *testBundle) newChecks() *checks.Service {
 }
 
 // TestChecksAPI covers the health check endpoints on every backend.
+// TODO(bundle): build it with setupApp; with the app, the results at line 91 differ (not yet investigated).
 func TestChecksAPI(t *testing.T) {
 	t.Parallel()
 	target := monitortest.Listen(t, "127.0.0.1:0").Addr().String()

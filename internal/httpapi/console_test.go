@@ -117,7 +117,7 @@ func TestConsoleDist(t *testing.T) {
 func TestRefresh(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
-		b := setup(t, open)
+		b := setupApp(t, open)
 		_, viewerTok := b.newUser(b.adminTok, "viewer@refresh.example", auth.RoleViewer)
 
 		// Ensure a valid token buys a fresh one that works.

@@ -34,7 +34,7 @@ func TestEnginesEndToEnd(t *testing.T) {
 			t.Parallel()
 			model := tc.server(t, "test-key", agenttest.OpsSteps)
 			target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.12", Password: true})
-			b := setupWith(t, storetest.OpenSQLite, tc.engine(model.URL))
+			b := setupApp(t, storetest.OpenSQLite, tc.engine(model.URL))
 			_, tok := b.newTenant("e2e")
 			f := &invFixture{testBundle: b, tok: tok}
 			r := b.do("POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "pw", "type": "ssh_password", "secret": target.Password.Reveal()})

@@ -19,7 +19,7 @@ import (
 func TestContract(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
-		b := setup(t, open)
+		b := setupApp(t, open)
 		// Ensure login returns the documented shape and a wrong password is 401 with the error shape.
 		r := b.do("POST", "/api/v1/auth/login", "", map[string]string{"email": "root@example.com", "password": "root-password"})
 		if r.status != 200 || r.body["token_type"] != "Bearer" || r.body["expires_in"] != float64(3600) || r.body["access_token"] == "" {
@@ -88,6 +88,8 @@ func TestContract(t *testing.T) {
 }
 
 // TestCrossTenant tries every endpoint that takes an id with another tenant's ids and tokens.
+// TODO(bundle): build it with setupApp; the app wires the voice routes, and this test has no voice
+// session id to try on them yet.
 func TestCrossTenant(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
@@ -236,7 +238,7 @@ func TestCrossTenant(t *testing.T) {
 // TestRBAC checks every route against every role: 403 exactly when the role lacks the route's permission.
 func TestRBAC(t *testing.T) {
 	t.Parallel()
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	_, tok := b.newTenant("rbac")
 	tokens := map[auth.Role]string{auth.RoleAdmin: tok}
 	_, tokens[auth.RoleOperator] = b.newUser(tok, "op@rbac.example", auth.RoleOperator)
@@ -285,7 +287,7 @@ func TestRBAC(t *testing.T) {
 // writes nothing.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	tid, tok := b.newTenant("bad")
 	ctx := tenant.WithID(context.Background(), tid)
 	count := func() (users, entries int) {
@@ -384,7 +386,7 @@ func TestBadInput(t *testing.T) {
 func TestQuotaAndTenantLifecycle(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
-		b := setup(t, open)
+		b := setupApp(t, open)
 		r := b.do("POST", "/api/v1/auth/tenants", b.adminTok, map[string]any{"name": "Small", "slug": "small",
 			"admin_email": "admin@small.example", "admin_password": "password-small", "max_users": 2, "max_servers": 1})
 		if r.status != 201 || r.body["max_users"] != float64(2) {
@@ -439,7 +441,7 @@ func TestQuotaAndTenantLifecycle(t *testing.T) {
 
 func TestOpenAPICoversRoutes(t *testing.T) {
 	t.Parallel()
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	doc := b.srv.OpenAPI()
 	paths := doc["paths"].(map[string]map[string]any)
 	n := 0

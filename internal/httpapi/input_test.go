@@ -17,7 +17,7 @@ import (
 func TestMalformedInput(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
-		b := setup(t, open)
+		b := setupApp(t, open)
 		// The probe the issue names, first.
 		if r := b.do("GET", "/api/v1/monitor/checks/%00", b.adminTok, nil); r.status != 400 || !strings.Contains(r.errMessage(), "control character") {
 			t.Errorf("GET /api/v1/monitor/checks/%%00: %d %s", r.status, r.raw)

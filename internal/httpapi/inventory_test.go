@@ -22,7 +22,7 @@ type invFixture struct {
 }
 
 func newInvFixture(t *testing.T, key string) *invFixture {
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	_, tok := b.newTenant("inv")
 	f := &invFixture{testBundle: b, tok: tok}
 	r := b.do("POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "ops-key", "type": "ssh_key", "secret": key})
@@ -252,7 +252,7 @@ func TestSecretsStayInVault(t *testing.T) {
 	t.Parallel()
 	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.8"})
 	dir := t.TempDir()
-	b := setup(t, func(tb testing.TB) *storeDB { return openSQLiteIn(tb, dir) })
+	b := setupApp(t, func(tb testing.TB) *storeDB { return openSQLiteIn(tb, dir) })
 	_, tok := b.newTenant("secrets")
 	key := target.UserKey.Reveal()
 	password := "Pa55-word-that-must-never-leak-7f3a"

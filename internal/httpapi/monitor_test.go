@@ -158,7 +158,7 @@ func TestMonitorCollectOverSSH(t *testing.T) {
 // speak the real formats, and map results to servers.
 func TestMonitorHTTPSources(t *testing.T) {
 	t.Parallel()
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	_, tok := b.newTenant("mon-http")
 	cred := b.do("POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "k", "type": "ssh_key", "secret": newKeyPEM(t)})
 	mk := func(name, host string) string {
@@ -250,6 +250,7 @@ func TestMonitorHTTPSources(t *testing.T) {
 // samples above its threshold, starts its runbook exactly once (the run recorded on the alert), reaches
 // event-triggered standing orders, shows in the agent's list_alerts tool, and resolves when the value
 // drops, with the resolution recorded.
+// TODO(bundle): build it with setupApp; with the app, no alert is firing at line 310 (not yet investigated).
 func TestMonitorAlertRemediation(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *storeDB) {
@@ -380,7 +381,7 @@ func TestMonitorAlertRemediation(t *testing.T) {
 // TestMonitorAlertAPI covers validation, RBAC and acknowledgement.
 func TestMonitorAlertAPI(t *testing.T) {
 	t.Parallel()
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	_, tok := b.newTenant("mon-api")
 	_, viewer := b.newUser(tok, "viewer@mon-api.example", auth.RoleViewer)
 	_, operator := b.newUser(tok, "op@mon-api.example", auth.RoleOperator)

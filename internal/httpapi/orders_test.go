@@ -25,7 +25,7 @@ func TestStandingOrderLifecycle(t *testing.T) {
 		"standing order SO-": {{agent.ToolRunCommand, `{"server":"web-1","command":"df -h"}`},
 			{agent.ToolRunCommand, `{"server":"web-1","command":"systemctl restart nginx"}`}},
 	}}
-	b := setupWith(t, storetest.OpenSQLite, eng)
+	b := setupApp(t, storetest.OpenSQLite, eng)
 	_, tok := b.newTenant("orders")
 	f := &invFixture{testBundle: b, tok: tok}
 	r := b.do("POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "pw", "type": "ssh_password", "secret": target.Password.Reveal()})

@@ -19,7 +19,7 @@ import (
 // token for the session's user), and the start is audited as the service principal's.
 func TestSystemSessionRunsAsServicePrincipal(t *testing.T) {
 	t.Parallel()
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	tid, tok := b.newTenant("principal")
 	svcID, _ := b.newUser(tok, "it0-service@principal.invalid", auth.RoleOperator)
 	workspaceUser := make(chan string, 1)

@@ -93,7 +93,7 @@ func TestApprovalTimeouts(t *testing.T) {
 // approvals, through the API, with defaults and field-named errors.
 func TestReportAndUnattendedSettings(t *testing.T) {
 	t.Parallel()
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	if r := b.do("GET", "/api/v1/ops/report-settings", b.adminTok, nil); r.status != 200 || r.body["timezone"] != "Asia/Shanghai" ||
 		r.body["digest_time"] != "20:00" || r.body["digest_enabled"] != true {
 		t.Errorf("default report settings for a zh-CN tenant: %d %s", r.status, r.raw)

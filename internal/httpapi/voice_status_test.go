@@ -24,7 +24,7 @@ func TestVoiceStatus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := setupWith(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
+			b := setupApp(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
 			_, tok := b.newTenant("voicest")
 			cfg := voice.Config{Frame: 2 * time.Millisecond}
 			if tc.engines {

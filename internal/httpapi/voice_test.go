@@ -281,7 +281,7 @@ func speechServer(t *testing.T, heard string) string {
 // refused before the upgrade.
 func TestVoiceConsole(t *testing.T) {
 	t.Parallel()
-	b := setupWith(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
+	b := setupApp(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
 	tid, tok := b.newTenant("voice")
 	base := speechServer(t, "check the disk please")
 	serveVoice(t, b, voice.Config{STT: openai.NewSTT(openai.Config{BaseURL: base, Model: "whisper"}),

@@ -1,0 +1,44 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/store"
+)
+
+// Options replaces, for tests, the parts New would otherwise build from Config or the environment. The
+// zero value changes nothing, which is what `it0 serve` uses. Tests build the whole module graph through
+// New and Start with these, so the HTTP test bundle and the binary share one wiring and cannot drift
+// (the pattern of nomad's command/agent/testagent.go).
+type Options struct {
+	// Store is used instead of opening one from DataDir/DatabaseURL (a test's random PostgreSQL schema
+	// prefix or temporary SQLite directory). It is migrated at start; the caller closes it.
+	Store *store.DB
+	// Now is the clock every module reads (audit, auth, agent, approvals, jobs); nil is the wall clock.
+	Now func() time.Time
+	// Engines, when not nil, are the agent engines instead of those Config describes (claude CLI,
+	// Anthropic, OpenAI); an empty non-nil slice leaves every engine unavailable.
+	Engines []agent.Engine
+	// Argon2 is the password hashing cost; zero is auth.DefaultArgon2. Tests lower it to stay quick.
+	Argon2 auth.Argon2Params
+	// Notifier, when set, hears of standing-order runs instead of the comm module.
+	Notifier ops.Notifier
+	// BeforeSchedule, when set, runs before every durable job is scheduled; its error is returned in
+	// place of scheduling (a test injects "the job database is unreachable").
+	BeforeSchedule func(ctx context.Context, kind string) error
+}
+
+// SetOptions sets the test options; call it after New and before Start.
+func (a *App) SetOptions(o Options) { a.opts = o }
+
+// engines returns the test engines when set, else built.
+func (a *App) engines(built []agent.Engine) []agent.Engine {
+	if a.opts.Engines != nil {
+		return a.opts.Engines
+	}
+	return built
+}
