@@ -13,7 +13,7 @@ import (
 	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
-	"github.com/it0/it0/internal/inventory/ssh"
+	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/logging"
@@ -46,7 +46,7 @@ type AppParts struct {
 	Audit     *audit.Log
 	Inventory *inventory.Service
 	Guard     *guard.TenantRules
-	SSH       *ssh.Executor
+	SSH       *sshexec.Executor
 	Agent     *agent.Service
 	Approvals *approval.Service
 	Jobs      *jobs.Runner
