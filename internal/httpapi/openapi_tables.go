@@ -117,6 +117,10 @@ var queryParams = map[string][]queryParam{
 		{name: "token", desc: "a token or API key, for browsers that cannot set Authorization on a WebSocket"},
 	},
 	"GET /ws/comm": {{name: "token", desc: "a token or API key, for browsers that cannot set Authorization on a WebSocket"}},
+	"GET /ws/voice": {
+		{name: "voice_session", desc: "the voice session to connect (from POST /api/v1/voice/sessions)", required: true},
+		{name: "token", desc: "a token or API key, for browsers that cannot set Authorization on a WebSocket"},
+	},
 	"GET /api/v1/ops/tasks": {
 		{name: "status", desc: "only tasks in this status", enum: taskStatuses},
 		{name: "type", desc: "only tasks of this type"},

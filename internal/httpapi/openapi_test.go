@@ -155,12 +155,10 @@ func redoclyBinary() string {
 
 // Ensure the query parameters documented for each route are exactly those its handler reads: a handler
 // that starts reading ?foo= fails this test until the document says so.
-// TODO(bundle): build it with setupApp; the app wires GET /ws/voice, whose query parameters (token, voice_session)
-// openapi_tables.go does not document yet.
 func TestOpenAPIQueryParamsMatchHandlers(t *testing.T) {
 	t.Parallel()
 	read := queryReadsByFunc(t)
-	b := setup(t, storetest.OpenSQLite)
+	b := setupApp(t, storetest.OpenSQLite)
 	documented := map[string]bool{}
 	for _, rt := range b.srv.routes {
 		key := rt.method + " " + rt.path
