@@ -6,6 +6,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/it0/it0/internal/dueheap"
 )
 
 // PacerConfig tunes a Pacer.
@@ -29,7 +31,7 @@ type Pacer struct {
 	cfg PacerConfig
 
 	mu      sync.Mutex
-	q       laneHeap
+	q       dueheap.Heap[*Lane]
 	running bool
 	wake    chan struct{} // an earlier deadline than the one the loop sleeps for
 }
@@ -44,15 +46,14 @@ func NewPacer(cfg PacerConfig) *Pacer {
 
 // Lane is one stream's place in the pacer: one frame at a time. Not safe for concurrent use.
 type Lane struct {
-	p     *Pacer
-	due   time.Time
-	send  func() error
-	done  chan error
-	index int // in the heap; -1 when not queued
+	dueheap.Entry // when its frame goes out, and its place in the pacer's heap
+	p             *Pacer
+	send          func() error
+	done          chan error
 }
 
 // Lane returns a new lane of p.
-func (p *Pacer) Lane() *Lane { return &Lane{p: p, done: make(chan error, 1), index: -1} }
+func (p *Pacer) Lane() *Lane { return &Lane{p: p, done: make(chan error, 1)} }
 
 // Send calls send at due, from the pacer's goroutine, and returns its error. A frame already due is sent
 // at once from the caller's goroutine (a late one still counts as late). When ctx ends first, send is not
@@ -63,10 +64,10 @@ func (l *Lane) Send(ctx context.Context, due time.Time, send func() error) error
 		p.late(now.Sub(due))
 		return send()
 	}
-	l.due, l.send = due, send
+	l.Due, l.send = due, send
 	p.mu.Lock()
 	heap.Push(&p.q, l)
-	first := l.index == 0
+	first := l.Index() == 0
 	if !p.running {
 		p.running = true
 		go p.loop()
@@ -83,8 +84,8 @@ func (l *Lane) Send(ctx context.Context, due time.Time, send func() error) error
 	case <-ctx.Done():
 	}
 	p.mu.Lock()
-	if l.index >= 0 {
-		heap.Remove(&p.q, l.index)
+	if l.Index() >= 0 {
+		heap.Remove(&p.q, l.Index())
 		p.mu.Unlock()
 		l.send = nil
 		return context.Cause(ctx)
@@ -108,7 +109,7 @@ func (p *Pacer) loop() {
 		p.mu.Lock()
 		now := time.Now()
 		batch = batch[:0]
-		for len(p.q) > 0 && !p.q[0].due.After(now.Add(p.cfg.Window)) {
+		for len(p.q) > 0 && !p.q[0].Due.After(now.Add(p.cfg.Window)) {
 			batch = append(batch, heap.Pop(&p.q).(*Lane))
 		}
 		if len(batch) == 0 && len(p.q) == 0 {
@@ -118,11 +119,11 @@ func (p *Pacer) loop() {
 		}
 		var wait time.Duration
 		if len(batch) == 0 {
-			wait = p.q[0].due.Sub(now)
+			wait = p.q[0].Due.Sub(now)
 		}
 		p.mu.Unlock()
 		for _, l := range batch {
-			p.late(time.Since(l.due))
+			p.late(time.Since(l.Due))
 			send := l.send
 			l.send = nil
 			l.done <- send()
@@ -137,29 +138,6 @@ func (p *Pacer) loop() {
 			timer.Stop() // Go 1.23 timers: nothing stale is left in C after Stop
 		}
 	}
-}
-
-// laneHeap orders waiting lanes by deadline.
-type laneHeap []*Lane
-
-func (h laneHeap) Len() int           { return len(h) }
-func (h laneHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h laneHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *laneHeap) Push(x any) {
-	l := x.(*Lane)
-	l.index = len(*h)
-	*h = append(*h, l)
-}
-func (h *laneHeap) Pop() any {
-	old := *h
-	l := old[len(old)-1]
-	old[len(old)-1] = nil
-	l.index = -1
-	*h = old[:len(old)-1]
-	return l
 }
 
 // errCut is a paced frame dropped at its deadline because a barge-in cut its clip meanwhile.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/dueheap"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/testsignal"
@@ -59,7 +60,7 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	entries map[string]*schedEntry // by tenant/id
-	queue   schedQueue
+	queue   dueheap.Heap[*schedEntry]
 	signal  chan struct{} // a reload is wanted
 	sem     chan struct{}
 	wg      sync.WaitGroup
@@ -74,15 +75,14 @@ type SchedulerTestSignals struct {
 // schedEntry is one check in the schedule. check is the scheduler's copy, whose state is kept current by
 // the runs; the definition is replaced on reload.
 type schedEntry struct {
-	key      string
-	tenantID string
-	check    Check
-	slot     time.Time // the current slot, on the check's phase
-	due      time.Time // slot + this run's jitter
-	lastRun  time.Time // the slot this replica last ran
-	running  bool
-	removed  bool
-	index    int
+	key           string
+	tenantID      string
+	check         Check
+	slot          time.Time // the current slot, on the check's phase
+	lastRun       time.Time // the slot this replica last ran
+	running       bool
+	removed       bool
+	dueheap.Entry // slot + this run's jitter, and the entry's place in the queue
 }
 
 // NewScheduler returns a scheduler for checks; it signals the scheduler when checks change.
@@ -207,7 +207,7 @@ func (s *Scheduler) Reload(ctx context.Context) error {
 			e = &schedEntry{key: key, tenantID: l.tid, check: l.c}
 			phase := checkPhase(key, l.c.Interval())
 			e.slot = slotAtOrAfter(now, l.c.Interval(), phase)
-			e.due = e.slot.Add(s.jitter(&e.check))
+			e.Due = e.slot.Add(s.jitter(&e.check))
 			s.entries[key] = e
 			heap.Push(&s.queue, e)
 			continue
@@ -227,14 +227,14 @@ func (s *Scheduler) Reload(ctx context.Context) error {
 		e.check.LastCheckedAt, e.check.LastStatus, e.check.LastMessage = st.LastCheckedAt, st.LastStatus, st.LastMessage
 		if e.check.Interval() != interval {
 			e.slot = slotAtOrAfter(now, e.check.Interval(), checkPhase(key, e.check.Interval()))
-			e.due = e.slot.Add(s.jitter(&e.check))
-			heap.Fix(&s.queue, e.index)
+			e.Due = e.slot.Add(s.jitter(&e.check))
+			heap.Fix(&s.queue, e.Index())
 		}
 	}
 	for key, e := range s.entries {
 		if !seen[key] && !keepTenant[e.tenantID] {
 			e.removed = true
-			heap.Remove(&s.queue, e.index)
+			heap.Remove(&s.queue, e.Index())
 			delete(s.entries, key)
 		}
 	}
@@ -257,19 +257,19 @@ func (s *Scheduler) dispatch(ctx context.Context, now time.Time) time.Time {
 			return time.Time{}
 		}
 		e := s.queue[0]
-		if e.due.After(now) {
+		if e.Due.After(now) {
 			s.mu.Unlock()
-			return e.due
+			return e.Due
 		}
-		due, slot, run := e.due, e.slot, !e.running
+		due, slot, run := e.Due, e.slot, !e.running
 		c := e.check
 		// The next slot; after a stall longer than an interval, the next one from now rather than a burst.
 		e.slot = e.slot.Add(c.Interval())
 		if e.slot.Before(now) {
 			e.slot = slotAtOrAfter(now, c.Interval(), checkPhase(e.key, c.Interval()))
 		}
-		e.due = e.slot.Add(s.jitter(&c))
-		heap.Fix(&s.queue, e.index)
+		e.Due = e.slot.Add(s.jitter(&c))
+		heap.Fix(&s.queue, e.Index())
 		if run {
 			e.running = true
 		}
@@ -400,26 +400,4 @@ func (s *Scheduler) prune(ctx context.Context) {
 			s.log.DebugContext(ctx, "pruned check results", slog.String("tenant_id", tid), slog.Int64("results", n))
 		}
 	}
-}
-
-// schedQueue is a min-heap of entries by due time.
-type schedQueue []*schedEntry
-
-func (q schedQueue) Len() int           { return len(q) }
-func (q schedQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
-func (q schedQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index, q[j].index = i, j
-}
-func (q *schedQueue) Push(x any) {
-	e := x.(*schedEntry)
-	e.index = len(*q)
-	*q = append(*q, e)
-}
-func (q *schedQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	return e
 }
