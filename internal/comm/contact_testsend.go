@@ -51,17 +51,25 @@ func (s *Service) TestSend(ctx context.Context, id, channel, by string) (*Messag
 		return nil, errs.Invalidf("channel", "contact %s has no %s address", c.Name, channel)
 	}
 	// The window is part of the idempotency key: within it, the store refuses a second message, which makes
-	// the limit hold across processes without a counter of its own.
+	// the limit hold across processes without a counter of its own. The limit itself slides: a test in the
+	// previous window that is less than TestSendWindow old refuses too (else two sends could straddle a
+	// window's edge moments apart).
 	now := s.now()
 	win := now.Truncate(TestSendWindow)
-	key := fmt.Sprintf("test:%s:%s:%d", c.ID, channel, win.Unix())
-	if _, err := s.store.MessageByKey(ctx, key); err == nil {
-		wait := win.Add(TestSendWindow).Sub(now)
-		secs := max(int((wait+time.Second-1)/time.Second), 1)
-		return nil, &errs.Error{Code: errs.RateLimited, Message: fmt.Sprintf("a test message was sent to %s on %s moments ago", c.Name, channel),
-			Hint: fmt.Sprintf("try again in %d seconds", secs), RetryAfter: time.Duration(secs) * time.Second}
-	} else if !errs.Is(err, errs.NotFound) {
-		return nil, err
+	key := testSendKey(c.ID, channel, win)
+	for _, k := range []string{key, testSendKey(c.ID, channel, win.Add(-TestSendWindow))} {
+		prev, err := s.store.MessageByKey(ctx, k)
+		if errs.Is(err, errs.NotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if wait := prev.CreatedAt.Add(TestSendWindow).Sub(now); wait > 0 {
+			secs := max(int((wait+time.Second-1)/time.Second), 1)
+			return nil, &errs.Error{Code: errs.RateLimited, Message: fmt.Sprintf("a test message was sent to %s on %s moments ago", c.Name, channel),
+				Hint: fmt.Sprintf("try again in %d seconds", secs), RetryAfter: time.Duration(secs) * time.Second}
+		}
 	}
 	txt := testText[Locale(c.Locale)]
 	m := &Message{Direction: Outbound, Channel: channel, ContactID: c.ID, Address: c.Address(channel), Subject: txt[0],
@@ -81,4 +89,9 @@ func (s *Service) TestSend(ctx context.Context, id, channel, by string) (*Messag
 		return nil, err
 	}
 	return m, nil
+}
+
+// testSendKey is the idempotency key of a contact's test message on channel in the window starting at win.
+func testSendKey(contactID, channel string, win time.Time) string {
+	return fmt.Sprintf("test:%s:%s:%d", contactID, channel, win.Unix())
 }

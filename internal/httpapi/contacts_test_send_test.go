@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/store/storetest"
@@ -52,6 +53,17 @@ func TestContactTestSend(t *testing.T) {
 		t.Errorf("refused test-send: %d %s", r.status, r.raw)
 	}
 
+	// Ensure the limit slides: a test one second before a window's edge refuses another one second after it.
+	now := f.now.Now()
+	f.now.Advance(now.Truncate(comm.TestSendWindow).Add(comm.TestSendWindow).Sub(now) - time.Second)
+	if r := f.do("POST", path, f.tok, map[string]any{"channel": "telegram"}); r.status != 200 {
+		t.Errorf("test-send before the window's edge: %d %s", r.status, r.raw)
+	}
+	f.now.Advance(2 * time.Second)
+	if r := f.do("POST", path, f.tok, map[string]any{"channel": "telegram"}); r.status != 429 || r.header.Get("Retry-After") != "28" {
+		t.Errorf("test-send across the window's edge: %d %s %v", r.status, r.raw, r.header)
+	}
+
 	// Ensure an empty body uses the only channel a contact has an address for (managers: email).
 	if r := f.do("POST", "/api/v1/comm/contacts/"+f.contacts["managers"]+"/test", f.tok, nil); r.status != 200 || r.body["channel"] != "email" || r.body["status"] != comm.StatusSent {
 		t.Errorf("default channel: %d %s", r.status, r.raw)
@@ -92,7 +104,7 @@ func TestContactTestSend(t *testing.T) {
 			tested = append(tested, e.Description)
 		}
 	}
-	if len(tested) != 5 || !strings.Contains(strings.Join(tested, "\n"), "on sms: failed") {
+	if len(tested) != 6 || !strings.Contains(strings.Join(tested, "\n"), "on sms: failed") {
 		t.Errorf("audit: %q", tested)
 	}
 
