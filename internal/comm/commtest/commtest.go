@@ -1,20 +1,12 @@
 // Package commtest runs stand-ins for comm's providers on loopback, for tests of the modules that send:
-// a real SMTP server (github.com/emersion/go-smtp) with STARTTLS and AUTH, and one HTTP server that answers
+// a real SMTP server (emailtest's) with STARTTLS and AUTH, and one HTTP server that answers
 // Twilio's, Telegram's and WeCom's documented endpoints and records what it was sent.
 package commtest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/comm/email"
+	"github.com/it0/it0/internal/comm/email/emailtest"
 	"github.com/it0/it0/internal/comm/telegram"
 	"github.com/it0/it0/internal/comm/twilio"
 	"github.com/it0/it0/internal/comm/wecom"
@@ -33,8 +24,6 @@ import (
 
 // Credentials the stand-ins accept.
 const (
-	SMTPUser       = "it0"
-	SMTPPassword   = "pw-secret"
 	TwilioSID      = "AC123"
 	TwilioToken    = "twilio-auth-token"
 	TwilioNumber   = "+15005550006"
@@ -43,130 +32,24 @@ const (
 	WeComKey       = "robot-key"
 )
 
-// Mail is one message the SMTP server accepted.
-type Mail struct {
-	From, To string
-	Data     []byte
-	TLS      bool
-}
-
-// SMTPServer is a real SMTP server on 127.0.0.1 with a self-signed certificate, STARTTLS (or implicit TLS)
-// and AUTH PLAIN as SMTPUser/SMTPPassword.
-type SMTPServer struct {
-	Host string
-	Port int
-	Pool *x509.CertPool // trusts the server's certificate
-
-	mu      sync.Mutex
-	mails   []Mail
-	rcptErr error
-}
+// SMTPServer is emailtest's real SMTP server with AUTH PLAIN as emailtest.User/emailtest.Password and a
+// certificate of its test CA, for the modules that send mail.
+type SMTPServer struct{ *emailtest.Server }
 
 // StartSMTP starts an SMTP server, stopped when the test ends; implicit selects TLS from the first byte.
 func StartSMTP(tb testing.TB, implicit bool) *SMTPServer {
 	tb.Helper()
-	cert, pool := selfSigned(tb)
-	s := &SMTPServer{Pool: pool}
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{srv: s, conn: c}, nil }))
-	srv.Domain = "127.0.0.1"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	mode := emailtest.StartTLS
 	if implicit {
-		ln = tls.NewListener(ln, srv.TLSConfig)
+		mode = emailtest.Implicit
 	}
-	go srv.Serve(ln)
-	tb.Cleanup(func() { srv.Close() })
-	s.Host, s.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
-	return s
+	return &SMTPServer{emailtest.Start(tb, emailtest.Options{TLS: mode})}
 }
 
 // Config is an email.Config for this server (mode: email.TLSStartTLS or email.TLSImplicit).
 func (s *SMTPServer) Config(mode string) email.Config {
-	return email.Config{Host: s.Host, Port: s.Port, Username: SMTPUser, Password: SMTPPassword, From: "IT0 <it0@example.com>", TLS: mode,
-		TLSConfig: &tls.Config{RootCAs: s.Pool}}
-}
-
-// Mails returns the accepted messages.
-func (s *SMTPServer) Mails() []Mail {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Mail(nil), s.mails...)
-}
-
-// FailRcpt makes RCPT answer err (nil to accept again).
-func (s *SMTPServer) FailRcpt(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rcptErr = err
-}
-
-type session struct {
-	srv    *SMTPServer
-	conn   *smtp.Conn
-	authed bool
-	cur    Mail
-}
-
-func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
-func (s *session) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, user, pass string) error {
-		if user != SMTPUser || pass != SMTPPassword {
-			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
-		}
-		s.authed = true
-		return nil
-	}), nil
-}
-func (s *session) Reset()        {}
-func (s *session) Logout() error { return nil }
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
-	if !s.authed {
-		return &smtp.SMTPError{Code: 530, Message: "authentication required"}
-	}
-	s.cur.From = from
-	return nil
-}
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.srv.mu.Lock()
-	err := s.srv.rcptErr
-	s.srv.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	s.cur.To = to
-	return nil
-}
-func (s *session) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	_, s.cur.TLS = s.conn.TLSConnectionState()
-	s.cur.Data = b
-	s.srv.mu.Lock()
-	s.srv.mails = append(s.srv.mails, s.cur)
-	s.srv.mu.Unlock()
-	return nil
-}
-
-func selfSigned(tb testing.TB) (tls.Certificate, *x509.CertPool) {
-	tb.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+	return email.Config{Host: s.Host, Port: s.Port, Username: emailtest.User, Password: emailtest.Password, From: "IT0 <it0@example.com>",
+		TLS: mode, TLSConfig: &tls.Config{RootCAs: s.Pool}}
 }
 
 // Sent is one request the provider server took.
