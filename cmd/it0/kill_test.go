@@ -107,7 +107,12 @@ func TestKillDuringRuns(t *testing.T) {
 			if e["id"] != exec["id"] || e["status"] != "failed" || e["finished_at"] == nil {
 				t.Fatalf("the interrupted execution after restart: %v", e)
 			}
-			logs := must(200, "GET", "/api/v1/audit/logs?action_type=standing_order.run_failed", tok, nil)["items"].([]any)
+			// The execution is updated before its run is audited and reported: wait for the record.
+			var logs []any
+			waitFor(t, 30*time.Second, "the failed run's audit record", func() bool {
+				logs = must(200, "GET", "/api/v1/audit/logs?action_type=standing_order.run_failed", tok, nil)["items"].([]any)
+				return len(logs) > 0
+			})
 			if len(logs) != 1 || !strings.Contains(string(mustJSON(logs[0].(map[string]any)["detail"])), `"report":"failed"`) {
 				t.Fatalf("the failed run must be recorded and reported once: %v", logs)
 			}
