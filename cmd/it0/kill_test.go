@@ -146,6 +146,9 @@ func TestKillDuringRuns(t *testing.T) {
 			if len(recs) != 1 || recs[0].(map[string]any)["command"] != "systemctl restart nginx" {
 				t.Fatalf("the approved command must run exactly once: %v", recs)
 			}
+			if logs := must(200, "GET", "/api/v1/audit/logs?action_type=standing_order.run_failed", tok, nil)["items"].([]any); len(logs) != 1 {
+				t.Fatalf("the failed run was recorded %d times by the end: %v", len(logs), logs)
+			}
 			if v := must(200, "GET", "/api/v1/audit/verify", tok, nil); v["ok"] != true {
 				t.Fatalf("audit chain after the kill: %v", v)
 			}
