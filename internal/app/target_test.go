@@ -109,7 +109,9 @@ func TestEdge(t *testing.T) {
 				}
 				return
 			}
-			var body struct{ Error struct{ Code, Message, Hint string } }
+			var body struct {
+				Error struct{ Code, Message, Hint string }
+			}
 			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != http.StatusServiceUnavailable || body.Error.Code != "unavailable" ||
 				!strings.Contains(body.Error.Message, "served by the "+tc.wantTarget+" target") || !strings.Contains(body.Error.Hint, "-target="+tc.wantTarget) {
 				t.Fatalf("%s on %s: %d %s", tc.path, tc.target, w.Code, w.Body)
