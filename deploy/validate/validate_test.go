@@ -157,7 +157,7 @@ func TestKustomize(t *testing.T) {
 		}
 	}
 	// Each path goes to a Service whose pods run the target that serves it (internal/app targets.go).
-	servedBy := map[string]string{"/api/v1": "api", "/ws": "api", "/ws/voice": "voice", "/api/v1/twilio/media": "voice"}
+	servedBy := map[string]string{"/api/v1": "api", "/ws": "api", "/ws/voice": "voice", "/api/v1/twilio/media": "voice", "/api/v1/voice": "voice"}
 	runs := func(svc, target string) bool {
 		for _, s := range svcs {
 			if s.Name != svc {

@@ -90,6 +90,8 @@ func TestEdge(t *testing.T) {
 		{"APIServesAPI", "api", "/api/v1/agent/tasks", true, ""},
 		{"ErrAPIVoiceStream", "api", "/ws/voice", false, "voice"},
 		{"ErrAPITwilio", "api", "/api/v1/twilio/media", false, "voice"},
+		{"ErrAPIVoiceSessions", "api", "/api/v1/voice/sessions", false, "voice"},
+		{"APIServesTwilioSMS", "api", "/api/v1/twilio/sms", true, ""},
 		{"VoiceServesVoice", "voice", "/ws/voice", true, ""},
 		{"ErrVoiceAPI", "voice", "/api/v1/auth/login", false, "api"},
 		{"AgentServesCallbacks", "agent", "/api/v1/agent/hook/pre-tool-use", true, ""},

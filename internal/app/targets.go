@@ -35,7 +35,7 @@ var targetWork = map[string]string{
 	Ops:     "approval timeouts (the approval sweeper's jobs), standing orders' cron ticks and daily digests (jobs), their schedules",
 	Monitor: "metric collectors and alert evaluation, the health check scheduler, IT0's gauges and approval counters on /metrics (events, group metrics)",
 	Comm:    "escalation steps and message retries (jobs), escalations on approval events (group comm)",
-	Voice:   "voice streams (/ws/voice, /api/v1/twilio/media) and their speech pipelines",
+	Voice:   "voice sessions and streams (/api/v1/voice/*, /ws/voice, /api/v1/twilio/media) and their speech pipelines",
 	All:     "every target, in one process",
 }
 
@@ -216,9 +216,11 @@ func (a *App) startWork(ctx context.Context) (func(context.Context) error, error
 }
 
 // Paths of the HTTP edge that a target other than api serves. Every process answers /healthz, /readyz
-// and /metrics (probes and scrapes reach each one).
+// and /metrics (probes and scrapes reach each one). The voice target serves the voice API as well as the
+// streams: whether voice works (its engines) and its sessions are its own.
 var (
 	voicePaths    = []string{"/ws/voice", "/api/v1/twilio/media"}
+	voicePrefix   = "/api/v1/voice/"
 	callbackPaths = []string{"/api/v1/agent/hook/", "/api/v1/agent/tools"} // a Claude Code run's hook and MCP tools
 	everyProcess  = []string{"/healthz", "/readyz", "/metrics"}
 )
@@ -228,7 +230,7 @@ func servedBy(path string) []string {
 	switch {
 	case slices.Contains(everyProcess, path):
 		return nil
-	case slices.Contains(voicePaths, path):
+	case slices.Contains(voicePaths, path), strings.HasPrefix(path, voicePrefix):
 		return []string{Voice}
 	}
 	for _, p := range callbackPaths {
