@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"math"
 	"net/url"
 	"regexp"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/it0/it0/internal/agent/agenttest"
 	"github.com/it0/it0/internal/bus/bustest"
 	"github.com/it0/it0/internal/inventory/sshtest"
+	"github.com/it0/it0/internal/voice"
 )
 
 // deployment is IT0 as the end-to-end flow sees it: the process a client talks to (api), the one that
@@ -28,6 +30,7 @@ type deployment struct {
 	env   []string
 	api   *child
 	agent *child
+	voice *child
 	procs map[string]*child // by target ("all" in single-process mode)
 }
 
@@ -40,7 +43,7 @@ func startSingle(t *testing.T, env ...string) *deployment {
 	rs := bustest.StartRedis(t)
 	env = backendEnv(t, "postgres", append(env, "IT0_BOOTSTRAP_ADMIN_PASSWORD=first-password", "IT0_LOG_LEVEL=info", "IT0_REDIS_URL="+rs.URL())...)
 	c := startServe(t, env, "--data-dir", t.TempDir())
-	d := &deployment{env: env, api: c, agent: c, procs: map[string]*child{"all": c}}
+	d := &deployment{env: env, api: c, agent: c, voice: c, procs: map[string]*child{"all": c}}
 	d.logOnFailure(t)
 	return d
 }
@@ -54,7 +57,7 @@ func startSplit(t *testing.T, env ...string) *deployment {
 	for _, target := range splitTargets {
 		d.procs[target] = startServe(t, env, "--data-dir", t.TempDir(), "--target", target)
 	}
-	d.api, d.agent = d.procs["api"], d.procs["agent"]
+	d.api, d.agent, d.voice = d.procs["api"], d.procs["agent"], d.procs["voice"]
 	d.logOnFailure(t)
 	return d
 }
@@ -91,6 +94,93 @@ func jobKinds(c *child) []string {
 		return nil
 	}
 	return strings.Split(m[1], ",")
+}
+
+// mustOn calls process c and fails the test unless the status is want.
+func mustOn(t *testing.T, c *child, want int, method, path, token string, body any) map[string]any {
+	t.Helper()
+	st, m := c.call(t, method, path, token, body)
+	if st != want {
+		t.Fatalf("%s %s: %d %v", method, path, st, m)
+	}
+	return m
+}
+
+// speechServer is an OpenAI-compatible speech server: every transcription is heard, every speech is a
+// tenth of a second of tone.
+func speechServer(t *testing.T, heard string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/audio/transcriptions":
+			if _, _, err := r.FormFile("file"); err != nil {
+				http.Error(w, `{"error":{"message":"file is required"}}`, http.StatusBadRequest)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]string{"text": heard})
+		case "/v1/audio/speech":
+			pcm := make([]int16, 2400)
+			for i := range pcm {
+				pcm[i] = int16(6000 * math.Sin(float64(i)/5))
+			}
+			w.Write(voice.EncodeWAV(pcm, 24000))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// speechEnv configures every process's voice engines on the speech server at url (the energy VAD: no
+// model files needed).
+func speechEnv(url string) []string {
+	return []string{"IT0_STT_BASE_URL=" + url, "IT0_STT_MODEL=whisper", "IT0_TTS_BASE_URL=" + url, "IT0_TTS_MODEL=kokoro",
+		"IT0_TTS_VOICE_EN=af_heart", "IT0_TTS_VOICE_ZH=zf_xiaobei", "IT0_VAD=energy"}
+}
+
+// voiceTurn speaks one utterance on voice session vsID through process c's /ws/voice and returns what the
+// gateway heard and what the agent answered, with the number of audio frames spoken back.
+func voiceTurn(t *testing.T, c *child, tok, vsID string) (user, reply string, audio int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://%s/ws/voice?voice_session=%s&token=%s", c.addr, vsID, tok), nil)
+	if err != nil {
+		t.Fatalf("dial /ws/voice: %v", err)
+	}
+	defer conn.CloseNow()
+	// 400 ms of a voiced sound, then 700 ms of quiet, in 20 ms chunks of PCM s16le 16 kHz.
+	var pcm []int16
+	for i := range 6400 {
+		pcm = append(pcm, int16(8000*math.Sin(2*math.Pi*150*float64(i)/16000)))
+	}
+	pcm = append(pcm, make([]int16, 11200)...)
+	for i := 0; i < len(pcm); i += 320 {
+		if err := conn.Write(ctx, websocket.MessageBinary, voice.PCMToBytes(nil, pcm[i:i+320])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for reply == "" {
+		typ, msg, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatalf("read the voice stream: %v (user %q, audio %d)", err, user, audio)
+		}
+		if typ == websocket.MessageBinary {
+			audio++
+			continue
+		}
+		var ctl voice.Control
+		json.Unmarshal(msg, &ctl)
+		switch {
+		case ctl.Type == "transcript" && ctl.Role == "user":
+			user = ctl.Text
+		case ctl.Type == "transcript" && ctl.Role == "agent":
+			reply = ctl.Text
+		}
+	}
+	conn.Write(ctx, websocket.MessageText, []byte(`{"type":"stop"}`))
+	return user, reply, audio
 }
 
 // must calls the api process and fails the test unless the status is want.

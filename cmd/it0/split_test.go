@@ -21,7 +21,7 @@ func TestMainFlow(t *testing.T) {
 			t.Parallel()
 			target := sshtest.Start(t, sshtest.Options{Addr: []string{"127.0.0.64", "127.0.0.65"}[i]})
 			model := startFlowModel(t, "flow-key")
-			env := []string{"IT0_ANTHROPIC_API_KEY=flow-key", "IT0_ANTHROPIC_BASE_URL=" + model.srv.URL}
+			env := append(speechEnv(speechServer(t, "what did you find")), "IT0_ANTHROPIC_API_KEY=flow-key", "IT0_ANTHROPIC_BASE_URL="+model.srv.URL)
 			var d *deployment
 			if mode == "single" {
 				d = startSingle(t, env...)
@@ -38,7 +38,8 @@ func TestMainFlow(t *testing.T) {
 
 // mainFlow is the end-to-end flow, through d's api process: log in, add a server, run an agent task whose
 // L0 command's output reaches the model and whose L1 command pauses it until approved (followed live on a
-// WebSocket), cancel a running session, run a standing order by hand, and verify the audit chain.
+// WebSocket), talk to the session by voice (through the voice process), cancel a running session, run a
+// standing order by hand, and verify the audit chain.
 func mainFlow(t *testing.T, d *deployment, model *flowModel, target *sshtest.Server) {
 	tok := d.must(t, 200, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@it0.local", "password": "first-password"})["access_token"].(string)
 	d.addServer(t, tok, target)
@@ -79,6 +80,19 @@ func mainFlow(t *testing.T, d *deployment, model *flowModel, target *sshtest.Ser
 	}
 	if len(cmds) != 2 || !slices.Contains(cmds, "systemctl restart nginx") {
 		t.Fatalf("each command must run exactly once: %v", cmds)
+	}
+
+	// Voice, where the Ingress sends it: the spoken turn continues the session on the agent process, and
+	// the agent's answer is spoken back.
+	if st := mustOn(t, d.voice, 200, "GET", "/api/v1/voice/status", tok, nil); st["available"] != true {
+		t.Fatalf("voice status: %v", st)
+	}
+	vsID := mustOn(t, d.voice, 201, "POST", "/api/v1/voice/sessions", tok, map[string]any{"session_id": sid, "locale": "en"})["id"].(string)
+	if user, reply, audio := voiceTurn(t, d.voice, tok, vsID); user != "what did you find" || !strings.HasPrefix(reply, "Done") || audio == 0 {
+		t.Fatalf("voice turn: heard %q, answered %q, %d audio frames", user, reply, audio)
+	}
+	if runner, want := d.runnerOf(t, tenantID, sid), replica(t, d.agent); runner != want {
+		t.Fatalf("the voice turn ran on %q, want the agent process %q", runner, want)
 	}
 
 	// Cancel reaches the process running the session.
@@ -153,13 +167,16 @@ func checkSplitWork(t *testing.T, d *deployment) {
 			}
 		}
 	}
-	// The api process points voice streams to the voice target; the voice process serves them.
-	st, m := d.api.call(t, "GET", "/ws/voice", "", nil)
-	if msg := fmt.Sprint(m["error"]); st != 503 || !strings.Contains(msg, "served by the voice target") {
-		t.Errorf("/ws/voice on the api process: %d %v", st, m)
+	// The api process points voice to the voice target (which served it in the flow), and the others to
+	// the api target.
+	for _, path := range []string{"/ws/voice", "/api/v1/voice/status"} {
+		st, m := d.api.call(t, "GET", path, "", nil)
+		if msg := fmt.Sprint(m["error"]); st != 503 || !strings.Contains(msg, "served by the voice target") {
+			t.Errorf("%s on the api process: %d %v", path, st, m)
+		}
 	}
-	if st, m := d.procs["voice"].call(t, "GET", "/ws/voice", "", nil); strings.Contains(fmt.Sprint(m["error"]), "served by") {
-		t.Errorf("/ws/voice on the voice process: %d %v", st, m)
+	if st, m := d.procs["ops"].call(t, "GET", "/api/v1/agent/sessions", "", nil); st != 503 || !strings.Contains(fmt.Sprint(m["error"]), "served by the api target") {
+		t.Errorf("/api/v1/agent/sessions on the ops process: %d %v", st, m)
 	}
 	// Every process answers its probes.
 	for name, p := range d.procs {
