@@ -146,11 +146,11 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 func (a *App) ListTargets(w io.Writer) {
 	for _, n := range a.mgr.Names() {
 		fmt.Fprintf(w, "%s\n", n)
-		if work, ok := targetWork[n]; ok {
-			fmt.Fprintf(w, "  runs: %s\n", work)
-		}
 		for _, d := range a.mgr.Deps(n) {
 			fmt.Fprintf(w, "  ↳ %s\n", d)
+		}
+		if work, ok := targetWork[n]; ok {
+			fmt.Fprintf(w, "  runs: %s\n", work)
 		}
 	}
 }
