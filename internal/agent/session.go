@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/it0/it0/internal/agent/agentapi"
 )
 
 // Session statuses. A session ends completed, failed or cancelled; it is awaiting_approval while paused.
@@ -44,6 +46,15 @@ type Session struct {
 	LastSeq      int64           `json:"last_seq"`
 	CreatedAt    time.Time       `json:"created_at"`
 	UpdatedAt    time.Time       `json:"updated_at"`
+	// RunEnds counts the session's run ends (see agentapi.RunEnds); the store counts them, with the
+	// agent.run_ended event of each, when SessionUpdate or SessionClaim changes the status to one.
+	RunEnds int `json:"-"`
+}
+
+// RunEnded is the session's last run end as its agent.run_ended event carries it.
+func (s *Session) RunEnded() agentapi.RunEnded {
+	return agentapi.RunEnded{TenantID: s.TenantID, SessionID: s.ID, Run: s.RunEnds, Status: s.Status, Engine: s.Engine, Origin: s.Origin,
+		OriginID: s.OriginID, Summary: s.Summary, Error: s.Error, Time: s.UpdatedAt}
 }
 
 // OriginStandingOrder marks the sessions of standing-order runs: nobody is watching them.
@@ -74,6 +85,9 @@ type Store interface {
 	SessionCreate(ctx context.Context, s *Session) error
 	SessionGet(ctx context.Context, id string) (*Session, error) // errs.NotFound
 	SessionList(ctx context.Context, status string, limit int) ([]Session, error)
+	// SessionUpdate saves s's mutable fields. When it changes the status to one that ends a run
+	// (agentapi.RunEnds), it counts the run end in s.RunEnds and writes the agent.run_ended event in the
+	// same transaction.
 	SessionUpdate(ctx context.Context, s *Session) error
 	SessionCountSince(ctx context.Context, since time.Time) (int, error)
 	SessionCountActive(ctx context.Context) (int, error)

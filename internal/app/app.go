@@ -293,6 +293,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	if err != nil {
 		return nil, err
 	}
+	a.Agent.OnRunEnd(func(context.Context, *agent.Session) { a.notifyOutbox() }) // its agent.run_ended event waits in the outbox
 	return func(context.Context) error { a.Agent.Close(); return nil }, nil
 }
 
@@ -300,6 +301,8 @@ func (a *App) initOps(ctx context.Context) (func(context.Context) error, error) 
 	a.Ops = ops.New(a.Store, a.Agent, a.Audit, nil)
 	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, nil)
 	a.Agent.AddTools(a.Orders)
+	// In process, the execution follows its session before the run's event goes out; the run's
+	// agent.run_ended event (the ops group's subscription below) is the path a crash cannot lose.
 	a.Agent.OnRunEnd(a.Orders.OnSessionEnd)
 	a.Orders.SetApprovals(a.Approvals)
 	a.Orders.SetScheduler(jobs.NextCron, a.schedule)
@@ -320,7 +323,8 @@ func (a *App) initOps(ctx context.Context) (func(context.Context) error, error) 
 	// The subscriptions start once the agent, comm and orders are all wired: an event taken earlier would
 	// resume a session without its tools, or route an escalation without its standing order. A decided
 	// approval resumes its session (agent); a new one escalates, a decided one ends its escalation (comm).
-	stops := []func(context.Context) error{a.subscribeApprovals(ctx, groupAgent, a.Agent.OnApprovalEvent)}
+	stops := []func(context.Context) error{a.subscribeApprovals(ctx, groupAgent, a.Agent.OnApprovalEvent),
+		a.subscribeRuns(ctx, groupOps, a.Orders.OnRunEnded)}
 	if a.Comm != nil {
 		stops = append(stops, a.subscribeApprovals(ctx, groupComm, a.Comm.OnApprovalEvent))
 	}

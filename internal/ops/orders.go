@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
@@ -54,6 +55,9 @@ type OrderStore interface {
 	StandingOrderUpdate(ctx context.Context, o *StandingOrder) error
 	ExecutionCreate(ctx context.Context, e *Execution) error // errs.Conflict when a run of the order is open
 	ExecutionUpdate(ctx context.Context, e *Execution) error
+	// ExecutionMirror is ExecutionUpdate of a run end of the execution's session: it updates only if the
+	// execution has not mirrored run end run or a later one, and reports whether it did.
+	ExecutionMirror(ctx context.Context, e *Execution, run int) (bool, error)
 	ExecutionGet(ctx context.Context, id string) (*Execution, error)
 	ExecutionList(ctx context.Context, orderID, status string, limit int) ([]Execution, error)
 	SettingGet(ctx context.Context, key string) (string, error)
@@ -466,49 +470,72 @@ func runPrompt(o *StandingOrder, trigger string, triggerCtx json.RawMessage) str
 	return b.String()
 }
 
-// OnSessionEnd mirrors a standing-order session's outcome onto its execution. The agent calls it when a
-// run of any session ends; sessions of other origins are ignored.
+// OnSessionEnd mirrors a standing-order session's run end onto its execution, in process: the agent
+// calls it when a run of any session ends, before the run's event goes out, so a client that reacts to
+// the event reads the execution as it now is. The run's agent.run_ended event (OnRunEnded) is the
+// durable path, which a crash or a split deployment cannot lose; whichever comes first mirrors the run
+// end, and the other finds it done.
 func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
-	if !sess.Unattended() {
-		return
+	if err := s.OnRunEnded(ctx, sess.RunEnded()); err != nil && s.log != nil {
+		// The event is still on its way: it tries again.
+		s.log.WarnContext(ctx, "mirror a run end onto its execution", slog.String("session_id", sess.ID), slog.String("error", err.Error()))
 	}
-	e, err := s.store.ExecutionGet(ctx, sess.OriginID)
+}
+
+// OnRunEnded mirrors the run end r of a standing-order session onto its execution, and audits and
+// reports it (the ops module's subscription to agent.run_ended); run ends of other sessions are ignored.
+// It is idempotent: the execution remembers the last run end it mirrored, and only the call that moves
+// it past that one updates, audits and reports, so a redelivered event or an older one arriving late
+// changes nothing. An error (the store) leaves the event to be handed out again.
+func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
+	if r.Origin != agent.OriginStandingOrder || r.Run <= 0 {
+		return nil
+	}
+	e, err := s.store.ExecutionGet(ctx, r.OriginID)
+	if errs.Is(err, errs.NotFound) {
+		return nil // not an execution of this tenant (deleted with its order): nothing to follow
+	}
 	if err != nil {
-		return
+		return fmt.Errorf("get execution %s: %w", r.OriginID, err)
 	}
 	now := s.now().Truncate(time.Microsecond)
-	switch sess.Status {
+	switch r.Status {
 	case agent.StatusAwaitingApproval:
 		e.Status = ExecAwaitingHuman
 	case agent.StatusCompleted:
 		e.Status, e.FinishedAt = ExecCompleted, &now
-		if strings.Contains(sess.Summary, "ESCALATION_REQUIRED") {
+		if strings.Contains(r.Summary, "ESCALATION_REQUIRED") {
 			e.Status, e.FinishedAt = ExecAwaitingHuman, nil
-			e.Escalation, _ = json.Marshal(map[string]string{"reason": "the agent reported ESCALATION_REQUIRED", "summary": sess.Summary})
+			e.Escalation, _ = json.Marshal(map[string]string{"reason": "the agent reported ESCALATION_REQUIRED", "summary": r.Summary})
 		}
 	case agent.StatusCancelled:
 		e.Status, e.FinishedAt = ExecAborted, &now
 	case agent.StatusFailed:
-		e.Status, e.Error, e.FinishedAt = ExecFailed, sess.Error, &now
+		e.Status, e.Error, e.FinishedAt = ExecFailed, r.Error, &now
 	default:
-		return
+		return nil
 	}
-	e.Summary = sess.Summary
-	actions, acted := s.actionsOf(ctx, sess.ID)
+	e.Summary = r.Summary
+	actions, acted := s.actionsOf(ctx, r.SessionID)
 	if actions != nil {
 		e.ActionsTaken, _ = json.Marshal(actions)
 	}
-	if err := s.store.ExecutionUpdate(ctx, e); err != nil {
-		return
+	won, err := s.store.ExecutionMirror(ctx, e, r.Run)
+	if err != nil {
+		return fmt.Errorf("update execution %s: %w", e.ID, err)
+	}
+	if !won {
+		return nil // this run end (or a later one) was mirrored already
 	}
 	kind := reportKind(e, acted)
-	approvers := s.approvers(ctx, sess.ID)
+	approvers := s.approvers(ctx, r.SessionID)
 	s.audit.Record(ctx, audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
-		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": sess.ID, "summary": sess.Summary, "report": kind,
+		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": r.SessionID, "summary": r.Summary, "report": kind,
 			"approved_by": approvers}})
 	if o, err := s.store.StandingOrderGet(ctx, e.OrderID); err == nil {
 		s.report(ctx, o, e, kind, approvers)
 	}
+	return nil
 }
 
 var _ agent.OriginNamer = (*Orders)(nil)
