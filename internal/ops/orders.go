@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
@@ -188,9 +187,9 @@ func (s *Orders) HandleCron(ctx context.Context, raw json.RawMessage) error {
 
 // OrderAgent is what standing orders need from the agent.
 type OrderAgent interface {
-	StartTask(ctx context.Context, p agent.StartParams) (*agent.Session, *agent.TaskRecord, error)
-	Session(ctx context.Context, id string) (*agent.Session, error)
-	RequestApproval(ctx context.Context, sess *agent.Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*approval.Approval, error)
+	StartTask(ctx context.Context, p agentapi.StartParams) (*agentapi.Session, *agentapi.TaskRecord, error)
+	Session(ctx context.Context, id string) (*agentapi.Session, error)
+	RequestApproval(ctx context.Context, sess *agentapi.Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*approval.Approval, error)
 	UseGrant(ctx context.Context, sessionID, summary string) (bool, error)
 }
 
@@ -394,10 +393,10 @@ func (s *Orders) Trigger(ctx context.Context, id, trigger string, triggerCtx jso
 	servers, err := s.targetServers(ctx, o)
 	if err == nil {
 		lvl := o.AgentInstructions.MaxRiskLevel
-		var sess *agent.Session
-		sess, _, err = s.agent.StartTask(ctx, agent.StartParams{Prompt: runPrompt(o, trigger, triggerCtx), ServerIDs: servers,
+		var sess *agentapi.Session
+		sess, _, err = s.agent.StartTask(ctx, agentapi.StartParams{Prompt: runPrompt(o, trigger, triggerCtx), ServerIDs: servers,
 			MaxTurns: o.AgentInstructions.MaxTurns, MaxBudgetUSD: o.AgentInstructions.MaxBudgetUSD, MaxRiskLevel: &lvl,
-			Origin: agent.OriginStandingOrder, OriginID: e.ID})
+			Origin: agentapi.OriginStandingOrder, OriginID: e.ID})
 		if err == nil {
 			e.SessionID = sess.ID
 		}
@@ -475,7 +474,7 @@ func runPrompt(o *StandingOrder, trigger string, triggerCtx json.RawMessage) str
 // the event reads the execution as it now is. The run's agent.run_ended event (OnRunEnded) is the
 // durable path, which a crash or a split deployment cannot lose; whichever comes first mirrors the run
 // end, and the other finds it done.
-func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
+func (s *Orders) OnSessionEnd(ctx context.Context, sess *agentapi.Session) {
 	if err := s.OnRunEnded(ctx, sess.RunEnded()); err != nil && s.log != nil {
 		// The event is still on its way: it tries again.
 		s.log.WarnContext(ctx, "mirror a run end onto its execution", slog.String("session_id", sess.ID), slog.String("error", err.Error()))
@@ -488,7 +487,7 @@ func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
 // it past that one updates, audits and reports, so a redelivered event or an older one arriving late
 // changes nothing. An error (the store) leaves the event to be handed out again.
 func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
-	if r.Origin != agent.OriginStandingOrder || r.Run <= 0 {
+	if r.Origin != agentapi.OriginStandingOrder || r.Run <= 0 {
 		return nil
 	}
 	e, err := s.store.ExecutionGet(ctx, r.OriginID)
@@ -500,17 +499,17 @@ func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
 	}
 	now := s.now().Truncate(time.Microsecond)
 	switch r.Status {
-	case agent.StatusAwaitingApproval:
+	case agentapi.StatusAwaitingApproval:
 		e.Status = ExecAwaitingHuman
-	case agent.StatusCompleted:
+	case agentapi.StatusCompleted:
 		e.Status, e.FinishedAt = ExecCompleted, &now
 		if strings.Contains(r.Summary, "ESCALATION_REQUIRED") {
 			e.Status, e.FinishedAt = ExecAwaitingHuman, nil
 			e.Escalation, _ = json.Marshal(map[string]string{"reason": "the agent reported ESCALATION_REQUIRED", "summary": r.Summary})
 		}
-	case agent.StatusCancelled:
+	case agentapi.StatusCancelled:
 		e.Status, e.FinishedAt = ExecAborted, &now
-	case agent.StatusFailed:
+	case agentapi.StatusFailed:
 		e.Status, e.Error, e.FinishedAt = ExecFailed, r.Error, &now
 	default:
 		return nil
@@ -538,11 +537,9 @@ func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
 	return nil
 }
 
-var _ agent.OriginNamer = (*Orders)(nil)
-
 // OriginName names the standing order behind a run's session (its SO- id), so what the run does inside
 // the order's boundary is recorded as approved by that order; "" for other sessions.
-func (s *Orders) OriginName(ctx context.Context, sess *agent.Session) string {
+func (s *Orders) OriginName(ctx context.Context, sess *agentapi.Session) string {
 	if !sess.Unattended() {
 		return ""
 	}
