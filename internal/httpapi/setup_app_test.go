@@ -69,6 +69,7 @@ func setupApp(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.En
 		t.Fatal("BuildApp is not set (app_bundle_test.go)")
 	}
 	b := &testBundle{t: t, db: open(t), now: jobstest.NewClock(time.Now().UTC()), logs: &lockedBuffer{}}
+	logErrorsOnFailure(t, b.logs)
 	b.logger = logging.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if engines == nil {
 		engines = []agent.Engine{}
