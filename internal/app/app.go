@@ -331,6 +331,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	if err != nil {
 		return nil, err
 	}
+	a.Agent.OnRunEnd(func(context.Context, *agent.Session) { a.notifyOutbox() }) // its agent.run_ended event waits in the outbox
 	return func(context.Context) error { a.Agent.Close(); return nil }, nil
 }
 
@@ -338,6 +339,8 @@ func (a *App) initOps(ctx context.Context) (func(context.Context) error, error) 
 	a.Ops = ops.New(a.Store, a.Agent, a.Audit, nil)
 	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, nil)
 	a.Agent.AddTools(a.Orders)
+	// In process, the execution follows its session before the run's event goes out; the run's
+	// agent.run_ended event (the ops target's subscription, targets.go) is the path a crash cannot lose.
 	a.Agent.OnRunEnd(a.Orders.OnSessionEnd)
 	a.Orders.SetApprovals(a.Approvals)
 	a.Orders.SetScheduler(jobs.NextCron, a.schedule)

@@ -151,7 +151,10 @@ func (a *App) initOpsWork(ctx context.Context) (func(context.Context) error, err
 			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
 		}
 	}
-	return nil, nil
+	// A standing order's execution follows its session's run ends (agent.run_ended, group ops): in the
+	// process running the session this mirrors what the in-process hook already did, and elsewhere it is
+	// the only path; OnRunEnded is idempotent.
+	return a.subscribeRuns(ctx, groupOps, a.Orders.OnRunEnded), nil
 }
 
 // initMonitorWork runs the metric collectors (which evaluate the alert rules), the health check
