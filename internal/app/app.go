@@ -224,7 +224,11 @@ func (a *App) initAudit(ctx context.Context) (func(context.Context) error, error
 }
 
 func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error) {
-	svc, err := auth.New(auth.Config{JWTSecret: []byte(a.cfg.JWTSecret), TokenTTL: a.cfg.TokenTTL, Argon2: a.opts.Argon2, Now: a.opts.Now}, a.Store, a.Audit)
+	limits, stop, err := a.loginLimits() // limits.go
+	if err != nil {
+		return nil, err
+	}
+	svc, err := auth.New(auth.Config{JWTSecret: []byte(a.cfg.JWTSecret), TokenTTL: a.cfg.TokenTTL, Argon2: a.opts.Argon2, Now: a.opts.Now, Limits: limits}, a.Store, a.Audit)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +245,7 @@ func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error)
 				res.Admin.Email, res.GeneratedPassword)
 		}
 	}
-	return nil, nil
+	return stop, nil
 }
 
 func (a *App) initVault(ctx context.Context) (func(context.Context) error, error) {
