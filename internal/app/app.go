@@ -288,7 +288,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
-		SkillsRoot:     func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
+		SkillsRoot:     a.SkillsDir},
 		a.Store, a.engines(engines), a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
 	if err != nil {
 		return nil, err
@@ -297,8 +297,8 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 }
 
 func (a *App) initOps(ctx context.Context) (func(context.Context) error, error) {
-	a.Ops = ops.New(a.Store, a.Agent, a.Audit, nil)
-	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, nil)
+	a.Ops = ops.New(a.Store, a.Agent, a.Audit, a.opts.Now)
+	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, a.opts.Now)
 	a.Agent.AddTools(a.Orders)
 	a.Agent.OnRunEnd(a.Orders.OnSessionEnd)
 	a.Orders.SetApprovals(a.Approvals)
@@ -385,6 +385,9 @@ func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, e
 	}
 	if err := a.repairApprovals(ctx); err != nil {
 		return nil, fmt.Errorf("repair approval timeouts: %w", err)
+	}
+	if !a.loops() {
+		return nil, nil
 	}
 	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ const Checks = "checks"
 // published to event-triggered standing orders as check_failed.
 func (a *App) initChecks(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "checks"))
-	a.Checks = checks.New(checks.Config{Logger: a.log, Registerer: a.registry,
+	a.Checks = checks.New(checks.Config{Logger: a.log, Now: a.opts.Now, Registerer: a.registry,
 		OnTransition: func(ctx context.Context, c checks.Check, t checks.Transition) {
 			if t.To != checks.Down {
 				return
@@ -28,7 +28,7 @@ func (a *App) initChecks(ctx context.Context) (func(context.Context) error, erro
 				log.ErrorContext(ctx, "deliver check_failed to standing orders", slog.String("check_id", c.ID), slog.String("error", err.Error()))
 			}
 		}}, a.Store, a.Inventory, a.Guard, a.Audit)
-	sched := checks.NewScheduler(checks.SchedulerConfig{Logger: a.log, Registerer: a.registry,
+	sched := checks.NewScheduler(checks.SchedulerConfig{Logger: a.log, Now: a.opts.Now, Registerer: a.registry,
 		Concurrency: a.cfg.CheckConcurrency, ResultRetention: a.cfg.CheckResultRetention,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)
@@ -40,6 +40,9 @@ func (a *App) initChecks(ctx context.Context) (func(context.Context) error, erro
 			}
 			return ids, err
 		}}, a.Checks)
+	if !a.loops() {
+		return nil, nil
+	}
 	// The scheduler outlives the start-up ctx on purpose: it runs until the module stops.
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup

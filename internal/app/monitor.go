@@ -29,7 +29,7 @@ const (
 // ops; every sample also feeds threshold-triggered standing orders.
 func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "monitor"))
-	a.Alerts = alerts.New(alerts.Config{Logger: a.log,
+	a.Alerts = alerts.New(alerts.Config{Logger: a.log, Now: a.opts.Now,
 		Remediator: alerts.NewRunbookRemediator(a.Ops, a.cfg.RemediationMaxRisk).WithServerNames(a.serverName),
 		CheckRunbook: func(ctx context.Context, id string) error {
 			_, err := a.Ops.Runbook(ctx, id)
@@ -45,7 +45,7 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 				log.ErrorContext(ctx, "deliver alert to standing orders", slog.String("event_id", ev.ID), slog.String("error", err.Error()))
 			}
 		}}, a.Store, a.Audit)
-	a.Metrics = metrics.New(metrics.Config{Logger: a.log,
+	a.Metrics = metrics.New(metrics.Config{Logger: a.log, Now: a.opts.Now,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)
 			ids := make([]string, 0, len(list))
@@ -67,6 +67,9 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 	a.Agent.AddTools(alerts.NewTools(a.Alerts))
 	if err := a.registerOwnMetrics(); err != nil {
 		return nil, err
+	}
+	if !a.loops() {
+		return nil, nil
 	}
 	// The loop outlives the start-up ctx on purpose: it runs until the module stops.
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
