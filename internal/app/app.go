@@ -329,7 +329,7 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
-		SkillsRoot:     func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") },
+		SkillsRoot:     a.SkillsDir,
 		Launcher:       a.launcher()},
 		a.Store, a.engines(engines), a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
 	if err != nil {
@@ -340,8 +340,8 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 }
 
 func (a *App) initOps(ctx context.Context) (func(context.Context) error, error) {
-	a.Ops = ops.New(a.Store, a.Agent, a.Audit, nil)
-	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, nil)
+	a.Ops = ops.New(a.Store, a.Agent, a.Audit, a.opts.Now)
+	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, a.opts.Now)
 	a.Agent.AddTools(a.Orders)
 	// In process, the execution follows its session before the run's event goes out; the run's
 	// agent.run_ended event (the ops target's subscription, targets.go) is the path a crash cannot lose.

@@ -17,7 +17,7 @@ const Checks = "checks"
 // check_failed.
 func (a *App) initChecks(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "checks"))
-	a.Checks = checks.New(checks.Config{Logger: a.log, Registerer: a.registry,
+	a.Checks = checks.New(checks.Config{Logger: a.log, Now: a.opts.Now, Registerer: a.registry,
 		OnTransition: func(ctx context.Context, c checks.Check, t checks.Transition) {
 			if t.To != checks.Down {
 				return
@@ -33,7 +33,7 @@ func (a *App) initChecks(ctx context.Context) (func(context.Context) error, erro
 
 // checkScheduler is the scheduler that runs the health checks that are due.
 func (a *App) checkScheduler() *checks.Scheduler {
-	return checks.NewScheduler(checks.SchedulerConfig{Logger: a.log, Registerer: a.registry,
+	return checks.NewScheduler(checks.SchedulerConfig{Logger: a.log, Now: a.opts.Now, Registerer: a.registry,
 		Concurrency: a.cfg.CheckConcurrency, ResultRetention: a.cfg.CheckResultRetention,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)

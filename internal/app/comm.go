@@ -152,7 +152,7 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 	agentID, _ := strconv.Atoi(c.WeComAgentID)
 	senders := []comm.Sender{tw.SMS(), tw.Voice(), tg,
 		email.New(email.Config{Host: c.SMTPHost, Port: port, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.SMTPFrom, TLS: c.SMTPTLS,
-			Auth: c.SMTPAuth, OAuth2: smtpTokens}),
+			Auth: c.SMTPAuth, OAuth2: smtpTokens, TLSConfig: a.opts.MailTLS}),
 		wecom.New(wecom.Config{CorpID: c.WeComCorpID, Secret: c.WeComSecret, AgentID: agentID, WebhookKey: c.WeComWebhookKey,
 			WebhookURL: c.WeComWebhookURL, BaseURL: c.WeComBaseURL, Cards: !c.WeComCallbackToken.IsZero()}),
 		fcm.New(fcm.Config{CredentialsFile: c.FCMCredentialsFile, BaseURL: c.FCMBaseURL, TokenURL: c.FCMTokenURL}),
@@ -163,7 +163,7 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 		return nil, fmt.Errorf("register it0_comm_messages_total: %w", err)
 	}
 	cs, err := comm.New(comm.Config{PublicURL: a.cfg.PublicURL, LinkSecret: linkSecret(a.cfg.JWTSecret), Schedule: a.schedule,
-		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log, Route: a.escalationRoute, Session: a.commSession,
+		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log, Now: a.opts.Now, Route: a.escalationRoute, Session: a.commSession,
 		OnMessage: func(m *comm.Message) {
 			msgs.WithLabelValues(m.Channel, m.Direction, m.Status).Inc()
 			if m.EscalationID != "" && m.Direction == comm.Outbound {

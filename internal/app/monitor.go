@@ -29,7 +29,7 @@ const (
 // standing orders.
 func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "monitor"))
-	a.Alerts = alerts.New(alerts.Config{Logger: a.log,
+	a.Alerts = alerts.New(alerts.Config{Logger: a.log, Now: a.opts.Now,
 		Remediator: alerts.NewRunbookRemediator(a.Ops, a.cfg.RemediationMaxRisk).WithServerNames(a.serverName),
 		CheckRunbook: func(ctx context.Context, id string) error {
 			_, err := a.Ops.Runbook(ctx, id)
@@ -45,7 +45,7 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 				log.ErrorContext(ctx, "deliver alert to standing orders", slog.String("event_id", ev.ID), slog.String("error", err.Error()))
 			}
 		}}, a.Store, a.Audit)
-	a.Metrics = metrics.New(metrics.Config{Logger: a.log,
+	a.Metrics = metrics.New(metrics.Config{Logger: a.log, Now: a.opts.Now,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)
 			ids := make([]string, 0, len(list))

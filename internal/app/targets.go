@@ -164,6 +164,9 @@ func (a *App) initMonitorWork(ctx context.Context) (func(context.Context) error,
 		return nil, err
 	}
 	sched := a.checkScheduler()
+	if !a.loops() {
+		return nil, nil
+	}
 	// The loops outlive the start-up ctx on purpose: they run until the module stops.
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -205,6 +208,9 @@ func (a *App) startWork(ctx context.Context) (func(context.Context) error, error
 	}
 	if err := a.repairApprovals(ctx); err != nil {
 		return nil, fmt.Errorf("repair approval timeouts: %w", err)
+	}
+	if !a.loops() {
+		return func(context.Context) error { return nil }, nil
 	}
 	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err

@@ -61,6 +61,9 @@ type testBundle struct {
 	groups     []string     // consumer groups subscribed on bus
 	failSched  atomic.Int32 // that many next Schedule calls fail (a crash between an insert and its job)
 	skillsRoot string
+	skillsDir  func(tenantID string) string // where the app keeps a tenant's skills
+	params     AppParams                    // what the app was built with (a restart builds it again)
+	stopApp    func()                       // stops the running app
 	inv        *inventory.Service
 	guard      *guard.TenantRules
 	logger     *slog.Logger
