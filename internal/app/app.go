@@ -102,6 +102,7 @@ type App struct {
 
 	replicaID    string
 	replicaCheck *replicaCheck
+	targetsCheck *targetsCheck // PostgreSQL only
 	// targets are the deploy targets this process runs (all of them for "all"; none for a tool target
 	// such as "bus").
 	targets map[string]bool
