@@ -45,10 +45,9 @@ type orderFixture struct {
 func newOrderFixture(t *testing.T, eng *scriptEngine) *orderFixture {
 	t.Helper()
 	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.17"})
-	b := setupWith(t, storetest.OpenSQLite, eng)
+	b := setupApp(t, storetest.OpenSQLite, eng)
 	notices := &noticeLog{}
-	b.notifier = notices
-	b.serve(newAgentService(t, b, eng))
+	b.notifier = notices // the app's notifier hands the reports to it from now on
 	_, tok := b.newTenant("boundary")
 	f := &invFixture{testBundle: b, tok: tok}
 	r := b.do("POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "key", "type": "ssh_key", "secret": target.UserKey.Reveal()})

@@ -61,6 +61,9 @@ type testBundle struct {
 	groups     []string     // consumer groups subscribed on bus
 	failSched  atomic.Int32 // that many next Schedule calls fail (a crash between an insert and its job)
 	skillsRoot string
+	skillsDir  func(tenantID string) string // where the app keeps a tenant's skills
+	params     AppParams                    // what the app was built with (a restart builds it again)
+	stopApp    func()                       // stops the running app
 	inv        *inventory.Service
 	guard      *guard.TenantRules
 	logger     *slog.Logger
@@ -104,6 +107,7 @@ func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.E
 	b.defaultID = res.Tenant.ID
 	b.auth, b.audit = svc, log
 	b.logs = &lockedBuffer{}
+	logErrorsOnFailure(t, b.logs)
 	logger := logging.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v, err := vault.New(vault.Config{MasterKey: vaulttest.MasterKey(t)}, db)
 	if err != nil {
@@ -242,6 +246,20 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, open func(testing.TB) *s
 }
 
 func auditFilterAll() audit.Filter { return audit.Filter{Limit: 1000} }
+
+// logErrorsOnFailure prints the bundle's error lines when t fails, so a 500 in a test names its cause.
+func logErrorsOnFailure(t testing.TB, logs *lockedBuffer) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `"level":"ERROR"`) {
+				t.Log(line)
+			}
+		}
+	})
+}
 
 // lockedBuffer collects logs written from many goroutines.
 type lockedBuffer struct {
