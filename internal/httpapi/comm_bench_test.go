@@ -96,7 +96,7 @@ func floorWaves(b *testing.B, n int, dialect jobs.Dialect) []float64 {
 }
 
 func runEscalationBench(b *testing.B, chains int, open func(testing.TB) *store.DB, dialect jobs.Dialect) {
-	bundle := setupWith(b, open, &scriptEngine{name: agent.EngineClaudeAPI})
+	bundle := setupApp(b, open, &scriptEngine{name: agent.EngineClaudeAPI})
 	r := bundle.do("POST", "/api/v1/auth/tenants", bundle.adminTok, map[string]any{"name": "bench", "slug": "bench", "plan": "enterprise",
 		"admin_email": "admin@bench.example", "admin_password": "password-bench"})
 	if r.status != 201 {
@@ -108,7 +108,7 @@ func runEscalationBench(b *testing.B, chains int, open func(testing.TB) *store.D
 	ctx := auth.WithPrincipal(tenant.WithID(context.Background(), tid), auth.Principal{UserID: adminID, TenantID: tid, Role: auth.RoleAdmin})
 
 	// An agent service without the bundle's hooks, a job runner on the wall clock, and comm over both.
-	ag := newAgentService(b, bundle, &scriptEngine{name: agent.EngineClaudeAPI})
+	ag := bundle.agentSvc.Load()
 	jdb := jobstest.Open(b, dialect)
 	jcfg := jdb.Config(b)
 	jcfg.PollInterval = 100 * time.Millisecond
