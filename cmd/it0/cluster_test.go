@@ -185,8 +185,13 @@ func TestClusterLiveEvents(t *testing.T) {
 			t.Fatalf("replica %d follower saw %d events: %+v", i, len(r.evs), r.evs)
 		}
 	}
-	// What they saw is what was stored.
-	stored, _ := c.must(t, 2, 200, "GET", "/api/v1/agent/sessions/"+sid+"/events", c.tok, nil)["events"].([]any)
+	// What they saw is what was stored. An event is published before it is stored, so the last one may
+	// still be on its way to the database when the followers return.
+	var stored []any
+	waitFor(t, 30*time.Second, "the last event to be stored", func() bool {
+		stored, _ = c.must(t, 2, 200, "GET", "/api/v1/agent/sessions/"+sid+"/events", c.tok, nil)["events"].([]any)
+		return len(stored) >= len(seen[1])
+	})
 	for i := 1; i < 3; i++ {
 		if len(seen[i]) != len(stored) {
 			t.Fatalf("replica %d follower saw %d events, %d stored", i, len(seen[i]), len(stored))

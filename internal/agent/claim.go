@@ -17,7 +17,8 @@ import (
 type RunClaims interface {
 	// SessionClaim moves session p.SessionID to p.To on p.Runner only if its status is one of p.From (and,
 	// when p.FromRunner is set, it runs on that runner). It reports whether the move happened: of two
-	// replicas claiming the same session, exactly one gets true.
+	// replicas claiming the same session, exactly one gets true. A move to a status that ends a run
+	// (agentapi.RunEnds) counts the run end and writes its agent.run_ended event in the same transaction.
 	SessionClaim(ctx context.Context, p ClaimParams) (bool, error)
 	// SessionRunners lists the running sessions with the replica running each.
 	SessionRunners(ctx context.Context) ([]RunOwner, error)
@@ -100,13 +101,14 @@ func (s *Service) gone(ctx context.Context, o RunOwner) (bool, error) {
 	return !alive, err
 }
 
-// interrupt marks the running session o, whose replica is gone, failed (interrupted), if no other replica
-// did first. It reports whether this call did, with the session as it is now.
-func (s *Service) interrupt(ctx context.Context, o RunOwner) (*Session, bool, error) {
+// interrupt moves the running session o, whose replica is gone, to status to (failed, or awaiting_approval
+// when it is repaired) as interrupted, if no other replica did first. It reports whether this call did,
+// with the session as it is now.
+func (s *Service) interrupt(ctx context.Context, o RunOwner, to string) (*Session, bool, error) {
 	runner := o.Runner
 	reason := "interrupted: the replica running it stopped"
 	ok, err := s.store.SessionClaim(ctx, ClaimParams{SessionID: o.SessionID, From: []string{StatusRunning}, FromRunner: &runner,
-		To: StatusFailed, Error: reason, Now: s.now()})
+		To: to, Error: reason, Now: s.now()})
 	if err != nil || !ok {
 		return nil, false, err
 	}

@@ -8,89 +8,50 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
+
+	"github.com/it0/it0/internal/agent/agentapi"
 )
 
-// EventType names an event in a session's stream. Every engine emits the same types.
-type EventType string
+// EventType names an event in a session's stream (agentapi.EventType).
+type EventType = agentapi.EventType
 
-// Event types.
+// Event types (agentapi).
 const (
-	EventThinking         EventType = "thinking"          // Text: the model's reasoning, as it streams
-	EventText             EventType = "text"              // Text: answer text, as it streams
-	EventToolUse          EventType = "tool_use"          // Tool, ToolUseID, Input
-	EventToolResult       EventType = "tool_result"       // Tool, ToolUseID, Output, IsError
-	EventApprovalRequired EventType = "approval_required" // Command, RiskLevel, ApprovalID
-	EventCompleted        EventType = "completed"         // Summary, TokensUsed, CostUSD
-	EventError            EventType = "error"             // Code, Message
-	// EventNotice reports something the engine saw that does not end the run: a tool call its runtime
-	// refused (Code CodePermissionDenied, Tool, ToolUseID) or a warning it printed (Code CodeEngineLog).
-	EventNotice EventType = "notice" // Code, Message, and Tool/ToolUseID when about a tool call
+	EventThinking         = agentapi.EventThinking
+	EventText             = agentapi.EventText
+	EventToolUse          = agentapi.EventToolUse
+	EventToolResult       = agentapi.EventToolResult
+	EventApprovalRequired = agentapi.EventApprovalRequired
+	EventCompleted        = agentapi.EventCompleted
+	EventError            = agentapi.EventError
+	EventNotice           = agentapi.EventNotice
 )
 
-// Event is one item of a session's stream: the same JSON shape for every engine. Seq and SessionID are
-// set by the session store when the event is persisted.
-type Event struct {
-	Seq        int64           `json:"seq"`
-	SessionID  string          `json:"session_id"`
-	Type       EventType       `json:"type"`
-	Text       string          `json:"text,omitempty"`
-	Tool       string          `json:"tool,omitempty"`
-	ToolUseID  string          `json:"tool_use_id,omitempty"`
-	Input      json.RawMessage `json:"input,omitempty"`
-	Output     string          `json:"output,omitempty"`
-	IsError    bool            `json:"is_error,omitempty"`
-	Command    string          `json:"command,omitempty"`
-	RiskLevel  *int            `json:"risk_level,omitempty"`
-	ApprovalID string          `json:"approval_id,omitempty"`
-	Summary    string          `json:"summary,omitempty"`
-	TokensUsed int             `json:"tokens_used,omitempty"`
-	CostUSD    float64         `json:"cost_usd,omitempty"`
-	Code       string          `json:"code,omitempty"`
-	Message    string          `json:"message,omitempty"`
-	Time       time.Time       `json:"time"`
-}
+// Event is one item of a session's stream (agentapi.Event).
+type Event = agentapi.Event
 
-// Error codes of error events.
+// Error codes of error events (agentapi).
 const (
-	CodeMaxTurns    = "max_turns"    // the turn limit was reached
-	CodeBudget      = "budget"       // the cost budget was reached
-	CodeEngine      = "engine_error" // the engine (process or API) failed
-	CodeTruncated   = "truncated"    // the engine's stream ended without a result
-	CodeCancelled   = "cancelled"    // the session was cancelled
-	CodeUnavailable = "unavailable"  // the engine is not configured or not reachable
-	CodeBadResponse = "bad_response" // the engine sent something that does not parse
-	// CodePermissionDenied: the engine's runtime refused tool calls (a notice per call); as the code of
-	// the final error, it refused every IT0 tool call of the run, so nothing reached IT0.
-	CodePermissionDenied = "permission_denied"
-	CodeEngineLog        = "engine_log" // a notice carrying a line the engine printed (its stderr)
+	CodeMaxTurns         = agentapi.CodeMaxTurns
+	CodeBudget           = agentapi.CodeBudget
+	CodeEngine           = agentapi.CodeEngine
+	CodeTruncated        = agentapi.CodeTruncated
+	CodeCancelled        = agentapi.CodeCancelled
+	CodeUnavailable      = agentapi.CodeUnavailable
+	CodeBadResponse      = agentapi.CodeBadResponse
+	CodePermissionDenied = agentapi.CodePermissionDenied
+	CodeEngineLog        = agentapi.CodeEngineLog
 )
 
-// Tool describes one tool the model may call. InputSchema is a JSON Schema object.
-type Tool struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description"`
-	InputSchema json.RawMessage `json:"input_schema"`
-}
+// Tool describes one tool the model may call (agentapi.Tool).
+type Tool = agentapi.Tool
 
-// ToolResult is what a tool call returned, as the model will see it.
-type ToolResult struct {
-	Output  string
-	IsError bool
-}
+// ToolResult is what a tool call returned (agentapi.ToolResult).
+type ToolResult = agentapi.ToolResult
 
-// ApprovalRequired is returned by Toolbox.Call when the call needs a human decision first. The engine
-// emits an approval_required event and pauses: Run returns with Outcome.Paused set.
-type ApprovalRequired struct {
-	ApprovalID string
-	Command    string
-	RiskLevel  int
-	Reason     string
-}
-
-func (e *ApprovalRequired) Error() string {
-	return fmt.Sprintf("approval %s required for L%d command %q", e.ApprovalID, e.RiskLevel, e.Command)
-}
+// ApprovalRequired is returned by Toolbox.Call when the call needs a human decision first
+// (agentapi.ApprovalRequired).
+type ApprovalRequired = agentapi.ApprovalRequired
 
 // Toolbox is the set of tools a task may use. Call runs one tool; it returns *ApprovalRequired (via
 // errors.As) when a human must decide first, and other errors only for failures that should end the run

@@ -3,6 +3,8 @@ package agent
 import (
 	"encoding/json"
 	"sync"
+
+	"github.com/it0/it0/internal/agent/agentapi"
 )
 
 // Hub fans a session's events out to live subscribers (WebSocket clients). Each event is marshalled once
@@ -16,11 +18,8 @@ type Hub struct {
 	fan  *fanout // other replicas (Connect); nil in a single process
 }
 
-// Message is one published event: its sequence number and its JSON, marshalled once for every subscriber.
-type Message struct {
-	Seq  int64
-	JSON []byte
-}
+// Message is one published event (agentapi.Message).
+type Message = agentapi.Message
 
 // Subscription receives one session's events.
 type Subscription struct {
@@ -114,4 +113,11 @@ func (h *Hub) Subscribers(sessionID string) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return len(h.subs[sessionID])
+}
+
+// Follow subscribes to the live events of session sessionID (this replica's hub, which the other
+// replicas feed) until stop is called. The channel closes when the follower falls a whole buffer behind.
+func (s *Service) Follow(sessionID string) (events <-chan Message, stop func()) {
+	sub := s.hub.Subscribe(sessionID)
+	return sub.C, func() { s.hub.Unsubscribe(sub) }
 }

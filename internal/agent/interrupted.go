@@ -36,7 +36,19 @@ func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		sess, won, err := s.interrupt(ctx, o)
+		// What the run is repaired to is decided before it is taken over: the take-over's status change
+		// is its run's end (the agent.run_ended event), and a follower must see the final one, not a
+		// failure followed by a pause.
+		cut, waiting, err := s.repairPlan(ctx, o.SessionID)
+		if err != nil {
+			return n, err
+		}
+		repair := len(cut) > 0 || len(waiting) > 0
+		to := StatusFailed
+		if repair {
+			to = StatusAwaitingApproval
+		}
+		sess, won, err := s.interrupt(ctx, o, to)
 		if err != nil {
 			return n, err
 		}
@@ -44,11 +56,10 @@ func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
 			continue // another replica took it over, or it moved on
 		}
 		n++
-		repaired, err := s.repairRun(ctx, sess)
-		if err != nil {
-			return n, err
-		}
-		if repaired {
+		if repair {
+			if err := s.repairRun(ctx, sess, cut); err != nil {
+				return n, err
+			}
 			continue
 		}
 		s.emit(ctx, sess.ID, Event{Type: EventError, Code: CodeEngine, Message: "the run was interrupted (the IT0 process running it stopped); send a message to continue"})
@@ -57,14 +68,18 @@ func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// repairRun handles an interrupted run that was answering decided approvals (see InterruptedRuns). It
-// reports whether it did.
-func (s *Service) repairRun(ctx context.Context, sess *Session) (bool, error) {
+// repairPlan sorts the decided approvals of an interrupted run (see InterruptedRuns): cut are approved
+// commands it carried out whose outcome the engine never saw, waiting are decisions it had not acted on.
+// Both empty: the run is not repaired but failed.
+func (s *Service) repairPlan(ctx context.Context, sessionID string) (cut, waiting []approval.Approval, err error) {
+	sess, err := s.store.SessionGet(ctx, sessionID)
+	if err != nil {
+		return nil, nil, err
+	}
 	approvals, err := s.approvals.List(ctx, sess.ID, "", 50)
 	if err != nil {
-		return false, err
+		return nil, nil, err
 	}
-	var cut, waiting []approval.Approval
 	for _, a := range approvals {
 		switch {
 		case a.ToolUseID == "" || a.Status == approval.Pending:
@@ -79,29 +94,29 @@ func (s *Service) repairRun(ctx context.Context, sess *Session) (bool, error) {
 		// Only a grant whose result the engine never saw was cut off.
 		events, err := s.store.EventList(ctx, sess.ID, 0, 100000)
 		if err != nil {
-			return false, err
+			return nil, nil, err
 		}
 		cut = slices.DeleteFunc(cut, func(a approval.Approval) bool {
 			return slices.ContainsFunc(events, func(e Event) bool { return e.Type == EventToolResult && e.ToolUseID == a.ToolUseID })
 		})
 	}
-	if len(cut) == 0 && len(waiting) == 0 {
-		return false, nil
-	}
-	sess.Status, sess.UpdatedAt = StatusAwaitingApproval, s.now()
-	if err := s.store.SessionUpdate(ctx, sess); err != nil {
-		return false, err
-	}
+	return cut, waiting, nil
+}
+
+// repairRun resumes an interrupted run that was answering decided approvals, now awaiting approval
+// again (see InterruptedRuns): each approved command it cut off is asked again; with none, the standing
+// decisions are acted on at once.
+func (s *Service) repairRun(ctx context.Context, sess *Session, cut []approval.Approval) error {
 	for i := range cut {
 		if err := s.askAgain(ctx, sess, &cut[i]); err != nil {
-			return false, err
+			return err
 		}
 	}
 	s.runEnded(ctx, sess) // a standing order's execution waits for a human again
 	if len(cut) == 0 {
 		s.kick(ctx, sess.ID) // the decisions stand: act on them now
 	}
-	return true, nil
+	return nil
 }
 
 // askAgain records that approved command a started but its outcome is unknown (the process stopped while

@@ -2,71 +2,30 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"time"
+
+	"github.com/it0/it0/internal/agent/agentapi"
 )
 
-// Session statuses. A session ends completed, failed or cancelled; it is awaiting_approval while paused.
+// Session statuses (agentapi): a session ends completed, failed or cancelled; it is awaiting_approval
+// while paused.
 const (
-	StatusRunning          = "running"
-	StatusAwaitingApproval = "awaiting_approval"
-	StatusIdle             = "idle" // a run finished; the session may be continued with a message
-	StatusCompleted        = "completed"
-	StatusFailed           = "failed"
-	StatusCancelled        = "cancelled"
+	StatusRunning          = agentapi.StatusRunning
+	StatusAwaitingApproval = agentapi.StatusAwaitingApproval
+	StatusIdle             = agentapi.StatusIdle
+	StatusCompleted        = agentapi.StatusCompleted
+	StatusFailed           = agentapi.StatusFailed
+	StatusCancelled        = agentapi.StatusCancelled
 )
 
-// Session is a conversation between an admin and the agent: one engine, its state, and its event stream.
-type Session struct {
-	ID        string   `json:"id"`
-	TenantID  string   `json:"tenant_id"`
-	UserID    string   `json:"user_id"`
-	Engine    string   `json:"engine"`
-	Status    string   `json:"status"`
-	Title     string   `json:"title"`
-	Skill     string   `json:"skill,omitempty"`
-	ServerIDs []string `json:"server_ids"`
-	MaxTurns  int      `json:"max_turns"`
-	// MaxRiskLevel caps what the session may run: commands above it are refused outright (no approval).
-	// 2 for admin sessions; runbooks and standing orders set lower caps.
-	MaxRiskLevel int      `json:"max_risk_level"`
-	AllowedTools []string `json:"allowed_tools"`
-	// AutoApprove decides the session's approvals at once, up to MaxRiskLevel (a runbook in emergency mode).
-	AutoApprove  bool            `json:"auto_approve"`
-	Origin       string          `json:"origin"`    // manual, runbook or standing_order
-	OriginID     string          `json:"origin_id"` // the runbook or standing order id
-	MaxBudgetUSD float64         `json:"max_budget_usd"`
-	TokensUsed   int             `json:"tokens_used"`
-	CostUSD      float64         `json:"cost_usd"`
-	Summary      string          `json:"summary,omitempty"`
-	Error        string          `json:"error,omitempty"`
-	State        json.RawMessage `json:"-"` // the engine's Outcome.State
-	LastSeq      int64           `json:"last_seq"`
-	CreatedAt    time.Time       `json:"created_at"`
-	UpdatedAt    time.Time       `json:"updated_at"`
-}
+// Session is a conversation between an admin and the agent (agentapi.Session).
+type Session = agentapi.Session
 
-// OriginStandingOrder marks the sessions of standing-order runs: nobody is watching them.
-const OriginStandingOrder = "standing_order"
+// OriginStandingOrder marks the sessions of standing-order runs (agentapi.OriginStandingOrder).
+const OriginStandingOrder = agentapi.OriginStandingOrder
 
-// Unattended reports whether nobody is watching the session (a standing order's run): its approvals are
-// escalations, and a refusal or a timeout stops it.
-func (s *Session) Unattended() bool { return s.Origin == OriginStandingOrder }
-
-// Ended reports whether the session can no longer run. Completed and failed sessions end a run, but a
-// new message continues them; only a cancelled session is closed for good.
-func (s *Session) Ended() bool { return s.Status == StatusCancelled }
-
-// TaskRecord is one run of a session: its first prompt or a later message.
-type TaskRecord struct {
-	ID         string     `json:"id"`
-	TenantID   string     `json:"tenant_id"`
-	SessionID  string     `json:"session_id"`
-	Prompt     string     `json:"prompt"`
-	Status     string     `json:"status"`
-	CreatedAt  time.Time  `json:"created_at"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-}
+// TaskRecord is one run of a session (agentapi.TaskRecord).
+type TaskRecord = agentapi.TaskRecord
 
 // Store is what the agent needs from storage; every method acts on the tenant in ctx.
 type Store interface {
@@ -74,6 +33,9 @@ type Store interface {
 	SessionCreate(ctx context.Context, s *Session) error
 	SessionGet(ctx context.Context, id string) (*Session, error) // errs.NotFound
 	SessionList(ctx context.Context, status string, limit int) ([]Session, error)
+	// SessionUpdate saves s's mutable fields. When it changes the status to one that ends a run
+	// (agentapi.RunEnds), it counts the run end in s.RunEnds and writes the agent.run_ended event in the
+	// same transaction.
 	SessionUpdate(ctx context.Context, s *Session) error
 	SessionCountSince(ctx context.Context, since time.Time) (int, error)
 	SessionCountActive(ctx context.Context) (int, error)

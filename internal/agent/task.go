@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
@@ -14,43 +15,8 @@ import (
 	"github.com/it0/it0/internal/inventory"
 )
 
-// StartParams describe a new task.
-type StartParams struct {
-	Prompt       string
-	Engine       string
-	Skill        string
-	SkillArgs    string
-	ServerIDs    []string
-	MaxTurns     int
-	MaxBudgetUSD float64
-	// Bounds set by runbooks and standing orders (internal callers; the task API leaves them zero).
-	MaxRiskLevel *int     // nil = 2: L1/L2 need approval
-	AllowedTools []string // empty = every tool
-	AutoApprove  bool
-	Origin       string
-	OriginID     string
-}
-
-// Validate checks p.
-func (p *StartParams) Validate() error {
-	var list []error
-	if strings.TrimSpace(p.Prompt) == "" && p.Skill == "" {
-		list = append(list, errs.Invalidf("prompt", "prompt is required (or a skill to run)"))
-	}
-	if len(p.Prompt) > 100_000 {
-		list = append(list, errs.Invalidf("prompt", "prompt is longer than 100,000 bytes"))
-	}
-	if p.MaxTurns < 0 || p.MaxTurns > 200 {
-		list = append(list, errs.Invalidf("max_turns", "max_turns must be from 1 to 200"))
-	}
-	if p.MaxRiskLevel != nil && (*p.MaxRiskLevel < 0 || *p.MaxRiskLevel > 2) {
-		list = append(list, errs.Invalidf("max_risk_level", "max_risk_level must be 0, 1 or 2 (L3 never runs)"))
-	}
-	if p.MaxBudgetUSD < 0 || p.MaxBudgetUSD > 1000 {
-		list = append(list, errs.Invalidf("max_budget_usd", "max_budget_usd must be from 0 to 1000"))
-	}
-	return errs.Join(list...)
-}
+// StartParams describe a new task (agentapi.StartParams).
+type StartParams = agentapi.StartParams
 
 // StartTask opens a session and starts its first run in the background.
 func (s *Service) StartTask(ctx context.Context, p StartParams) (*Session, *TaskRecord, error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
@@ -17,14 +18,14 @@ import (
 	"github.com/it0/it0/internal/tenant"
 )
 
-// Tool names shared by every engine (and exposed to Claude Code through `it0 mcp`).
+// Tool names shared by every engine (agentapi).
 const (
-	ToolRunCommand      = "run_command"
-	ToolReadFile        = "read_file"
-	ToolListServers     = "list_servers"
-	ToolDescribeServer  = "describe_server"
-	ToolListClusters    = "list_clusters"
-	ToolDescribeCluster = "describe_cluster"
+	ToolRunCommand      = agentapi.ToolRunCommand
+	ToolReadFile        = agentapi.ToolReadFile
+	ToolListServers     = agentapi.ToolListServers
+	ToolDescribeServer  = agentapi.ToolDescribeServer
+	ToolListClusters    = agentapi.ToolListClusters
+	ToolDescribeCluster = agentapi.ToolDescribeCluster
 )
 
 func schema(s string) json.RawMessage { return json.RawMessage(s) }

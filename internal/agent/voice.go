@@ -1,12 +1,15 @@
 package agent
 
-import "context"
+import (
+	"context"
 
-// Event types of a voice conversation bound to a session (the voice module's transcripts). Text is what
-// was said; Input holds the details as JSON ({"timings":{…},"interrupted":bool,"voice_session":"…"}).
+	"github.com/it0/it0/internal/agent/agentapi"
+)
+
+// Event types of a voice conversation bound to a session (agentapi).
 const (
-	EventVoiceUser  EventType = "voice_user"
-	EventVoiceAgent EventType = "voice_agent"
+	EventVoiceUser  = agentapi.EventVoiceUser
+	EventVoiceAgent = agentapi.EventVoiceAgent
 )
 
 // Note appends an event that happened outside an engine run (a voice transcript) to the session's stream:

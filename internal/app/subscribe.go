@@ -5,28 +5,47 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/ops/approval"
 )
 
-// Consumer groups of the modules that react to approval events. Each module is one group: every event is
+// Consumer groups of the modules that react to domain events (approvals, run ends). Each module is one group: every event is
 // handled once per module, by whichever replica of it takes the event.
 const (
 	groupAgent   = "agent"
 	groupComm    = "comm"
 	groupMetrics = "metrics"
+	groupOps     = "ops"
 )
 
 // subscribeApprovals makes h handle the approval events as a member of group until the returned func is
 // called (or the bus closes). The in-process bus of the embedded default carries them the same way.
 func (a *App) subscribeApprovals(ctx context.Context, group string, h approval.Handler) func(context.Context) error {
+	return a.subscribe(ctx, "approval", group, func(ctx context.Context) error {
+		return approval.Consume(ctx, a.Bus, group, a.replicaID, a.log, h)
+	})
+}
+
+// subscribeRuns makes h handle the agent.run_ended events as a member of group until the returned func
+// is called (or the bus closes).
+func (a *App) subscribeRuns(ctx context.Context, group string, h agentapi.RunHandler) func(context.Context) error {
+	return a.subscribe(ctx, "run-ended", group, func(ctx context.Context) error {
+		return agentapi.ConsumeRuns(ctx, a.Bus, group, a.replicaID, a.log, h)
+	})
+}
+
+// subscribe runs consume (a subscription of group to the events of kind) in the background until the
+// returned func is called.
+func (a *App) subscribe(ctx context.Context, kind, group string, consume func(context.Context) error) func(context.Context) error {
 	// Detached from the start-up ctx on purpose: the subscription lives until the module is stopped.
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := approval.Consume(cctx, a.Bus, group, a.replicaID, a.log, h); err != nil && cctx.Err() == nil {
-			a.log.ErrorContext(cctx, "approval events subscription ended", slog.String("group", group), slog.String("error", err.Error()))
+		if err := consume(cctx); err != nil && cctx.Err() == nil {
+			a.log.ErrorContext(cctx, "events subscription ended", slog.String("events", kind), slog.String("group", group),
+				slog.String("error", err.Error()))
 		}
 	}()
 	return func(context.Context) error {

@@ -107,6 +107,7 @@ func setupAppWith(t testing.TB, open func(testing.TB) *store.DB, k appKnobs) *te
 	if b.now == nil {
 		b.now = jobstest.NewClock(time.Now().UTC())
 	}
+	logErrorsOnFailure(t, b.logs)
 	b.logger = logging.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	key := make([]byte, 32)
 	rand.Read(key)

@@ -163,6 +163,20 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, open func(testing.TB) *s
 
 func auditFilterAll() audit.Filter { return audit.Filter{Limit: 1000} }
 
+// logErrorsOnFailure prints the bundle's error lines when t fails, so a 500 in a test names its cause.
+func logErrorsOnFailure(t testing.TB, logs *lockedBuffer) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `"level":"ERROR"`) {
+				t.Log(line)
+			}
+		}
+	})
+}
+
 // lockedBuffer collects logs written from many goroutines.
 type lockedBuffer struct {
 	mu sync.Mutex

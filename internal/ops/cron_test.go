@@ -42,7 +42,7 @@ func (f *fakeAgent) UseGrant(context.Context, string, string) (bool, error) { re
 
 func (f *fakeAgent) finish(ctx context.Context, o *ops.Orders) {
 	for _, id := range f.open {
-		o.OnSessionEnd(ctx, &agent.Session{Origin: "standing_order", OriginID: id, Status: agent.StatusCompleted, Summary: "nothing to do"})
+		o.OnSessionEnd(ctx, &agent.Session{Origin: "standing_order", OriginID: id, Status: agent.StatusCompleted, Summary: "nothing to do", RunEnds: 1})
 	}
 	f.open = nil
 }

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/inventory"
@@ -86,7 +86,7 @@ func (s *Orders) EscalationRoute(ctx context.Context, a *approval.Approval) (com
 			r.Rule, r.Severity, r.Channels = rule.Condition, rule.Priority, []string{rule.Channel}
 			r.Why = "escalation rule: " + rule.Condition
 		}
-	case agent.ToolRunCommand:
+	case agentapi.ToolRunCommand:
 		var in struct {
 			Server  string   `json:"server"`
 			Servers []string `json:"servers"`

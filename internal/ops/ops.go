@@ -15,7 +15,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/google/uuid"
-	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/tenant"
@@ -100,8 +100,8 @@ func (r *Runbook) Validate() error {
 	return errs.Join(list...)
 }
 
-var knownTools = []string{agent.ToolRunCommand, agent.ToolReadFile, agent.ToolListServers, agent.ToolDescribeServer,
-	agent.ToolListClusters, agent.ToolDescribeCluster}
+var knownTools = []string{agentapi.ToolRunCommand, agentapi.ToolReadFile, agentapi.ToolListServers, agentapi.ToolDescribeServer,
+	agentapi.ToolListClusters, agentapi.ToolDescribeCluster}
 
 // Render fills the prompt template with vars; a missing variable renders empty.
 func (r *Runbook) Render(vars map[string]string) (string, error) {
@@ -132,9 +132,9 @@ type Store interface {
 
 // Agent is what ops needs from the agent: start bounded sessions, read them, decide approvals.
 type Agent interface {
-	StartTask(ctx context.Context, p agent.StartParams) (*agent.Session, *agent.TaskRecord, error)
-	Session(ctx context.Context, id string) (*agent.Session, error)
-	Cancel(ctx context.Context, sessionID string) (*agent.Session, error)
+	StartTask(ctx context.Context, p agentapi.StartParams) (*agentapi.Session, *agentapi.TaskRecord, error)
+	Session(ctx context.Context, id string) (*agentapi.Session, error)
+	Cancel(ctx context.Context, sessionID string) (*agentapi.Session, error)
 }
 
 // AuditLog records what ops does.
@@ -190,7 +190,7 @@ func (s *Service) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, er
 	if err := errs.Join(list...); err != nil {
 		return nil, err
 	}
-	sp := agent.StartParams{Prompt: p.Description, ServerIDs: p.ServerIDs, Origin: "ops_task"}
+	sp := agentapi.StartParams{Prompt: p.Description, ServerIDs: p.ServerIDs, Origin: "ops_task"}
 	if p.RunbookID != "" {
 		rb, err := s.store.RunbookGet(ctx, p.RunbookID)
 		if err != nil {
@@ -230,19 +230,19 @@ func nonNil(s []string) []string {
 }
 
 // runbookParams renders a runbook into bounded agent parameters.
-func (s *Service) runbookParams(rb *Runbook, vars map[string]string, servers []string, extra string) (agent.StartParams, error) {
+func (s *Service) runbookParams(rb *Runbook, vars map[string]string, servers []string, extra string) (agentapi.StartParams, error) {
 	if !rb.Enabled {
-		return agent.StartParams{}, errs.New(errs.Conflict, "runbook %s is disabled", rb.Name)
+		return agentapi.StartParams{}, errs.New(errs.Conflict, "runbook %s is disabled", rb.Name)
 	}
 	prompt, err := rb.Render(vars)
 	if err != nil {
-		return agent.StartParams{}, err
+		return agentapi.StartParams{}, err
 	}
 	if extra = strings.TrimSpace(extra); extra != "" {
 		prompt += "\n\n" + extra
 	}
 	lvl := rb.MaxRiskLevel
-	return agent.StartParams{Prompt: prompt, ServerIDs: servers, MaxRiskLevel: &lvl, AllowedTools: rb.AllowedTools,
+	return agentapi.StartParams{Prompt: prompt, ServerIDs: servers, MaxRiskLevel: &lvl, AllowedTools: rb.AllowedTools,
 		AutoApprove: rb.AutoApprove, Origin: "runbook", OriginID: rb.ID}, nil
 }
 
@@ -284,15 +284,15 @@ func (s *Service) refresh(ctx context.Context, t *Task) error {
 	}
 	status := t.Status
 	switch sess.Status {
-	case agent.StatusCompleted:
+	case agentapi.StatusCompleted:
 		status = "completed"
-	case agent.StatusFailed:
+	case agentapi.StatusFailed:
 		status = "failed"
-	case agent.StatusCancelled:
+	case agentapi.StatusCancelled:
 		status = "cancelled"
-	case agent.StatusAwaitingApproval:
+	case agentapi.StatusAwaitingApproval:
 		status = "awaiting_approval"
-	case agent.StatusRunning:
+	case agentapi.StatusRunning:
 		status = "running"
 	}
 	if status == t.Status && sess.Summary == t.ResultSummary {

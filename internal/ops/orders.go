@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
@@ -54,6 +54,9 @@ type OrderStore interface {
 	StandingOrderUpdate(ctx context.Context, o *StandingOrder) error
 	ExecutionCreate(ctx context.Context, e *Execution) error // errs.Conflict when a run of the order is open
 	ExecutionUpdate(ctx context.Context, e *Execution) error
+	// ExecutionMirror is ExecutionUpdate of a run end of the execution's session: it updates only if the
+	// execution has not mirrored run end run or a later one, and reports whether it did.
+	ExecutionMirror(ctx context.Context, e *Execution, run int) (bool, error)
 	ExecutionGet(ctx context.Context, id string) (*Execution, error)
 	ExecutionList(ctx context.Context, orderID, status string, limit int) ([]Execution, error)
 	SettingGet(ctx context.Context, key string) (string, error)
@@ -184,9 +187,9 @@ func (s *Orders) HandleCron(ctx context.Context, raw json.RawMessage) error {
 
 // OrderAgent is what standing orders need from the agent.
 type OrderAgent interface {
-	StartTask(ctx context.Context, p agent.StartParams) (*agent.Session, *agent.TaskRecord, error)
-	Session(ctx context.Context, id string) (*agent.Session, error)
-	RequestApproval(ctx context.Context, sess *agent.Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*approval.Approval, error)
+	StartTask(ctx context.Context, p agentapi.StartParams) (*agentapi.Session, *agentapi.TaskRecord, error)
+	Session(ctx context.Context, id string) (*agentapi.Session, error)
+	RequestApproval(ctx context.Context, sess *agentapi.Session, tool, summary string, input json.RawMessage, level guard.Level, reason string) (*approval.Approval, error)
 	UseGrant(ctx context.Context, sessionID, summary string) (bool, error)
 }
 
@@ -390,10 +393,10 @@ func (s *Orders) Trigger(ctx context.Context, id, trigger string, triggerCtx jso
 	servers, err := s.targetServers(ctx, o)
 	if err == nil {
 		lvl := o.AgentInstructions.MaxRiskLevel
-		var sess *agent.Session
-		sess, _, err = s.agent.StartTask(ctx, agent.StartParams{Prompt: runPrompt(o, trigger, triggerCtx), ServerIDs: servers,
+		var sess *agentapi.Session
+		sess, _, err = s.agent.StartTask(ctx, agentapi.StartParams{Prompt: runPrompt(o, trigger, triggerCtx), ServerIDs: servers,
 			MaxTurns: o.AgentInstructions.MaxTurns, MaxBudgetUSD: o.AgentInstructions.MaxBudgetUSD, MaxRiskLevel: &lvl,
-			Origin: agent.OriginStandingOrder, OriginID: e.ID})
+			Origin: agentapi.OriginStandingOrder, OriginID: e.ID})
 		if err == nil {
 			e.SessionID = sess.ID
 		}
@@ -466,56 +469,77 @@ func runPrompt(o *StandingOrder, trigger string, triggerCtx json.RawMessage) str
 	return b.String()
 }
 
-// OnSessionEnd mirrors a standing-order session's outcome onto its execution. The agent calls it when a
-// run of any session ends; sessions of other origins are ignored.
-func (s *Orders) OnSessionEnd(ctx context.Context, sess *agent.Session) {
-	if !sess.Unattended() {
-		return
+// OnSessionEnd mirrors a standing-order session's run end onto its execution, in process: the agent
+// calls it when a run of any session ends, before the run's event goes out, so a client that reacts to
+// the event reads the execution as it now is. The run's agent.run_ended event (OnRunEnded) is the
+// durable path, which a crash or a split deployment cannot lose; whichever comes first mirrors the run
+// end, and the other finds it done.
+func (s *Orders) OnSessionEnd(ctx context.Context, sess *agentapi.Session) {
+	if err := s.OnRunEnded(ctx, sess.RunEnded()); err != nil && s.log != nil {
+		// The event is still on its way: it tries again.
+		s.log.WarnContext(ctx, "mirror a run end onto its execution", slog.String("session_id", sess.ID), slog.String("error", err.Error()))
 	}
-	e, err := s.store.ExecutionGet(ctx, sess.OriginID)
+}
+
+// OnRunEnded mirrors the run end r of a standing-order session onto its execution, and audits and
+// reports it (the ops module's subscription to agent.run_ended); run ends of other sessions are ignored.
+// It is idempotent: the execution remembers the last run end it mirrored, and only the call that moves
+// it past that one updates, audits and reports, so a redelivered event or an older one arriving late
+// changes nothing. An error (the store) leaves the event to be handed out again.
+func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
+	if r.Origin != agentapi.OriginStandingOrder || r.Run <= 0 {
+		return nil
+	}
+	e, err := s.store.ExecutionGet(ctx, r.OriginID)
+	if errs.Is(err, errs.NotFound) {
+		return nil // not an execution of this tenant (deleted with its order): nothing to follow
+	}
 	if err != nil {
-		return
+		return fmt.Errorf("get execution %s: %w", r.OriginID, err)
 	}
 	now := s.now().Truncate(time.Microsecond)
-	switch sess.Status {
-	case agent.StatusAwaitingApproval:
+	switch r.Status {
+	case agentapi.StatusAwaitingApproval:
 		e.Status = ExecAwaitingHuman
-	case agent.StatusCompleted:
+	case agentapi.StatusCompleted:
 		e.Status, e.FinishedAt = ExecCompleted, &now
-		if strings.Contains(sess.Summary, "ESCALATION_REQUIRED") {
+		if strings.Contains(r.Summary, "ESCALATION_REQUIRED") {
 			e.Status, e.FinishedAt = ExecAwaitingHuman, nil
-			e.Escalation, _ = json.Marshal(map[string]string{"reason": "the agent reported ESCALATION_REQUIRED", "summary": sess.Summary})
+			e.Escalation, _ = json.Marshal(map[string]string{"reason": "the agent reported ESCALATION_REQUIRED", "summary": r.Summary})
 		}
-	case agent.StatusCancelled:
+	case agentapi.StatusCancelled:
 		e.Status, e.FinishedAt = ExecAborted, &now
-	case agent.StatusFailed:
-		e.Status, e.Error, e.FinishedAt = ExecFailed, sess.Error, &now
+	case agentapi.StatusFailed:
+		e.Status, e.Error, e.FinishedAt = ExecFailed, r.Error, &now
 	default:
-		return
+		return nil
 	}
-	e.Summary = sess.Summary
-	actions, acted := s.actionsOf(ctx, sess.ID)
+	e.Summary = r.Summary
+	actions, acted := s.actionsOf(ctx, r.SessionID)
 	if actions != nil {
 		e.ActionsTaken, _ = json.Marshal(actions)
 	}
-	if err := s.store.ExecutionUpdate(ctx, e); err != nil {
-		return
+	won, err := s.store.ExecutionMirror(ctx, e, r.Run)
+	if err != nil {
+		return fmt.Errorf("update execution %s: %w", e.ID, err)
+	}
+	if !won {
+		return nil // this run end (or a later one) was mirrored already
 	}
 	kind := reportKind(e, acted)
-	approvers := s.approvers(ctx, sess.ID)
+	approvers := s.approvers(ctx, r.SessionID)
 	s.audit.Record(ctx, audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
-		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": sess.ID, "summary": sess.Summary, "report": kind,
+		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": r.SessionID, "summary": r.Summary, "report": kind,
 			"approved_by": approvers}})
 	if o, err := s.store.StandingOrderGet(ctx, e.OrderID); err == nil {
 		s.report(ctx, o, e, kind, approvers)
 	}
+	return nil
 }
-
-var _ agent.OriginNamer = (*Orders)(nil)
 
 // OriginName names the standing order behind a run's session (its SO- id), so what the run does inside
 // the order's boundary is recorded as approved by that order; "" for other sessions.
-func (s *Orders) OriginName(ctx context.Context, sess *agent.Session) string {
+func (s *Orders) OriginName(ctx context.Context, sess *agentapi.Session) string {
 	if !sess.Unattended() {
 		return ""
 	}

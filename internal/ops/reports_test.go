@@ -80,7 +80,7 @@ func TestRunReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		fa.open = nil
-		o.OnSessionEnd(ctx, &agent.Session{ID: sessionID, Origin: agent.OriginStandingOrder, OriginID: e.ID, Status: status, Summary: summary, Error: errMsg})
+		o.OnSessionEnd(ctx, &agent.Session{ID: sessionID, Origin: agent.OriginStandingOrder, OriginID: e.ID, Status: status, Summary: summary, Error: errMsg, RunEnds: 1})
 		got, err := o.Executions(ctx, order.ID, 1)
 		if err != nil {
 			t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/ops/approval"
@@ -25,12 +25,10 @@ const (
 	ToolReportEscalation = "report_escalation"
 )
 
-var _ agent.ToolProvider = (*Orders)(nil)
-
 // Tools lists the standing-order tools with their JSON Schemas.
-func (s *Orders) Tools() []agent.Tool {
+func (s *Orders) Tools() []agentapi.Tool {
 	idOnly := json.RawMessage(`{"type":"object","properties":{"id":{"type":"string","description":"SO-YYYYMMDD-NNN"}},"required":["id"]}`)
-	return []agent.Tool{
+	return []agentapi.Tool{
 		{Name: ToolCreateOrder, Description: "Propose a standing order (a recurring duty that runs unattended). The admin must confirm it: " +
 			"the call pauses for their approval and the order exists only after they approve. Validation errors name each bad field; fix and call again.",
 			InputSchema: opsconfig.StandingOrderSchema},
@@ -50,8 +48,8 @@ func (s *Orders) Tools() []agent.Tool {
 	}
 }
 
-func toolErr(format string, args ...any) agent.ToolResult {
-	return agent.ToolResult{IsError: true, Output: fmt.Sprintf(format, args...)}
+func toolErr(format string, args ...any) agentapi.ToolResult {
+	return agentapi.ToolResult{IsError: true, Output: fmt.Sprintf(format, args...)}
 }
 
 // Summary is how a standing order reads to the admin who confirms it.
@@ -100,7 +98,7 @@ func decodeDraft(input json.RawMessage) (*StandingOrder, error) {
 }
 
 // CallTool runs a standing-order tool in sess.
-func (s *Orders) CallTool(ctx context.Context, sess *agent.Session, name string, input json.RawMessage) (agent.ToolResult, bool, error) {
+func (s *Orders) CallTool(ctx context.Context, sess *agentapi.Session, name string, input json.RawMessage) (agentapi.ToolResult, bool, error) {
 	switch name {
 	case ToolCreateOrder:
 		o, err := decodeDraft(input)
@@ -113,15 +111,15 @@ func (s *Orders) CallTool(ctx context.Context, sess *agent.Session, name string,
 		summary := o.Summary()
 		if ok, err := s.agent.UseGrant(ctx, sess.ID, summary); err != nil || ok {
 			if err != nil {
-				return agent.ToolResult{}, true, err
+				return agentapi.ToolResult{}, true, err
 			}
 			return s.create(ctx, sess, o), true, nil
 		}
 		a, err := s.agent.RequestApproval(ctx, sess, ToolCreateOrder, summary, input, guard.L2, "a standing order runs unattended; the admin confirms it")
 		if err != nil {
-			return agent.ToolResult{}, true, err
+			return agentapi.ToolResult{}, true, err
 		}
-		return agent.ToolResult{}, true, &agent.ApprovalRequired{ApprovalID: a.ID, Command: summary, RiskLevel: a.RiskLevel, Reason: a.Reason}
+		return agentapi.ToolResult{}, true, &agentapi.ApprovalRequired{ApprovalID: a.ID, Command: summary, RiskLevel: a.RiskLevel, Reason: a.Reason}
 	case ToolUpdateOrder:
 		var in struct {
 			ID      string          `json:"id"`
@@ -134,7 +132,7 @@ func (s *Orders) CallTool(ctx context.Context, sess *agent.Session, name string,
 		if err != nil {
 			return toolErr("%v", err), true, nil
 		}
-		return agent.ToolResult{Output: "updated " + o.ID + ": " + o.Summary()}, true, nil
+		return agentapi.ToolResult{Output: "updated " + o.ID + ": " + o.Summary()}, true, nil
 	case ToolPauseOrder, ToolResumeOrder:
 		var in struct {
 			ID string `json:"id"`
@@ -150,7 +148,7 @@ func (s *Orders) CallTool(ctx context.Context, sess *agent.Session, name string,
 		if err != nil {
 			return toolErr("%v", err), true, nil
 		}
-		return agent.ToolResult{Output: o.ID + " is now " + o.Status}, true, nil
+		return agentapi.ToolResult{Output: o.ID + " is now " + o.Status}, true, nil
 	case ToolListOrders:
 		var in struct {
 			Status string `json:"status"`
@@ -165,9 +163,9 @@ func (s *Orders) CallTool(ctx context.Context, sess *agent.Session, name string,
 			lines = append(lines, fmt.Sprintf("%s [%s] %s", o.ID, o.Status, o.Summary()))
 		}
 		if len(lines) == 0 {
-			return agent.ToolResult{Output: "no standing orders"}, true, nil
+			return agentapi.ToolResult{Output: "no standing orders"}, true, nil
 		}
-		return agent.ToolResult{Output: strings.Join(lines, "\n")}, true, nil
+		return agentapi.ToolResult{Output: strings.Join(lines, "\n")}, true, nil
 	case ToolReportEscalation:
 		var in reportInput
 		if err := json.Unmarshal(input, &in); err != nil || strings.TrimSpace(in.Reason) == "" {
@@ -182,11 +180,11 @@ func (s *Orders) CallTool(ctx context.Context, sess *agent.Session, name string,
 		}
 		a, err := s.agent.RequestApproval(ctx, sess, ToolReportEscalation, summary, input, guard.L1, "the agent escalated: "+in.Reason)
 		if err != nil {
-			return agent.ToolResult{}, true, err
+			return agentapi.ToolResult{}, true, err
 		}
-		return agent.ToolResult{}, true, &agent.ApprovalRequired{ApprovalID: a.ID, Command: summary, RiskLevel: a.RiskLevel, Reason: in.Reason}
+		return agentapi.ToolResult{}, true, &agentapi.ApprovalRequired{ApprovalID: a.ID, Command: summary, RiskLevel: a.RiskLevel, Reason: in.Reason}
 	}
-	return agent.ToolResult{}, false, nil
+	return agentapi.ToolResult{}, false, nil
 }
 
 // markEscalated records an escalation on an execution.
@@ -200,7 +198,7 @@ func (s *Orders) markEscalated(ctx context.Context, execID string, detail json.R
 }
 
 // Approved carries out a confirmed standing-order call.
-func (s *Orders) Approved(ctx context.Context, sess *agent.Session, a *approval.Approval) (agent.ToolResult, bool) {
+func (s *Orders) Approved(ctx context.Context, sess *agentapi.Session, a *approval.Approval) (agentapi.ToolResult, bool) {
 	switch a.Tool {
 	case ToolCreateOrder:
 		o, err := decodeDraft(a.ToolInput)
@@ -220,12 +218,12 @@ func (s *Orders) Approved(ctx context.Context, sess *agent.Session, a *approval.
 		if a.DecisionReason != "" {
 			out += " Their instruction: " + a.DecisionReason
 		}
-		return agent.ToolResult{Output: out}, true
+		return agentapi.ToolResult{Output: out}, true
 	}
-	return agent.ToolResult{}, false
+	return agentapi.ToolResult{}, false
 }
 
-func (s *Orders) create(ctx context.Context, sess *agent.Session, o *StandingOrder) agent.ToolResult {
+func (s *Orders) create(ctx context.Context, sess *agentapi.Session, o *StandingOrder) agentapi.ToolResult {
 	if err := s.Create(ctx, o, sess.ID); err != nil {
 		var e *errs.Error
 		if errors.As(err, &e) {
@@ -233,5 +231,5 @@ func (s *Orders) create(ctx context.Context, sess *agent.Session, o *StandingOrd
 		}
 		return toolErr("not created: %v", err)
 	}
-	return agent.ToolResult{Output: "created " + o.ID + ": " + o.Summary()}
+	return agentapi.ToolResult{Output: "created " + o.ID + ": " + o.Summary()}
 }

@@ -7,20 +7,21 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/errs"
 )
 
 var _ agent.Store = (*DB)(nil)
 
 const sessionCols = `id, tenant_id, user_id, engine, status, title, skill, server_ids, max_turns, max_budget_usd, tokens_used,
-	cost_usd, summary, error, state, last_seq, created_at, updated_at, max_risk_level, allowed_tools, auto_approve, origin, origin_id`
+	cost_usd, summary, error, state, last_seq, created_at, updated_at, max_risk_level, allowed_tools, auto_approve, origin, origin_id, run_ends`
 
 func scanSession(row interface{ Scan(...any) error }) (*agent.Session, error) {
 	var s agent.Session
 	var ids, state, tools string
 	if err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.Engine, &s.Status, &s.Title, &s.Skill, &ids, &s.MaxTurns, &s.MaxBudgetUSD,
 		&s.TokensUsed, &s.CostUSD, &s.Summary, &s.Error, &state, &s.LastSeq, &s.CreatedAt, &s.UpdatedAt, &s.MaxRiskLevel, &tools,
-		&s.AutoApprove, &s.Origin, &s.OriginID); err != nil {
+		&s.AutoApprove, &s.Origin, &s.OriginID, &s.RunEnds); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(tools), &s.AllowedTools); err != nil {
@@ -50,10 +51,10 @@ func (db *DB) SessionCreate(ctx context.Context, s *agent.Session) error {
 	if s.Origin == "" {
 		s.Origin = "manual"
 	}
-	_, err = sc.exec(ctx, `INSERT INTO ~agent_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err = sc.exec(ctx, `INSERT INTO ~agent_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		s.ID, s.TenantID, s.UserID, s.Engine, s.Status, s.Title, s.Skill, string(ids), s.MaxTurns, s.MaxBudgetUSD, s.TokensUsed,
 		s.CostUSD, s.Summary, s.Error, string(s.State), s.LastSeq, s.CreatedAt, s.UpdatedAt, s.MaxRiskLevel, string(tools),
-		s.AutoApprove, s.Origin, s.OriginID)
+		s.AutoApprove, s.Origin, s.OriginID, s.RunEnds)
 	return err
 }
 
@@ -90,20 +91,47 @@ func (db *DB) SessionList(ctx context.Context, status string, limit int) ([]agen
 	return out, rows.Err()
 }
 
-// SessionUpdate saves s's mutable fields.
+// SessionUpdate saves s's mutable fields. A change of status to one that ends a run (agentapi.RunEnds)
+// is counted in s.RunEnds and writes the agent.run_ended event in the same transaction: the first
+// UPDATE matches only when the status changes, so of two writers of the same end one counts it.
 func (db *DB) SessionUpdate(ctx context.Context, s *agent.Session) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
 	}
 	ids, _ := json.Marshal(s.ServerIDs)
-	res, err := sc.exec(ctx, `UPDATE ~agent_sessions SET engine=?, status=?, title=?, skill=?, server_ids=?, tokens_used=?, cost_usd=?,
-		summary=?, error=?, state=?, updated_at=? WHERE id=? AND tenant_id=?`, s.Engine, s.Status, s.Title, s.Skill, string(ids),
-		s.TokensUsed, s.CostUSD, s.Summary, s.Error, string(s.State), s.UpdatedAt, s.ID, sc.tenantID)
-	if err != nil {
-		return err
+	set := `UPDATE ~agent_sessions SET engine=?, status=?, title=?, skill=?, server_ids=?, tokens_used=?, cost_usd=?,
+		summary=?, error=?, state=?, updated_at=?`
+	args := []any{s.Engine, s.Status, s.Title, s.Skill, string(ids), s.TokensUsed, s.CostUSD, s.Summary, s.Error, string(s.State), s.UpdatedAt}
+	if !agentapi.RunEnds(s.Status) {
+		res, err := sc.exec(ctx, set+` WHERE id=? AND tenant_id=?`, append(args, s.ID, sc.tenantID)...)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res, "session")
 	}
-	return mustAffect(res, "session")
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		var run int
+		err := tx.queryRow(ctx, set+`, run_ends = run_ends + 1 WHERE id=? AND tenant_id=? AND status <> ? RETURNING run_ends`,
+			append(args, s.ID, sc.tenantID, s.Status)...).Scan(&run)
+		if isNoRows(err) { // the status stays: no run ends here
+			res, err := tx.exec(ctx, set+` WHERE id=? AND tenant_id=?`, append(args, s.ID, sc.tenantID)...)
+			if err != nil {
+				return err
+			}
+			return mustAffect(res, "session")
+		}
+		if err != nil {
+			return err
+		}
+		s.RunEnds = run
+		return tx.runEnded(ctx, s)
+	})
+}
+
+// runEnded writes the agent.run_ended event of s's last run end in tx.
+func (t scopeTx) runEnded(ctx context.Context, s *agent.Session) error {
+	return t.outboxFact(ctx, agentapi.StreamRuns, agentapi.EventRunEnded, s.ID, s.UpdatedAt, s.RunEnded())
 }
 
 // SessionCountSince counts sessions created at or after since (the daily quota).

@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 )
 
 var _ agent.RunClaims = (*DB)(nil)
 
 // SessionClaim implements agent.RunClaims: one UPDATE whose WHERE names the statuses the session may be
-// in, so of two replicas resuming it the database lets exactly one through.
+// in, so of two replicas resuming it the database lets exactly one through. A move to a status that ends
+// a run is counted, with its agent.run_ended event, in the same transaction.
 func (db *DB) SessionClaim(ctx context.Context, p agent.ClaimParams) (bool, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
@@ -29,13 +31,29 @@ func (db *DB) SessionClaim(ctx context.Context, p agent.ClaimParams) (bool, erro
 		where += " AND runner = ?"
 		args = append(args, *p.FromRunner)
 	}
-	res, err := sc.exec(ctx, `UPDATE ~agent_sessions SET status = ?, error = ?, runner = ?, updated_at = ?
-		WHERE id = ? AND tenant_id = ? AND `+where, args...)
-	if err != nil {
-		return false, err
+	const set = `UPDATE ~agent_sessions SET status = ?, error = ?, runner = ?, updated_at = ?`
+	if !agentapi.RunEnds(p.To) {
+		res, err := sc.exec(ctx, set+` WHERE id = ? AND tenant_id = ? AND `+where, args...)
+		if err != nil {
+			return false, err
+		}
+		n, err := res.RowsAffected()
+		return n == 1, err
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	won := false
+	err = sc.inTx(ctx, func(tx scopeTx) error {
+		s, err := scanSession(tx.queryRow(ctx, set+`, run_ends = run_ends + 1 WHERE id = ? AND tenant_id = ? AND `+where+
+			` RETURNING `+sessionCols, args...))
+		if isNoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		won = true
+		return tx.runEnded(ctx, s)
+	})
+	return won, err
 }
 
 // SessionRunners implements agent.RunClaims.

@@ -164,6 +164,24 @@ func (db *DB) ExecutionUpdate(ctx context.Context, e *ops.Execution) error {
 	return mustAffect(res, "execution")
 }
 
+// ExecutionMirror implements ops.OrderStore: ExecutionUpdate only if the execution has not mirrored
+// run end run of its session or a later one, then remembers run. It reports whether it updated.
+func (db *DB) ExecutionMirror(ctx context.Context, e *ops.Execution, run int) (bool, error) {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return false, err
+	}
+	res, err := sc.exec(ctx, `UPDATE ~standing_order_executions SET status = ?, session_id = ?, summary = ?, actions_taken = ?, error = ?,
+		escalation = ?, human_response = ?, finished_at = ?, session_run = ? WHERE id = ? AND tenant_id = ? AND session_run < ?`, e.Status,
+		e.SessionID, e.Summary, string(orEmpty(e.ActionsTaken, "[]")), e.Error, string(e.Escalation), string(e.HumanResponse), e.FinishedAt,
+		run, e.ID, sc.tenantID, run)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // ExecutionGet returns execution id.
 func (db *DB) ExecutionGet(ctx context.Context, id string) (*ops.Execution, error) {
 	sc, err := db.scope(ctx)

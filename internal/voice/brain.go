@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/ops/approval"
 )
@@ -179,10 +179,9 @@ func (b *agentBrain) Turn(ctx context.Context, u Utterance, say func(string)) (b
 	if err != nil {
 		return false, err
 	}
-	hub := b.s.agent.Hub()
-	sub := hub.Subscribe(b.sessionID)
-	defer hub.Unsubscribe(sub)
-	if sess.Status == agent.StatusAwaitingApproval {
+	events, stop := b.s.agent.Follow(b.sessionID)
+	defer stop()
+	if sess.Status == agentapi.StatusAwaitingApproval {
 		in := ParseIntent(u.Text)
 		if in.Kind == Unclear {
 			say(phrase(b.lang, "approve_or_not"))
@@ -206,12 +205,12 @@ func (b *agentBrain) Turn(ctx context.Context, u Utterance, say func(string)) (b
 		}
 		return false, err
 	}
-	return false, b.speakRun(ctx, sub, say)
+	return false, b.speakRun(ctx, events, say)
 }
 
 // speakRun speaks the session's answer text, sentence by sentence, until the run completes, fails or
 // pauses for an approval (which it asks for).
-func (b *agentBrain) speakRun(ctx context.Context, sub *agent.Subscription, say func(string)) error {
+func (b *agentBrain) speakRun(ctx context.Context, events <-chan agentapi.Message, say func(string)) error {
 	ctx, cancel := context.WithTimeout(ctx, replyTimeout)
 	defer cancel()
 	var buf string
@@ -226,23 +225,23 @@ func (b *agentBrain) speakRun(ctx context.Context, sub *agent.Subscription, say 
 		case <-ctx.Done():
 			flush()
 			return ctx.Err()
-		case m, ok := <-sub.C:
+		case m, ok := <-events:
 			if !ok {
 				flush()
 				return nil
 			}
-			var e agent.Event
+			var e agentapi.Event
 			if json.Unmarshal(m.JSON, &e) != nil {
 				continue
 			}
 			switch e.Type {
-			case agent.EventText:
+			case agentapi.EventText:
 				var done []string
 				done, buf = Sentences(buf + e.Text)
 				for _, s := range done {
 					say(s)
 				}
-			case agent.EventApprovalRequired:
+			case agentapi.EventApprovalRequired:
 				flush()
 				lvl := 0
 				if e.RiskLevel != nil {
@@ -250,10 +249,10 @@ func (b *agentBrain) speakRun(ctx context.Context, sub *agent.Subscription, say 
 				}
 				say(phrase(b.lang, "approval_ask", e.Command, lvl))
 				return nil
-			case agent.EventCompleted:
+			case agentapi.EventCompleted:
 				flush()
 				return nil
-			case agent.EventError:
+			case agentapi.EventError:
 				flush()
 				say(phrase(b.lang, "agent_error", e.Message))
 				return nil

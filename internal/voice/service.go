@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
@@ -27,14 +27,16 @@ import (
 
 // Agent is what voice needs from the agent module.
 type Agent interface {
-	Session(ctx context.Context, id string) (*agent.Session, error)
-	SendMessage(ctx context.Context, sessionID, text string) (*agent.TaskRecord, error)
-	Hub() *agent.Hub
+	Session(ctx context.Context, id string) (*agentapi.Session, error)
+	SendMessage(ctx context.Context, sessionID, text string) (*agentapi.TaskRecord, error)
+	// Follow subscribes to the live events of session sessionID until stop is called; the channel closes
+	// when the subscriber falls too far behind.
+	Follow(sessionID string) (events <-chan agentapi.Message, stop func())
 	// The approvals of sessions (the approval service's, internal/ops/approval).
 	Approval(ctx context.Context, id string) (*approval.Approval, error)
 	Approvals(ctx context.Context, sessionID, status string, limit int) ([]approval.Approval, error)
 	Decide(ctx context.Context, id string, approve bool, reason string) (*approval.Approval, error)
-	Note(ctx context.Context, sessionID string, e agent.Event) agent.Event
+	Note(ctx context.Context, sessionID string, e agentapi.Event) agentapi.Event
 }
 
 // Answerer decides an escalation's approval as the contact reached at addr, exactly like their SMS
@@ -679,14 +681,14 @@ func (j *journal) line(ctx context.Context, role, text string, interrupted bool,
 		v.Turns = append(v.Turns, Turn{Role: role, Text: text, Interrupted: interrupted, Timings: t, At: now})
 		return nil
 	})
-	typ := agent.EventVoiceUser
+	typ := agentapi.EventVoiceUser
 	if role == "agent" {
-		typ = agent.EventVoiceAgent
+		typ = agentapi.EventVoiceAgent
 	}
 	detail := map[string]any{"voice_session": j.vsID, "timings": t, "interrupted": interrupted}
 	if j.agentSession != "" {
 		in, _ := json.Marshal(detail)
-		j.s.agent.Note(ctx, j.agentSession, agent.Event{Type: typ, Text: text, Input: in})
+		j.s.agent.Note(ctx, j.agentSession, agentapi.Event{Type: typ, Text: text, Input: in})
 	}
 	j.s.record(ctx, "voice."+string(typ), j.vsID, role+" said: "+clipStr(text, 300), detail)
 }

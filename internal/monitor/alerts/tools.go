@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/ops/approval"
 )
@@ -20,14 +20,12 @@ type Tools struct {
 	alerts *Service
 }
 
-var _ agent.ToolProvider = (*Tools)(nil)
-
 // NewTools returns the monitoring tools over alerts.
 func NewTools(alerts *Service) *Tools { return &Tools{alerts: alerts} }
 
 // Tools lists the monitoring tools with their JSON Schemas.
-func (t *Tools) Tools() []agent.Tool {
-	return []agent.Tool{{Name: ToolListAlerts,
+func (t *Tools) Tools() []agentapi.Tool {
+	return []agentapi.Tool{{Name: ToolListAlerts,
 		Description: "List recent alerts, newest first: rule, server, severity, status, the value that fired it, when it fired and resolved, " +
 			"who acknowledged it, and the runbook run started for it. Filter by status and severity.",
 		InputSchema: json.RawMessage(`{"type":"object","properties":{"status":{"enum":["firing","acknowledged","resolved"]},` +
@@ -36,9 +34,9 @@ func (t *Tools) Tools() []agent.Tool {
 }
 
 // CallTool runs list_alerts.
-func (t *Tools) CallTool(ctx context.Context, sess *agent.Session, name string, input json.RawMessage) (agent.ToolResult, bool, error) {
+func (t *Tools) CallTool(ctx context.Context, sess *agentapi.Session, name string, input json.RawMessage) (agentapi.ToolResult, bool, error) {
 	if name != ToolListAlerts {
-		return agent.ToolResult{}, false, nil
+		return agentapi.ToolResult{}, false, nil
 	}
 	var in struct {
 		Status   string `json:"status"`
@@ -48,7 +46,7 @@ func (t *Tools) CallTool(ctx context.Context, sess *agent.Session, name string, 
 	}
 	if len(input) > 0 {
 		if err := json.Unmarshal(input, &in); err != nil {
-			return agent.ToolResult{IsError: true, Output: "bad input: " + err.Error()}, true, nil
+			return agentapi.ToolResult{IsError: true, Output: "bad input: " + err.Error()}, true, nil
 		}
 	}
 	if in.Limit <= 0 || in.Limit > 200 {
@@ -58,16 +56,16 @@ func (t *Tools) CallTool(ctx context.Context, sess *agent.Session, name string, 
 	if err != nil {
 		// Bad filters are the model's to fix; anything else ends the run.
 		if errs.Is(err, errs.Invalid) {
-			return agent.ToolResult{IsError: true, Output: err.Error()}, true, nil
+			return agentapi.ToolResult{IsError: true, Output: err.Error()}, true, nil
 		}
-		return agent.ToolResult{}, true, err
+		return agentapi.ToolResult{}, true, err
 	}
-	return agent.ToolResult{Output: FormatAlerts(list)}, true, nil
+	return agentapi.ToolResult{Output: FormatAlerts(list)}, true, nil
 }
 
 // Approved is never called: list_alerts needs no approval.
-func (t *Tools) Approved(ctx context.Context, sess *agent.Session, a *approval.Approval) (agent.ToolResult, bool) {
-	return agent.ToolResult{}, false
+func (t *Tools) Approved(ctx context.Context, sess *agentapi.Session, a *approval.Approval) (agentapi.ToolResult, bool) {
+	return agentapi.ToolResult{}, false
 }
 
 // FormatAlerts renders alerts one per line, as the agent and the CLI show them.
