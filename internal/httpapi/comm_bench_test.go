@@ -96,7 +96,9 @@ func floorWaves(b *testing.B, n int, dialect jobs.Dialect) []float64 {
 }
 
 func runEscalationBench(b *testing.B, chains int, open func(testing.TB) *store.DB, dialect jobs.Dialect) {
-	bundle := setupApp(b, open, &scriptEngine{name: agent.EngineClaudeAPI})
+	// Every target but comm: the benchmark's own comm service (below) is the only one taking the approval events.
+	bundle := setupAppWith(b, open, appKnobs{engines: []agent.Engine{&scriptEngine{name: agent.EngineClaudeAPI}},
+		env: map[string]string{"IT0_TARGET": "api,agent,ops,monitor,voice"}})
 	r := bundle.do("POST", "/api/v1/auth/tenants", bundle.adminTok, map[string]any{"name": "bench", "slug": "bench", "plan": "enterprise",
 		"admin_email": "admin@bench.example", "admin_password": "password-bench"})
 	if r.status != 201 {
