@@ -127,14 +127,17 @@ func mainFlow(t *testing.T, d *deployment, model *flowModel, target *sshtest.Ser
 		logs = d.must(t, 200, "GET", "/api/v1/audit/logs?action_type=standing_order.run_completed", tok, nil)["items"].([]any)
 		return len(logs) > 0
 	})
-	// TODO(lead): the run-end hooks fire twice for a completed run (settleCompleted, then finish), so the
-	// run may be recorded twice; the session-ended events through the outbox make it once. Then: len == 1.
 	if detail := string(mustJSON(logs[0].(map[string]any)["detail"])); !strings.Contains(detail, `"report":"`) ||
 		!strings.Contains(detail, fmt.Sprint(exec["id"])) {
 		t.Fatalf("the completed run must be recorded and reported: %v", logs)
 	}
 	if v := d.must(t, 200, "GET", "/api/v1/audit/verify", tok, nil); v["ok"] != true {
 		t.Fatalf("audit chain: %v", v)
+	}
+	// The run's end reaches the order twice (the in-process hook, then agent.run_ended through the
+	// outbox): by the end it is still recorded once.
+	if logs := d.must(t, 200, "GET", "/api/v1/audit/logs?action_type=standing_order.run_completed", tok, nil)["items"].([]any); len(logs) != 1 {
+		t.Fatalf("the completed run was recorded %d times: %v", len(logs), logs)
 	}
 }
 
