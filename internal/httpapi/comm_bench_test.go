@@ -117,7 +117,9 @@ func floorWaves(b *testing.B, n int, dialect jobs.Dialect, replicas int) []float
 }
 
 func runEscalationBench(b *testing.B, chains int, open func(testing.TB) *store.DB, dialect jobs.Dialect, replicas int) {
-	bundle := setupWith(b, open, &scriptEngine{name: agent.EngineClaudeAPI})
+	// Every target but comm: the benchmark's own comm service (below) is the only one taking the approval events.
+	bundle := setupAppWith(b, open, appKnobs{engines: []agent.Engine{&scriptEngine{name: agent.EngineClaudeAPI}},
+		env: map[string]string{"IT0_TARGET": "api,agent,ops,monitor,voice"}})
 	r := bundle.do("POST", "/api/v1/auth/tenants", bundle.adminTok, map[string]any{"name": "bench", "slug": "bench", "plan": "enterprise",
 		"admin_email": "admin@bench.example", "admin_password": "password-bench"})
 	if r.status != 201 {
@@ -128,11 +130,11 @@ func runEscalationBench(b *testing.B, chains int, open func(testing.TB) *store.D
 	adminID := bundle.do("GET", "/api/v1/auth/me", tok, nil).body["user"].(map[string]any)["id"].(string)
 	ctx := auth.WithPrincipal(tenant.WithID(context.Background(), tid), auth.Principal{UserID: adminID, TenantID: tid, Role: auth.RoleAdmin})
 
-	// An agent service without the bundle's hooks, job runners on the wall clock, and comm over both.
-	ag := newAgentService(b, bundle, &scriptEngine{name: agent.EngineClaudeAPI})
+	// The bundle's agent service, job runners on the wall clock, and comm over both.
+	ag := bundle.agentSvc.Load()
 	rs := runners(b, jobstest.Open(b, dialect), replicas)
 	runner := rs[0]
-	var turn atomic.Int64 // which replica's runner schedules the next chain's jobs
+	var turn atomic.Int64 // which replica's runner schedules the next job
 	prov := commtest.NewProvider(b, time.Now)
 	tw := prov.Twilio()
 	cs, err := comm.New(comm.Config{PublicURL: testPublicURL, LinkSecret: testSecret, Logger: bundle.logger, Twilio: tw,
