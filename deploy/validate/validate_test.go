@@ -74,8 +74,32 @@ func TestKustomize(t *testing.T) {
 			t.Errorf("unexpected kind %s", r.GetKind())
 		}
 	}
-	if len(deps) == 0 || len(svcs) != 1 || len(ings) != 1 || len(pdbs) == 0 || len(cms) != 1 {
+	if len(deps) == 0 || len(svcs) == 0 || len(ings) != 1 || len(pdbs) == 0 || len(cms) != 1 {
 		t.Fatalf("got %d deployments, %d services, %d ingresses, %d PDBs, %d config maps", len(deps), len(svcs), len(ings), len(pdbs), len(cms))
+	}
+	// One Deployment per deploy target (IT0_TARGET), together every target.
+	targetOf := map[string]string{} // deployment → its target
+	for _, d := range deps {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if e.Name == "IT0_TARGET" {
+					targetOf[d.Name] = e.Value
+				}
+			}
+		}
+	}
+	for _, want := range []string{"api", "agent", "ops", "monitor", "comm", "voice"} {
+		var n int
+		for _, got := range targetOf {
+			for _, t := range strings.Split(got, ",") {
+				if strings.TrimSpace(t) == want || strings.TrimSpace(t) == "all" {
+					n++
+				}
+			}
+		}
+		if n == 0 {
+			t.Errorf("no Deployment runs the %s target (IT0_TARGET): %v", want, targetOf)
+		}
 	}
 	for _, d := range deps {
 		pod := d.Spec.Template
@@ -132,16 +156,40 @@ func TestKustomize(t *testing.T) {
 			t.Errorf("ingress %s = %q: WebSocket streams need at least 3600 s", key, ing.Annotations[key])
 		}
 	}
+	// Each path goes to a Service whose pods run the target that serves it (internal/app targets.go).
+	servedBy := map[string]string{"/api/v1": "api", "/ws": "api", "/ws/voice": "voice", "/api/v1/twilio/media": "voice", "/api/v1/voice": "voice"}
+	runs := func(svc, target string) bool {
+		for _, s := range svcs {
+			if s.Name != svc {
+				continue
+			}
+			for _, d := range deps {
+				if !labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+					continue
+				}
+				for _, t := range strings.Split(targetOf[d.Name], ",") {
+					if t = strings.TrimSpace(t); t == target || t == "all" {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
 	var paths []string
 	for _, r := range ing.Spec.Rules {
 		for _, p := range r.HTTP.Paths {
 			paths = append(paths, p.Path)
-			if p.Backend.Service == nil || p.Backend.Service.Name != svcs[0].Name {
-				t.Errorf("ingress path %s does not go to service %s", p.Path, svcs[0].Name)
+			if p.Backend.Service == nil {
+				t.Errorf("ingress path %s has no service", p.Path)
+				continue
+			}
+			if want, ok := servedBy[p.Path]; ok && !runs(p.Backend.Service.Name, want) {
+				t.Errorf("ingress path %s goes to service %s, whose pods do not run the %s target", p.Path, p.Backend.Service.Name, want)
 			}
 		}
 	}
-	for _, want := range []string{"/api/v1", "/ws"} {
+	for want := range servedBy {
 		if !slices.Contains(paths, want) {
 			t.Errorf("ingress has no path %s (has %v)", want, paths)
 		}

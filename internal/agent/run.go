@@ -32,11 +32,10 @@ func (s *Service) waitStopped(h *runHandle) bool {
 	}
 }
 
-// launch starts a run of sess in the background. The run's context descends from the service, not from
-// the request, so it survives the request and is cancelled by Cancel or Close.
-// answers are decided approvals whose tool calls the run answers first: an approved command runs here, in
-// the run, never in the request that decided it.
-func (s *Service) launch(ctx context.Context, sess *Session, task *TaskRecord, prompt string, answers []approval.Approval) {
+// launchHere starts a run of sess in the background, in this process (launch.go decides where runs go).
+// The run's context descends from the service, not from the request, so it survives the request and is
+// cancelled by Cancel or Close.
+func (s *Service) launchHere(ctx context.Context, sess *Session, task *TaskRecord, prompt string, answers []approval.Approval) {
 	tid, _ := tenant.ID(ctx)
 	runCtx, cancel := context.WithCancel(withRunStart(logging.WithSessionID(tenant.WithID(audit.WithActor(s.ctx, audit.Actor{Type: audit.ActorAgent, ID: sess.ID}), tid), sess.ID), sess, s.now()))
 	if p, ok := auth.PrincipalFrom(ctx); ok {

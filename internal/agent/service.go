@@ -68,8 +68,10 @@ type Config struct {
 	// SkillsRoot is the directory of a tenant's skills (the workspace's .claude/skills); nil keeps skills in
 	// the database only.
 	SkillsRoot func(tenantID string) string
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Launcher hands runs to the processes that run agent sessions (launch.go); nil runs them here.
+	Launcher Launcher
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Service runs agent sessions.

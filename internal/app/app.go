@@ -42,7 +42,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Module names.
+// Module names. The services (store … server) are built in every process that needs them: cheap,
+// database-backed objects, so that any process can serve reads and writes. The deploy targets (api, agent,
+// ops, monitor, comm, voice; targets.go) run the work: job kinds, bus consumer groups, background loops,
+// engine runs and the HTTP edge. "all" is every deploy target: one process does everything.
 const (
 	Store     = "store"
 	Audit     = "audit"
@@ -50,12 +53,19 @@ const (
 	Vault     = "vault"
 	Guard     = "guard"
 	Inventory = "inventory"
-	Agent     = "agent"
 	Jobs      = "jobs"
-	Ops       = "ops"
-	Scheduler = "scheduler"
-	API       = "api"
-	All       = "all"
+	// AgentService is the agent's sessions, engines and tools, and the approvals they pause on.
+	AgentService = "agent-service"
+	// OpsService is ops tasks, runbooks and standing orders.
+	OpsService = "ops-service"
+	// Server is the HTTP API (routes, auth middleware, WebSockets), built; Start listens.
+	Server = "server"
+
+	// Deploy targets (targets.go).
+	API   = "api"
+	Agent = "agent"
+	Ops   = "ops"
+	All   = "all"
 )
 
 // App is one IT0 process: the modules its target runs and what they built.
@@ -91,6 +101,11 @@ type App struct {
 
 	replicaID    string
 	replicaCheck *replicaCheck
+	// targets are the deploy targets this process runs (all of them for "all"; none for a tool target
+	// such as "bus").
+	targets map[string]bool
+	// jobKinds are the job kinds this process's targets registered on its runner.
+	jobKinds []string
 
 	listener net.Listener
 	// Addr is the address the API listens on, once started.
@@ -103,7 +118,8 @@ type App struct {
 
 // New builds the module graph for cfg. Nothing starts until Run.
 func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
-	a := &App{cfg: cfg, log: log, stderr: stderr, mgr: NewManager(), registry: prometheus.NewRegistry(), replicaID: replicaName()}
+	a := &App{cfg: cfg, log: log, stderr: stderr, mgr: NewManager(), registry: prometheus.NewRegistry(), replicaID: replicaName(),
+		targets: runTargets(cfg.Target)}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newAppMetrics(a.registry)
 	a.mgr.Register(Store, a.initStore)
@@ -114,36 +130,57 @@ func New(cfg Config, log *slog.Logger, stderr io.Writer) *App {
 	a.mgr.Register(Inventory, a.initInventory, Store, Audit, Auth, Vault, Guard)
 	a.mgr.Register(Jobs, a.initJobs)
 	a.mgr.Register(Bus, a.initBus, Store)
-	a.mgr.Register(Agent, a.withRunner(a.initAgent), Store, Audit, Auth, Inventory, Guard, Jobs, Bus)
-	a.mgr.Register(Replicas, a.initReplicas, Bus, Agent)
-	a.mgr.Register(Comm, a.initComm, Store, Audit, Auth, Agent, Jobs)
-	a.mgr.Register(Ops, a.initOps, Store, Audit, Agent, Inventory, Comm, Bus)
-	a.mgr.Register(Scheduler, a.initScheduler, Jobs, Agent, Ops)
-	a.mgr.Register(Metrics, a.initMetrics, Store, Audit, Auth, Inventory, Agent, Ops, Jobs)
-	a.mgr.Register(Checks, a.initChecks, Store, Audit, Auth, Inventory, Guard, Ops)
-	a.mgr.Register(Voice, a.initVoice, Agent, Comm, Audit)
-	a.mgr.Register(API, a.initAPI, Auth, Audit, Inventory, Agent, Ops, Scheduler, Metrics, Checks, Voice, Replicas)
-	a.mgr.Register(Monitor, nil, Metrics, Checks)
-	a.mgr.Register(All, nil, API)
+	a.mgr.Register(AgentService, a.withRunner(a.initAgent), Store, Audit, Auth, Inventory, Guard, Jobs, Bus)
+	a.mgr.Register(Replicas, a.initReplicas, Bus, AgentService)
+	a.mgr.Register(CommService, a.initComm, Store, Audit, Auth, AgentService, Jobs)
+	a.mgr.Register(OpsService, a.initOps, Store, Audit, AgentService, Inventory, CommService, Bus)
+	a.mgr.Register(Metrics, a.initMetrics, Store, Audit, Auth, Inventory, AgentService, OpsService, Jobs)
+	a.mgr.Register(Checks, a.initChecks, Store, Audit, Auth, Inventory, Guard, OpsService)
+	a.mgr.Register(VoiceService, a.initVoice, AgentService, CommService, Audit)
+	a.mgr.Register(Server, a.initAPI, Auth, Audit, Inventory, AgentService, OpsService, Metrics, Checks, VoiceService, Replicas)
+	a.registerTargets()
 	return a
 }
 
-// ListTargets writes every module with its dependencies.
+// ListTargets writes every module with its dependencies, and what each deploy target runs.
 func (a *App) ListTargets(w io.Writer) {
 	for _, n := range a.mgr.Names() {
 		fmt.Fprintf(w, "%s\n", n)
 		for _, d := range a.mgr.Deps(n) {
 			fmt.Fprintf(w, "  ↳ %s\n", d)
 		}
+		if work, ok := targetWork[n]; ok {
+			fmt.Fprintf(w, "  runs: %s\n", work)
+		}
 	}
 }
 
-// Start starts the target's modules and returns a func that stops them.
+// Start starts the target's modules, then the work they registered (the job runner and the repair
+// loops) and the HTTP listener, and returns a func that stops them all, the listener first.
 func (a *App) Start(ctx context.Context) (func(context.Context) error, error) {
 	if err := checkTarget(a.cfg); err != nil {
 		return nil, err
 	}
-	return a.mgr.Start(ctx, strings.Split(a.cfg.Target, ","))
+	stopModules, err := a.mgr.Start(ctx, strings.Split(a.cfg.Target, ","))
+	if err != nil {
+		return nil, err
+	}
+	stops := []func(context.Context) error{stopModules}
+	stopAll := func(ctx context.Context) error {
+		var list []error
+		for i := len(stops) - 1; i >= 0; i-- {
+			list = append(list, stops[i](ctx))
+		}
+		return errors.Join(list...)
+	}
+	for _, start := range []func(context.Context) (func(context.Context) error, error){a.startWork, a.listen} {
+		stop, err := start(ctx)
+		if err != nil {
+			return nil, errors.Join(err, stopAll(context.WithoutCancel(ctx)))
+		}
+		stops = append(stops, stop)
+	}
+	return stopAll, nil
 }
 
 // Run starts the modules and serves until ctx ends, then shuts down gracefully.
@@ -187,7 +224,11 @@ func (a *App) initAudit(ctx context.Context) (func(context.Context) error, error
 }
 
 func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error) {
-	svc, err := auth.New(auth.Config{JWTSecret: []byte(a.cfg.JWTSecret), TokenTTL: a.cfg.TokenTTL, Argon2: a.opts.Argon2, Now: a.opts.Now}, a.Store, a.Audit)
+	limits, stop, err := a.loginLimits() // limits.go
+	if err != nil {
+		return nil, err
+	}
+	svc, err := auth.New(auth.Config{JWTSecret: []byte(a.cfg.JWTSecret), TokenTTL: a.cfg.TokenTTL, Argon2: a.opts.Argon2, Now: a.opts.Now, Limits: limits}, a.Store, a.Audit)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +245,7 @@ func (a *App) initAuth(ctx context.Context) (func(context.Context) error, error)
 				res.Admin.Email, res.GeneratedPassword)
 		}
 	}
-	return nil, nil
+	return stop, nil
 }
 
 func (a *App) initVault(ctx context.Context) (func(context.Context) error, error) {
@@ -288,7 +329,8 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 		ServicePrincipal: func(ctx context.Context) (string, error) { return servicePrincipal(ctx, a.Auth) },
 		// Orders are built after the agent (they start its sessions); sessions run only once both exist.
 		StandingOrders: func(ctx context.Context, locale string) (string, error) { return a.Orders.PromptSection(ctx, locale) },
-		SkillsRoot:     func(tid string) string { return filepath.Join(a.workspaceDir(tid), ".claude", "skills") }},
+		SkillsRoot:     a.SkillsDir,
+		Launcher:       a.launcher()},
 		a.Store, a.engines(engines), a.Inventory, a.Auth, a.Audit, a.Guard, agent.NewHub(0))
 	if err != nil {
 		return nil, err
@@ -298,43 +340,19 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 }
 
 func (a *App) initOps(ctx context.Context) (func(context.Context) error, error) {
-	a.Ops = ops.New(a.Store, a.Agent, a.Audit, nil)
-	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, nil)
+	a.Ops = ops.New(a.Store, a.Agent, a.Audit, a.opts.Now)
+	a.Orders = ops.NewOrders(a.Store, a.Agent, a.Inventory, a.Audit, jobs.CheckCron, a.opts.Now)
 	a.Agent.AddTools(a.Orders)
 	// In process, the execution follows its session before the run's event goes out; the run's
-	// agent.run_ended event (the ops group's subscription below) is the path a crash cannot lose.
+	// agent.run_ended event (the ops target's subscription, targets.go) is the path a crash cannot lose.
 	a.Agent.OnRunEnd(a.Orders.OnSessionEnd)
 	a.Orders.SetApprovals(a.Approvals)
 	a.Orders.SetScheduler(jobs.NextCron, a.schedule)
-	for _, kind := range approval.JobKinds {
-		a.Jobs.Register(kind, inTenant(func(ctx context.Context, j *jobs.Job) error {
-			return approvalJobResult(a.Approvals.HandleJob(ctx, j.Kind))
-		}))
-	}
-	for _, kind := range agent.JobKinds {
-		a.Jobs.Register(kind, inTenant(func(ctx context.Context, j *jobs.Job) error {
-			return agentJobResult(a.Agent.HandleJob(ctx, j.Kind, j.Args))
-		}))
-	}
-	a.Jobs.Register(ops.JobCron, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleCron(ctx, j.Args) }))
-	a.Jobs.Register(ops.JobDigest, inTenant(func(ctx context.Context, j *jobs.Job) error { return a.Orders.HandleDigest(ctx, j.Args) }))
 	a.Orders.SetReports(a.notifier(), a.Auth.TenantLocale, a.log)
 	a.Orders.SetPeople(a.personName)
-	// The subscriptions start once the agent, comm and orders are all wired: an event taken earlier would
-	// resume a session without its tools, or route an escalation without its standing order. A decided
-	// approval resumes its session (agent); a new one escalates, a decided one ends its escalation (comm).
-	stops := []func(context.Context) error{a.subscribeApprovals(ctx, groupAgent, a.Agent.OnApprovalEvent),
-		a.subscribeRuns(ctx, groupOps, a.Orders.OnRunEnded)}
-	if a.Comm != nil {
-		stops = append(stops, a.subscribeApprovals(ctx, groupComm, a.Comm.OnApprovalEvent))
-	}
-	return func(ctx context.Context) error {
-		var list []error
-		for _, stop := range stops {
-			list = append(list, stop(ctx))
-		}
-		return errors.Join(list...)
-	}, nil
+	// The job handlers and the approval events' subscriptions are the targets' work (targets.go): they
+	// start once every service is wired.
+	return nil, nil
 }
 
 // inTenant runs a job handler in the job's tenant, as the system.
@@ -369,36 +387,6 @@ func (a *App) schedule(ctx context.Context, kind string, args any, at time.Time,
 	return a.Jobs.Schedule(ctx, kind, args, at, key)
 }
 
-// initScheduler starts the job runner once every handler is registered, after queueing each active cron
-// order's next occurrence.
-func (a *App) initScheduler(ctx context.Context) (func(context.Context) error, error) {
-	tenants, err := a.Auth.Tenants(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range tenants {
-		tctx := tenant.WithID(ctx, t.ID)
-		// Runs that were going when the process stopped cannot continue: say so in each session, once
-		// every run-end hook is wired (a standing order's execution is marked failed and reported).
-		if err := a.interruptedRuns(tctx, t.ID); err != nil {
-			return nil, fmt.Errorf("mark interrupted sessions of %s: %w", t.Slug, err)
-		}
-		if err := a.Orders.EnsureSchedules(tctx); err != nil {
-			return nil, fmt.Errorf("schedules of %s: %w", t.Slug, err)
-		}
-	}
-	if err := a.repairApprovals(ctx); err != nil {
-		return nil, fmt.Errorf("repair approval timeouts: %w", err)
-	}
-	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, err
-	}
-	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	go a.repairLoop(rctx)
-	go a.interruptLoop(rctx)
-	return func(context.Context) error { stop(); return nil }, nil
-}
-
 // workspaceDir is tenant tid's Claude Code workspace.
 func (a *App) workspaceDir(tid string) string { return filepath.Join(a.cfg.DataDir, "workspaces", tid) }
 
@@ -429,9 +417,19 @@ func (a *App) workspace(bin string) func(ctx context.Context, sess *agent.Sessio
 	}
 }
 
-func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) {
+// initAPI builds the HTTP API; Start listens once the targets' work has started (listen).
+func (a *App) initAPI(context.Context) (func(context.Context) error, error) {
 	a.API = httpapi.New(httpapi.Deps{Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory, Agent: a.Agent, Approvals: a.Approvals, Ops: a.Ops, Orders: a.Orders, Comm: a.Comm, WeCom: a.wecomCallback(), Monitoring: a.monitoring(), Checks: a.Checks, Voice: a.Voice, Registry: a.registry, Logger: a.log,
 		Version: a.Version, TrustProxy: a.cfg.TrustProxy, Console: web.Dist(), MetricsElsewhere: a.cfg.MetricsAddr != "", Ready: a.readyChecks()})
+	return nil, nil
+}
+
+// listen serves the API (through the edge of this process's targets, targets.go) and, with
+// IT0_METRICS_ADDR, /metrics. A process that built no API (a tool target such as "bus") listens on nothing.
+func (a *App) listen(ctx context.Context) (func(context.Context) error, error) {
+	if a.API == nil {
+		return func(context.Context) error { return nil }, nil
+	}
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
 		return nil, err
@@ -442,11 +440,12 @@ func (a *App) initAPI(ctx context.Context) (func(context.Context) error, error) 
 	}
 	a.listener = ln
 	a.Addr = ln.Addr().String()
-	srv := &http.Server{Handler: a.API.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	srv := &http.Server{Handler: a.edge(a.API.Handler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	a.log.Info("listening", slog.String("addr", a.Addr), slog.String("storage", string(a.Store.Dialect())), slog.String("replica", a.replicaID))
+	a.log.Info("listening", slog.String("addr", a.Addr), slog.String("storage", string(a.Store.Dialect())), slog.String("replica", a.replicaID),
+		slog.String("targets", strings.Join(a.targetList(), ",")))
 	return func(ctx context.Context) error {
 		err := errors.Join(srv.Shutdown(ctx), stopMetrics(ctx))
 		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {

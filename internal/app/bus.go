@@ -114,7 +114,7 @@ func (a *App) readyChecks() map[string]httpapi.Pinger {
 	if a.Bus != nil {
 		m["bus"] = a.Bus
 	}
-	if a.Jobs != nil {
+	if a.Jobs != nil && a.runsJobs() { // a process whose targets have no jobs starts no runner
 		m["jobs"] = a.Jobs
 	}
 	if a.replicaCheck != nil {

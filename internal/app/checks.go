@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"sync"
 
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/monitor/checks"
@@ -13,11 +12,12 @@ import (
 // Checks is the module that defines and runs health checks.
 const Checks = "checks"
 
-// initChecks builds the health check service and starts its scheduler. Every transition to down is
-// published to event-triggered standing orders as check_failed.
+// initChecks builds the health check service; its scheduler is the monitor target's work
+// (checkScheduler). Every transition to down is published to event-triggered standing orders as
+// check_failed.
 func (a *App) initChecks(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "checks"))
-	a.Checks = checks.New(checks.Config{Logger: a.log, Registerer: a.registry,
+	a.Checks = checks.New(checks.Config{Logger: a.log, Now: a.opts.Now, Registerer: a.registry,
 		OnTransition: func(ctx context.Context, c checks.Check, t checks.Transition) {
 			if t.To != checks.Down {
 				return
@@ -28,7 +28,12 @@ func (a *App) initChecks(ctx context.Context) (func(context.Context) error, erro
 				log.ErrorContext(ctx, "deliver check_failed to standing orders", slog.String("check_id", c.ID), slog.String("error", err.Error()))
 			}
 		}}, a.Store, a.Inventory, a.Guard, a.Audit)
-	sched := checks.NewScheduler(checks.SchedulerConfig{Logger: a.log, Registerer: a.registry,
+	return nil, nil
+}
+
+// checkScheduler is the scheduler that runs the health checks that are due.
+func (a *App) checkScheduler() *checks.Scheduler {
+	return checks.NewScheduler(checks.SchedulerConfig{Logger: a.log, Now: a.opts.Now, Registerer: a.registry,
 		Concurrency: a.cfg.CheckConcurrency, ResultRetention: a.cfg.CheckResultRetention,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)
@@ -40,9 +45,4 @@ func (a *App) initChecks(ctx context.Context) (func(context.Context) error, erro
 			}
 			return ids, err
 		}}, a.Checks)
-	// The scheduler outlives the start-up ctx on purpose: it runs until the module stops.
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Go(func() { sched.Run(lctx) })
-	return func(context.Context) error { cancel(); wg.Wait(); return nil }, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,14 +20,17 @@ import (
 	"github.com/it0/it0/internal/comm/telegram"
 	"github.com/it0/it0/internal/comm/twilio"
 	"github.com/it0/it0/internal/comm/wecom"
-	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/vault"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Comm is the module that reaches people (contacts, channels, escalation chains) and takes their answers.
-const Comm = "comm"
+// Comm modules: the service that reaches people (contacts, channels, escalation chains) and takes their
+// answers, and the deploy target that runs its work (escalation steps, retries, approval events).
+const (
+	CommService = "comm-service"
+	Comm        = "comm"
+)
 
 // CommConfig configures the providers of the comm channels, all from IT0_* environment variables. A
 // channel whose settings are missing reports itself unavailable and escalation chains skip it.
@@ -131,8 +133,8 @@ func linkSecret(jwtSecret string) []byte {
 	return m.Sum(nil)
 }
 
-// initComm builds the channels and the comm service and registers the escalation jobs. Comm follows the
-// approvals through their events (subscribed in initOps).
+// initComm builds the channels and the comm service. Its escalation jobs and its subscription to the
+// approval events are the comm target's work (initCommWork).
 func (a *App) initComm(ctx context.Context) (func(context.Context) error, error) {
 	c := a.cfg.Comm
 	tw := twilio.New(twilio.Config{AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioPhoneNumber, BaseURL: c.TwilioBaseURL,
@@ -150,7 +152,7 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 	agentID, _ := strconv.Atoi(c.WeComAgentID)
 	senders := []comm.Sender{tw.SMS(), tw.Voice(), tg,
 		email.New(email.Config{Host: c.SMTPHost, Port: port, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.SMTPFrom, TLS: c.SMTPTLS,
-			Auth: c.SMTPAuth, OAuth2: smtpTokens}),
+			Auth: c.SMTPAuth, OAuth2: smtpTokens, TLSConfig: a.opts.MailTLS}),
 		wecom.New(wecom.Config{CorpID: c.WeComCorpID, Secret: c.WeComSecret, AgentID: agentID, WebhookKey: c.WeComWebhookKey,
 			WebhookURL: c.WeComWebhookURL, BaseURL: c.WeComBaseURL, Cards: !c.WeComCallbackToken.IsZero()}),
 		fcm.New(fcm.Config{CredentialsFile: c.FCMCredentialsFile, BaseURL: c.FCMBaseURL, TokenURL: c.FCMTokenURL}),
@@ -161,7 +163,7 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 		return nil, fmt.Errorf("register it0_comm_messages_total: %w", err)
 	}
 	cs, err := comm.New(comm.Config{PublicURL: a.cfg.PublicURL, LinkSecret: linkSecret(a.cfg.JWTSecret), Schedule: a.schedule,
-		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log, Route: a.escalationRoute, Session: a.commSession,
+		CancelKey: a.Jobs.CancelKey, Twilio: tw, Telegram: tg, Logger: a.log, Now: a.opts.Now, Route: a.escalationRoute, Session: a.commSession,
 		OnMessage: func(m *comm.Message) {
 			msgs.WithLabelValues(m.Channel, m.Direction, m.Status).Inc()
 			if m.EscalationID != "" && m.Direction == comm.Outbound {
@@ -171,25 +173,6 @@ func (a *App) initComm(ctx context.Context) (func(context.Context) error, error)
 	if err != nil {
 		return nil, err
 	}
-	a.Jobs.Register(comm.JobStep, inTenant(func(ctx context.Context, j *jobs.Job) error {
-		var args struct {
-			ApprovalID string `json:"approval_id"`
-			Step       int    `json:"step"`
-		}
-		if err := json.Unmarshal(j.Args, &args); err != nil {
-			return jobs.Permanent(err)
-		}
-		return cs.RunStep(ctx, args.ApprovalID, args.Step)
-	}))
-	a.Jobs.Register(comm.JobRetry, inTenant(func(ctx context.Context, j *jobs.Job) error {
-		var args struct {
-			MessageID string `json:"message_id"`
-		}
-		if err := json.Unmarshal(j.Args, &args); err != nil {
-			return jobs.Permanent(err)
-		}
-		return cs.Retry(ctx, args.MessageID)
-	}))
 	for _, ch := range cs.ChannelStatus() {
 		if ch.Available {
 			a.log.Info("comm channel ready", slog.String("channel", ch.Channel))

@@ -154,7 +154,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.DataDir, "data-dir", env("IT0_DATA_DIR", "./it0-data"), "directory for embedded SQLite data (IT0_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", getenv("IT0_DATABASE_URL"), "PostgreSQL URL; empty = embedded SQLite (IT0_DATABASE_URL)")
 	fs.StringVar(&c.RedisURL, "redis-url", getenv("IT0_REDIS_URL"), "Redis URL of the event bus shared by replicas; empty = in-process bus (IT0_REDIS_URL)")
-	fs.StringVar(&c.Target, "target", env("IT0_TARGET", "all"), "comma-separated modules to run (IT0_TARGET); see -list-targets")
+	fs.StringVar(&c.Target, "target", env("IT0_TARGET", "all"), "comma-separated deploy targets to run: api, agent, ops, monitor, comm, voice, or all (IT0_TARGET); see -list-targets")
 	fs.StringVar(&c.LogLevel, "log-level", env("IT0_LOG_LEVEL", "info"), "debug, info, warn or error (IT0_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", env("IT0_LOG_FORMAT", "json"), "json or text (IT0_LOG_FORMAT)")
 	ttl := typed.duration("IT0_TOKEN_TTL", "1h")

@@ -132,7 +132,6 @@ func (a *App) registerOwnMetrics() error {
 	if err := a.registry.Register(c); err != nil {
 		return fmt.Errorf("register monitor metrics: %w", err)
 	}
-	a.Agent.OnRunEnd(a.metrics.runEnded)
 	// it0_escalations_total counts approvals opened by unattended runs (escalations beyond a standing
 	// order's boundary). The comm module may own the counter; if it registered one, that one counts.
 	var esc prometheus.Counter = prometheus.NewCounter(prometheus.CounterOpts{Name: "it0_escalations_total", Help: "Escalations to humans from unattended runs."})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/it0/it0/internal/errs"
@@ -17,19 +16,20 @@ import (
 	"github.com/it0/it0/internal/monitor/promapi"
 )
 
-// Monitoring modules: Metrics collects server metrics and evaluates alert rules on them; Monitor is the
-// design's monitor target, metrics and health checks together.
+// Monitoring modules: Metrics is the service that collects server metrics and evaluates alert rules on
+// them; Monitor is the design's monitor target, which runs the collectors and the health checks.
 const (
 	Metrics = "metrics"
 	Monitor = "monitor"
 )
 
-// initMetrics builds metrics and alerting and starts the collector loop. Alerts are published to
-// event-triggered standing orders (alert_fired, alert_resolved); a rule's runbook is started through
-// ops; every sample also feeds threshold-triggered standing orders.
+// initMetrics builds metrics and alerting; the collector loop is the monitor target's work
+// (initMonitorWork). Alerts are published to event-triggered standing orders (alert_fired,
+// alert_resolved); a rule's runbook is started through ops; every sample also feeds threshold-triggered
+// standing orders.
 func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "monitor"))
-	a.Alerts = alerts.New(alerts.Config{Logger: a.log,
+	a.Alerts = alerts.New(alerts.Config{Logger: a.log, Now: a.opts.Now,
 		Remediator: alerts.NewRunbookRemediator(a.Ops, a.cfg.RemediationMaxRisk).WithServerNames(a.serverName),
 		CheckRunbook: func(ctx context.Context, id string) error {
 			_, err := a.Ops.Runbook(ctx, id)
@@ -45,7 +45,7 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 				log.ErrorContext(ctx, "deliver alert to standing orders", slog.String("event_id", ev.ID), slog.String("error", err.Error()))
 			}
 		}}, a.Store, a.Audit)
-	a.Metrics = metrics.New(metrics.Config{Logger: a.log,
+	a.Metrics = metrics.New(metrics.Config{Logger: a.log, Now: a.opts.Now,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)
 			ids := make([]string, 0, len(list))
@@ -65,14 +65,9 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 			}
 		}}, a.Store, a.Inventory, nodeexporter.New(nil), promapi.New(nil), a.Audit)
 	a.Agent.AddTools(alerts.NewTools(a.Alerts))
-	if err := a.registerOwnMetrics(); err != nil {
-		return nil, err
-	}
-	// The loop outlives the start-up ctx on purpose: it runs until the module stops.
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Go(func() { a.Metrics.Run(lctx) })
-	return func(context.Context) error { cancel(); wg.Wait(); return nil }, nil
+	// Runs are counted where they end (the agent target).
+	a.Agent.OnRunEnd(a.metrics.runEnded)
+	return nil, nil
 }
 
 // monitoring is the API's view of the module (nil when it is not running here).

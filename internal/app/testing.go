@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"path/filepath"
 	"time"
 
 	"github.com/it0/it0/internal/agent"
@@ -18,7 +20,8 @@ type Options struct {
 	// Store is used instead of opening one from DataDir/DatabaseURL (a test's random PostgreSQL schema
 	// prefix or temporary SQLite directory). It is migrated at start; the caller closes it.
 	Store *store.DB
-	// Now is the clock every module reads (audit, auth, agent, approvals, jobs); nil is the wall clock.
+	// Now is the clock every module reads (audit, auth, agent, approvals, jobs, ops, comm, monitoring);
+	// nil is the wall clock.
 	Now func() time.Time
 	// Engines, when not nil, are the agent engines instead of those Config describes (claude CLI,
 	// Anthropic, OpenAI); an empty non-nil slice leaves every engine unavailable.
@@ -30,10 +33,22 @@ type Options struct {
 	// BeforeSchedule, when set, runs before every durable job is scheduled; its error is returned in
 	// place of scheduling (a test injects "the job database is unreachable").
 	BeforeSchedule func(ctx context.Context, kind string) error
+	// MailTLS, when set, is the SMTP client's TLS configuration (a test trusts its SMTP server's CA).
+	MailTLS *tls.Config
+	// Manual keeps the loops that act on their own from starting: the job runner (the test calls
+	// Jobs.RunDue), the health check scheduler (Checks.Run), the metrics collector (the collect endpoint),
+	// and the periodic repair and interrupted-run passes (they still run once at start). A test that moves
+	// its clock then decides when the work it made due runs, and nothing else runs it in between.
+	Manual bool
 }
 
 // SetOptions sets the test options; call it after New and before Start.
 func (a *App) SetOptions(o Options) { a.opts = o }
+
+// SkillsDir is the directory the agent keeps tenant tid's skills in, for Claude Code to read.
+func (a *App) SkillsDir(tid string) string {
+	return filepath.Join(a.workspaceDir(tid), ".claude", "skills")
+}
 
 // engines returns the test engines when set, else built.
 func (a *App) engines(built []agent.Engine) []agent.Engine {
@@ -42,3 +57,6 @@ func (a *App) engines(built []agent.Engine) []agent.Engine {
 	}
 	return built
 }
+
+// loops reports whether the modules start their own background loops (always, except in a Manual test).
+func (a *App) loops() bool { return !a.opts.Manual }

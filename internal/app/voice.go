@@ -21,8 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Voice is the module of the voice gateway: the console's voice and escalation calls that talk.
-const Voice = "voice"
+// Voice modules: the voice gateway's service (the console's voice and escalation calls that talk), and
+// the deploy target that serves its streams (/ws/voice, /api/v1/twilio/media) and runs their pipelines.
+const (
+	VoiceService = "voice-service"
+	Voice        = "voice"
+)
 
 // VoiceConfig selects the speech engines (IT0_STT*, IT0_TTS*) and limits of the voice gateway.
 type VoiceConfig struct {
@@ -167,9 +171,14 @@ func voiceSecret(jwtSecret string) []byte {
 }
 
 // initVoice builds the gateway with its engines and metrics. Without engines it still answers (503 with
-// what to set), and escalation calls keep the keypad.
+// what to set), and escalation calls keep the keypad. The speech engines are loaded only where voice
+// streams run or escalation calls are placed (the voice and comm targets): elsewhere the gateway serves
+// its records without them.
 func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 	c := a.cfg.Voice
+	if !a.runs(Voice) && !a.runs(Comm) {
+		c.STT, c.TTS, c.VAD = "", "", "energy"
+	}
 	stt, tts, closeSpeech, err := c.engines()
 	if err != nil {
 		return nil, err

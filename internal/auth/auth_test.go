@@ -98,29 +98,3 @@ func TestRoles(t *testing.T) {
 		t.Error("manage_tenants follows the platform-admin flag, not the role")
 	}
 }
-
-func TestThrottle(t *testing.T) {
-	t.Parallel()
-	th := newThrottle(2, time.Second, 4*time.Second, time.Hour)
-	now := time.Unix(0, 0)
-	// Ensure the free failures cost nothing, then the delay doubles up to the cap.
-	for _, want := range []time.Duration{0, 0, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
-		if got := th.wait("k", now); got != want {
-			t.Fatalf("wait %v, want %v", got, want)
-		}
-		th.fail("k", now)
-	}
-	if th.wait("other", now) != 0 {
-		t.Error("keys are not independent")
-	}
-	if got := th.wait("k", now.Add(3*time.Second)); got != time.Second {
-		t.Errorf("the delay counts from the last failure: %v", got)
-	}
-	if th.wait("k", now.Add(time.Hour)) != 0 {
-		t.Error("failures are not forgotten")
-	}
-	th.reset("k")
-	if th.wait("k", now) != 0 {
-		t.Error("reset did not clear")
-	}
-}

@@ -58,6 +58,7 @@ type Config struct {
 	TokenTTL  time.Duration // access token lifetime; default 1h
 	Argon2    Argon2Params  // zero means DefaultArgon2
 	Login     LoginLimits
+	Limits    LimitStore // where the login limits keep their counts; nil: in memory (NewMemoryLimits)
 	Now       func() time.Time
 }
 
@@ -99,6 +100,9 @@ func (c *Config) setDefaults() error {
 		c.Argon2 = DefaultArgon2
 	}
 	c.Login.setDefaults()
+	if c.Limits == nil {
+		c.Limits = NewMemoryLimits()
+	}
 	if c.Now == nil {
 		c.Now = func() time.Time { return time.Now().UTC() }
 	}
@@ -110,12 +114,9 @@ type Service struct {
 	cfg      Config
 	store    Store
 	audit    AuditLog
-	attempts *limiter  // per IP, failed or not
-	pairs    *throttle // failures per (account, IP)
-	ipFails  *throttle // failures per IP
-	accounts *throttle // failures per account, from IPs it is not known at
-	knownIPs *recent   // (account, IP) pairs that signed in
-	dummy    string    // a hash to check against when the email is unknown, so timing does not tell
+	attempts *limiter // per IP, failed or not
+	limits   loginLimits
+	dummy    string // a hash to check against when the email is unknown, so timing does not tell
 
 	statusMu sync.Mutex
 	status   map[string]cachedStatus
@@ -148,10 +149,7 @@ func New(cfg Config, store Store, log AuditLog) (*Service, error) {
 	return &Service{
 		cfg: cfg, store: store, audit: log, dummy: dummy,
 		attempts: newLimiter(cfg.Login.AttemptsPerIP, time.Minute),
-		pairs:    newThrottle(cfg.Login.FreePerPair, cfg.Login.BaseDelay, cfg.Login.MaxDelay, cfg.Login.ForgetAfter),
-		ipFails:  newThrottle(cfg.Login.FreePerIP, cfg.Login.BaseDelay, cfg.Login.MaxDelay, cfg.Login.ForgetAfter),
-		accounts: newThrottle(cfg.Login.FreePerAccount, cfg.Login.BaseDelay, cfg.Login.MaxDelay, cfg.Login.ForgetAfter),
-		knownIPs: newRecent(cfg.Login.KnownIPLifetime, 100000),
+		limits:   newLoginLimits(cfg.Login, cfg.Limits, cfg.JWTSecret),
 		status:   map[string]cachedStatus{},
 		users:    map[string]cachedUser{},
 	}, nil
@@ -179,18 +177,18 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Token,
 	if strings.ContainsRune(email, 0) || !utf8.ValidString(email) {
 		return Token{}, errBadLogin
 	}
-	acctKey, ipKey, pairKey := email, ip, email+"\x00"+ip
-	if blocked, wait := s.attempts.blocked(ipKey, now); blocked {
+	if blocked, wait := s.attempts.blocked(ip, now); blocked {
 		return Token{}, rateLimited(wait)
 	}
-	wait := max(s.pairs.wait(pairKey, now), s.ipFails.wait(ipKey, now))
-	if !s.knownIPs.has(pairKey, now) {
-		wait = max(wait, s.accounts.wait(acctKey, now))
+	keys := s.limits.keys(email, ip)
+	wait, err := s.limits.wait(ctx, keys, now)
+	if err != nil {
+		return Token{}, err
 	}
 	if wait > 0 {
 		return Token{}, rateLimited(wait)
 	}
-	s.attempts.add(ipKey, now)
+	s.attempts.add(ip, now)
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return Token{}, err
@@ -201,9 +199,9 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Token,
 	}
 	ok, herr := CheckPassword(hash, password)
 	if u == nil || herr != nil || !ok || u.Status != UserActive {
-		s.pairs.fail(pairKey, now)
-		s.ipFails.fail(ipKey, now)
-		s.accounts.fail(acctKey, now)
+		if err := s.limits.fail(ctx, keys, now); err != nil {
+			return Token{}, err
+		}
 		rec := audit.Record{Action: "auth.login_failed", ResourceType: "user", Description: "failed login for " + email}
 		if u != nil {
 			rec.ResourceID = u.ID
@@ -223,9 +221,9 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Token,
 	if t.Status != TenantActive && !u.PlatformAdmin {
 		return Token{}, ErrTenantSuspended
 	}
-	// The account-wide count is kept: the owner signing in must not buy an attacker elsewhere more guesses.
-	s.pairs.reset(pairKey)
-	s.knownIPs.add(pairKey, now)
+	if err := s.limits.succeeded(ctx, keys, now); err != nil {
+		return Token{}, err
+	}
 	tok, err := signJWT(s.cfg.JWTSecret, u, now, s.cfg.TokenTTL)
 	if err != nil {
 		return Token{}, fmt.Errorf("sign token: %w", err)

@@ -98,8 +98,13 @@ type agentFixture struct {
 }
 
 func newAgentFixture(t *testing.T, steps []scriptStep) *agentFixture {
+	return newAgentFixtureWith(t, appKnobs{engines: []agent.Engine{&scriptEngine{name: agent.EngineClaudeAPI, steps: steps}}})
+}
+
+// newAgentFixtureWith is newAgentFixture on an app built with the knobs k (its engines, its loops).
+func newAgentFixtureWith(t *testing.T, k appKnobs) *agentFixture {
 	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.11", Password: true})
-	b := setupWith(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI, steps: steps})
+	b := setupAppWith(t, storetest.OpenSQLite, k)
 	_, tok := b.newTenant("agent")
 	f := &invFixture{testBundle: b, tok: tok}
 	r := b.do("POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "pw", "type": "ssh_password", "secret": target.Password.Reveal()})
@@ -270,12 +275,15 @@ func TestAgentApprovalSurvivesRestart(t *testing.T) {
 	evs := f.watch(t, sid, 0, func(e agent.Event) bool { return e.Type == agent.EventApprovalRequired })
 	ap := evs[len(evs)-1]
 	tid := f.tenantOf(f.tok)
-	f.srv.Agent.Close() // the process goes away while the approval is pending
-	f.http.Close()
-	restarted := newAgentService(t, f.testBundle, &scriptEngine{name: agent.EngineClaudeAPI, steps: opsScript[1:2]})
-	f.serve(restarted)
+	// The process goes away while the approval is pending; IT0 starts again on the same data.
+	f.restart(&scriptEngine{name: agent.EngineClaudeAPI, steps: opsScript[1:2]})
+	restarted := f.agentSvc.Load()
 	if n, err := restarted.InterruptedRuns(tenant.WithID(context.Background(), tid)); err != nil || n != 0 {
 		t.Errorf("a paused session was treated as interrupted: %d %v", n, err)
+	}
+	// The start-up pass (which marks interrupted runs) left it waiting too.
+	if s := f.do("GET", "/api/v1/agent/sessions/"+sid, f.tok, nil); s.body["status"] != string(agent.StatusAwaitingApproval) {
+		t.Errorf("after the restart the paused session is %s", s.raw)
 	}
 	if r := f.do("POST", "/api/v1/agent/approvals/"+ap.ApprovalID+"/approve", f.tok, nil); r.status != 200 {
 		t.Fatalf("approve after restart: %d %s", r.status, r.raw)
@@ -377,12 +385,10 @@ func (b *testBundle) tenantOf(tok string) string {
 	return r.body["tenant"].(map[string]any)["id"].(string)
 }
 
-// TODO(bundle): build it with setupApp; the app keeps skills under <data-dir>/workspaces/<tenant>/.claude/skills,
-// and the test looks under b.skillsRoot/<tenant>.
 func TestSkills(t *testing.T) {
 	t.Parallel()
 	tasks := make(chan agent.Task, 4)
-	b := setupWith(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI, seen: func(t agent.Task) { tasks <- t }})
+	b := setupApp(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI, seen: func(t agent.Task) { tasks <- t }})
 	tid, tok := b.newTenant("skills")
 	r := b.do("GET", "/api/v1/agent/skills", tok, nil)
 	for _, name := range []string{"inspect", "deploy", "rollback", "cleanup", "diagnose", "scale", "backup-check", "security-audit"} {
@@ -404,7 +410,7 @@ func TestSkills(t *testing.T) {
 		t.Errorf("bad skill: %d %s", r.status, r.raw)
 	}
 	// The skill is on disk for Claude Code, and a skill dropped into the directory is imported by sync.
-	root := filepath.Join(b.skillsRoot, tid)
+	root := b.skillsDir(tid)
 	if _, err := os.Stat(filepath.Join(root, "nginx-check", "SKILL.md")); err != nil {
 		t.Errorf("skill not written to the workspace: %v", err)
 	}

@@ -16,12 +16,10 @@ import (
 // pass does). The decision then resumes the session, which sees the rejection.
 func TestApprovalTimeoutWithoutTrigger(t *testing.T) {
 	t.Parallel()
-	f := newAgentFixture(t, nil)
 	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: map[string][]scriptStep{
 		"L2": {{agent.ToolRunCommand, `{"server":"web-1","command":"apt-get install -y nginx"}`}},
 	}}
-	svc := newAgentService(t, f.testBundle, eng)
-	f.serve(svc)
+	f := newAgentFixtureWith(t, appKnobs{engines: []agent.Engine{eng}, manual: true}) // the sweep runs at RunDue
 	ctx := context.Background()
 	due := func() {
 		t.Helper()

@@ -88,13 +88,14 @@ func TestContract(t *testing.T) {
 }
 
 // TestCrossTenant tries every endpoint that takes an id with another tenant's ids and tokens.
-// TODO(bundle): build it with setupApp; the app wires the voice routes, and this test has no voice
-// session id to try on them yet.
 func TestCrossTenant(t *testing.T) {
 	t.Parallel()
+	speech := speechServer(t, "yes") // voice is configured, so tenant a can open a voice session
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
-		b := setupWith(t, open, &scriptEngine{name: agent.EngineClaudeAPI, steps: []scriptStep{
-			{agent.ToolRunCommand, `{"server":"a-server","command":"systemctl restart nginx"}`}}})
+		b := setupAppWith(t, open, appKnobs{engines: []agent.Engine{&scriptEngine{name: agent.EngineClaudeAPI, steps: []scriptStep{
+			{agent.ToolRunCommand, `{"server":"a-server","command":"systemctl restart nginx"}`}}}},
+			env: map[string]string{"IT0_STT_BASE_URL": speech, "IT0_STT_MODEL": "whisper", "IT0_TTS_BASE_URL": speech, "IT0_TTS_MODEL": "kokoro",
+				"IT0_TTS_VOICE_ZH": "zf_xiaobei", "IT0_TTS_VOICE_EN": "af_heart", "IT0_VAD": "energy"}})
 		aID, aTok := b.newTenant("tenant-a")
 		_, bTok := b.newTenant("tenant-b")
 		aUser, _ := b.newUser(aTok, "secret-user@tenant-a.example", auth.RoleOperator)
@@ -146,6 +147,11 @@ func TestCrossTenant(t *testing.T) {
 		aContact := b.do("POST", "/api/v1/comm/contacts", aTok, map[string]any{"name": "a-contact", "audience": "primary", "phone": "+8613800009999"})
 		ids["/api/v1/comm/contacts/"], ids["/api/v1/comm/escalations/"] = aContact.body["id"].(string), aApproval
 		ids["/api/v1/monitor/checks/"] = aCheck.body["id"].(string)
+		aVoice := b.do("POST", "/api/v1/voice/sessions", aTok, map[string]string{"session_id": aSession})
+		if aVoice.status != 201 {
+			t.Fatalf("tenant a voice session: %d %s", aVoice.status, aVoice.raw)
+		}
+		ids["/api/v1/voice/sessions/"] = aVoice.body["id"].(string)
 		// Monitoring: a source, a rule, and the alert a pushed sample fires.
 		aSource := b.do("POST", "/api/v1/monitor/sources", aTok, map[string]any{"name": "a-src", "type": "ssh", "selector": map[string]any{"server_ids": []string{aServerID}}})
 		aRule := b.do("POST", "/api/v1/monitor/alert-rules", aTok, map[string]any{"name": "a-rule", "metric_type": "cpu_usage",

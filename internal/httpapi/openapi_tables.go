@@ -238,7 +238,7 @@ var enumByField = map[string][]any{
 	"*.severity":                       anys(comm.Severities...),
 	"*.preferred_channel":              anys(comm.Channels...),
 	"*.audience":                       anys(comm.Audiences...),
-	"agentapi.Session.status":          anys(sessionStatuses...), // agent.Session is an alias of it
+	"agentapi.Session.status":          anys(sessionStatuses...),
 	"approval.Approval.status":         anys(approvalStatuses...),
 	"ops.Task.status":                  anys(taskStatuses...),
 	"ops.StandingOrder.status":         anys(orderStatuses...),

@@ -45,10 +45,9 @@ type orderFixture struct {
 func newOrderFixture(t *testing.T, eng *scriptEngine) *orderFixture {
 	t.Helper()
 	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.17"})
-	b := setupWith(t, storetest.OpenSQLite, eng)
+	b := setupApp(t, storetest.OpenSQLite, eng)
 	notices := &noticeLog{}
-	b.notifier = notices
-	b.serve(newAgentService(t, b, eng))
+	b.notifier = notices // the app's notifier hands the reports to it from now on
 	_, tok := b.newTenant("boundary")
 	f := &invFixture{testBundle: b, tok: tok}
 	r := b.do("POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "key", "type": "ssh_key", "secret": target.UserKey.Reveal()})
@@ -194,7 +193,12 @@ func TestReportNamesApprover(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if report == nil || !strings.Contains(report.Subject, "经 admin@boundary.example 批准") || strings.Contains(report.Subject, "自动") {
+	// The report names people by their name (the tenant admin's defaults to its email's local part).
+	me := f.do("GET", "/api/v1/auth/me", f.tok, nil).body["user"].(map[string]any)
+	if me["name"] != "admin" {
+		t.Fatalf("approver's name: %v", me)
+	}
+	if report == nil || !strings.Contains(report.Subject, "经 admin 批准") || strings.Contains(report.Subject, "自动") {
 		t.Errorf("report: %+v", report)
 	}
 }

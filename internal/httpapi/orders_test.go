@@ -91,7 +91,9 @@ func TestStandingOrderLifecycle(t *testing.T) {
 		t.Errorf("executions after approval: %v", statuses)
 	}
 
-	// A rejected escalation aborts the run.
+	// A rejected escalation aborts the run. It starts a moment later (every module reads the bundle's
+	// clock, so the newest execution below is this run's, not the skipped one's at the same instant).
+	b.now.Advance(time.Second)
 	run = b.do("POST", "/api/v1/ops/standing-orders/"+id+"/run", tok, nil).body["session_id"].(string)
 	evs = af.watch(t, run, 0, func(e agent.Event) bool { return e.Type == agent.EventApprovalRequired })
 	if r := b.do("POST", "/api/v1/ops/approvals/"+evs[len(evs)-1].ApprovalID+"/reject", tok, map[string]string{"reason": "not at night"}); r.status != 200 {

@@ -15,12 +15,11 @@ import (
 // change the timeouts, and a human decision before the timeout wins.
 func TestApprovalTimeouts(t *testing.T) {
 	t.Parallel()
-	f := newAgentFixture(t, nil)
 	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: map[string][]scriptStep{
 		"L1": {{agent.ToolRunCommand, `{"server":"web-1","command":"systemctl restart nginx"}`}},
 		"L2": {{agent.ToolRunCommand, `{"server":"web-1","command":"apt-get install -y nginx"}`}},
 	}}
-	f.serve(newAgentService(t, f.testBundle, eng))
+	f := newAgentFixtureWith(t, appKnobs{engines: []agent.Engine{eng}, manual: true}) // timeouts fire at RunDue
 	ctx := context.Background()
 	due := func() {
 		t.Helper()

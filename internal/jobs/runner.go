@@ -32,6 +32,8 @@ type Runner struct {
 	id    string        // locked_by of this runner's claims
 	lease time.Duration // how long a claim holds a job
 
+	comp *completer // outcomes not yet written
+
 	mu       sync.Mutex
 	handlers map[string]Handler
 	running  map[int64]context.CancelFunc // handlers in flight, for Cancel
@@ -60,6 +62,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		log:      cfg.Logger.With("component", "jobs"),
 		id:       hex.EncodeToString(b),
 		lease:    cfg.Timeout + leaseMargin,
+		comp:     newCompleter(),
 		handlers: map[string]Handler{},
 		running:  map[int64]context.CancelFunc{},
 		wake:     make(chan struct{}, 1),
@@ -270,24 +273,47 @@ func kindFilter(kinds []string) (string, []any) {
 	return "kind IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(kinds)), ", ") + ")", args
 }
 
-// claim marks up to limit due jobs of the registered kinds as running under this runner's lease and
-// returns them, oldest due first.
+// claim writes the queued outcomes (see complete.go), then marks up to limit due jobs of the registered
+// kinds as running under this runner's lease and returns them, oldest due first. On PostgreSQL both are one
+// statement, so one commit.
 func (r *Runner) claim(ctx context.Context, limit int) ([]*Job, error) {
 	kinds := r.kinds()
 	if len(kinds) == 0 || limit <= 0 {
 		return nil, nil
 	}
+	batch := r.comp.take()
+	if batch != nil {
+		defer r.comp.written()
+		// The outcomes must be written even when ctx ends (a stopping runner records what it ran).
+		var cancel context.CancelFunc
+		ctx, cancel = recordCtx(ctx)
+		defer cancel()
+	}
+	if r.cfg.Dialect == SQLite && batch != nil {
+		if _, err := r.stmts.Exec(ctx, r.db, sqliteFinish, encodeBatch(batch), r.id); err != nil {
+			return nil, r.lost(ctx, batch, err)
+		}
+		batch = nil
+	}
 	now := r.now()
 	filter, kindArgs := kindFilter(kinds)
-	var query string
+	var (
+		query string
+		args  []any
+	)
 	if r.cfg.Dialect == Postgres {
-		// The CTE is evaluated once; SKIP LOCKED makes concurrent claimers take disjoint rows, and the
-		// locked rows are re-checked against the WHERE clause after the lock is granted.
-		query = `WITH due AS (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= ? AND ` + filter + `
+		// The finish CTE runs to completion whether or not the rest reads it; it touches only rows
+		// running under this runner, the claim only pending ones. The due CTE is evaluated once; SKIP
+		// LOCKED makes concurrent claimers take disjoint rows, and the locked rows are re-checked against
+		// the WHERE clause after the lock is granted.
+		query = `WITH finish AS (` + postgresFinish + `),
+			due AS (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= ? AND ` + filter + `
 			ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED)
 			UPDATE jobs AS j SET state = 'running', attempt = j.attempt + 1, locked_by = ?, locked_until = ?
 			FROM due WHERE j.id = due.id
 			RETURNING j.id, j.kind, j.args, j.tenant_id, j.unique_key, j.run_at, j.attempt, j.max_attempts`
+		args = append([]any{encodeBatch(batch), r.id, now.UnixMicro()}, kindArgs...)
+		args = append(args, limit, r.id, now.Add(r.lease).UnixMicro())
 	} else {
 		// One statement: SQLite holds the write lock for all of it, so no other connection can claim
 		// the same rows.
@@ -295,13 +321,17 @@ func (r *Runner) claim(ctx context.Context, limit int) ([]*Job, error) {
 			WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= ? AND ` + filter + `
 			ORDER BY run_at, id LIMIT ?)
 			RETURNING id, kind, args, tenant_id, unique_key, run_at, attempt, max_attempts`
-	}
-	var args []any
-	if r.cfg.Dialect == Postgres {
-		args = append(append([]any{now.UnixMicro()}, kindArgs...), limit, r.id, now.Add(r.lease).UnixMicro())
-	} else {
 		args = append(append([]any{r.id, now.Add(r.lease).UnixMicro(), now.UnixMicro()}, kindArgs...), limit)
 	}
+	list, err := r.claimed(ctx, query, args)
+	if err != nil && batch != nil {
+		return nil, r.lost(ctx, batch, err)
+	}
+	return list, err
+}
+
+// claimed runs a claim query and returns its jobs, oldest due first.
+func (r *Runner) claimed(ctx context.Context, query string, args []any) ([]*Job, error) {
 	rows, err := r.stmts.Query(ctx, r.db, r.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
@@ -369,7 +399,8 @@ const (
 	snoozed     // the handler asked to run again later (Snooze)
 )
 
-// work runs one claimed job and records how it ended. base is cancelled when the runner must stop.
+// work runs one claimed job and queues how it ended (see complete.go). base is cancelled when the runner
+// must stop.
 func (r *Runner) work(base context.Context, j *Job) {
 	r.mu.Lock()
 	h := r.handlers[j.Kind]
@@ -396,18 +427,15 @@ func (r *Runner) work(base context.Context, j *Job) {
 	default:
 		oc = retry
 	}
-	// Record the outcome even when base is cancelled: the row must not stay running until its lease ends.
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(base), 10*time.Second)
-	defer rcancel()
-	if ferr := r.finish(rctx, j, oc, err); ferr != nil {
-		r.log.ErrorContext(rctx, "record job outcome", slog.Int64("job_id", j.ID), slog.String("job_kind", j.Kind), slog.Any("error", ferr))
-	}
+	// Queue the outcome even when base is cancelled: the row must not stay running until its lease ends.
+	r.comp.add(r.result(j, oc, err))
 	if err != nil && oc != snoozed {
+		lctx := context.WithoutCancel(base)
 		lvl := slog.LevelWarn
 		if oc == failed {
 			lvl = slog.LevelError
 		}
-		r.log.Log(rctx, lvl, "job failed", slog.Int64("job_id", j.ID), slog.String("job_kind", j.Kind),
+		r.log.Log(lctx, lvl, "job failed", slog.Int64("job_id", j.ID), slog.String("job_kind", j.Kind),
 			slog.Int("attempt", j.Attempt), slog.Int("max_attempts", j.MaxAttempts), slog.Bool("will_retry", oc == retry || oc == interrupted),
 			slog.Duration("duration", time.Since(start)), slog.Any("error", err))
 	}
@@ -426,68 +454,175 @@ func call(ctx context.Context, h Handler, j *Job) (err error) {
 	return h(ctx, j)
 }
 
-// finish records a run's outcome, unless the job was cancelled or reclaimed meanwhile (then the row is no
-// longer running under this runner's id and nothing changes).
-func (r *Runner) finish(ctx context.Context, j *Job, oc outcome, runErr error) error {
-	now := r.now()
-	msg := ""
-	if runErr != nil {
-		msg = runErr.Error()
-	}
-	const mine = ` WHERE id = ? AND state = 'running' AND locked_by = ?`
-	var (
-		query string
-		args  []any
-	)
-	switch oc {
-	case succeeded:
-		query, args = `UPDATE jobs SET state = 'done', finished_at = ?, last_error = '', locked_by = ''`+mine, []any{now.UnixMicro()}
-	case failed:
-		query, args = `UPDATE jobs SET state = 'failed', finished_at = ?, last_error = ?, locked_by = ''`+mine, []any{now.UnixMicro(), msg}
-	case retry:
-		next := now.Add(r.cfg.Backoff(j.Attempt))
-		query, args = `UPDATE jobs SET state = 'pending', run_at = ?, last_error = ?, locked_by = ''`+mine, []any{next.UnixMicro(), msg}
-	case interrupted:
-		query, args = `UPDATE jobs SET state = 'pending', attempt = attempt - 1, last_error = ?, locked_by = ''`+mine, []any{msg}
-	case snoozed:
-		var s *snoozeError
-		errors.As(runErr, &s)
-		query, args = `UPDATE jobs SET state = 'pending', run_at = ?, attempt = attempt - 1, last_error = '', locked_by = ''`+mine,
-			[]any{now.Add(s.after).UnixMicro()}
-	}
-	if _, err := r.stmts.Exec(ctx, r.db, r.q(query), append(args, j.ID, r.id)...); err != nil {
-		return fmt.Errorf("finish job %d: %w", j.ID, err)
-	}
-	return nil
-}
-
 // RunDue claims and runs every job due at Config.Now, up to Config.Workers at a time, and returns when
-// none is left due, with how many runs it made. Jobs that handlers enqueue due now run too; retries
-// scheduled in the future do not. It first ends expired leases. Tests call it after moving their clock;
-// it can also drive a runner from an external scheduler instead of Start. Cancelling ctx interrupts the
-// handlers; their jobs go back to pending without using an attempt.
+// none is left due, with how many runs it made, once their outcomes are recorded. Jobs that handlers
+// enqueue due now run too; retries scheduled in the future do not. It first ends expired leases. Tests call
+// it after moving their clock; it can also drive a runner from an external scheduler instead of Start.
+// Cancelling ctx interrupts the handlers; their jobs go back to pending without using an attempt.
 func (r *Runner) RunDue(ctx context.Context) (int, error) {
 	if _, err := r.rescue(ctx, false); err != nil {
 		return 0, err
 	}
+	p := r.newPool(ctx)
 	total := 0
+	settled := false // every outcome is written and nothing was claimed since
+	var err error
 	for {
-		list, err := r.claim(ctx, r.cfg.Workers)
-		if err != nil {
-			return total, err
+		if err = ctx.Err(); err != nil {
+			break
 		}
-		if len(list) == 0 {
-			return total, nil
+		p.reap()
+		if p.claimable() {
+			var list []*Job
+			var free int
+			if list, free, err = p.claim(ctx); err != nil {
+				break
+			}
+			total += len(list)
+			if len(list) > 0 {
+				settled = false
+			}
+			if len(list) == free {
+				continue // there may be more due
+			}
+			if p.busy == 0 {
+				// Nothing runs and nothing was due. Once the outcomes are written, a job they made due
+				// (snoozed or retried to now) can be claimed; when none is, RunDue is done.
+				if settled {
+					break
+				}
+				rctx, cancel := recordCtx(ctx)
+				err = r.settle(rctx)
+				cancel()
+				if err != nil {
+					break
+				}
+				settled = true
+				continue
+			}
 		}
-		var wg sync.WaitGroup
-		for _, j := range list {
-			wg.Go(func() { r.work(ctx, j) })
+		if p.reap() > 0 && p.claimable() {
+			continue // handlers returned meanwhile: their outcomes ride with the next claim
 		}
-		wg.Wait()
-		total += len(list)
-		if err := ctx.Err(); err != nil {
-			return total, err
+		p.wait(nil, nil, p.waitLimit(r.flushWait(ctx)))
+	}
+	p.wg.Wait()
+	rctx, cancel := recordCtx(ctx)
+	defer cancel()
+	if serr := r.settle(rctx); err == nil {
+		err = serr
+	}
+	return total, err
+}
+
+// flushWait writes the queued outcomes if they should not wait any longer for a claim, and otherwise
+// returns how long they may (0: no outcome waits).
+func (r *Runner) flushWait(ctx context.Context) time.Duration {
+	n, since := r.comp.queued()
+	if n == 0 {
+		return 0
+	}
+	left := completionDelay - time.Since(since)
+	if left <= 0 {
+		rctx, cancel := recordCtx(ctx)
+		defer cancel()
+		r.flush(rctx) // a failure is logged; the jobs run again after their lease
+		return 0
+	}
+	return left
+}
+
+// pool runs claimed jobs, each on a goroutine of its own, at most Config.Workers at once. It is used by
+// one goroutine (the Start loop, or RunDue's caller).
+type pool struct {
+	r        *Runner
+	base     context.Context // cancelled when the handlers must stop
+	busy     int             // handlers started and not yet counted as returned
+	cool     time.Time       // after a full claim, no partial claim before this (see claimable)
+	finished chan struct{}   // one value per handler that returned
+	wg       sync.WaitGroup
+}
+
+func (r *Runner) newPool(base context.Context) *pool {
+	return &pool{r: r, base: base, finished: make(chan struct{}, r.cfg.Workers)}
+}
+
+func (p *pool) free() int { return p.r.cfg.Workers - p.busy }
+
+// claimable reports whether to claim now: when nothing runs, or once a quarter of the workers are free, so
+// that a burst is claimed in batches rather than one job per finished job (each claim is a write, and a
+// commit). While a backlog is being drained (the last claim filled every free worker) a partial claim
+// also waits out a cooldown as long as that claim took: handlers faster than a claim (most are) have
+// returned by then, so the next claim fills every worker instead of alternating part-batches.
+func (p *pool) claimable() bool {
+	free := p.free()
+	return free > 0 && (p.busy == 0 || free >= max(1, p.r.cfg.Workers/4) && !time.Now().Before(p.cool))
+}
+
+// claim claims jobs for the free workers and starts them. It returns them and how many workers were free.
+func (p *pool) claim(ctx context.Context) ([]*Job, int, error) {
+	free := p.free()
+	start := time.Now()
+	list, err := p.r.claim(ctx, free)
+	p.cool = time.Time{}
+	if len(list) == free {
+		p.cool = time.Now().Add(time.Since(start))
+	}
+	p.run(list)
+	return list, free, err
+}
+
+// waitLimit returns how long the pool may wait for a handler to return: d (0: no limit), or less when a
+// claim's cooldown ends sooner.
+func (p *pool) waitLimit(d time.Duration) time.Duration {
+	if p.busy == 0 || p.free() < max(1, p.r.cfg.Workers/4) {
+		return d
+	}
+	if c := time.Until(p.cool); c > 0 && (d == 0 || c < d) {
+		return c
+	}
+	return d
+}
+
+// run starts a handler for each job.
+func (p *pool) run(list []*Job) {
+	for _, j := range list {
+		p.busy++
+		p.wg.Go(func() {
+			p.r.work(p.base, j)
+			p.finished <- struct{}{}
+		})
+	}
+}
+
+// reap counts the handlers that have returned, without waiting, and returns how many it counted.
+func (p *pool) reap() int {
+	n := 0
+	for {
+		select {
+		case <-p.finished:
+			p.busy--
+			n++
+		default:
+			return n
 		}
+	}
+}
+
+// wait returns when a handler returns, stop is closed, wake receives, or after d (0: no limit).
+func (p *pool) wait(stop <-chan struct{}, wake <-chan struct{}, d time.Duration) {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-p.finished:
+		p.busy--
+	case <-stop:
+	case <-wake:
+	case <-timeout:
 	}
 }
 
@@ -553,22 +688,25 @@ func (r *Runner) nudge() {
 }
 
 // loop claims jobs as worker slots free up, and otherwise waits for the next due time, an Enqueue, a
-// finished handler or PollInterval, whichever comes first.
+// finished handler, an outcome's completionDelay or PollInterval, whichever comes first.
 func (r *Runner) loop(base context.Context) {
 	defer close(r.done)
 	defer r.kill()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	slots := make(chan struct{}, r.cfg.Workers)
+	p := r.newPool(base)
+	defer func() {
+		p.wg.Wait()
+		rctx, cancel := recordCtx(base)
+		defer cancel()
+		r.settle(rctx) // a failure is logged
+	}()
 	var nextRescue, nextPrune time.Time
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
 		default:
 		}
+		p.reap()
 		now := r.now()
 		if !now.Before(nextRescue) {
 			if _, err := r.rescue(base, false); err != nil {
@@ -582,53 +720,30 @@ func (r *Runner) loop(base context.Context) {
 			}
 			nextPrune = now.Add(time.Hour)
 		}
-		free := cap(slots) - len(slots)
-		if busy := len(slots); busy > 0 && free < max(1, cap(slots)/4) {
-			// Nearly every worker is busy: claim again once a quarter of them are free, so a burst is
-			// claimed in batches rather than one job per finished job (each claim is a write).
-			select {
-			case <-r.stop:
-				return
-			case <-r.wake:
-			}
-			continue
-		}
-		list, err := r.claim(base, free)
-		if err != nil {
-			r.log.ErrorContext(base, "claim jobs", slog.Any("error", err))
-		}
-		for _, j := range list {
-			slots <- struct{}{}
-			wg.Go(func() {
-				r.work(base, j)
-				<-slots
-				r.nudge()
-			})
-		}
-		if free > 0 && len(list) == free {
-			continue // there may be more due right now
-		}
 		wait := r.cfg.PollInterval
-		if free > 0 && err == nil {
-			if next, ok, err := r.nextDue(base); err != nil {
-				r.log.ErrorContext(base, "find next due job", slog.Any("error", err))
-			} else if ok {
-				wait = min(wait, max(next.Sub(r.now()), time.Millisecond))
+		if p.claimable() {
+			list, free, err := p.claim(base)
+			if err != nil {
+				r.log.ErrorContext(base, "claim jobs", slog.Any("error", err))
+			}
+			if len(list) == free {
+				continue // there may be more due right now
+			}
+			if err == nil {
+				if next, ok, err := r.nextDue(base); err != nil {
+					r.log.ErrorContext(base, "find next due job", slog.Any("error", err))
+				} else if ok {
+					wait = min(wait, max(next.Sub(r.now()), time.Millisecond))
+				}
 			}
 		}
-		timer.Reset(wait)
-		select {
-		case <-r.stop:
-			return
-		case <-r.wake:
-		case <-timer.C:
+		if p.reap() > 0 && p.claimable() {
+			continue // handlers returned meanwhile: their outcomes ride with the next claim
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
+		if d := p.waitLimit(r.flushWait(base)); d > 0 {
+			wait = min(wait, d)
 		}
+		p.wait(r.stop, r.wake, wait)
 	}
 }
 
