@@ -130,11 +130,11 @@ func runEscalationBench(b *testing.B, chains int, open func(testing.TB) *store.D
 	adminID := bundle.do("GET", "/api/v1/auth/me", tok, nil).body["user"].(map[string]any)["id"].(string)
 	ctx := auth.WithPrincipal(tenant.WithID(context.Background(), tid), auth.Principal{UserID: adminID, TenantID: tid, Role: auth.RoleAdmin})
 
-	// An agent service without the bundle's hooks, job runners on the wall clock, and comm over both.
+	// The bundle's agent service, job runners on the wall clock, and comm over both.
 	ag := bundle.agentSvc.Load()
 	rs := runners(b, jobstest.Open(b, dialect), replicas)
 	runner := rs[0]
-	var turn atomic.Int64 // which replica's runner schedules the next chain's jobs
+	var turn atomic.Int64 // which replica's runner schedules the next job
 	prov := commtest.NewProvider(b, time.Now)
 	tw := prov.Twilio()
 	cs, err := comm.New(comm.Config{PublicURL: testPublicURL, LinkSecret: testSecret, Logger: bundle.logger, Twilio: tw,
