@@ -163,7 +163,7 @@ func (a *App) ListTargets(w io.Writer) {
 // Start starts the target's modules, then the work they registered (the job runner and the repair
 // loops) and the HTTP listener, and returns a func that stops them all, the listener first.
 func (a *App) Start(ctx context.Context) (func(context.Context) error, error) {
-	if err := checkTarget(a.cfg); err != nil {
+	if err := checkTarget(a.cfg); err != nil && !a.opts.PartTarget {
 		return nil, err
 	}
 	stopModules, err := a.mgr.Start(ctx, strings.Split(a.cfg.Target, ","))

@@ -40,6 +40,10 @@ type Options struct {
 	// and the periodic repair and interrupted-run passes (they still run once at start). A test that moves
 	// its clock then decides when the work it made due runs, and nothing else runs it in between.
 	Manual bool
+	// PartTarget lets a test run part of IT0 (a -target naming some deploy targets) on its own Store and
+	// the in-process bus, because the test itself runs the other parts over the same store (a benchmark
+	// with its own comm service). A real split refuses this: its processes share nothing else.
+	PartTarget bool
 }
 
 // SetOptions sets the test options; call it after New and before Start.

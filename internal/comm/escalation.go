@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/ops/approval"
@@ -164,7 +165,12 @@ func (s *Service) Escalate(ctx context.Context, a *approval.Approval) (*Escalati
 		return nil, fmt.Errorf("schedule escalation close: %w", err)
 	}
 	if !started {
-		return e, nil
+		// The first attempt may have died (its process killed) between creating the escalation and
+		// recording its start, and its event was handed out again: record the start unless it is there.
+		list, err := s.audit.List(ctx, audit.Filter{ActionType: "escalation.started", ResourceType: "escalation", ResourceID: e.ID, Limit: 1})
+		if err != nil || len(list) > 0 {
+			return e, err
+		}
 	}
 	return e, s.record(ctx, "escalation.started", "escalation", e.ID, fmt.Sprintf("%s escalation started: %s", severity, clip(a.Command, 200)),
 		map[string]any{"session_id": a.SessionID, "severity": severity, "policy": p.Severity, "steps": len(e.Steps), "rule": route.Rule,

@@ -42,9 +42,10 @@ type Users interface {
 	Users(ctx context.Context) ([]auth.User, error)          // of the tenant in ctx
 }
 
-// AuditLog records state changes.
+// AuditLog records state changes, and lists them (to tell whether a record was written before a crash).
 type AuditLog interface {
 	Record(ctx context.Context, r audit.Record) (*audit.Entry, error)
+	List(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
 }
 
 // Job kinds comm registers with the job runner.

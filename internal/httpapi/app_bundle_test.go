@@ -38,7 +38,7 @@ func buildApp(t testing.TB, p httpapi.AppParams) httpapi.AppParts {
 	a := app.New(cfg, p.Logger, io.Discard)
 	a.Version = "test"
 	a.SetOptions(app.Options{Store: p.DB, Now: p.Now, Engines: p.Engines, Argon2: auth.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}, Notifier: p.Notifier,
-		BeforeSchedule: p.BeforeSchedule, MailTLS: p.MailTLS, Manual: p.Manual})
+		BeforeSchedule: p.BeforeSchedule, MailTLS: p.MailTLS, Manual: p.Manual, PartTarget: env["IT0_TARGET"] != app.All})
 	stop, err := a.Start(context.Background())
 	if err != nil {
 		t.Fatalf("start app: %v", err)

@@ -61,7 +61,7 @@ func (e *floodEngine) Run(ctx context.Context, t agent.Task, emit func(agent.Eve
 func BenchmarkEventFanout(b *testing.B) {
 	for b.Loop() {
 		fe := &floodEngine{n: *fanoutEvents, rate: *fanoutRate, start: make(chan struct{})}
-		tb := setupWith(b, storetest.OpenSQLite, fe)
+		tb := setupApp(b, storetest.OpenSQLite, fe)
 		_, tok := tb.newTenant("bench")
 		sid := tb.do("POST", "/api/v1/agent/tasks", tok, map[string]string{"prompt": "stream"}).body["session_id"].(string)
 		url := strings.Replace(tb.http.URL, "http", "ws", 1) + "/ws/agent?session=" + sid + "&token=" + tok

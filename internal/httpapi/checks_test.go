@@ -7,16 +7,10 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/auth"
-	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/monitor/monitortest"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/tenant"
 )
-
-// newChecks is the health check service on b's store and inventory (no scheduler: tests run checks).
-func (b *testBundle) newChecks() *checks.Service {
-	return checks.New(checks.Config{Now: b.now.Now, Logger: b.logger}, b.db, b.inv, b.guard, b.audit)
-}
 
 // TestChecksAPI covers the health check endpoints on every backend.
 func TestChecksAPI(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,7 +26,6 @@ import (
 	"github.com/it0/it0/internal/comm/commtest"
 	"github.com/it0/it0/internal/comm/email"
 	"github.com/it0/it0/internal/comm/twilio"
-	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
@@ -37,76 +37,9 @@ import (
 // testPublicURL is where the tests' providers "reach" IT0: signatures and links are made for it.
 const testPublicURL = "https://it0.example"
 
-// commState is a bundle's comm wiring: the current service (the job handlers reach it, so a test can
-// restart it) and the providers a test plugs in before serve.
+// commState is the comm service of the bundle's app (a restart replaces it).
 type commState struct {
-	cur        atomic.Pointer[comm.Service]
-	registered *jobs.Runner // the runner comm's job kinds are registered with
-	subscribed atomic.Bool  // comm follows approval events (once per bundle, reaching cur)
-	provider   *commtest.Provider
-	smtp       *commtest.SMTPServer
-}
-
-// newComm builds the comm service over b's store and jobs for agent service ag, wired as internal/app does
-// (escalations routed by orders).
-func (b *testBundle) newComm(ag *agent.Service, orders *ops.Orders) *comm.Service {
-	b.t.Helper()
-	st := &b.comm
-	if st.registered != b.jobs {
-		st.registered = b.jobs
-		b.jobs.Register(comm.JobStep, func(ctx context.Context, j *jobs.Job) error {
-			var a struct {
-				ApprovalID string `json:"approval_id"`
-				Step       int    `json:"step"`
-			}
-			if err := json.Unmarshal(j.Args, &a); err != nil {
-				return jobs.Permanent(err)
-			}
-			return st.cur.Load().RunStep(tenant.WithID(ctx, j.TenantID), a.ApprovalID, a.Step)
-		})
-		b.jobs.Register(comm.JobRetry, func(ctx context.Context, j *jobs.Job) error {
-			var a struct {
-				MessageID string `json:"message_id"`
-			}
-			if err := json.Unmarshal(j.Args, &a); err != nil {
-				return jobs.Permanent(err)
-			}
-			return st.cur.Load().Retry(tenant.WithID(ctx, j.TenantID), a.MessageID)
-		})
-	}
-	cfg := comm.Config{PublicURL: testPublicURL, LinkSecret: testSecret, Now: b.now.Now, Logger: b.logger, RetryBase: time.Second,
-		Schedule: func(ctx context.Context, kind string, args any, at time.Time, key string) error {
-			raw, _ := json.Marshal(args)
-			tid, _ := tenant.ID(ctx)
-			_, err := b.jobs.Enqueue(ctx, jobs.Job{Kind: kind, Args: raw, RunAt: at, TenantID: tid, UniqueKey: key})
-			return err
-		},
-		CancelKey: b.jobs.CancelKey, Route: orders.EscalationRoute,
-		Session: func(ctx context.Context, id string) (*comm.Session, error) {
-			sess, err := ag.Session(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			return &comm.Session{ID: sess.ID, Title: sess.Title, Summary: sess.Summary}, nil
-		}}
-	var senders []comm.Sender
-	if p := st.provider; p != nil {
-		tw, tg := p.Twilio(), p.Telegram()
-		cfg.Twilio, cfg.Telegram = tw, tg
-		senders = append(senders, tw.SMS(), tw.Voice(), tg, p.WeCom())
-	}
-	if st.smtp != nil {
-		senders = append(senders, email.New(st.smtp.Config(email.TLSStartTLS)))
-	}
-	cs, err := comm.New(cfg, b.db, b.approvals, b.auth, b.audit, senders...)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	st.cur.Store(cs)
-	if !st.subscribed.Swap(true) {
-		b.subscribe("comm", func(ctx context.Context, e approval.Event) error { return st.cur.Load().OnApprovalEvent(ctx, e) })
-	}
-	return cs
+	cur atomic.Pointer[comm.Service]
 }
 
 // commFixture is a tenant with a primary (the admin), a backup (an operator) and a manager contact,
@@ -118,7 +51,6 @@ type commFixture struct {
 	adminID  string
 	opTok    string
 	contacts map[string]string // audience → contact id
-	jdb      *jobstest.DB      // the job table, kept so that a "restarted" runner can open it again
 	prov     *commtest.Provider
 	smtp     *commtest.SMTPServer
 }
@@ -128,21 +60,25 @@ const (
 	backupPhone  = "+8613800002222"
 )
 
+// newCommFixture builds the app with its comm providers configured as an operator would (IT0_TWILIO_*,
+// IT0_TELEGRAM_*, IT0_WECOM_*, IT0_SMTP_*) pointing at the stand-ins, and its loops stopped: the test
+// moves the clock and runs what is due (f.due).
 func newCommFixture(t *testing.T, open func(testing.TB) *store.DB) *commFixture {
 	t.Helper()
-	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: map[string][]scriptStep{
-		"critical": {{ops.ToolReportEscalation, `{"reason":"disk 97% on web-1","proposal":"restart nginx","severity":"critical"}`}},
-		"warning":  {{ops.ToolReportEscalation, `{"reason":"disk 80% on web-2","severity":"warning"}`}},
-		"boundary": {{agent.ToolRunCommand, `{"server":"web-1","command":"apt-get install -y nginx"}`}},
-	}}
-	b := setupWith(t, open, eng)
-	f := &commFixture{testBundle: b, eng: eng, contacts: map[string]string{}}
-	f.prov = commtest.NewProvider(t, b.now.Now)
-	f.smtp = commtest.StartSMTP(t, false)
-	b.comm.provider, b.comm.smtp = f.prov, f.smtp
-	f.jdb = jobstest.Open(t, jobs.SQLite)
-	f.restartJobs(t)
-	b.serve(newAgentService(t, b, eng))
+	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: commScript()}
+	clock := jobstest.NewClock(time.Now().UTC())
+	prov := commtest.NewProvider(t, clock.Now)
+	smtp := commtest.StartSMTP(t, false)
+	mail := smtp.Config(email.TLSStartTLS)
+	b := setupAppWith(t, open, appKnobs{engines: []agent.Engine{eng}, manual: true, clock: clock, mail: mail.TLSConfig,
+		env: map[string]string{"IT0_PUBLIC_URL": testPublicURL,
+			"IT0_TWILIO_ACCOUNT_SID": commtest.TwilioSID, "IT0_TWILIO_AUTH_TOKEN": commtest.TwilioToken,
+			"IT0_TWILIO_PHONE_NUMBER": commtest.TwilioNumber, "IT0_TWILIO_BASE_URL": prov.URL,
+			"IT0_TELEGRAM_BOT_TOKEN": commtest.TelegramToken, "IT0_TELEGRAM_WEBHOOK_SECRET": commtest.TelegramSecret,
+			"IT0_TELEGRAM_BASE_URL": prov.URL, "IT0_WECOM_WEBHOOK_KEY": commtest.WeComKey, "IT0_WECOM_BASE_URL": prov.URL,
+			"IT0_SMTP_HOST": mail.Host, "IT0_SMTP_PORT": strconv.Itoa(mail.Port), "IT0_SMTP_USERNAME": mail.Username,
+			"IT0_SMTP_PASSWORD": mail.Password.Reveal(), "IT0_SMTP_FROM": mail.From, "IT0_SMTP_TLS": mail.TLS}})
+	f := &commFixture{testBundle: b, eng: eng, contacts: map[string]string{}, prov: prov, smtp: smtp}
 	f.tid, f.tok = b.newTenant("comm")
 	f.adminID = b.do("GET", "/api/v1/auth/me", f.tok, nil).body["user"].(map[string]any)["id"].(string)
 	opID, opTok := b.newUser(f.tok, "op@comm.example", auth.RoleOperator)
@@ -162,14 +98,14 @@ func newCommFixture(t *testing.T, open func(testing.TB) *store.DB) *commFixture 
 	return f
 }
 
-// restartJobs replaces the bundle's job runner by a new one over the same job table, as a restarted
-// process would open it (jobs it left running go back to pending), with the handlers IT0 registers.
-func (f *commFixture) restartJobs(t *testing.T) {
-	t.Helper()
-	cfg := f.jdb.Config(t)
-	cfg.Now = f.now.Now
-	f.jobs = jobstest.New(t, cfg)
-	f.registerAgentJobs(f.jobs)
+// commScript is a new copy of the comm fixture's engine script (the engine consumes it): a critical and a
+// warning escalation, and a command beyond the boundary.
+func commScript() map[string][]scriptStep {
+	return map[string][]scriptStep{
+		"critical": {{ops.ToolReportEscalation, `{"reason":"disk 97% on web-1","proposal":"restart nginx","severity":"critical"}`}},
+		"warning":  {{ops.ToolReportEscalation, `{"reason":"disk 80% on web-2","severity":"warning"}`}},
+		"boundary": {{agent.ToolRunCommand, `{"server":"web-1","command":"apt-get install -y nginx"}`}},
+	}
 }
 
 // ctx is the tenant's context as its admin.
@@ -303,10 +239,10 @@ func TestEscalationChainAnswered(t *testing.T) {
 			t.Fatalf("call at 2:00: %+v", calls)
 		}
 
-		// Restart at minute 3: a new job runner, agent and comm services over the same database and job table.
+		// Restart at minute 3: IT0 starts again over the same database and job table.
 		f.now.Set(t0.Add(3 * time.Minute))
-		f.restartJobs(t)
-		f.serve(newAgentService(t, f.testBundle, f.eng))
+		f.eng = &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: commScript()}
+		f.restart(f.eng)
 		f.due(t)
 		// Even a step that runs again (a retried job) sends nothing twice.
 		if err := f.comm.cur.Load().RunStep(tenant.WithID(context.Background(), f.tid), id, 1); err != nil {
@@ -645,7 +581,7 @@ func TestCommAPI(t *testing.T) {
 		t.Errorf("policy: %d %s", r.status, r.raw)
 	}
 	ch := f.do("GET", "/api/v1/comm/channels", f.tok, nil)
-	if !strings.Contains(ch.raw, `{"channel":"push","available":false,"reason":"channel not configured: push needs a provider"}`) || !strings.Contains(ch.raw, `{"channel":"sms","available":true}`) {
+	if !strings.Contains(ch.raw, `{"channel":"push","available":false,"reason":"channel not configured: push needs IT0_FCM_CREDENTIALS_FILE"}`) || !strings.Contains(ch.raw, `{"channel":"sms","available":true}`) {
 		t.Errorf("channels: %s", ch.raw)
 	}
 	// A notice goes out once per key.
@@ -691,11 +627,16 @@ func TestCommRetry(t *testing.T) {
 		t.Errorf("retried before Retry-After: %v", m)
 	}
 	f.now.Set(t0.Add(30 * time.Second))
-	f.due(t) // the 503: retried after the backoff (1 s, doubled: 2 s)
+	f.due(t) // the 503: retried after the backoff (comm's default 5 s, doubled: 10 s)
 	if m := msg(); m["status"] != "pending" || m["attempts"] != float64(2) {
 		t.Errorf("after the 503: %v", m)
 	}
-	f.now.Set(t0.Add(32 * time.Second))
+	f.now.Set(t0.Add(40*time.Second - time.Millisecond))
+	f.due(t)
+	if m := msg(); m["attempts"] != float64(2) {
+		t.Errorf("retried before the backoff: %v", m)
+	}
+	f.now.Set(t0.Add(40 * time.Second))
 	f.due(t)
 	if m := msg(); m["status"] != "sent" || m["attempts"] != float64(3) || m["provider_id"] == "" {
 		t.Errorf("after the retries: %v", m)

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,58 +11,11 @@ import (
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/auth"
-	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/inventory/sshtest"
-	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/monitor/alerts"
-	"github.com/it0/it0/internal/monitor/metrics"
-	"github.com/it0/it0/internal/monitor/nodeexporter"
-	"github.com/it0/it0/internal/monitor/promapi"
-	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
-
-// newMonitoring wires metrics and alerting the way internal/app does: samples are evaluated by the alert
-// rules and fed to threshold orders, alerts go to event orders, and rules' runbooks start through ops.
-func (b *testBundle) newMonitoring(ag *agent.Service, orders *ops.Orders) *MonitoringDeps {
-	opsSvc := ops.New(b.db, ag, b.audit, b.now.Now)
-	alertSvc := alerts.New(alerts.Config{Now: b.now.Now, Logger: b.logger,
-		Remediator: alerts.NewRunbookRemediator(opsSvc, 2).WithServerNames(func(ctx context.Context, id string) (string, error) {
-			list, err := b.inv.Servers(ctx, inventory.Selector{ServerIDs: []string{id}})
-			if err != nil || len(list) == 0 {
-				return "", fmt.Errorf("server %s: %v", id, err)
-			}
-			return list[0].Name, nil
-		}),
-		CheckRunbook: func(ctx context.Context, id string) error {
-			_, err := opsSvc.Runbook(ctx, id)
-			return err
-		},
-		OnAlert: func(ctx context.Context, ev alerts.Event) {
-			kind := "alert_fired"
-			if ev.Status == alerts.Resolved {
-				kind = "alert_resolved"
-			}
-			data, _ := json.Marshal(ev)
-			if _, err := orders.HandleEvent(ctx, kind, ev.ServerID, data); err != nil {
-				b.t.Errorf("deliver %s: %v", kind, err)
-			}
-		}}, b.db, b.audit)
-	metricSvc := metrics.New(metrics.Config{Now: b.now.Now, Logger: b.logger,
-		OnSamples: func(ctx context.Context, samples []monitor.Sample) {
-			if _, err := alertSvc.Evaluate(ctx, samples); err != nil {
-				b.t.Errorf("evaluate: %v", err)
-			}
-		},
-		OnSample: func(ctx context.Context, serverID, metric string, value float64, at time.Time) {
-			if _, err := orders.ObserveMetric(ctx, serverID, metric, value, at); err != nil {
-				b.t.Errorf("observe: %v", err)
-			}
-		}}, b.db, b.inv, nodeexporter.New(nil), promapi.New(nil), b.audit)
-	ag.AddTools(alerts.NewTools(alertSvc))
-	return &MonitoringDeps{Metrics: metricSvc, Alerts: alertSvc}
-}
 
 func series(t *testing.T, r response) map[string]float64 {
 	t.Helper()

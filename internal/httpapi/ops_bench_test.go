@@ -93,7 +93,8 @@ func cpuTime() time.Duration {
 // (target: p99 < 2 s). Run with -benchtime=1x; it takes about a minute plus setup.
 func BenchmarkCronOrders(b *testing.B) {
 	for b.Loop() {
-		tb := setupWith(b, storetest.OpenSQLite, quickEngine{})
+		// The app's own loops stay stopped: the benchmark measures its runner, orders and the CPU they take.
+		tb := setupAppWith(b, storetest.OpenSQLite, appKnobs{engines: []agent.Engine{quickEngine{}}, manual: true})
 		tenants := benchTenantsWithServer(b, tb, *benchTenants)
 		cfg := jobstest.Open(b, jobs.SQLite).Config(b)
 		runner := jobstest.New(b, cfg)
@@ -175,7 +176,8 @@ func BenchmarkCronOrders(b *testing.B) {
 // measures more, the resumed runs too). Run with -benchtime=1x.
 func BenchmarkApprovalExpiry(b *testing.B) {
 	for b.Loop() {
-		tb := setupWith(b, storetest.OpenSQLite, quickEngine{})
+		// The app's job loop starts once every approval is queued and due (below).
+		tb := setupAppWith(b, storetest.OpenSQLite, appKnobs{engines: []agent.Engine{quickEngine{}}, manual: true})
 		tenants := benchTenantsWithServer(b, tb, *benchTenants)
 		ag := tb.srv.Agent
 		total := *benchTenants * *benchPer

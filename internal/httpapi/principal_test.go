@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
-	"github.com/it0/it0/internal/auth"
-	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
@@ -19,45 +17,46 @@ import (
 // token for the session's user), and the start is audited as the service principal's.
 func TestSystemSessionRunsAsServicePrincipal(t *testing.T) {
 	t.Parallel()
-	b := setupApp(t, storetest.OpenSQLite)
+	tasks := make(chan agent.Task, 1)
+	b := setupApp(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeCode, seen: func(t agent.Task) { tasks <- t }})
 	tid, tok := b.newTenant("principal")
-	svcID, _ := b.newUser(tok, "it0-service@principal.invalid", auth.RoleOperator)
-	workspaceUser := make(chan string, 1)
-	eng := &scriptEngine{name: agent.EngineClaudeCode}
-	ag, err := agent.New(agent.Config{Logger: b.logger, Now: b.now.Now, PromptHint: ops.PromptHint, Approvals: b.approvals,
-		SkillsRoot:       func(tid string) string { return filepath.Join(t.TempDir(), tid) },
-		ServicePrincipal: func(context.Context) (string, error) { return svcID, nil },
-		Workspace: func(ctx context.Context, sess *agent.Session) (string, []string, error) {
-			// As internal/app does: the session's user gets a token for it0 mcp and the hook.
-			if _, err := b.auth.IssueToken(ctx, sess.UserID, time.Hour); err != nil {
-				return "", nil, err
-			}
-			workspaceUser <- sess.UserID
-			return t.TempDir(), nil, nil
-		}}, b.db, []agent.Engine{eng}, b.inv, b.auth, b.audit, b.guard, agent.NewHub(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ag.Close)
 	ctx := tenant.WithID(context.Background(), tid) // no principal: started by the system
-	sess, _, err := ag.StartTask(ctx, agent.StartParams{Prompt: "look at web-1", Engine: agent.EngineClaudeCode, Origin: "runbook", OriginID: "rb"})
+	sess, _, err := b.agentSvc.Load().StartTask(ctx, agent.StartParams{Prompt: "look at web-1", Engine: agent.EngineClaudeCode, Origin: "runbook", OriginID: "rb"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The session's user is the tenant's service principal, created on first use.
+	var svcID string
+	for _, u := range b.do("GET", "/api/v1/auth/users", tok, nil).body["items"].([]any) {
+		if u := u.(map[string]any); strings.HasPrefix(u["email"].(string), "it0-service@") {
+			svcID = u["id"].(string)
+		}
+	}
+	if svcID == "" || sess.UserID != svcID {
+		t.Fatalf("session user %q, service principal %q", sess.UserID, svcID)
+	}
+	// The Claude Code workspace carries a token for it (it0 mcp and the hook call back with it).
 	select {
-	case u := <-workspaceUser:
-		if u != svcID {
-			t.Errorf("workspace user %q, want the service principal %q", u, svcID)
+	case task := <-tasks:
+		var token string
+		for _, kv := range task.Env {
+			if v, ok := strings.CutPrefix(kv, "IT0_TOKEN="); ok {
+				token = v
+			}
+		}
+		p, err := b.auth.Authenticate(ctx, token)
+		if err != nil || p.UserID != svcID || p.TenantID != tid {
+			t.Errorf("workspace token: %+v, %v; want the service principal %q", p, err, svcID)
+		}
+		if task.WorkDir != filepath.Dir(filepath.Dir(b.skillsDir(tid))) {
+			t.Errorf("workspace %q, skills in %q", task.WorkDir, b.skillsDir(tid))
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the Claude Code workspace was never prepared")
-	}
-	if sess.UserID != svcID {
-		t.Errorf("session user %q", sess.UserID)
+		t.Fatal("the Claude Code engine never ran")
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, _ := ag.Session(ctx, sess.ID)
+		s, _ := b.agentSvc.Load().Session(ctx, sess.ID)
 		if s.Status == agent.StatusCompleted {
 			break
 		}

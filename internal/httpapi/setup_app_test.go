@@ -87,6 +87,7 @@ type appKnobs struct {
 	manual bool
 	env    map[string]string // IT0_* settings (comm providers, public URL)
 	mail   *tls.Config       // the SMTP client's TLS configuration
+	clock  *jobstest.Clock   // the bundle's clock, when the test needs it before the app exists
 }
 
 // setupApp builds the test bundle from the same constructor `it0 serve` uses (internal/app), with engines
@@ -102,7 +103,10 @@ func setupAppWith(t testing.TB, open func(testing.TB) *store.DB, k appKnobs) *te
 	if BuildApp == nil {
 		t.Fatal("BuildApp is not set (app_bundle_test.go)")
 	}
-	b := &testBundle{t: t, db: open(t), now: jobstest.NewClock(time.Now().UTC()), logs: &lockedBuffer{}}
+	b := &testBundle{t: t, db: open(t), now: k.clock, logs: &lockedBuffer{}}
+	if b.now == nil {
+		b.now = jobstest.NewClock(time.Now().UTC())
+	}
 	logErrorsOnFailure(t, b.logs)
 	b.logger = logging.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	key := make([]byte, 32)
@@ -177,3 +181,22 @@ var errInjectedSchedule = errorString("the job database is unreachable (injected
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// subscribe makes h handle approval events as consumer group group on the app's bus (the embedded,
+// in-process one) until the test ends; settleEvents then waits for it too. A restart does not carry it over.
+func (b *testBundle) subscribe(group string, h approval.Handler) {
+	b.t.Helper()
+	if b.bus == nil {
+		b.t.Fatal("subscribe: the app's bus is not the in-process one")
+	}
+	b.groupsMu.Lock()
+	b.groups = append(b.groups, group)
+	b.groupsMu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		approval.Consume(ctx, b.bus, group, "test", b.logger, h)
+	}()
+	b.t.Cleanup(func() { cancel(); <-done })
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +16,6 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -30,129 +28,47 @@ import (
 	"github.com/it0/it0/internal/inventory/sshexec"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/jobs/jobstest"
-	"github.com/it0/it0/internal/logging"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
-	"github.com/it0/it0/internal/tenant"
-	"github.com/it0/it0/internal/vault"
-	"github.com/it0/it0/internal/vault/vaulttest"
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// testBundle is a running API on one backend, with the bootstrap admin signed in.
+// testBundle is IT0 built by internal/app's constructor (setupApp, setup_app_test.go) on one backend,
+// served over HTTP, with the bootstrap admin signed in; its fields are the app's services.
 type testBundle struct {
-	t          testing.TB
-	srv        *Server
-	http       *httptest.Server
-	db         *store.DB
-	auth       *auth.Service
-	audit      *audit.Log
-	now        *jobstest.Clock // the clock every service reads
-	logs       *lockedBuffer
-	jobs       *jobs.Runner
-	agentSvc   atomic.Pointer[agent.Service]
-	approvals  *approval.Service // built with the job runner; sweeps on it
-	bus        *bus.Memory       // the in-process bus approval events travel on, as in the embedded default
-	relay      *outbox.Relay
-	groupsMu   sync.Mutex
-	groups     []string     // consumer groups subscribed on bus
-	failSched  atomic.Int32 // that many next Schedule calls fail (a crash between an insert and its job)
-	skillsRoot string
-	skillsDir  func(tenantID string) string // where the app keeps a tenant's skills
-	params     AppParams                    // what the app was built with (a restart builds it again)
-	stopApp    func()                       // stops the running app
-	inv        *inventory.Service
-	guard      *guard.TenantRules
-	logger     *slog.Logger
-	ssh        *sshexec.Executor
-	adminTok   string // bootstrap admin: default tenant admin and platform admin
-	defaultID  string
-	comm       commState    // the comm service serve builds and its providers (comm_test.go)
-	notifier   ops.Notifier // who hears of standing-order runs; nil = nobody
+	t         testing.TB
+	srv       *Server
+	http      *httptest.Server
+	db        *store.DB
+	auth      *auth.Service
+	audit     *audit.Log
+	now       *jobstest.Clock // the clock every service reads
+	logs      *lockedBuffer
+	jobs      *jobs.Runner // the app's job runner (started, unless the bundle is manual)
+	agentSvc  atomic.Pointer[agent.Service]
+	approvals *approval.Service
+	bus       *bus.Memory // the in-process bus approval events travel on, as in the embedded default
+	relay     *outbox.Relay
+	groupsMu  sync.Mutex
+	groups    []string                     // consumer groups subscribed on bus
+	failSched atomic.Int32                 // that many next Schedule calls fail (a crash between an insert and its job)
+	skillsDir func(tenantID string) string // where the app keeps a tenant's skills
+	params    AppParams                    // what the app was built with (a restart builds it again)
+	stopApp   func()                       // stops the running app
+	inv       *inventory.Service
+	guard     *guard.TenantRules
+	logger    *slog.Logger
+	ssh       *sshexec.Executor
+	adminTok  string // bootstrap admin: default tenant admin and platform admin
+	defaultID string
+	comm      commState    // the app's comm service (comm_test.go)
+	notifier  ops.Notifier // who hears of standing-order runs; nil = nobody
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
-
-// fastArgon keeps argon2id real but cheap, so tests that sign in often stay quick.
-var fastArgon = auth.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}
-
-// New tests should use setupApp (setup_app_test.go), built from internal/app's constructor; setup wires
-// the services by hand and remains for the tests that still need its seams (TODO(bundle) on each).
-func setup(t testing.TB, open func(testing.TB) *store.DB) *testBundle {
-	t.Helper()
-	return setupWith(t, open)
-}
-
-// setupWith is setup with agent engines (none: every engine is unavailable).
-func setupWith(t testing.TB, open func(testing.TB) *store.DB, engines ...agent.Engine) *testBundle {
-	t.Helper()
-	db := open(t)
-	b := &testBundle{t: t, db: db, now: jobstest.NewClock(time.Now().UTC())}
-	clock := b.now.Now
-	log, err := audit.New(db, testSecret, clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := auth.New(auth.Config{JWTSecret: testSecret, Argon2: fastArgon, Now: clock}, db, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := svc.Bootstrap(context.Background(), "root@example.com", "root-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.defaultID = res.Tenant.ID
-	b.auth, b.audit = svc, log
-	b.logs = &lockedBuffer{}
-	logErrorsOnFailure(t, b.logs)
-	logger := logging.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	v, err := vault.New(vault.Config{MasterKey: vaulttest.MasterKey(t)}, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := guard.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := guard.NewTenantRules(base, func(ctx context.Context) ([]byte, error) {
-		v, err := db.SettingGet(ctx, agent.RiskRulesSetting)
-		return []byte(v), err
-	}, 0)
-	var inv *inventory.Service
-	b.ssh = sshexec.New(sshexec.Config{Logger: logger,
-		OnHostKeyLearned:  func(id, key string) { inv.OnHostKeyLearned(id, key) },
-		OnHostKeyMismatch: func(id, want, got string) { inv.OnHostKeyMismatch(id, want, got) }})
-	t.Cleanup(func() { b.ssh.Close() })
-	inv = inventory.New(inventory.Config{Logger: logger, Now: clock}, db, v, log, svc, g, b.ssh)
-	b.inv, b.guard, b.logger = inv, g, logger
-	b.startBus()
-	b.serve(newAgentService(t, b, engines...))
-	b.adminTok = b.login("root@example.com", "root-password")
-	return b
-}
-
-// serve (re)starts the HTTP API over b's services with agent service ag.
-func (b *testBundle) serve(ag *agent.Service) {
-	orders := ops.NewOrders(b.db, ag, b.inv, b.audit, jobs.CheckCron, nil)
-	orders.SetReports(b.notifier, b.auth.TenantLocale, b.logger)
-	orders.SetPeople(func(ctx context.Context, id string) string {
-		if u, err := b.auth.User(ctx, id); err == nil {
-			return u.Email
-		}
-		return id
-	})
-	ag.AddTools(orders)
-	ag.OnRunEnd(orders.OnSessionEnd)
-	orders.SetApprovals(b.approvals)
-	b.srv = New(Deps{Auth: b.auth, Audit: b.audit, Inventory: b.inv, Agent: ag, Approvals: b.approvals, Ops: ops.New(b.db, ag, b.audit, nil), Orders: orders, Ready: map[string]Pinger{"database": b.db},
-		Checks: b.newChecks(), Comm: b.newComm(ag, orders),
-		Version: "test", Logger: b.logger, Monitoring: b.newMonitoring(ag, orders)})
-	b.http = httptest.NewServer(b.srv.Handler())
-	b.t.Cleanup(b.http.Close)
-}
 
 // response is a decoded reply.
 type response struct {
@@ -306,86 +222,6 @@ func openSQLiteIn(tb testing.TB, dir string) *store.DB {
 	return db
 }
 
-// newAgentService builds the agent service on b's store and services; closed when the test ends.
-func newAgentService(t testing.TB, b *testBundle, engines ...agent.Engine) *agent.Service {
-	t.Helper()
-	if b.skillsRoot == "" {
-		b.skillsRoot = t.TempDir()
-	}
-	root := b.skillsRoot
-	if b.jobs == nil {
-		jdb := jobstest.Open(t, jobs.SQLite)
-		cfg := jdb.Config(t)
-		cfg.Now = b.now.Now
-		b.jobs = jobstest.New(t, cfg)
-		b.registerAgentJobs(b.jobs)
-	}
-	schedule := func(ctx context.Context, kind string, args any, at time.Time, key string) error {
-		if b.failSched.Add(-1) >= 0 {
-			return errors.New("the job database is unreachable (injected)")
-		}
-		b.failSched.Store(0)
-		return b.jobs.Schedule(ctx, kind, args, at, key)
-	}
-	if b.approvals == nil {
-		b.approvals = approval.New(approval.Config{Schedule: schedule, Notify: b.relay.Notify, Now: b.now.Now, Logger: b.logger}, b.db, b.audit)
-	}
-	svc, err := agent.New(agent.Config{Logger: b.logger, RiskRules: b.guard, PromptHint: ops.PromptHint, Approvals: b.approvals,
-		Now: b.now.Now, SkillsRoot: func(tid string) string { return filepath.Join(root, tid) }},
-		b.db, engines, b.inv, b.auth, b.audit, b.guard, agent.NewHub(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	b.agentSvc.Store(svc)
-	return svc
-}
-
-// registerAgentJobs registers the agent's durable jobs and the approval sweeper's on r. The handlers reach
-// whichever agent service is current (a test may "restart" it).
-func (b *testBundle) registerAgentJobs(r *jobs.Runner) {
-	for _, kind := range agent.JobKinds {
-		r.Register(kind, func(ctx context.Context, j *jobs.Job) error {
-			return b.agentSvc.Load().HandleJob(tenant.WithID(ctx, j.TenantID), j.Kind, j.Args)
-		})
-	}
-	for _, kind := range approval.JobKinds {
-		r.Register(kind, func(ctx context.Context, j *jobs.Job) error {
-			err := b.approvals.HandleJob(tenant.WithID(ctx, j.TenantID), j.Kind)
-			var again *approval.ErrRunAgain
-			if errors.As(err, &again) {
-				return jobs.Snooze(again.After)
-			}
-			return err
-		})
-	}
-}
-
-// startBus starts the in-process bus and the outbox relay, and subscribes the current agent service to
-// approval events, as internal/app does for the embedded default.
-func (b *testBundle) startBus() {
-	b.bus = bus.NewMemory(bus.Config{})
-	b.relay = outbox.NewRelay(outbox.RelayConfig{Poll: 100 * time.Millisecond, Logger: b.logger}, b.db, b.bus, func(ctx context.Context) ([]string, error) {
-		list, err := b.db.TenantList(ctx)
-		ids := make([]string, len(list))
-		for i, t := range list {
-			ids[i] = t.ID
-		}
-		return ids, err
-	})
-	b.relay.Start(context.Background())
-	b.t.Cleanup(func() {
-		b.relay.Stop()
-		b.bus.Close()
-	})
-	b.subscribe("agent", func(ctx context.Context, e approval.Event) error {
-		if ag := b.agentSvc.Load(); ag != nil {
-			return ag.OnApprovalEvent(ctx, e)
-		}
-		return errors.New("no agent service yet")
-	})
-}
-
 // settleEvents publishes what waits in the outbox and returns once every group subscribed on the bundle's
 // bus has handled it (a test then sees what the subscribers did, as a user would a moment later).
 func (b *testBundle) settleEvents() {
@@ -410,18 +246,4 @@ func (b *testBundle) settleEvents() {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
-}
-
-// subscribe makes h handle approval events as consumer group group on the bundle's bus, until the test ends.
-func (b *testBundle) subscribe(group string, h approval.Handler) {
-	b.groupsMu.Lock()
-	b.groups = append(b.groups, group)
-	b.groupsMu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		approval.Consume(ctx, b.bus, group, "test", b.logger, h)
-	}()
-	b.t.Cleanup(func() { cancel(); <-done })
 }

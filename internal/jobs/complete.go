@@ -13,11 +13,10 @@ import (
 
 // Outcomes are recorded in batches. A handler's return queues its job's outcome (a result row); the
 // goroutine that claims jobs writes the queue in the same statement as its next claim (on PostgreSQL, one
-// commit for both), or on its own when no claim is coming soon: once a quarter of the workers' outcomes are
-// queued, completionDelay after the oldest one was queued, and before RunDue and Stop return. A job is done
-// only once its row says so; until then it is still running under this runner's lease, so a crash between
-// a handler's return and the batch's commit runs the job again after the lease ends (at least once, never
-// lost), as a crash during the handler does.
+// commit for both), or on its own when no claim comes: completionDelay after the oldest one was queued, and
+// before RunDue and Stop return. A job is done only once its row says so; until then it is still running
+// under this runner's lease, so a crash between a handler's return and the batch's commit runs the job again
+// after the lease ends (at least once, never lost), as a crash during the handler does.
 
 // completionDelay bounds how long a finished job's outcome waits for a claim to ride along with.
 const completionDelay = 10 * time.Millisecond

@@ -13,8 +13,9 @@
 // the queue in the same statement (one commit for both on PostgreSQL), or it is written on its own within
 // 10 ms when no claim comes, and always before RunDue and Stop return. A job is done only once that write
 // commits; until then it stays running under its lease, so a crash in between runs it again, as a crash
-// during the handler does. Draining a backlog thus costs one commit per Config.Workers jobs, not one or two
-// per job (BenchmarkDrain).
+// during the handler does. While a backlog is being drained, a claim also takes up to Config.Workers jobs
+// more than the free workers, which start as workers free up (see pool), so draining costs one commit per
+// 2×Workers jobs, not one or two per job (BenchmarkDrain).
 //
 // Time comes from Config.Now. It alone decides what is due, so tests move a fake clock and call RunDue, which
 // claims and runs everything due at that instant before it returns. In production Start runs a loop that

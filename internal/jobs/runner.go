@@ -401,18 +401,16 @@ const (
 
 // work runs one claimed job and queues how it ended (see complete.go). base is cancelled when the runner
 // must stop.
-func (r *Runner) work(base context.Context, j *Job) {
+func (r *Runner) work(base context.Context, c *claimed) {
+	j := c.job
 	r.mu.Lock()
 	h := r.handlers[j.Kind]
-	ctx, cancel := context.WithTimeout(base, r.cfg.Timeout)
-	r.running[j.ID] = cancel
 	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, r.cfg.Timeout)
 	start := time.Now()
 	err := call(ctx, h, j)
 	cancel()
-	r.mu.Lock()
-	delete(r.running, j.ID)
-	r.mu.Unlock()
+	r.forget(c)
 
 	oc := succeeded
 	var snooze *snoozeError
@@ -464,7 +462,6 @@ func (r *Runner) RunDue(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	p := r.newPool(ctx)
-	total := 0
 	settled := false // every outcome is written and nothing was claimed since
 	var err error
 	for {
@@ -473,16 +470,15 @@ func (r *Runner) RunDue(ctx context.Context) (int, error) {
 		}
 		p.reap()
 		if p.claimable() {
-			var list []*Job
-			var free int
-			if list, free, err = p.claim(ctx); err != nil {
+			before := p.started
+			var full bool
+			if full, err = p.claim(ctx); err != nil {
 				break
 			}
-			total += len(list)
-			if len(list) > 0 {
+			if p.started > before {
 				settled = false
 			}
-			if len(list) == free {
+			if full {
 				continue // there may be more due
 			}
 			if p.busy == 0 {
@@ -506,13 +502,13 @@ func (r *Runner) RunDue(ctx context.Context) (int, error) {
 		}
 		p.wait(nil, nil, p.waitLimit(r.flushWait(ctx)))
 	}
-	p.wg.Wait()
+	p.close()
 	rctx, cancel := recordCtx(ctx)
 	defer cancel()
 	if serr := r.settle(rctx); err == nil {
 		err = serr
 	}
-	return total, err
+	return p.started, err
 }
 
 // flushWait writes the queued outcomes if they should not wait any longer for a claim, and otherwise
@@ -530,100 +526,6 @@ func (r *Runner) flushWait(ctx context.Context) time.Duration {
 		return 0
 	}
 	return left
-}
-
-// pool runs claimed jobs, each on a goroutine of its own, at most Config.Workers at once. It is used by
-// one goroutine (the Start loop, or RunDue's caller).
-type pool struct {
-	r        *Runner
-	base     context.Context // cancelled when the handlers must stop
-	busy     int             // handlers started and not yet counted as returned
-	cool     time.Time       // after a full claim, no partial claim before this (see claimable)
-	finished chan struct{}   // one value per handler that returned
-	wg       sync.WaitGroup
-}
-
-func (r *Runner) newPool(base context.Context) *pool {
-	return &pool{r: r, base: base, finished: make(chan struct{}, r.cfg.Workers)}
-}
-
-func (p *pool) free() int { return p.r.cfg.Workers - p.busy }
-
-// claimable reports whether to claim now: when nothing runs, or once a quarter of the workers are free, so
-// that a burst is claimed in batches rather than one job per finished job (each claim is a write, and a
-// commit). While a backlog is being drained (the last claim filled every free worker) a partial claim
-// also waits out a cooldown as long as that claim took: handlers faster than a claim (most are) have
-// returned by then, so the next claim fills every worker instead of alternating part-batches.
-func (p *pool) claimable() bool {
-	free := p.free()
-	return free > 0 && (p.busy == 0 || free >= max(1, p.r.cfg.Workers/4) && !time.Now().Before(p.cool))
-}
-
-// claim claims jobs for the free workers and starts them. It returns them and how many workers were free.
-func (p *pool) claim(ctx context.Context) ([]*Job, int, error) {
-	free := p.free()
-	start := time.Now()
-	list, err := p.r.claim(ctx, free)
-	p.cool = time.Time{}
-	if len(list) == free {
-		p.cool = time.Now().Add(time.Since(start))
-	}
-	p.run(list)
-	return list, free, err
-}
-
-// waitLimit returns how long the pool may wait for a handler to return: d (0: no limit), or less when a
-// claim's cooldown ends sooner.
-func (p *pool) waitLimit(d time.Duration) time.Duration {
-	if p.busy == 0 || p.free() < max(1, p.r.cfg.Workers/4) {
-		return d
-	}
-	if c := time.Until(p.cool); c > 0 && (d == 0 || c < d) {
-		return c
-	}
-	return d
-}
-
-// run starts a handler for each job.
-func (p *pool) run(list []*Job) {
-	for _, j := range list {
-		p.busy++
-		p.wg.Go(func() {
-			p.r.work(p.base, j)
-			p.finished <- struct{}{}
-		})
-	}
-}
-
-// reap counts the handlers that have returned, without waiting, and returns how many it counted.
-func (p *pool) reap() int {
-	n := 0
-	for {
-		select {
-		case <-p.finished:
-			p.busy--
-			n++
-		default:
-			return n
-		}
-	}
-}
-
-// wait returns when a handler returns, stop is closed, wake receives, or after d (0: no limit).
-func (p *pool) wait(stop <-chan struct{}, wake <-chan struct{}, d time.Duration) {
-	var timeout <-chan time.Time
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case <-p.finished:
-		p.busy--
-	case <-stop:
-	case <-wake:
-	case <-timeout:
-	}
 }
 
 // Start runs the polling loop in the background until Stop (or until ctx ends). It returns an error if the
@@ -699,7 +601,7 @@ func (r *Runner) loop(base context.Context) {
 	defer r.kill()
 	p := r.newPool(base)
 	defer func() {
-		p.wg.Wait()
+		p.close()
 		rctx, cancel := recordCtx(base)
 		defer cancel()
 		r.settle(rctx) // a failure is logged
@@ -727,11 +629,11 @@ func (r *Runner) loop(base context.Context) {
 		}
 		wait := r.cfg.PollInterval
 		if p.claimable() {
-			list, free, err := p.claim(base)
+			full, err := p.claim(base)
 			if err != nil {
 				r.log.ErrorContext(base, "claim jobs", slog.Any("error", err))
 			}
-			if len(list) == free {
+			if full {
 				continue // there may be more due right now
 			}
 			if err == nil {

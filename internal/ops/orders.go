@@ -54,13 +54,34 @@ type OrderStore interface {
 	StandingOrderUpdate(ctx context.Context, o *StandingOrder) error
 	ExecutionCreate(ctx context.Context, e *Execution) error // errs.Conflict when a run of the order is open
 	ExecutionUpdate(ctx context.Context, e *Execution) error
-	// ExecutionMirror is ExecutionUpdate of a run end of the execution's session: it updates only if the
-	// execution has not mirrored run end run or a later one, and reports whether it did.
-	ExecutionMirror(ctx context.Context, e *Execution, run int) (bool, error)
+	// ExecutionMirror is ExecutionUpdate of a run end of the execution's session: it updates (and appends
+	// p.Audit, in the same transaction) only if the execution has not mirrored run end p.Run or a later
+	// one, and reports whether it did.
+	ExecutionMirror(ctx context.Context, p MirrorParams) (bool, error)
 	ExecutionGet(ctx context.Context, id string) (*Execution, error)
 	ExecutionList(ctx context.Context, orderID, status string, limit int) ([]Execution, error)
 	SettingGet(ctx context.Context, key string) (string, error)
 	SettingSet(ctx context.Context, key, value string) error
+}
+
+// MirrorParams is a run end of a session mirrored onto its standing-order execution.
+type MirrorParams struct {
+	// Execution is the execution as the run end leaves it.
+	Execution *Execution
+	// Run is the session's run end (agentapi.RunEnded.Run).
+	Run int
+	// Audit, when set, is the run's audit entry (AuditBatch.Entry), appended and sealed with Seal in the
+	// transaction of the update, so the execution is never updated without its record nor recorded twice.
+	Audit *audit.Entry
+	Seal  AuditBatch
+}
+
+// AuditBatch builds and seals audit entries that a store appends itself, in the transaction of the change
+// they record (audit.Log). An AuditLog that is one too makes a run end's update and record atomic.
+type AuditBatch interface {
+	Entry(ctx context.Context, r audit.Record) (*audit.Entry, error)
+	Sum(prev []byte, e *audit.Entry) []byte
+	HeadMAC(chain string, seq int64, hash []byte) []byte
 }
 
 // Fleet resolves an order's targets to servers.
@@ -484,8 +505,9 @@ func (s *Orders) OnSessionEnd(ctx context.Context, sess *agentapi.Session) {
 // OnRunEnded mirrors the run end r of a standing-order session onto its execution, and audits and
 // reports it (the ops module's subscription to agent.run_ended); run ends of other sessions are ignored.
 // It is idempotent: the execution remembers the last run end it mirrored, and only the call that moves
-// it past that one updates, audits and reports, so a redelivered event or an older one arriving late
-// changes nothing. An error (the store) leaves the event to be handed out again.
+// it past that one updates, audits (in the same transaction, when the audit log is an AuditBatch) and
+// reports, so a redelivered event or an older one arriving late changes nothing. An error (the store)
+// leaves the event to be handed out again.
 func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
 	if r.Origin != agentapi.OriginStandingOrder || r.Run <= 0 {
 		return nil
@@ -519,18 +541,31 @@ func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
 	if actions != nil {
 		e.ActionsTaken, _ = json.Marshal(actions)
 	}
-	won, err := s.store.ExecutionMirror(ctx, e, r.Run)
+	kind := reportKind(e, acted)
+	approvers := s.approvers(ctx, r.SessionID)
+	rec := audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
+		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": r.SessionID, "summary": r.Summary, "report": kind,
+			"approved_by": approvers}}
+	p := MirrorParams{Execution: e, Run: r.Run}
+	batch, atomic := s.audit.(AuditBatch)
+	if atomic {
+		if p.Audit, err = batch.Entry(ctx, rec); err != nil {
+			return err
+		}
+		p.Seal = batch
+	}
+	won, err := s.store.ExecutionMirror(ctx, p)
 	if err != nil {
 		return fmt.Errorf("update execution %s: %w", e.ID, err)
 	}
 	if !won {
 		return nil // this run end (or a later one) was mirrored already
 	}
-	kind := reportKind(e, acted)
-	approvers := s.approvers(ctx, r.SessionID)
-	s.audit.Record(ctx, audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
-		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": r.SessionID, "summary": r.Summary, "report": kind,
-			"approved_by": approvers}})
+	if !atomic {
+		s.audit.Record(ctx, rec)
+	}
+	// The report goes out after the commit: a crash right here loses it (its Key makes a resend harmless,
+	// but nothing resends it yet).
 	if o, err := s.store.StandingOrderGet(ctx, e.OrderID); err == nil {
 		s.report(ctx, o, e, kind, approvers)
 	}

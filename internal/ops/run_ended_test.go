@@ -186,6 +186,28 @@ func TestRunEndedEvent(t *testing.T) {
 				}
 			})
 
+			// Ensure a run taken over after its replica died (a compare-and-set on its status) ends the same
+			// way: one event, the execution failed.
+			t.Run("InterruptedRun", func(t *testing.T) {
+				t.Parallel()
+				b := setupRunEnded(t, be.Open)
+				b.start(t)
+				won, err := b.db.SessionClaim(b.ctx, agent.ClaimParams{SessionID: b.sess.ID, From: []string{agent.StatusRunning},
+					To: agent.StatusFailed, Error: "interrupted: the replica running it stopped", Now: time.Now().UTC()})
+				if err != nil || !won {
+					t.Fatalf("take over: %v %v", won, err)
+				}
+				if e := b.handled.WaitOrTimeout(t); e.Run != 1 || e.Status != agent.StatusFailed {
+					t.Fatalf("event: %+v", e)
+				}
+				if e := b.execution(t); e.Status != ops.ExecFailed || e.Error != "interrupted: the replica running it stopped" {
+					t.Fatalf("execution after the take-over: %+v", e)
+				}
+				if n := b.audited(t, "standing_order.run_failed"); n != 1 {
+					t.Errorf("audit records of the interrupted run: %d, want 1", n)
+				}
+			})
+
 			// Ensure redelivered events (a relay replay, a reclaimed message), an older run end arriving
 			// late and the in-process hook arriving after the event update, audit and report once.
 			t.Run("RedeliveredOnce", func(t *testing.T) {
@@ -227,6 +249,13 @@ func TestRunEndedEvent(t *testing.T) {
 				}
 				if n := b.box.take(); len(n) != 1 {
 					t.Errorf("reports: %+v, want one (the completed run acted)", n)
+				}
+				// The records appended with the executions' updates are on the chain like any other.
+				if _, err := b.log.Record(b.ctx, audit.Record{Action: "test.after", ResourceType: "test", ResourceID: "1"}); err != nil {
+					t.Fatal(err)
+				}
+				if v, err := b.log.Verify(b.ctx); err != nil || !v.OK || v.Checked < 5 {
+					t.Errorf("audit chain: %+v %v", v, err)
 				}
 			})
 		})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/ops"
 )
@@ -165,21 +166,48 @@ func (db *DB) ExecutionUpdate(ctx context.Context, e *ops.Execution) error {
 }
 
 // ExecutionMirror implements ops.OrderStore: ExecutionUpdate only if the execution has not mirrored
-// run end run of its session or a later one, then remembers run. It reports whether it updated.
-func (db *DB) ExecutionMirror(ctx context.Context, e *ops.Execution, run int) (bool, error) {
+// run end p.Run of its session or a later one, then remembers p.Run and appends p.Audit, all in one
+// transaction. It reports whether it updated.
+func (db *DB) ExecutionMirror(ctx context.Context, p ops.MirrorParams) (bool, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return false, err
 	}
-	res, err := sc.exec(ctx, `UPDATE ~standing_order_executions SET status = ?, session_id = ?, summary = ?, actions_taken = ?, error = ?,
-		escalation = ?, human_response = ?, finished_at = ?, session_run = ? WHERE id = ? AND tenant_id = ? AND session_run < ?`, e.Status,
-		e.SessionID, e.Summary, string(orEmpty(e.ActionsTaken, "[]")), e.Error, string(e.Escalation), string(e.HumanResponse), e.FinishedAt,
-		run, e.ID, sc.tenantID, run)
-	if err != nil {
-		return false, err
+	e := p.Execution
+	won := false
+	mirror := func(tx scopeTx) error {
+		won = false
+		res, err := tx.exec(ctx, `UPDATE ~standing_order_executions SET status = ?, session_id = ?, summary = ?, actions_taken = ?,
+			error = ?, escalation = ?, human_response = ?, finished_at = ?, session_run = ? WHERE id = ? AND tenant_id = ? AND session_run < ?`,
+			e.Status, e.SessionID, e.Summary, string(orEmpty(e.ActionsTaken, "[]")), e.Error, string(e.Escalation), string(e.HumanResponse),
+			e.FinishedAt, p.Run, e.ID, sc.tenantID, p.Run)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		won = true
+		if p.Audit == nil {
+			return nil
+		}
+		return auditAppendBatch(ctx, tx, []*audit.Entry{p.Audit}, p.Seal)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	if sc.pg || p.Audit == nil {
+		err = sc.inTx(ctx, mirror)
+		return won, err
+	}
+	// SQLite: this process keeps the chain's head in memory (AuditAppend); hold it while the entry is
+	// appended, then record where the chain ends.
+	h := db.auditHead(sc.tenantID)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	err = sc.inTx(ctx, mirror)
+	h.known = false
+	if err == nil && won {
+		h.seq, h.hash, h.known = p.Audit.Seq, p.Audit.Hash, true
+	}
+	return won, err
 }
 
 // ExecutionGet returns execution id.
