@@ -10,7 +10,6 @@ import (
 
 	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/outbox"
-	"github.com/it0/it0/internal/tenant"
 )
 
 // StreamRuns carries the agent.run_ended events (outbox rows written with the session's status change).
@@ -82,16 +81,8 @@ type RunHandler func(ctx context.Context, e RunEnded) error
 // module: each module handles every event once, whichever replica runs it) until ctx ends. Payloads that
 // are no run-ended event are logged and acknowledged: handing them out again would not make them readable.
 func ConsumeRuns(ctx context.Context, b bus.Bus, group, name string, log *slog.Logger, h RunHandler) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return b.Consume(ctx, bus.Consumer{Stream: StreamRuns, Group: group, Name: name}, func(ctx context.Context, m bus.Message) error {
-		e, err := ParseRunEnded(m.Data)
-		if err != nil {
-			log.ErrorContext(ctx, "unreadable run-ended event", slog.String("group", group), slog.String("message_id", m.ID),
-				slog.String("error", err.Error()))
-			return nil
-		}
-		return h(tenant.WithID(ctx, e.TenantID), e)
-	})
+	return outbox.Consume(ctx, b, StreamRuns, group, name, log, func(data []byte) (RunEnded, string, error) {
+		r, err := ParseRunEnded(data)
+		return r, r.TenantID, err
+	}, h)
 }

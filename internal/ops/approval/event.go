@@ -10,7 +10,6 @@ import (
 
 	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/outbox"
-	"github.com/it0/it0/internal/tenant"
 )
 
 // Types of approval events, published on outbox.StreamApprovals.
@@ -77,16 +76,8 @@ type Handler func(ctx context.Context, e Event) error
 // ctx ends. Payloads that are no approval event are logged and acknowledged: handing them out again
 // would not make them readable.
 func Consume(ctx context.Context, b bus.Bus, group, name string, log *slog.Logger, h Handler) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return b.Consume(ctx, bus.Consumer{Stream: outbox.StreamApprovals, Group: group, Name: name}, func(ctx context.Context, m bus.Message) error {
-		e, err := ParseEvent(m.Data)
-		if err != nil {
-			log.ErrorContext(ctx, "unreadable approval event", slog.String("group", group), slog.String("message_id", m.ID),
-				slog.String("error", err.Error()))
-			return nil
-		}
-		return h(tenant.WithID(ctx, e.TenantID), e)
-	})
+	return outbox.Consume(ctx, b, outbox.StreamApprovals, group, name, log, func(data []byte) (Event, string, error) {
+		e, err := ParseEvent(data)
+		return e, e.TenantID, err
+	}, h)
 }
