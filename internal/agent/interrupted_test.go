@@ -13,6 +13,7 @@ import (
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/auth"
+	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/ops/approval"
@@ -247,5 +248,61 @@ func TestKillDuringPause(t *testing.T) {
 			t.Fatalf("the approved command ran %d times, want once", n)
 		}
 	})
+
+	// Ensure a kill before the pause is stored (the approval opened and linked to its tool call, the
+	// session still running) fails the session and withdraws the approval: its escalation ends, and a
+	// late answer is refused instead of resuming a run whose state never held the call.
+	t.Run("BeforePauseStored", func(t *testing.T) {
+		t.Parallel()
+		kb := setupKill(t, func(a *agent.Service, kill func(string)) { a.SetPauseFaults(kill, nil) }, false)
+		sid := kb.start(t)
+		kb.checkWithdrawn(t, sid, callID)
+	})
+
+	// Ensure a kill inside the engine, after the tool call opened its approval and before the run
+	// paused, ends the same way.
+	t.Run("BeforePause", func(t *testing.T) {
+		t.Parallel()
+		kb := setupKill(t, nil, true)
+		sid := kb.start(t)
+		kb.checkWithdrawn(t, sid, "")
+	})
 }
 
+// checkWithdrawn repairs the killed run of sessionID on b and checks it is failed, its one approval
+// (linked to toolUseID) withdrawn and no longer decidable, and a message continues the session.
+func (kb *killBundle) checkWithdrawn(t *testing.T, sid, toolUseID string) {
+	t.Helper()
+	if s := kb.session(t, sid); s.Status != agent.StatusRunning {
+		t.Fatalf("after the kill the session is %s, want running", s.Status)
+	}
+	if ap := kb.approvalsOf(t, sid)[0]; ap.Status != approval.Pending || ap.ToolUseID != toolUseID {
+		t.Fatalf("after the kill: approval %s, tool call %q", ap.Status, ap.ToolUseID)
+	}
+	if n, err := kb.b.InterruptedRuns(kb.ctx); err != nil || n != 1 {
+		t.Fatalf("repaired %d runs (%v), want 1", n, err)
+	}
+	if s := kb.session(t, sid); s.Status != agent.StatusFailed {
+		t.Fatalf("the interrupted run is %s, want failed", s.Status)
+	}
+	ap := kb.approvalsOf(t, sid)[0]
+	if ap.Status != approval.Expired || ap.DecidedBy != approval.DecidedByInterrupted || ap.DecisionReason == "" {
+		t.Fatalf("the interrupted run's approval: %s by %s (%s), want expired by %s", ap.Status, ap.DecidedBy, ap.DecisionReason, approval.DecidedByInterrupted)
+	}
+	if err := kb.decide(ap.ID); !errs.Is(err, errs.Conflict) {
+		t.Fatalf("deciding the withdrawn approval: %v, want a conflict", err)
+	}
+	// A second pass (another survivor) finds nothing left to repair.
+	if n, err := kb.b.InterruptedRuns(kb.ctx); err != nil || n != 0 {
+		t.Fatalf("second pass repaired %d (%v)", n, err)
+	}
+	if err := kb.b.ResumeSession(kb.ctx, sid); err != nil { // the withdrawal's approval.decided event
+		t.Fatal(err)
+	}
+	if s := kb.session(t, sid); s.Status != agent.StatusFailed {
+		t.Fatalf("the withdrawal's event moved the session to %s", s.Status)
+	}
+	if n := kb.fleet.ran.Load(); n != 0 {
+		t.Fatalf("the command ran %d times, want never", n)
+	}
+}
