@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/guard"
 	"github.com/it0/it0/internal/ops/approval"
 )
@@ -35,6 +37,12 @@ func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
 				return n, err
 			}
 			continue
+		}
+		// The approvals it opened and never paused on go first: nobody may be asked (an escalation calls
+		// people) about a run that is gone. Before the take-over, so a kill in between leaves the run to
+		// the next pass.
+		if err := s.withdrawOrphans(ctx, o.SessionID); err != nil {
+			return n, err
 		}
 		// What the run is repaired to is decided before it is taken over: the take-over's status change
 		// is its run's end (the agent.run_ended event), and a follower must see the final one, not a
@@ -68,6 +76,36 @@ func (s *Service) InterruptedRuns(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// reasonInterrupted is why an interrupted run's pending approvals are withdrawn.
+const reasonInterrupted = "the run was interrupted (the IT0 process running it stopped before it paused on this approval)"
+
+// withdrawOrphans withdraws the pending approvals of session sessionID, whose run is gone: a run that
+// paused on them is no longer running, so these were opened by a run that stopped before it stored its
+// pause, and its state holds no tool call they could answer. Withdrawing (expired, with
+// reasonInterrupted) ends their escalations; the run is failed, and a message continues the session.
+// Withdrawn rather than kept for a repaired pause: the run's state (with, on a first run, its very
+// prompt) was never stored, so no run could act on the answer in the context it was asked in.
+func (s *Service) withdrawOrphans(ctx context.Context, sessionID string) error {
+	sess, err := s.store.SessionGet(ctx, sessionID)
+	if err != nil || sess.Status != StatusRunning {
+		return err // it moved on (paused, ended) since it was listed: its approvals are its own
+	}
+	pending, err := s.approvals.List(ctx, sessionID, approval.Pending, 50)
+	if err != nil {
+		return err
+	}
+	for _, a := range pending {
+		if _, err := s.approvals.Withdraw(ctx, a.ID, reasonInterrupted); err != nil && !errs.Is(err, errs.Conflict) {
+			return fmt.Errorf("withdraw approval %s: %w", a.ID, err)
+		}
+		s.log.WarnContext(ctx, "approval withdrawn: its run was interrupted", slog.String("session_id", sessionID), slog.String("approval_id", a.ID))
+	}
+	return nil
+}
+
+// withdrawn reports whether a was withdrawn by withdrawOrphans: it answers nothing.
+func withdrawn(a *approval.Approval) bool { return a.DecidedBy == approval.DecidedByInterrupted }
+
 // repairPlan sorts the decided approvals of an interrupted run (see InterruptedRuns): cut are approved
 // commands it carried out whose outcome the engine never saw, waiting are decisions it had not acted on.
 // Both empty: the run is not repaired but failed.
@@ -82,7 +120,7 @@ func (s *Service) repairPlan(ctx context.Context, sessionID string) (cut, waitin
 	}
 	for _, a := range approvals {
 		switch {
-		case a.ToolUseID == "" || a.Status == approval.Pending:
+		case a.ToolUseID == "" || a.Status == approval.Pending || withdrawn(&a):
 		case a.UsedAt == nil:
 			waiting = append(waiting, a)
 		case a.Status == approval.Approved && a.Tool == ToolRunCommand && sess.Engine != EngineClaudeCode:

@@ -28,6 +28,9 @@ type Approvals interface {
 	// Use marks a decided approval used; errs.Conflict when used already or still pending.
 	Use(ctx context.Context, id string) error
 	SetToolUse(ctx context.Context, id, toolUseID string) error
+	// Withdraw ends a pending approval whose run is gone (expired, decided by the system, with reason);
+	// errs.Conflict when it is no longer pending.
+	Withdraw(ctx context.Context, id, reason string) (*approval.Approval, error)
 }
 
 // approvalRequest is the request of an approval for a tool call of sess.
@@ -177,9 +180,13 @@ func (s *Service) resume(ctx context.Context, sessionID string) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range decided {
+	for i := range decided {
+		d := &decided[i]
 		if d.Status == approval.Pending {
 			return nil // still waiting on another decision
+		}
+		if withdrawn(d) {
+			continue // its run was interrupted before it paused: it answers nothing
 		}
 		if sess.Unattended() && d.Status != approval.Approved && d.UsedAt == nil {
 			// An unattended run whose escalation was refused (or timed out) stops there: nobody is in the
@@ -204,7 +211,7 @@ func (s *Service) resume(ctx context.Context, sessionID string) error {
 	var notes []string
 	for i := len(decided) - 1; i >= 0; i-- { // oldest first
 		d := &decided[i]
-		if d.Status == approval.Pending || d.UsedAt != nil {
+		if d.Status == approval.Pending || d.UsedAt != nil || withdrawn(d) {
 			continue
 		}
 		if sess.Engine == EngineClaudeCode {

@@ -112,11 +112,13 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 		}
 	}
 	var last Event
+	var pauses []Event // held back until the pause is recorded with the run's state (see paused)
 	sawCompleted := false
 	out, err := eng.Run(ctx, t, func(e Event) {
 		switch e.Type {
 		case EventApprovalRequired:
-			s.pausing(ctx, sess.ID, e)
+			pauses = append(pauses, e)
+			return
 		case EventCompleted:
 			s.settleCompleted(ctx, sess.ID, e)
 			sawCompleted = true
@@ -125,6 +127,24 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 		}
 		last = s.emit(ctx, sess.ID, e)
 	})
+	if err == nil && out.Paused && len(pauses) > 0 {
+		// Recorded as paused, with the state that holds the open tool calls, before its events go out: a
+		// shutdown right after must not turn the waiting session into a cancelled one (Cancel marks a paused
+		// session cancelled itself), and a kill at any point leaves either a running session (the repair
+		// pass fails it and withdraws its approvals) or a paused one its resume can continue.
+		stored := s.paused(ctx, sess.ID, out, pauses)
+		for _, e := range pauses {
+			s.emit(ctx, sess.ID, e)
+		}
+		status = StatusAwaitingApproval
+		if !stored {
+			s.finishOutcome(ctx, sess.ID, out)
+		}
+		return
+	}
+	for _, e := range pauses { // an engine that did not pause after all: its events go out as they are
+		last = s.emit(ctx, sess.ID, e)
+	}
 	switch {
 	case err != nil:
 		msg := err.Error()
@@ -133,8 +153,6 @@ func (s *Service) run(ctx context.Context, sess *Session, task *TaskRecord, prom
 		}
 		errMsg = msg
 	case out.Paused:
-		// Recorded as paused before its event went out: a shutdown right after it must not turn the
-		// waiting session into a cancelled one (Cancel marks a paused session cancelled itself).
 		status = StatusAwaitingApproval
 	case ctx.Err() != nil:
 		status, errMsg = StatusCancelled, "cancelled"
@@ -184,24 +202,47 @@ func (s *Service) settleCompleted(ctx context.Context, sessionID string, e Event
 	s.runEnded(sctx, sess) // before the event goes out, so whoever reacts to it sees the consequences
 }
 
-// pausing records, before the approval_required event is published, that the session now waits, and
-// which engine tool call the approval answers. A client that reacts to the event sees the new status.
-func (s *Service) pausing(ctx context.Context, sessionID string, e Event) {
-	if e.ApprovalID != "" && e.ToolUseID != "" {
-		if err := s.approvals.SetToolUse(ctx, e.ApprovalID, e.ToolUseID); err != nil {
-			s.log.ErrorContext(ctx, "link approval to tool call", slog.String("error", err.Error()))
+// paused records that the run of sessionID paused on the approvals of events (its approval_required
+// events), before they are published: which engine tool call each approval answers, then in one session
+// update the run's outcome (the state holding those open calls, tokens, cost) and the status
+// awaiting_approval. A client that reacts to the events sees the new status, and a resume reads the state
+// the pause needs. It reports whether the outcome is stored.
+func (s *Service) paused(ctx context.Context, sessionID string, out Outcome, events []Event) bool {
+	sctx := context.WithoutCancel(ctx) // the pause is recorded even when a shutdown cancelled the run
+	for _, e := range events {
+		if e.ApprovalID != "" && e.ToolUseID != "" {
+			if err := s.approvals.SetToolUse(sctx, e.ApprovalID, e.ToolUseID); err != nil {
+				s.log.ErrorContext(ctx, "link approval to tool call", slog.String("error", err.Error()))
+			}
 		}
 	}
-	sess, err := s.store.SessionGet(ctx, sessionID)
-	if err == nil && sess.Status == StatusRunning {
-		sess.Status, sess.UpdatedAt = StatusAwaitingApproval, s.now()
-		err = s.store.SessionUpdate(ctx, sess)
-	}
+	s.faults.at(s.faults.beforePause, sessionID)
+	sess, err := s.store.SessionGet(sctx, sessionID)
 	if err != nil {
 		s.log.ErrorContext(ctx, "mark session paused", slog.String("error", err.Error()))
-		return
+		return false
 	}
-	s.runEnded(ctx, sess)
+	if out.State != nil {
+		sess.State = out.State
+	}
+	sess.TokensUsed += out.TokensUsed
+	sess.CostUSD += out.CostUSD
+	if out.Summary != "" {
+		sess.Summary = out.Summary
+	}
+	if sess.Status == StatusRunning {
+		sess.Status = StatusAwaitingApproval
+	}
+	sess.UpdatedAt = s.now()
+	if err := s.store.SessionUpdate(sctx, sess); err != nil {
+		s.log.ErrorContext(ctx, "mark session paused", slog.String("error", err.Error()))
+		return false
+	}
+	s.faults.at(s.faults.afterPause, sessionID)
+	if sess.Status == StatusAwaitingApproval {
+		s.runEnded(sctx, sess)
+	}
+	return true
 }
 
 // finishOutcome stores what a run returned (its state, tokens, summary).

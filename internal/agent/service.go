@@ -107,6 +107,22 @@ type Service struct {
 	fallbacks    sync.Map // tenant id → the engine used while the default cannot run (enginepick.go)
 	replicas     atomic.Pointer[replicaLink]
 	runners      runners // this replica's name on the sessions it runs (claim.go)
+	faults       faults  // test-only stops (export_test.go)
+}
+
+// faults are the points where a test stops a run as a kill would: the hook blocks the run's goroutine
+// (it never writes again, like a dead process) while another Service plays the surviving replica. They
+// are nil outside tests; export_test.go sets them.
+type faults struct {
+	beforePause func(sessionID string) // the pause's tool-call links are written, its session update is not
+	afterPause  func(sessionID string) // the pause is stored, its events are not published
+}
+
+// at calls fault point fn, if set, for sessionID.
+func (faults) at(fn func(sessionID string), sessionID string) {
+	if fn != nil {
+		fn(sessionID)
+	}
 }
 
 // OnRunEnd registers fn to be called after every run of a session ends (completed, failed, cancelled or

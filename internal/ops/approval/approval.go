@@ -34,6 +34,10 @@ const OriginStandingOrder = "standing_order"
 // DecidedByTimeout is DecidedBy of an approval its timeout decided.
 const DecidedByTimeout = "system:timeout"
 
+// DecidedByInterrupted is DecidedBy of an approval withdrawn because the run that asked for it stopped
+// before it paused (Service.Withdraw).
+const DecidedByInterrupted = "system:interrupted"
+
 // ViaAPI is DecidedVia of a decision made through the approvals API (the console, the app).
 const ViaAPI = "api"
 

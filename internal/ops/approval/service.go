@@ -232,6 +232,32 @@ func (s *Service) Decide(ctx context.Context, id string, d Decision) (*Approval,
 	return a, nil
 }
 
+// Withdraw ends pending approval id without a human decision: the run that asked for it is gone and will
+// never read an answer (see agent.Service.InterruptedRuns). It is recorded as expired by
+// DecidedByInterrupted with reason, and its approval.decided event closes its escalation. errs.Conflict
+// when it is no longer pending.
+func (s *Service) Withdraw(ctx context.Context, id, reason string) (*Approval, error) {
+	a, err := s.store.ApprovalGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.Status != Pending {
+		return nil, errs.New(errs.Conflict, "approval %s is already %s", a.ID, a.Status)
+	}
+	now := s.now()
+	a.Status, a.DecidedBy, a.DecisionReason, a.DecidedAt = Expired, DecidedByInterrupted, reason, &now
+	if err := s.store.ApprovalDecide(ctx, a); err != nil {
+		return nil, err
+	}
+	s.notify()
+	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval.withdrawn", ResourceType: "approval", ResourceID: a.ID,
+		Description: fmt.Sprintf("withdrawn L%d: %s", a.RiskLevel, clip(a.Command, 200)),
+		Detail:      map[string]any{"session_id": a.SessionID, "reason": reason, "command": a.Command}}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 // Get returns approval id (errs.NotFound).
 func (s *Service) Get(ctx context.Context, id string) (*Approval, error) {
 	return s.store.ApprovalGet(ctx, id)
