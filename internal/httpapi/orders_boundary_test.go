@@ -66,14 +66,16 @@ func (f *orderFixture) run(t *testing.T, id string) map[string]any {
 	if r.status != 201 {
 		t.Fatalf("run: %d %s", r.status, r.raw)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		e := f.do("GET", "/api/v1/ops/standing-orders/"+id+"/executions?limit=1", f.tok, nil).body["items"].([]any)[0].(map[string]any)
 		if e["status"] != ops.ExecRunning {
 			return e
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("execution still running: %v", e)
+			sid, _ := e["session_id"].(string)
+			t.Fatalf("execution still running: %v\nsession: %s\nevents: %s", e, f.do("GET", "/api/v1/agent/sessions/"+sid, f.tok, nil).raw,
+				f.do("GET", "/api/v1/agent/sessions/"+sid+"/events", f.tok, nil).raw)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
