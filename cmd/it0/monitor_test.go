@@ -71,7 +71,7 @@ func TestCLIAlertsAndMetrics(t *testing.T) {
 	unused := map[string]bool{"it0_checks_run_total": true, "it0_agent_runs_total": true, "it0_agent_run_duration_seconds": true,
 		"it0_agent_run_cost_usd_total": true, "it0_agent_run_tokens_total": true, "it0_approvals_decided_total": true,
 		"it0_escalation_steps_total": true,
-		"it0_targets_live": true} // exported on PostgreSQL only (from the replica registry); this test runs on SQLite
+		"it0_targets_live":           true} // exported on PostgreSQL only (from the replica registry); this test runs on SQLite
 	for _, name := range regexp.MustCompile(`it0_[a-z_]+[a-z]`).FindAllString(string(dash), -1) {
 		name = strings.TrimSuffix(name, "_bucket")
 		if !unused[name] && !strings.Contains(m, "# HELP "+name+" ") {
