@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"log/slog"
 
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/monitor/checks"
@@ -13,21 +11,13 @@ import (
 const Checks = "checks"
 
 // initChecks builds the health check service; its scheduler is the monitor target's work
-// (checkScheduler). Every transition to down is published to event-triggered standing orders as
-// check_failed.
+// (checkScheduler). Every transition is stored with a check.transitioned event (events.monitor), which ops
+// turns into check_failed for event-triggered standing orders (onMonitorEvent); here a transition only
+// tells the outbox relay to publish at once.
 func (a *App) initChecks(ctx context.Context) (func(context.Context) error, error) {
-	log := a.log.With(slog.String("component", "checks"))
 	a.Checks = checks.New(checks.Config{Logger: a.log, Now: a.opts.Now, Registerer: a.registry,
-		OnTransition: func(ctx context.Context, c checks.Check, t checks.Transition) {
-			if t.To != checks.Down {
-				return
-			}
-			data, _ := json.Marshal(map[string]any{"check_id": c.ID, "check": c.Name, "type": c.Type, "target": c.Target,
-				"from": t.From, "to": t.To, "at": t.At, "results": t.Results, "message": t.Message})
-			if _, err := a.Orders.HandleEvent(ctx, "check_failed", c.ServerID, data); err != nil {
-				log.ErrorContext(ctx, "deliver check_failed to standing orders", slog.String("check_id", c.ID), slog.String("error", err.Error()))
-			}
-		}}, a.Store, a.Inventory, a.Guard, a.Audit)
+		OnTransition: func(context.Context, checks.Check, checks.Transition) { a.notifyOutbox() }},
+		a.Store, a.Inventory, a.Guard, a.Audit)
 	return nil, nil
 }
 

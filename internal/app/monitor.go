@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/monitor/nodeexporter"
 	"github.com/it0/it0/internal/monitor/promapi"
@@ -24,9 +26,9 @@ const (
 )
 
 // initMetrics builds metrics and alerting; the collector loop is the monitor target's work
-// (initMonitorWork). Alerts are published to event-triggered standing orders (alert_fired,
-// alert_resolved); a rule's runbook is started through ops; every sample also feeds threshold-triggered
-// standing orders.
+// (initMonitorWork). Alerts reach event-triggered standing orders as domain events (alert.fired,
+// alert.resolved on events.monitor, see onMonitorEvent); a rule's runbook is started through ops; every
+// sample also feeds threshold-triggered standing orders.
 func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "monitor"))
 	a.Alerts = alerts.New(alerts.Config{Logger: a.log, Now: a.opts.Now,
@@ -35,16 +37,8 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 			_, err := a.Ops.Runbook(ctx, id)
 			return err
 		},
-		OnAlert: func(ctx context.Context, ev alerts.Event) {
-			kind := "alert_fired"
-			if ev.Status == alerts.Resolved {
-				kind = "alert_resolved"
-			}
-			data, _ := json.Marshal(ev)
-			if _, err := a.Orders.HandleEvent(ctx, kind, ev.ServerID, data); err != nil {
-				log.ErrorContext(ctx, "deliver alert to standing orders", slog.String("event_id", ev.ID), slog.String("error", err.Error()))
-			}
-		}}, a.Store, a.Audit)
+		// The alert's event waits in the outbox (alert.fired, alert.resolved): publish it at once.
+		OnAlert: func(context.Context, alerts.Event) { a.notifyOutbox() }}, a.Store, a.Audit)
 	a.Metrics = metrics.New(metrics.Config{Logger: a.log, Now: a.opts.Now,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)
@@ -88,4 +82,35 @@ func (a *App) serverName(ctx context.Context, id string) (string, error) {
 		return "", errs.New(errs.NotFound, "server %s not found", id)
 	}
 	return list[0].Name, nil
+}
+
+// onMonitorEvent is ops' subscription to the monitor's events: a check going down triggers the standing
+// orders waiting for check_failed, an alert firing or resolving those waiting for alert_fired or
+// alert_resolved. Each order runs once per event, however often the event is delivered.
+func (a *App) onMonitorEvent(ctx context.Context, e monitor.Event) error {
+	var kind string
+	switch e.Type {
+	case monitor.EventCheckTransitioned:
+		var t struct {
+			To checks.State `json:"to"`
+		}
+		if err := json.Unmarshal(e.Data, &t); err != nil {
+			a.log.ErrorContext(ctx, "unreadable check transition", slog.String("key", e.Key()), slog.String("error", err.Error()))
+			return nil
+		}
+		if t.To != checks.Down {
+			return nil
+		}
+		kind = "check_failed"
+	case monitor.EventAlertFired:
+		kind = "alert_fired"
+	case monitor.EventAlertResolved:
+		kind = "alert_resolved"
+	default:
+		return nil
+	}
+	if _, err := a.Orders.HandleEventOnce(ctx, e.Key(), kind, e.ServerID, e.Data); err != nil {
+		return fmt.Errorf("deliver %s (%s) to standing orders: %w", kind, e.Key(), err)
+	}
+	return nil
 }

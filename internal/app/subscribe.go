@@ -8,6 +8,7 @@ import (
 
 	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/bus"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops/approval"
 )
 
@@ -33,6 +34,14 @@ func (a *App) subscribeApprovals(ctx context.Context, group string, h approval.H
 func (a *App) subscribeRuns(ctx context.Context, group string, h agentapi.RunHandler) func(context.Context) error {
 	return a.subscribe(ctx, "run-ended", group, func(ctx context.Context) error {
 		return agentapi.ConsumeRuns(ctx, a.Bus, group, a.replicaID, a.log, h)
+	})
+}
+
+// subscribeMonitor makes h handle the monitor's events (check transitions, alerts) as a member of group
+// until the returned func is called (or the bus closes).
+func (a *App) subscribeMonitor(ctx context.Context, group string, h monitor.Handler) func(context.Context) error {
+	return a.subscribe(ctx, "monitor", group, func(ctx context.Context) error {
+		return monitor.Consume(ctx, a.Bus, group, a.replicaID, a.log, h)
 	})
 }
 

@@ -156,7 +156,14 @@ func (a *App) initOpsWork(ctx context.Context) (func(context.Context) error, err
 	// A standing order's execution follows its session's run ends (agent.run_ended, group ops): in the
 	// process running the session this mirrors what the in-process hook already did, and elsewhere it is
 	// the only path; OnRunEnded is idempotent.
-	return a.subscribeRuns(ctx, groupOps, a.Orders.OnRunEnded), nil
+	stopRuns := a.subscribeRuns(ctx, groupOps, a.Orders.OnRunEnded)
+	// Checks going down and alerts firing or resolving trigger event-triggered orders (events.monitor,
+	// group ops); onMonitorEvent is idempotent.
+	stopMonitor := a.subscribeMonitor(ctx, groupOps, a.onMonitorEvent)
+	return func(ctx context.Context) error {
+		err := stopMonitor(ctx)
+		return errors.Join(err, stopRuns(ctx))
+	}, nil
 }
 
 // initMonitorWork runs the metric collectors (which evaluate the alert rules), the health check

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -44,7 +45,14 @@ type Execution struct {
 	HumanResponse  json.RawMessage `json:"human_response,omitempty"`
 	StartedAt      time.Time       `json:"started_at"`
 	FinishedAt     *time.Time      `json:"finished_at,omitempty"`
+	// TriggerKey names the domain event that started the execution (empty otherwise): the store keeps
+	// one execution per order and key, so a redelivered event starts nothing more.
+	TriggerKey string `json:"-"`
 }
+
+// ErrTriggered is returned by OrderStore.ExecutionCreate when the order already has an execution with
+// the same TriggerKey (the event was handled before).
+var ErrTriggered = errors.New("the standing order was already triggered by this event")
 
 // OrderStore is what standing orders need from storage.
 type OrderStore interface {
@@ -52,7 +60,9 @@ type OrderStore interface {
 	StandingOrderGet(ctx context.Context, id string) (*StandingOrder, error)
 	StandingOrderList(ctx context.Context, status string) ([]StandingOrder, error)
 	StandingOrderUpdate(ctx context.Context, o *StandingOrder) error
-	ExecutionCreate(ctx context.Context, e *Execution) error // errs.Conflict when a run of the order is open
+	// ExecutionCreate inserts e: errs.Conflict when a run of the order is open (and e is running),
+	// ErrTriggered when the order has an execution with e's TriggerKey.
+	ExecutionCreate(ctx context.Context, e *Execution) error
 	ExecutionUpdate(ctx context.Context, e *Execution) error
 	// ExecutionMirror is ExecutionUpdate of a run end of the execution's session: it updates (and appends
 	// p.Audit, in the same transaction) only if the execution has not mirrored run end p.Run or a later
@@ -391,6 +401,12 @@ func (s *Orders) Executions(ctx context.Context, id string, limit int) ([]Execut
 // Trigger starts a run of order id for trigger (cron, event, threshold or manual) with its context. A
 // trigger that fires while a run is open is recorded as skipped, not doubled. It returns the execution.
 func (s *Orders) Trigger(ctx context.Context, id, trigger string, triggerCtx json.RawMessage) (*Execution, error) {
+	return s.trigger(ctx, id, trigger, triggerCtx, "")
+}
+
+// trigger is Trigger for the event named key (empty: no event): it returns ErrTriggered, and starts
+// nothing, when key already started (or skipped) an execution of the order.
+func (s *Orders) trigger(ctx context.Context, id, trigger string, triggerCtx json.RawMessage, key string) (*Execution, error) {
 	o, err := s.store.StandingOrderGet(ctx, id)
 	if err != nil {
 		return nil, err
@@ -399,7 +415,8 @@ func (s *Orders) Trigger(ctx context.Context, id, trigger string, triggerCtx jso
 	if trigger != "manual" && !o.Active(now) {
 		return nil, errs.New(errs.Conflict, "standing order %s is not active (%s)", id, o.Status)
 	}
-	e := &Execution{ID: uuid.NewString(), OrderID: o.ID, Status: ExecRunning, TriggerType: trigger, TriggerContext: triggerCtx, StartedAt: now}
+	e := &Execution{ID: uuid.NewString(), OrderID: o.ID, Status: ExecRunning, TriggerType: trigger, TriggerContext: triggerCtx, StartedAt: now,
+		TriggerKey: key}
 	if err := s.store.ExecutionCreate(ctx, e); errs.Is(err, errs.Conflict) {
 		e.Status, e.Error, e.FinishedAt = ExecSkipped, err.Error(), &now
 		if err := s.store.ExecutionCreate(ctx, e); err != nil {

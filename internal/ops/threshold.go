@@ -3,9 +3,12 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/it0/it0/internal/errs"
 )
 
 // Holds reports whether value op threshold.
@@ -98,6 +101,19 @@ func (s *Orders) ObserveMetric(ctx context.Context, serverID, metric string, val
 // HandleEvent triggers every active order of the tenant in ctx waiting for eventType; when serverID is set,
 // only orders whose targets include it.
 func (s *Orders) HandleEvent(ctx context.Context, eventType, serverID string, data json.RawMessage) ([]*Execution, error) {
+	return s.handleEvent(ctx, "", eventType, serverID, data)
+}
+
+// HandleEventOnce is HandleEvent for a domain event delivered at least once: key names the event (unique
+// in the tenant), and an order it already triggered is not triggered again.
+func (s *Orders) HandleEventOnce(ctx context.Context, key, eventType, serverID string, data json.RawMessage) ([]*Execution, error) {
+	if key == "" {
+		return nil, errs.Invalidf("key", "an event delivered at least once needs a key").WithHint("pass the event's unique key")
+	}
+	return s.handleEvent(ctx, key, eventType, serverID, data)
+}
+
+func (s *Orders) handleEvent(ctx context.Context, key, eventType, serverID string, data json.RawMessage) ([]*Execution, error) {
 	if !contains(EventTypes, eventType) {
 		return nil, errInvalidEvent(eventType)
 	}
@@ -117,7 +133,10 @@ func (s *Orders) HandleEvent(ctx context.Context, eventType, serverID string, da
 			}
 		}
 		trig, _ := json.Marshal(map[string]any{"event_type": eventType, "server_id": serverID, "data": data})
-		e, err := s.Trigger(ctx, o.ID, "event", trig)
+		e, err := s.trigger(ctx, o.ID, "event", trig, key)
+		if errors.Is(err, ErrTriggered) {
+			continue
+		}
 		if err != nil {
 			return started, err
 		}

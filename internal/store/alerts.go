@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/monitor/alerts"
 )
 
@@ -90,8 +91,13 @@ func (db *DB) AlertEventOpen(ctx context.Context, e *alerts.Event) error {
 	if err != nil {
 		return err
 	}
-	_, err = sc.exec(ctx, `INSERT INTO ~alert_events (id, tenant_id, rule_id, server_id, status, severity, doc, fired_at, resolved_at)
-		VALUES (?,?,?,?,?,?,?,?,?)`, e.ID, sc.tenantID, e.RuleID, e.ServerID, e.Status, e.Severity, string(doc), e.FiredAt, e.ResolvedAt)
+	err = sc.inTx(ctx, func(tx scopeTx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO ~alert_events (id, tenant_id, rule_id, server_id, status, severity, doc, fired_at, resolved_at)
+			VALUES (?,?,?,?,?,?,?,?,?)`, e.ID, sc.tenantID, e.RuleID, e.ServerID, e.Status, e.Severity, string(doc), e.FiredAt, e.ResolvedAt); err != nil {
+			return err
+		}
+		return tx.outboxFact(ctx, monitor.StreamEvents, monitor.EventAlertFired, e.ID, e.FiredAt, e)
+	})
 	return uniqueConflict(err, "an open alert of this rule on this server")
 }
 
@@ -128,12 +134,24 @@ func (db *DB) AlertEventUpdate(ctx context.Context, e *alerts.Event) error {
 	if err != nil {
 		return err
 	}
-	res, err := sc.exec(ctx, `UPDATE ~alert_events SET status = ?, doc = ?, resolved_at = ? WHERE id = ? AND tenant_id = ?`,
-		e.Status, string(doc), e.ResolvedAt, e.ID, sc.tenantID)
-	if err != nil {
-		return err
-	}
-	return mustAffect(res, "alert")
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		var was string
+		if err := tx.queryRow(ctx, `SELECT status FROM ~alert_events WHERE id = ? AND tenant_id = ?`, e.ID, sc.tenantID).Scan(&was); err != nil {
+			return notFound(err, "alert")
+		}
+		if _, err := tx.exec(ctx, `UPDATE ~alert_events SET status = ?, doc = ?, resolved_at = ? WHERE id = ? AND tenant_id = ?`,
+			e.Status, string(doc), e.ResolvedAt, e.ID, sc.tenantID); err != nil {
+			return err
+		}
+		if e.Status != alerts.Resolved || was == alerts.Resolved {
+			return nil
+		}
+		at := db.Now()
+		if e.ResolvedAt != nil {
+			at = *e.ResolvedAt
+		}
+		return tx.outboxFact(ctx, monitor.StreamEvents, monitor.EventAlertResolved, e.ID, at, e)
+	})
 }
 
 // AlertEventCount counts open (firing or acknowledged) events by severity.

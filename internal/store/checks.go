@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/monitor/checks"
 )
 
@@ -185,8 +187,12 @@ func (db *DB) CheckRecord(ctx context.Context, c *checks.Check, r *checks.Result
 			return nil
 		}
 		t.CheckID = c.ID
-		return tx.queryRow(ctx, `INSERT INTO ~check_transitions (tenant_id, check_id, from_state, to_state, at, results, message)
-			VALUES (?,?,?,?,?,?,?) RETURNING id`, sc.tenantID, c.ID, string(t.From), string(t.To), t.At, t.Results, t.Message).Scan(&t.ID)
+		if err := tx.queryRow(ctx, `INSERT INTO ~check_transitions (tenant_id, check_id, from_state, to_state, at, results, message)
+			VALUES (?,?,?,?,?,?,?) RETURNING id`, sc.tenantID, c.ID, string(t.From), string(t.To), t.At, t.Results, t.Message).Scan(&t.ID); err != nil {
+			return err
+		}
+		return tx.outboxFact(ctx, monitor.StreamEvents, monitor.EventCheckTransitioned, strconv.FormatInt(t.ID, 10), t.At,
+			checks.TransitionFact(c, t))
 	})
 }
 

@@ -119,15 +119,30 @@ func scanExecution(row interface{ Scan(...any) error }) (*ops.Execution, error) 
 	return &e, nil
 }
 
-// ExecutionCreate inserts e unless a run of the same order is still open, in which case it returns
-// errs.Conflict (an overlapping trigger is skipped, not doubled).
+// ExecutionCreate inserts e unless the order already has an execution with e's TriggerKey
+// (ops.ErrTriggered: the event was handled) or a run of the same order is still open (errs.Conflict: an
+// overlapping trigger is skipped, not doubled).
 func (db *DB) ExecutionCreate(ctx context.Context, e *ops.Execution) error {
 	sc, err := db.scope(ctx)
 	if err != nil {
 		return err
 	}
 	e.TenantID = sc.tenantID
-	return sc.inTx(ctx, func(tx scopeTx) error {
+	var key any
+	if e.TriggerKey != "" {
+		key = e.TriggerKey
+	}
+	err = sc.inTx(ctx, func(tx scopeTx) error {
+		if key != nil {
+			var n int
+			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM ~standing_order_executions WHERE order_id = ? AND tenant_id = ? AND trigger_key = ?`,
+				e.OrderID, sc.tenantID, key).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return ops.ErrTriggered
+			}
+		}
 		var open int
 		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM ~standing_order_executions WHERE order_id = ? AND tenant_id = ?
 			AND status IN ('running', 'awaiting_human')`, e.OrderID, sc.tenantID).Scan(&open); err != nil {
@@ -136,11 +151,16 @@ func (db *DB) ExecutionCreate(ctx context.Context, e *ops.Execution) error {
 		if open > 0 && e.Status == ops.ExecRunning {
 			return errs.New(errs.Conflict, "a run of %s is still going", e.OrderID)
 		}
-		_, err := tx.exec(ctx, `INSERT INTO ~standing_order_executions (`+execCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		_, err := tx.exec(ctx, `INSERT INTO ~standing_order_executions (`+execCols+`, trigger_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			e.ID, sc.tenantID, e.OrderID, e.Status, e.TriggerType, string(orEmpty(e.TriggerContext, "{}")), e.SessionID, e.Summary,
-			string(orEmpty(e.ActionsTaken, "[]")), e.Error, string(e.Escalation), string(e.HumanResponse), e.StartedAt, e.FinishedAt)
+			string(orEmpty(e.ActionsTaken, "[]")), e.Error, string(e.Escalation), string(e.HumanResponse), e.StartedAt, e.FinishedAt, key)
 		return err
 	})
+	if key != nil && isUniqueViolation(err) {
+		// Two replicas handled the same event at once: the other one recorded it.
+		return ops.ErrTriggered
+	}
+	return err
 }
 
 func orEmpty(b json.RawMessage, def string) json.RawMessage {

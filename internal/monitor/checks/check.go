@@ -304,3 +304,10 @@ func joinTypes(ts []Type) string {
 
 // String names a check in logs and messages.
 func (c *Check) String() string { return fmt.Sprintf("%s check %s (%s)", c.Type, c.Name, c.ID) }
+
+// TransitionFact is the data of the monitor.EventCheckTransitioned event the store writes with t: what
+// event-triggered standing orders get (check_failed) and the server the check belongs to.
+func TransitionFact(c *Check, t *Transition) map[string]any {
+	return map[string]any{"server_id": c.ServerID, "transition_id": t.ID, "check_id": c.ID, "check": c.Name, "type": c.Type,
+		"target": c.Target, "from": t.From, "to": t.To, "at": t.At, "results": t.Results, "message": t.Message}
+}
