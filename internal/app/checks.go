@@ -12,7 +12,7 @@ const Checks = "checks"
 
 // initChecks builds the health check service; its scheduler is the monitor target's work
 // (checkScheduler). Every transition is stored with a check.transitioned event (events.monitor), which ops
-// turns into check_failed for event-triggered standing orders (onMonitorEvent); here a transition only
+// turns into check_failed for event-triggered standing orders (ops.Orders.OnMonitorEvent); here a transition only
 // tells the outbox relay to publish at once.
 func (a *App) initChecks(ctx context.Context) (func(context.Context) error, error) {
 	a.Checks = checks.New(checks.Config{Logger: a.log, Now: a.opts.Now, Registerer: a.registry,

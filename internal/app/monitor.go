@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/monitor/alerts"
-	"github.com/it0/it0/internal/monitor/checks"
 	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/monitor/nodeexporter"
 	"github.com/it0/it0/internal/monitor/promapi"
@@ -27,7 +24,7 @@ const (
 
 // initMetrics builds metrics and alerting; the collector loop is the monitor target's work
 // (initMonitorWork). Alerts reach event-triggered standing orders as domain events (alert.fired,
-// alert.resolved on events.monitor, see onMonitorEvent); a rule's runbook is started through ops; every
+// alert.resolved on events.monitor, see ops.Orders.OnMonitorEvent); a rule's runbook is started through ops; every
 // sample also feeds threshold-triggered standing orders.
 func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, error) {
 	log := a.log.With(slog.String("component", "monitor"))
@@ -82,35 +79,4 @@ func (a *App) serverName(ctx context.Context, id string) (string, error) {
 		return "", errs.New(errs.NotFound, "server %s not found", id)
 	}
 	return list[0].Name, nil
-}
-
-// onMonitorEvent is ops' subscription to the monitor's events: a check going down triggers the standing
-// orders waiting for check_failed, an alert firing or resolving those waiting for alert_fired or
-// alert_resolved. Each order runs once per event, however often the event is delivered.
-func (a *App) onMonitorEvent(ctx context.Context, e monitor.Event) error {
-	var kind string
-	switch e.Type {
-	case monitor.EventCheckTransitioned:
-		var t struct {
-			To checks.State `json:"to"`
-		}
-		if err := json.Unmarshal(e.Data, &t); err != nil {
-			a.log.ErrorContext(ctx, "unreadable check transition", slog.String("key", e.Key()), slog.String("error", err.Error()))
-			return nil
-		}
-		if t.To != checks.Down {
-			return nil
-		}
-		kind = "check_failed"
-	case monitor.EventAlertFired:
-		kind = "alert_fired"
-	case monitor.EventAlertResolved:
-		kind = "alert_resolved"
-	default:
-		return nil
-	}
-	if _, err := a.Orders.HandleEventOnce(ctx, e.Key(), kind, e.ServerID, e.Data); err != nil {
-		return fmt.Errorf("deliver %s (%s) to standing orders: %w", kind, e.Key(), err)
-	}
-	return nil
 }

@@ -158,8 +158,8 @@ func (a *App) initOpsWork(ctx context.Context) (func(context.Context) error, err
 	// the only path; OnRunEnded is idempotent.
 	stopRuns := a.subscribeRuns(ctx, groupOps, a.Orders.OnRunEnded)
 	// Checks going down and alerts firing or resolving trigger event-triggered orders (events.monitor,
-	// group ops); onMonitorEvent is idempotent.
-	stopMonitor := a.subscribeMonitor(ctx, groupOps, a.onMonitorEvent)
+	// group ops); OnMonitorEvent is idempotent.
+	stopMonitor := a.subscribeMonitor(ctx, groupOps, a.Orders.OnMonitorEvent)
 	return func(ctx context.Context) error {
 		err := stopMonitor(ctx)
 		return errors.Join(err, stopRuns(ctx))

@@ -1,0 +1,198 @@
+package ops_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/it0/it0/internal/audit"
+	"github.com/it0/it0/internal/bus"
+	"github.com/it0/it0/internal/jobs"
+	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/monitor/alerts"
+	"github.com/it0/it0/internal/monitor/checks"
+	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/outbox"
+	"github.com/it0/it0/internal/store"
+	"github.com/it0/it0/internal/store/storetest"
+	"github.com/it0/it0/internal/tenant"
+	"github.com/it0/it0/internal/testsignal"
+)
+
+// TestMonitorEvents: a check going down and an alert firing reach their event-triggered standing orders
+// through the monitor's domain events, durably and once per event.
+func TestMonitorEvents(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.Open(t)
+			tn := storetest.NewTenant(t, db, "monevents")
+			ctx := tenant.WithID(context.Background(), tn.ID)
+			log, err := audit.New(db, bytes.Repeat([]byte{1}, 32), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ag := &fakeAgent{}
+			o := ops.NewOrders(db, ag, oneServer{}, log, jobs.CheckCron, nil)
+			order := func(name, eventType string) *ops.StandingOrder {
+				so := &ops.StandingOrder{Name: name, Trigger: ops.Trigger{Type: "event", EventType: eventType}, Targets: ops.Targets{AllServers: true},
+					AgentInstructions: ops.AgentInstructions{Prompt: "look at " + name, MaxRiskLevel: 0}}
+				if err := o.Create(ctx, so, ""); err != nil {
+					t.Fatal(err)
+				}
+				return so
+			}
+			onCheck, onAlert, onResolved := order("on check", ops.EventCheckFailed), order("on alert", ops.EventAlertFired),
+				order("on resolved", ops.EventAlertResolved)
+
+			// The process dies right after the changes: their events wait in the outbox, no consumer runs.
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			c := &checks.Check{ID: uuid.NewString(), Name: "web", Type: checks.TypeHTTP, Target: "http://127.0.0.1/health", ServerID: "srv-1",
+				IntervalSeconds: 30, TimeoutSeconds: 5, Retries: 1, Enabled: true, State: checks.Unknown, CreatedAt: now, UpdatedAt: now}
+			if err := db.CheckCreate(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			c.State, c.StateChangedAt, c.LastCheckedAt, c.LastStatus, c.LastMessage = checks.Down, &now, &now, checks.Down, "HTTP 500"
+			if err := db.CheckRecord(ctx, c, &checks.Result{Status: checks.Down, CheckedAt: now, Message: "HTTP 500"},
+				&checks.Transition{From: checks.Unknown, To: checks.Down, At: now, Results: 1, Message: "HTTP 500"}); err != nil {
+				t.Fatal(err)
+			}
+			ev := &alerts.Event{ID: uuid.NewString(), RuleID: uuid.NewString(), RuleName: "disk", ServerID: "srv-1", Metric: "disk_usage",
+				Severity: "critical", Status: alerts.Firing, Value: 91, Operator: ">", Threshold: 85, FiredAt: now, PendingSince: now}
+			if err := db.AlertEventOpen(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			// Acknowledging is no resolution: it writes no event.
+			ev.Status, ev.AcknowledgedAt = alerts.Acknowledged, &now
+			if err := db.AlertEventUpdate(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			if n := pendingOutbox(t, db, ctx); n != 2 {
+				t.Fatalf("outbox rows: %d, want 2 (check down, alert fired)", n)
+			}
+
+			// A consumer starts: each order runs once.
+			var handled testsignal.Signal[monitor.Event]
+			var spied testsignal.Signal[[]byte]
+			handled.Init(t)
+			spied.Init(t)
+			b := bus.NewMemory(bus.Config{})
+			t.Cleanup(func() { b.Close() })
+			startMonitorConsumers(t, db, b, tn.ID, o, &handled, &spied)
+			got := map[string]monitor.Event{}
+			for range 2 {
+				e := handled.WaitOrTimeout(t)
+				got[e.Type] = e
+			}
+			if e := got[monitor.EventCheckTransitioned]; e.ServerID != "srv-1" || e.Subject == "" {
+				t.Errorf("check event: %+v", e)
+			}
+			if e := got[monitor.EventAlertFired]; e.ServerID != "srv-1" || e.Subject != ev.ID {
+				t.Errorf("alert event: %+v", e)
+			}
+			wantRuns(t, o, ctx, map[*ops.StandingOrder]int{onCheck: 1, onAlert: 1, onResolved: 0})
+
+			// The alert resolves: its event triggers the third order, once.
+			ev.Status, ev.ResolvedAt = alerts.Resolved, &now
+			if err := db.AlertEventUpdate(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			if e := handled.WaitOrTimeout(t); e.Type != monitor.EventAlertResolved || e.Subject != ev.ID {
+				t.Fatalf("resolved event: %+v", e)
+			}
+			// Saving the resolved alert again (a remediation note) writes no second event.
+			if err := db.AlertEventUpdate(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			if n := pendingOutbox(t, db, ctx); n != 0 {
+				t.Errorf("outbox rows after a second save of the resolved alert: %d, want 0", n)
+			}
+			wantRuns(t, o, ctx, map[*ops.StandingOrder]int{onCheck: 1, onAlert: 1, onResolved: 1})
+
+			// The runs finish, then every event is delivered twice more (relay replay, reclaimed message):
+			// no order runs again.
+			ag.finish(ctx, o)
+			payloads := [][]byte{spied.WaitOrTimeout(t), spied.WaitOrTimeout(t), spied.WaitOrTimeout(t)}
+			for range 2 {
+				for _, p := range payloads {
+					if _, err := b.Publish(ctx, monitor.StreamEvents, p); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for range 2 * len(payloads) {
+				handled.WaitOrTimeout(t)
+			}
+			wantRuns(t, o, ctx, map[*ops.StandingOrder]int{onCheck: 1, onAlert: 1, onResolved: 1})
+			if n := ag.starts.Load(); n != 3 {
+				t.Errorf("agent runs started: %d, want 3", n)
+			}
+		})
+	}
+}
+
+// pendingOutbox counts the outbox rows waiting, without publishing them (a publish that fails keeps them).
+func pendingOutbox(t *testing.T, db *store.DB, ctx context.Context) int {
+	t.Helper()
+	n := 0
+	keep := errors.New("keep them")
+	_, err := db.OutboxRelay(ctx, 100, func(_ context.Context, evs []outbox.Event) error { n = len(evs); return keep })
+	if err != nil && !errors.Is(err, keep) {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// startMonitorConsumers runs the outbox relay, the ops consumer group (signalling handled after each
+// event) and a spy group (signalling each payload) until the test ends.
+func startMonitorConsumers(t *testing.T, db *store.DB, b *bus.Memory, tid string, o *ops.Orders, handled *testsignal.Signal[monitor.Event],
+	spied *testsignal.Signal[[]byte]) {
+	t.Helper()
+	relay := outbox.NewRelay(outbox.RelayConfig{Poll: 10 * time.Millisecond}, db, b, func(context.Context) ([]string, error) { return []string{tid}, nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	relay.Start(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		monitor.Consume(ctx, b, "ops", "replica-1", nil, func(ctx context.Context, e monitor.Event) error {
+			err := o.OnMonitorEvent(ctx, e)
+			if err != nil {
+				t.Errorf("handle %s: %v", e.Key(), err)
+			}
+			handled.Signal(e)
+			return err
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		b.Consume(ctx, bus.Consumer{Stream: monitor.StreamEvents, Group: "spy", Name: "spy-1"}, func(_ context.Context, m bus.Message) error {
+			spied.Signal(m.Data)
+			return nil
+		})
+	}()
+	t.Cleanup(func() { cancel(); relay.Stop(); wg.Wait() })
+}
+
+// wantRuns checks how many executions (of any status) each order has.
+func wantRuns(t *testing.T, o *ops.Orders, ctx context.Context, want map[*ops.StandingOrder]int) {
+	t.Helper()
+	for so, n := range want {
+		list, err := o.Executions(ctx, so.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != n {
+			var runs []string
+			for _, e := range list {
+				runs = append(runs, e.Status+" "+e.Error)
+			}
+			t.Errorf("executions of %q: %d, want %d: %q", so.Name, len(list), n, runs)
+		}
+	}
+}
