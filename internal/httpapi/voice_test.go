@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/comm"
+	"github.com/it0/it0/internal/comm/commtest"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store/storetest"
@@ -71,23 +74,57 @@ func speechEnv(base string) map[string]string {
 		"IT0_TTS_VOICE_EN": "af_heart", "IT0_TTS_VOICE_ZH": "zf_xiaobei", "IT0_VAD": "energy"}
 }
 
-// call plays what a Twilio Media Stream would carry for a call answered with said: connected, start with
-// the call's parameters, then (once the agent starts speaking) said as μ-law 8 kHz in paced 20 ms frames,
-// then line silence until IT0 ends the stream. It echoes marks, as Twilio does once audio has played.
+// call is the escalation's phone call, answered with said: the test moves the clock to the escalation's
+// first step (the call to the primary, two minutes on), reads the Media Stream the app's TwiML connects to,
+// and plays that stream as Twilio would (playCall).
 func (vf *voiceFixture) call(t *testing.T, approvalID, said string) (vsID string, media int) {
 	t.Helper()
-	return phoneCall(t, vf.voice, vf.tid, approvalID, primaryPhone, said)
+	vf.now.Set(vf.now.Now().Add(2 * time.Minute))
+	vf.due(t)
+	calls := vf.prov.Sent(comm.ChannelPhone)
+	if len(calls) != 1 || calls[0].To != primaryPhone {
+		t.Fatalf("escalation call of %s: %+v", approvalID, calls)
+	}
+	var twiml struct {
+		Stream struct {
+			URL    string `xml:"url,attr"`
+			Params []struct {
+				Name  string `xml:"name,attr"`
+				Value string `xml:"value,attr"`
+			} `xml:"Parameter"`
+		} `xml:"Connect>Stream"`
+	}
+	if err := xml.Unmarshal([]byte(calls[0].Body), &twiml); err != nil {
+		t.Fatalf("call TwiML: %v\n%s", err, calls[0].Body)
+	}
+	params := map[string]string{}
+	for _, p := range twiml.Stream.Params {
+		params[p.Name] = p.Value
+	}
+	return playCall(t, twiml.Stream.URL, params, commtest.TwilioCallSID, said)
 }
 
-// phoneCall is the call of approvalID (tenant tid) to phone, answered with said.
+// phoneCall is a call of approvalID (tenant tid) to phone prepared by the voice gateway itself (no Twilio
+// placed it), answered with said.
 func phoneCall(t *testing.T, vs *voice.Service, tid, approvalID, phone, said string) (vsID string, media int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	u, params, err := vs.PrepareCall(tenant.WithID(ctx, tid), approvalID, phone, "en")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return playCall(t, u, params, "CA1", said)
+}
+
+// playCall plays what a Twilio Media Stream at u would carry for call callSID answered with said:
+// connected, start with the call's parameters, then (once the agent starts speaking) said as μ-law 8 kHz
+// in paced 20 ms frames, then line silence until IT0 ends the stream. It echoes marks, as Twilio does once
+// audio has played.
+func playCall(t *testing.T, u string, params map[string]string, callSID, said string) (vsID string, media int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	vsID = params["voice_session"]
 	if !strings.HasPrefix(u, "ws://") || vsID == "" || params["token"] == "" {
 		t.Fatalf("stream %s %v", u, params)
@@ -104,7 +141,7 @@ func phoneCall(t *testing.T, vs *voice.Service, tid, approvalID, phone, said str
 	var mu sync.Mutex
 	send(map[string]any{"event": "connected", "protocol": "Call", "version": "1.0.0"})
 	send(map[string]any{"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": map[string]any{"accountSid": "AC1", "streamSid": "MZ1",
-		"callSid": "CA1", "tracks": []string{"inbound"}, "customParameters": params,
+		"callSid": callSID, "tracks": []string{"inbound"}, "customParameters": params,
 		"mediaFormat": map[string]any{"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
 	speaking := make(chan struct{})
 	closed := make(chan websocket.StatusCode, 1)
@@ -206,6 +243,11 @@ func TestVoiceEscalationCall(t *testing.T) {
 			}
 			if tc.status != approval.Pending && a.DecidedBy != vf.adminID {
 				t.Fatalf("decided by %q, want the contact's user %s", a.DecidedBy, vf.adminID)
+			}
+			// Ensure a decided call is hung up (Twilio would go on to the keypad script), an undecided one not.
+			if hangs := vf.prov.Hangups(); tc.status != approval.Pending && (len(hangs) != 1 || hangs[0] != commtest.TwilioCallSID) ||
+				tc.status == approval.Pending && len(hangs) != 0 {
+				t.Fatalf("hang-ups %v", hangs)
 			}
 			// Ensure the voice session says how it went, with both sides' lines.
 			r := vf.do("GET", "/api/v1/voice/sessions/"+vsID, vf.tok, nil)
