@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/it0/it0/internal/agent"
@@ -101,11 +102,15 @@ type App struct {
 
 	replicaID    string
 	replicaCheck *replicaCheck
+	targetsCheck *targetsCheck // PostgreSQL only
 	// targets are the deploy targets this process runs (all of them for "all"; none for a tool target
 	// such as "bus").
 	targets map[string]bool
-	// jobKinds are the job kinds this process's targets registered on its runner.
-	jobKinds []string
+	// jobKinds are the job kinds this process's targets registered on its runner, which claims them once
+	// jobsStarted (wake.go reads them while later targets still register theirs).
+	kindsMu     sync.Mutex
+	jobKinds    []string
+	jobsStarted bool
 
 	listener net.Listener
 	// Addr is the address the API listens on, once started.
@@ -384,7 +389,11 @@ func (a *App) schedule(ctx context.Context, kind string, args any, at time.Time,
 			return err
 		}
 	}
-	return a.Jobs.Schedule(ctx, kind, args, at, key)
+	if err := a.Jobs.Schedule(ctx, kind, args, at, key); err != nil {
+		return err
+	}
+	a.wakeOthers(ctx, kind, at)
+	return nil
 }
 
 // workspaceDir is tenant tid's Claude Code workspace.

@@ -54,11 +54,13 @@ func (a *App) initBus(ctx context.Context) (func(context.Context) error, error) 
 		func(context.Context) error { a.Relay.Stop(); return nil },
 	}
 	if a.Store.Dialect() == store.Postgres {
-		a.replicaCheck = &replicaCheck{db: a.Store, id: a.replicaID, hasBus: a.cfg.RedisURL != "", log: a.log}
-		a.replicaCheck.beat(ctx)
+		a.replicaCheck = &replicaCheck{db: a.Store, id: a.replicaID, targets: a.targetList(), hasBus: a.cfg.RedisURL != "", log: a.log}
+		a.targetsCheck = newTargetsCheck(a.Store, a.targetList(), a.registry, a.log)
+		beat := func(ctx context.Context) { a.replicaCheck.beat(ctx); a.targetsCheck.refresh(ctx) }
+		beat(ctx)
 		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
-		go func() { defer close(done); a.replicaCheck.loop(rctx) }()
+		go func() { defer close(done); every(rctx, replicaBeatEvery, replicaBeatEvery, beat) }()
 		stops = append(stops, func(ctx context.Context) error {
 			stop()
 			<-done
@@ -108,7 +110,8 @@ func (a *App) tenantIDs(ctx context.Context) ([]string, error) {
 }
 
 // readyChecks is what /readyz checks in this process: the database, the bus, the job runner and, on
-// PostgreSQL, that no other replica runs on a different bus.
+// PostgreSQL, that no other replica runs on a different bus and, as warnings that leave the process ready,
+// which targets its work needs that no live replica runs (targets_live.go).
 func (a *App) readyChecks() map[string]httpapi.Pinger {
 	m := map[string]httpapi.Pinger{"database": a.Store}
 	if a.Bus != nil {
@@ -119,6 +122,9 @@ func (a *App) readyChecks() map[string]httpapi.Pinger {
 	}
 	if a.replicaCheck != nil {
 		m["replicas"] = a.replicaCheck
+	}
+	if a.targetsCheck != nil && len(a.targetsCheck.needs) > 0 {
+		m["targets"] = a.targetsCheck
 	}
 	return m
 }
@@ -141,10 +147,11 @@ const (
 // replicaCheck announces this replica in the database and notices when it runs without the shared bus
 // while other replicas are alive: their live session events and cancels would not reach each other.
 type replicaCheck struct {
-	db     *store.DB
-	id     string
-	hasBus bool
-	log    *slog.Logger
+	db      *store.DB
+	id      string
+	targets []string // the deploy targets this replica runs
+	hasBus  bool
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	problem error
@@ -159,7 +166,7 @@ func (c *replicaCheck) Ping(context.Context) error {
 
 func (c *replicaCheck) beat(ctx context.Context) {
 	now := time.Now().UTC()
-	err := c.db.ReplicaBeat(ctx, store.Replica{ID: c.id, HasBus: c.hasBus, SeenAt: now}, now.Add(-time.Minute))
+	err := c.db.ReplicaBeat(ctx, store.Replica{ID: c.id, HasBus: c.hasBus, Targets: c.targets, SeenAt: now}, now.Add(-time.Minute))
 	var problem error
 	if err == nil && !c.hasBus {
 		var others []store.Replica
@@ -178,8 +185,4 @@ func (c *replicaCheck) beat(ctx context.Context) {
 	if problem != nil && was == nil {
 		c.log.WarnContext(ctx, "replica not ready", slog.String("reason", problem.Error()))
 	}
-}
-
-func (c *replicaCheck) loop(ctx context.Context) {
-	every(ctx, replicaBeatEvery, replicaBeatEvery, c.beat)
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // freshDatabase creates a PostgreSQL database of the test's own (replicas share one), dropped at the end.
-func freshDatabase(t *testing.T) string {
+func freshDatabase(t testing.TB) string {
 	t.Helper()
 	storetest.RequirePostgres(t)
 	admin := storetest.PostgresURL()

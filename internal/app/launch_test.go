@@ -24,11 +24,11 @@ import (
 // splitBundle is processes of a split deployment, in this test process, on one PostgreSQL database and
 // one Redis.
 type splitBundle struct {
-	t   *testing.T
+	t   testing.TB
 	cfg Config
 }
 
-func newSplitBundle(t *testing.T) *splitBundle {
+func newSplitBundle(t testing.TB) *splitBundle {
 	t.Helper()
 	bustest.RequireRedis(t)
 	key := make([]byte, 32)
@@ -65,7 +65,7 @@ func (b *splitBundle) start(target string, beforeSchedule func(ctx context.Conte
 }
 
 // tenantCtx is the context of the bootstrap tenant.
-func tenantCtx(t *testing.T, a *App) context.Context {
+func tenantCtx(t testing.TB, a *App) context.Context {
 	t.Helper()
 	ts, err := a.Auth.Tenants(context.Background())
 	if err != nil || len(ts) != 1 {
@@ -91,7 +91,7 @@ func runEnds(a *App) func() []string {
 }
 
 // waitStatus waits until session id has left status running and returns it as stored.
-func waitStatus(t *testing.T, ctx context.Context, a *App, id string) *agent.Session {
+func waitStatus(t testing.TB, ctx context.Context, a *App, id string) *agent.Session {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
 	"github.com/it0/it0/internal/agent/agentapi"
+	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/ops/approval"
 )
 
@@ -43,7 +45,8 @@ func (a *App) subscribe(ctx context.Context, kind, group string, consume func(co
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := consume(cctx); err != nil && cctx.Err() == nil {
+		// The bus closes only when the process stops, possibly before this subscription is told to.
+		if err := consume(cctx); err != nil && cctx.Err() == nil && !errors.Is(err, bus.ErrClosed) {
 			a.log.ErrorContext(cctx, "events subscription ended", slog.String("events", kind), slog.String("group", group),
 				slog.String("error", err.Error()))
 		}

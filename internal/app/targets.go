@@ -104,7 +104,9 @@ func (l jobLauncher) Launch(ctx context.Context, r agent.RunRequest) error {
 // register registers job kind on this process's runner.
 func (a *App) register(kind string, h jobs.Handler) {
 	a.Jobs.Register(kind, inTenant(h))
+	a.kindsMu.Lock()
 	a.jobKinds = append(a.jobKinds, kind)
+	a.kindsMu.Unlock()
 }
 
 // initAgentWork runs agent sessions here: the jobs that carry runs and resumes, the resumes after
@@ -215,13 +217,26 @@ func (a *App) startWork(ctx context.Context) (func(context.Context) error, error
 	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
 	}
-	a.log.Info("job runner started", slog.String("kinds", strings.Join(a.jobKinds, ",")))
+	a.kindsMu.Lock()
+	a.jobsStarted = true
+	kinds := strings.Join(a.jobKinds, ",")
+	a.kindsMu.Unlock()
+	a.log.Info("job runner started", slog.String("kinds", kinds))
+	stopWakes := func() {}
+	if a.cfg.RedisURL != "" { // other processes queue work for this one (wake.go)
+		// Detached from the start-up ctx on purpose: the subscription lives until the work stops.
+		stop, err := a.listenWakes(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("listen for job wake-ups: %w", err)
+		}
+		stopWakes = stop
+	}
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go a.repairLoop(rctx)
 	if a.runs(Agent) {
 		go a.interruptLoop(rctx)
 	}
-	return func(context.Context) error { stop(); return nil }, nil
+	return func(context.Context) error { stop(); stopWakes(); return nil }, nil
 }
 
 // Paths of the HTTP edge that a target other than api serves. Every process answers /healthz, /readyz

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,12 @@ import (
 // Pinger is what readiness checks: each dependency that must answer before the server is ready.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// Warner is a readiness check that may also report degraded states which leave the process ready: /readyz
+// lists them under "warnings" and shows the check as "degraded".
+type Warner interface {
+	Warnings(ctx context.Context) []string
 }
 
 // Deps are the services the API exposes. A nil service leaves its routes out (its module is not running
@@ -289,12 +296,24 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	status, checks := http.StatusOK, map[string]string{}
+	var warnings []string
 	for name, p := range s.Ready {
 		if err := p.Ping(ctx); err != nil {
 			status, checks[name] = http.StatusServiceUnavailable, "error: "+err.Error()
 			continue
 		}
 		checks[name] = "ok"
+		if wr, ok := p.(Warner); ok {
+			if list := wr.Warnings(ctx); len(list) > 0 {
+				checks[name] = "degraded"
+				warnings = append(warnings, list...)
+			}
+		}
 	}
-	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": checks})
+	body := map[string]any{"ready": status == http.StatusOK, "checks": checks}
+	if len(warnings) > 0 {
+		slices.Sort(warnings)
+		body["warnings"] = warnings
+	}
+	writeJSON(w, status, body)
 }

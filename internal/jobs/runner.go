@@ -581,6 +581,11 @@ func (r *Runner) Stop(ctx context.Context) error {
 	}
 }
 
+// Notify makes the Start loop look for due jobs now instead of at its next poll, without blocking. Another
+// process calls it through its own channel (IT0's bus) after enqueueing jobs only this runner can run:
+// Enqueue already wakes the runner it was called on.
+func (r *Runner) Notify() { r.nudge() }
+
 // nudge wakes the Start loop without blocking.
 func (r *Runner) nudge() {
 	select {

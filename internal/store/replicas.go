@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -11,7 +12,10 @@ import (
 type Replica struct {
 	ID     string
 	HasBus bool // it runs with the shared bus (IT0_REDIS_URL)
-	SeenAt time.Time
+	// Targets are the deploy targets it runs (api, agent, ops, monitor, comm, voice); none for a tool
+	// target such as "bus".
+	Targets []string
+	SeenAt  time.Time
 }
 
 // ReplicaBeat records that replica r is alive at r.SeenAt, and forgets replicas silent since before
@@ -19,8 +23,9 @@ type Replica struct {
 func (db *DB) ReplicaBeat(ctx context.Context, r Replica, forgetBefore time.Time) error {
 	sc := db.sharedScope()
 	return sc.inTx(ctx, func(tx scopeTx) error {
-		if _, err := tx.exec(ctx, `INSERT INTO ~replicas (id, has_bus, seen_at) VALUES (?,?,?)
-			ON CONFLICT (id) DO UPDATE SET has_bus = excluded.has_bus, seen_at = excluded.seen_at`, r.ID, r.HasBus, r.SeenAt); err != nil {
+		if _, err := tx.exec(ctx, `INSERT INTO ~replicas (id, has_bus, targets, seen_at) VALUES (?,?,?,?)
+			ON CONFLICT (id) DO UPDATE SET has_bus = excluded.has_bus, targets = excluded.targets, seen_at = excluded.seen_at`,
+			r.ID, r.HasBus, strings.Join(r.Targets, ","), r.SeenAt); err != nil {
 			return err
 		}
 		_, err := tx.exec(ctx, `DELETE FROM ~replicas WHERE seen_at < ?`, forgetBefore)
@@ -28,9 +33,9 @@ func (db *DB) ReplicaBeat(ctx context.Context, r Replica, forgetBefore time.Time
 	})
 }
 
-// ReplicaList returns the replicas seen since since, other than self.
+// ReplicaList returns the replicas seen since since, other than self ("" lists every one), by id.
 func (db *DB) ReplicaList(ctx context.Context, self string, since time.Time) ([]Replica, error) {
-	rows, err := db.sharedScope().query(ctx, `SELECT id, has_bus, seen_at FROM ~replicas WHERE id <> ? AND seen_at >= ? ORDER BY id`, self, since)
+	rows, err := db.sharedScope().query(ctx, `SELECT id, has_bus, targets, seen_at FROM ~replicas WHERE id <> ? AND seen_at >= ? ORDER BY id`, self, since)
 	if err != nil {
 		return nil, err
 	}
@@ -38,8 +43,12 @@ func (db *DB) ReplicaList(ctx context.Context, self string, since time.Time) ([]
 	var out []Replica
 	for rows.Next() {
 		var r Replica
-		if err := rows.Scan(&r.ID, &r.HasBus, &r.SeenAt); err != nil {
+		var targets string
+		if err := rows.Scan(&r.ID, &r.HasBus, &targets, &r.SeenAt); err != nil {
 			return nil, err
+		}
+		if targets != "" {
+			r.Targets = strings.Split(targets, ",")
 		}
 		out = append(out, r)
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -244,7 +245,7 @@ func runShared(t *testing.T, open func(testing.TB) *store.DB) {
 		db := open(t)
 		ctx := context.Background()
 		for i, id := range []string{"r1", "r2", "r3"} {
-			if err := db.ReplicaBeat(ctx, store.Replica{ID: id, HasBus: i == 1, SeenAt: at.Add(time.Duration(i) * time.Minute)}, at.Add(-time.Hour)); err != nil {
+			if err := db.ReplicaBeat(ctx, store.Replica{ID: id, HasBus: i == 1, Targets: []string{"api", id}[:i], SeenAt: at.Add(time.Duration(i) * time.Minute)}, at.Add(-time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -257,6 +258,10 @@ func runShared(t *testing.T, open func(testing.TB) *store.DB) {
 			if r.ID == "r1" || (r.ID == "r2" && !r.HasBus) {
 				t.Errorf("replica %+v", r)
 			}
+		}
+		// Ensure each replica's deploy targets come back as it announced them.
+		if len(list) == 2 && (!slices.Equal(list[0].Targets, []string{"api"}) || !slices.Equal(list[1].Targets, []string{"api", "r3"})) {
+			t.Errorf("targets: %+v", list)
 		}
 		if seen, err := db.ReplicaSeen(ctx, "r2"); err != nil || !seen.Equal(at.Add(time.Minute)) {
 			t.Errorf("r2 seen %s, %v", seen, err)
