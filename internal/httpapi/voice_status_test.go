@@ -7,6 +7,7 @@ import (
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/store/storetest"
+	"github.com/it0/it0/internal/voice/voicetest"
 )
 
 // TestVoiceStatus: GET /api/v1/voice/status tells the console whether to show its voice buttons.
@@ -24,7 +25,7 @@ func TestVoiceStatus(t *testing.T) {
 			t.Parallel()
 			k := appKnobs{engines: []agent.Engine{&scriptEngine{name: agent.EngineClaudeAPI}}, voice: AppVoice{Frame: 2 * time.Millisecond}}
 			if tc.engines {
-				k.env = speechEnv(speechServer(t, "yes"))
+				k.env = speechEnv(voicetest.SpeechServer(t, "yes"))
 			}
 			b := setupAppWith(t, storetest.OpenSQLite, k)
 			_, tok := b.newTenant("voicest")

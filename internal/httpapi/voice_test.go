@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +26,7 @@ import (
 	"github.com/it0/it0/internal/voice/espeak"
 	"github.com/it0/it0/internal/voice/silero/silerotest"
 	"github.com/it0/it0/internal/voice/sphinx"
+	"github.com/it0/it0/internal/voice/voicetest"
 )
 
 // voiceFixture is the comm fixture with the app's voice gateway on the offline engines (espeak-ng speaks,
@@ -275,38 +274,12 @@ func TestVoiceEscalationCall(t *testing.T) {
 	}
 }
 
-// speechServer speaks the OpenAI audio wire format: every utterance is heard as heard, every sentence is
-// 100 ms of tone at 24 kHz.
-func speechServer(t *testing.T, heard string) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/v1/audio/transcriptions":
-			if _, _, err := r.FormFile("file"); err != nil {
-				http.Error(w, `{"error":{"message":"file is required"}}`, http.StatusBadRequest)
-				return
-			}
-			json.NewEncoder(w).Encode(map[string]string{"text": heard})
-		case "/v1/audio/speech":
-			pcm := make([]int16, 2400)
-			for i := range pcm {
-				pcm[i] = int16(6000 * math.Sin(float64(i)/5))
-			}
-			w.Write(voice.EncodeWAV(pcm, 24000))
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 // TestVoiceConsole: the console's voice stream on an agent session — the utterance becomes a user turn of
 // the session, the agent's reply is spoken back, both are session events and audited; bad requests are
 // refused before the upgrade.
 func TestVoiceConsole(t *testing.T) {
 	t.Parallel()
-	base := speechServer(t, "check the disk please")
+	base := voicetest.SpeechServer(t, "check the disk please")
 	b := setupAppWith(t, storetest.OpenSQLite, appKnobs{engines: []agent.Engine{&scriptEngine{name: agent.EngineClaudeAPI}},
 		env: speechEnv(base), voice: AppVoice{Frame: 2 * time.Millisecond}})
 	tid, tok := b.newTenant("voice")
