@@ -106,32 +106,6 @@ func mustOn(t *testing.T, c *child, want int, method, path, token string, body a
 	return m
 }
 
-// speechServer is an OpenAI-compatible speech server: every transcription is heard, every speech is a
-// tenth of a second of tone.
-func speechServer(t *testing.T, heard string) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/v1/audio/transcriptions":
-			if _, _, err := r.FormFile("file"); err != nil {
-				http.Error(w, `{"error":{"message":"file is required"}}`, http.StatusBadRequest)
-				return
-			}
-			json.NewEncoder(w).Encode(map[string]string{"text": heard})
-		case "/v1/audio/speech":
-			pcm := make([]int16, 2400)
-			for i := range pcm {
-				pcm[i] = int16(6000 * math.Sin(float64(i)/5))
-			}
-			w.Write(voice.EncodeWAV(pcm, 24000))
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 // speechEnv configures every process's voice engines on the speech server at url (the energy VAD: no
 // model files needed).
 func speechEnv(url string) []string {

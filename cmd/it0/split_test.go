@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/inventory/sshtest"
+	"github.com/it0/it0/internal/voice/voicetest"
 )
 
 // TestMainFlow runs the main end-to-end flow on one process running every target, and on a split
@@ -21,7 +22,7 @@ func TestMainFlow(t *testing.T) {
 			t.Parallel()
 			target := sshtest.Start(t, sshtest.Options{Addr: []string{"127.0.0.64", "127.0.0.65"}[i]})
 			model := startFlowModel(t, "flow-key")
-			env := append(speechEnv(speechServer(t, "what did you find")), "IT0_ANTHROPIC_API_KEY=flow-key", "IT0_ANTHROPIC_BASE_URL="+model.srv.URL)
+			env := append(speechEnv(voicetest.SpeechServer(t, "what did you find")), "IT0_ANTHROPIC_API_KEY=flow-key", "IT0_ANTHROPIC_BASE_URL="+model.srv.URL)
 			var d *deployment
 			if mode == "single" {
 				d = startSingle(t, env...)

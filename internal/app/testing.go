@@ -10,6 +10,7 @@ import (
 	"github.com/it0/it0/internal/auth"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/store"
+	"github.com/it0/it0/internal/voice"
 )
 
 // Options replaces, for tests, the parts New would otherwise build from Config or the environment. The
@@ -44,6 +45,20 @@ type Options struct {
 	// the in-process bus, because the test itself runs the other parts over the same store (a benchmark
 	// with its own comm service). A real split refuses this: its processes share nothing else.
 	PartTarget bool
+	// Voice shortens the voice gateway's timing and chooses its VAD; the zero value changes nothing.
+	Voice VoiceOptions
+}
+
+// VoiceOptions are the voice gateway's test knobs (voice.Config's fields of the same names).
+type VoiceOptions struct {
+	// Frame is the pacing interval of outbound audio; zero is real time (20 ms). A test plays the agent's
+	// speech faster than it lasts.
+	Frame time.Duration
+	// SilenceTimeout is how long a call waits for the person to speak; zero is the default (8 s).
+	SilenceTimeout time.Duration
+	// NewVAD, when set, makes each stream's VAD instead of the one IT0_VAD selects (a test opens Silero
+	// from its own cache, or skips without it).
+	NewVAD func() voice.VAD
 }
 
 // SetOptions sets the test options; call it after New and before Start.

@@ -183,10 +183,16 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.opts.Voice.NewVAD != nil {
+		c.VAD = "energy" // the test's VAD replaces the configured one: do not load Silero for nothing
+	}
 	newVAD, vadName, closeVAD, err := c.vad(a.log)
 	if err != nil {
 		closeSpeech()
 		return nil, err
+	}
+	if a.opts.Voice.NewVAD != nil {
+		newVAD, vadName = a.opts.Voice.NewVAD, "the test's"
 	}
 	closeEngines := func() error { return errors.Join(closeSpeech(), closeVAD()) }
 	streams := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "it0_voice_streams", Help: "Open voice streams by transport."}, []string{"transport"})
@@ -216,7 +222,7 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 		vstore = a.Store
 	}
 	svc, err := voice.New(voice.Config{STT: stt, TTS: tts, Store: vstore, Secret: voiceSecret(a.cfg.JWTSecret), PublicURL: a.cfg.PublicURL, MaxStreams: maxStreams,
-		NewVAD: newVAD, Logger: a.log, Streams: func(tr string, d int) { streams.WithLabelValues(tr).Add(float64(d)) },
+		NewVAD: newVAD, Frame: a.opts.Voice.Frame, SilenceTimeout: a.opts.Voice.SilenceTimeout, Logger: a.log, Streams: func(tr string, d int) { streams.WithLabelValues(tr).Add(float64(d)) },
 		Metrics: voice.Metrics{Stage: func(st string, d time.Duration) { stages.WithLabelValues(st).Observe(d.Seconds()) },
 			BargeIn: bargeIns.Inc, Error: func(st string) { failures.WithLabelValues(st).Inc() },
 			PacingLate: func(d time.Duration) { pacing.Observe(max(d, 0).Seconds()) }}},

@@ -38,7 +38,8 @@ func buildApp(t testing.TB, p httpapi.AppParams) httpapi.AppParts {
 	a := app.New(cfg, p.Logger, io.Discard)
 	a.Version = "test"
 	a.SetOptions(app.Options{Store: p.DB, Now: p.Now, Engines: p.Engines, Argon2: auth.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}, Notifier: p.Notifier,
-		BeforeSchedule: p.BeforeSchedule, MailTLS: p.MailTLS, Manual: p.Manual, PartTarget: env["IT0_TARGET"] != app.All})
+		BeforeSchedule: p.BeforeSchedule, MailTLS: p.MailTLS, Manual: p.Manual, PartTarget: env["IT0_TARGET"] != app.All,
+		Voice: app.VoiceOptions{Frame: p.Voice.Frame, SilenceTimeout: p.Voice.SilenceTimeout, NewVAD: p.Voice.NewVAD}})
 	stop, err := a.Start(context.Background())
 	if err != nil {
 		t.Fatalf("start app: %v", err)
@@ -58,5 +59,5 @@ func buildApp(t testing.TB, p httpapi.AppParams) httpapi.AppParts {
 	}
 	return httpapi.AppParts{Groups: groups, Server: a.API, URL: "http://" + a.Addr, Auth: a.Auth, Audit: a.Audit, Inventory: a.Inventory,
 		Guard: a.Guard, SSH: a.SSH, Agent: a.Agent, Approvals: a.Approvals, Jobs: a.Jobs, Bus: a.Bus, Relay: a.Relay, Comm: a.Comm,
-		SkillsDir: a.SkillsDir, Stop: stopOnce}
+		Voice: a.Voice, SkillsDir: a.SkillsDir, Stop: stopOnce}
 }

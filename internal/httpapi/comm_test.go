@@ -62,22 +62,26 @@ const (
 
 // newCommFixture builds the app with its comm providers configured as an operator would (IT0_TWILIO_*,
 // IT0_TELEGRAM_*, IT0_WECOM_*, IT0_SMTP_*) pointing at the stand-ins, and its loops stopped: the test
-// moves the clock and runs what is due (f.due).
-func newCommFixture(t *testing.T, open func(testing.TB) *store.DB) *commFixture {
+// moves the clock and runs what is due (f.due). more changes the app's knobs further (the voice fixture).
+func newCommFixture(t *testing.T, open func(testing.TB) *store.DB, more ...func(*appKnobs)) *commFixture {
 	t.Helper()
 	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: commScript()}
 	clock := jobstest.NewClock(time.Now().UTC())
 	prov := commtest.NewProvider(t, clock.Now)
 	smtp := commtest.StartSMTP(t, false)
 	mail := smtp.Config(email.TLSStartTLS)
-	b := setupAppWith(t, open, appKnobs{engines: []agent.Engine{eng}, manual: true, clock: clock, mail: mail.TLSConfig,
+	k := appKnobs{engines: []agent.Engine{eng}, manual: true, clock: clock, mail: mail.TLSConfig,
 		env: map[string]string{"IT0_PUBLIC_URL": testPublicURL,
 			"IT0_TWILIO_ACCOUNT_SID": commtest.TwilioSID, "IT0_TWILIO_AUTH_TOKEN": commtest.TwilioToken,
 			"IT0_TWILIO_PHONE_NUMBER": commtest.TwilioNumber, "IT0_TWILIO_BASE_URL": prov.URL,
 			"IT0_TELEGRAM_BOT_TOKEN": commtest.TelegramToken, "IT0_TELEGRAM_WEBHOOK_SECRET": commtest.TelegramSecret,
 			"IT0_TELEGRAM_BASE_URL": prov.URL, "IT0_WECOM_WEBHOOK_KEY": commtest.WeComKey, "IT0_WECOM_BASE_URL": prov.URL,
 			"IT0_SMTP_HOST": mail.Host, "IT0_SMTP_PORT": strconv.Itoa(mail.Port), "IT0_SMTP_USERNAME": mail.Username,
-			"IT0_SMTP_PASSWORD": mail.Password.Reveal(), "IT0_SMTP_FROM": mail.From, "IT0_SMTP_TLS": mail.TLS}})
+			"IT0_SMTP_PASSWORD": mail.Password.Reveal(), "IT0_SMTP_FROM": mail.From, "IT0_SMTP_TLS": mail.TLS}}
+	for _, m := range more {
+		m(&k)
+	}
+	b := setupAppWith(t, open, k)
 	f := &commFixture{testBundle: b, eng: eng, contacts: map[string]string{}, prov: prov, smtp: smtp}
 	f.tid, f.tok = b.newTenant("comm")
 	f.adminID = b.do("GET", "/api/v1/auth/me", f.tok, nil).body["user"].(map[string]any)["id"].(string)

@@ -14,6 +14,7 @@ import (
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
+	"github.com/it0/it0/internal/voice/voicetest"
 )
 
 func TestContract(t *testing.T) {
@@ -90,7 +91,7 @@ func TestContract(t *testing.T) {
 // TestCrossTenant tries every endpoint that takes an id with another tenant's ids and tokens.
 func TestCrossTenant(t *testing.T) {
 	t.Parallel()
-	speech := speechServer(t, "yes") // voice is configured, so tenant a can open a voice session
+	speech := voicetest.SpeechServer(t, "yes") // voice is configured, so tenant a can open a voice session
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *store.DB) {
 		b := setupAppWith(t, open, appKnobs{engines: []agent.Engine{&scriptEngine{name: agent.EngineClaudeAPI, steps: []scriptStep{
 			{agent.ToolRunCommand, `{"server":"a-server","command":"systemctl restart nginx"}`}}}},

@@ -42,10 +42,14 @@ type orderFixture struct {
 	notices *noticeLog
 }
 
-func newOrderFixture(t *testing.T, eng *scriptEngine) *orderFixture {
+func newOrderFixture(t *testing.T, eng *scriptEngine, more ...func(*appKnobs)) *orderFixture {
 	t.Helper()
 	target := sshtest.Start(t, sshtest.Options{Addr: "127.0.0.17"})
-	b := setupApp(t, storetest.OpenSQLite, eng)
+	k := appKnobs{engines: []agent.Engine{eng}}
+	for _, m := range more {
+		m(&k)
+	}
+	b := setupAppWith(t, storetest.OpenSQLite, k)
 	notices := &noticeLog{}
 	b.notifier = notices // the app's notifier hands the reports to it from now on
 	_, tok := b.newTenant("boundary")

@@ -25,6 +25,7 @@ import (
 	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
+	"github.com/it0/it0/internal/voice"
 )
 
 // AppParams is what a test hands the production constructor (internal/app) through BuildApp.
@@ -50,6 +51,17 @@ type AppParams struct {
 	MailTLS *tls.Config
 	// Manual keeps the app's own loops from starting (app.Options.Manual): the test runs due jobs and checks.
 	Manual bool
+	// PublicSelf makes IT0_PUBLIC_URL the bundle's own listener, so that what the app hands out to be
+	// reached from outside (a Twilio media stream's URL) reaches the app under test.
+	PublicSelf bool
+	// Voice shortens the voice gateway's timing and chooses its VAD (app.Options.Voice).
+	Voice AppVoice
+}
+
+// AppVoice is app.VoiceOptions, which this package cannot name.
+type AppVoice struct {
+	Frame, SilenceTimeout time.Duration
+	NewVAD                func() voice.VAD
 }
 
 // AppParts is what the production constructor built and started.
@@ -64,6 +76,7 @@ type AppParts struct {
 	Agent     *agent.Service
 	Approvals *approval.Service
 	Comm      *comm.Service
+	Voice     *voice.Service
 	Jobs      *jobs.Runner
 	Bus       bus.Bus
 	Relay     *outbox.Relay
@@ -88,6 +101,9 @@ type appKnobs struct {
 	env    map[string]string // IT0_* settings (comm providers, public URL)
 	mail   *tls.Config       // the SMTP client's TLS configuration
 	clock  *jobstest.Clock   // the bundle's clock, when the test needs it before the app exists
+	// publicSelf: IT0_PUBLIC_URL is the bundle's own listener (what Twilio is told to reach must reach the app).
+	publicSelf bool
+	voice      AppVoice // the voice gateway's test timing and VAD
 }
 
 // setupApp builds the test bundle from the same constructor `it0 serve` uses (internal/app), with engines
@@ -113,6 +129,7 @@ func setupAppWith(t testing.TB, open func(testing.TB) *store.DB, k appKnobs) *te
 	rand.Read(key)
 	b.params = AppParams{DB: b.db, Now: b.now.Now, Logger: b.logger, Secret: testSecret, VaultKey: base64.StdEncoding.EncodeToString(key),
 		DataDir: t.TempDir(), Email: "root@example.com", Password: "root-password", Env: k.env, MailTLS: k.mail, Manual: k.manual,
+		PublicSelf: k.publicSelf, Voice: k.voice,
 		Notifier: notifierFunc(func(ctx context.Context, n ops.Notice) error {
 			if b.notifier == nil {
 				return nil
@@ -144,11 +161,23 @@ func (b *testBundle) start(engines []agent.Engine) {
 		engines = []agent.Engine{}
 	}
 	b.params.Engines = engines
+	// The bundle's listener exists before the app, so that it can be the app's public URL.
+	b.http = httptest.NewUnstartedServer(nil)
+	b.t.Cleanup(b.http.Close)
+	if b.params.PublicSelf {
+		env := map[string]string{}
+		for k, v := range b.params.Env {
+			env[k] = v
+		}
+		env["IT0_PUBLIC_URL"] = "http://" + b.http.Listener.Addr().String()
+		b.params.Env = env
+	}
 	p := BuildApp(b.t, b.params)
 	b.stopApp = p.Stop
 	b.srv, b.auth, b.audit, b.inv, b.guard, b.ssh = p.Server, p.Auth, p.Audit, p.Inventory, p.Guard, p.SSH
 	b.approvals, b.jobs, b.relay, b.skillsDir = p.Approvals, p.Jobs, p.Relay, p.SkillsDir
 	b.agentSvc.Store(p.Agent)
+	b.voice = p.Voice
 	b.comm.cur.Store(p.Comm)
 	b.groupsMu.Lock()
 	b.bus, b.groups = nil, nil
@@ -157,8 +186,8 @@ func (b *testBundle) start(engines []agent.Engine) {
 		b.groups = p.Groups
 	}
 	b.groupsMu.Unlock()
-	b.http = httptest.NewServer(b.srv.Handler())
-	b.t.Cleanup(b.http.Close)
+	b.http.Config.Handler = b.srv.Handler()
+	b.http.Start()
 }
 
 // restart stops the app, as when the process goes away (its HTTP server too), and starts a new one with

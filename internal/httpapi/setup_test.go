@@ -33,6 +33,7 @@ import (
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
+	"github.com/it0/it0/internal/voice"
 	gossh "golang.org/x/crypto/ssh"
 )
 
@@ -64,8 +65,9 @@ type testBundle struct {
 	ssh       *sshexec.Executor
 	adminTok  string // bootstrap admin: default tenant admin and platform admin
 	defaultID string
-	comm      commState    // the app's comm service (comm_test.go)
-	notifier  ops.Notifier // who hears of standing-order runs; nil = nobody
+	comm      commState      // the app's comm service (comm_test.go)
+	voice     *voice.Service // the app's voice gateway
+	notifier  ops.Notifier   // who hears of standing-order runs; nil = nobody
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")

@@ -7,8 +7,7 @@ import (
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/store/storetest"
-	"github.com/it0/it0/internal/voice"
-	"github.com/it0/it0/internal/voice/openai"
+	"github.com/it0/it0/internal/voice/voicetest"
 )
 
 // TestVoiceStatus: GET /api/v1/voice/status tells the console whether to show its voice buttons.
@@ -24,15 +23,12 @@ func TestVoiceStatus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := setupApp(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
-			_, tok := b.newTenant("voicest")
-			cfg := voice.Config{Frame: 2 * time.Millisecond}
+			k := appKnobs{engines: []agent.Engine{&scriptEngine{name: agent.EngineClaudeAPI}}, voice: AppVoice{Frame: 2 * time.Millisecond}}
 			if tc.engines {
-				base := speechServer(t, "yes")
-				cfg.STT = openai.NewSTT(openai.Config{BaseURL: base, Model: "whisper"})
-				cfg.TTS = openai.NewTTS(openai.Config{BaseURL: base, Model: "kokoro", Voices: map[string]string{"en": "af_heart"}})
+				k.env = speechEnv(voicetest.SpeechServer(t, "yes"))
 			}
-			serveVoice(t, b, cfg)
+			b := setupAppWith(t, storetest.OpenSQLite, k)
+			_, tok := b.newTenant("voicest")
 			// Ensure the answer says whether voice works, and why not.
 			if r := b.do("GET", "/api/v1/voice/status", tok, nil); r.status != 200 || !strings.Contains(r.raw, tc.want) {
 				t.Errorf("status: %d %s, want %s", r.status, r.raw, tc.want)

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"math"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,31 +16,48 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/comm"
+	"github.com/it0/it0/internal/comm/commtest"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/voice"
 	"github.com/it0/it0/internal/voice/espeak"
-	"github.com/it0/it0/internal/voice/openai"
 	"github.com/it0/it0/internal/voice/silero/silerotest"
 	"github.com/it0/it0/internal/voice/sphinx"
+	"github.com/it0/it0/internal/voice/voicetest"
 )
 
-// voiceFixture is the comm fixture with the voice gateway on the offline engines (espeak-ng speaks,
-// pocketsphinx listens), served by its own API server whose public URL is itself.
+// voiceFixture is the comm fixture with the app's voice gateway on the offline engines (espeak-ng speaks,
+// pocketsphinx listens, Silero hears), its public URL the bundle's own server.
 type voiceFixture struct {
 	*commFixture
-	voice *voice.Service
-	url   string
 }
 
 func newVoiceFixture(t *testing.T) *voiceFixture {
 	t.Helper()
-	tts, err := espeak.New(espeak.Config{})
-	var stt *sphinx.STT
+	offlineSpeech(t)
+	// The escalation calls hear with Silero (the story test below keeps the energy VAD).
+	rt := silerotest.Open(t)
+	f := newCommFixture(t, storetest.OpenSQLite, func(k *appKnobs) {
+		k.env["IT0_STT"], k.env["IT0_TTS"] = "pocketsphinx", "espeak"
+		k.publicSelf = true
+		k.voice = AppVoice{Frame: 2 * time.Millisecond, SilenceTimeout: time.Second, NewVAD: func() voice.VAD { return silerotest.NewVAD(t, rt) }}
+	})
+	return &voiceFixture{commFixture: f}
+}
+
+// offlineSpeech skips the test when espeak-ng or pocketsphinx is missing (and fails it when CI=true):
+// the app is configured with them (IT0_TTS=espeak, IT0_STT=pocketsphinx) and would refuse to start.
+func offlineSpeech(t *testing.T) {
+	t.Helper()
+	_, err := espeak.New(espeak.Config{})
 	if err == nil {
-		stt, err = sphinx.New(sphinx.Config{})
+		var stt *sphinx.STT
+		if stt, err = sphinx.New(sphinx.Config{}); err == nil {
+			stt.Close()
+		}
 	}
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -50,61 +65,65 @@ func newVoiceFixture(t *testing.T) *voiceFixture {
 		}
 		t.Skipf("offline speech engines not installed: %v", err)
 	}
-	t.Cleanup(func() { stt.Close() })
-	f := newCommFixture(t, storetest.OpenSQLite)
-	vf := &voiceFixture{commFixture: f}
-	// The escalation calls hear with Silero (the story test below keeps the energy VAD).
-	rt := silerotest.Open(t)
-	vs, url := serveVoice(t, f.testBundle, voice.Config{STT: stt, TTS: tts, Frame: 2 * time.Millisecond, SilenceTimeout: time.Second,
-		NewVAD: func() voice.VAD { return silerotest.NewVAD(t, rt) }})
-	vf.voice, vf.url = vs, url
-	return vf
 }
 
-// serveVoice serves b's API with the voice gateway built from cfg (its public URL is the server itself) and
-// points b's requests at it.
-func serveVoice(t *testing.T, b *testBundle, cfg voice.Config) (*voice.Service, string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
-	cfg.Secret, cfg.PublicURL, cfg.Logger = testSecret, url, b.logger
-	var answers voice.Answerer
-	if cs := b.comm.cur.Load(); cs != nil {
-		answers = cs
-	}
-	vs, err := voice.New(cfg, voiceAgent{b.agentSvc.Load(), b.approvals}, answers, nil, b.audit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := b.srv.Deps
-	d.Registry, d.Voice = nil, vs
-	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: New(d).Handler()}}
-	hs.Start()
-	t.Cleanup(hs.Close)
-	b.http = hs // the bundle's requests go to the server with voice
-	return vs, url
+// speechEnv configures the app's speech engines as OpenAI-compatible servers at base (speechServer).
+func speechEnv(base string) map[string]string {
+	return map[string]string{"IT0_STT_BASE_URL": base, "IT0_STT_MODEL": "whisper", "IT0_TTS_BASE_URL": base, "IT0_TTS_MODEL": "kokoro",
+		"IT0_TTS_VOICE_EN": "af_heart", "IT0_TTS_VOICE_ZH": "zf_xiaobei", "IT0_VAD": "energy"}
 }
 
-// call plays what a Twilio Media Stream would carry for a call answered with said: connected, start with
-// the call's parameters, then (once the agent starts speaking) said as μ-law 8 kHz in paced 20 ms frames,
-// then line silence until IT0 ends the stream. It echoes marks, as Twilio does once audio has played.
+// call is the escalation's phone call, answered with said: the test moves the clock to the escalation's
+// first step (the call to the primary, two minutes on), reads the Media Stream the app's TwiML connects to,
+// and plays that stream as Twilio would (playCall).
 func (vf *voiceFixture) call(t *testing.T, approvalID, said string) (vsID string, media int) {
 	t.Helper()
-	return phoneCall(t, vf.voice, vf.tid, approvalID, primaryPhone, said)
+	vf.now.Set(vf.now.Now().Add(2 * time.Minute))
+	vf.due(t)
+	calls := vf.prov.Sent(comm.ChannelPhone)
+	if len(calls) != 1 || calls[0].To != primaryPhone {
+		t.Fatalf("escalation call of %s: %+v", approvalID, calls)
+	}
+	var twiml struct {
+		Stream struct {
+			URL    string `xml:"url,attr"`
+			Params []struct {
+				Name  string `xml:"name,attr"`
+				Value string `xml:"value,attr"`
+			} `xml:"Parameter"`
+		} `xml:"Connect>Stream"`
+	}
+	if err := xml.Unmarshal([]byte(calls[0].Body), &twiml); err != nil {
+		t.Fatalf("call TwiML: %v\n%s", err, calls[0].Body)
+	}
+	params := map[string]string{}
+	for _, p := range twiml.Stream.Params {
+		params[p.Name] = p.Value
+	}
+	return playCall(t, twiml.Stream.URL, params, commtest.TwilioCallSID, said)
 }
 
-// phoneCall is the call of approvalID (tenant tid) to phone, answered with said.
+// phoneCall is a call of approvalID (tenant tid) to phone prepared by the voice gateway itself (no Twilio
+// placed it), answered with said.
 func phoneCall(t *testing.T, vs *voice.Service, tid, approvalID, phone, said string) (vsID string, media int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	u, params, err := vs.PrepareCall(tenant.WithID(ctx, tid), approvalID, phone, "en")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return playCall(t, u, params, "CA1", said)
+}
+
+// playCall plays what a Twilio Media Stream at u would carry for call callSID answered with said:
+// connected, start with the call's parameters, then (once the agent starts speaking) said as μ-law 8 kHz
+// in paced 20 ms frames, then line silence until IT0 ends the stream. It echoes marks, as Twilio does once
+// audio has played.
+func playCall(t *testing.T, u string, params map[string]string, callSID, said string) (vsID string, media int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	vsID = params["voice_session"]
 	if !strings.HasPrefix(u, "ws://") || vsID == "" || params["token"] == "" {
 		t.Fatalf("stream %s %v", u, params)
@@ -121,7 +140,7 @@ func phoneCall(t *testing.T, vs *voice.Service, tid, approvalID, phone, said str
 	var mu sync.Mutex
 	send(map[string]any{"event": "connected", "protocol": "Call", "version": "1.0.0"})
 	send(map[string]any{"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": map[string]any{"accountSid": "AC1", "streamSid": "MZ1",
-		"callSid": "CA1", "tracks": []string{"inbound"}, "customParameters": params,
+		"callSid": callSID, "tracks": []string{"inbound"}, "customParameters": params,
 		"mediaFormat": map[string]any{"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
 	speaking := make(chan struct{})
 	closed := make(chan websocket.StatusCode, 1)
@@ -224,6 +243,11 @@ func TestVoiceEscalationCall(t *testing.T) {
 			if tc.status != approval.Pending && a.DecidedBy != vf.adminID {
 				t.Fatalf("decided by %q, want the contact's user %s", a.DecidedBy, vf.adminID)
 			}
+			// Ensure a decided call is hung up (Twilio would go on to the keypad script), an undecided one not.
+			if hangs := vf.prov.Hangups(); tc.status != approval.Pending && (len(hangs) != 1 || hangs[0] != commtest.TwilioCallSID) ||
+				tc.status == approval.Pending && len(hangs) != 0 {
+				t.Fatalf("hang-ups %v", hangs)
+			}
 			// Ensure the voice session says how it went, with both sides' lines.
 			r := vf.do("GET", "/api/v1/voice/sessions/"+vsID, vf.tok, nil)
 			if r.status != 200 || r.body["outcome"] != tc.outcome || r.body["state"] != voice.SessionEnded || r.body["transport"] != "twilio" {
@@ -250,43 +274,15 @@ func TestVoiceEscalationCall(t *testing.T) {
 	}
 }
 
-// speechServer speaks the OpenAI audio wire format: every utterance is heard as heard, every sentence is
-// 100 ms of tone at 24 kHz.
-func speechServer(t *testing.T, heard string) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/v1/audio/transcriptions":
-			if _, _, err := r.FormFile("file"); err != nil {
-				http.Error(w, `{"error":{"message":"file is required"}}`, http.StatusBadRequest)
-				return
-			}
-			json.NewEncoder(w).Encode(map[string]string{"text": heard})
-		case "/v1/audio/speech":
-			pcm := make([]int16, 2400)
-			for i := range pcm {
-				pcm[i] = int16(6000 * math.Sin(float64(i)/5))
-			}
-			w.Write(voice.EncodeWAV(pcm, 24000))
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 // TestVoiceConsole: the console's voice stream on an agent session — the utterance becomes a user turn of
 // the session, the agent's reply is spoken back, both are session events and audited; bad requests are
 // refused before the upgrade.
 func TestVoiceConsole(t *testing.T) {
 	t.Parallel()
-	b := setupApp(t, storetest.OpenSQLite, &scriptEngine{name: agent.EngineClaudeAPI})
+	base := voicetest.SpeechServer(t, "check the disk please")
+	b := setupAppWith(t, storetest.OpenSQLite, appKnobs{engines: []agent.Engine{&scriptEngine{name: agent.EngineClaudeAPI}},
+		env: speechEnv(base), voice: AppVoice{Frame: 2 * time.Millisecond}})
 	tid, tok := b.newTenant("voice")
-	base := speechServer(t, "check the disk please")
-	serveVoice(t, b, voice.Config{STT: openai.NewSTT(openai.Config{BaseURL: base, Model: "whisper"}),
-		TTS:   openai.NewTTS(openai.Config{BaseURL: base, Model: "kokoro", Voices: map[string]string{"en": "af_heart", "zh-CN": "zf_xiaobei"}}),
-		Frame: 2 * time.Millisecond})
 	r := b.do("POST", "/api/v1/agent/tasks", tok, map[string]any{"prompt": "hello"})
 	if r.status != 201 {
 		t.Fatalf("task: %d %s", r.status, r.raw)
@@ -394,18 +390,7 @@ func TestVoiceConsole(t *testing.T) {
 // on a real sshd and the run completes.
 func TestVoiceEscalationStory(t *testing.T) {
 	t.Parallel()
-	tts, err := espeak.New(espeak.Config{})
-	var stt *sphinx.STT
-	if err == nil {
-		stt, err = sphinx.New(sphinx.Config{})
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI needs espeak-ng and pocketsphinx: %v", err)
-		}
-		t.Skipf("offline speech engines not installed: %v", err)
-	}
-	t.Cleanup(func() { stt.Close() })
+	offlineSpeech(t)
 	dir := t.TempDir()
 	old := time.Now().Add(-10 * 24 * time.Hour)
 	for _, name := range []string{"old.log", "fresh.log"} {
@@ -419,7 +404,11 @@ func TestVoiceEscalationStory(t *testing.T) {
 	eng := &scriptEngine{name: agent.EngineClaudeAPI, byPrompt: map[string][]scriptStep{
 		"standing order SO-": {{agent.ToolRunCommand, `{"server":"web-1","command":` + jsonString(cleanup) + `}`}},
 	}}
-	f := newOrderFixture(t, eng)
+	f := newOrderFixture(t, eng, func(k *appKnobs) {
+		k.env = map[string]string{"IT0_STT": "pocketsphinx", "IT0_TTS": "espeak", "IT0_VAD": "energy"}
+		k.publicSelf = true
+		k.voice = AppVoice{Frame: 2 * time.Millisecond, SilenceTimeout: time.Second}
+	})
 	me := f.do("GET", "/api/v1/auth/me", f.tok, nil).body
 	adminID := me["user"].(map[string]any)["id"].(string)
 	tid := me["tenant"].(map[string]any)["id"].(string)
@@ -427,7 +416,6 @@ func TestVoiceEscalationStory(t *testing.T) {
 		"phone": primaryPhone, "locale": "en"}); r.status != 201 {
 		t.Fatalf("contact: %d %s", r.status, r.raw)
 	}
-	vs, _ := serveVoice(t, f.testBundle, voice.Config{STT: stt, TTS: tts, Frame: 2 * time.Millisecond, SilenceTimeout: time.Second})
 	r := f.do("POST", "/api/v1/ops/standing-orders", f.tok, map[string]any{"name": "log cleanup",
 		"trigger": map[string]string{"type": "manual"}, "targets": map[string]any{"server_ids": []string{"web-1"}},
 		"agent_instructions": map[string]any{"prompt": "delete application logs older than 7 days", "max_risk_level": 0}})
@@ -451,7 +439,7 @@ func TestVoiceEscalationStory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "old.log")); err != nil {
 		t.Fatal("the command ran before the approval")
 	}
-	phoneCall(t, vs, tid, approvalID, primaryPhone, "yes approve")
+	phoneCall(t, f.voice, tid, approvalID, primaryPhone, "yes approve")
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		e := f.do("GET", "/api/v1/ops/standing-orders/"+id+"/executions?limit=1", f.tok, nil).body["items"].([]any)[0].(map[string]any)
 		if e["status"] == ops.ExecCompleted {
@@ -468,22 +456,4 @@ func TestVoiceEscalationStory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "fresh.log")); err != nil {
 		t.Fatal("fresh.log was deleted")
 	}
-}
-
-// voiceAgent is the agent and the approvals in one voice.Agent, as internal/app wires it.
-type voiceAgent struct {
-	*agent.Service
-	approvals *approval.Service
-}
-
-func (v voiceAgent) Approval(ctx context.Context, id string) (*approval.Approval, error) {
-	return v.approvals.Get(ctx, id)
-}
-
-func (v voiceAgent) Approvals(ctx context.Context, sessionID, status string, limit int) ([]approval.Approval, error) {
-	return v.approvals.List(ctx, sessionID, status, limit)
-}
-
-func (v voiceAgent) Decide(ctx context.Context, id string, approve bool, reason string) (*approval.Approval, error) {
-	return v.approvals.Decide(ctx, id, approval.Decision{Approve: approve, Reason: reason, Via: "phone"})
 }

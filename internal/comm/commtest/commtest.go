@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +61,7 @@ type Sent struct {
 	At      time.Time
 }
 
-// Provider answers like Twilio (Messages.json, Calls.json), the Telegram Bot API (sendMessage,
+// Provider answers like Twilio (Messages.json, Calls.json, a hangup on Calls/{sid}.json), the Telegram Bot API (sendMessage,
 // answerCallbackQuery) and the WeCom group robot, checking their credentials, and records every send with
 // the time of its clock.
 type Provider struct {
@@ -73,7 +74,11 @@ type Provider struct {
 	wait  chan struct{} // closed and replaced on every send
 	calls map[string]int
 	fails []failure
+	hangs []string // the SIDs of the calls ended (Calls/{sid}.json with Status=completed)
 }
+
+// TwilioCallSID is the SID the provider gives every call it places.
+const TwilioCallSID = "CA0123456789abcdef0123456789abcdef"
 
 // failure is a canned error answer for the next Twilio requests.
 type failure struct {
@@ -131,6 +136,13 @@ func (p *Provider) Calls(method string) int {
 	return p.calls[method]
 }
 
+// Hangups returns the SIDs of the calls IT0 ended, in order.
+func (p *Provider) Hangups() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.hangs)
+}
+
 // Changed returns a channel closed at the next send.
 func (p *Provider) Changed() <-chan struct{} {
 	p.mu.Lock()
@@ -163,6 +175,19 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.ParseForm()
+		if rest, ok := strings.CutPrefix(path, "/2010-04-01/Accounts/"+TwilioSID+"/Calls/"); ok {
+			sid := strings.TrimSuffix(rest, ".json")
+			if r.PostForm.Get("Status") != "completed" || sid != TwilioCallSID {
+				w.WriteHeader(404)
+				fmt.Fprintf(w, `{"code":20404,"message":"The requested resource %s was not found","status":404}`, path)
+				return
+			}
+			p.mu.Lock()
+			p.hangs = append(p.hangs, sid)
+			p.mu.Unlock()
+			fmt.Fprintf(w, `{"sid":%q,"status":"completed"}`, sid)
+			return
+		}
 		if r.PostForm.Get("From") != TwilioNumber || !comm.ValidPhone(r.PostForm.Get("To")) {
 			w.WriteHeader(400)
 			fmt.Fprint(w, `{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}`)
@@ -176,7 +201,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.record(Sent{Channel: comm.ChannelPhone, To: r.PostForm.Get("To"), Body: r.PostForm.Get("Twiml")})
 		w.WriteHeader(201)
-		fmt.Fprint(w, `{"sid":"CA0123456789abcdef0123456789abcdef","status":"queued"}`)
+		fmt.Fprintf(w, `{"sid":%q,"status":"queued"}`, TwilioCallSID)
 	case strings.HasPrefix(path, "/bot"+TelegramToken+"/"):
 		method := strings.TrimPrefix(path, "/bot"+TelegramToken+"/")
 		var body struct {
