@@ -268,6 +268,7 @@ func TestMonitorAlertRemediation(t *testing.T) {
 		if n := strings.Count(tasks.raw, `"runbook_id":"`+rb.body["id"].(string)+`"`); n != 1 {
 			t.Errorf("runbook started %d times: %s", n, tasks.raw)
 		}
+		b.settleEvents() // ops has taken the alert.fired event
 		execs := b.do("GET", "/api/v1/ops/standing-orders/"+order.body["id"].(string)+"/executions", tok, nil)
 		if items, _ := execs.body["items"].([]any); len(items) != 1 {
 			t.Errorf("alert_fired reached %d order runs: %s", len(items), execs.raw)

@@ -30,6 +30,7 @@ import (
 	"github.com/it0/it0/internal/jobs/jobstest"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
@@ -235,15 +236,23 @@ func (b *testBundle) settleEvents() {
 	b.groupsMu.Lock()
 	groups := slices.Clone(b.groups)
 	b.groupsMu.Unlock()
-	deadline := time.Now().Add(20 * time.Second)
+	type sub struct{ stream, group string }
+	var subs []sub
 	for _, g := range groups {
+		subs = append(subs, sub{outbox.StreamApprovals, g})
+	}
+	if b.bus != nil { // ops takes the monitor's events (check transitions, alerts): internal/app targets.go
+		subs = append(subs, sub{monitor.StreamEvents, "ops"})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, g := range subs {
 		for {
-			st, err := b.bus.Stats(ctx, outbox.StreamApprovals, g)
+			st, err := b.bus.Stats(ctx, g.stream, g.group)
 			if err == nil && st.Lag == 0 && st.Pending == 0 {
 				break
 			}
 			if time.Now().After(deadline) {
-				b.t.Fatalf("group %s did not handle the approval events: %+v, %v", g, st, err)
+				b.t.Fatalf("group %s did not handle the events of %s: %+v, %v", g.group, g.stream, st, err)
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
