@@ -354,6 +354,7 @@ func (a *App) initOps(ctx context.Context) (func(context.Context) error, error) 
 	a.Orders.SetApprovals(a.Approvals)
 	a.Orders.SetScheduler(jobs.NextCron, a.schedule)
 	a.Orders.SetReports(a.notifier(), a.Auth.TenantLocale, a.log)
+	a.Orders.SetNotify(a.notifyOutbox) // a run's report waits in the outbox (standing_order.executed)
 	a.Orders.SetPeople(a.personName)
 	// The job handlers and the approval events' subscriptions are the targets' work (targets.go): they
 	// start once every service is wired.

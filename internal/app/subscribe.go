@@ -9,6 +9,7 @@ import (
 	"github.com/it0/it0/internal/agent/agentapi"
 	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/monitor"
+	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
 )
 
@@ -19,6 +20,9 @@ const (
 	groupComm    = "comm"
 	groupMetrics = "metrics"
 	groupOps     = "ops"
+	// groupReports sends the standing orders' run reports (ops owns them) from their
+	// standing_order.executed events.
+	groupReports = "reports"
 )
 
 // subscribeApprovals makes h handle the approval events as a member of group until the returned func is
@@ -42,6 +46,14 @@ func (a *App) subscribeRuns(ctx context.Context, group string, h agentapi.RunHan
 func (a *App) subscribeMonitor(ctx context.Context, group string, h monitor.Handler) func(context.Context) error {
 	return a.subscribe(ctx, "monitor", group, func(ctx context.Context) error {
 		return monitor.Consume(ctx, a.Bus, group, a.replicaID, a.log, h)
+	})
+}
+
+// subscribeExecuted makes h handle the standing_order.executed events as a member of group until the
+// returned func is called (or the bus closes).
+func (a *App) subscribeExecuted(ctx context.Context, group string, h func(context.Context, ops.Executed) error) func(context.Context) error {
+	return a.subscribe(ctx, "standing-order-executed", group, func(ctx context.Context) error {
+		return ops.ConsumeExecuted(ctx, a.Bus, group, a.replicaID, a.log, h)
 	})
 }
 

@@ -160,8 +160,12 @@ func (a *App) initOpsWork(ctx context.Context) (func(context.Context) error, err
 	// Checks going down and alerts firing or resolving trigger event-triggered orders (events.monitor,
 	// group ops); OnMonitorEvent is idempotent.
 	stopMonitor := a.subscribeMonitor(ctx, groupOps, a.Orders.OnMonitorEvent)
+	// A run's report goes out from its standing_order.executed event (events.orders, group reports),
+	// written with the execution's update, so a crash cannot lose it; comm sends each report once.
+	stopReports := a.subscribeExecuted(ctx, groupReports, a.Orders.OnExecuted)
 	return func(ctx context.Context) error {
-		err := stopMonitor(ctx)
+		err := stopReports(ctx)
+		err = errors.Join(err, stopMonitor(ctx))
 		return errors.Join(err, stopRuns(ctx))
 	}, nil
 }

@@ -65,7 +65,7 @@ type OrderStore interface {
 	ExecutionCreate(ctx context.Context, e *Execution) error
 	ExecutionUpdate(ctx context.Context, e *Execution) error
 	// ExecutionMirror is ExecutionUpdate of a run end of the execution's session: it updates (and appends
-	// p.Audit, in the same transaction) only if the execution has not mirrored run end p.Run or a later
+	// p.Audit and writes p.Executed's event, in the same transaction) only if the execution has not mirrored run end p.Run or a later
 	// one, and reports whether it did.
 	ExecutionMirror(ctx context.Context, p MirrorParams) (bool, error)
 	ExecutionGet(ctx context.Context, id string) (*Execution, error)
@@ -80,6 +80,9 @@ type MirrorParams struct {
 	Execution *Execution
 	// Run is the session's run end (agentapi.RunEnded.Run).
 	Run int
+	// Executed, when set, is written to the outbox (StreamEvents, EventExecuted) in the transaction of
+	// the update, so the run's report cannot be lost to a crash after it.
+	Executed *Executed
 	// Audit, when set, is the run's audit entry (AuditBatch.Entry), appended and sealed with Seal in the
 	// transaction of the update, so the execution is never updated without its record nor recorded twice.
 	Audit *audit.Entry
@@ -118,7 +121,12 @@ type Orders struct {
 	approvals ApprovalLister // who approved what in a run (reports); nil = nobody named
 	locale    func(ctx context.Context) string
 	log       *slog.Logger
+	notify    func() // asks the outbox relay to publish now (after a change wrote events); nil = its next poll
 }
+
+// SetNotify makes the orders call notify after a change wrote domain events (the outbox relay's Notify),
+// so they go out at once rather than at the relay's next poll.
+func (s *Orders) SetNotify(notify func()) { s.notify = notify }
 
 // JobCron is the durable job that fires one cron occurrence of a standing order.
 const JobCron = "standing_order.cron"
@@ -519,12 +527,13 @@ func (s *Orders) OnSessionEnd(ctx context.Context, sess *agentapi.Session) {
 	}
 }
 
-// OnRunEnded mirrors the run end r of a standing-order session onto its execution, and audits and
-// reports it (the ops module's subscription to agent.run_ended); run ends of other sessions are ignored.
-// It is idempotent: the execution remembers the last run end it mirrored, and only the call that moves
-// it past that one updates, audits (in the same transaction, when the audit log is an AuditBatch) and
-// reports, so a redelivered event or an older one arriving late changes nothing. An error (the store)
-// leaves the event to be handed out again.
+// OnRunEnded mirrors the run end r of a standing-order session onto its execution, and audits it and
+// writes its standing_order.executed event, which reports it (the ops module's subscription to
+// agent.run_ended); run ends of other sessions are ignored. It is idempotent: the execution remembers the
+// last run end it mirrored, and only the call that moves it past that one updates, audits (in the same
+// transaction, when the audit log is an AuditBatch) and writes the event (in the same transaction), so a
+// redelivered event or an older one arriving late changes nothing. An error (the store) leaves the event
+// to be handed out again.
 func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
 	if r.Origin != agentapi.OriginStandingOrder || r.Run <= 0 {
 		return nil
@@ -563,7 +572,7 @@ func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
 	rec := audit.Record{Action: "standing_order.run_" + e.Status, ResourceType: "standing_order", ResourceID: e.OrderID,
 		Description: "run " + e.Status, Detail: map[string]any{"execution_id": e.ID, "session_id": r.SessionID, "summary": r.Summary, "report": kind,
 			"approved_by": approvers}}
-	p := MirrorParams{Execution: e, Run: r.Run}
+	p := MirrorParams{Execution: e, Run: r.Run, Executed: &Executed{Execution: e, Run: r.Run, Report: kind, ApprovedBy: approvers}}
 	batch, atomic := s.audit.(AuditBatch)
 	if atomic {
 		if p.Audit, err = batch.Entry(ctx, rec); err != nil {
@@ -581,10 +590,10 @@ func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
 	if !atomic {
 		s.audit.Record(ctx, rec)
 	}
-	// The report goes out after the commit: a crash right here loses it (its Key makes a resend harmless,
-	// but nothing resends it yet).
-	if o, err := s.store.StandingOrderGet(ctx, e.OrderID); err == nil {
-		s.report(ctx, o, e, kind, approvers)
+	// The report is not sent from here: its standing_order.executed event, committed with the update,
+	// reaches the reports subscription (OnExecuted) even if this process dies now.
+	if s.notify != nil {
+		s.notify()
 	}
 	return nil
 }

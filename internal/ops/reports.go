@@ -172,10 +172,10 @@ func (s *Orders) approvers(ctx context.Context, sessionID string) []string {
 }
 
 // report tells people about a finished run as its kind requires; approvers are the people who approved
-// something in it.
-func (s *Orders) report(ctx context.Context, o *StandingOrder, e *Execution, kind string, approvers []string) {
+// something in it. It returns the notifier's error.
+func (s *Orders) report(ctx context.Context, o *StandingOrder, e *Execution, kind string, approvers []string) error {
 	if s.notifier == nil || kind == ReportSilent || kind == ReportEscalate {
-		return
+		return nil
 	}
 	loc := "en"
 	if s.locale != nil {
@@ -203,9 +203,7 @@ func (s *Orders) report(ctx context.Context, o *StandingOrder, e *Execution, kin
 	if kind == ReportFailed {
 		n.Channels, n.Severity = []string{"app", "push", "sms"}, "critical"
 	}
-	if err := s.notifier.Notify(ctx, n); err != nil && s.log != nil {
-		s.log.ErrorContext(ctx, "report a standing-order run", slog.String("execution_id", e.ID), slog.String("error", err.Error()))
-	}
+	return s.notifier.Notify(ctx, n)
 }
 
 // defaultTimezone is the digest's zone when the tenant set none.

@@ -14,19 +14,36 @@ import (
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/ops"
+	"github.com/it0/it0/internal/outbox"
+	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 )
 
-// inbox records the notices the orders send (the comm module's place in these tests).
+// inbox records the notices the orders send (the comm module's place in these tests). With once set it
+// keeps comm's contract on Notice.Key (a key is delivered once; comm's own tests check that it does) and
+// counts the sends it dropped.
 type inbox struct {
 	mu      sync.Mutex
 	notices []ops.Notice
+	once    bool
+	seen    map[string]bool
+	dropped int
 }
 
 func (b *inbox) Notify(_ context.Context, n ops.Notice) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.once {
+		if b.seen[n.Key] {
+			b.dropped++
+			return nil
+		}
+		if b.seen == nil {
+			b.seen = map[string]bool{}
+		}
+		b.seen[n.Key] = true
+	}
 	b.notices = append(b.notices, n)
 	return nil
 }
@@ -37,6 +54,27 @@ func (b *inbox) take() []ops.Notice {
 	n := b.notices
 	b.notices = nil
 	return n
+}
+
+// deliverReports hands the standing_order.executed events waiting in the outbox to o.OnExecuted (the
+// reports subscription), in order, and removes them.
+func deliverReports(t *testing.T, db *store.DB, ctx context.Context, o *ops.Orders) {
+	t.Helper()
+	_, err := db.OutboxRelay(ctx, 100, func(_ context.Context, evs []outbox.Event) error {
+		for _, ev := range evs {
+			x, tid, err := ops.ParseExecuted(ev.Payload)
+			if err != nil {
+				continue // another fact
+			}
+			if err := o.OnExecuted(tenant.WithID(ctx, tid), x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // sessionFleet has one server and the commands each session ran.
@@ -81,6 +119,7 @@ func TestRunReports(t *testing.T) {
 		}
 		fa.open = nil
 		o.OnSessionEnd(ctx, &agent.Session{ID: sessionID, Origin: agent.OriginStandingOrder, OriginID: e.ID, Status: status, Summary: summary, Error: errMsg, RunEnds: 1})
+		deliverReports(t, db, ctx, o)
 		got, err := o.Executions(ctx, order.ID, 1)
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,10 @@ type runEndedBundle struct {
 	handled testsignal.Signal[agentapi.RunEnded]
 	// spied signals each payload published on the stream (a second consumer group).
 	spied testsignal.Signal[[]byte]
+	// reported signals each standing_order.executed event the reports group handled; reportSpied each
+	// payload published on ops.StreamEvents.
+	reported    testsignal.Signal[ops.Executed]
+	reportSpied testsignal.Signal[[]byte]
 }
 
 func setupRunEnded(t *testing.T, open func(testing.TB) *store.DB) *runEndedBundle {
@@ -76,6 +81,8 @@ func setupRunEnded(t *testing.T, open func(testing.TB) *store.DB) *runEndedBundl
 	}
 	b.handled.Init(t)
 	b.spied.Init(t)
+	b.reported.Init(t)
+	b.reportSpied.Init(t)
 	return b
 }
 
@@ -100,7 +107,7 @@ func (b *runEndedBundle) pendingEvents(t *testing.T) int {
 	return n
 }
 
-// start runs the outbox relay, the ops consumer group and a spy group until the test ends.
+// start runs the outbox relay, the ops and reports consumer groups and spy groups until the test ends.
 func (b *runEndedBundle) start(t *testing.T) {
 	t.Helper()
 	relay := outbox.NewRelay(outbox.RelayConfig{Poll: 10 * time.Millisecond}, b.db, b.bus,
@@ -108,7 +115,25 @@ func (b *runEndedBundle) start(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	relay.Start(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		ops.ConsumeExecuted(ctx, b.bus, "reports", "replica-1", nil, func(ctx context.Context, x ops.Executed) error {
+			err := b.o.OnExecuted(ctx, x)
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("report %s: %v", x.Execution.ID, err)
+			}
+			b.reported.Signal(x)
+			return err
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		b.bus.Consume(ctx, bus.Consumer{Stream: ops.StreamEvents, Group: "spy", Name: "spy-1"}, func(_ context.Context, m bus.Message) error {
+			b.reportSpied.Signal(m.Data)
+			return nil
+		})
+	}()
 	go func() {
 		defer wg.Done()
 		agentapi.ConsumeRuns(ctx, b.bus, "ops", "replica-1", nil, func(ctx context.Context, e agentapi.RunEnded) error {
@@ -181,8 +206,59 @@ func TestRunEndedEvent(t *testing.T) {
 				if n := b.audited(t, "standing_order.run_failed"); n != 1 {
 					t.Errorf("audit records of the failed run: %d, want 1", n)
 				}
+				if x := b.reported.WaitOrTimeout(t); x.Report != ops.ReportFailed || x.Execution.ID != b.exec.ID {
+					t.Fatalf("executed event: %+v", x)
+				}
 				if n := b.box.take(); len(n) != 1 || n[0].Severity != "critical" {
 					t.Errorf("reports of the failed run: %+v, want one critical", n)
+				}
+			})
+
+			// Ensure a run end mirrored by a process that died before it could report (the update and its
+			// standing_order.executed event committed, no reports consumer ran) is reported once a consumer
+			// starts, and that redeliveries of the event send nothing more.
+			t.Run("ReportAfterCrash", func(t *testing.T) {
+				t.Parallel()
+				b := setupRunEnded(t, be.Open)
+				b.box.once = true
+				if err := b.o.OnRunEnded(b.ctx, agentapi.RunEnded{SessionID: b.sess.ID, Run: 1, Status: agent.StatusCompleted,
+					Origin: agent.OriginStandingOrder, OriginID: b.exec.ID, Summary: "disk was 91%, vacuumed the journal, now 70%"}); err != nil {
+					t.Fatal(err)
+				}
+				if n := b.pendingEvents(t); n != 1 {
+					t.Fatalf("outbox rows: %d, want 1 (the executed event)", n)
+				}
+				if n := b.box.take(); len(n) != 0 {
+					t.Fatalf("reports before any consumer: %+v, want none", n)
+				}
+
+				b.start(t)
+				if x := b.reported.WaitOrTimeout(t); x.Execution.ID != b.exec.ID || x.Report != ops.ReportActed || x.Execution.Status != ops.ExecCompleted {
+					t.Fatalf("executed event: %+v", x)
+				}
+				n := b.box.take()
+				if len(n) != 1 || n[0].Key != "so-report:"+b.exec.ID || !strings.Contains(n[0].Body, "journalctl --vacuum-size=500M") {
+					t.Fatalf("reports after the consumer started: %+v, want one acted report", n)
+				}
+
+				// The event is handed out twice more (a relay replay, a reclaimed message): nothing more is sent.
+				p := b.reportSpied.WaitOrTimeout(t)
+				for range 2 {
+					if _, err := b.bus.Publish(b.ctx, ops.StreamEvents, p); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for range 2 {
+					b.reported.WaitOrTimeout(t)
+				}
+				if n := b.box.take(); len(n) != 0 {
+					t.Errorf("reports after the redeliveries: %+v, want none", n)
+				}
+				b.box.mu.Lock()
+				dropped := b.box.dropped
+				b.box.mu.Unlock()
+				if dropped != 2 {
+					t.Errorf("resends under the report's key: %d, want 2 (one per redelivery)", dropped)
 				}
 			})
 
@@ -205,6 +281,12 @@ func TestRunEndedEvent(t *testing.T) {
 				}
 				if n := b.audited(t, "standing_order.run_failed"); n != 1 {
 					t.Errorf("audit records of the interrupted run: %d, want 1", n)
+				}
+				if x := b.reported.WaitOrTimeout(t); x.Report != ops.ReportFailed {
+					t.Errorf("executed event of the interrupted run: %+v", x)
+				}
+				if n := b.box.take(); len(n) != 1 || n[0].Severity != "critical" {
+					t.Errorf("reports of the interrupted run: %+v, want one critical", n)
 				}
 			})
 
@@ -237,6 +319,17 @@ func TestRunEndedEvent(t *testing.T) {
 					b.handled.WaitOrTimeout(t)
 				}
 				b.o.OnSessionEnd(b.ctx, b.sess) // the in-process hook, late
+				// Two run ends, two executed events (the escalation is not reported, the completion is);
+				// the redeliveries and the late hook wrote none.
+				if x := b.reported.WaitOrTimeout(t); x.Report != ops.ReportEscalate || x.Run != 1 {
+					t.Fatalf("first executed event: %+v", x)
+				}
+				if x := b.reported.WaitOrTimeout(t); x.Report != ops.ReportActed || x.Run != 2 {
+					t.Fatalf("second executed event: %+v", x)
+				}
+				if n := b.pendingEvents(t); n != 0 {
+					t.Errorf("outbox rows after the redeliveries: %d, want 0", n)
+				}
 
 				if e := b.execution(t); e.Status != ops.ExecCompleted || e.FinishedAt == nil {
 					t.Fatalf("execution after redeliveries: %+v", e)

@@ -186,8 +186,8 @@ func (db *DB) ExecutionUpdate(ctx context.Context, e *ops.Execution) error {
 }
 
 // ExecutionMirror implements ops.OrderStore: ExecutionUpdate only if the execution has not mirrored
-// run end p.Run of its session or a later one, then remembers p.Run and appends p.Audit, all in one
-// transaction. It reports whether it updated.
+// run end p.Run of its session or a later one, then remembers p.Run, writes p.Executed's event to the
+// outbox and appends p.Audit, all in one transaction. It reports whether it updated.
 func (db *DB) ExecutionMirror(ctx context.Context, p ops.MirrorParams) (bool, error) {
 	sc, err := db.scope(ctx)
 	if err != nil {
@@ -208,6 +208,11 @@ func (db *DB) ExecutionMirror(ctx context.Context, p ops.MirrorParams) (bool, er
 			return err
 		}
 		won = true
+		if p.Executed != nil {
+			if err := tx.outboxFact(ctx, ops.StreamEvents, ops.EventExecuted, fmt.Sprintf("%s:%d", e.ID, p.Run), db.Now(), p.Executed); err != nil {
+				return fmt.Errorf("write the %s event: %w", ops.EventExecuted, err)
+			}
+		}
 		if p.Audit == nil {
 			return nil
 		}
