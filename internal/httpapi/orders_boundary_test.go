@@ -20,13 +20,45 @@ import (
 type noticeLog struct {
 	mu   sync.Mutex
 	list []ops.Notice
+	// added is closed (and replaced) when a notice arrives.
+	added chan struct{}
 }
 
 func (n *noticeLog) Notify(_ context.Context, x ops.Notice) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.list = append(n.list, x)
+	if n.added != nil {
+		close(n.added)
+	}
+	n.added = make(chan struct{})
 	return nil
+}
+
+// report waits for the report of execution id (reports go out from the run's standing_order.executed
+// event, after the execution changed) and returns it.
+func (n *noticeLog) report(t *testing.T, id string) ops.Notice {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		n.mu.Lock()
+		for _, x := range n.list {
+			if x.Key == "so-report:"+id {
+				n.mu.Unlock()
+				return x
+			}
+		}
+		if n.added == nil {
+			n.added = make(chan struct{})
+		}
+		added := n.added
+		n.mu.Unlock()
+		select {
+		case <-added:
+		case <-timeout:
+			t.Fatalf("no report of execution %s: %+v", id, n.all())
+		}
+	}
 }
 
 func (n *noticeLog) all() []ops.Notice {
@@ -148,13 +180,8 @@ func TestStandingOrderActsInsideBoundary(t *testing.T) {
 	if len(recs) != 2 {
 		t.Errorf("command records: %v", recs)
 	}
-	var report *ops.Notice
-	for _, n := range f.notices.all() {
-		if strings.Contains(n.Key, e["id"].(string)) {
-			report = &n
-		}
-	}
-	if report == nil || !strings.Contains(report.Subject, id+" log cleanup") || !strings.Contains(report.Body, cleanup) ||
+	report := f.notices.report(t, e["id"].(string))
+	if !strings.Contains(report.Subject, id+" log cleanup") || !strings.Contains(report.Body, cleanup) ||
 		!strings.Contains(report.Subject, "已自动处理") {
 		t.Errorf("report: %+v", report)
 	}
@@ -189,22 +216,13 @@ func TestReportNamesApprover(t *testing.T) {
 		t.Fatalf("approve: %d %s", r.status, r.raw)
 	}
 	f.waitSessionStatus(t, f.tok, e["session_id"].(string), "completed")
-	var report *ops.Notice
-	deadline := time.Now().Add(10 * time.Second)
-	for report == nil && time.Now().Before(deadline) {
-		for _, n := range f.notices.all() {
-			if strings.Contains(n.Key, e["id"].(string)) {
-				report = &n
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	report := f.notices.report(t, e["id"].(string))
 	// The report names people by their name (the tenant admin's defaults to its email's local part).
 	me := f.do("GET", "/api/v1/auth/me", f.tok, nil).body["user"].(map[string]any)
 	if me["name"] != "admin" {
 		t.Fatalf("approver's name: %v", me)
 	}
-	if report == nil || !strings.Contains(report.Subject, "经 admin 批准") || strings.Contains(report.Subject, "自动") {
+	if !strings.Contains(report.Subject, "经 admin 批准") || strings.Contains(report.Subject, "自动") {
 		t.Errorf("report: %+v", report)
 	}
 }
