@@ -3,6 +3,7 @@ package httpapi
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/ops/approval"
@@ -44,6 +45,11 @@ func TestApprovalEventsRedelivered(t *testing.T) {
 		t.Fatalf("approve: %d %s", r.status, r.raw)
 	}
 	f.waitSession(t, sid, func(s *agent.Session) bool { return s.Status == agent.StatusCompleted })
+	// The run's completed event is stored after its status: wait for it before counting.
+	deadline := time.Now().Add(30 * time.Second)
+	for completedEvents(t, f, sid) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	f.settleEvents()
 	decided := approval.Event{Type: approval.EventDecided, TenantID: f.tid, ApprovalID: id, SessionID: sid, Status: approval.Approved}
 	for range 2 {
@@ -57,17 +63,7 @@ func TestApprovalEventsRedelivered(t *testing.T) {
 	if s := f.waitSession(t, sid, func(s *agent.Session) bool { return true }); s.Status != agent.StatusCompleted {
 		t.Errorf("session after the decision was handed out again: %s", s.Status)
 	}
-	evs, err := f.agentSvc.Load().Events(f.ctx(), sid, 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	completed := 0
-	for _, e := range evs {
-		if e.Type == agent.EventCompleted {
-			completed++
-		}
-	}
-	if completed != 1 {
+	if completed := completedEvents(t, f, sid); completed != 1 {
 		t.Errorf("the session ran to completion %d times, want once", completed)
 	}
 	if e := f.do("GET", "/api/v1/comm/escalations/"+id, f.tok, nil); e.body["status"] != "answered" || e.body["answered_channel"] != "api" {
@@ -76,4 +72,20 @@ func TestApprovalEventsRedelivered(t *testing.T) {
 	if n := len(f.messages(t, id)); n != sent {
 		t.Errorf("the decision sent %d more messages", n-sent)
 	}
+}
+
+// completedEvents counts the completed events stored for session sid.
+func completedEvents(t *testing.T, f *commFixture, sid string) int {
+	t.Helper()
+	evs, err := f.agentSvc.Load().Events(f.ctx(), sid, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Type == agent.EventCompleted {
+			n++
+		}
+	}
+	return n
 }
