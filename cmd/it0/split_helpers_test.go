@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -21,7 +20,7 @@ import (
 	"github.com/it0/it0/internal/agent/agenttest"
 	"github.com/it0/it0/internal/bus/bustest"
 	"github.com/it0/it0/internal/inventory/sshtest"
-	"github.com/it0/it0/internal/voice"
+	"github.com/it0/it0/internal/voice/voicetest"
 )
 
 // deployment is IT0 as the end-to-end flow sees it: the process a client talks to (api), the one that
@@ -124,35 +123,7 @@ func voiceTurn(t *testing.T, c *child, tok, vsID string) (user, reply string, au
 		t.Fatalf("dial /ws/voice: %v", err)
 	}
 	defer conn.CloseNow()
-	// 400 ms of a voiced sound, then 700 ms of quiet, in 20 ms chunks of PCM s16le 16 kHz.
-	var pcm []int16
-	for i := range 6400 {
-		pcm = append(pcm, int16(8000*math.Sin(2*math.Pi*150*float64(i)/16000)))
-	}
-	pcm = append(pcm, make([]int16, 11200)...)
-	for i := 0; i < len(pcm); i += 320 {
-		if err := conn.Write(ctx, websocket.MessageBinary, voice.PCMToBytes(nil, pcm[i:i+320])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for reply == "" {
-		typ, msg, err := conn.Read(ctx)
-		if err != nil {
-			t.Fatalf("read the voice stream: %v (user %q, audio %d)", err, user, audio)
-		}
-		if typ == websocket.MessageBinary {
-			audio++
-			continue
-		}
-		var ctl voice.Control
-		json.Unmarshal(msg, &ctl)
-		switch {
-		case ctl.Type == "transcript" && ctl.Role == "user":
-			user = ctl.Text
-		case ctl.Type == "transcript" && ctl.Role == "agent":
-			reply = ctl.Text
-		}
-	}
+	user, reply, audio = voicetest.Turn(ctx, t, conn)
 	conn.Write(ctx, websocket.MessageText, []byte(`{"type":"stop"}`))
 	return user, reply, audio
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -327,37 +326,7 @@ func TestVoiceConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.CloseNow()
-	// 400 ms of a voiced sound, then 700 ms of quiet, in 20 ms chunks of PCM s16le 16 kHz.
-	var pcm []int16
-	for i := range 6400 {
-		pcm = append(pcm, int16(8000*math.Sin(2*math.Pi*150*float64(i)/16000)))
-	}
-	pcm = append(pcm, make([]int16, 11200)...)
-	for i := 0; i < len(pcm); i += 320 {
-		if err := c.Write(ctx, websocket.MessageBinary, voice.PCMToBytes(nil, pcm[i:i+320])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var user, reply string
-	audio := 0
-	for reply == "" {
-		typ, msg, err := c.Read(ctx)
-		if err != nil {
-			t.Fatalf("read: %v (user %q, audio %d)", err, user, audio)
-		}
-		if typ == websocket.MessageBinary {
-			audio++
-			continue
-		}
-		var ctl voice.Control
-		json.Unmarshal(msg, &ctl)
-		switch {
-		case ctl.Type == "transcript" && ctl.Role == "user":
-			user = ctl.Text
-		case ctl.Type == "transcript" && ctl.Role == "agent":
-			reply = ctl.Text
-		}
-	}
+	user, reply, audio := voicetest.Turn(ctx, t, c)
 	if user != "check the disk please" || reply != "All done." || audio == 0 {
 		t.Fatalf("user %q, reply %q, %d audio frames", user, reply, audio)
 	}
