@@ -47,7 +47,7 @@ func (a *App) initBus(ctx context.Context) (func(context.Context) error, error) 
 		cfg.MaxLen = 10_000
 		a.Bus = bus.NewMemory(cfg)
 	}
-	a.Relay = outbox.NewRelay(outbox.RelayConfig{Logger: a.log}, a.Store, a.Bus, a.tenantIDs)
+	a.Relay = outbox.NewRelay(outbox.RelayConfig{Logger: a.log, Metrics: cfg.Metrics, Now: a.Store.Now}, a.Store, a.Bus, a.tenantIDs)
 	a.Relay.Start(context.WithoutCancel(ctx))
 	stops := []func(context.Context) error{
 		func(context.Context) error { return a.Bus.Close() },

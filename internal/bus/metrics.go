@@ -15,6 +15,9 @@ type Metrics struct {
 	failed    *prometheus.CounterVec
 	reclaimed *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
+	// delay and oldest are the outbox relay's: how long domain events waited before they were published.
+	delay  *prometheus.HistogramVec
+	oldest prometheus.Gauge
 
 	mu     sync.Mutex
 	bus    Bus
@@ -34,9 +37,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		failed:    counter("failed_total", "Handler errors (the message stays pending and is handed out again).", "stream", "group"),
 		reclaimed: counter("reclaimed_total", "Pending messages taken over after their consumer went idle or died.", "stream", "group"),
 		dropped:   counter("dropped_total", "Topic messages a slow subscriber missed.", "topic"),
-		groups:    map[[2]string]struct{}{},
+		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "it0_bus_outbox_delay_seconds",
+			Help:    "Time from a domain event's write into the outbox to its publication on the bus.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"stream"}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "it0_bus_outbox_oldest_seconds",
+			Help: "Age of the oldest domain event this process's relay failed to publish in its last pass (0: none waits)."}),
+		groups: map[[2]string]struct{}{},
 	}
-	reg.MustRegister(m.published, m.handled, m.failed, m.reclaimed, m.dropped, m)
+	reg.MustRegister(m.published, m.handled, m.failed, m.reclaimed, m.dropped, m.delay, m.oldest, m)
 	return m
 }
 
@@ -117,4 +125,18 @@ func (m *Metrics) Reclaimed(n int, stream, group string) {
 // Dropped counts n topic messages a slow subscriber missed.
 func (m *Metrics) Dropped(n int, topic string) {
 	add(m, func(m *Metrics) *prometheus.CounterVec { return m.dropped }, n, topic)
+}
+
+// OutboxDelay records that an event of stream waited d in the outbox before it was published.
+func (m *Metrics) OutboxDelay(stream string, d time.Duration) {
+	if m != nil && m.delay != nil {
+		m.delay.WithLabelValues(stream).Observe(d.Seconds())
+	}
+}
+
+// OutboxOldest sets the age of the oldest event the relay could not publish (0 when none waits).
+func (m *Metrics) OutboxOldest(d time.Duration) {
+	if m != nil && m.oldest != nil {
+		m.oldest.Set(max(d, 0).Seconds())
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/bus/bustest"
 	"github.com/it0/it0/internal/bus/redisbus"
@@ -64,7 +66,10 @@ func TestRelay(t *testing.T) {
 			mem := bus.NewMemory(bus.Config{})
 			t.Cleanup(func() { mem.Close() })
 			b := &failingBus{Bus: mem, down: true}
-			r := outbox.NewRelay(outbox.RelayConfig{Batch: 2}, db, b, func(context.Context) ([]string, error) { return []string{tn.ID}, nil })
+			reg := prometheus.NewRegistry()
+			later := time.Now().Add(90 * time.Second) // the relay's clock: a minute and a half after the writes
+			r := outbox.NewRelay(outbox.RelayConfig{Batch: 2, Metrics: bus.NewMetrics(reg), Now: func() time.Time { return later }},
+				db, b, func(context.Context) ([]string, error) { return []string{tn.ID}, nil })
 
 			a := newApproval(t, db, ctx)
 			if err := a.Decide(true, "user:1", "ok", time.Now().UTC()); err != nil {
@@ -77,9 +82,18 @@ func TestRelay(t *testing.T) {
 			if n, err := r.RunOnce(ctx); err == nil || n != 0 {
 				t.Fatalf("relay with the bus down: %d, %v", n, err)
 			}
+			if age := gauge(t, reg, "it0_bus_outbox_oldest_seconds"); age < 80 || age > 100 {
+				t.Errorf("oldest waiting event with the bus down: %.1f s, want about 90", age)
+			}
 			b.down = false
 			if n, err := r.RunOnce(ctx); err != nil || n != 3 {
 				t.Fatalf("relay: %d, %v", n, err)
+			}
+			if age := gauge(t, reg, "it0_bus_outbox_oldest_seconds"); age != 0 {
+				t.Errorf("oldest waiting event once all are published: %.1f s, want 0", age)
+			}
+			if n, sum := histogram(t, reg, "it0_bus_outbox_delay_seconds"); n != 3 || sum < 3*80 {
+				t.Errorf("outbox delays: %d observed, %.1f s in all; want 3 of about 90 s", n, sum)
 			}
 			if n, err := r.RunOnce(ctx); err != nil || n != 0 {
 				t.Fatalf("second relay published %d, %v", n, err)
@@ -108,6 +122,34 @@ func TestRelay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gauge reads the one gauge called name from reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	return metric(t, reg, name).GetGauge().GetValue()
+}
+
+// histogram reads the count and sum of the one histogram called name from reg.
+func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
+	t.Helper()
+	h := metric(t, reg, name).GetHistogram()
+	return h.GetSampleCount(), h.GetSampleSum()
+}
+
+func metric(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0]
+		}
+	}
+	t.Fatalf("no single %s in the registry", name)
+	return nil
 }
 
 // TestRelayRedisRestart: Redis is killed while events are written. The relay keeps them in the outbox

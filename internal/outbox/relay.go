@@ -20,6 +20,11 @@ type RelayConfig struct {
 	// rows written by other replicas are found this way.
 	Poll   time.Duration
 	Logger *slog.Logger
+	// Metrics, when set, records how long events waited (it0_bus_outbox_delay_seconds) and the age of the
+	// oldest one a pass could not publish (it0_bus_outbox_oldest_seconds).
+	Metrics *bus.Metrics
+	// Now is the clock events' ages are measured on (default time.Now).
+	Now func() time.Time
 }
 
 // Relay publishes outbox rows on the bus.
@@ -30,6 +35,8 @@ type Relay struct {
 	tenants func(ctx context.Context) ([]string, error)
 	wake    chan struct{}
 
+	mu     sync.Mutex
+	stuck  time.Time // the oldest created_at of rows the current pass failed to publish
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -45,6 +52,9 @@ func NewRelay(cfg RelayConfig, s Store, b bus.Bus, tenants func(ctx context.Cont
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	cfg.Logger = cfg.Logger.With(slog.String("component", "outbox"))
 	return &Relay{cfg: cfg, store: s, bus: b, tenants: tenants, wake: make(chan struct{}, 1)}
@@ -65,6 +75,9 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list tenants: %w", err)
 	}
+	r.mu.Lock()
+	r.stuck = time.Time{}
+	r.mu.Unlock()
 	total := 0
 	var list []error
 	for _, id := range ids {
@@ -74,6 +87,13 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 			list = append(list, fmt.Errorf("tenant %s: %w", id, err))
 		}
 	}
+	r.mu.Lock()
+	oldest := time.Duration(0)
+	if !r.stuck.IsZero() {
+		oldest = r.cfg.Now().Sub(r.stuck)
+	}
+	r.mu.Unlock()
+	r.cfg.Metrics.OutboxOldest(oldest)
 	return total, errors.Join(list...)
 }
 
@@ -95,7 +115,19 @@ func (r *Relay) publish(ctx context.Context, evs []Event) error {
 	for i, e := range evs {
 		msgs[i] = bus.Outgoing{Stream: e.Stream, Data: e.Payload}
 	}
-	return r.bus.PublishBatch(ctx, msgs)
+	if err := r.bus.PublishBatch(ctx, msgs); err != nil {
+		r.mu.Lock()
+		if r.stuck.IsZero() || evs[0].CreatedAt.Before(r.stuck) {
+			r.stuck = evs[0].CreatedAt
+		}
+		r.mu.Unlock()
+		return err
+	}
+	now := r.cfg.Now()
+	for _, e := range evs {
+		r.cfg.Metrics.OutboxDelay(e.Stream, now.Sub(e.CreatedAt))
+	}
+	return nil
 }
 
 // Start runs the relay in the background until Stop.
