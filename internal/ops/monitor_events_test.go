@@ -196,3 +196,70 @@ func wantRuns(t *testing.T, o *ops.Orders, ctx context.Context, want map[*ops.St
 		}
 	}
 }
+
+// TestMonitorEventRace: two replicas handle the same monitor event at the same moment (a message reclaimed
+// from a consumer that was only slow, or a relay replay): the order runs once, and neither replica fails
+// the event. Each round is a new alert; the runs end between rounds.
+func TestMonitorEventRace(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.Open(t)
+			tn := storetest.NewTenant(t, db, "monrace")
+			ctx := tenant.WithID(context.Background(), tn.ID)
+			log, err := audit.New(db, bytes.Repeat([]byte{1}, 32), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			agents := [2]*fakeAgent{{}, {}}
+			replicas := [2]*ops.Orders{}
+			for i := range replicas {
+				replicas[i] = ops.NewOrders(db, agents[i], oneServer{}, log, jobs.CheckCron, nil)
+			}
+			so := &ops.StandingOrder{Name: "on alert", Trigger: ops.Trigger{Type: "event", EventType: ops.EventAlertFired},
+				Targets: ops.Targets{AllServers: true}, AgentInstructions: ops.AgentInstructions{Prompt: "look", MaxRiskLevel: 0}}
+			if err := replicas[0].Create(ctx, so, ""); err != nil {
+				t.Fatal(err)
+			}
+			const rounds = 20
+			for round := range rounds {
+				e := monitor.Event{Type: monitor.EventAlertFired, TenantID: tn.ID, Subject: uuid.NewString(), ServerID: "srv-1"}
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				errs := [2]error{}
+				for i, o := range replicas {
+					wg.Go(func() {
+						<-start
+						errs[i] = o.OnMonitorEvent(ctx, e)
+					})
+				}
+				close(start)
+				wg.Wait()
+				for i, err := range errs {
+					if err != nil {
+						t.Fatalf("round %d, replica %d: %v", round, i, err)
+					}
+				}
+				for _, ag := range agents {
+					ag.finish(ctx, replicas[0])
+				}
+			}
+			if n := agents[0].starts.Load() + agents[1].starts.Load(); n != rounds {
+				t.Errorf("agent runs started: %d, want %d (one per event)", n, rounds)
+			}
+			list, err := replicas[0].Executions(ctx, so.ID, 2*rounds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range list {
+				if e.Status != ops.ExecCompleted {
+					t.Errorf("execution %s: %s %s, want completed", e.ID, e.Status, e.Error)
+				}
+			}
+			if len(list) != rounds {
+				t.Errorf("executions: %d for %d events, want one per event", len(list), rounds)
+			}
+		})
+	}
+}
