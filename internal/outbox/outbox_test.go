@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/it0/it0/internal/bus"
 	"github.com/it0/it0/internal/bus/bustest"
 	"github.com/it0/it0/internal/bus/redisbus"
@@ -18,6 +16,8 @@ import (
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // newApproval writes a pending approval (and so its approval.requested event) in the tenant in ctx.
