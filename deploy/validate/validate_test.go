@@ -2,13 +2,16 @@
 // kustomize manifests are built with sigs.k8s.io/kustomize/api (what `kubectl apply -k` runs) and every
 // object is decoded strictly into the Kubernetes API types; docker-compose.yml is loaded with
 // compose-go (what `docker compose config` runs), schema validation and interpolation included; kong.yml
-// is decoded strictly into the subset of Kong's declarative format it uses. It is a module of its own so
+// is validated by Kong's own decK (`deck validate`, offline; Debian's deck package) and decoded strictly
+// into the subset of Kong's declarative format it uses. It is a module of its own so
 // the server's build does not carry these dependencies; .ci/run runs it.
 package validate
 
 import (
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -366,5 +369,44 @@ func TestKong(t *testing.T) {
 	}
 	if ws := routes["/ws"]; ws.ReadTimeout < 3_600_000 || ws.WriteTimeout < 3_600_000 {
 		t.Errorf("/ws timeouts %d/%d ms: WebSocket streams need an hour", ws.ReadTimeout, ws.WriteTimeout)
+	}
+}
+
+// TestKongDeck validates kong.yml with decK, Kong's configuration tool, offline (`deck validate` reads
+// the file against Kong's entity schemas and checks the references between entities; it talks to no Kong).
+// A copy with a misspelt route field must be refused, so a decK that accepts anything fails the test.
+// Under CI=true a missing deck fails the test; elsewhere it skips.
+func TestKongDeck(t *testing.T) {
+	deck := os.Getenv("IT0_DECK")
+	if deck == "" {
+		deck, _ = exec.LookPath("deck")
+	}
+	if deck == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("deck is not installed (apt-get install deck): CI validates kong.yml with it")
+		}
+		t.Skip("deck is not installed (apt-get install deck)")
+	}
+	validate := func(path string) (string, error) {
+		out, err := exec.Command(deck, "validate", "--no-color", "-s", path).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := validate("../kong/kong.yml"); err != nil {
+		t.Fatalf("deck validate kong.yml: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile("../kong/kong.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(b), "strip_path:", "strip_paths:", 1)
+	if bad == string(b) {
+		t.Fatal("kong.yml has no strip_path to misspell")
+	}
+	badPath := filepath.Join(t.TempDir(), "kong.yml")
+	if err := os.WriteFile(badPath, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := validate(badPath); err == nil || !strings.Contains(out, "strip_paths") {
+		t.Errorf("deck accepted a misspelt field (err %v):\n%s", err, out)
 	}
 }
