@@ -251,7 +251,8 @@ var enumByField = map[string][]any{
 	"*.channels":                       anys(comm.Channels...), // arrays: the enum is of the items
 	"alerts.Event.status":              anys(alerts.Statuses...),
 	"metrics.Source.type":              anys(metrics.SourceTypes...),
-	"alerts.Condition.operator":        anys(alerts.Operators...),
+	"alerts.Condition.operator":        anys(monitor.Operators...),
+	"ops.ThresholdCondition.operator":  anys(monitor.Operators...),
 	"answerRequest.decision":           anys("approve", "reject", "instruct"),
 	"importRequest.format":             anys("yaml", "json", "ssh_config"),
 }

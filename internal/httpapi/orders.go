@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
 )
 
@@ -132,8 +133,8 @@ func (s *Server) postMetric(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if req.ServerID == "" || !slices.Contains(ops.MetricTypes, req.MetricType) {
-		return errs.Invalidf("metric_type", "server_id and a metric_type (one of %v) are required", ops.MetricTypes)
+	if req.ServerID == "" || !slices.Contains(monitor.MetricTypes, req.MetricType) {
+		return errs.Invalidf("metric_type", "server_id and a metric_type (one of %v) are required", monitor.MetricTypes)
 	}
 	if req.At.IsZero() {
 		req.At = time.Now().UTC()

@@ -24,6 +24,28 @@ const (
 // MetricTypes lists every metric type IT0 collects.
 var MetricTypes = []string{MetricCPU, MetricMemory, MetricDisk, MetricLoad1, MetricLoad5, MetricLoad15, MetricNetworkIn, MetricNetworkOut}
 
+// Operators a threshold compares a metric value with (alert rules, threshold-triggered standing orders).
+var Operators = []string{">", ">=", "<", "<=", "==", "!="}
+
+// Holds reports whether value op threshold; an unknown operator never holds.
+func Holds(value float64, op string, threshold float64) bool {
+	switch op {
+	case ">":
+		return value > threshold
+	case ">=":
+		return value >= threshold
+	case "<":
+		return value < threshold
+	case "<=":
+		return value <= threshold
+	case "==":
+		return value == threshold
+	case "!=":
+		return value != threshold
+	}
+	return false
+}
+
 // ValidMetricType reports whether t is a known metric type or a custom one (lowercase letters, digits and
 // underscores, as PromQL-backed sources may define their own).
 func ValidMetricType(t string) bool {

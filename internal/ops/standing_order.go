@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/monitor"
 )
 
 // StandingOrder is a recurring duty an admin defined in conversation: when it triggers, on which targets,
@@ -112,8 +113,6 @@ type EscalationRule struct {
 var (
 	TriggerKinds = []string{"cron", "event", "threshold", "manual"}
 	EventTypes   = []string{"alert_fired", "alert_resolved", "deployment_completed", "server_unreachable", "check_failed"}
-	Operators    = []string{">", ">=", "<", "<=", "==", "!="}
-	MetricTypes  = []string{"cpu_usage", "memory_usage", "disk_usage", "load_1m", "load_5m", "network_in", "network_out"}
 	// Channels of escalation rules; "im" is whichever instant messenger the tenant has (Telegram, WeCom).
 	Channels   = []string{"app", "push", "sms", "phone", "email", "telegram", "wecom", "im", "all"}
 	Priorities = []string{"info", "warning", "critical", "fatal"}
@@ -180,11 +179,11 @@ func (o *StandingOrder) Validate(p ValidateParams) error {
 			bad("/trigger/threshold_condition", "required for a threshold trigger")
 			break
 		}
-		if !slices.Contains(MetricTypes, tc.MetricType) {
-			bad("/trigger/threshold_condition/metric_type", "%q is not one of %s", tc.MetricType, strings.Join(MetricTypes, ", "))
+		if !slices.Contains(monitor.MetricTypes, tc.MetricType) {
+			bad("/trigger/threshold_condition/metric_type", "%q is not one of %s", tc.MetricType, strings.Join(monitor.MetricTypes, ", "))
 		}
-		if !slices.Contains(Operators, tc.Operator) {
-			bad("/trigger/threshold_condition/operator", "%q is not one of %s", tc.Operator, strings.Join(Operators, " "))
+		if !slices.Contains(monitor.Operators, tc.Operator) {
+			bad("/trigger/threshold_condition/operator", "%q is not one of %s", tc.Operator, strings.Join(monitor.Operators, " "))
 		}
 		if tc.DurationSeconds < 0 || tc.DurationSeconds > 7*24*3600 {
 			bad("/trigger/threshold_condition/duration_seconds", "must be from 0 to 604800")

@@ -9,26 +9,8 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/errs"
+	"github.com/it0/it0/internal/monitor"
 )
-
-// Holds reports whether value op threshold.
-func Holds(value float64, op string, threshold float64) bool {
-	switch op {
-	case ">":
-		return value > threshold
-	case ">=":
-		return value >= threshold
-	case "<":
-		return value < threshold
-	case "<=":
-		return value <= threshold
-	case "==":
-		return value == threshold
-	case "!=":
-		return value != threshold
-	}
-	return false
-}
 
 // ThresholdTracker turns metric samples into threshold firings: a condition must hold on every sample for
 // its duration before it fires, fires once, and re-arms only after a sample where it does not hold. It
@@ -49,7 +31,7 @@ func NewThresholdTracker() *ThresholdTracker {
 func (t *ThresholdTracker) Observe(key string, c ThresholdCondition, value float64, at time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !Holds(value, c.Operator, c.Value) {
+	if !monitor.Holds(value, c.Operator, c.Value) {
 		delete(t.since, key)
 		delete(t.fired, key)
 		return false

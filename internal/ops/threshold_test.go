@@ -3,6 +3,8 @@ package ops
 import (
 	"testing"
 	"time"
+
+	"github.com/it0/it0/internal/monitor"
 )
 
 // TestThresholdTracker: 85% disk held for the duration fires once; a dip resets it; it fires again only
@@ -37,7 +39,7 @@ func TestThresholdTracker(t *testing.T) {
 	}
 	for op, cases := range map[string][3]bool{">": {false, false, true}, "<": {true, false, false}, "!=": {true, false, true}} {
 		for i, v := range []float64{84, 85, 86} {
-			if Holds(v, op, 85) != cases[i] {
+			if monitor.Holds(v, op, 85) != cases[i] {
 				t.Errorf("%g %s 85 = %v", v, op, !cases[i])
 			}
 		}

@@ -21,9 +21,6 @@ import (
 // Severities, lowest first.
 var Severities = []string{"info", "warning", "critical", "fatal"}
 
-// Operators a condition compares with.
-var Operators = []string{">", ">=", "<", "<=", "==", "!="}
-
 // Alert event statuses. An acknowledged alert is still firing; someone has taken it.
 const (
 	Firing       = "firing"
@@ -42,23 +39,7 @@ type Condition struct {
 }
 
 // Holds reports whether value meets the condition.
-func (c Condition) Holds(value float64) bool {
-	switch c.Operator {
-	case ">":
-		return value > c.Threshold
-	case ">=":
-		return value >= c.Threshold
-	case "<":
-		return value < c.Threshold
-	case "<=":
-		return value <= c.Threshold
-	case "==":
-		return value == c.Threshold
-	case "!=":
-		return value != c.Threshold
-	}
-	return false
-}
+func (c Condition) Holds(value float64) bool { return monitor.Holds(value, c.Operator, c.Threshold) }
 
 // worse reports whether a is further into the condition than b: of several series of one server (the
 // mounts of disk_usage), the rule judges the worst.
@@ -99,8 +80,8 @@ func (r *Rule) Validate() error {
 	if !monitor.ValidMetricType(r.Metric) {
 		list = append(list, errs.Invalidf("metric_type", "metric_type %q is not one of %s (or a custom lowercase name)", r.Metric, strings.Join(monitor.MetricTypes, ", ")))
 	}
-	if !slices.Contains(Operators, r.Condition.Operator) {
-		list = append(list, errs.Invalidf("condition.operator", "condition.operator %q is not one of %s", r.Condition.Operator, strings.Join(Operators, " ")))
+	if !slices.Contains(monitor.Operators, r.Condition.Operator) {
+		list = append(list, errs.Invalidf("condition.operator", "condition.operator %q is not one of %s", r.Condition.Operator, strings.Join(monitor.Operators, " ")))
 	}
 	if r.Condition.DurationSeconds < 0 || r.Condition.DurationSeconds > 7*86400 {
 		list = append(list, errs.Invalidf("condition.duration_seconds", "condition.duration_seconds must be from 0 to 604800 (7 days)"))
