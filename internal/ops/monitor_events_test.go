@@ -30,13 +30,7 @@ func TestMonitorEvents(t *testing.T) {
 	for _, be := range storetest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			db := be.Open(t)
-			tn := storetest.NewTenant(t, db, "monevents")
-			ctx := tenant.WithID(context.Background(), tn.ID)
-			log, err := audit.New(db, bytes.Repeat([]byte{1}, 32), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db, tid, ctx, log := tenantDB(t, be.Open, "monevents")
 			ag := &fakeAgent{}
 			o := ops.NewOrders(db, ag, oneServer{}, log, jobs.CheckCron, nil)
 			order := func(name, eventType string) *ops.StandingOrder {
@@ -83,7 +77,7 @@ func TestMonitorEvents(t *testing.T) {
 			spied.Init(t)
 			b := bus.NewMemory(bus.Config{})
 			t.Cleanup(func() { b.Close() })
-			startMonitorConsumers(t, db, b, tn.ID, o, &handled, &spied)
+			startMonitorConsumers(t, db, b, tid, o, &handled, &spied)
 			got := map[string]monitor.Event{}
 			for range 2 {
 				e := handled.WaitOrTimeout(t)
@@ -134,6 +128,19 @@ func TestMonitorEvents(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tenantDB opens a database with open, makes a tenant called slug in it and returns the database, the
+// tenant's id, a ctx of the tenant and an audit log on the database.
+func tenantDB(t *testing.T, open func(testing.TB) *store.DB, slug string) (*store.DB, string, context.Context, *audit.Log) {
+	t.Helper()
+	db := open(t)
+	tn := storetest.NewTenant(t, db, slug)
+	log, err := audit.New(db, bytes.Repeat([]byte{1}, 32), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, tn.ID, tenant.WithID(context.Background(), tn.ID), log
 }
 
 // pendingOutbox counts the outbox rows waiting, without publishing them (a publish that fails keeps them).
@@ -205,13 +212,7 @@ func TestMonitorEventRace(t *testing.T) {
 	for _, be := range storetest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			db := be.Open(t)
-			tn := storetest.NewTenant(t, db, "monrace")
-			ctx := tenant.WithID(context.Background(), tn.ID)
-			log, err := audit.New(db, bytes.Repeat([]byte{1}, 32), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db, tid, ctx, log := tenantDB(t, be.Open, "monrace")
 			agents := [2]*fakeAgent{{}, {}}
 			replicas := [2]*ops.Orders{}
 			for i := range replicas {
@@ -224,7 +225,7 @@ func TestMonitorEventRace(t *testing.T) {
 			}
 			const rounds = 20
 			for round := range rounds {
-				e := monitor.Event{Type: monitor.EventAlertFired, TenantID: tn.ID, Subject: uuid.NewString(), ServerID: "srv-1"}
+				e := monitor.Event{Type: monitor.EventAlertFired, TenantID: tid, Subject: uuid.NewString(), ServerID: "srv-1"}
 				start := make(chan struct{})
 				var wg sync.WaitGroup
 				errs := [2]error{}

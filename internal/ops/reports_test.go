@@ -1,7 +1,6 @@
 package ops_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/agent"
-	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/inventory"
 	"github.com/it0/it0/internal/jobs"
 	"github.com/it0/it0/internal/ops"
@@ -91,10 +89,7 @@ func (f sessionFleet) CommandRecords(_ context.Context, _, sessionID string, _ i
 // pushes and texts at once, and an escalation is left to the escalation chain.
 func TestRunReports(t *testing.T) {
 	t.Parallel()
-	db := storetest.OpenSQLite(t)
-	tn := storetest.NewTenant(t, db, "reports")
-	ctx := tenant.WithID(context.Background(), tn.ID)
-	log, _ := audit.New(db, bytes.Repeat([]byte{1}, 32), nil)
+	db, _, ctx, log := tenantDB(t, storetest.OpenSQLite, "reports")
 	fa := &fakeAgent{}
 	exit0 := 0
 	fleet := sessionFleet{commands: map[string][]inventory.CommandRecord{

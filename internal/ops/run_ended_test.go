@@ -1,7 +1,6 @@
 package ops_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -20,7 +19,6 @@ import (
 	"github.com/it0/it0/internal/outbox"
 	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
-	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/testsignal"
 )
 
@@ -49,19 +47,13 @@ type runEndedBundle struct {
 
 func setupRunEnded(t *testing.T, open func(testing.TB) *store.DB) *runEndedBundle {
 	t.Helper()
-	db := open(t)
-	tn := storetest.NewTenant(t, db, "runended")
-	ctx := tenant.WithID(context.Background(), tn.ID)
-	log, err := audit.New(db, bytes.Repeat([]byte{1}, 32), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, tid, ctx, log := tenantDB(t, open, "runended")
 	sessionID := uuid.NewString()
 	exit0 := 0
 	// The run changed something (an L1 command ran), so its completion is reported.
 	fleet := sessionFleet{commands: map[string][]inventory.CommandRecord{sessionID: {{ServerName: "web-1",
 		Command: "journalctl --vacuum-size=500M", RiskLevel: 1, Status: inventory.StatusOK, ExitCode: &exit0}}}}
-	b := &runEndedBundle{db: db, ctx: ctx, tid: tn.ID, log: log, box: &inbox{}, bus: bus.NewMemory(bus.Config{})}
+	b := &runEndedBundle{db: db, ctx: ctx, tid: tid, log: log, box: &inbox{}, bus: bus.NewMemory(bus.Config{})}
 	t.Cleanup(func() { b.bus.Close() })
 	b.o = ops.NewOrders(db, &fakeAgent{}, fleet, log, jobs.CheckCron, nil)
 	b.o.SetReports(b.box, func(context.Context) string { return "en" }, nil)
@@ -70,6 +62,7 @@ func setupRunEnded(t *testing.T, open func(testing.TB) *store.DB) *runEndedBundl
 	if err := b.o.Create(ctx, b.order, ""); err != nil {
 		t.Fatal(err)
 	}
+	var err error
 	if b.exec, err = b.o.Trigger(ctx, b.order.ID, "manual", nil); err != nil {
 		t.Fatal(err)
 	}
