@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/it0/it0/internal/errs"
 	"github.com/it0/it0/internal/httpapi"
@@ -13,6 +12,7 @@ import (
 	"github.com/it0/it0/internal/monitor/metrics"
 	"github.com/it0/it0/internal/monitor/nodeexporter"
 	"github.com/it0/it0/internal/monitor/promapi"
+	"github.com/it0/it0/internal/tenant"
 )
 
 // Monitoring modules: Metrics is the service that collects server metrics and evaluates alert rules on
@@ -49,10 +49,13 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 			if _, err := a.Alerts.Evaluate(ctx, samples); err != nil {
 				log.ErrorContext(ctx, "evaluate alert rules", slog.String("error", err.Error()))
 			}
-		},
-		OnSample: func(ctx context.Context, serverID, metric string, value float64, at time.Time) {
-			if _, err := a.Orders.ObserveMetric(ctx, serverID, metric, value, at); err != nil {
-				log.ErrorContext(ctx, "feed threshold orders", slog.String("server_id", serverID), slog.String("error", err.Error()))
+			// Threshold-triggered standing orders judge the samples in ops (monitor.samples, group ops).
+			tid, err := tenant.ID(ctx)
+			if err == nil {
+				err = monitor.PublishSamples(ctx, a.Bus, tid, samples)
+			}
+			if err != nil {
+				log.ErrorContext(ctx, "publish samples to threshold orders", slog.String("error", err.Error()))
 			}
 		}}, a.Store, a.Inventory, nodeexporter.New(nil), promapi.New(nil), a.Audit)
 	a.Agent.AddTools(alerts.NewTools(a.Alerts))

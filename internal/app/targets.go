@@ -15,6 +15,7 @@ import (
 	"github.com/it0/it0/internal/agent"
 	"github.com/it0/it0/internal/comm"
 	"github.com/it0/it0/internal/jobs"
+	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/tenant"
@@ -160,12 +161,20 @@ func (a *App) initOpsWork(ctx context.Context) (func(context.Context) error, err
 	// Checks going down and alerts firing or resolving trigger event-triggered orders (events.monitor,
 	// group ops); OnMonitorEvent is idempotent.
 	stopMonitor := a.subscribeMonitor(ctx, groupOps, a.Orders.OnMonitorEvent)
+	// Metric samples feed threshold-triggered orders (monitor.samples, group ops); their state is stored
+	// per order and server, and a firing is keyed, so any ops replica may judge any batch.
+	stopSamples := a.subscribe(ctx, "monitor-samples", groupOps, func(ctx context.Context) error {
+		return monitor.ConsumeSamples(ctx, a.Bus, groupOps, a.replicaID, a.log, func(ctx context.Context, samples []monitor.Sample) error {
+			_, err := a.Orders.ObserveSamples(ctx, samples)
+			return err
+		})
+	})
 	// A run's report goes out from its standing_order.executed event (events.orders, group reports),
 	// written with the execution's update, so a crash cannot lose it; comm sends each report once.
 	stopReports := a.subscribeExecuted(ctx, groupReports, a.Orders.OnExecuted)
 	return func(ctx context.Context) error {
 		err := stopReports(ctx)
-		err = errors.Join(err, stopMonitor(ctx))
+		err = errors.Join(err, stopSamples(ctx), stopMonitor(ctx))
 		return errors.Join(err, stopRuns(ctx))
 	}, nil
 }

@@ -242,7 +242,8 @@ func (b *testBundle) settleEvents() {
 		subs = append(subs, sub{outbox.StreamApprovals, g})
 	}
 	if b.bus != nil { // ops takes the monitor's events (check transitions, alerts): internal/app targets.go
-		subs = append(subs, sub{monitor.StreamEvents, "ops"}, sub{ops.StreamEvents, "reports"}) // and reports the orders' runs
+		subs = append(subs, sub{monitor.StreamEvents, "ops"}, sub{monitor.StreamSamples, "ops"}, // and feeds threshold orders
+			sub{ops.StreamEvents, "reports"}) // and reports the orders' runs
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for _, g := range subs {

@@ -264,3 +264,81 @@ func TestMonitorEventRace(t *testing.T) {
 		})
 	}
 }
+
+// TestThresholdReplicas: the samples of one server reach two replicas in turn (a consumer group hands
+// batches to either), one replica restarts mid-hold, batches are redelivered and the last one is judged
+// by both at once: the order fires once, when the condition has held for its duration, and again only
+// after a dip and a new full hold.
+func TestThresholdReplicas(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db, _, ctx, log := tenantDB(t, be.Open, "threshold")
+			agents := [2]*fakeAgent{{}, {}}
+			replica := func(i int) *ops.Orders { return ops.NewOrders(db, agents[i], oneServer{}, log, jobs.CheckCron, nil) }
+			replicas := [2]*ops.Orders{replica(0), replica(1)}
+			so := &ops.StandingOrder{Name: "disk", Trigger: ops.Trigger{Type: "threshold", ThresholdCondition: &ops.ThresholdCondition{
+				MetricType: "disk_usage", Operator: ">=", Value: 85, DurationSeconds: 300}},
+				Targets: ops.Targets{AllServers: true}, AgentInstructions: ops.AgentInstructions{Prompt: "clean up", MaxRiskLevel: 0}}
+			if err := replicas[0].Create(ctx, so, ""); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+			batch := func(minute int, value float64) []monitor.Sample {
+				// Two mounts: the worst one counts.
+				return monitor.Highest([]monitor.Sample{
+					{ServerID: "srv-1", Metric: "disk_usage", Label: "/", Value: 40, At: t0.Add(time.Duration(minute) * time.Minute)},
+					{ServerID: "srv-1", Metric: "disk_usage", Label: "/var", Value: value, At: t0.Add(time.Duration(minute) * time.Minute)},
+					{ServerID: "srv-1", Metric: "cpu_usage", Value: 99, At: t0.Add(time.Duration(minute) * time.Minute)}})
+			}
+			started := func() int { return int(agents[0].starts.Load() + agents[1].starts.Load()) }
+			judge := func(i, minute int, value float64) {
+				t.Helper()
+				if _, err := replicas[i].ObserveSamples(ctx, batch(minute, value)); err != nil {
+					t.Fatalf("replica %d, minute %d: %v", i, minute, err)
+				}
+			}
+			for m := range 5 { // 90% from minute 0 to 4, on alternating replicas
+				judge(m%2, m, 90)
+			}
+			if n := started(); n != 0 {
+				t.Fatalf("fired after 4 minutes: %d runs", n)
+			}
+			replicas[1] = replica(1) // a restart: nothing of the hold was in its memory
+			judge(1, 5, 91)          // five minutes held
+			if n := started(); n != 1 {
+				t.Fatalf("runs after five minutes held: %d, want 1", n)
+			}
+			judge(0, 5, 91) // the same batch redelivered to the other replica
+			judge(0, 3, 10) // a late batch: ignored, no reset
+			judge(1, 6, 92)
+			if n := started(); n != 1 {
+				t.Fatalf("runs after redelivery and a late batch: %d, want 1", n)
+			}
+			for _, ag := range agents {
+				ag.finish(ctx, replicas[0])
+			}
+			judge(0, 7, 50) // a dip re-arms
+			for m := 8; m < 13; m++ {
+				judge(m%2, m, 95)
+			}
+			// Minute 13 completes the second hold; both replicas judge it at once.
+			var wg sync.WaitGroup
+			for i := range replicas {
+				wg.Go(func() { judge(i, 13, 95) })
+			}
+			wg.Wait()
+			if n := started(); n != 2 {
+				t.Errorf("runs after the second hold: %d, want 2", n)
+			}
+			list, err := replicas[0].Executions(ctx, so.ID, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != 2 {
+				t.Errorf("executions: %d, want 2", len(list))
+			}
+		})
+	}
+}

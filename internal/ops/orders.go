@@ -72,6 +72,10 @@ type OrderStore interface {
 	ExecutionList(ctx context.Context, orderID, status string, limit int) ([]Execution, error)
 	SettingGet(ctx context.Context, key string) (string, error)
 	SettingSet(ctx context.Context, key, value string) error
+	// ThresholdUpdate runs f on the stored threshold state of order orderID on server serverID (zero
+	// when none) and saves what f leaves, in one transaction that holds the row: replicas judging samples
+	// of the same order and server take turns.
+	ThresholdUpdate(ctx context.Context, orderID, serverID string, f func(*ThresholdState)) error
 }
 
 // MirrorParams is a run end of a session mirrored onto its standing-order execution.
@@ -113,8 +117,6 @@ type Orders struct {
 	nextCron  func(expr, tz string, after time.Time) (time.Time, error)
 	schedule  func(ctx context.Context, kind string, args any, at time.Time, uniqueKey string) error
 	now       func() time.Time
-
-	thresholds *ThresholdTracker
 
 	notifier  Notifier
 	people    func(ctx context.Context, userID string) string
@@ -237,7 +239,7 @@ func NewOrders(store OrderStore, a OrderAgent, fleet Fleet, log AuditLog, checkC
 	if now == nil {
 		now = func() time.Time { return time.Now().UTC() }
 	}
-	return &Orders{store: store, agent: a, fleet: fleet, audit: log, checkCron: checkCron, now: now, thresholds: NewThresholdTracker()}
+	return &Orders{store: store, agent: a, fleet: fleet, audit: log, checkCron: checkCron, now: now}
 }
 
 func (s *Orders) validate(o *StandingOrder) error {

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/errs"
@@ -267,4 +269,46 @@ func (db *DB) ExecutionList(ctx context.Context, orderID, status string, limit i
 		out = append(out, *e)
 	}
 	return out, rows.Err()
+}
+
+// ThresholdUpdate implements ops.OrderStore. On PostgreSQL the row is created if missing and locked
+// (SELECT … FOR UPDATE) for the transaction; SQLite's writers are serial already.
+func (db *DB) ThresholdUpdate(ctx context.Context, orderID, serverID string, f func(*ops.ThresholdState)) error {
+	sc, err := db.scope(ctx)
+	if err != nil {
+		return err
+	}
+	return sc.inTx(ctx, func(tx scopeTx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO ~threshold_states (tenant_id, order_id, server_id) VALUES (?,?,?)
+			ON CONFLICT (order_id, server_id) DO NOTHING`, sc.tenantID, orderID, serverID); err != nil {
+			return err
+		}
+		lock := ""
+		if sc.pg {
+			lock = " FOR UPDATE"
+		}
+		var since, fired, last sql.NullTime
+		if err := tx.queryRow(ctx, `SELECT since, fired_since, last_at FROM ~threshold_states WHERE order_id = ? AND server_id = ? AND tenant_id = ?`+lock,
+			orderID, serverID, sc.tenantID).Scan(&since, &fired, &last); err != nil {
+			return err
+		}
+		st := ops.ThresholdState{Since: utcOrZero(since), Fired: utcOrZero(fired), LastAt: utcOrZero(last)}
+		f(&st)
+		_, err := tx.exec(ctx, `UPDATE ~threshold_states SET since = ?, fired_since = ?, last_at = ? WHERE order_id = ? AND server_id = ? AND tenant_id = ?`,
+			sqlTime(st.Since), sqlTime(st.Fired), sqlTime(st.LastAt), orderID, serverID, sc.tenantID)
+		return err
+	})
+}
+
+// utcOrZero reads NULL as the zero time.
+func utcOrZero(t sql.NullTime) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+// sqlTime stores the zero time as NULL.
+func sqlTime(t time.Time) sql.NullTime {
+	return sql.NullTime{Time: t.UTC(), Valid: !t.IsZero()}
 }

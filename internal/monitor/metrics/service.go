@@ -49,12 +49,9 @@ type Config struct {
 	Now func() time.Time
 	// Tenants lists the tenants the collector loop visits.
 	Tenants func(ctx context.Context) ([]string, error)
-	// OnSamples receives every batch of samples after it is stored, in the samples' tenant (alert
-	// evaluation).
+	// OnSamples receives every batch of samples after it is stored, in the samples' tenant: alert
+	// evaluation, and the batch's publication to the threshold-triggered standing orders (ops).
 	OnSamples func(ctx context.Context, samples []monitor.Sample)
-	// OnSample receives each server's value of each metric in a batch (standing-order threshold
-	// triggers). Of several series (the mounts of disk_usage) it gets the highest.
-	OnSample func(ctx context.Context, serverID, metric string, value float64, at time.Time)
 	// Tick is how often the loop looks for due sources (default 5s).
 	Tick time.Duration
 	// CollectTimeout bounds one source's collection (default 30s).
@@ -231,31 +228,7 @@ func (m *Service) deliver(ctx context.Context, samples []monitor.Sample) error {
 	if m.cfg.OnSamples != nil {
 		m.cfg.OnSamples(ctx, samples)
 	}
-	if m.cfg.OnSample != nil {
-		for _, s := range highest(samples) {
-			m.cfg.OnSample(ctx, s.ServerID, s.Metric, s.Value, s.At)
-		}
-	}
 	return nil
-}
-
-// highest keeps, per server and metric, the highest value of a batch, in first-seen order.
-func highest(samples []monitor.Sample) []monitor.Sample {
-	type key struct{ server, metric string }
-	idx := map[key]int{}
-	var out []monitor.Sample
-	for _, s := range samples {
-		k := key{s.ServerID, s.Metric}
-		if i, ok := idx[k]; ok {
-			if s.Value > out[i].Value {
-				out[i].Value, out[i].At = s.Value, s.At
-			}
-			continue
-		}
-		idx[k] = len(out)
-		out = append(out, s)
-	}
-	return out
 }
 
 // Query returns a server's metric over a time range, one series per label, averaged into steps when
