@@ -16,7 +16,7 @@ const Checks = "checks"
 // tells the outbox relay to publish at once.
 func (a *App) initChecks(ctx context.Context) (func(context.Context) error, error) {
 	a.Checks = checks.New(checks.Config{Logger: a.log, Now: a.opts.Now, Registerer: a.registry,
-		OnTransition: func(context.Context, checks.Check, checks.Transition) { a.notifyOutbox() }},
+		OnTransition: func(ctx context.Context, _ checks.Check, _ checks.Transition) { a.notifyOutbox(ctx) }},
 		a.Store, a.Inventory, a.Guard, a.Audit)
 	return nil, nil
 }

@@ -35,7 +35,7 @@ func (a *App) initMetrics(ctx context.Context) (func(context.Context) error, err
 			return err
 		},
 		// The alert's event waits in the outbox (alert.fired, alert.resolved): publish it at once.
-		OnAlert: func(context.Context, alerts.Event) { a.notifyOutbox() }}, a.Store, a.Audit)
+		OnAlert: func(ctx context.Context, _ alerts.Event) { a.notifyOutbox(ctx) }}, a.Store, a.Audit)
 	a.Metrics = metrics.New(metrics.Config{Logger: a.log, Now: a.opts.Now,
 		Tenants: func(ctx context.Context) ([]string, error) {
 			list, err := a.Auth.Tenants(ctx)

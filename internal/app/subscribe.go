@@ -11,6 +11,7 @@ import (
 	"github.com/it0/it0/internal/monitor"
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
+	"github.com/it0/it0/internal/tenant"
 )
 
 // Consumer groups of the modules that react to domain events (approvals, run ends). Each module is one group: every event is
@@ -79,9 +80,11 @@ func (a *App) subscribe(ctx context.Context, kind, group string, consume func(co
 	}
 }
 
-// notifyOutbox asks the outbox relay to publish at once (after a change wrote events).
-func (a *App) notifyOutbox() {
+// notifyOutbox asks the outbox relay to publish the outbox of the tenant in ctx at once (after a change
+// wrote events there).
+func (a *App) notifyOutbox(ctx context.Context) {
 	if a.Relay != nil {
-		a.Relay.Notify()
+		tid, _ := tenant.ID(ctx) // none: the relay's next poll finds the rows
+		a.Relay.Notify(tid)
 	}
 }

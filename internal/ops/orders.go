@@ -123,12 +123,12 @@ type Orders struct {
 	approvals ApprovalLister // who approved what in a run (reports); nil = nobody named
 	locale    func(ctx context.Context) string
 	log       *slog.Logger
-	notify    func() // asks the outbox relay to publish now (after a change wrote events); nil = its next poll
+	notify    func(ctx context.Context) // asks the outbox relay to publish now (after a change wrote events); nil = its next poll
 }
 
 // SetNotify makes the orders call notify after a change wrote domain events (the outbox relay's Notify),
 // so they go out at once rather than at the relay's next poll.
-func (s *Orders) SetNotify(notify func()) { s.notify = notify }
+func (s *Orders) SetNotify(notify func(ctx context.Context)) { s.notify = notify }
 
 // JobCron is the durable job that fires one cron occurrence of a standing order.
 const JobCron = "standing_order.cron"
@@ -595,7 +595,7 @@ func (s *Orders) OnRunEnded(ctx context.Context, r agentapi.RunEnded) error {
 	// The report is not sent from here: its standing_order.executed event, committed with the update,
 	// reaches the reports subscription (OnExecuted) even if this process dies now.
 	if s.notify != nil {
-		s.notify()
+		s.notify(ctx)
 	}
 	return nil
 }

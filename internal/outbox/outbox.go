@@ -59,4 +59,7 @@ type Store interface {
 	// order, and deletes them if publish returns nil (in one transaction). It returns how many rows it
 	// published: 0 when the outbox is empty or another relay holds the tenant.
 	OutboxRelay(ctx context.Context, limit int, publish func(ctx context.Context, evs []Event) error) (int, error)
+	// OutboxWaiting returns, of the tenants ids, those whose outbox holds rows (a cheap probe: the relay
+	// visits only them).
+	OutboxWaiting(ctx context.Context, ids []string) ([]string, error)
 }

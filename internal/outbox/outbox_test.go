@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -206,5 +207,29 @@ func TestRelayRedisRestart(t *testing.T) {
 		if n != 1 {
 			t.Errorf("approval %s: %d events, want 1", id, n)
 		}
+	}
+}
+
+// TestOutboxWaiting: the relay's probe names exactly the tenants with rows waiting, and a tenant it cannot
+// probe (so that the relay's visit reports why).
+func TestOutboxWaiting(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.Open(t)
+			busy, idle := storetest.NewTenant(t, db, "busy"), storetest.NewTenant(t, db, "idle")
+			newApproval(t, db, tenant.WithID(context.Background(), busy.ID))
+			got, err := db.OutboxWaiting(context.Background(), []string{idle.ID, busy.ID, "not a tenant"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			want := []string{busy.ID, "not a tenant"}
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("waiting: %q, want the busy tenant and the bad id", got)
+			}
+		})
 	}
 }

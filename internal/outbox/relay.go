@@ -36,7 +36,8 @@ type Relay struct {
 	wake    chan struct{}
 
 	mu     sync.Mutex
-	stuck  time.Time // the oldest created_at of rows the current pass failed to publish
+	stuck  time.Time           // the oldest created_at of rows the current pass failed to publish
+	asked  map[string]struct{} // tenants Notify asked for since the loop last woke
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -57,11 +58,19 @@ func NewRelay(cfg RelayConfig, s Store, b bus.Bus, tenants func(ctx context.Cont
 		cfg.Now = time.Now
 	}
 	cfg.Logger = cfg.Logger.With(slog.String("component", "outbox"))
-	return &Relay{cfg: cfg, store: s, bus: b, tenants: tenants, wake: make(chan struct{}, 1)}
+	return &Relay{cfg: cfg, store: s, bus: b, tenants: tenants, wake: make(chan struct{}, 1), asked: map[string]struct{}{}}
 }
 
-// Notify asks the relay to look at the outboxes now (after this process wrote an event).
-func (r *Relay) Notify() {
+// Notify asks the relay to publish tenant tenantID's outbox now (after this process wrote an event there).
+// Only that tenant is visited: a full pass over every tenant, which finds the rows other replicas wrote,
+// comes with each poll (which is also what an empty tenantID gets).
+func (r *Relay) Notify(tenantID string) {
+	if tenantID == "" {
+		return
+	}
+	r.mu.Lock()
+	r.asked[tenantID] = struct{}{}
+	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -74,6 +83,9 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	ids, err := r.tenants(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("list tenants: %w", err)
+	}
+	if ids, err = r.store.OutboxWaiting(ctx, ids); err != nil {
+		return 0, fmt.Errorf("probe the outboxes: %w", err)
 	}
 	r.mu.Lock()
 	r.stuck = time.Time{}
@@ -95,6 +107,21 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	r.mu.Unlock()
 	r.cfg.Metrics.OutboxOldest(oldest)
 	return total, errors.Join(list...)
+}
+
+// runAsked publishes the outboxes of the tenants Notify asked for.
+func (r *Relay) runAsked(ctx context.Context) error {
+	r.mu.Lock()
+	asked := r.asked
+	r.asked = map[string]struct{}{}
+	r.mu.Unlock()
+	var list []error
+	for id := range asked {
+		if _, err := r.drain(tenant.WithID(ctx, id)); err != nil {
+			list = append(list, fmt.Errorf("tenant %s: %w", id, err))
+		}
+	}
+	return errors.Join(list...)
 }
 
 // drain publishes the tenant's outbox batch by batch until it is empty.
@@ -143,13 +170,15 @@ func (r *Relay) loop(ctx context.Context) {
 	defer t.Stop()
 	failing := false
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			_, err = r.RunOnce(ctx)
 		case <-r.wake:
+			err = r.runAsked(ctx)
 		}
-		_, err := r.RunOnce(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			// Logged once per outage: the rows wait in the outbox, and the readiness check shows the bus.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/it0/it0/internal/outbox"
+	"github.com/it0/it0/internal/tenant"
 )
 
 var _ outbox.Store = (*DB)(nil)
@@ -97,4 +98,61 @@ func outboxLockKey(prefix string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("it0-outbox:" + prefix))
 	return int64(h.Sum64())
+}
+
+// OutboxWaiting implements outbox.Store: of ids, the tenants whose outbox holds rows. On PostgreSQL one
+// statement probes up to 200 tenants' schemas; a probe that fails names all of its tenants, so the relay
+// visits them and reports what is wrong rather than skipping them.
+func (db *DB) OutboxWaiting(ctx context.Context, ids []string) ([]string, error) {
+	var out []string
+	if db.dialect != Postgres {
+		for _, id := range ids {
+			sc, err := db.scope(tenant.WithID(ctx, id))
+			var n int
+			if err == nil {
+				err = sc.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM ~outbox LIMIT 1)`).Scan(&n)
+			}
+			if err != nil || n > 0 {
+				out = append(out, id)
+			}
+		}
+		return out, ctx.Err()
+	}
+	for start := 0; start < len(ids); start += 200 {
+		chunk := ids[start:min(len(ids), start+200)]
+		var probes []string
+		args := make([]any, 0, len(chunk))
+		for _, id := range chunk {
+			if !tenant.ValidID(id) {
+				out = append(out, id) // its drain says what is wrong
+				continue
+			}
+			probes = append(probes, fmt.Sprintf(`SELECT $%d::text WHERE EXISTS (SELECT 1 FROM "%s".outbox)`, len(args)+1, db.tenantSchema(id)))
+			args = append(args, id)
+		}
+		if len(probes) == 0 {
+			continue
+		}
+		rows, err := db.shared.QueryContext(ctx, strings.Join(probes, " UNION ALL "), args...)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			out = append(out, chunk...)
+			continue
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -103,10 +103,13 @@ func New(tb testing.TB, cfg jobs.Config) *jobs.Runner {
 	return r
 }
 
-// Clock is a fake clock for Config.Now, safe for concurrent use.
+// Clock is a fake clock for Config.Now, safe for concurrent use. It stands still unless Run makes it
+// follow the wall clock.
 type Clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu      sync.Mutex
+	now     time.Time
+	running bool
+	offset  time.Duration // while running: Now is the wall clock plus offset
 }
 
 // NewClock returns a clock stopped at t.
@@ -116,6 +119,9 @@ func NewClock(t time.Time) *Clock { return &Clock{now: t} }
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.running {
+		return time.Now().Add(c.offset).UTC()
+	}
 	return c.now
 }
 
@@ -123,6 +129,10 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.running {
+		c.offset = time.Until(t)
+		return
+	}
 	c.now = t
 }
 
@@ -130,6 +140,18 @@ func (c *Clock) Set(t time.Time) {
 func (c *Clock) Advance(d time.Duration) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.running {
+		c.offset += d
+		return time.Now().Add(c.offset).UTC()
+	}
 	c.now = c.now.Add(d)
 	return c.now
+}
+
+// Run makes the clock follow the wall clock from its current time on: benchmarks that measure against
+// the wall clock (a delay from a write's time stamp to its delivery) run the app on it.
+func (c *Clock) Run() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset, c.running = time.Until(c.now), true
 }

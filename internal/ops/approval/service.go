@@ -46,7 +46,7 @@ type Config struct {
 	Schedule func(ctx context.Context, kind string, args any, at time.Time, uniqueKey string) error
 	// Notify is called after a change wrote events to the outbox (the relay publishes them at once rather
 	// than at its next poll); nil = nothing.
-	Notify func()
+	Notify func(ctx context.Context)
 	// SweepBatch bounds the approvals one sweep transaction decides (default 20,000); a sweep goes on with
 	// another transaction while one decides that many.
 	SweepBatch int
@@ -99,9 +99,9 @@ func New(cfg Config, store Store, log AuditLog) *Service {
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
 
-func (s *Service) notify() {
+func (s *Service) notify(ctx context.Context) {
 	if s.cfg.Notify != nil {
-		s.cfg.Notify()
+		s.cfg.Notify(ctx)
 	}
 }
 
@@ -155,7 +155,7 @@ func (s *Service) Open(ctx context.Context, r Request) (*Approval, error) {
 	if err := s.store.ApprovalCreate(ctx, a); err != nil {
 		return nil, err
 	}
-	s.notify()
+	s.notify(ctx)
 	s.trigger(ctx, a.ExpiresAt)
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval.requested", ResourceType: "approval", ResourceID: a.ID,
 		Description: fmt.Sprintf("L%d approval requested: %s", a.RiskLevel, clip(a.Command, 200)),
@@ -179,7 +179,7 @@ func (s *Service) AutoApprove(ctx context.Context, r Request, by, label string, 
 	if err := s.store.ApprovalCreate(ctx, a); err != nil {
 		return nil, err
 	}
-	s.notify()
+	s.notify(ctx)
 	_, err = s.audit.Record(ctx, audit.Record{Action: "approval.auto_approved", ResourceType: "approval", ResourceID: a.ID,
 		Description: fmt.Sprintf("L%d auto-approved by %s: %s", a.RiskLevel, label, clip(a.Command, 200)),
 		Detail:      map[string]any{"session_id": a.SessionID, "command": a.Command, "approved_by": by, "max_risk_level": maxRiskLevel}})
@@ -223,7 +223,7 @@ func (s *Service) Decide(ctx context.Context, id string, d Decision) (*Approval,
 	if err := s.store.ApprovalDecide(ctx, a); err != nil {
 		return nil, err
 	}
-	s.notify()
+	s.notify(ctx)
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval." + a.Status, ResourceType: "approval", ResourceID: a.ID,
 		Description: fmt.Sprintf("%s L%d: %s", a.Status, a.RiskLevel, clip(a.Command, 200)),
 		Detail:      map[string]any{"session_id": a.SessionID, "reason": d.Reason, "command": a.Command, "via": a.DecidedVia}}); err != nil {
@@ -249,7 +249,7 @@ func (s *Service) Withdraw(ctx context.Context, id, reason string) (*Approval, e
 	if err := s.store.ApprovalDecide(ctx, a); err != nil {
 		return nil, err
 	}
-	s.notify()
+	s.notify(ctx)
 	if _, err := s.audit.Record(ctx, audit.Record{Action: "approval.withdrawn", ResourceType: "approval", ResourceID: a.ID,
 		Description: fmt.Sprintf("withdrawn L%d: %s", a.RiskLevel, clip(a.Command, 200)),
 		Detail:      map[string]any{"session_id": a.SessionID, "reason": reason, "command": a.Command}}); err != nil {

@@ -80,7 +80,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	total := 0
 	defer func() {
 		if total > 0 {
-			s.notify()
+			s.notify(ctx)
 		}
 	}()
 	for {
