@@ -167,6 +167,8 @@ func BenchmarkCronOrders(b *testing.B) {
 		// The app's own loops stay stopped: the benchmark measures its runner, orders and the CPU they take.
 		// The app's outbox relay runs, as in production.
 		tb := setupAppWith(b, open, appKnobs{engines: []agent.Engine{quickEngine{}}, manual: true})
+		tb.now.Set(time.Now().UTC())
+		tb.now.Run() // the events' time stamps are on the app's clock; the lag is measured on the wall clock
 		tenants := benchTenantsWithServer(b, tb, *benchTenants)
 		lag := followOutbox(b, tb, agentapi.StreamRuns, ops.StreamEvents)
 		cfg := jobstest.Open(b, dialect).Config(b)
