@@ -176,6 +176,10 @@ func BenchmarkCronOrders(b *testing.B) {
 		rec := &startRecorder{OrderAgent: tb.srv.Agent}
 		orders := ops.NewOrders(tb.db, rec, tb.inv, tb.audit, jobs.CheckCron, nil)
 		tb.srv.Agent.OnRunEnd(orders.OnSessionEnd)
+		orders.SetNotify(func(ctx context.Context) { // as the app's orders do: their events wait in the outbox
+			tid, _ := tenant.ID(ctx)
+			tb.relay.Notify(tid)
+		})
 		orders.SetScheduler(jobs.NextCron, runner.Schedule)
 		runner.Register(ops.JobCron, func(ctx context.Context, j *jobs.Job) error {
 			return orders.HandleCron(tenant.WithID(ctx, j.TenantID), j.Args)

@@ -16,6 +16,8 @@ import (
 type RelayConfig struct {
 	// Batch is how many rows one transaction publishes at most (default 500).
 	Batch int
+	// Parallel is how many tenants' outboxes are drained at once (default 4).
+	Parallel int
 	// Poll is how often every tenant's outbox is checked when nobody calls Notify (default 500 ms):
 	// rows written by other replicas are found this way.
 	Poll   time.Duration
@@ -47,6 +49,9 @@ type Relay struct {
 func NewRelay(cfg RelayConfig, s Store, b bus.Bus, tenants func(ctx context.Context) ([]string, error)) *Relay {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 4
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 500 * time.Millisecond
@@ -90,15 +95,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	r.stuck = time.Time{}
 	r.mu.Unlock()
-	total := 0
-	var list []error
-	for _, id := range ids {
-		n, err := r.drain(tenant.WithID(ctx, id))
-		total += n
-		if err != nil {
-			list = append(list, fmt.Errorf("tenant %s: %w", id, err))
-		}
-	}
+	total, err := r.drainAll(ctx, ids)
 	r.mu.Lock()
 	oldest := time.Duration(0)
 	if !r.stuck.IsZero() {
@@ -106,7 +103,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	}
 	r.mu.Unlock()
 	r.cfg.Metrics.OutboxOldest(oldest)
-	return total, errors.Join(list...)
+	return total, err
 }
 
 // runAsked publishes the outboxes of the tenants Notify asked for.
@@ -115,13 +112,39 @@ func (r *Relay) runAsked(ctx context.Context) error {
 	asked := r.asked
 	r.asked = map[string]struct{}{}
 	r.mu.Unlock()
-	var list []error
+	ids := make([]string, 0, len(asked))
 	for id := range asked {
-		if _, err := r.drain(tenant.WithID(ctx, id)); err != nil {
-			list = append(list, fmt.Errorf("tenant %s: %w", id, err))
-		}
+		ids = append(ids, id)
 	}
-	return errors.Join(list...)
+	_, err := r.drainAll(ctx, ids)
+	return err
+}
+
+// drainAll drains the outboxes of tenants ids, Parallel at a time (each tenant by one goroutine, so its
+// rows keep their order), and returns how many rows it published.
+func (r *Relay) drainAll(ctx context.Context, ids []string) (int, error) {
+	var (
+		mu    sync.Mutex
+		total int
+		list  []error
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, r.cfg.Parallel)
+	)
+	for _, id := range ids {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			n, err := r.drain(tenant.WithID(ctx, id))
+			mu.Lock()
+			defer mu.Unlock()
+			total += n
+			if err != nil {
+				list = append(list, fmt.Errorf("tenant %s: %w", id, err))
+			}
+		})
+	}
+	wg.Wait()
+	return total, errors.Join(list...)
 }
 
 // drain publishes the tenant's outbox batch by batch until it is empty.
