@@ -265,6 +265,64 @@ func TestMonitorEventRace(t *testing.T) {
 	}
 }
 
+// TestOverlappingEvents: two different events for one order arrive at the same moment on two replicas
+// while no run is open: one starts a run, the other is recorded as skipped (a run is still going), never
+// two overlapping runs.
+func TestOverlappingEvents(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db, tid, ctx, log := tenantDB(t, be.Open, "overlap")
+			agents := [2]*fakeAgent{{}, {}}
+			replicas := [2]*ops.Orders{}
+			for i := range replicas {
+				replicas[i] = ops.NewOrders(db, agents[i], oneServer{}, log, jobs.CheckCron, nil)
+			}
+			so := &ops.StandingOrder{Name: "on alert", Trigger: ops.Trigger{Type: "event", EventType: ops.EventAlertFired},
+				Targets: ops.Targets{AllServers: true}, AgentInstructions: ops.AgentInstructions{Prompt: "look", MaxRiskLevel: 0}}
+			if err := replicas[0].Create(ctx, so, ""); err != nil {
+				t.Fatal(err)
+			}
+			const rounds = 10
+			for round := range rounds {
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for i, o := range replicas {
+					e := monitor.Event{Type: monitor.EventAlertFired, TenantID: tid, Subject: uuid.NewString(), ServerID: "srv-1"}
+					wg.Go(func() {
+						<-start
+						if err := o.OnMonitorEvent(ctx, e); err != nil {
+							t.Errorf("round %d, replica %d: %v", round, i, err)
+						}
+					})
+				}
+				close(start)
+				wg.Wait()
+				for _, ag := range agents {
+					ag.finish(ctx, replicas[0])
+				}
+			}
+			if n := agents[0].starts.Load() + agents[1].starts.Load(); n != rounds {
+				t.Errorf("agent runs started: %d, want %d (one per round; the other event is skipped)", n, rounds)
+			}
+			list, err := replicas[0].Executions(ctx, so.ID, 4*rounds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			skipped := 0
+			for _, e := range list {
+				if e.Status == ops.ExecSkipped {
+					skipped++
+				}
+			}
+			if len(list) != 2*rounds || skipped != rounds {
+				t.Errorf("executions: %d with %d skipped, want %d with %d skipped", len(list), skipped, 2*rounds, rounds)
+			}
+		})
+	}
+}
+
 // TestThresholdReplicas: the samples of one server reach two replicas in turn (a consumer group hands
 // batches to either), one replica restarts mid-hold, batches are redelivered and the last one is judged
 // by both at once: the order fires once, when the condition has held for its duration, and again only

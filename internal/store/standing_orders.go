@@ -135,6 +135,13 @@ func (db *DB) ExecutionCreate(ctx context.Context, e *ops.Execution) error {
 		key = e.TriggerKey
 	}
 	err = sc.inTx(ctx, func(tx scopeTx) error {
+		if sc.pg {
+			// Creations for one order take turns: under READ COMMITTED two triggers at once would both find
+			// no open run and start overlapping ones. (SQLite's writers are serial already.)
+			if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(hashtext(?))`, "standing-order-exec/"+sc.tenantID+"/"+e.OrderID); err != nil {
+				return fmt.Errorf("lock the order's executions: %w", err)
+			}
+		}
 		if key != nil {
 			var n int
 			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM ~standing_order_executions WHERE order_id = ? AND tenant_id = ? AND trigger_key = ?`,
