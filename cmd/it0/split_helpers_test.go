@@ -269,11 +269,11 @@ func (f *liveFollower) until(t *testing.T, want string, within time.Duration) []
 }
 
 // addServer registers target as web-1 through the api process.
-func (d *deployment) addServer(t *testing.T, tok string, target *sshtest.Server) {
+func (d *deployment) addServer(t *testing.T, tok string, target *sshtest.Server) string {
 	t.Helper()
 	cred := d.must(t, 201, "POST", "/api/v1/inventory/credentials", tok, map[string]string{"name": "key", "type": "ssh_key", "secret": target.UserKey.Reveal()})
-	d.must(t, 201, "POST", "/api/v1/inventory/servers", tok, map[string]any{"name": "web-1", "host": target.Addr, "port": target.Port,
-		"ssh_user": target.User, "credential_id": cred["id"], "host_key": target.HostKey})
+	return d.must(t, 201, "POST", "/api/v1/inventory/servers", tok, map[string]any{"name": "web-1", "host": target.Addr, "port": target.Port,
+		"ssh_user": target.User, "credential_id": cred["id"], "host_key": target.HostKey})["id"].(string)
 }
 
 // runnerOf is the replica named as the runner of session sid.

@@ -43,7 +43,7 @@ func TestMainFlow(t *testing.T) {
 // standing order by hand, and verify the audit chain.
 func mainFlow(t *testing.T, d *deployment, model *flowModel, target *sshtest.Server) {
 	tok := d.must(t, 200, "POST", "/api/v1/auth/login", "", map[string]string{"email": "admin@it0.local", "password": "first-password"})["access_token"].(string)
-	d.addServer(t, tok, target)
+	serverID := d.addServer(t, tok, target)
 	tenantID := d.must(t, 200, "GET", "/api/v1/auth/me", tok, nil)["tenant"].(map[string]any)["id"].(string)
 
 	// An agent task: L0 runs, L1 pauses; the follower is connected before the decision, so what follows
@@ -140,6 +140,25 @@ func mainFlow(t *testing.T, d *deployment, model *flowModel, target *sshtest.Ser
 	if logs := d.must(t, 200, "GET", "/api/v1/audit/logs?action_type=standing_order.run_completed", tok, nil)["items"].([]any); len(logs) != 1 {
 		t.Fatalf("the completed run was recorded %d times: %v", len(logs), logs)
 	}
+
+	// A threshold order fires from pushed samples: the api process stores them, and the process running
+	// ops judges them (monitor.samples) against the hold stored in the database.
+	hot := d.must(t, 201, "POST", "/api/v1/ops/standing-orders", tok, map[string]any{"name": "cpu hot",
+		"trigger": map[string]any{"type": "threshold", "threshold_condition": map[string]any{"metric_type": "cpu_usage", "operator": ">",
+			"value": 90, "duration_seconds": 60}},
+		"targets": map[string]any{"all_servers": true}, "agent_instructions": map[string]any{"prompt": orderMarker + ": why is web-1 hot", "max_risk_level": 0}})["id"].(string)
+	start := time.Now().UTC().Add(-2 * time.Minute)
+	for i, v := range []float64{95, 97, 96} { // above 90 for two minutes
+		d.must(t, 202, "POST", "/api/v1/monitor/metrics", tok, map[string]any{"samples": []map[string]any{
+			{"server_id": serverID, "metric_type": "cpu_usage", "value": v, "collected_at": start.Add(time.Duration(i) * time.Minute)}}})
+	}
+	waitFor(t, 60*time.Second, "the threshold order's run", func() bool {
+		e := d.must(t, 200, "GET", "/api/v1/ops/standing-orders/"+hot+"/executions", tok, nil)["items"].([]any)
+		if len(e) > 1 {
+			t.Fatalf("the threshold order ran %d times: %v", len(e), e)
+		}
+		return len(e) == 1 && e[0].(map[string]any)["status"] == "completed"
+	})
 }
 
 // checkSplitWork checks that each process of a split runs only its own work: its runner claims only its
