@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -44,11 +45,17 @@ func (a *App) replicaAlive(ctx context.Context, id string) (bool, error) {
 	return !seen.IsZero() && time.Since(seen) < replicaAliveFor, nil
 }
 
-// interruptedRuns marks the sessions of tenant tid whose replica stopped mid-run interrupted.
+// interruptedRuns marks the sessions of tenant tid whose replica stopped mid-run interrupted, and ends the
+// voice sessions whose stream such a replica carried.
 func (a *App) interruptedRuns(ctx context.Context, tid string) error {
-	n, err := a.Agent.InterruptedRuns(audit.WithActor(tenant.WithID(ctx, tid), audit.Actor{Type: audit.ActorSystem, ID: "restart"}))
+	tctx := audit.WithActor(tenant.WithID(ctx, tid), audit.Actor{Type: audit.ActorSystem, ID: "restart"})
+	n, err := a.Agent.InterruptedRuns(tctx)
 	if n > 0 {
 		a.log.WarnContext(ctx, "marked interrupted sessions failed", slog.String("tenant_id", tid), slog.Int("sessions", n))
+	}
+	if a.Voice != nil {
+		_, verr := a.Voice.InterruptedStreams(tctx)
+		err = errors.Join(err, verr)
 	}
 	return err
 }

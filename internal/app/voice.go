@@ -222,6 +222,7 @@ func (a *App) initVoice(context.Context) (func(context.Context) error, error) {
 		vstore = a.Store
 	}
 	svc, err := voice.New(voice.Config{STT: stt, TTS: tts, Store: vstore, Secret: voiceSecret(a.cfg.JWTSecret), PublicURL: a.cfg.PublicURL, MaxStreams: maxStreams,
+		Runner: a.replicaID, Alive: a.replicaAlive,
 		NewVAD: newVAD, Frame: a.opts.Voice.Frame, SilenceTimeout: a.opts.Voice.SilenceTimeout, Logger: a.log, Streams: func(tr string, d int) { streams.WithLabelValues(tr).Add(float64(d)) },
 		Metrics: voice.Metrics{Stage: func(st string, d time.Duration) { stages.WithLabelValues(st).Observe(d.Seconds()) },
 			BargeIn: bargeIns.Inc, Error: func(st string) { failures.WithLabelValues(st).Inc() },

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/audit"
 	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
@@ -181,4 +185,93 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	if _, err := third.Session(tenant.WithID(context.Background(), other.ID), vsID); err == nil {
 		t.Fatal("another tenant read the session")
 	}
+}
+
+// TestInterruptedStreams: process A carries a call's stream when it dies. Another process ends the
+// session as interrupted once A counts as stopped (not before, and A never ends its own live session
+// this way); a second look changes nothing, and the end is audited.
+func TestInterruptedStreams(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.Open(t)
+			ten := storetest.NewTenant(t, db, "voiceinterrupt")
+			ctx := tenant.WithID(context.Background(), ten.ID)
+			a := &approval.Approval{ID: "ap1", SessionID: "s1", Command: "systemctl restart nginx", RiskLevel: 2, Status: approval.Pending,
+				ToolInput: json.RawMessage(`{"server":"web-1"}`)}
+			var aAlive atomic.Bool
+			aAlive.Store(true)
+			audits := &auditSpy{}
+			start := func(runner string) *voice.Service {
+				s, err := voice.New(voice.Config{STT: deaf{}, TTS: beep{}, Store: db, Secret: []byte("0123456789abcdef0123"),
+					PublicURL: "https://it0.example", Frame: time.Millisecond, SilenceTimeout: time.Hour, Runner: runner,
+					Alive: func(_ context.Context, r string) (bool, error) { return r == "A" && aAlive.Load(), nil }},
+					restartAgent{approval: a}, nil, nil, audits)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			procA, procB := start("A"), start("B")
+			_, params, err := procA.PrepareCall(ctx, "ap1", "+8613800001111", "en")
+			if err != nil {
+				t.Fatal(err)
+			}
+			vsID := params["voice_session"]
+			// A's stream starts and stays open: A "dies" with it (its stream is never ended).
+			p := newPipe()
+			sctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			t.Cleanup(func() { cancel(); <-done })
+			go func() { procA.ServeTwilio(sctx, p); close(done) }()
+			p.send(map[string]any{"event": "connected", "protocol": "Call", "version": "1.0.0"})
+			p.send(map[string]any{"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": map[string]any{"streamSid": "MZ1",
+				"callSid": "CA1", "customParameters": params, "mediaFormat": map[string]any{"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+			for spoke := false; !spoke; { // the stream is up: the agent speaks
+				spoke = strings.Contains(string(<-p.out), `"event":"media"`)
+			}
+			if vs, err := db.VoiceSessionGet(ctx, vsID); err != nil || vs.State != voice.SessionActive || vs.Runner != "A" {
+				t.Fatalf("the call's record while A carries it: %+v %v", vs, err)
+			}
+			for name, s := range map[string]*voice.Service{"A itself": procA, "B while A is alive": procB} {
+				if n, err := s.InterruptedStreams(ctx); err != nil || n != 0 {
+					t.Fatalf("%s ended %d sessions: %v", name, n, err)
+				}
+			}
+			aAlive.Store(false)
+			if n, err := procB.InterruptedStreams(ctx); err != nil || n != 1 {
+				t.Fatalf("B ended %d sessions of the stopped A: %v", n, err)
+			}
+			if n, err := procB.InterruptedStreams(ctx); err != nil || n != 0 {
+				t.Fatalf("a second look ended %d more: %v", n, err)
+			}
+			vs, err := db.VoiceSessionGet(ctx, vsID)
+			if err != nil || vs.State != voice.SessionEnded || !strings.HasPrefix(vs.EndReason, "interrupted") || vs.EndedAt == nil {
+				t.Fatalf("the call's record after A stopped: %+v %v", vs, err)
+			}
+			if got := audits.actions(); !slices.Contains(got, "voice.session_ended") {
+				t.Errorf("audited %v, want voice.session_ended", got)
+			}
+		})
+	}
+}
+
+// auditSpy keeps the actions it is asked to record.
+type auditSpy struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (a *auditSpy) Record(_ context.Context, r audit.Record) (*audit.Entry, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.list = append(a.list, r.Action)
+	return &audit.Entry{}, nil
+}
+
+func (a *auditSpy) actions() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.list)
 }

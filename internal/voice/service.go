@@ -59,6 +59,11 @@ type Store interface {
 	VoiceSessionPut(ctx context.Context, vs *Session) error
 	// VoiceSessionGet returns voice session id of the tenant in ctx; errs.NotFound when there is none.
 	VoiceSessionGet(ctx context.Context, id string) (*Session, error)
+	// VoiceSessionsActive lists the active sessions of the tenant in ctx, without their turns.
+	VoiceSessionsActive(ctx context.Context) ([]Session, error)
+	// VoiceSessionInterrupt ends session id with reason at at, if it is still active on runner, and
+	// reports whether it did.
+	VoiceSessionInterrupt(ctx context.Context, id, runner, reason string, at time.Time) (bool, error)
 }
 
 // AuditLog records what voice does.
@@ -93,6 +98,11 @@ type Config struct {
 	Streams func(transport string, delta int)
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Runner names this process on the sessions whose stream it carries (default: a random name), and
+	// Alive tells whether the process named on another session is still running (default: none is; one
+	// process on its own database). InterruptedStreams ends the sessions of stopped processes.
+	Runner string
+	Alive  func(ctx context.Context, runner string) (bool, error)
 }
 
 // Transports.
@@ -125,6 +135,8 @@ type Session struct {
 	CreatedAt      time.Time  `json:"created_at"`
 	StartedAt      *time.Time `json:"started_at,omitempty"`
 	EndedAt        *time.Time `json:"ended_at,omitempty"`
+	// Runner is the process carrying the stream of an active session.
+	Runner string `json:"-"`
 }
 
 // Turn is one side's line in a voice session.
@@ -189,6 +201,11 @@ func New(cfg Config, ag Agent, answers Answerer, calls Calls, al AuditLog) (*Ser
 		cfg.Now = time.Now
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.Runner == "" {
+		b := make([]byte, 6)
+		rand.Read(b)
+		cfg.Runner = "process-" + hex.EncodeToString(b)
+	}
 	return &Service{cfg: cfg, log: cfg.Logger.With(slog.String("component", "voice")), agent: ag, answers: answers, calls: calls, audit: al,
 		pacer:    NewPacer(PacerConfig{Late: cfg.Metrics.PacingLate}),
 		sessions: map[string]*liveSession{}, streams: map[string]int{}, used: map[string]time.Time{}}, nil
@@ -565,7 +582,7 @@ func (s *Service) begin(vs *Session) error {
 	if vs.State != SessionWaiting {
 		return errStreamUsed
 	}
-	vs.State, vs.StartedAt = SessionActive, ptr(s.cfg.Now())
+	vs.State, vs.StartedAt, vs.Runner = SessionActive, ptr(s.cfg.Now()), s.cfg.Runner
 	return nil
 }
 
