@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -204,122 +205,74 @@ func wantRuns(t *testing.T, o *ops.Orders, ctx context.Context, want map[*ops.St
 	}
 }
 
-// TestMonitorEventRace: two replicas handle the same monitor event at the same moment (a message reclaimed
-// from a consumer that was only slow, or a relay replay): the order runs once, and neither replica fails
-// the event. Each round is a new alert; the runs end between rounds.
-func TestMonitorEventRace(t *testing.T) {
+// TestConcurrentEvents: two replicas handle alert events for one event-triggered order at the same moment,
+// round after round (the runs end between rounds), on both backends.
+//   - The same event on both (a message reclaimed from a consumer that was only slow, a relay replay): the
+//     order runs once, and neither replica fails the event.
+//   - Two different events while no run is open: one starts a run, the other is recorded as skipped (a run
+//     is still going), never two overlapping runs.
+func TestConcurrentEvents(t *testing.T) {
 	t.Parallel()
 	for _, be := range storetest.Backends() {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			db, tid, ctx, log := tenantDB(t, be.Open, "monrace")
-			agents := [2]*fakeAgent{{}, {}}
-			replicas := [2]*ops.Orders{}
-			for i := range replicas {
-				replicas[i] = ops.NewOrders(db, agents[i], oneServer{}, log, jobs.CheckCron, nil)
-			}
-			so := &ops.StandingOrder{Name: "on alert", Trigger: ops.Trigger{Type: "event", EventType: ops.EventAlertFired},
-				Targets: ops.Targets{AllServers: true}, AgentInstructions: ops.AgentInstructions{Prompt: "look", MaxRiskLevel: 0}}
-			if err := replicas[0].Create(ctx, so, ""); err != nil {
-				t.Fatal(err)
-			}
-			const rounds = 20
-			for round := range rounds {
-				e := monitor.Event{Type: monitor.EventAlertFired, TenantID: tid, Subject: uuid.NewString(), ServerID: "srv-1"}
-				start := make(chan struct{})
-				var wg sync.WaitGroup
-				errs := [2]error{}
-				for i, o := range replicas {
-					wg.Go(func() {
-						<-start
-						errs[i] = o.OnMonitorEvent(ctx, e)
-					})
+		for _, same := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/same=%v", be.Name, same), func(t *testing.T) {
+				t.Parallel()
+				db, tid, ctx, log := tenantDB(t, be.Open, "concurrent")
+				agents := [2]*fakeAgent{{}, {}}
+				replicas := [2]*ops.Orders{}
+				for i := range replicas {
+					replicas[i] = ops.NewOrders(db, agents[i], oneServer{}, log, jobs.CheckCron, nil)
 				}
-				close(start)
-				wg.Wait()
-				for i, err := range errs {
-					if err != nil {
-						t.Fatalf("round %d, replica %d: %v", round, i, err)
+				so := &ops.StandingOrder{Name: "on alert", Trigger: ops.Trigger{Type: "event", EventType: ops.EventAlertFired},
+					Targets: ops.Targets{AllServers: true}, AgentInstructions: ops.AgentInstructions{Prompt: "look", MaxRiskLevel: 0}}
+				if err := replicas[0].Create(ctx, so, ""); err != nil {
+					t.Fatal(err)
+				}
+				const rounds = 15
+				for round := range rounds {
+					e := monitor.Event{Type: monitor.EventAlertFired, TenantID: tid, Subject: uuid.NewString(), ServerID: "srv-1"}
+					start := make(chan struct{})
+					var wg sync.WaitGroup
+					for i, o := range replicas {
+						ev := e
+						if !same {
+							ev.Subject = uuid.NewString()
+						}
+						wg.Go(func() {
+							<-start
+							if err := o.OnMonitorEvent(ctx, ev); err != nil {
+								t.Errorf("round %d, replica %d: %v", round, i, err)
+							}
+						})
+					}
+					close(start)
+					wg.Wait()
+					for _, ag := range agents {
+						ag.finish(ctx, replicas[0])
 					}
 				}
-				for _, ag := range agents {
-					ag.finish(ctx, replicas[0])
+				if n := agents[0].starts.Load() + agents[1].starts.Load(); n != rounds {
+					t.Errorf("agent runs started: %d, want %d (one per round)", n, rounds)
 				}
-			}
-			if n := agents[0].starts.Load() + agents[1].starts.Load(); n != rounds {
-				t.Errorf("agent runs started: %d, want %d (one per event)", n, rounds)
-			}
-			list, err := replicas[0].Executions(ctx, so.ID, 2*rounds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range list {
-				if e.Status != ops.ExecCompleted {
-					t.Errorf("execution %s: %s %s, want completed", e.ID, e.Status, e.Error)
+				list, err := replicas[0].Executions(ctx, so.ID, 4*rounds)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if len(list) != rounds {
-				t.Errorf("executions: %d for %d events, want one per event", len(list), rounds)
-			}
-		})
-	}
-}
-
-// TestOverlappingEvents: two different events for one order arrive at the same moment on two replicas
-// while no run is open: one starts a run, the other is recorded as skipped (a run is still going), never
-// two overlapping runs.
-func TestOverlappingEvents(t *testing.T) {
-	t.Parallel()
-	for _, be := range storetest.Backends() {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			db, tid, ctx, log := tenantDB(t, be.Open, "overlap")
-			agents := [2]*fakeAgent{{}, {}}
-			replicas := [2]*ops.Orders{}
-			for i := range replicas {
-				replicas[i] = ops.NewOrders(db, agents[i], oneServer{}, log, jobs.CheckCron, nil)
-			}
-			so := &ops.StandingOrder{Name: "on alert", Trigger: ops.Trigger{Type: "event", EventType: ops.EventAlertFired},
-				Targets: ops.Targets{AllServers: true}, AgentInstructions: ops.AgentInstructions{Prompt: "look", MaxRiskLevel: 0}}
-			if err := replicas[0].Create(ctx, so, ""); err != nil {
-				t.Fatal(err)
-			}
-			const rounds = 10
-			for round := range rounds {
-				start := make(chan struct{})
-				var wg sync.WaitGroup
-				for i, o := range replicas {
-					e := monitor.Event{Type: monitor.EventAlertFired, TenantID: tid, Subject: uuid.NewString(), ServerID: "srv-1"}
-					wg.Go(func() {
-						<-start
-						if err := o.OnMonitorEvent(ctx, e); err != nil {
-							t.Errorf("round %d, replica %d: %v", round, i, err)
-						}
-					})
+				skipped := 0
+				for _, e := range list {
+					if e.Status == ops.ExecSkipped {
+						skipped++
+					}
 				}
-				close(start)
-				wg.Wait()
-				for _, ag := range agents {
-					ag.finish(ctx, replicas[0])
+				wantSkipped := rounds // each round's second event
+				if same {
+					wantSkipped = 0 // the second delivery is the same event: nothing more to record
 				}
-			}
-			if n := agents[0].starts.Load() + agents[1].starts.Load(); n != rounds {
-				t.Errorf("agent runs started: %d, want %d (one per round; the other event is skipped)", n, rounds)
-			}
-			list, err := replicas[0].Executions(ctx, so.ID, 4*rounds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			skipped := 0
-			for _, e := range list {
-				if e.Status == ops.ExecSkipped {
-					skipped++
+				if len(list) != rounds+wantSkipped || skipped != wantSkipped {
+					t.Errorf("executions: %d with %d skipped, want %d with %d skipped", len(list), skipped, rounds+wantSkipped, wantSkipped)
 				}
-			}
-			if len(list) != 2*rounds || skipped != rounds {
-				t.Errorf("executions: %d with %d skipped, want %d with %d skipped", len(list), skipped, 2*rounds, rounds)
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -131,14 +131,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	a := &approval.Approval{ID: "ap1", SessionID: "s1", Command: "rm -rf /var/log/old", RiskLevel: 1, Status: approval.Pending,
 		ToolInput: json.RawMessage(`{"server":"web-1"}`)}
 	// start is one process's gateway; each call is a restart.
-	start := func() *voice.Service {
-		s, err := voice.New(voice.Config{STT: deaf{}, TTS: beep{}, Store: db, Secret: []byte("0123456789abcdef0123"), PublicURL: "https://it0.example",
-			Frame: time.Millisecond, SilenceTimeout: time.Hour}, restartAgent{approval: a}, nil, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	start := func() *voice.Service { return gateway(t, voice.Config{Store: db}, a, nil) }
 
 	first := start()
 	_, params, err := first.PrepareCall(ctx, "ap1", "+8613800001111", "en")
@@ -204,14 +197,8 @@ func TestInterruptedStreams(t *testing.T) {
 			aAlive.Store(true)
 			audits := &auditSpy{}
 			start := func(runner string) *voice.Service {
-				s, err := voice.New(voice.Config{STT: deaf{}, TTS: beep{}, Store: db, Secret: []byte("0123456789abcdef0123"),
-					PublicURL: "https://it0.example", Frame: time.Millisecond, SilenceTimeout: time.Hour, Runner: runner,
-					Alive: func(_ context.Context, r string) (bool, error) { return r == "A" && aAlive.Load(), nil }},
-					restartAgent{approval: a}, nil, nil, audits)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
+				return gateway(t, voice.Config{Store: db, Runner: runner,
+					Alive: func(_ context.Context, r string) (bool, error) { return r == "A" && aAlive.Load(), nil }}, a, audits)
 			}
 			procA, procB := start("A"), start("B")
 			_, params, err := procA.PrepareCall(ctx, "ap1", "+8613800001111", "en")
@@ -255,6 +242,19 @@ func TestInterruptedStreams(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gateway is one process's voice gateway on cfg's store (and runner), speaking in beeps, hearing nothing,
+// answering about approval a; al, when set, receives its audit records.
+func gateway(t *testing.T, cfg voice.Config, a *approval.Approval, al voice.AuditLog) *voice.Service {
+	t.Helper()
+	cfg.STT, cfg.TTS, cfg.Secret, cfg.PublicURL = deaf{}, beep{}, []byte("0123456789abcdef0123"), "https://it0.example"
+	cfg.Frame, cfg.SilenceTimeout = time.Millisecond, time.Hour
+	s, err := voice.New(cfg, restartAgent{approval: a}, nil, nil, al)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // auditSpy keeps the actions it is asked to record.
