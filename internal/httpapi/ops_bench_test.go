@@ -21,6 +21,7 @@ import (
 	"github.com/it0/it0/internal/ops"
 	"github.com/it0/it0/internal/ops/approval"
 	"github.com/it0/it0/internal/outbox"
+	"github.com/it0/it0/internal/store"
 	"github.com/it0/it0/internal/store/storetest"
 	"github.com/it0/it0/internal/tenant"
 	"github.com/it0/it0/internal/vault"
@@ -161,7 +162,8 @@ func cpuTime() time.Duration {
 func BenchmarkCronOrders(b *testing.B) {
 	open, dialect := storetest.OpenSQLite, jobs.SQLite
 	if *cronPostgres {
-		open, dialect = storetest.OpenPostgres, jobs.Postgres
+		// The production pool (storetest's default is smaller, for many parallel tests).
+		open, dialect = func(tb testing.TB) *store.DB { return storetest.OpenPostgresPool(tb, 0) }, jobs.Postgres
 	}
 	for b.Loop() {
 		// The app's own loops stay stopped: the benchmark measures its runner, orders and the CPU they take.
@@ -217,7 +219,7 @@ func BenchmarkCronOrders(b *testing.B) {
 			b.Fatal(err)
 		}
 		time.Sleep(time.Until(due))
-		cpu0 := cpuTime()
+		cpu0, pool0 := cpuTime(), tb.db.PoolStats()
 		deadline := time.Now().Add(time.Minute)
 		for {
 			rec.mu.Lock()
@@ -232,7 +234,9 @@ func BenchmarkCronOrders(b *testing.B) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		time.Sleep(time.Until(due.Add(time.Minute))) // the rest of the minute: idle polling counts too
-		cpu := cpuTime() - cpu0
+		cpu, pool := cpuTime()-cpu0, tb.db.PoolStats()
+		b.ReportMetric(float64(pool.WaitCount-pool0.WaitCount), "db_pool_waits")
+		b.ReportMetric(float64((pool.WaitDuration-pool0.WaitDuration).Milliseconds()), "db_pool_wait_ms")
 		lag.report(b, due) // the tick's events: not the catch-up runs of minutes that passed during setup
 		rec.mu.Lock()
 		delays := make([]time.Duration, len(rec.starts))

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -122,4 +123,13 @@ func (db *DB) OutboxFillForBench(ctx context.Context, stream string, payload []b
 		}
 	}
 	return nil
+}
+
+// PoolStats is the PostgreSQL connection pool's statistics (zero on SQLite): benchmarks report how long
+// requests waited for a connection.
+func (db *DB) PoolStats() sql.DBStats {
+	if db.dialect != Postgres {
+		return sql.DBStats{}
+	}
+	return db.shared.Stats()
 }

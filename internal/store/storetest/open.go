@@ -54,11 +54,18 @@ func RequirePostgres(tb testing.TB) {
 // when the test ends.
 func OpenPostgres(tb testing.TB) *store.DB {
 	tb.Helper()
+	return OpenPostgresPool(tb, 8)
+}
+
+// OpenPostgresPool is OpenPostgres with a pool of maxConns connections (0: the production default), for
+// benchmarks that measure what a deployment would see.
+func OpenPostgresPool(tb testing.TB, maxConns int) *store.DB {
+	tb.Helper()
 	RequirePostgres(tb)
 	b := make([]byte, 6)
 	rand.Read(b)
 	prefix := "it0test_" + hex.EncodeToString(b)
-	db, err := store.Open(context.Background(), store.Config{DatabaseURL: PostgresURL(), SchemaPrefix: prefix, MaxOpenConns: 8})
+	db, err := store.Open(context.Background(), store.Config{DatabaseURL: PostgresURL(), SchemaPrefix: prefix, MaxOpenConns: maxConns})
 	if err != nil {
 		tb.Fatalf("open postgres store: %v", err)
 	}
