@@ -236,7 +236,7 @@ func BenchmarkCronOrders(b *testing.B) {
 		time.Sleep(time.Until(due.Add(time.Minute))) // the rest of the minute: idle polling counts too
 		cpu, pool := cpuTime()-cpu0, tb.db.PoolStats()
 		b.ReportMetric(float64(pool.WaitCount-pool0.WaitCount), "db_pool_waits")
-		b.ReportMetric(float64((pool.WaitDuration-pool0.WaitDuration).Milliseconds()), "db_pool_wait_ms")
+		b.ReportMetric(float64((pool.WaitDuration - pool0.WaitDuration).Milliseconds()), "db_pool_wait_ms")
 		lag.report(b, due) // the tick's events: not the catch-up runs of minutes that passed during setup
 		rec.mu.Lock()
 		delays := make([]time.Duration, len(rec.starts))
