@@ -222,14 +222,7 @@ func (s *Service) paused(ctx context.Context, sessionID string, out Outcome, eve
 		s.log.ErrorContext(ctx, "mark session paused", slog.String("error", err.Error()))
 		return false
 	}
-	if out.State != nil {
-		sess.State = out.State
-	}
-	sess.TokensUsed += out.TokensUsed
-	sess.CostUSD += out.CostUSD
-	if out.Summary != "" {
-		sess.Summary = out.Summary
-	}
+	applyOutcome(sess, out)
 	if sess.Status == StatusRunning {
 		sess.Status = StatusAwaitingApproval
 	}
@@ -252,6 +245,15 @@ func (s *Service) finishOutcome(ctx context.Context, sessionID string, out Outco
 	if err != nil {
 		return
 	}
+	applyOutcome(sess, out)
+	sess.UpdatedAt = s.now()
+	if err := s.store.SessionUpdate(sctx, sess); err != nil {
+		s.log.ErrorContext(ctx, "store session outcome", slog.String("error", err.Error()))
+	}
+}
+
+// applyOutcome adds what a run returned to sess: its engine state, tokens, cost and summary.
+func applyOutcome(sess *Session, out Outcome) {
 	if out.State != nil {
 		sess.State = out.State
 	}
@@ -259,10 +261,6 @@ func (s *Service) finishOutcome(ctx context.Context, sessionID string, out Outco
 	sess.CostUSD += out.CostUSD
 	if out.Summary != "" {
 		sess.Summary = out.Summary
-	}
-	sess.UpdatedAt = s.now()
-	if err := s.store.SessionUpdate(sctx, sess); err != nil {
-		s.log.ErrorContext(ctx, "store session outcome", slog.String("error", err.Error()))
 	}
 }
 
