@@ -6,8 +6,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/it0/it0/internal/agent"
+	"github.com/it0/it0/internal/bus/bustest"
 	"github.com/it0/it0/internal/store/storetest"
 )
 
@@ -152,47 +151,21 @@ func startSubscribers(b *testing.B, url string) func() []time.Duration {
 // fanoutFloor measures the bare broadcast: a WebSocket server that, once every subscriber is connected,
 // writes each event (the fields the subscribers read) to each of them in turn, at the benchmark's rate.
 func fanoutFloor(b *testing.B) []time.Duration {
-	var (
-		mu    sync.Mutex
-		conns []*websocket.Conn
-	)
-	joined := make(chan struct{}, *fanoutSubs)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
-		if err != nil {
-			return
-		}
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
-		joined <- struct{}{}
-		<-r.Context().Done()
-	}))
-	defer srv.Close()
-	wait := startSubscribers(b, strings.Replace(srv.URL, "http", "ws", 1))
-	for range *fanoutSubs {
-		<-joined
-	}
+	floor := bustest.NewBroadcaster(b, *fanoutSubs)
+	wait := startSubscribers(b, floor.URL)
+	floor.WaitJoined(*fanoutSubs)
 	var tick *time.Ticker
 	if *fanoutRate > 0 {
 		tick = time.NewTicker(time.Second / time.Duration(*fanoutRate))
 		defer tick.Stop()
 	}
-	ctx := context.Background()
-	broadcast := func(data []byte) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Write(ctx, websocket.MessageText, data)
-		}
-	}
 	for i := range *fanoutEvents {
 		if tick != nil {
 			<-tick.C
 		}
-		broadcast(fmt.Appendf(nil, `{"type":"text","text":"token %d ","time":%q}`, i, time.Now().Format(time.RFC3339Nano)))
+		floor.Send(fmt.Appendf(nil, `{"type":"text","text":"token %d ","time":%q}`, i, time.Now().Format(time.RFC3339Nano)))
 	}
-	broadcast([]byte(`{"type":"completed","summary":"done"}`))
+	floor.Send([]byte(`{"type":"completed","summary":"done"}`))
 	return wait()
 }
 

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,32 +61,12 @@ func BenchmarkLiveEventsAcrossReplicas(b *testing.B) {
 	})
 
 	// The floor: one process writes each event to the same number of clients, nothing in between.
-	var mu sync.Mutex
-	var conns []*websocket.Conn
-	joined := make(chan struct{}, wsSubscribers)
-	floor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
-		if err != nil {
-			return
-		}
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
-		joined <- struct{}{}
-		<-r.Context().Done()
-	}))
-	b.Cleanup(floor.Close)
+	floor := bustest.NewBroadcaster(b, wsSubscribers)
 	floorClients := dialClients(b, func(int) string { return floor.URL })
-	for range wsSubscribers {
-		<-joined
-	}
+	floor.WaitJoined(wsSubscribers)
 	floorP99 := measureWS(b, floorClients, func(seq int64) {
 		data, _ := json.Marshal(agent.Event{SessionID: "bench", Seq: seq, Type: agent.EventText, Text: "benchmark event"})
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Write(context.Background(), websocket.MessageText, data)
-		}
+		floor.Send(data)
 	})
 	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
 	b.ReportMetric(float64(floorP99.Microseconds()), "floor-p99-µs")
