@@ -340,10 +340,8 @@ func (a *App) initAgent(ctx context.Context) (func(context.Context) error, error
 	if err != nil {
 		return nil, err
 	}
-	a.Agent.OnRunEnd(func(_ context.Context, s *agent.Session) { // its agent.run_ended event waits in the outbox
-		if a.Relay != nil {
-			a.Relay.Notify(s.TenantID)
-		}
+	a.Agent.OnRunEnd(func(ctx context.Context, s *agent.Session) { // its agent.run_ended event waits in the outbox
+		a.notifyOutbox(tenant.WithID(ctx, s.TenantID))
 	})
 	return func(context.Context) error { a.Agent.Close(); return nil }, nil
 }

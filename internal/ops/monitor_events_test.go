@@ -353,3 +353,37 @@ func TestThresholdReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestThresholdOutsideValidity: a threshold that holds for an order not yet valid starts nothing and is no
+// error (a samples batch would otherwise be handed out again for ever); once the order is valid, the
+// same hold fires.
+func TestThresholdOutsideValidity(t *testing.T) {
+	t.Parallel()
+	db, _, ctx, log := tenantDB(t, storetest.OpenSQLite, "validity")
+	ag := &fakeAgent{}
+	now := time.Now().UTC()
+	clock := now
+	o := ops.NewOrders(db, ag, oneServer{}, log, jobs.CheckCron, func() time.Time { return clock })
+	from := now.Add(time.Hour)
+	so := &ops.StandingOrder{Name: "hot", Trigger: ops.Trigger{Type: "threshold", ThresholdCondition: &ops.ThresholdCondition{
+		MetricType: "cpu_usage", Operator: ">", Value: 90}}, ValidFrom: &from,
+		Targets: ops.Targets{AllServers: true}, AgentInstructions: ops.AgentInstructions{Prompt: "look", MaxRiskLevel: 0}}
+	if err := o.Create(ctx, so, ""); err != nil {
+		t.Fatal(err)
+	}
+	sample := func(at time.Time) []*ops.Execution {
+		t.Helper()
+		started, err := o.ObserveSamples(ctx, []monitor.Sample{{ServerID: "srv-1", Metric: "cpu_usage", Value: 95, At: at}})
+		if err != nil {
+			t.Fatalf("sample at %s: %v", at, err)
+		}
+		return started
+	}
+	if got := sample(now); len(got) != 0 || ag.starts.Load() != 0 {
+		t.Fatalf("an order not yet valid started %d runs", ag.starts.Load())
+	}
+	clock = from.Add(time.Minute)
+	if got := sample(clock); len(got) != 1 || ag.starts.Load() != 1 {
+		t.Fatalf("once valid: %d executions, %d runs; want 1", len(got), ag.starts.Load())
+	}
+}
